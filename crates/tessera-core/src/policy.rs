@@ -1,0 +1,253 @@
+//! The permission policy: one function, [`can`], decides every action in the product.
+//!
+//! Routes never compare roles themselves; they name the [`Action`] they perform and the team
+//! that owns the resource, and ask. The full role × action × team matrix is tested below and
+//! again end to end in the server's integration tests.
+
+use crate::{role::Role, Invalid};
+
+/// Who is acting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A person in a team, with their role there.
+    TeamUser {
+        user_id: String,
+        team_id: String,
+        role: Role,
+    },
+    /// Platform support: runs the staff console, belongs to no team.
+    Staff { user_id: String },
+    /// A signed-in person who belongs to no team (removed, awaiting a move by support).
+    Teamless { user_id: String },
+}
+
+impl Actor {
+    pub fn user_id(&self) -> &str {
+        match self {
+            Actor::TeamUser { user_id, .. }
+            | Actor::Staff { user_id }
+            | Actor::Teamless { user_id } => user_id,
+        }
+    }
+
+    pub fn team_id(&self) -> Option<&str> {
+        match self {
+            Actor::TeamUser { team_id, .. } => Some(team_id),
+            _ => None,
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Actor::TeamUser { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a person can try to do. Later features' actions are listed already so the
+/// dashboard and API grow by adding routes, not by adding role checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// See the team's members and pending invitations.
+    ViewTeam,
+    InviteMember,
+    ResendInvitation,
+    RevokeInvitation,
+    RemoveMember,
+    ChangeMemberRole,
+    /// Rename the team, set its default callback URL.
+    EditTeamDetails,
+    ViewAuditLog,
+    /// See projects, batches and tasks; accept or reject tasks.
+    ViewTasks,
+    AuditTasks,
+    EditProjects,
+    ManageApiKeys,
+    ViewCallbacks,
+    ViewBilling,
+    EditPaymentInfo,
+    ManageIntegrations,
+    /// Work the team's labeling queue.
+    LabelTasks,
+    /// Platform support actions (staff console).
+    StaffConsole,
+    MoveUser,
+    SetTeamAdmin,
+    ReadMailOutbox,
+}
+
+impl Action {
+    pub const ALL: [Action; 21] = [
+        Action::ViewTeam,
+        Action::InviteMember,
+        Action::ResendInvitation,
+        Action::RevokeInvitation,
+        Action::RemoveMember,
+        Action::ChangeMemberRole,
+        Action::EditTeamDetails,
+        Action::ViewAuditLog,
+        Action::ViewTasks,
+        Action::AuditTasks,
+        Action::EditProjects,
+        Action::ManageApiKeys,
+        Action::ViewCallbacks,
+        Action::ViewBilling,
+        Action::EditPaymentInfo,
+        Action::ManageIntegrations,
+        Action::LabelTasks,
+        Action::StaffConsole,
+        Action::MoveUser,
+        Action::SetTeamAdmin,
+        Action::ReadMailOutbox,
+    ];
+
+    /// Platform actions are not scoped to a team.
+    pub fn is_platform(self) -> bool {
+        matches!(
+            self,
+            Action::StaffConsole | Action::MoveUser | Action::SetTeamAdmin | Action::ReadMailOutbox
+        )
+    }
+
+    /// The least role that may perform a team action (labeling is its own lane).
+    fn allowed_for(self, role: Role) -> bool {
+        use Action::*;
+        match self {
+            LabelTasks => role == Role::Labeler,
+            ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks => {
+                matches!(role, Role::Member | Role::Manager | Role::Admin)
+            }
+            InviteMember | ResendInvitation | RevokeInvitation | RemoveMember
+            | ChangeMemberRole | EditTeamDetails | ViewAuditLog | ManageApiKeys | ViewBilling
+            | ManageIntegrations => role.manages_team(),
+            EditPaymentInfo => role == Role::Admin,
+            StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox => false,
+        }
+    }
+}
+
+/// Decides whether `actor` may perform `action` on a resource owned by `resource_team`
+/// (`None` for platform actions). A team action on another team's resource is always denied.
+pub fn can(actor: &Actor, action: Action, resource_team: Option<&str>) -> bool {
+    if action.is_platform() {
+        return matches!(actor, Actor::Staff { .. });
+    }
+    match (actor, resource_team) {
+        (Actor::TeamUser { team_id, role, .. }, Some(resource_team)) => {
+            team_id == resource_team && action.allowed_for(*role)
+        }
+        _ => false,
+    }
+}
+
+/// The target of a change on the team page, as the rules need to see it.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRef<'a> {
+    pub user_id: &'a str,
+    pub role: Role,
+}
+
+/// Rules for changing a teammate's role from the team page: never to or from Admin, never
+/// your own role (ask a colleague, so nobody locks themselves out by accident).
+pub fn check_role_change(actor_id: &str, target: MemberRef<'_>, new_role: Role) -> Result<(), Invalid> {
+    if target.role == Role::Admin {
+        return Err(Invalid::new(
+            "The Admin's role cannot be changed here; changing a team's Admin is a support operation.",
+        ));
+    }
+    if new_role == Role::Admin {
+        return Err(Invalid::new(
+            "Nobody can be made Admin here; changing a team's Admin is a support operation.",
+        ));
+    }
+    if target.user_id == actor_id {
+        return Err(Invalid::new("You cannot change your own role."));
+    }
+    Ok(())
+}
+
+/// Rules for removing a teammate: the Admin stays, and nobody removes themselves here.
+pub fn check_removal(actor_id: &str, target: MemberRef<'_>) -> Result<(), Invalid> {
+    if target.role == Role::Admin {
+        return Err(Invalid::new(
+            "The team's Admin cannot be removed; ask support to make someone else Admin first.",
+        ));
+    }
+    if target.user_id == actor_id {
+        return Err(Invalid::new("You cannot remove yourself from the team."));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> Actor {
+        Actor::TeamUser {
+            user_id: "usr_1".into(),
+            team_id: "team_a".into(),
+            role,
+        }
+    }
+
+    /// The expected matrix, written out by hand so a change to the policy is a visible diff.
+    fn expected(role: Role, action: Action) -> bool {
+        use Action::*;
+        match role {
+            Role::Labeler => matches!(action, LabelTasks),
+            Role::Member => matches!(
+                action,
+                ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks
+            ),
+            Role::Manager => !matches!(action, LabelTasks | EditPaymentInfo) && !action.is_platform(),
+            Role::Admin => !matches!(action, LabelTasks) && !action.is_platform(),
+        }
+    }
+
+    #[test]
+    fn full_matrix_own_team_and_other_team() {
+        for role in Role::ALL {
+            let actor = user(role);
+            for action in Action::ALL {
+                if action.is_platform() {
+                    assert!(!can(&actor, action, None), "{role:?} {action:?}");
+                    continue;
+                }
+                assert_eq!(
+                    can(&actor, action, Some("team_a")),
+                    expected(role, action),
+                    "{role:?} {action:?} own team"
+                );
+                assert!(!can(&actor, action, Some("team_b")), "{role:?} {action:?} other team");
+                assert!(!can(&actor, action, None), "{role:?} {action:?} no team");
+            }
+        }
+    }
+
+    #[test]
+    fn staff_only_platform_actions() {
+        let staff = Actor::Staff { user_id: "usr_s".into() };
+        let teamless = Actor::Teamless { user_id: "usr_t".into() };
+        for action in Action::ALL {
+            assert_eq!(can(&staff, action, None), action.is_platform(), "{action:?}");
+            assert!(!can(&staff, action, Some("team_a")) || action.is_platform());
+            assert!(!can(&teamless, action, Some("team_a")));
+            assert!(!can(&teamless, action, None));
+        }
+    }
+
+    #[test]
+    fn role_change_rules() {
+        let member = MemberRef { user_id: "usr_2", role: Role::Member };
+        let admin = MemberRef { user_id: "usr_3", role: Role::Admin };
+        assert!(check_role_change("usr_1", member, Role::Manager).is_ok());
+        assert!(check_role_change("usr_1", member, Role::Admin).is_err());
+        assert!(check_role_change("usr_1", admin, Role::Manager).is_err());
+        assert!(check_role_change("usr_2", member, Role::Manager).is_err());
+        assert!(check_removal("usr_1", member).is_ok());
+        assert!(check_removal("usr_1", admin).is_err());
+        assert!(check_removal("usr_2", member).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! The per-team audit log: who did what, when, from where. Written in the same transaction as
+//! the change it describes.
+
+use sqlx::{any::AnyRow, Row};
+
+use crate::{new_id, now_ms, Store, StoreResult};
+
+/// An audit entry about to be written. `actor` is a label that survives the user (their email,
+/// or "operator (CLI)").
+#[derive(Debug, Clone, Default)]
+pub struct NewAuditEvent {
+    pub actor_user_id: Option<String>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+    pub created_at: i64,
+}
+
+/// One page of the log, newest first, with the cursor of the next (older) page.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    team_id: Option<&str>,
+    event: &NewAuditEvent,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, team_id, actor_user_id, actor, action, target, detail, ip, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id("evt"))
+    .bind(team_id)
+    .bind(event.actor_user_id.as_deref())
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.target)
+    .bind(&event.detail)
+    .bind(&event.ip)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        detail: row.try_get("detail")?,
+        ip: row.try_get("ip")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Cursor format: `<created_at>.<id>` of the last event shown (keyset pagination).
+fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
+    let (at, id) = cursor.split_once('.')?;
+    Some((at.parse().ok()?, id))
+}
+
+impl Store {
+    /// Writes an audit entry on its own (for events with no other write, such as a reveal).
+    pub async fn record_audit(&self, team_id: Option<&str>, event: &NewAuditEvent) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        insert(&mut conn, team_id, event).await
+    }
+
+    /// A page of `team_id`'s log, newest first. An unreadable cursor starts from the newest.
+    pub async fn list_audit(&self, team_id: &str, cursor: Option<&str>, limit: i64) -> StoreResult<AuditPage> {
+        let (before_at, before_id) = cursor
+            .and_then(parse_cursor)
+            .unwrap_or((i64::MAX, ""));
+        let rows = sqlx::query(
+            "SELECT id, actor, action, target, detail, ip, created_at FROM audit_events \
+             WHERE team_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3) OR $3 = '') \
+             AND created_at <= $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
+        .bind(team_id)
+        .bind(before_at)
+        .bind(before_id)
+        .bind(limit + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut events = rows.iter().map(event_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = if events.len() as i64 > limit {
+            events.truncate(usize::try_from(limit).unwrap_or(0));
+            events.last().map(|e| format!("{}.{}", e.created_at, e.id))
+        } else {
+            None
+        };
+        Ok(AuditPage { events, next_cursor })
+    }
+}

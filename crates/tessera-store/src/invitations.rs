@@ -1,0 +1,389 @@
+//! Invitations and their single-use links.
+
+use sqlx::{any::AnyRow, Row};
+use tessera_core::{Email, Role};
+
+use crate::{
+    audit, mail, new_id, now_ms,
+    users::{insert_user, NewUser},
+    NewAuditEvent, NewMail, Store, StoreError, StoreResult, User,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub id: String,
+    pub team_id: String,
+    pub email: String,
+    pub role: Role,
+    /// `pending`, `accepted` or `revoked`.
+    pub status: String,
+    pub invited_by: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_sent_at: i64,
+    pub send_count: i64,
+}
+
+/// An invitation to write, with the digest of its first link, the mail that carries the link
+/// and the audit entry — all committed together.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub team_id: String,
+    pub email: Email,
+    pub role: Role,
+    pub invited_by: String,
+    pub token_hash: String,
+    pub expires_at: i64,
+    pub mail: NewMail,
+    pub event: NewAuditEvent,
+}
+
+/// Whether inviting created an invitation or refreshed a pending one (new link, new expiry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteOutcome {
+    Created(Invitation),
+    Refreshed(Invitation),
+}
+
+/// What a link in an invitation email points at, for the accept page.
+#[derive(Debug, Clone)]
+pub struct InvitationLink {
+    pub invitation: Invitation,
+    pub team_name: String,
+    pub link_expires_at: i64,
+    pub superseded_at: Option<i64>,
+    pub used_at: Option<i64>,
+}
+
+/// Why a link can or cannot be used, in the order the accept page checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    Valid,
+    Used,
+    Revoked,
+    Superseded,
+    Expired,
+}
+
+impl InvitationLink {
+    pub fn state(&self, now: i64) -> AcceptOutcome {
+        if self.used_at.is_some() || self.invitation.status == "accepted" {
+            AcceptOutcome::Used
+        } else if self.invitation.status == "revoked" {
+            AcceptOutcome::Revoked
+        } else if self.superseded_at.is_some() {
+            AcceptOutcome::Superseded
+        } else if self.link_expires_at <= now {
+            AcceptOutcome::Expired
+        } else {
+            AcceptOutcome::Valid
+        }
+    }
+}
+
+const INVITATION_COLUMNS: &str = "i.id, i.team_id, i.email, i.role, i.status, i.invited_by, \
+    i.created_at, i.expires_at, i.last_sent_at, i.send_count";
+
+fn invitation_from_row(row: &AnyRow) -> StoreResult<Invitation> {
+    let role: String = row.try_get("role")?;
+    Ok(Invitation {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        email: row.try_get("email")?,
+        role: role
+            .parse()
+            .map_err(|e| StoreError::Config(format!("bad role in database: {e}")))?,
+        status: row.try_get("status")?,
+        invited_by: row.try_get("invited_by")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_sent_at: row.try_get("last_sent_at")?,
+        send_count: row.try_get("send_count")?,
+    })
+}
+
+async fn insert_token(
+    conn: &mut sqlx::AnyConnection,
+    invitation_id: &str,
+    token_hash: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE invitation_tokens SET superseded_at = $1 \
+         WHERE invitation_id = $2 AND superseded_at IS NULL AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(invitation_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO invitation_tokens (token_hash, invitation_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(invitation_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Invites `email` to a team, or — when a pending invitation exists — gives it a fresh link
+    /// (the old one dies), role and expiry. The mail and audit entry commit with it.
+    pub async fn invite(&self, new: &NewInvitation) -> StoreResult<InviteOutcome> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let existing = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i \
+             WHERE i.team_id = $1 AND i.email_key = $2 AND i.status = 'pending'"
+        ))
+        .bind(&new.team_id)
+        .bind(new.email.normalized())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (invitation_id, refreshed) = match existing {
+            Some(row) => {
+                let id: String = row.try_get("id")?;
+                sqlx::query(
+                    "UPDATE invitations SET role = $1, expires_at = $2, last_sent_at = $3, \
+                     send_count = send_count + 1, invited_by = $4 WHERE id = $5",
+                )
+                .bind(new.role.as_str())
+                .bind(new.expires_at)
+                .bind(now)
+                .bind(&new.invited_by)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                (id, true)
+            }
+            None => {
+                let id = new_id("inv");
+                sqlx::query(
+                    "INSERT INTO invitations (id, team_id, email, email_key, role, status, invited_by, \
+                     created_at, expires_at, last_sent_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $7)",
+                )
+                .bind(&id)
+                .bind(&new.team_id)
+                .bind(new.email.as_str())
+                .bind(new.email.normalized())
+                .bind(new.role.as_str())
+                .bind(&new.invited_by)
+                .bind(now)
+                .bind(new.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                (id, false)
+            }
+        };
+        insert_token(&mut tx, &invitation_id, &new.token_hash, new.expires_at, now).await?;
+        mail::insert(&mut tx, &new.mail).await?;
+        audit::insert(&mut tx, Some(&new.team_id), &new.event).await?;
+        tx.commit().await?;
+        let invitation = self.get_invitation(&new.team_id, &invitation_id).await?;
+        Ok(if refreshed {
+            InviteOutcome::Refreshed(invitation)
+        } else {
+            InviteOutcome::Created(invitation)
+        })
+    }
+
+    /// A pending invitation of `team_id`, or `NotFound`.
+    pub async fn get_invitation(&self, team_id: &str, invitation_id: &str) -> StoreResult<Invitation> {
+        let row = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i WHERE i.id = $1 AND i.team_id = $2"
+        ))
+        .bind(invitation_id)
+        .bind(team_id)
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        invitation_from_row(&row)
+    }
+
+    /// Pending invitations (expired ones included, so they can be resent), newest first.
+    pub async fn list_pending_invitations(&self, team_id: &str) -> StoreResult<Vec<Invitation>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i \
+             WHERE i.team_id = $1 AND i.status = 'pending' ORDER BY i.created_at DESC, i.id"
+        ))
+        .bind(team_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(invitation_from_row).collect()
+    }
+
+    /// Sends a pending invitation again with a fresh link; refused (`TooSoon`) within
+    /// `min_interval_ms` of the previous send.
+    pub async fn resend_invitation(
+        &self,
+        team_id: &str,
+        invitation_id: &str,
+        token_hash: &str,
+        expires_at: i64,
+        min_interval_ms: i64,
+        mail: &NewMail,
+        event: &NewAuditEvent,
+    ) -> StoreResult<Invitation> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE invitations SET expires_at = $1, last_sent_at = $2, send_count = send_count + 1 \
+             WHERE id = $3 AND team_id = $4 AND status = 'pending' AND last_sent_at <= $5",
+        )
+        .bind(expires_at)
+        .bind(now)
+        .bind(invitation_id)
+        .bind(team_id)
+        .bind(now - min_interval_ms)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            let row = sqlx::query(
+                "SELECT last_sent_at FROM invitations WHERE id = $1 AND team_id = $2 AND status = 'pending'",
+            )
+            .bind(invitation_id)
+            .bind(team_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let last: i64 = row.try_get("last_sent_at")?;
+            return Err(StoreError::TooSoon {
+                retry_in_ms: (last + min_interval_ms - now).max(1),
+            });
+        }
+        insert_token(&mut tx, invitation_id, token_hash, expires_at, now).await?;
+        mail::insert(&mut tx, mail).await?;
+        audit::insert(&mut tx, Some(team_id), event).await?;
+        tx.commit().await?;
+        self.get_invitation(team_id, invitation_id).await
+    }
+
+    /// Revokes a pending invitation: its links stop working at once.
+    pub async fn revoke_invitation(&self, team_id: &str, invitation_id: &str, event: &NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE invitations SET status = 'revoked', revoked_at = $1 \
+             WHERE id = $2 AND team_id = $3 AND status = 'pending'",
+        )
+        .bind(now_ms())
+        .bind(invitation_id)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::insert(&mut tx, Some(team_id), event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What the link with this token digest points at, whatever its state.
+    pub async fn find_invitation_link(&self, token_hash: &str) -> StoreResult<Option<InvitationLink>> {
+        let row = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS}, t.name AS team_name, k.expires_at AS link_expires_at, \
+             k.superseded_at, k.used_at FROM invitation_tokens k \
+             JOIN invitations i ON i.id = k.invitation_id JOIN teams t ON t.id = i.team_id \
+             WHERE k.token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(InvitationLink {
+                invitation: invitation_from_row(&row)?,
+                team_name: row.try_get("team_name")?,
+                link_expires_at: row.try_get("link_expires_at")?,
+                superseded_at: row.try_get("superseded_at")?,
+                used_at: row.try_get("used_at")?,
+            })),
+        }
+    }
+
+    /// Uses a link: marks it used (once, ever), accepts the invitation and creates the account
+    /// in the team with the invited role — or, with `existing_user_id`, brings an account that
+    /// belongs to no team into it. `NotFound` when the link is no longer usable (another
+    /// request won, or it expired); `Conflict` when the email already has an account.
+    pub async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        new_user: Option<&NewUser>,
+        existing_user_id: Option<&str>,
+        event: NewAuditEvent,
+    ) -> StoreResult<User> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let used = sqlx::query(
+            "UPDATE invitation_tokens SET used_at = $1 WHERE token_hash = $2 \
+             AND used_at IS NULL AND superseded_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i \
+             JOIN invitation_tokens k ON k.invitation_id = i.id WHERE k.token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        let invitation = invitation_from_row(&row)?;
+        let user_id = match (new_user, existing_user_id) {
+            (Some(new_user), _) => {
+                let id = new_id("usr");
+                insert_user(
+                    &mut tx,
+                    &id,
+                    new_user,
+                    Some((&invitation.team_id, invitation.role)),
+                    false,
+                    now,
+                )
+                .await?;
+                id
+            }
+            (None, Some(existing)) => {
+                let done = sqlx::query(
+                    "UPDATE users SET team_id = $1, role = $2, joined_team_at = $3 \
+                     WHERE id = $4 AND team_id IS NULL AND is_staff = 0",
+                )
+                .bind(&invitation.team_id)
+                .bind(invitation.role.as_str())
+                .bind(now)
+                .bind(existing)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict("users_email_key_uq".into()));
+                }
+                existing.to_owned()
+            }
+            (None, None) => return Err(StoreError::Config("accept needs a user".into())),
+        };
+        let accepted = sqlx::query(
+            "UPDATE invitations SET status = 'accepted', accepted_at = $1, accepted_user_id = $2 \
+             WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(&user_id)
+        .bind(&invitation.id)
+        .execute(&mut *tx)
+        .await?;
+        if accepted.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        let mut event = event;
+        event.actor_user_id.get_or_insert_with(|| user_id.clone());
+        audit::insert(&mut tx, Some(&invitation.team_id), &event).await?;
+        tx.commit().await?;
+        self.get_user(&user_id).await
+    }
+}

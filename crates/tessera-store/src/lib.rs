@@ -1,0 +1,158 @@
+//! Tessera's persistence: one [`Store`] over SQLite (embedded default) and PostgreSQL.
+//!
+//! Queries are written once in portable SQL and run through `sqlx::Any`; the few places where
+//! the two databases differ are switched on [`Dialect`]. Handlers never see SQL or sqlx types:
+//! they get the records defined here. See `docs/decisions/0001-storage.md`.
+
+#![forbid(unsafe_code)]
+
+mod audit;
+mod error;
+mod invitations;
+mod mail;
+mod migrate;
+mod rate;
+mod sessions;
+mod teams;
+mod users;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    any::{AnyConnectOptions, AnyPoolOptions},
+    AnyPool, Executor,
+};
+
+pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
+pub use error::{StoreError, StoreResult};
+pub use invitations::{AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation};
+pub use mail::{MailMessage, MailStatus, NewMail};
+pub use teams::{Team, TeamSummary};
+pub use users::{NewUser, User};
+
+/// Which SQL database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The one persistence API every feature uses.
+///
+/// On SQLite, writes go through a single-connection pool so that write transactions queue in
+/// Tessera instead of failing with `SQLITE_BUSY`; reads use their own pool (WAL lets them run
+/// beside the writer). On PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub struct Store {
+    writer: AnyPool,
+    reader: AnyPool,
+    dialect: Dialect,
+}
+
+/// Milliseconds since the Unix epoch: the one time representation in the schema.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A fresh random identifier with a readable prefix (`usr_…`, `team_…`), 96 random bits.
+pub fn new_id(prefix: &str) -> String {
+    let bytes: [u8; 12] = rand::random();
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+impl Store {
+    /// Connects to `database_url` (`sqlite://path` or `postgres://…`). SQLite files are created
+    /// when missing and opened in WAL mode with foreign keys on.
+    pub async fn connect(database_url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = if database_url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Config(
+                "database URL must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        match dialect {
+            Dialect::Sqlite => {
+                let url = if database_url.contains('?') {
+                    database_url.to_owned()
+                } else {
+                    format!("{database_url}?mode=rwc")
+                };
+                let options = AnyConnectOptions::from_str(&url)?;
+                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let reader = sqlite_pool(4).connect_with(options).await?;
+                Ok(Self { writer, reader, dialect })
+            }
+            Dialect::Postgres => {
+                let options = AnyConnectOptions::from_str(database_url)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Self {
+                    writer: pool.clone(),
+                    reader: pool,
+                    dialect,
+                })
+            }
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Brings the schema up to date; safe to run from several replicas at once.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        migrate::run(self).await
+    }
+
+    /// Cheap round trip for readiness probes.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Closes both pools, letting in-flight statements finish.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the database has it (PostgreSQL); SQLite serialises
+    /// writers anyway.
+    fn skip_locked(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// Converts the schema's 0/1 flags.
+fn flag(value: i64) -> bool {
+    value != 0
+}

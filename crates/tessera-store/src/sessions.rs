@@ -1,0 +1,69 @@
+//! Dashboard sessions, stored in the database so any replica can serve any request.
+
+use crate::{
+    users::{user_from_row, USER_COLUMNS},
+    now_ms, Store, StoreResult, User,
+};
+
+impl Store {
+    /// Records a session under the SHA-256 digest of its cookie token.
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        expires_at: i64,
+        ip: &str,
+        user_agent: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ip, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now_ms())
+        .bind(expires_at)
+        .bind(ip)
+        .bind(user_agent)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The user behind a live session, if any.
+    pub async fn session_user(&self, token_hash: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2"
+        ))
+        .bind(token_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Housekeeping: drops expired sessions and old rate-limit events.
+    pub async fn prune_expired(&self, rate_window_ms: i64) -> StoreResult<u64> {
+        let now = now_ms();
+        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        let events = sqlx::query("DELETE FROM rate_events WHERE at < $1")
+            .bind(now - rate_window_ms)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        Ok(sessions + events)
+    }
+}

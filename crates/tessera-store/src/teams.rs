@@ -1,0 +1,304 @@
+//! Teams and their membership: sign-up, roles, removal, moves and the Admin hand-over.
+
+use sqlx::{any::AnyRow, Row};
+use tessera_core::{team::team_name_key, Role};
+
+use crate::{
+    audit,
+    users::{insert_user, user_from_row, USER_COLUMNS},
+    new_id, now_ms, NewAuditEvent, NewUser, Store, StoreError, StoreResult, User,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub default_callback_url: Option<String>,
+    pub admin_user_id: String,
+    pub created_at: i64,
+}
+
+/// A row of the operator's team list.
+#[derive(Debug, Clone)]
+pub struct TeamSummary {
+    pub team: Team,
+    pub admin_email: String,
+    pub members: i64,
+}
+
+const TEAM_COLUMNS: &str = "t.id, t.name, t.default_callback_url, t.admin_user_id, t.created_at";
+
+fn team_from_row(row: &AnyRow) -> StoreResult<Team> {
+    Ok(Team {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        default_callback_url: row.try_get("default_callback_url")?,
+        admin_user_id: row.try_get("admin_user_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn name_conflict(err: StoreError) -> StoreError {
+    if err.is_conflict_on("name_key") {
+        StoreError::Conflict("teams_name_key_uq".into())
+    } else {
+        err
+    }
+}
+
+impl Store {
+    /// Creates a team and its Admin together (sign-up, or the operator CLI). The audit event's
+    /// actor defaults to the new Admin.
+    pub async fn create_team_with_admin(
+        &self,
+        team_name: &str,
+        admin: &NewUser,
+        mut event: NewAuditEvent,
+    ) -> StoreResult<(Team, User)> {
+        let team_id = new_id("team");
+        let user_id = new_id("usr");
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO teams (id, name, name_key, admin_user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&team_id)
+        .bind(team_name)
+        .bind(team_name_key(team_name))
+        .bind(&user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| name_conflict(e.into()))?;
+        insert_user(&mut tx, &user_id, admin, Some((&team_id, Role::Admin)), false, now).await?;
+        event.actor_user_id.get_or_insert_with(|| user_id.clone());
+        audit::insert(&mut tx, Some(&team_id), &event).await?;
+        tx.commit().await?;
+        Ok((self.get_team(&team_id).await?, self.get_user(&user_id).await?))
+    }
+
+    pub async fn get_team(&self, team_id: &str) -> StoreResult<Team> {
+        let row = sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1"))
+            .bind(team_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        team_from_row(&row)
+    }
+
+    /// Looks a team up by name, case-insensitively (operators address teams by name).
+    pub async fn find_team_by_name(&self, name: &str) -> StoreResult<Option<Team>> {
+        let row = sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.name_key = $1"))
+            .bind(team_name_key(name))
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(team_from_row).transpose()
+    }
+
+    pub async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TEAM_COLUMNS}, a.email AS admin_email, \
+             (SELECT COUNT(*) FROM users m WHERE m.team_id = t.id) AS members \
+             FROM teams t JOIN users a ON a.id = t.admin_user_id ORDER BY t.name_key"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TeamSummary {
+                    team: team_from_row(row)?,
+                    admin_email: row.try_get("admin_email")?,
+                    members: row.try_get("members")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Renames the team and sets its default callback URL, auditing what changed.
+    pub async fn update_team_details(
+        &self,
+        team_id: &str,
+        name: &str,
+        default_callback_url: Option<&str>,
+        event: NewAuditEvent,
+    ) -> StoreResult<Team> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE teams SET name = $1, name_key = $2, default_callback_url = $3 WHERE id = $4",
+        )
+        .bind(name)
+        .bind(team_name_key(name))
+        .bind(default_callback_url)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| name_conflict(e.into()))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::insert(&mut tx, Some(team_id), &event).await?;
+        tx.commit().await?;
+        self.get_team(team_id).await
+    }
+
+    /// Members, Admin first, then by name.
+    pub async fn list_members(&self, team_id: &str) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.team_id = $1 \
+             ORDER BY CASE WHEN u.role = 'admin' THEN 0 ELSE 1 END, LOWER(u.name), u.email_key"
+        ))
+        .bind(team_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// A member of `team_id`, or `NotFound` (also when the user is in another team).
+    pub async fn find_member(&self, team_id: &str, user_id: &str) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.team_id = $2"
+        ))
+        .bind(user_id)
+        .bind(team_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        user_from_row(&row)
+    }
+
+    /// Changes a non-Admin member's role. Never grants or takes Admin (the schema agrees).
+    pub async fn set_member_role(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        role: Role,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        if role == Role::Admin {
+            return Err(StoreError::Conflict("admin role is granted only by set_admin".into()));
+        }
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET role = $1 WHERE id = $2 AND team_id = $3 AND role <> 'admin'",
+        )
+        .bind(role.as_str())
+        .bind(user_id)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::insert(&mut tx, Some(team_id), &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a non-Admin member out of the team and signs them out everywhere. The account
+    /// stays (its history is referenced), in no team, until support moves it.
+    pub async fn remove_member(&self, team_id: &str, user_id: &str, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET team_id = NULL, role = NULL, joined_team_at = NULL \
+             WHERE id = $1 AND team_id = $2 AND role <> 'admin'",
+        )
+        .bind(user_id)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::insert(&mut tx, Some(team_id), &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Support operation: moves a user into `team_id` with `role` (not Admin). A team's Admin
+    /// cannot be moved away until another Admin is set. Ends the user's sessions.
+    pub async fn move_user(
+        &self,
+        user_id: &str,
+        team_id: &str,
+        role: Role,
+        event: NewAuditEvent,
+    ) -> StoreResult<User> {
+        if role == Role::Admin {
+            return Err(StoreError::Conflict("admin role is granted only by set_admin".into()));
+        }
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"))
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let user = user_from_row(&row)?;
+        if user.is_staff {
+            return Err(StoreError::Conflict("staff accounts belong to no team".into()));
+        }
+        if user.role == Some(Role::Admin) {
+            return Err(StoreError::Conflict("users_one_admin_per_team: user is their team's Admin".into()));
+        }
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE users SET team_id = $1, role = $2, joined_team_at = $3 WHERE id = $4 AND (role IS NULL OR role <> 'admin')",
+        )
+        .bind(team_id)
+        .bind(role.as_str())
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict("users_one_admin_per_team: user is their team's Admin".into()));
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(old_team) = user.team_id.as_deref().filter(|t| *t != team_id) {
+            audit::insert(&mut tx, Some(old_team), &event).await?;
+        }
+        audit::insert(&mut tx, Some(team_id), &event).await?;
+        tx.commit().await?;
+        self.get_user(user_id).await
+    }
+
+    /// Support operation: makes `user_id` (already in the team) its Admin; the previous Admin
+    /// becomes a Manager. One transaction, so the team is never without an Admin; the schema
+    /// rejects any interleaving that would leave two.
+    pub async fn set_admin(&self, team_id: &str, user_id: &str, event: NewAuditEvent) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let member = sqlx::query("SELECT role FROM users WHERE id = $1 AND team_id = $2")
+            .bind(user_id)
+            .bind(team_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let role: String = member.try_get("role")?;
+        if role == Role::Admin.as_str() {
+            return Ok(());
+        }
+        sqlx::query("UPDATE users SET role = 'manager' WHERE team_id = $1 AND role = 'admin'")
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1 AND team_id = $2")
+            .bind(user_id)
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE teams SET admin_user_id = $1 WHERE id = $2")
+            .bind(user_id)
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?;
+        audit::insert(&mut tx, Some(team_id), &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
