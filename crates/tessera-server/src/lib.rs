@@ -1,1 +1,148 @@
+//! The Tessera server: dashboard, (later) the v1 API, and background workers, as a library so
+//! the binary stays thin and integration tests start the real app on a random port.
 
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod audit;
+pub mod config;
+pub mod crypto;
+pub mod health;
+pub mod invitations;
+pub mod mail;
+pub mod ratelimit;
+pub mod staff;
+pub mod state;
+pub mod team;
+pub mod web;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{header, HeaderValue},
+    middleware,
+    Router,
+};
+use tessera_store::Store;
+use tokio::{net::TcpListener, sync::watch};
+use tower_http::{
+    limit::RequestBodyLimitLayer,
+    set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+
+pub use config::Config;
+pub use state::AppState;
+
+/// Largest request body accepted anywhere (dashboard forms are limited further).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Every route, with the middleware that applies to it.
+pub fn router(state: AppState) -> Router {
+    let dashboard = Router::new()
+        .merge(accounts::router())
+        .merge(team::router())
+        .merge(invitations::router())
+        .merge(audit::router())
+        .merge(staff::router())
+        .fallback(health::not_found)
+        .layer(middleware::from_fn(web::clear_flash))
+        .layer(middleware::from_fn_with_state(state.clone(), web::csrf::protect));
+    Router::new()
+        .merge(health::router())
+        .merge(dashboard)
+        .layer(
+            TraceLayer::new_for_http()
+                // Log the route template, never the raw path: invitation links carry tokens.
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("(unmatched)");
+                    tracing::info_span!("http", method = %request.method(), route = %route)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        // Invitation links carry a token in the path: never leak it in a Referer.
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ))
+        .with_state(state)
+}
+
+/// A bound, migrated, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database, applies migrations and binds the listen address (port 0
+    /// picks a free port, which tests use).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url)
+            .await
+            .context("connecting to the database")?;
+        store.migrate().await.context("migrating the database")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        Ok(Self { listener, state: AppState::new(store, config) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests and the current worker
+    /// pass finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mail = mail::worker::MailWorker::new(self.state.clone())?;
+        let mail_task = tokio::spawn(mail.run(stop_rx.clone()));
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), stop_rx));
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await?;
+        let _ = mail_task.await;
+        let _ = housekeeping.await;
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+/// Drops expired sessions and stale rate-limit events every few minutes.
+async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = state.store.prune_expired(ratelimit::Limit::LONGEST_WINDOW_MS).await {
+            tracing::warn!(error = %err, "housekeeping failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! Sign up, log in, log out, and the profile page.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+use tessera_core::{
+    profile::{check_new_password, Profile},
+    team::parse_team_name,
+    Email, Invalid,
+};
+use tessera_store::{NewAuditEvent, NewUser, StoreError};
+
+use crate::{
+    audit,
+    crypto::{hash_password, verify_password},
+    ratelimit::{self, Limit},
+    state::AppState,
+    web::{
+        format_time, page, redirect_with_flash, render, session, ClientIp, CsrfToken, Layout,
+        SignedIn, Viewer, WebError, WebResult,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/signup", get(signup_form).post(signup))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/profile", get(profile_form).post(update_profile))
+        .route("/profile/password", post(change_password))
+}
+
+/// Where a signed-in person lands: the page their role is for.
+pub fn home_path(who: &SignedIn) -> &'static str {
+    use tessera_core::{Action, Actor};
+    match &who.actor {
+        Actor::Staff { .. } => "/staff",
+        _ if who.authorize(Action::ViewTeam).is_ok() => "/team",
+        _ => "/profile",
+    }
+}
+
+async fn home(Viewer(viewer): Viewer) -> Redirect {
+    match viewer {
+        Some(who) => Redirect::to(home_path(&who)),
+        None => Redirect::to("/login"),
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Only same-site relative paths are followed after login (no open redirects).
+fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?.trim();
+    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && next.len() < 500)
+        .then(|| next.to_owned())
+}
+
+// ----- sign up -------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct SignupInput {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    team_name: String,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    layout: Layout,
+    error: Option<String>,
+    email: String,
+    name: String,
+    company: String,
+    team_name: String,
+}
+
+fn signup_page(csrf: &CsrfToken, input: &SignupInput, error: Option<String>) -> SignupPage {
+    SignupPage {
+        layout: Layout::anonymous("Sign up", csrf, None),
+        error,
+        email: input.email.clone(),
+        name: input.name.clone(),
+        company: input.company.clone(),
+        team_name: input.team_name.clone(),
+    }
+}
+
+async fn signup_form(Viewer(viewer): Viewer, csrf: CsrfToken) -> Response {
+    if let Some(who) = viewer {
+        return Redirect::to(home_path(&who)).into_response();
+    }
+    page(&signup_page(&csrf, &SignupInput::default(), None))
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Form(input): Form<SignupInput>,
+) -> WebResult<Response> {
+    let again = |status, message: String| render(status, &signup_page(&csrf, &input, Some(message)));
+    if let Err(wait) = ratelimit::check(&state, Limit::SignupPerIp, &ip.0).await? {
+        return Ok(again(StatusCode::TOO_MANY_REQUESTS, format!(
+            "Too many sign-ups from your network. Try again in {wait}."
+        )));
+    }
+    let parsed = (|| -> Result<_, Invalid> {
+        let email = Email::parse(&input.email)?;
+        let profile = Profile::parse(&input.name, &input.company, "", "")?;
+        let team_name = parse_team_name(&input.team_name)?;
+        check_new_password(&input.password, None)?;
+        Ok((email, profile, team_name))
+    })();
+    let (email, profile, team_name) = match parsed {
+        Ok(v) => v,
+        Err(Invalid(message)) => return Ok(again(StatusCode::BAD_REQUEST, message)),
+    };
+    let password_hash = hash_password(input.password.clone()).await?;
+    let event = NewAuditEvent {
+        actor_user_id: None,
+        actor: email.to_string(),
+        action: "team.signed_up".into(),
+        target: team_name.clone(),
+        detail: format!("{email} signed up and created the team as its Admin"),
+        ip: ip.0.clone(),
+    };
+    let new_user = NewUser { email, password_hash, profile };
+    match state.store.create_team_with_admin(&team_name, &new_user, event).await {
+        Ok((team, user)) => {
+            ratelimit::record(&state, Limit::SignupPerIp, &ip.0).await?;
+            let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
+            let mut response = redirect_with_flash(
+                "/team",
+                &format!("Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin.", team.name),
+            );
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+            Ok(response)
+        }
+        Err(err) if err.is_conflict_on("email_key") => Ok(again(
+            StatusCode::BAD_REQUEST,
+            "An account with this email address already exists. Log in instead.".into(),
+        )),
+        Err(err) if err.is_conflict_on("name_key") => Ok(again(
+            StatusCode::BAD_REQUEST,
+            "A team with this name already exists. Choose another name.".into(),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+// ----- log in / out --------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct LoginInput {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    layout: Layout,
+    error: Option<String>,
+    email: String,
+    next: String,
+}
+
+async fn login_form(Viewer(viewer): Viewer, csrf: CsrfToken, Query(q): Query<LoginQuery>) -> Response {
+    if let Some(who) = viewer {
+        return Redirect::to(home_path(&who)).into_response();
+    }
+    page(&LoginPage {
+        layout: Layout::anonymous("Log in", &csrf, None),
+        error: None,
+        email: String::new(),
+        next: safe_next(q.next.as_deref()).unwrap_or_default(),
+    })
+}
+
+async fn login(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Form(input): Form<LoginInput>,
+) -> WebResult<Response> {
+    let next = safe_next(input.next.as_deref());
+    let again = |status, message: String| {
+        render(status, &LoginPage {
+            layout: Layout::anonymous("Log in", &csrf, None),
+            error: Some(message),
+            email: input.email.clone(),
+            next: next.clone().unwrap_or_default(),
+        })
+    };
+    let email = match Email::parse(&input.email) {
+        Ok(email) => email,
+        Err(Invalid(message)) => return Ok(again(StatusCode::BAD_REQUEST, message)),
+    };
+    if input.password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
+        return Ok(again(StatusCode::BAD_REQUEST, "Email or password is incorrect.".into()));
+    }
+    if let Err(wait) = ratelimit::check(&state, Limit::LoginPerAccount, email.normalized()).await? {
+        return Ok(again(StatusCode::TOO_MANY_REQUESTS, format!(
+            "Too many failed sign-in attempts for this account. Try again in {wait}."
+        )));
+    }
+    if let Err(wait) = ratelimit::check(&state, Limit::LoginPerIp, &ip.0).await? {
+        return Ok(again(StatusCode::TOO_MANY_REQUESTS, format!(
+            "Too many failed sign-in attempts from your network. Try again in {wait}."
+        )));
+    }
+    let found = state.store.user_credentials(&email).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let valid = verify_password(input.password.clone(), hash).await?;
+    let Some(user) = user.filter(|_| valid) else {
+        ratelimit::record(&state, Limit::LoginPerAccount, email.normalized()).await?;
+        ratelimit::record(&state, Limit::LoginPerIp, &ip.0).await?;
+        return Ok(again(StatusCode::UNAUTHORIZED, "Email or password is incorrect.".into()));
+    };
+    ratelimit::clear(&state, Limit::LoginPerAccount, email.normalized()).await?;
+    let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
+    let target = next.unwrap_or_else(|| "/".to_owned());
+    let mut response = Redirect::to(&target).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+async fn logout(State(state): State<AppState>, Viewer(viewer): Viewer) -> WebResult<Response> {
+    if let Some(who) = viewer {
+        state.store.delete_session(&who.session_hash).await?;
+    }
+    let mut response = redirect_with_flash("/login", "You have been logged out.");
+    let (name, value) = session::clear_cookie();
+    response.headers_mut().append(name, value);
+    Ok(response)
+}
+
+// ----- profile -------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct ProfileInput {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    job_title: String,
+    #[serde(default)]
+    phone: String,
+}
+
+#[derive(Deserialize, Default)]
+struct PasswordInput {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+#[derive(Template)]
+#[template(path = "profile.html")]
+struct ProfilePage {
+    layout: Layout,
+    email: String,
+    team: String,
+    role: String,
+    member_since: String,
+    name: String,
+    company: String,
+    job_title: String,
+    phone: String,
+    profile_error: Option<String>,
+    password_error: Option<String>,
+}
+
+fn profile_page(who: &SignedIn, input: ProfileInput, profile_error: Option<String>, password_error: Option<String>) -> ProfilePage {
+    ProfilePage {
+        layout: Layout::signed_in("Profile", who, "/profile"),
+        email: who.user.email.clone(),
+        team: who.team_name.clone().unwrap_or_else(|| {
+            if who.user.is_staff { "Platform staff".into() } else { "No team — contact support to join one".into() }
+        }),
+        role: who.user.role.map(|r| r.label().to_owned()).unwrap_or_default(),
+        member_since: format_time(who.user.created_at),
+        name: input.name,
+        company: input.company,
+        job_title: input.job_title,
+        phone: input.phone,
+        profile_error,
+        password_error,
+    }
+}
+
+fn current_profile(who: &SignedIn) -> ProfileInput {
+    ProfileInput {
+        name: who.user.name.clone(),
+        company: who.user.company.clone(),
+        job_title: who.user.job_title.clone(),
+        phone: who.user.phone.clone(),
+    }
+}
+
+async fn profile_form(who: SignedIn) -> Response {
+    let input = current_profile(&who);
+    page(&profile_page(&who, input, None, None))
+}
+
+async fn update_profile(State(state): State<AppState>, who: SignedIn, Form(input): Form<ProfileInput>) -> WebResult<Response> {
+    match Profile::parse(&input.name, &input.company, &input.job_title, &input.phone) {
+        Ok(profile) => {
+            state.store.update_profile(&who.user.id, &profile).await?;
+            Ok(redirect_with_flash("/profile", "Your profile has been saved."))
+        }
+        Err(Invalid(message)) => Ok(render(StatusCode::BAD_REQUEST, &profile_page(&who, input, Some(message), None))),
+    }
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Form(input): Form<PasswordInput>,
+) -> WebResult<Response> {
+    let again = |message: String| render(StatusCode::BAD_REQUEST, &profile_page(&who, current_profile(&who), None, Some(message)));
+    if input.current_password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
+        return Ok(again("Your current password is incorrect.".into()));
+    }
+    let stored = state.store.password_hash(&who.user.id).await?;
+    if !verify_password(input.current_password.clone(), Some(stored)).await? {
+        return Ok(again("Your current password is incorrect.".into()));
+    }
+    if let Err(Invalid(message)) = check_new_password(&input.new_password, Some(&input.confirm_password)) {
+        return Ok(again(message));
+    }
+    let hash = hash_password(input.new_password.clone()).await?;
+    let event = audit::event(&who, &ip, "user.password_changed", &who.user.email, "password changed; other sessions signed out".into());
+    match state.store.update_password(&who.user.id, &hash, &who.session_hash, event).await {
+        Ok(()) => Ok(redirect_with_flash("/profile", "Your password has been changed. Other sessions were signed out.")),
+        Err(StoreError::NotFound) => Err(WebError::NotFound),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(safe_next(Some("/team")).as_deref(), Some("/team"));
+        assert_eq!(safe_next(Some("//evil.example")), None);
+        assert_eq!(safe_next(Some("https://evil.example")), None);
+        assert_eq!(safe_next(Some("/\\evil")), None);
+        assert_eq!(safe_next(None), None);
+    }
+}

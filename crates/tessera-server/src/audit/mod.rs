@@ -1,0 +1,83 @@
+//! The audit log page, and the helper every feature uses to describe what it did.
+
+use askama::Template;
+use axum::{
+    extract::{Query, State},
+    response::Response,
+    routing::get,
+    Router,
+};
+use serde::Deserialize;
+use tessera_core::Action;
+use tessera_store::NewAuditEvent;
+
+use crate::{
+    state::AppState,
+    web::{format_time, page, ClientIp, Layout, SignedIn, WebResult},
+};
+
+/// An audit entry for something `who` did from `ip`.
+pub fn event(who: &SignedIn, ip: &ClientIp, action: &str, target: &str, detail: String) -> NewAuditEvent {
+    NewAuditEvent {
+        actor_user_id: Some(who.user.id.clone()),
+        actor: who.user.email.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail,
+        ip: ip.0.clone(),
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/team/audit", get(show))
+}
+
+pub const PAGE_SIZE: i64 = 50;
+
+struct Row {
+    when: String,
+    actor: String,
+    action: String,
+    target: String,
+    detail: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    layout: Layout,
+    rows: Vec<Row>,
+    next_cursor: Option<String>,
+    first_page: bool,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    cursor: Option<String>,
+}
+
+/// The team's audit log, newest first, 50 a page.
+async fn show(State(state): State<AppState>, who: SignedIn, Query(q): Query<AuditQuery>) -> WebResult<Response> {
+    let team_id = who.authorize(Action::ViewAuditLog)?;
+    let cursor = q.cursor.filter(|c| c.len() <= 100);
+    let log = state.store.list_audit(team_id, cursor.as_deref(), PAGE_SIZE).await?;
+    let rows = log
+        .events
+        .into_iter()
+        .map(|e| Row {
+            when: format_time(e.created_at),
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            detail: e.detail,
+            ip: e.ip,
+        })
+        .collect();
+    Ok(page(&AuditPage {
+        layout: Layout::signed_in("Audit log", &who, "/team/audit"),
+        rows,
+        next_cursor: log.next_cursor,
+        first_page: cursor.is_none(),
+    }))
+}

@@ -1,0 +1,73 @@
+//! Runtime configuration, resolved by the binary from flags and environment.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use tessera_core::retry::RetrySchedule;
+use url::Url;
+
+use crate::crypto::MasterKey;
+
+/// Everything `tessera serve` needs, already validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `smtp://host:port`, `smtps://…` or `smtp://…?tls=required`; `None` keeps mail in the
+    /// outbox table (read it in the staff console) and prints it to the log.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    /// Base of links in emails and of the `Secure` cookie decision.
+    pub public_url: Url,
+    pub master_key: MasterKey,
+    pub invitation_ttl: Duration,
+    pub session_ttl: Duration,
+    pub mail_retry: RetrySchedule,
+    /// How soon an invitation may be sent again.
+    pub resend_interval: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the parts that identify an installation.
+    pub fn new(
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        database_url: String,
+        public_url: Url,
+        master_key: MasterKey,
+    ) -> Self {
+        Self {
+            listen,
+            data_dir,
+            database_url,
+            smtp_url: None,
+            mail_from: "Tessera <no-reply@tessera.local>".into(),
+            public_url,
+            master_key,
+            invitation_ttl: Duration::from_secs(7 * 86_400),
+            session_ttl: Duration::from_secs(14 * 86_400),
+            mail_retry: default_mail_retry(),
+            resend_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// Cookies get `Secure` when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// An absolute link under the public URL.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+/// Mail retries: quickly at first, then hourly, about a day in all.
+pub fn default_mail_retry() -> RetrySchedule {
+    let mut delays: Vec<Duration> = [30, 60, 120, 300, 600, 1800]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect();
+    delays.extend(std::iter::repeat_n(Duration::from_secs(3600), 22));
+    RetrySchedule::new(delays)
+}

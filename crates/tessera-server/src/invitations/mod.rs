@@ -1,0 +1,361 @@
+//! Inviting teammates (invite, resend, revoke) and accepting an invitation from its link.
+
+use askama::Template;
+use axum::{
+    extract::{Path, State},
+    http::{header, HeaderMap, StatusCode},
+    response::Response,
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+use tessera_core::{
+    email::parse_list,
+    profile::{check_new_password, Profile},
+    Action, Email, InvitableRole, Invalid,
+};
+use tessera_store::{AcceptOutcome, InvitationLink, InviteOutcome, NewAuditEvent, NewInvitation, NewUser, StoreError};
+
+use crate::{
+    audit,
+    crypto::{hash_password, random_token, token_digest, verify_password},
+    mail,
+    ratelimit::{self, Limit},
+    state::AppState,
+    team::team_page,
+    web::{
+        format_time, page, redirect_with_flash, render, session, ClientIp, CsrfToken, Layout,
+        SignedIn, WebError, WebResult,
+    },
+};
+
+/// Most addresses one invite form may carry.
+pub const MAX_INVITES_PER_REQUEST: usize = 20;
+/// Invitation tokens are 43 characters; anything much longer is not one of ours.
+const MAX_TOKEN_LEN: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/team/invitations", post(invite))
+        .route("/team/invitations/{id}/resend", post(resend))
+        .route("/team/invitations/{id}/revoke", post(revoke))
+        .route("/invite/{token}", get(accept_form).post(accept))
+}
+
+fn ttl_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.invitation_ttl.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+#[derive(Deserialize)]
+struct InviteInput {
+    #[serde(default)]
+    emails: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn invite(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<InviteInput>) -> WebResult<Response> {
+    let team_id = who.authorize(Action::InviteMember)?.to_owned();
+    let again = |message: String| async {
+        let page = team_page(&state, &who, Some(message), input.emails.clone(), input.role.clone()).await?;
+        Ok::<_, WebError>(render(StatusCode::BAD_REQUEST, &page))
+    };
+    let parsed = parse_list(&input.emails, MAX_INVITES_PER_REQUEST).and_then(|emails| Ok((emails, input.role.parse::<InvitableRole>()?)));
+    let (emails, role) = match parsed {
+        Ok(v) => v,
+        Err(Invalid(message)) => return again(message).await,
+    };
+    let count = i64::try_from(emails.len()).unwrap_or(i64::MAX);
+    if let Err(wait) = ratelimit::check_room(&state, Limit::InvitesPerTeam, &team_id, count).await? {
+        return again(format!(
+            "Your team has sent too many invitations recently (at most {} an hour). Try again in {wait}.",
+            Limit::InvitesPerTeam.max()
+        ))
+        .await;
+    }
+    let team = state.store.get_team(&team_id).await?;
+    let mut sent = Vec::new();
+    let mut already = Vec::new();
+    for email in emails {
+        if let Some(existing) = state.store.find_user_by_email(&email).await? {
+            if existing.team_id.as_deref() == Some(team_id.as_str()) {
+                already.push(email.to_string());
+                continue;
+            }
+        }
+        let token = random_token();
+        let expires_at = tessera_store::now_ms() + ttl_ms(&state);
+        let link = state.config.link(&format!("/invite/{token}"));
+        let new = NewInvitation {
+            team_id: team_id.clone(),
+            email: email.clone(),
+            role: role.role(),
+            invited_by: who.user.id.clone(),
+            token_hash: token_digest(&token),
+            expires_at,
+            mail: mail::invitation(&state, &team.name, &who.user.name, &email, role.role(), &link, expires_at),
+            event: audit::event(&who, &ip, "invitation.sent", email.as_str(), format!("invited as {}", role.role().label())),
+        };
+        match state.store.invite(&new).await {
+            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => sent.push(email.to_string()),
+            Err(err) if err.is_conflict_on("invitations") => already.push(email.to_string()),
+            Err(err) => return Err(err.into()),
+        }
+        ratelimit::record(&state, Limit::InvitesPerTeam, &team_id).await?;
+    }
+    state.mail_queued.notify_one();
+    let mut message = String::new();
+    if !sent.is_empty() {
+        message.push_str(&format!("Invitation sent to {}.", sent.join(", ")));
+    }
+    if !already.is_empty() {
+        message.push_str(&format!(" Already in your team: {}.", already.join(", ")));
+    }
+    Ok(redirect_with_flash("/team", message.trim()))
+}
+
+async fn resend(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Path(id): Path<String>) -> WebResult<Response> {
+    let team_id = who.authorize(Action::ResendInvitation)?;
+    let invitation = state.store.get_invitation(team_id, &id).await?;
+    if invitation.status != "pending" {
+        return Err(WebError::NotFound);
+    }
+    if let Err(wait) = ratelimit::check(&state, Limit::InvitesPerTeam, team_id).await? {
+        return Err(WebError::TooManyRequests(format!("Your team has sent too many invitations recently. Try again in {wait}.")));
+    }
+    let team = state.store.get_team(team_id).await?;
+    let email = Email::parse(&invitation.email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
+    let token = random_token();
+    let expires_at = tessera_store::now_ms() + ttl_ms(&state);
+    let link = state.config.link(&format!("/invite/{token}"));
+    let mail = mail::invitation(&state, &team.name, &who.user.name, &email, invitation.role, &link, expires_at);
+    let event = audit::event(&who, &ip, "invitation.resent", &invitation.email, "fresh link sent; the previous link no longer works".into());
+    let min_interval = i64::try_from(state.config.resend_interval.as_millis()).unwrap_or(60_000);
+    match state.store.resend_invitation(team_id, &id, &token_digest(&token), expires_at, min_interval, &mail, &event).await {
+        Ok(_) => {
+            ratelimit::record(&state, Limit::InvitesPerTeam, team_id).await?;
+            state.mail_queued.notify_one();
+            Ok(redirect_with_flash("/team", &format!("A fresh invitation link was sent to {}.", invitation.email)))
+        }
+        Err(StoreError::TooSoon { retry_in_ms }) => Ok(redirect_with_flash(
+            "/team",
+            &format!("The invitation to {} was sent moments ago; you can resend it in {}.", invitation.email, crate::web::humanize_ms(retry_in_ms)),
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn revoke(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Path(id): Path<String>) -> WebResult<Response> {
+    let team_id = who.authorize(Action::RevokeInvitation)?;
+    let invitation = state.store.get_invitation(team_id, &id).await?;
+    let event = audit::event(&who, &ip, "invitation.revoked", &invitation.email, "invitation removed; its link no longer works".into());
+    state.store.revoke_invitation(team_id, &id, &event).await?;
+    Ok(redirect_with_flash("/team", &format!("The invitation to {} was removed.", invitation.email)))
+}
+
+// ----- accepting -------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct NoticePage {
+    layout: Layout,
+    heading: String,
+    message: String,
+}
+
+fn notice(csrf: &CsrfToken, status: StatusCode, heading: &str, message: String) -> Response {
+    render(status, &NoticePage {
+        layout: Layout::anonymous(heading, csrf, None),
+        heading: heading.to_owned(),
+        message,
+    })
+}
+
+/// The clear page for a link that cannot be used, or `None` when it can.
+fn link_problem(csrf: &CsrfToken, link: Option<&InvitationLink>) -> Option<Response> {
+    let Some(link) = link else {
+        return Some(notice(csrf, StatusCode::NOT_FOUND, "Invitation not found",
+            "This invitation link is not valid. Check that you copied the whole link from the email, or ask your team for a new invitation.".into()));
+    };
+    let team = &link.team_name;
+    let (heading, message) = match link.state(tessera_store::now_ms()) {
+        AcceptOutcome::Valid => return None,
+        AcceptOutcome::Used => ("Invitation already used", format!(
+            "This invitation to {team} has already been accepted. Log in with the account that accepted it.")),
+        AcceptOutcome::Revoked => ("Invitation revoked", format!(
+            "This invitation to {team} was withdrawn by the team. Ask them to invite you again if this is a mistake.")),
+        AcceptOutcome::Superseded => ("Link replaced", format!(
+            "A newer invitation to {team} was sent to this address, so this link no longer works. Use the link in the most recent email.")),
+        AcceptOutcome::Expired => ("Invitation expired", format!(
+            "This invitation to {team} expired on {}. Ask a Manager of {team} to resend it.", format_time(link.link_expires_at))),
+    };
+    Some(notice(csrf, StatusCode::GONE, heading, message))
+}
+
+/// How the invitee relates to existing accounts.
+enum Invitee {
+    /// No account: the accept form creates one.
+    New,
+    /// An account in no team: joins after confirming its password.
+    Teamless(String),
+}
+
+/// Decides who the invitee is, or returns the page explaining why they cannot accept.
+async fn invitee(state: &AppState, csrf: &CsrfToken, link: &InvitationLink) -> WebResult<Result<Invitee, Response>> {
+    let email = Email::parse(&link.invitation.email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
+    let Some(existing) = state.store.find_user_by_email(&email).await? else {
+        return Ok(Ok(Invitee::New));
+    };
+    let page = if existing.team_id.as_deref() == Some(link.invitation.team_id.as_str()) {
+        notice(csrf, StatusCode::CONFLICT, "Already a member",
+            format!("{} is already a member of {}. Log in to continue.", existing.email, link.team_name))
+    } else if existing.team_id.is_some() || existing.is_staff {
+        notice(csrf, StatusCode::CONFLICT, "Address belongs to another team",
+            format!("The address {} belongs to another team — contact support to move it to {}.", existing.email, link.team_name))
+    } else {
+        return Ok(Ok(Invitee::Teamless(existing.id)));
+    };
+    Ok(Err(page))
+}
+
+#[derive(Template)]
+#[template(path = "accept.html")]
+struct AcceptPage {
+    layout: Layout,
+    token: String,
+    team_name: String,
+    email: String,
+    role_label: String,
+    expires: String,
+    existing_account: bool,
+    error: Option<String>,
+    name: String,
+    company: String,
+    job_title: String,
+    phone: String,
+}
+
+#[derive(Deserialize, Default)]
+struct AcceptInput {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    job_title: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm_password: String,
+}
+
+fn accept_page(csrf: &CsrfToken, token: &str, link: &InvitationLink, existing: bool, input: &AcceptInput, error: Option<String>) -> AcceptPage {
+    AcceptPage {
+        layout: Layout::anonymous(format!("Join {}", link.team_name), csrf, None),
+        token: token.to_owned(),
+        team_name: link.team_name.clone(),
+        email: link.invitation.email.clone(),
+        role_label: link.invitation.role.label().to_owned(),
+        expires: format_time(link.link_expires_at),
+        existing_account: existing,
+        error,
+        name: input.name.clone(),
+        company: input.company.clone(),
+        job_title: input.job_title.clone(),
+        phone: input.phone.clone(),
+    }
+}
+
+async fn load_link(state: &AppState, token: &str) -> WebResult<Option<InvitationLink>> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Ok(None);
+    }
+    Ok(state.store.find_invitation_link(&token_digest(token)).await?)
+}
+
+async fn accept_form(State(state): State<AppState>, csrf: CsrfToken, Path(token): Path<String>) -> WebResult<Response> {
+    let link = load_link(&state, &token).await?;
+    if let Some(problem) = link_problem(&csrf, link.as_ref()) {
+        return Ok(problem);
+    }
+    let link = link.ok_or(WebError::NotFound)?;
+    match invitee(&state, &csrf, &link).await? {
+        Err(page) => Ok(page),
+        Ok(who) => Ok(page(&accept_page(&csrf, &token, &link, matches!(who, Invitee::Teamless(_)), &AcceptInput::default(), None))),
+    }
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(input): Form<AcceptInput>,
+) -> WebResult<Response> {
+    let link = load_link(&state, &token).await?;
+    if let Some(problem) = link_problem(&csrf, link.as_ref()) {
+        return Ok(problem);
+    }
+    let link = link.ok_or(WebError::NotFound)?;
+    let invitee = match invitee(&state, &csrf, &link).await? {
+        Err(page) => return Ok(page),
+        Ok(invitee) => invitee,
+    };
+    let existing = matches!(invitee, Invitee::Teamless(_));
+    let again = |message: String| render(StatusCode::BAD_REQUEST, &accept_page(&csrf, &token, &link, existing, &input, Some(message)));
+    let event = NewAuditEvent {
+        actor_user_id: None,
+        actor: link.invitation.email.clone(),
+        action: "invitation.accepted".into(),
+        target: link.invitation.email.clone(),
+        detail: format!("joined as {}", link.invitation.role.label()),
+        ip: ip.0.clone(),
+    };
+    let result = match invitee {
+        Invitee::New => {
+            let parsed = Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
+                .and_then(|p| check_new_password(&input.password, Some(&input.confirm_password)).map(|()| p));
+            let profile = match parsed {
+                Ok(p) => p,
+                Err(Invalid(message)) => return Ok(again(message)),
+            };
+            let email = Email::parse(&link.invitation.email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
+            let new_user = NewUser { email, password_hash: hash_password(input.password.clone()).await?, profile };
+            state.store.accept_invitation(&token_digest(&token), Some(&new_user), None, event).await
+        }
+        Invitee::Teamless(user_id) => {
+            if input.password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
+                return Ok(again("That password is not correct for this account.".into()));
+            }
+            let hash = state.store.password_hash(&user_id).await?;
+            if !verify_password(input.password.clone(), Some(hash)).await? {
+                return Ok(again("That password is not correct for this account.".into()));
+            }
+            state.store.accept_invitation(&token_digest(&token), None, Some(&user_id), event).await
+        }
+    };
+    let user = match result {
+        Ok(user) => user,
+        Err(StoreError::NotFound) => {
+            // Another request used, revoked or replaced the link meanwhile: explain which.
+            let link = load_link(&state, &token).await?;
+            return Ok(link_problem(&csrf, link.as_ref()).unwrap_or_else(|| {
+                notice(&csrf, StatusCode::CONFLICT, "Please try again", "The invitation changed while you were filling in the form. Open the link again.".into())
+            }));
+        }
+        Err(err) if err.is_conflict_on("email_key") => {
+            return Ok(notice(&csrf, StatusCode::CONFLICT, "Address belongs to another team",
+                format!("The address {} belongs to another team — contact support to move it to {}.", link.invitation.email, link.team_name)));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let cookie = session::start(&state, &user.id, &ip.0, user_agent).await?;
+    let landing = if link.invitation.role.manages_team() || link.invitation.role == tessera_core::Role::Member { "/team" } else { "/profile" };
+    let mut response = redirect_with_flash(landing, &format!("Welcome to {}! You joined as {}.", link.team_name, link.invitation.role.label()));
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}

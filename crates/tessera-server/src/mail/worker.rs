@@ -1,0 +1,139 @@
+//! Delivers the mail outbox: claims due messages, sends them over SMTP, retries failures on
+//! the configured schedule. Without an SMTP server, messages are kept ("held") for the staff
+//! console and printed to the log, which is how a local installation reads its invitations.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::{
+    message::{Mailbox, MultiPart},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use tessera_store::{now_ms, MailMessage, MailStatus};
+use tokio::sync::watch;
+
+use super::MailBody;
+use crate::state::AppState;
+
+/// How long a claimed message is reserved for one attempt before another worker may retry it.
+const LEASE_MS: i64 = 120_000;
+const BATCH: i64 = 20;
+/// Idle poll interval; queued mail also wakes the worker at once.
+const POLL: Duration = Duration::from_secs(2);
+
+pub struct MailWorker {
+    state: AppState,
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    from: Mailbox,
+}
+
+impl MailWorker {
+    pub fn new(state: AppState) -> anyhow::Result<Self> {
+        let transport = match state.config.smtp_url.as_deref() {
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .context("invalid --smtp-url")?
+                    .timeout(Some(Duration::from_secs(20)))
+                    .build(),
+            ),
+            None => None,
+        };
+        let from = state
+            .config
+            .mail_from
+            .parse()
+            .context("invalid mail sender address (--mail-from)")?;
+        Ok(Self { state, transport, from })
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.run_once().await {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "mail worker pass failed"),
+            }
+            tokio::select! {
+                _ = self.state.mail_queued.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+    }
+
+    /// Processes one batch of due messages; returns how many were attempted.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let batch = self.state.store.claim_due_mail(LEASE_MS, BATCH).await?;
+        for message in &batch {
+            self.deliver(message).await?;
+        }
+        Ok(batch.len())
+    }
+
+    async fn deliver(&self, mail: &MailMessage) -> anyhow::Result<()> {
+        let store = &self.state.store;
+        let body: MailBody = match self
+            .state
+            .config
+            .master_key
+            .open(&mail.body_sealed)
+            .and_then(|b| Ok(serde_json::from_slice(&b)?))
+        {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::error!(mail_id = %mail.id, error = %err, "mail body cannot be opened; giving up on it");
+                store
+                    .finish_mail_attempt(&mail.id, MailStatus::Failed, Some("body cannot be decrypted with this master key"), now_ms())
+                    .await?;
+                return Ok(());
+            }
+        };
+        let Some(transport) = &self.transport else {
+            tracing::info!(
+                mail_id = %mail.id,
+                to = %mail.to,
+                subject = %mail.subject,
+                "no SMTP server configured (--smtp-url): mail kept in the outbox (staff console). Body:\n{}",
+                body.text
+            );
+            store.finish_mail_attempt(&mail.id, MailStatus::Held, None, now_ms()).await?;
+            return Ok(());
+        };
+        match self.send(transport, mail, body).await {
+            Ok(()) => {
+                tracing::info!(mail_id = %mail.id, to = %mail.to, "mail sent");
+                store.finish_mail_attempt(&mail.id, MailStatus::Sent, None, now_ms()).await?;
+            }
+            Err(err) => {
+                let failures = u32::try_from(mail.attempts).unwrap_or(u32::MAX);
+                let error = format!("{err:#}");
+                match self.state.config.mail_retry.delay_after(failures) {
+                    Some(delay) => {
+                        let next = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+                        tracing::warn!(mail_id = %mail.id, attempt = failures, error = %error, "mail delivery failed; will retry");
+                        store.finish_mail_attempt(&mail.id, MailStatus::Queued, Some(&error), next).await?;
+                    }
+                    None => {
+                        tracing::error!(mail_id = %mail.id, attempts = failures, error = %error, "mail delivery failed; giving up");
+                        store.finish_mail_attempt(&mail.id, MailStatus::Failed, Some(&error), now_ms()).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, mail: &MailMessage, body: MailBody) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mail.to.parse().context("recipient address")?)
+            .subject(&mail.subject)
+            .multipart(MultiPart::alternative_plain_html(body.text, body.html))?;
+        transport.send(message).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! Rate limits on sign-in, sign-up and invitations, counted in the database so that every
+//! replica enforces the same budget.
+
+use tessera_store::now_ms;
+
+use crate::{state::AppState, web::{humanize_ms, WebResult}};
+
+/// A limit: at most `max` events per `window_ms` in one bucket.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// Failed sign-ins per account.
+    LoginPerAccount,
+    /// Failed sign-ins per client IP.
+    LoginPerIp,
+    /// New teams per client IP.
+    SignupPerIp,
+    /// Invitation emails per team (new and resent).
+    InvitesPerTeam,
+}
+
+const MINUTE: i64 = 60_000;
+
+impl Limit {
+    fn spec(self) -> (&'static str, i64, i64) {
+        match self {
+            Limit::LoginPerAccount => ("login:account", 5, 15 * MINUTE),
+            Limit::LoginPerIp => ("login:ip", 30, 15 * MINUTE),
+            Limit::SignupPerIp => ("signup:ip", 20, 60 * MINUTE),
+            Limit::InvitesPerTeam => ("invite:team", 100, 60 * MINUTE),
+        }
+    }
+
+    /// The longest window, for pruning old events.
+    pub const LONGEST_WINDOW_MS: i64 = 60 * MINUTE;
+
+    pub fn max(self) -> i64 {
+        self.spec().1
+    }
+}
+
+fn bucket(limit: Limit, key: &str) -> String {
+    format!("{}:{}", limit.spec().0, key)
+}
+
+/// `Ok(Ok(()))` when under the limit, `Ok(Err(wait))` with a human wait time otherwise.
+pub async fn check(state: &AppState, limit: Limit, key: &str) -> WebResult<Result<(), String>> {
+    check_room(state, limit, key, 1).await
+}
+
+/// Like [`check`], for an action that would add `count` events at once.
+pub async fn check_room(state: &AppState, limit: Limit, key: &str, count: i64) -> WebResult<Result<(), String>> {
+    let (_, max, window) = limit.spec();
+    let bucket = bucket(limit, key);
+    let used = state.store.count_rate_events(&bucket, window).await?;
+    if used + count <= max {
+        return Ok(Ok(()));
+    }
+    let oldest = state.store.oldest_rate_event(&bucket, window).await?.unwrap_or_else(now_ms);
+    Ok(Err(humanize_ms(oldest + window - now_ms())))
+}
+
+pub async fn record(state: &AppState, limit: Limit, key: &str) -> WebResult<()> {
+    state.store.add_rate_event(&bucket(limit, key)).await?;
+    Ok(())
+}
+
+pub async fn clear(state: &AppState, limit: Limit, key: &str) -> WebResult<()> {
+    state.store.clear_rate_events(&bucket(limit, key)).await?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The staff console: find users, move them between teams, change a team's Admin, read the
+//! mail outbox.
+
+pub mod support;
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+use tessera_core::Action;
+
+use crate::{
+    mail::MailBody,
+    state::AppState,
+    web::{format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError, WebResult},
+};
+use support::{Operator, SupportError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/staff", get(console))
+        .route("/staff/move-user", post(move_user))
+        .route("/staff/set-admin", post(set_admin))
+        .route("/staff/mail/{id}", get(show_mail))
+}
+
+const OUTBOX_PAGE: i64 = 50;
+
+struct UserRow {
+    email: String,
+    name: String,
+    team: String,
+    role: String,
+}
+
+struct TeamRow {
+    name: String,
+    admin_email: String,
+    members: i64,
+    created: String,
+}
+
+struct MailRow {
+    id: String,
+    to: String,
+    subject: String,
+    status: String,
+    attempts: i64,
+    created: String,
+    last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "staff.html")]
+struct ConsolePage {
+    layout: Layout,
+    query: String,
+    users: Vec<UserRow>,
+    searched: bool,
+    teams: Vec<TeamRow>,
+    mail: Vec<MailRow>,
+    smtp_configured: bool,
+    error: Option<String>,
+    mail_offset: i64,
+    next_mail_offset: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+struct ConsoleQuery {
+    q: Option<String>,
+    mail_offset: Option<i64>,
+}
+
+async fn console_page(state: &AppState, who: &SignedIn, q: ConsoleQuery, error: Option<String>) -> WebResult<ConsolePage> {
+    who.authorize_platform(Action::StaffConsole)?;
+    let query: String = q.q.unwrap_or_default().chars().take(200).collect();
+    let users = if query.trim().is_empty() {
+        Vec::new()
+    } else {
+        state
+            .store
+            .search_users(&query, 50)
+            .await?
+            .into_iter()
+            .map(|(u, team)| UserRow {
+                role: if u.is_staff { "Staff".into() } else { u.role.map(|r| r.label().to_owned()).unwrap_or_default() },
+                team: team.unwrap_or_else(|| "—".into()),
+                email: u.email,
+                name: u.name,
+            })
+            .collect()
+    };
+    let teams = state
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|t| TeamRow { created: format_time(t.team.created_at), name: t.team.name, admin_email: t.admin_email, members: t.members })
+        .collect();
+    let mail_offset = q.mail_offset.unwrap_or(0).clamp(0, 1_000_000);
+    let (mail, next_mail_offset) = if who.authorize_platform(Action::ReadMailOutbox).is_ok() {
+        let mut rows = state.store.list_mail(OUTBOX_PAGE + 1, mail_offset).await?;
+        let more = rows.len() as i64 > OUTBOX_PAGE;
+        rows.truncate(OUTBOX_PAGE as usize);
+        let rows = rows
+            .into_iter()
+            .map(|m| MailRow {
+                id: m.id,
+                to: m.to,
+                subject: m.subject,
+                status: m.status.as_str().to_owned(),
+                attempts: m.attempts,
+                created: format_time(m.created_at),
+                last_error: m.last_error.unwrap_or_default(),
+            })
+            .collect();
+        (rows, more.then_some(mail_offset + OUTBOX_PAGE))
+    } else {
+        (Vec::new(), None)
+    };
+    Ok(ConsolePage {
+        layout: Layout::signed_in("Staff console", who, "/staff"),
+        searched: !query.trim().is_empty(),
+        query,
+        users,
+        teams,
+        mail,
+        smtp_configured: state.config.smtp_url.is_some(),
+        error,
+        mail_offset,
+        next_mail_offset,
+    })
+}
+
+async fn console(State(state): State<AppState>, who: SignedIn, Query(q): Query<ConsoleQuery>) -> WebResult<Response> {
+    Ok(page(&console_page(&state, &who, q, None).await?))
+}
+
+fn operator(who: &SignedIn, ip: &ClientIp) -> Operator {
+    Operator { user_id: Some(who.user.id.clone()), label: format!("{} (staff)", who.user.email), ip: ip.0.clone() }
+}
+
+async fn support_failed(state: &AppState, who: &SignedIn, err: SupportError) -> WebResult<Response> {
+    match err {
+        SupportError::Invalid(message) => {
+            Ok(render(StatusCode::BAD_REQUEST, &console_page(state, who, ConsoleQuery::default(), Some(message)).await?))
+        }
+        SupportError::Internal(err) => Err(WebError::Internal(err)),
+    }
+}
+
+#[derive(Deserialize)]
+struct MoveInput {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    team: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn move_user(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<MoveInput>) -> WebResult<Response> {
+    who.authorize_platform(Action::MoveUser)?;
+    match support::move_user(&state.store, &input.email, &input.team, Some(&input.role), &operator(&who, &ip)).await {
+        Ok((user, team)) => Ok(redirect_with_flash("/staff", &format!("{} moved to {} as {}.", user.email, team.name, user.role.map(|r| r.label()).unwrap_or("")))),
+        Err(err) => support_failed(&state, &who, err).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct SetAdminInput {
+    #[serde(default)]
+    team: String,
+    #[serde(default)]
+    email: String,
+}
+
+async fn set_admin(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<SetAdminInput>) -> WebResult<Response> {
+    who.authorize_platform(Action::SetTeamAdmin)?;
+    match support::set_admin(&state.store, &input.team, &input.email, &operator(&who, &ip)).await {
+        Ok(team) => Ok(redirect_with_flash("/staff", &format!("{} is now the Admin of {}.", input.email.trim(), team.name))),
+        Err(err) => support_failed(&state, &who, err).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "staff_mail.html")]
+struct MailPage {
+    layout: Layout,
+    to: String,
+    subject: String,
+    status: String,
+    created: String,
+    text: String,
+}
+
+async fn show_mail(State(state): State<AppState>, who: SignedIn, Path(id): Path<String>) -> WebResult<Response> {
+    who.authorize_platform(Action::ReadMailOutbox)?;
+    let mail = state.store.get_mail(&id).await?.ok_or(WebError::NotFound)?;
+    let body: MailBody = state
+        .config
+        .master_key
+        .open(&mail.body_sealed)
+        .and_then(|b| Ok(serde_json::from_slice(&b)?))
+        .map_err(WebError::Internal)?;
+    Ok(page(&MailPage {
+        layout: Layout::signed_in("Mail", &who, "/staff"),
+        to: mail.to,
+        subject: mail.subject,
+        status: mail.status.as_str().to_owned(),
+        created: format_time(mail.created_at),
+        text: body.text,
+    }))
+}

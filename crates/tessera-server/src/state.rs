@@ -1,0 +1,41 @@
+//! Shared application state.
+
+use std::sync::Arc;
+
+use tessera_store::Store;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+
+/// Cheap to clone; handed to every handler and worker.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub config: Config,
+    /// Key for CSRF tokens, derived from the master key.
+    pub csrf_key: [u8; 32],
+    /// Wakes the mail worker as soon as mail is queued.
+    pub mail_queued: Notify,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> Self {
+        let csrf_key = config.master_key.derive("csrf");
+        Self(Arc::new(Inner {
+            store,
+            config,
+            csrf_key,
+            mail_queued: Notify::new(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

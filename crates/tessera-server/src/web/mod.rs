@@ -1,0 +1,192 @@
+//! What every dashboard page shares: the layout, errors, sessions, CSRF and flash messages.
+
+pub mod csrf;
+pub mod error;
+pub mod session;
+
+use askama::Template;
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{header, request::Parts, HeaderValue, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use tessera_core::{can, Action, Actor};
+
+pub use csrf::CsrfToken;
+pub use error::{WebError, WebResult};
+pub use session::{SignedIn, Viewer};
+
+const FLASH_COOKIE: &str = "tessera_flash";
+
+/// One link in the top navigation.
+pub struct NavLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub active: bool,
+}
+
+/// The frame around every page: title, navigation for the signed-in person, CSRF token for
+/// the forms on the page, and the one-shot flash message.
+pub struct Layout {
+    pub title: String,
+    pub nav: Vec<NavLink>,
+    pub user_label: Option<String>,
+    pub team_name: Option<String>,
+    pub csrf: String,
+    pub flash: Option<String>,
+}
+
+impl Layout {
+    /// Layout for someone not signed in.
+    pub fn anonymous(title: impl Into<String>, csrf: &CsrfToken, flash: Option<String>) -> Self {
+        Self {
+            title: title.into(),
+            nav: Vec::new(),
+            user_label: None,
+            team_name: None,
+            csrf: csrf.0.clone(),
+            flash,
+        }
+    }
+
+    /// Layout for a signed-in person: the navigation offers only what the policy allows.
+    pub fn signed_in(title: impl Into<String>, who: &SignedIn, active: &str) -> Self {
+        let team = who.user.team_id.as_deref();
+        let allowed = |action| can(&who.actor, action, team);
+        let mut nav = Vec::new();
+        let mut add = |href: &'static str, label: &'static str| {
+            nav.push(NavLink { href, label, active: href == active })
+        };
+        if allowed(Action::ViewTeam) {
+            add("/team", "Your Team");
+        }
+        if allowed(Action::EditTeamDetails) {
+            add("/team/details", "Team details");
+        }
+        if allowed(Action::ViewAuditLog) {
+            add("/team/audit", "Audit log");
+        }
+        if matches!(who.actor, Actor::Staff { .. }) {
+            add("/staff", "Staff console");
+        }
+        add("/profile", "Profile");
+        Self {
+            title: title.into(),
+            nav,
+            user_label: Some(if who.user.name.is_empty() {
+                who.user.email.clone()
+            } else {
+                who.user.name.clone()
+            }),
+            team_name: who.team_name.clone(),
+            csrf: who.csrf.0.clone(),
+            flash: who.flash.clone(),
+        }
+    }
+}
+
+/// Renders a template into an HTML response with `status`.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => WebError::Internal(anyhow::anyhow!("template: {err}")).into_response(),
+    }
+}
+
+/// 200 OK with the page.
+pub fn page(page: &impl Template) -> Response {
+    render(StatusCode::OK, page)
+}
+
+/// Redirects (303, so the browser follows with GET) and shows `message` on the next page.
+pub fn redirect_with_flash(to: &str, message: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    let value: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    let cookie = format!("{FLASH_COOKIE}={value}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Reads the flash message set by the previous response, if any.
+pub fn read_flash(parts: &Parts) -> Option<String> {
+    let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
+    let raw = jar.get(FLASH_COOKIE)?.value().to_owned();
+    let decoded: String = url::form_urlencoded::parse(format!("m={raw}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    (!decoded.is_empty()).then_some(decoded)
+}
+
+/// Middleware: once a page has been shown with the flash message, clear it.
+pub async fn clear_flash(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let had_flash = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains(FLASH_COOKIE)));
+    let is_get = request.method() == axum::http::Method::GET;
+    let mut response = next.run(request).await;
+    if had_flash && is_get && response.status().is_success() {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("tessera_flash=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+        );
+    }
+    response
+}
+
+/// The peer's IP address (recorded in the audit log and used for rate limits).
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string())
+            .unwrap_or_default();
+        Ok(ClientIp(ip))
+    }
+}
+
+/// Formats epoch milliseconds for pages: `2026-11-22 19:13 UTC`.
+pub fn format_time(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// A short human phrase for a duration in milliseconds ("3 minutes").
+pub fn humanize_ms(ms: i64) -> String {
+    let secs = (ms.max(0) + 999) / 1000;
+    match secs {
+        0..=59 => format!("{secs} second{}", if secs == 1 { "" } else { "s" }),
+        60..=5399 => {
+            let m = (secs + 59) / 60;
+            format!("{m} minute{}", if m == 1 { "" } else { "s" })
+        }
+        _ => {
+            let h = (secs + 3599) / 3600;
+            format!("{h} hour{}", if h == 1 { "" } else { "s" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(humanize_ms(1_000), "1 second");
+        assert_eq!(humanize_ms(61_000), "2 minutes");
+        assert_eq!(humanize_ms(7_200_000), "2 hours");
+    }
+}

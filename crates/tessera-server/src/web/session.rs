@@ -1,0 +1,139 @@
+//! Signed-in sessions: a random cookie token whose SHA-256 digest keys a database row.
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts, HeaderValue},
+    response::{IntoResponse, Redirect, Response},
+};
+use tessera_core::{can, Action, Actor};
+use tessera_store::User;
+
+use crate::{
+    crypto::{random_token, token_digest},
+    state::AppState,
+    web::{read_flash, CsrfToken, WebError, WebResult},
+};
+
+pub const SESSION_COOKIE: &str = "tessera_session";
+
+/// The signed-in person making this request, with what the pages around them need.
+pub struct SignedIn {
+    pub user: User,
+    pub actor: Actor,
+    pub team_name: Option<String>,
+    pub session_hash: String,
+    pub csrf: CsrfToken,
+    pub flash: Option<String>,
+}
+
+impl SignedIn {
+    /// Asks the policy whether this person may perform `action` in their own team, and
+    /// returns that team's id.
+    pub fn authorize(&self, action: Action) -> WebResult<&str> {
+        let team = self.user.team_id.as_deref();
+        if can(&self.actor, action, team) {
+            team.ok_or(WebError::Forbidden)
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+
+    /// Asks the policy about a platform (staff) action.
+    pub fn authorize_platform(&self, action: Action) -> WebResult<()> {
+        if can(&self.actor, action, None) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+}
+
+/// The actor the policy sees for `user`.
+pub fn actor_for(user: &User) -> Actor {
+    match (&user.team_id, user.role, user.is_staff) {
+        (_, _, true) => Actor::Staff { user_id: user.id.clone() },
+        (Some(team_id), Some(role), false) => Actor::TeamUser {
+            user_id: user.id.clone(),
+            team_id: team_id.clone(),
+            role,
+        },
+        _ => Actor::Teamless { user_id: user.id.clone() },
+    }
+}
+
+async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>> {
+    let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
+    let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let session_hash = token_digest(&token);
+    let Some(user) = state.store.session_user(&session_hash).await? else {
+        return Ok(None);
+    };
+    let team_name = match user.team_id.as_deref() {
+        Some(team_id) => Some(state.store.get_team(team_id).await?.name),
+        None => None,
+    };
+    let csrf = CsrfToken::from_request_parts(parts, state).await?;
+    Ok(Some(SignedIn {
+        actor: actor_for(&user),
+        user,
+        team_name,
+        session_hash,
+        csrf,
+        flash: read_flash(parts),
+    }))
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match load(parts, state).await {
+            Ok(Some(signed_in)) => Ok(signed_in),
+            Ok(None) => {
+                let next = parts.uri.path();
+                let target: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                Err(Redirect::to(&format!("/login?next={target}")).into_response())
+            }
+            Err(err) => Err(err.into_response()),
+        }
+    }
+}
+
+/// Maybe signed in (login and sign-up pages, the invitation page).
+pub struct Viewer(pub Option<SignedIn>);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        load(parts, state).await.map(Viewer).map_err(IntoResponse::into_response)
+    }
+}
+
+/// Starts a session for `user_id` and returns the `Set-Cookie` header carrying it.
+pub async fn start(state: &AppState, user_id: &str, ip: &str, user_agent: &str) -> WebResult<HeaderValue> {
+    let token = random_token();
+    let ttl = state.config.session_ttl;
+    let expires_at = tessera_store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    let user_agent: String = user_agent.chars().take(300).collect();
+    state
+        .store
+        .create_session(&token_digest(&token), user_id, expires_at, ip, &user_agent)
+        .await?;
+    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        ttl.as_secs()
+    );
+    HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))
+}
+
+/// A `Set-Cookie` header that removes the session cookie.
+pub fn clear_cookie() -> (header::HeaderName, HeaderValue) {
+    (
+        header::SET_COOKIE,
+        HeaderValue::from_static("tessera_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+    )
+}

@@ -1,0 +1,262 @@
+//! Command-line interface: `serve`, `migrate` and the `admin` support commands. Every option
+//! is also an environment variable, so containers and scripts can configure it either way.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use tessera_core::retry::{parse_duration, RetrySchedule};
+use tessera_server::{
+    config::Config,
+    crypto::MasterKey,
+    staff::support::{self, Operator, SupportError},
+    Application,
+};
+use tessera_store::Store;
+use url::Url;
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about = "Tessera: the account side of a data-labeling API business.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the dashboard, the API and the background workers.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(StorageArgs),
+    /// Support operations on teams and users.
+    Admin {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// Where Tessera keeps its data.
+#[derive(Args, Debug, Clone)]
+struct StorageArgs {
+    /// Directory for the embedded database, the master key and stored files.
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data", global = true)]
+    data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`; default: SQLite in the data dir.
+    #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// SMTP server for outgoing mail (`smtp://host:25`, `smtps://user:pass@host:465`,
+    /// `smtp://host:587?tls=required`). Without it, mail stays in the outbox and the log.
+    #[arg(long, env = "TESSERA_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Sender of outgoing mail.
+    #[arg(long, env = "TESSERA_MAIL_FROM", default_value = "Tessera <no-reply@tessera.local>")]
+    mail_from: String,
+    /// The URL people reach Tessera at, used in email links (default: http://LISTEN).
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<Url>,
+    /// How long invitation links stay valid (e.g. 7d, 12h).
+    #[arg(long, env = "TESSERA_INVITATION_TTL", default_value = "7d", value_parser = parse_duration_arg)]
+    invitation_ttl: Duration,
+    /// Delays between mail delivery retries (e.g. 30s,1m,5m); default about a day in all.
+    #[arg(long, env = "TESSERA_MAIL_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
+    mail_retry_schedule: Option<RetrySchedule>,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Create a team and its Admin account; prints the team id.
+    CreateTeam {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// List teams with their Admin and member count.
+    ListTeams,
+    /// Move a user into a team (member by default; never Admin — use set-admin).
+    MoveUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Make a member of the team its Admin; the previous Admin becomes a Manager.
+    SetAdmin {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Create a platform support (staff) user, who can open the staff console.
+    CreateStaff {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+fn parse_duration_arg(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw).map_err(|e| e.0)
+}
+
+fn parse_schedule_arg(raw: &str) -> Result<RetrySchedule, String> {
+    RetrySchedule::parse(raw).map_err(|e| e.0)
+}
+
+impl StorageArgs {
+    /// Creates the data directory (private to this user) and resolves the database URL.
+    fn prepare(&self) -> anyhow::Result<String> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700));
+        }
+        Ok(match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("tessera.db").display()),
+        })
+    }
+
+    /// The master key: `TESSERA_MASTER_KEY` (64 hex characters, shared by all replicas) or
+    /// `DATA_DIR/master.key`, generated on first start.
+    fn master_key(&self) -> anyhow::Result<MasterKey> {
+        match std::env::var("TESSERA_MASTER_KEY") {
+            Ok(hex) if !hex.trim().is_empty() => MasterKey::from_hex(&hex).context("TESSERA_MASTER_KEY"),
+            _ => MasterKey::load_or_create(&self.data_dir.join("master.key")),
+        }
+    }
+
+    async fn store(&self) -> anyhow::Result<Store> {
+        let url = self.prepare()?;
+        let store = Store::connect(&url).await.context("connecting to the database")?;
+        store.migrate().await.context("migrating the database")?;
+        Ok(store)
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(storage) => {
+            init_logging();
+            storage.store().await?;
+            println!("Database is up to date.");
+            Ok(())
+        }
+        Command::Admin { storage, command } => admin(storage, command).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let database_url = args.storage.prepare()?;
+    let master_key = args.storage.master_key()?;
+    let public_url = match args.public_url {
+        Some(url) => url,
+        None => Url::parse(&format!("http://{}", args.listen)).context("building the public URL")?,
+    };
+    if !matches!(public_url.scheme(), "http" | "https") {
+        bail!("--public-url must be an http:// or https:// URL");
+    }
+    let mut config = Config::new(args.listen, args.storage.data_dir.clone(), database_url, public_url, master_key);
+    config.smtp_url = args.smtp_url.filter(|s| !s.trim().is_empty());
+    config.mail_from = args.mail_from;
+    config.invitation_ttl = args.invitation_ttl;
+    if let Some(schedule) = args.mail_retry_schedule {
+        config.mail_retry = schedule;
+    }
+    let backend = if config.database_url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
+    let mail = if config.smtp_url.is_some() { "sent over SMTP" } else { "kept in the outbox and printed to this log (no --smtp-url)" };
+    let app = Application::build(config.clone()).await?;
+    let addr = app.local_addr();
+    println!("Tessera is running at http://{addr}  (public URL {})", config.public_url);
+    println!("  Open it and sign up: the first person of each team creates it and becomes its Admin.");
+    println!("  Database: {backend}; data directory: {}", config.data_dir.display());
+    println!("  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`.");
+    app.run(shutdown_signal()).await?;
+    println!("Tessera stopped.");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {
+    let store = storage.store().await?;
+    let operator = Operator::cli();
+    let result: Result<(), SupportError> = async {
+        match command {
+            AdminCommand::CreateTeam { name, admin_email, password } => {
+                let team = support::create_team(&store, &name, &admin_email, &password, &operator).await?;
+                println!("{}", team.id);
+            }
+            AdminCommand::ListTeams => {
+                let teams = store.list_teams().await?;
+                println!("{:<30}  {:<40}  {:>7}  {}", "TEAM", "ADMIN", "MEMBERS", "ID");
+                for t in teams {
+                    println!("{:<30}  {:<40}  {:>7}  {}", t.team.name, t.admin_email, t.members, t.team.id);
+                }
+            }
+            AdminCommand::MoveUser { email, team, role } => {
+                let (user, team) = support::move_user(&store, &email, &team, role.as_deref(), &operator).await?;
+                println!("{} is now in {} as {}", user.email, team.name, user.role.map(|r| r.as_str()).unwrap_or(""));
+            }
+            AdminCommand::SetAdmin { team, email } => {
+                let team = support::set_admin(&store, &team, &email, &operator).await?;
+                println!("{} is now the Admin of {}", email.trim(), team.name);
+            }
+            AdminCommand::CreateStaff { email, password } => {
+                let user = support::create_staff(&store, &email, &password).await?;
+                println!("{}", user.id);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result.map_err(|err| anyhow::anyhow!("{err}"))
+}
