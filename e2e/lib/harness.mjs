@@ -1,0 +1,217 @@
+// Test harness: starts a real SMTP server (aiosmtpd) and the tessera binary on free ports with
+// a fresh data directory, launches Debian's Chromium through playwright-core, reads the mail
+// that arrived, and stops everything again (also when a test fails or the runner is killed).
+
+import { spawn, execFile } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const execFileP = promisify(execFile);
+
+export const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const REPO_ROOT = path.resolve(E2E_DIR, '..');
+export const ARTIFACTS = path.join(E2E_DIR, 'artifacts');
+
+export const CHROMIUM = process.env.TESSERA_CHROMIUM || '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+const fromRoot = (p) => (path.isAbsolute(p) ? p : path.resolve(REPO_ROOT, p));
+export const TESSERA_BIN = fromRoot(process.env.TESSERA_BIN || 'target/debug/tessera');
+export const PYTHON = fromRoot(process.env.TESSERA_TEST_PYTHON || '.venv/bin/python');
+export const DATABASE_URL = process.env.TESSERA_E2E_DATABASE_URL || '';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port that was free a moment ago (the OS picks it). */
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function canConnect(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor(what, check, { timeoutMs = 30_000, intervalMs = 200 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError.message}` : ''}`);
+}
+
+const children = new Set();
+// Last resort: the runner exits (or is interrupted) with children still running.
+process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } process.exit(130); });
+}
+
+/** Spawns a child whose output goes to `logFile`; `onOutput` sees stdout as it arrives. */
+function start(name, command, args, logFile, onOutput) {
+  const log = fs.createWriteStream(logFile);
+  const child = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+  children.add(child);
+  let output = '';
+  const collect = (chunk) => { output += chunk; log.write(chunk); if (onOutput) onOutput(output); };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  child.once('exit', () => { children.delete(child); log.end(); });
+  child.once('error', (err) => { log.write(`\n[spawn error] ${err.message}\n`); });
+  return { name, child, logFile, output: () => output };
+}
+
+/** Stops a child: SIGTERM, then SIGKILL if it has not exited within a few seconds. */
+async function stop(proc) {
+  if (!proc) return;
+  const { child } = proc;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => { try { child.kill('SIGKILL'); } catch { /* gone */ } }, 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function exitedEarly(proc) {
+  const { child } = proc;
+  if (child.exitCode !== null || child.signalCode !== null) {
+    throw new Error(`${proc.name} exited early (code ${child.exitCode}, signal ${child.signalCode}); log ${proc.logFile}:\n${proc.output().slice(-3000)}`);
+  }
+}
+
+/**
+ * Starts the whole environment. Returns { baseUrl, browser, mailsTo(), screenshot(), ... } and
+ * a stop() that must be called in an `after` hook.
+ */
+export async function startEnvironment({ label = 'run' } = {}) {
+  for (const [what, file] of [['tessera binary (TESSERA_BIN)', TESSERA_BIN], ['python (TESSERA_TEST_PYTHON)', PYTHON], ['Chromium', CHROMIUM]]) {
+    if (!fs.existsSync(file)) throw new Error(`${what} not found at ${file}`);
+  }
+  const backend = DATABASE_URL ? 'postgres' : 'sqlite';
+  const runDir = path.join(ARTIFACTS, `${label}-${backend}`);
+  fs.rmSync(runDir, { recursive: true, force: true });
+  fs.mkdirSync(runDir, { recursive: true });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-'));
+  const maildir = path.join(tmp, 'maildir');
+  const dataDir = path.join(tmp, 'data');
+
+  const env = { runDir, tmp, maildir, dataDir, backend, smtp: null, server: null, browser: null, shots: 0 };
+
+  env.stop = async () => {
+    if (env.browser) await env.browser.close().catch(() => {});
+    await stop(env.server);
+    await stop(env.smtp);
+    if (process.env.TESSERA_E2E_KEEP_TMP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
+  };
+
+  try {
+    // --- SMTP: aiosmtpd storing every message in a Maildir --------------------------------
+    const smtpPort = await freePort();
+    env.smtp = start('aiosmtpd', PYTHON,
+      ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${smtpPort}`, '-c', 'aiosmtpd.handlers.Mailbox', maildir],
+      path.join(runDir, 'smtp.log'));
+    await waitFor('the SMTP server to listen', async () => { exitedEarly(env.smtp); return canConnect(smtpPort); });
+    env.smtpPort = smtpPort;
+
+    // --- Tessera ----------------------------------------------------------------------------
+    const port = await freePort();
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
+      '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--public-url', baseUrl];
+    if (DATABASE_URL) args.push('--database-url', DATABASE_URL);
+    let ready = false;
+    env.server = start('tessera', TESSERA_BIN, args, path.join(runDir, 'tessera.log'),
+      (out) => { if (out.includes('Tessera is running at')) ready = true; });
+    await waitFor('Tessera to print "Tessera is running at"', () => { exitedEarly(env.server); return ready; }, { timeoutMs: 60_000 });
+    await waitFor('GET /healthz to return 200', async () => {
+      exitedEarly(env.server);
+      const res = await fetch(`${baseUrl}/healthz`);
+      return res.status === 200;
+    });
+    env.baseUrl = baseUrl;
+
+    // --- Browser ----------------------------------------------------------------------------
+    env.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  } catch (err) {
+    await env.stop();
+    throw err;
+  }
+
+  /** A new browser session (own cookies) whose relative URLs resolve against Tessera. */
+  env.newContext = async () => {
+    const context = await env.browser.newContext({ baseURL: env.baseUrl, viewport: { width: 1200, height: 900 } });
+    context.setDefaultTimeout(15_000);
+    context.setDefaultNavigationTimeout(30_000);
+    return context;
+  };
+
+  /** Full-page screenshot into e2e/artifacts/<run>/NN-name.png. */
+  env.screenshot = async (page, name) => {
+    env.shots += 1;
+    const file = path.join(runDir, `${String(env.shots).padStart(2, '0')}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    return file;
+  };
+
+  /** Every message in the Maildir, decoded (see read_maildir.py). */
+  env.mails = async () => {
+    if (!fs.existsSync(maildir)) return [];
+    const { stdout } = await execFileP(PYTHON, [path.join(E2E_DIR, 'lib', 'read_maildir.py'), maildir], { maxBuffer: 16 << 20 });
+    return JSON.parse(stdout);
+  };
+
+  /** Waits for the mail(s) addressed to `address`; returns them, oldest first. */
+  env.mailsTo = async (address, { count = 1, timeoutMs = 30_000 } = {}) => waitFor(
+    `${count} email(s) to ${address} in ${maildir}`,
+    async () => {
+      const found = (await env.mails()).filter((m) => m.to.toLowerCase().includes(address.toLowerCase()));
+      return found.length >= count ? found : null;
+    },
+    { timeoutMs, intervalMs: 300 },
+  );
+
+  /** The server log so far (for failure messages). */
+  env.serverLog = () => env.server.output();
+
+  return env;
+}
+
+/** The accept link `http://HOST:PORT/invite/<token>` in an invitation email's text part. */
+export function inviteLink(mail) {
+  const match = /(https?:\/\/[^\s"<>]+\/invite\/[A-Za-z0-9_-]+)/.exec(mail.text);
+  if (!match) throw new Error(`no invitation link in the email's text part:\n${mail.text}`);
+  return match[1];
+}
