@@ -114,7 +114,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "joe", "joe@", "@x.com", "jo e@x.com", "a@b..c", "a@.x", "<a>@x.com"] {
+        for bad in [
+            "",
+            "joe",
+            "joe@",
+            "@x.com",
+            "jo e@x.com",
+            "a@b..c",
+            "a@.x",
+            "<a>@x.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         let long = format!("{}@x.com", "a".repeat(300));

@@ -35,10 +35,14 @@ pub fn clean_text(field: &str, raw: &str, max: usize, required: bool) -> Result<
         return Err(Invalid(format!("{field} is required.")));
     }
     if value.chars().count() > max {
-        return Err(Invalid(format!("{field} must be at most {max} characters.")));
+        return Err(Invalid(format!(
+            "{field} must be at most {max} characters."
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(Invalid(format!("{field} must not contain control characters.")));
+        return Err(Invalid(format!(
+            "{field} must not contain control characters."
+        )));
     }
     Ok(value.to_owned())
 }

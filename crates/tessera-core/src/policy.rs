@@ -150,7 +150,11 @@ pub struct MemberRef<'a> {
 
 /// Rules for changing a teammate's role from the team page: never to or from Admin, never
 /// your own role (ask a colleague, so nobody locks themselves out by accident).
-pub fn check_role_change(actor_id: &str, target: MemberRef<'_>, new_role: Role) -> Result<(), Invalid> {
+pub fn check_role_change(
+    actor_id: &str,
+    target: MemberRef<'_>,
+    new_role: Role,
+) -> Result<(), Invalid> {
     if target.role == Role::Admin {
         return Err(Invalid::new(
             "The Admin's role cannot be changed here; changing a team's Admin is a support operation.",
@@ -201,7 +205,9 @@ mod tests {
                 action,
                 ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks
             ),
-            Role::Manager => !matches!(action, LabelTasks | EditPaymentInfo) && !action.is_platform(),
+            Role::Manager => {
+                !matches!(action, LabelTasks | EditPaymentInfo) && !action.is_platform()
+            }
             Role::Admin => !matches!(action, LabelTasks) && !action.is_platform(),
         }
     }
@@ -220,7 +226,10 @@ mod tests {
                     expected(role, action),
                     "{role:?} {action:?} own team"
                 );
-                assert!(!can(&actor, action, Some("team_b")), "{role:?} {action:?} other team");
+                assert!(
+                    !can(&actor, action, Some("team_b")),
+                    "{role:?} {action:?} other team"
+                );
                 assert!(!can(&actor, action, None), "{role:?} {action:?} no team");
             }
         }
@@ -228,10 +237,18 @@ mod tests {
 
     #[test]
     fn staff_only_platform_actions() {
-        let staff = Actor::Staff { user_id: "usr_s".into() };
-        let teamless = Actor::Teamless { user_id: "usr_t".into() };
+        let staff = Actor::Staff {
+            user_id: "usr_s".into(),
+        };
+        let teamless = Actor::Teamless {
+            user_id: "usr_t".into(),
+        };
         for action in Action::ALL {
-            assert_eq!(can(&staff, action, None), action.is_platform(), "{action:?}");
+            assert_eq!(
+                can(&staff, action, None),
+                action.is_platform(),
+                "{action:?}"
+            );
             assert!(!can(&staff, action, Some("team_a")) || action.is_platform());
             assert!(!can(&teamless, action, Some("team_a")));
             assert!(!can(&teamless, action, None));
@@ -240,8 +257,14 @@ mod tests {
 
     #[test]
     fn role_change_rules() {
-        let member = MemberRef { user_id: "usr_2", role: Role::Member };
-        let admin = MemberRef { user_id: "usr_3", role: Role::Admin };
+        let member = MemberRef {
+            user_id: "usr_2",
+            role: Role::Member,
+        };
+        let admin = MemberRef {
+            user_id: "usr_3",
+            role: Role::Admin,
+        };
         assert!(check_role_change("usr_1", member, Role::Manager).is_ok());
         assert!(check_role_change("usr_1", member, Role::Admin).is_err());
         assert!(check_role_change("usr_1", admin, Role::Manager).is_err());

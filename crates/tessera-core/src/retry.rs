@@ -23,7 +23,9 @@ impl RetrySchedule {
             delays.push(parse_duration(part)?);
         }
         if delays.is_empty() {
-            return Err(Invalid::new("A retry schedule needs at least one delay, e.g. 1s,5s,1m."));
+            return Err(Invalid::new(
+                "A retry schedule needs at least one delay, e.g. 1s,5s,1m.",
+            ));
         }
         if delays.len() > 100 {
             return Err(Invalid::new("A retry schedule has at most 100 steps."));
@@ -44,8 +46,14 @@ impl RetrySchedule {
 
 /// Parses one duration: a whole number followed by `ms`, `s`, `m`, `h` or `d`.
 pub fn parse_duration(raw: &str) -> Result<Duration, Invalid> {
-    let invalid = || Invalid(format!("\"{raw}\" is not a duration like 500ms, 5s, 2m, 1h or 1d."));
-    let split = raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+    let invalid = || {
+        Invalid(format!(
+            "\"{raw}\" is not a duration like 500ms, 5s, 2m, 1h or 1d."
+        ))
+    };
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(invalid)?;
     let (number, unit) = raw.split_at(split);
     let number: u64 = number.parse().map_err(|_| invalid())?;
     let millis = match unit {

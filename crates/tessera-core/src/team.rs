@@ -65,10 +65,18 @@ mod tests {
     fn callback_urls() {
         assert_eq!(parse_callback_url(" ").unwrap(), None);
         assert_eq!(
-            parse_callback_url("https://hooks.example.com/scale").unwrap().as_deref(),
+            parse_callback_url("https://hooks.example.com/scale")
+                .unwrap()
+                .as_deref(),
             Some("https://hooks.example.com/scale")
         );
-        for bad in ["ftp://x.com", "/relative", "not a url", "http://", "https://u:p@x.com/"] {
+        for bad in [
+            "ftp://x.com",
+            "/relative",
+            "not a url",
+            "http://",
+            "https://u:p@x.com/",
+        ] {
             assert!(parse_callback_url(bad).is_err(), "{bad}");
         }
     }

@@ -22,8 +22,7 @@ use anyhow::Context;
 use axum::{
     extract::{MatchedPath, Request},
     http::{header, HeaderValue},
-    middleware,
-    Router,
+    middleware, Router,
 };
 use tessera_store::Store;
 use tokio::{net::TcpListener, sync::watch};
@@ -50,7 +49,10 @@ pub fn router(state: AppState) -> Router {
         .merge(staff::router())
         .fallback(health::not_found)
         .layer(middleware::from_fn(web::clear_flash))
-        .layer(middleware::from_fn_with_state(state.clone(), web::csrf::protect));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::csrf::protect,
+        ));
     Router::new()
         .merge(health::router())
         .merge(dashboard)
@@ -99,11 +101,16 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
-        Ok(Self { listener, state: AppState::new(store, config) })
+        Ok(Self {
+            listener,
+            state: AppState::new(store, config),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn state(&self) -> AppState {
@@ -112,7 +119,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests and the current worker
     /// pass finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mail = mail::worker::MailWorker::new(self.state.clone())?;
         let mail_task = tokio::spawn(mail.run(stop_rx.clone()));
@@ -134,7 +144,11 @@ impl Application {
 /// Drops expired sessions and stale rate-limit events every few minutes.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
-        if let Err(err) = state.store.prune_expired(ratelimit::Limit::LONGEST_WINDOW_MS).await {
+        if let Err(err) = state
+            .store
+            .prune_expired(ratelimit::Limit::LONGEST_WINDOW_MS)
+            .await
+        {
             tracing::warn!(error = %err, "housekeeping failed");
         }
         tokio::select! {

@@ -3,7 +3,10 @@
 
 use tessera_store::now_ms;
 
-use crate::{state::AppState, web::{humanize_ms, WebResult}};
+use crate::{
+    state::AppState,
+    web::{humanize_ms, WebResult},
+};
 
 /// A limit: at most `max` events per `window_ms` in one bucket.
 #[derive(Debug, Clone, Copy)]
@@ -48,14 +51,23 @@ pub async fn check(state: &AppState, limit: Limit, key: &str) -> WebResult<Resul
 }
 
 /// Like [`check`], for an action that would add `count` events at once.
-pub async fn check_room(state: &AppState, limit: Limit, key: &str, count: i64) -> WebResult<Result<(), String>> {
+pub async fn check_room(
+    state: &AppState,
+    limit: Limit,
+    key: &str,
+    count: i64,
+) -> WebResult<Result<(), String>> {
     let (_, max, window) = limit.spec();
     let bucket = bucket(limit, key);
     let used = state.store.count_rate_events(&bucket, window).await?;
     if used + count <= max {
         return Ok(Ok(()));
     }
-    let oldest = state.store.oldest_rate_event(&bucket, window).await?.unwrap_or_else(now_ms);
+    let oldest = state
+        .store
+        .oldest_rate_event(&bucket, window)
+        .await?
+        .unwrap_or_else(now_ms);
     Ok(Err(humanize_ms(oldest + window - now_ms())))
 }
 

@@ -78,16 +78,23 @@ fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
 
 impl Store {
     /// Writes an audit entry on its own (for events with no other write, such as a reveal).
-    pub async fn record_audit(&self, team_id: Option<&str>, event: &NewAuditEvent) -> StoreResult<()> {
+    pub async fn record_audit(
+        &self,
+        team_id: Option<&str>,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
         let mut conn = self.writer.acquire().await?;
         insert(&mut conn, team_id, event).await
     }
 
     /// A page of `team_id`'s log, newest first. An unreadable cursor starts from the newest.
-    pub async fn list_audit(&self, team_id: &str, cursor: Option<&str>, limit: i64) -> StoreResult<AuditPage> {
-        let (before_at, before_id) = cursor
-            .and_then(parse_cursor)
-            .unwrap_or((i64::MAX, ""));
+    pub async fn list_audit(
+        &self,
+        team_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<AuditPage> {
+        let (before_at, before_id) = cursor.and_then(parse_cursor).unwrap_or((i64::MAX, ""));
         let rows = sqlx::query(
             "SELECT id, actor, action, target, detail, ip, created_at FROM audit_events \
              WHERE team_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3) OR $3 = '') \
@@ -100,13 +107,19 @@ impl Store {
         .bind(limit + 1)
         .fetch_all(&self.reader)
         .await?;
-        let mut events = rows.iter().map(event_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         let next_cursor = if events.len() as i64 > limit {
             events.truncate(usize::try_from(limit).unwrap_or(0));
             events.last().map(|e| format!("{}.{}", e.created_at, e.id))
         } else {
             None
         };
-        Ok(AuditPage { events, next_cursor })
+        Ok(AuditPage {
+            events,
+            next_cursor,
+        })
     }
 }

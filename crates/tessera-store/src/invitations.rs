@@ -38,6 +38,15 @@ pub struct NewInvitation {
     pub event: NewAuditEvent,
 }
 
+/// A fresh link for a pending invitation (a resend), with its mail and audit entry.
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub token_hash: String,
+    pub expires_at: i64,
+    pub mail: NewMail,
+    pub event: NewAuditEvent,
+}
+
 /// Whether inviting created an invitation or refreshed a pending one (new link, new expiry).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InviteOutcome {
@@ -178,7 +187,14 @@ impl Store {
                 (id, false)
             }
         };
-        insert_token(&mut tx, &invitation_id, &new.token_hash, new.expires_at, now).await?;
+        insert_token(
+            &mut tx,
+            &invitation_id,
+            &new.token_hash,
+            new.expires_at,
+            now,
+        )
+        .await?;
         mail::insert(&mut tx, &new.mail).await?;
         audit::insert(&mut tx, Some(&new.team_id), &new.event).await?;
         tx.commit().await?;
@@ -191,7 +207,11 @@ impl Store {
     }
 
     /// A pending invitation of `team_id`, or `NotFound`.
-    pub async fn get_invitation(&self, team_id: &str, invitation_id: &str) -> StoreResult<Invitation> {
+    pub async fn get_invitation(
+        &self,
+        team_id: &str,
+        invitation_id: &str,
+    ) -> StoreResult<Invitation> {
         let row = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i WHERE i.id = $1 AND i.team_id = $2"
         ))
@@ -221,19 +241,22 @@ impl Store {
         &self,
         team_id: &str,
         invitation_id: &str,
-        token_hash: &str,
-        expires_at: i64,
+        link: &NewLink,
         min_interval_ms: i64,
-        mail: &NewMail,
-        event: &NewAuditEvent,
     ) -> StoreResult<Invitation> {
+        let NewLink {
+            token_hash,
+            expires_at,
+            mail,
+            event,
+        } = link;
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE invitations SET expires_at = $1, last_sent_at = $2, send_count = send_count + 1 \
              WHERE id = $3 AND team_id = $4 AND status = 'pending' AND last_sent_at <= $5",
         )
-        .bind(expires_at)
+        .bind(*expires_at)
         .bind(now)
         .bind(invitation_id)
         .bind(team_id)
@@ -254,7 +277,7 @@ impl Store {
                 retry_in_ms: (last + min_interval_ms - now).max(1),
             });
         }
-        insert_token(&mut tx, invitation_id, token_hash, expires_at, now).await?;
+        insert_token(&mut tx, invitation_id, token_hash, *expires_at, now).await?;
         mail::insert(&mut tx, mail).await?;
         audit::insert(&mut tx, Some(team_id), event).await?;
         tx.commit().await?;
@@ -262,7 +285,12 @@ impl Store {
     }
 
     /// Revokes a pending invitation: its links stop working at once.
-    pub async fn revoke_invitation(&self, team_id: &str, invitation_id: &str, event: &NewAuditEvent) -> StoreResult<()> {
+    pub async fn revoke_invitation(
+        &self,
+        team_id: &str,
+        invitation_id: &str,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE invitations SET status = 'revoked', revoked_at = $1 \
@@ -282,7 +310,10 @@ impl Store {
     }
 
     /// What the link with this token digest points at, whatever its state.
-    pub async fn find_invitation_link(&self, token_hash: &str) -> StoreResult<Option<InvitationLink>> {
+    pub async fn find_invitation_link(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<InvitationLink>> {
         let row = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS}, t.name AS team_name, k.expires_at AS link_expires_at, \
              k.superseded_at, k.used_at FROM invitation_tokens k \

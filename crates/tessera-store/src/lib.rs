@@ -25,7 +25,9 @@ use sqlx::{
 
 pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
 pub use error::{StoreError, StoreResult};
-pub use invitations::{AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation};
+pub use invitations::{
+    AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
+};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use teams::{Team, TeamSummary};
 pub use users::{NewUser, User};
@@ -70,7 +72,9 @@ impl Store {
         sqlx::any::install_default_drivers();
         let dialect = if database_url.starts_with("sqlite:") {
             Dialect::Sqlite
-        } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
             Dialect::Postgres
         } else {
             return Err(StoreError::Config(
@@ -87,7 +91,11 @@ impl Store {
                 let options = AnyConnectOptions::from_str(&url)?;
                 let writer = sqlite_pool(1).connect_with(options.clone()).await?;
                 let reader = sqlite_pool(4).connect_with(options).await?;
-                Ok(Self { writer, reader, dialect })
+                Ok(Self {
+                    writer,
+                    reader,
+                    dialect,
+                })
             }
             Dialect::Postgres => {
                 let options = AnyConnectOptions::from_str(database_url)?;

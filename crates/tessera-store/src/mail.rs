@@ -159,10 +159,12 @@ impl Store {
     }
 
     pub async fn get_mail(&self, id: &str) -> StoreResult<Option<MailMessage>> {
-        let row = sqlx::query(&format!("SELECT {MAIL_COLUMNS} FROM mail_outbox WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {MAIL_COLUMNS} FROM mail_outbox WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(mail_from_row).transpose()
     }
 }

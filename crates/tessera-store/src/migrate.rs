@@ -106,7 +106,11 @@ async fn apply_pending(store: &Store, conn: &mut sqlx::AnyConnection) -> StoreRe
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
     }
     Ok(())
 }

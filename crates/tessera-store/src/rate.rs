@@ -5,16 +5,21 @@ use crate::{now_ms, Store, StoreResult};
 impl Store {
     /// Counts events in `bucket` during the last `window_ms`.
     pub async fn count_rate_events(&self, bucket: &str, window_ms: i64) -> StoreResult<i64> {
-        let row: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rate_events WHERE bucket = $1 AND at > $2")
-            .bind(bucket)
-            .bind(now_ms() - window_ms)
-            .fetch_one(&self.reader)
-            .await?;
+        let row: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM rate_events WHERE bucket = $1 AND at > $2")
+                .bind(bucket)
+                .bind(now_ms() - window_ms)
+                .fetch_one(&self.reader)
+                .await?;
         Ok(row.0)
     }
 
     /// The oldest event in the window, to tell a person when they may try again.
-    pub async fn oldest_rate_event(&self, bucket: &str, window_ms: i64) -> StoreResult<Option<i64>> {
+    pub async fn oldest_rate_event(
+        &self,
+        bucket: &str,
+        window_ms: i64,
+    ) -> StoreResult<Option<i64>> {
         let row: (Option<i64>,) =
             sqlx::query_as("SELECT MIN(at) FROM rate_events WHERE bucket = $1 AND at > $2")
                 .bind(bucket)

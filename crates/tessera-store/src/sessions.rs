@@ -1,8 +1,9 @@
 //! Dashboard sessions, stored in the database so any replica can serve any request.
 
 use crate::{
+    now_ms,
     users::{user_from_row, USER_COLUMNS},
-    now_ms, Store, StoreResult, User,
+    Store, StoreResult, User,
 };
 
 impl Store {

@@ -4,9 +4,9 @@ use sqlx::{any::AnyRow, Row};
 use tessera_core::{team::team_name_key, Role};
 
 use crate::{
-    audit,
+    audit, new_id, now_ms,
     users::{insert_user, user_from_row, USER_COLUMNS},
-    new_id, now_ms, NewAuditEvent, NewUser, Store, StoreError, StoreResult, User,
+    NewAuditEvent, NewUser, Store, StoreError, StoreResult, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,28 +70,43 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| name_conflict(e.into()))?;
-        insert_user(&mut tx, &user_id, admin, Some((&team_id, Role::Admin)), false, now).await?;
+        insert_user(
+            &mut tx,
+            &user_id,
+            admin,
+            Some((&team_id, Role::Admin)),
+            false,
+            now,
+        )
+        .await?;
         event.actor_user_id.get_or_insert_with(|| user_id.clone());
         audit::insert(&mut tx, Some(&team_id), &event).await?;
         tx.commit().await?;
-        Ok((self.get_team(&team_id).await?, self.get_user(&user_id).await?))
+        Ok((
+            self.get_team(&team_id).await?,
+            self.get_user(&user_id).await?,
+        ))
     }
 
     pub async fn get_team(&self, team_id: &str) -> StoreResult<Team> {
-        let row = sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1"))
-            .bind(team_id)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1"
+        ))
+        .bind(team_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         team_from_row(&row)
     }
 
     /// Looks a team up by name, case-insensitively (operators address teams by name).
     pub async fn find_team_by_name(&self, name: &str) -> StoreResult<Option<Team>> {
-        let row = sqlx::query(&format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.name_key = $1"))
-            .bind(team_name_key(name))
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.name_key = $1"
+        ))
+        .bind(team_name_key(name))
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(team_from_row).transpose()
     }
 
@@ -175,7 +190,9 @@ impl Store {
         event: NewAuditEvent,
     ) -> StoreResult<()> {
         if role == Role::Admin {
-            return Err(StoreError::Conflict("admin role is granted only by set_admin".into()));
+            return Err(StoreError::Conflict(
+                "admin role is granted only by set_admin".into(),
+            ));
         }
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
@@ -196,7 +213,12 @@ impl Store {
 
     /// Takes a non-Admin member out of the team and signs them out everywhere. The account
     /// stays (its history is referenced), in no team, until support moves it.
-    pub async fn remove_member(&self, team_id: &str, user_id: &str, event: NewAuditEvent) -> StoreResult<()> {
+    pub async fn remove_member(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET team_id = NULL, role = NULL, joined_team_at = NULL \
@@ -228,20 +250,28 @@ impl Store {
         event: NewAuditEvent,
     ) -> StoreResult<User> {
         if role == Role::Admin {
-            return Err(StoreError::Conflict("admin role is granted only by set_admin".into()));
+            return Err(StoreError::Conflict(
+                "admin role is granted only by set_admin".into(),
+            ));
         }
         let mut tx = self.writer.begin().await?;
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"))
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         let user = user_from_row(&row)?;
         if user.is_staff {
-            return Err(StoreError::Conflict("staff accounts belong to no team".into()));
+            return Err(StoreError::Conflict(
+                "staff accounts belong to no team".into(),
+            ));
         }
         if user.role == Some(Role::Admin) {
-            return Err(StoreError::Conflict("users_one_admin_per_team: user is their team's Admin".into()));
+            return Err(StoreError::Conflict(
+                "users_one_admin_per_team: user is their team's Admin".into(),
+            ));
         }
         let now = now_ms();
         let done = sqlx::query(
@@ -254,7 +284,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict("users_one_admin_per_team: user is their team's Admin".into()));
+            return Err(StoreError::Conflict(
+                "users_one_admin_per_team: user is their team's Admin".into(),
+            ));
         }
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user_id)
@@ -271,7 +303,12 @@ impl Store {
     /// Support operation: makes `user_id` (already in the team) its Admin; the previous Admin
     /// becomes a Manager. One transaction, so the team is never without an Admin; the schema
     /// rejects any interleaving that would leave two.
-    pub async fn set_admin(&self, team_id: &str, user_id: &str, event: NewAuditEvent) -> StoreResult<()> {
+    pub async fn set_admin(
+        &self,
+        team_id: &str,
+        user_id: &str,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         let member = sqlx::query("SELECT role FROM users WHERE id = $1 AND team_id = $2")
             .bind(user_id)

@@ -91,11 +91,13 @@ pub(crate) async fn insert_user(
 
 impl Store {
     pub async fn get_user(&self, user_id: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"))
-            .bind(user_id)
-            .fetch_optional(&self.reader)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+        ))
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         user_from_row(&row)
     }
 
@@ -191,7 +193,11 @@ impl Store {
     }
 
     /// Staff search: users whose email or name contains `query` (case-insensitive).
-    pub async fn search_users(&self, query: &str, limit: i64) -> StoreResult<Vec<(User, Option<String>)>> {
+    pub async fn search_users(
+        &self,
+        query: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<(User, Option<String>)>> {
         let pattern = format!(
             "%{}%",
             query

@@ -16,7 +16,11 @@ use tessera_store::Store;
 use url::Url;
 
 #[derive(Parser, Debug)]
-#[command(name = "tessera", version, about = "Tessera: the account side of a data-labeling API business.")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera: the account side of a data-labeling API business."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,7 +45,12 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 struct StorageArgs {
     /// Directory for the embedded database, the master key and stored files.
-    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./tessera-data", global = true)]
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        default_value = "./tessera-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`; default: SQLite in the data dir.
     #[arg(long, env = "TESSERA_DATABASE_URL", global = true)]
@@ -60,7 +69,11 @@ struct ServeArgs {
     #[arg(long, env = "TESSERA_SMTP_URL")]
     smtp_url: Option<String>,
     /// Sender of outgoing mail.
-    #[arg(long, env = "TESSERA_MAIL_FROM", default_value = "Tessera <no-reply@tessera.local>")]
+    #[arg(
+        long,
+        env = "TESSERA_MAIL_FROM",
+        default_value = "Tessera <no-reply@tessera.local>"
+    )]
     mail_from: String,
     /// The URL people reach Tessera at, used in email links (default: http://LISTEN).
     #[arg(long, env = "TESSERA_PUBLIC_URL")]
@@ -127,7 +140,8 @@ impl StorageArgs {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700));
+            let _ =
+                std::fs::set_permissions(&self.data_dir, std::fs::Permissions::from_mode(0o700));
         }
         Ok(match &self.database_url {
             Some(url) => url.clone(),
@@ -139,14 +153,18 @@ impl StorageArgs {
     /// `DATA_DIR/master.key`, generated on first start.
     fn master_key(&self) -> anyhow::Result<MasterKey> {
         match std::env::var("TESSERA_MASTER_KEY") {
-            Ok(hex) if !hex.trim().is_empty() => MasterKey::from_hex(&hex).context("TESSERA_MASTER_KEY"),
+            Ok(hex) if !hex.trim().is_empty() => {
+                MasterKey::from_hex(&hex).context("TESSERA_MASTER_KEY")
+            }
             _ => MasterKey::load_or_create(&self.data_dir.join("master.key")),
         }
     }
 
     async fn store(&self) -> anyhow::Result<Store> {
         let url = self.prepare()?;
-        let store = Store::connect(&url).await.context("connecting to the database")?;
+        let store = Store::connect(&url)
+            .await
+            .context("connecting to the database")?;
         store.migrate().await.context("migrating the database")?;
         Ok(store)
     }
@@ -155,7 +173,10 @@ impl StorageArgs {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -177,26 +198,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let master_key = args.storage.master_key()?;
     let public_url = match args.public_url {
         Some(url) => url,
-        None => Url::parse(&format!("http://{}", args.listen)).context("building the public URL")?,
+        None => {
+            Url::parse(&format!("http://{}", args.listen)).context("building the public URL")?
+        }
     };
     if !matches!(public_url.scheme(), "http" | "https") {
         bail!("--public-url must be an http:// or https:// URL");
     }
-    let mut config = Config::new(args.listen, args.storage.data_dir.clone(), database_url, public_url, master_key);
+    let mut config = Config::new(
+        args.listen,
+        args.storage.data_dir.clone(),
+        database_url,
+        public_url,
+        master_key,
+    );
     config.smtp_url = args.smtp_url.filter(|s| !s.trim().is_empty());
     config.mail_from = args.mail_from;
     config.invitation_ttl = args.invitation_ttl;
     if let Some(schedule) = args.mail_retry_schedule {
         config.mail_retry = schedule;
     }
-    let backend = if config.database_url.starts_with("sqlite:") { "SQLite" } else { "PostgreSQL" };
-    let mail = if config.smtp_url.is_some() { "sent over SMTP" } else { "kept in the outbox and printed to this log (no --smtp-url)" };
+    let backend = if config.database_url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let mail = if config.smtp_url.is_some() {
+        "sent over SMTP"
+    } else {
+        "kept in the outbox and printed to this log (no --smtp-url)"
+    };
     let app = Application::build(config.clone()).await?;
     let addr = app.local_addr();
-    println!("Tessera is running at http://{addr}  (public URL {})", config.public_url);
-    println!("  Open it and sign up: the first person of each team creates it and becomes its Admin.");
-    println!("  Database: {backend}; data directory: {}", config.data_dir.display());
-    println!("  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`.");
+    println!(
+        "Tessera is running at http://{addr}  (public URL {})",
+        config.public_url
+    );
+    println!(
+        "  Open it and sign up: the first person of each team creates it and becomes its Admin."
+    );
+    println!(
+        "  Database: {backend}; data directory: {}",
+        config.data_dir.display()
+    );
+    println!(
+        "  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`."
+    );
     app.run(shutdown_signal()).await?;
     println!("Tessera stopped.");
     Ok(())
@@ -230,20 +277,34 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
     let operator = Operator::cli();
     let result: Result<(), SupportError> = async {
         match command {
-            AdminCommand::CreateTeam { name, admin_email, password } => {
-                let team = support::create_team(&store, &name, &admin_email, &password, &operator).await?;
+            AdminCommand::CreateTeam {
+                name,
+                admin_email,
+                password,
+            } => {
+                let team =
+                    support::create_team(&store, &name, &admin_email, &password, &operator).await?;
                 println!("{}", team.id);
             }
             AdminCommand::ListTeams => {
                 let teams = store.list_teams().await?;
-                println!("{:<30}  {:<40}  {:>7}  {}", "TEAM", "ADMIN", "MEMBERS", "ID");
+                println!("{:<30}  {:<40}  {:>7}  ID", "TEAM", "ADMIN", "MEMBERS");
                 for t in teams {
-                    println!("{:<30}  {:<40}  {:>7}  {}", t.team.name, t.admin_email, t.members, t.team.id);
+                    println!(
+                        "{:<30}  {:<40}  {:>7}  {}",
+                        t.team.name, t.admin_email, t.members, t.team.id
+                    );
                 }
             }
             AdminCommand::MoveUser { email, team, role } => {
-                let (user, team) = support::move_user(&store, &email, &team, role.as_deref(), &operator).await?;
-                println!("{} is now in {} as {}", user.email, team.name, user.role.map(|r| r.as_str()).unwrap_or(""));
+                let (user, team) =
+                    support::move_user(&store, &email, &team, role.as_deref(), &operator).await?;
+                println!(
+                    "{} is now in {} as {}",
+                    user.email,
+                    team.name,
+                    user.role.map(|r| r.as_str()).unwrap_or("")
+                );
             }
             AdminCommand::SetAdmin { team, email } => {
                 let team = support::set_admin(&store, &team, &email, &operator).await?;

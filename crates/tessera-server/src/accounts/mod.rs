@@ -121,11 +121,13 @@ async fn signup(
     headers: HeaderMap,
     Form(input): Form<SignupInput>,
 ) -> WebResult<Response> {
-    let again = |status, message: String| render(status, &signup_page(&csrf, &input, Some(message)));
+    let again =
+        |status, message: String| render(status, &signup_page(&csrf, &input, Some(message)));
     if let Err(wait) = ratelimit::check(&state, Limit::SignupPerIp, &ip.0).await? {
-        return Ok(again(StatusCode::TOO_MANY_REQUESTS, format!(
-            "Too many sign-ups from your network. Try again in {wait}."
-        )));
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many sign-ups from your network. Try again in {wait}."),
+        ));
     }
     let parsed = (|| -> Result<_, Invalid> {
         let email = Email::parse(&input.email)?;
@@ -147,14 +149,25 @@ async fn signup(
         detail: format!("{email} signed up and created the team as its Admin"),
         ip: ip.0.clone(),
     };
-    let new_user = NewUser { email, password_hash, profile };
-    match state.store.create_team_with_admin(&team_name, &new_user, event).await {
+    let new_user = NewUser {
+        email,
+        password_hash,
+        profile,
+    };
+    match state
+        .store
+        .create_team_with_admin(&team_name, &new_user, event)
+        .await
+    {
         Ok((team, user)) => {
             ratelimit::record(&state, Limit::SignupPerIp, &ip.0).await?;
             let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
             let mut response = redirect_with_flash(
                 "/team",
-                &format!("Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin.", team.name),
+                &format!(
+                    "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin.",
+                    team.name
+                ),
             );
             response.headers_mut().append(header::SET_COOKIE, cookie);
             Ok(response)
@@ -196,7 +209,11 @@ struct LoginPage {
     next: String,
 }
 
-async fn login_form(Viewer(viewer): Viewer, csrf: CsrfToken, Query(q): Query<LoginQuery>) -> Response {
+async fn login_form(
+    Viewer(viewer): Viewer,
+    csrf: CsrfToken,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     if let Some(who) = viewer {
         return Redirect::to(home_path(&who)).into_response();
     }
@@ -217,29 +234,37 @@ async fn login(
 ) -> WebResult<Response> {
     let next = safe_next(input.next.as_deref());
     let again = |status, message: String| {
-        render(status, &LoginPage {
-            layout: Layout::anonymous("Log in", &csrf, None),
-            error: Some(message),
-            email: input.email.clone(),
-            next: next.clone().unwrap_or_default(),
-        })
+        render(
+            status,
+            &LoginPage {
+                layout: Layout::anonymous("Log in", &csrf, None),
+                error: Some(message),
+                email: input.email.clone(),
+                next: next.clone().unwrap_or_default(),
+            },
+        )
     };
     let email = match Email::parse(&input.email) {
         Ok(email) => email,
         Err(Invalid(message)) => return Ok(again(StatusCode::BAD_REQUEST, message)),
     };
     if input.password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
-        return Ok(again(StatusCode::BAD_REQUEST, "Email or password is incorrect.".into()));
+        return Ok(again(
+            StatusCode::BAD_REQUEST,
+            "Email or password is incorrect.".into(),
+        ));
     }
     if let Err(wait) = ratelimit::check(&state, Limit::LoginPerAccount, email.normalized()).await? {
-        return Ok(again(StatusCode::TOO_MANY_REQUESTS, format!(
-            "Too many failed sign-in attempts for this account. Try again in {wait}."
-        )));
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-in attempts for this account. Try again in {wait}."),
+        ));
     }
     if let Err(wait) = ratelimit::check(&state, Limit::LoginPerIp, &ip.0).await? {
-        return Ok(again(StatusCode::TOO_MANY_REQUESTS, format!(
-            "Too many failed sign-in attempts from your network. Try again in {wait}."
-        )));
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-in attempts from your network. Try again in {wait}."),
+        ));
     }
     let found = state.store.user_credentials(&email).await?;
     let (user, hash) = match found {
@@ -250,7 +275,10 @@ async fn login(
     let Some(user) = user.filter(|_| valid) else {
         ratelimit::record(&state, Limit::LoginPerAccount, email.normalized()).await?;
         ratelimit::record(&state, Limit::LoginPerIp, &ip.0).await?;
-        return Ok(again(StatusCode::UNAUTHORIZED, "Email or password is incorrect.".into()));
+        return Ok(again(
+            StatusCode::UNAUTHORIZED,
+            "Email or password is incorrect.".into(),
+        ));
     };
     ratelimit::clear(&state, Limit::LoginPerAccount, email.normalized()).await?;
     let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
@@ -310,14 +338,27 @@ struct ProfilePage {
     password_error: Option<String>,
 }
 
-fn profile_page(who: &SignedIn, input: ProfileInput, profile_error: Option<String>, password_error: Option<String>) -> ProfilePage {
+fn profile_page(
+    who: &SignedIn,
+    input: ProfileInput,
+    profile_error: Option<String>,
+    password_error: Option<String>,
+) -> ProfilePage {
     ProfilePage {
         layout: Layout::signed_in("Profile", who, "/profile"),
         email: who.user.email.clone(),
         team: who.team_name.clone().unwrap_or_else(|| {
-            if who.user.is_staff { "Platform staff".into() } else { "No team — contact support to join one".into() }
+            if who.user.is_staff {
+                "Platform staff".into()
+            } else {
+                "No team — contact support to join one".into()
+            }
         }),
-        role: who.user.role.map(|r| r.label().to_owned()).unwrap_or_default(),
+        role: who
+            .user
+            .role
+            .map(|r| r.label().to_owned())
+            .unwrap_or_default(),
         member_since: format_time(who.user.created_at),
         name: input.name,
         company: input.company,
@@ -342,13 +383,23 @@ async fn profile_form(who: SignedIn) -> Response {
     page(&profile_page(&who, input, None, None))
 }
 
-async fn update_profile(State(state): State<AppState>, who: SignedIn, Form(input): Form<ProfileInput>) -> WebResult<Response> {
+async fn update_profile(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Form(input): Form<ProfileInput>,
+) -> WebResult<Response> {
     match Profile::parse(&input.name, &input.company, &input.job_title, &input.phone) {
         Ok(profile) => {
             state.store.update_profile(&who.user.id, &profile).await?;
-            Ok(redirect_with_flash("/profile", "Your profile has been saved."))
+            Ok(redirect_with_flash(
+                "/profile",
+                "Your profile has been saved.",
+            ))
         }
-        Err(Invalid(message)) => Ok(render(StatusCode::BAD_REQUEST, &profile_page(&who, input, Some(message), None))),
+        Err(Invalid(message)) => Ok(render(
+            StatusCode::BAD_REQUEST,
+            &profile_page(&who, input, Some(message), None),
+        )),
     }
 }
 
@@ -358,7 +409,12 @@ async fn change_password(
     ip: ClientIp,
     Form(input): Form<PasswordInput>,
 ) -> WebResult<Response> {
-    let again = |message: String| render(StatusCode::BAD_REQUEST, &profile_page(&who, current_profile(&who), None, Some(message)));
+    let again = |message: String| {
+        render(
+            StatusCode::BAD_REQUEST,
+            &profile_page(&who, current_profile(&who), None, Some(message)),
+        )
+    };
     if input.current_password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
         return Ok(again("Your current password is incorrect.".into()));
     }
@@ -366,13 +422,28 @@ async fn change_password(
     if !verify_password(input.current_password.clone(), Some(stored)).await? {
         return Ok(again("Your current password is incorrect.".into()));
     }
-    if let Err(Invalid(message)) = check_new_password(&input.new_password, Some(&input.confirm_password)) {
+    if let Err(Invalid(message)) =
+        check_new_password(&input.new_password, Some(&input.confirm_password))
+    {
         return Ok(again(message));
     }
     let hash = hash_password(input.new_password.clone()).await?;
-    let event = audit::event(&who, &ip, "user.password_changed", &who.user.email, "password changed; other sessions signed out".into());
-    match state.store.update_password(&who.user.id, &hash, &who.session_hash, event).await {
-        Ok(()) => Ok(redirect_with_flash("/profile", "Your password has been changed. Other sessions were signed out.")),
+    let event = audit::event(
+        &who,
+        &ip,
+        "user.password_changed",
+        &who.user.email,
+        "password changed; other sessions signed out".into(),
+    );
+    match state
+        .store
+        .update_password(&who.user.id, &hash, &who.session_hash, event)
+        .await
+    {
+        Ok(()) => Ok(redirect_with_flash(
+            "/profile",
+            "Your password has been changed. Other sessions were signed out.",
+        )),
         Err(StoreError::NotFound) => Err(WebError::NotFound),
         Err(err) => Err(err.into()),
     }

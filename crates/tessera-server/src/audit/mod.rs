@@ -17,7 +17,13 @@ use crate::{
 };
 
 /// An audit entry for something `who` did from `ip`.
-pub fn event(who: &SignedIn, ip: &ClientIp, action: &str, target: &str, detail: String) -> NewAuditEvent {
+pub fn event(
+    who: &SignedIn,
+    ip: &ClientIp,
+    action: &str,
+    target: &str,
+    detail: String,
+) -> NewAuditEvent {
     NewAuditEvent {
         actor_user_id: Some(who.user.id.clone()),
         actor: who.user.email.clone(),
@@ -58,10 +64,17 @@ struct AuditQuery {
 }
 
 /// The team's audit log, newest first, 50 a page.
-async fn show(State(state): State<AppState>, who: SignedIn, Query(q): Query<AuditQuery>) -> WebResult<Response> {
+async fn show(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<AuditQuery>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::ViewAuditLog)?;
     let cursor = q.cursor.filter(|c| c.len() <= 100);
-    let log = state.store.list_audit(team_id, cursor.as_deref(), PAGE_SIZE).await?;
+    let log = state
+        .store
+        .list_audit(team_id, cursor.as_deref(), PAGE_SIZE)
+        .await?;
     let rows = log
         .events
         .into_iter()

@@ -12,9 +12,12 @@ use serde::Deserialize;
 use tessera_core::{
     email::parse_list,
     profile::{check_new_password, Profile},
-    Action, Email, InvitableRole, Invalid,
+    Action, Email, Invalid, InvitableRole,
 };
-use tessera_store::{AcceptOutcome, InvitationLink, InviteOutcome, NewAuditEvent, NewInvitation, NewUser, StoreError};
+use tessera_store::{
+    AcceptOutcome, InvitationLink, InviteOutcome, NewAuditEvent, NewInvitation, NewLink, NewUser,
+    StoreError,
+};
 
 use crate::{
     audit,
@@ -54,19 +57,33 @@ struct InviteInput {
     role: String,
 }
 
-async fn invite(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<InviteInput>) -> WebResult<Response> {
+async fn invite(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Form(input): Form<InviteInput>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::InviteMember)?.to_owned();
     let again = |message: String| async {
-        let page = team_page(&state, &who, Some(message), input.emails.clone(), input.role.clone()).await?;
+        let page = team_page(
+            &state,
+            &who,
+            Some(message),
+            input.emails.clone(),
+            input.role.clone(),
+        )
+        .await?;
         Ok::<_, WebError>(render(StatusCode::BAD_REQUEST, &page))
     };
-    let parsed = parse_list(&input.emails, MAX_INVITES_PER_REQUEST).and_then(|emails| Ok((emails, input.role.parse::<InvitableRole>()?)));
+    let parsed = parse_list(&input.emails, MAX_INVITES_PER_REQUEST)
+        .and_then(|emails| Ok((emails, input.role.parse::<InvitableRole>()?)));
     let (emails, role) = match parsed {
         Ok(v) => v,
         Err(Invalid(message)) => return again(message).await,
     };
     let count = i64::try_from(emails.len()).unwrap_or(i64::MAX);
-    if let Err(wait) = ratelimit::check_room(&state, Limit::InvitesPerTeam, &team_id, count).await? {
+    if let Err(wait) = ratelimit::check_room(&state, Limit::InvitesPerTeam, &team_id, count).await?
+    {
         return again(format!(
             "Your team has sent too many invitations recently (at most {} an hour). Try again in {wait}.",
             Limit::InvitesPerTeam.max()
@@ -93,11 +110,27 @@ async fn invite(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form
             invited_by: who.user.id.clone(),
             token_hash: token_digest(&token),
             expires_at,
-            mail: mail::invitation(&state, &team.name, &who.user.name, &email, role.role(), &link, expires_at),
-            event: audit::event(&who, &ip, "invitation.sent", email.as_str(), format!("invited as {}", role.role().label())),
+            mail: mail::invitation(
+                &state,
+                &team.name,
+                &who.user.name,
+                &email,
+                role.role(),
+                &link,
+                expires_at,
+            ),
+            event: audit::event(
+                &who,
+                &ip,
+                "invitation.sent",
+                email.as_str(),
+                format!("invited as {}", role.role().label()),
+            ),
         };
         match state.store.invite(&new).await {
-            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => sent.push(email.to_string()),
+            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
+                sent.push(email.to_string())
+            }
             Err(err) if err.is_conflict_on("invitations") => already.push(email.to_string()),
             Err(err) => return Err(err.into()),
         }
@@ -114,43 +147,100 @@ async fn invite(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form
     Ok(redirect_with_flash("/team", message.trim()))
 }
 
-async fn resend(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Path(id): Path<String>) -> WebResult<Response> {
+async fn resend(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::ResendInvitation)?;
     let invitation = state.store.get_invitation(team_id, &id).await?;
     if invitation.status != "pending" {
         return Err(WebError::NotFound);
     }
     if let Err(wait) = ratelimit::check(&state, Limit::InvitesPerTeam, team_id).await? {
-        return Err(WebError::TooManyRequests(format!("Your team has sent too many invitations recently. Try again in {wait}.")));
+        return Err(WebError::TooManyRequests(format!(
+            "Your team has sent too many invitations recently. Try again in {wait}."
+        )));
     }
     let team = state.store.get_team(team_id).await?;
-    let email = Email::parse(&invitation.email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
+    let email = Email::parse(&invitation.email)
+        .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
     let token = random_token();
     let expires_at = tessera_store::now_ms() + ttl_ms(&state);
     let link = state.config.link(&format!("/invite/{token}"));
-    let mail = mail::invitation(&state, &team.name, &who.user.name, &email, invitation.role, &link, expires_at);
-    let event = audit::event(&who, &ip, "invitation.resent", &invitation.email, "fresh link sent; the previous link no longer works".into());
+    let mail = mail::invitation(
+        &state,
+        &team.name,
+        &who.user.name,
+        &email,
+        invitation.role,
+        &link,
+        expires_at,
+    );
+    let event = audit::event(
+        &who,
+        &ip,
+        "invitation.resent",
+        &invitation.email,
+        "fresh link sent; the previous link no longer works".into(),
+    );
     let min_interval = i64::try_from(state.config.resend_interval.as_millis()).unwrap_or(60_000);
-    match state.store.resend_invitation(team_id, &id, &token_digest(&token), expires_at, min_interval, &mail, &event).await {
+    match state
+        .store
+        .resend_invitation(
+            team_id,
+            &id,
+            &NewLink {
+                token_hash: token_digest(&token),
+                expires_at,
+                mail,
+                event,
+            },
+            min_interval,
+        )
+        .await
+    {
         Ok(_) => {
             ratelimit::record(&state, Limit::InvitesPerTeam, team_id).await?;
             state.mail_queued.notify_one();
-            Ok(redirect_with_flash("/team", &format!("A fresh invitation link was sent to {}.", invitation.email)))
+            Ok(redirect_with_flash(
+                "/team",
+                &format!("A fresh invitation link was sent to {}.", invitation.email),
+            ))
         }
         Err(StoreError::TooSoon { retry_in_ms }) => Ok(redirect_with_flash(
             "/team",
-            &format!("The invitation to {} was sent moments ago; you can resend it in {}.", invitation.email, crate::web::humanize_ms(retry_in_ms)),
+            &format!(
+                "The invitation to {} was sent moments ago; you can resend it in {}.",
+                invitation.email,
+                crate::web::humanize_ms(retry_in_ms)
+            ),
         )),
         Err(err) => Err(err.into()),
     }
 }
 
-async fn revoke(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Path(id): Path<String>) -> WebResult<Response> {
+async fn revoke(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::RevokeInvitation)?;
     let invitation = state.store.get_invitation(team_id, &id).await?;
-    let event = audit::event(&who, &ip, "invitation.revoked", &invitation.email, "invitation removed; its link no longer works".into());
+    let event = audit::event(
+        &who,
+        &ip,
+        "invitation.revoked",
+        &invitation.email,
+        "invitation removed; its link no longer works".into(),
+    );
     state.store.revoke_invitation(team_id, &id, &event).await?;
-    Ok(redirect_with_flash("/team", &format!("The invitation to {} was removed.", invitation.email)))
+    Ok(redirect_with_flash(
+        "/team",
+        &format!("The invitation to {} was removed.", invitation.email),
+    ))
 }
 
 // ----- accepting -------------------------------------------------------------------------
@@ -164,11 +254,14 @@ struct NoticePage {
 }
 
 fn notice(csrf: &CsrfToken, status: StatusCode, heading: &str, message: String) -> Response {
-    render(status, &NoticePage {
-        layout: Layout::anonymous(heading, csrf, None),
-        heading: heading.to_owned(),
-        message,
-    })
+    render(
+        status,
+        &NoticePage {
+            layout: Layout::anonymous(heading, csrf, None),
+            heading: heading.to_owned(),
+            message,
+        },
+    )
 }
 
 /// The clear page for a link that cannot be used, or `None` when it can.
@@ -201,17 +294,36 @@ enum Invitee {
 }
 
 /// Decides who the invitee is, or returns the page explaining why they cannot accept.
-async fn invitee(state: &AppState, csrf: &CsrfToken, link: &InvitationLink) -> WebResult<Result<Invitee, Response>> {
-    let email = Email::parse(&link.invitation.email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
+async fn invitee(
+    state: &AppState,
+    csrf: &CsrfToken,
+    link: &InvitationLink,
+) -> WebResult<Result<Invitee, Response>> {
+    let email = Email::parse(&link.invitation.email)
+        .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
     let Some(existing) = state.store.find_user_by_email(&email).await? else {
         return Ok(Ok(Invitee::New));
     };
     let page = if existing.team_id.as_deref() == Some(link.invitation.team_id.as_str()) {
-        notice(csrf, StatusCode::CONFLICT, "Already a member",
-            format!("{} is already a member of {}. Log in to continue.", existing.email, link.team_name))
+        notice(
+            csrf,
+            StatusCode::CONFLICT,
+            "Already a member",
+            format!(
+                "{} is already a member of {}. Log in to continue.",
+                existing.email, link.team_name
+            ),
+        )
     } else if existing.team_id.is_some() || existing.is_staff {
-        notice(csrf, StatusCode::CONFLICT, "Address belongs to another team",
-            format!("The address {} belongs to another team — contact support to move it to {}.", existing.email, link.team_name))
+        notice(
+            csrf,
+            StatusCode::CONFLICT,
+            "Address belongs to another team",
+            format!(
+                "The address {} belongs to another team — contact support to move it to {}.",
+                existing.email, link.team_name
+            ),
+        )
     } else {
         return Ok(Ok(Invitee::Teamless(existing.id)));
     };
@@ -251,7 +363,14 @@ struct AcceptInput {
     confirm_password: String,
 }
 
-fn accept_page(csrf: &CsrfToken, token: &str, link: &InvitationLink, existing: bool, input: &AcceptInput, error: Option<String>) -> AcceptPage {
+fn accept_page(
+    csrf: &CsrfToken,
+    token: &str,
+    link: &InvitationLink,
+    existing: bool,
+    input: &AcceptInput,
+    error: Option<String>,
+) -> AcceptPage {
     AcceptPage {
         layout: Layout::anonymous(format!("Join {}", link.team_name), csrf, None),
         token: token.to_owned(),
@@ -272,10 +391,17 @@ async fn load_link(state: &AppState, token: &str) -> WebResult<Option<Invitation
     if token.len() > MAX_TOKEN_LEN {
         return Ok(None);
     }
-    Ok(state.store.find_invitation_link(&token_digest(token)).await?)
+    Ok(state
+        .store
+        .find_invitation_link(&token_digest(token))
+        .await?)
 }
 
-async fn accept_form(State(state): State<AppState>, csrf: CsrfToken, Path(token): Path<String>) -> WebResult<Response> {
+async fn accept_form(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    Path(token): Path<String>,
+) -> WebResult<Response> {
     let link = load_link(&state, &token).await?;
     if let Some(problem) = link_problem(&csrf, link.as_ref()) {
         return Ok(problem);
@@ -283,7 +409,14 @@ async fn accept_form(State(state): State<AppState>, csrf: CsrfToken, Path(token)
     let link = link.ok_or(WebError::NotFound)?;
     match invitee(&state, &csrf, &link).await? {
         Err(page) => Ok(page),
-        Ok(who) => Ok(page(&accept_page(&csrf, &token, &link, matches!(who, Invitee::Teamless(_)), &AcceptInput::default(), None))),
+        Ok(who) => Ok(page(&accept_page(
+            &csrf,
+            &token,
+            &link,
+            matches!(who, Invitee::Teamless(_)),
+            &AcceptInput::default(),
+            None,
+        ))),
     }
 }
 
@@ -305,7 +438,12 @@ async fn accept(
         Ok(invitee) => invitee,
     };
     let existing = matches!(invitee, Invitee::Teamless(_));
-    let again = |message: String| render(StatusCode::BAD_REQUEST, &accept_page(&csrf, &token, &link, existing, &input, Some(message)));
+    let again = |message: String| {
+        render(
+            StatusCode::BAD_REQUEST,
+            &accept_page(&csrf, &token, &link, existing, &input, Some(message)),
+        )
+    };
     let event = NewAuditEvent {
         actor_user_id: None,
         actor: link.invitation.email.clone(),
@@ -316,25 +454,44 @@ async fn accept(
     };
     let result = match invitee {
         Invitee::New => {
-            let parsed = Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
-                .and_then(|p| check_new_password(&input.password, Some(&input.confirm_password)).map(|()| p));
+            let parsed =
+                Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
+                    .and_then(|p| {
+                        check_new_password(&input.password, Some(&input.confirm_password))
+                            .map(|()| p)
+                    });
             let profile = match parsed {
                 Ok(p) => p,
                 Err(Invalid(message)) => return Ok(again(message)),
             };
-            let email = Email::parse(&link.invitation.email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
-            let new_user = NewUser { email, password_hash: hash_password(input.password.clone()).await?, profile };
-            state.store.accept_invitation(&token_digest(&token), Some(&new_user), None, event).await
+            let email = Email::parse(&link.invitation.email)
+                .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
+            let new_user = NewUser {
+                email,
+                password_hash: hash_password(input.password.clone()).await?,
+                profile,
+            };
+            state
+                .store
+                .accept_invitation(&token_digest(&token), Some(&new_user), None, event)
+                .await
         }
         Invitee::Teamless(user_id) => {
             if input.password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
-                return Ok(again("That password is not correct for this account.".into()));
+                return Ok(again(
+                    "That password is not correct for this account.".into(),
+                ));
             }
             let hash = state.store.password_hash(&user_id).await?;
             if !verify_password(input.password.clone(), Some(hash)).await? {
-                return Ok(again("That password is not correct for this account.".into()));
+                return Ok(again(
+                    "That password is not correct for this account.".into(),
+                ));
             }
-            state.store.accept_invitation(&token_digest(&token), None, Some(&user_id), event).await
+            state
+                .store
+                .accept_invitation(&token_digest(&token), None, Some(&user_id), event)
+                .await
         }
     };
     let user = match result {
@@ -347,15 +504,38 @@ async fn accept(
             }));
         }
         Err(err) if err.is_conflict_on("email_key") => {
-            return Ok(notice(&csrf, StatusCode::CONFLICT, "Address belongs to another team",
-                format!("The address {} belongs to another team — contact support to move it to {}.", link.invitation.email, link.team_name)));
+            return Ok(notice(
+                &csrf,
+                StatusCode::CONFLICT,
+                "Address belongs to another team",
+                format!(
+                    "The address {} belongs to another team — contact support to move it to {}.",
+                    link.invitation.email, link.team_name
+                ),
+            ));
         }
         Err(err) => return Err(err.into()),
     };
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let cookie = session::start(&state, &user.id, &ip.0, user_agent).await?;
-    let landing = if link.invitation.role.manages_team() || link.invitation.role == tessera_core::Role::Member { "/team" } else { "/profile" };
-    let mut response = redirect_with_flash(landing, &format!("Welcome to {}! You joined as {}.", link.team_name, link.invitation.role.label()));
+    let landing = if link.invitation.role.manages_team()
+        || link.invitation.role == tessera_core::Role::Member
+    {
+        "/team"
+    } else {
+        "/profile"
+    };
+    let mut response = redirect_with_flash(
+        landing,
+        &format!(
+            "Welcome to {}! You joined as {}.",
+            link.team_name,
+            link.invitation.role.label()
+        ),
+    );
     response.headers_mut().append(header::SET_COOKIE, cookie);
     Ok(response)
 }

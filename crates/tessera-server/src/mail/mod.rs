@@ -24,7 +24,13 @@ fn escape(s: &str) -> String {
 }
 
 /// Seals `body` under the master key into a message ready to queue.
-pub fn sealed(state: &AppState, team_id: Option<&str>, to: &Email, subject: String, body: &MailBody) -> NewMail {
+pub fn sealed(
+    state: &AppState,
+    team_id: Option<&str>,
+    to: &Email,
+    subject: String,
+    body: &MailBody,
+) -> NewMail {
     let json = serde_json::to_vec(body).expect("mail bodies serialise");
     NewMail {
         team_id: team_id.map(str::to_owned),
@@ -35,7 +41,15 @@ pub fn sealed(state: &AppState, team_id: Option<&str>, to: &Email, subject: Stri
 }
 
 /// The invitation email: who invited whom to which team with which role, and the link.
-pub fn invitation(state: &AppState, team_name: &str, inviter: &str, to: &Email, role: Role, link: &str, expires_at: i64) -> NewMail {
+pub fn invitation(
+    state: &AppState,
+    team_name: &str,
+    inviter: &str,
+    to: &Email,
+    role: Role,
+    link: &str,
+    expires_at: i64,
+) -> NewMail {
     let expires = format_time(expires_at);
     let role = role.label();
     let text = format!(
@@ -53,5 +67,11 @@ pub fn invitation(state: &AppState, team_name: &str, inviter: &str, to: &Email, 
         team = escape(team_name),
         link = escape(link),
     );
-    sealed(state, None, to, format!("You're invited to join {team_name} on Tessera"), &MailBody { text, html })
+    sealed(
+        state,
+        None,
+        to,
+        format!("You're invited to join {team_name} on Tessera"),
+        &MailBody { text, html },
+    )
 }

@@ -43,7 +43,11 @@ impl MailWorker {
             .mail_from
             .parse()
             .context("invalid mail sender address (--mail-from)")?;
-        Ok(Self { state, transport, from })
+        Ok(Self {
+            state,
+            transport,
+            from,
+        })
     }
 
     /// Runs until `shutdown` turns true.
@@ -87,7 +91,12 @@ impl MailWorker {
             Err(err) => {
                 tracing::error!(mail_id = %mail.id, error = %err, "mail body cannot be opened; giving up on it");
                 store
-                    .finish_mail_attempt(&mail.id, MailStatus::Failed, Some("body cannot be decrypted with this master key"), now_ms())
+                    .finish_mail_attempt(
+                        &mail.id,
+                        MailStatus::Failed,
+                        Some("body cannot be decrypted with this master key"),
+                        now_ms(),
+                    )
                     .await?;
                 return Ok(());
             }
@@ -100,26 +109,40 @@ impl MailWorker {
                 "no SMTP server configured (--smtp-url): mail kept in the outbox (staff console). Body:\n{}",
                 body.text
             );
-            store.finish_mail_attempt(&mail.id, MailStatus::Held, None, now_ms()).await?;
+            store
+                .finish_mail_attempt(&mail.id, MailStatus::Held, None, now_ms())
+                .await?;
             return Ok(());
         };
         match self.send(transport, mail, body).await {
             Ok(()) => {
                 tracing::info!(mail_id = %mail.id, to = %mail.to, "mail sent");
-                store.finish_mail_attempt(&mail.id, MailStatus::Sent, None, now_ms()).await?;
+                store
+                    .finish_mail_attempt(&mail.id, MailStatus::Sent, None, now_ms())
+                    .await?;
             }
             Err(err) => {
                 let failures = u32::try_from(mail.attempts).unwrap_or(u32::MAX);
                 let error = format!("{err:#}");
                 match self.state.config.mail_retry.delay_after(failures) {
                     Some(delay) => {
-                        let next = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+                        let next =
+                            now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
                         tracing::warn!(mail_id = %mail.id, attempt = failures, error = %error, "mail delivery failed; will retry");
-                        store.finish_mail_attempt(&mail.id, MailStatus::Queued, Some(&error), next).await?;
+                        store
+                            .finish_mail_attempt(&mail.id, MailStatus::Queued, Some(&error), next)
+                            .await?;
                     }
                     None => {
                         tracing::error!(mail_id = %mail.id, attempts = failures, error = %error, "mail delivery failed; giving up");
-                        store.finish_mail_attempt(&mail.id, MailStatus::Failed, Some(&error), now_ms()).await?;
+                        store
+                            .finish_mail_attempt(
+                                &mail.id,
+                                MailStatus::Failed,
+                                Some(&error),
+                                now_ms(),
+                            )
+                            .await?;
                     }
                 }
             }
@@ -127,7 +150,12 @@ impl MailWorker {
         Ok(())
     }
 
-    async fn send(&self, transport: &AsyncSmtpTransport<Tokio1Executor>, mail: &MailMessage, body: MailBody) -> anyhow::Result<()> {
+    async fn send(
+        &self,
+        transport: &AsyncSmtpTransport<Tokio1Executor>,
+        mail: &MailMessage,
+        body: MailBody,
+    ) -> anyhow::Result<()> {
         let message = Message::builder()
             .from(self.from.clone())
             .to(mail.to.parse().context("recipient address")?)

@@ -17,7 +17,10 @@ use tessera_core::Action;
 use crate::{
     mail::MailBody,
     state::AppState,
-    web::{format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError, WebResult},
+    web::{
+        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
+        WebResult,
+    },
 };
 use support::{Operator, SupportError};
 
@@ -76,7 +79,12 @@ struct ConsoleQuery {
     mail_offset: Option<i64>,
 }
 
-async fn console_page(state: &AppState, who: &SignedIn, q: ConsoleQuery, error: Option<String>) -> WebResult<ConsolePage> {
+async fn console_page(
+    state: &AppState,
+    who: &SignedIn,
+    q: ConsoleQuery,
+    error: Option<String>,
+) -> WebResult<ConsolePage> {
     who.authorize_platform(Action::StaffConsole)?;
     let query: String = q.q.unwrap_or_default().chars().take(200).collect();
     let users = if query.trim().is_empty() {
@@ -88,7 +96,11 @@ async fn console_page(state: &AppState, who: &SignedIn, q: ConsoleQuery, error: 
             .await?
             .into_iter()
             .map(|(u, team)| UserRow {
-                role: if u.is_staff { "Staff".into() } else { u.role.map(|r| r.label().to_owned()).unwrap_or_default() },
+                role: if u.is_staff {
+                    "Staff".into()
+                } else {
+                    u.role.map(|r| r.label().to_owned()).unwrap_or_default()
+                },
                 team: team.unwrap_or_else(|| "—".into()),
                 email: u.email,
                 name: u.name,
@@ -100,7 +112,12 @@ async fn console_page(state: &AppState, who: &SignedIn, q: ConsoleQuery, error: 
         .list_teams()
         .await?
         .into_iter()
-        .map(|t| TeamRow { created: format_time(t.team.created_at), name: t.team.name, admin_email: t.admin_email, members: t.members })
+        .map(|t| TeamRow {
+            created: format_time(t.team.created_at),
+            name: t.team.name,
+            admin_email: t.admin_email,
+            members: t.members,
+        })
         .collect();
     let mail_offset = q.mail_offset.unwrap_or(0).clamp(0, 1_000_000);
     let (mail, next_mail_offset) = if who.authorize_platform(Action::ReadMailOutbox).is_ok() {
@@ -137,19 +154,32 @@ async fn console_page(state: &AppState, who: &SignedIn, q: ConsoleQuery, error: 
     })
 }
 
-async fn console(State(state): State<AppState>, who: SignedIn, Query(q): Query<ConsoleQuery>) -> WebResult<Response> {
+async fn console(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<ConsoleQuery>,
+) -> WebResult<Response> {
     Ok(page(&console_page(&state, &who, q, None).await?))
 }
 
 fn operator(who: &SignedIn, ip: &ClientIp) -> Operator {
-    Operator { user_id: Some(who.user.id.clone()), label: format!("{} (staff)", who.user.email), ip: ip.0.clone() }
+    Operator {
+        user_id: Some(who.user.id.clone()),
+        label: format!("{} (staff)", who.user.email),
+        ip: ip.0.clone(),
+    }
 }
 
-async fn support_failed(state: &AppState, who: &SignedIn, err: SupportError) -> WebResult<Response> {
+async fn support_failed(
+    state: &AppState,
+    who: &SignedIn,
+    err: SupportError,
+) -> WebResult<Response> {
     match err {
-        SupportError::Invalid(message) => {
-            Ok(render(StatusCode::BAD_REQUEST, &console_page(state, who, ConsoleQuery::default(), Some(message)).await?))
-        }
+        SupportError::Invalid(message) => Ok(render(
+            StatusCode::BAD_REQUEST,
+            &console_page(state, who, ConsoleQuery::default(), Some(message)).await?,
+        )),
         SupportError::Internal(err) => Err(WebError::Internal(err)),
     }
 }
@@ -164,10 +194,31 @@ struct MoveInput {
     role: String,
 }
 
-async fn move_user(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<MoveInput>) -> WebResult<Response> {
+async fn move_user(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Form(input): Form<MoveInput>,
+) -> WebResult<Response> {
     who.authorize_platform(Action::MoveUser)?;
-    match support::move_user(&state.store, &input.email, &input.team, Some(&input.role), &operator(&who, &ip)).await {
-        Ok((user, team)) => Ok(redirect_with_flash("/staff", &format!("{} moved to {} as {}.", user.email, team.name, user.role.map(|r| r.label()).unwrap_or("")))),
+    match support::move_user(
+        &state.store,
+        &input.email,
+        &input.team,
+        Some(&input.role),
+        &operator(&who, &ip),
+    )
+    .await
+    {
+        Ok((user, team)) => Ok(redirect_with_flash(
+            "/staff",
+            &format!(
+                "{} moved to {} as {}.",
+                user.email,
+                team.name,
+                user.role.map(|r| r.label()).unwrap_or("")
+            ),
+        )),
         Err(err) => support_failed(&state, &who, err).await,
     }
 }
@@ -180,10 +231,25 @@ struct SetAdminInput {
     email: String,
 }
 
-async fn set_admin(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<SetAdminInput>) -> WebResult<Response> {
+async fn set_admin(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Form(input): Form<SetAdminInput>,
+) -> WebResult<Response> {
     who.authorize_platform(Action::SetTeamAdmin)?;
-    match support::set_admin(&state.store, &input.team, &input.email, &operator(&who, &ip)).await {
-        Ok(team) => Ok(redirect_with_flash("/staff", &format!("{} is now the Admin of {}.", input.email.trim(), team.name))),
+    match support::set_admin(
+        &state.store,
+        &input.team,
+        &input.email,
+        &operator(&who, &ip),
+    )
+    .await
+    {
+        Ok(team) => Ok(redirect_with_flash(
+            "/staff",
+            &format!("{} is now the Admin of {}.", input.email.trim(), team.name),
+        )),
         Err(err) => support_failed(&state, &who, err).await,
     }
 }
@@ -199,7 +265,11 @@ struct MailPage {
     text: String,
 }
 
-async fn show_mail(State(state): State<AppState>, who: SignedIn, Path(id): Path<String>) -> WebResult<Response> {
+async fn show_mail(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
     who.authorize_platform(Action::ReadMailOutbox)?;
     let mail = state.store.get_mail(&id).await?.ok_or(WebError::NotFound)?;
     let body: MailBody = state

@@ -1,7 +1,11 @@
 //! Support operations shared by the staff console and the `tessera admin` CLI, so both apply
 //! the same rules and write the same audit entries.
 
-use tessera_core::{profile::{check_new_password, Profile}, team::parse_team_name, Email, Invalid, Role};
+use tessera_core::{
+    profile::{check_new_password, Profile},
+    team::parse_team_name,
+    Email, Invalid, Role,
+};
 use tessera_store::{NewAuditEvent, NewUser, Store, StoreError, Team, User};
 
 use crate::crypto::hash_password;
@@ -40,7 +44,11 @@ pub struct Operator {
 impl Operator {
     /// The operator CLI, run on the server itself.
     pub fn cli() -> Self {
-        Self { user_id: None, label: "operator (CLI)".into(), ip: "local".into() }
+        Self {
+            user_id: None,
+            label: "operator (CLI)".into(),
+            ip: "local".into(),
+        }
     }
 
     fn event(&self, action: &str, target: &str, detail: String) -> NewAuditEvent {
@@ -71,18 +79,41 @@ async fn user_with_email(store: &Store, email: &str) -> SupportResult<User> {
 }
 
 /// Creates a team with its Admin account.
-pub async fn create_team(store: &Store, name: &str, admin_email: &str, password: &str, who: &Operator) -> SupportResult<Team> {
+pub async fn create_team(
+    store: &Store,
+    name: &str,
+    admin_email: &str,
+    password: &str,
+    who: &Operator,
+) -> SupportResult<Team> {
     let name = parse_team_name(name)?;
     let email = Email::parse(admin_email)?;
     check_new_password(password, None)?;
-    let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
+    let local = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let profile = Profile::parse(&local, "", "", "")?;
-    let user = NewUser { email: email.clone(), password_hash: hash_password(password.to_owned()).await?, profile };
-    let event = who.event("team.created", &name, format!("team created with {email} as Admin"));
+    let user = NewUser {
+        email: email.clone(),
+        password_hash: hash_password(password.to_owned()).await?,
+        profile,
+    };
+    let event = who.event(
+        "team.created",
+        &name,
+        format!("team created with {email} as Admin"),
+    );
     match store.create_team_with_admin(&name, &user, event).await {
         Ok((team, _)) => Ok(team),
-        Err(err) if err.is_conflict_on("name_key") => Err(SupportError::Invalid(format!("A team named \"{name}\" already exists."))),
-        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!("An account with the address {email} already exists."))),
+        Err(err) if err.is_conflict_on("name_key") => Err(SupportError::Invalid(format!(
+            "A team named \"{name}\" already exists."
+        ))),
+        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
+            "An account with the address {email} already exists."
+        ))),
         Err(err) => Err(err.into()),
     }
 }
@@ -91,26 +122,51 @@ pub async fn create_team(store: &Store, name: &str, admin_email: &str, password:
 pub async fn create_staff(store: &Store, email: &str, password: &str) -> SupportResult<User> {
     let email = Email::parse(email)?;
     check_new_password(password, None)?;
-    let local = email.as_str().split('@').next().unwrap_or_default().to_owned();
+    let local = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let profile = Profile::parse(&local, "", "", "")?;
-    let user = NewUser { email: email.clone(), password_hash: hash_password(password.to_owned()).await?, profile };
+    let user = NewUser {
+        email: email.clone(),
+        password_hash: hash_password(password.to_owned()).await?,
+        profile,
+    };
     match store.create_staff(&user).await {
         Ok(user) => Ok(user),
-        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!("An account with the address {email} already exists."))),
+        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
+            "An account with the address {email} already exists."
+        ))),
         Err(err) => Err(err.into()),
     }
 }
 
 /// Moves a user into a team with a role (default member). Not for a team's Admin.
-pub async fn move_user(store: &Store, email: &str, team_name: &str, role: Option<&str>, who: &Operator) -> SupportResult<(User, Team)> {
+pub async fn move_user(
+    store: &Store,
+    email: &str,
+    team_name: &str,
+    role: Option<&str>,
+    who: &Operator,
+) -> SupportResult<(User, Team)> {
     let user = user_with_email(store, email).await?;
     let team = team_named(store, team_name).await?;
-    let role: Role = role.filter(|r| !r.trim().is_empty()).unwrap_or("member").parse()?;
+    let role: Role = role
+        .filter(|r| !r.trim().is_empty())
+        .unwrap_or("member")
+        .parse()?;
     if role == Role::Admin {
-        return Err(SupportError::Invalid("To make someone Admin, move them in and then use set-admin.".into()));
+        return Err(SupportError::Invalid(
+            "To make someone Admin, move them in and then use set-admin.".into(),
+        ));
     }
     if user.is_staff {
-        return Err(SupportError::Invalid(format!("{} is a staff account; staff belong to no team.", user.email)));
+        return Err(SupportError::Invalid(format!(
+            "{} is a staff account; staff belong to no team.",
+            user.email
+        )));
     }
     if user.role == Some(Role::Admin) {
         return Err(SupportError::Invalid(format!(
@@ -122,13 +178,22 @@ pub async fn move_user(store: &Store, email: &str, team_name: &str, role: Option
         Some(id) => store.get_team(id).await?.name,
         None => "(no team)".into(),
     };
-    let event = who.event("user.moved", &user.email, format!("moved from {from} to {} as {}", team.name, role.label()));
+    let event = who.event(
+        "user.moved",
+        &user.email,
+        format!("moved from {from} to {} as {}", team.name, role.label()),
+    );
     let moved = store.move_user(&user.id, &team.id, role, event).await?;
     Ok((moved, team))
 }
 
 /// Makes a member of the team its Admin; the previous Admin becomes a Manager.
-pub async fn set_admin(store: &Store, team_name: &str, email: &str, who: &Operator) -> SupportResult<Team> {
+pub async fn set_admin(
+    store: &Store,
+    team_name: &str,
+    email: &str,
+    who: &Operator,
+) -> SupportResult<Team> {
     let team = team_named(store, team_name).await?;
     let user = user_with_email(store, email).await?;
     if user.team_id.as_deref() != Some(team.id.as_str()) {
@@ -138,18 +203,29 @@ pub async fn set_admin(store: &Store, team_name: &str, email: &str, who: &Operat
         )));
     }
     if user.role == Some(Role::Admin) {
-        return Err(SupportError::Invalid(format!("{} is already the Admin of {}.", user.email, team.name)));
+        return Err(SupportError::Invalid(format!(
+            "{} is already the Admin of {}.",
+            user.email, team.name
+        )));
     }
     let old_admin = store.get_user(&team.admin_user_id).await?;
     let event = who.event(
         "team.admin_changed",
         &user.email,
-        format!("Admin changed from {} to {}; {} is now a Manager", old_admin.email, user.email, old_admin.email),
+        format!(
+            "Admin changed from {} to {}; {} is now a Manager",
+            old_admin.email, user.email, old_admin.email
+        ),
     );
     match store.set_admin(&team.id, &user.id, event).await {
         Ok(()) => Ok(team),
-        Err(StoreError::NotFound) => Err(SupportError::Invalid(format!("{} is no longer a member of {}.", user.email, team.name))),
-        Err(StoreError::Conflict(_)) => Err(SupportError::Invalid("The team's Admin changed at the same moment; try again.".into())),
+        Err(StoreError::NotFound) => Err(SupportError::Invalid(format!(
+            "{} is no longer a member of {}.",
+            user.email, team.name
+        ))),
+        Err(StoreError::Conflict(_)) => Err(SupportError::Invalid(
+            "The team's Admin changed at the same moment; try again.".into(),
+        )),
         Err(err) => Err(err.into()),
     }
 }

@@ -12,21 +12,27 @@ use serde::Deserialize;
 use tessera_core::{
     policy::{check_removal, check_role_change, MemberRef},
     team::{parse_callback_url, parse_team_name},
-    Action, InvitableRole, Invalid, Role,
+    Action, Invalid, InvitableRole, Role,
 };
 use tessera_store::StoreError;
 
 use crate::{
     audit,
     state::AppState,
-    web::{format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError, WebResult},
+    web::{
+        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
+        WebResult,
+    },
 };
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/team", get(show))
         .route("/team/members/{user_id}/role", post(change_role))
-        .route("/team/members/{user_id}/remove", get(confirm_remove).post(remove))
+        .route(
+            "/team/members/{user_id}/remove",
+            get(confirm_remove).post(remove),
+        )
         .route("/team/details", get(details_form).post(update_details))
 }
 
@@ -59,7 +65,10 @@ pub struct RoleOption {
 pub fn role_options() -> Vec<RoleOption> {
     InvitableRole::ALL
         .iter()
-        .map(|r| RoleOption { value: r.as_str(), label: r.label() })
+        .map(|r| RoleOption {
+            value: r.as_str(),
+            label: r.label(),
+        })
         .collect()
 }
 
@@ -79,7 +88,13 @@ pub struct TeamPage {
 
 /// Builds the team page; the invite form's state is passed in so a failed invite shows the
 /// form again with what was typed.
-pub async fn team_page(state: &AppState, who: &SignedIn, invite_error: Option<String>, invite_emails: String, invite_role: String) -> WebResult<TeamPage> {
+pub async fn team_page(
+    state: &AppState,
+    who: &SignedIn,
+    invite_error: Option<String>,
+    invite_emails: String,
+    invite_role: String,
+) -> WebResult<TeamPage> {
     let team_id = who.authorize(Action::ViewTeam)?;
     let team = state.store.get_team(team_id).await?;
     let now = tessera_store::now_ms();
@@ -130,7 +145,9 @@ pub async fn team_page(state: &AppState, who: &SignedIn, invite_error: Option<St
 }
 
 async fn show(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    Ok(page(&team_page(&state, &who, None, String::new(), "member".into()).await?))
+    Ok(page(
+        &team_page(&state, &who, None, String::new(), "member".into()).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -149,15 +166,40 @@ async fn change_role(
     let team_id = who.authorize(Action::ChangeMemberRole)?;
     let target = state.store.find_member(team_id, &user_id).await?;
     let current = target.role.unwrap_or(Role::Member);
-    let new_role: Role = input.role.parse().map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    check_role_change(&who.user.id, MemberRef { user_id: &target.id, role: current }, new_role)
+    let new_role: Role = input
+        .role
+        .parse()
         .map_err(|Invalid(m)| WebError::BadRequest(m))?;
+    check_role_change(
+        &who.user.id,
+        MemberRef {
+            user_id: &target.id,
+            role: current,
+        },
+        new_role,
+    )
+    .map_err(|Invalid(m)| WebError::BadRequest(m))?;
     if new_role == current {
-        return Ok(redirect_with_flash("/team", &format!("{} is already a {}.", target.email, current.label())));
+        return Ok(redirect_with_flash(
+            "/team",
+            &format!("{} is already a {}.", target.email, current.label()),
+        ));
     }
-    let event = audit::event(&who, &ip, "member.role_changed", &target.email, format!("{} → {}", current.label(), new_role.label()));
-    state.store.set_member_role(team_id, &target.id, new_role, event).await?;
-    Ok(redirect_with_flash("/team", &format!("{} is now a {}.", target.email, new_role.label())))
+    let event = audit::event(
+        &who,
+        &ip,
+        "member.role_changed",
+        &target.email,
+        format!("{} → {}", current.label(), new_role.label()),
+    );
+    state
+        .store
+        .set_member_role(team_id, &target.id, new_role, event)
+        .await?;
+    Ok(redirect_with_flash(
+        "/team",
+        &format!("{} is now a {}.", target.email, new_role.label()),
+    ))
 }
 
 #[derive(Template)]
@@ -169,11 +211,21 @@ struct ConfirmRemovePage {
     email: String,
 }
 
-async fn confirm_remove(State(state): State<AppState>, who: SignedIn, Path(user_id): Path<String>) -> WebResult<Response> {
+async fn confirm_remove(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(user_id): Path<String>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::RemoveMember)?;
     let target = state.store.find_member(team_id, &user_id).await?;
-    check_removal(&who.user.id, MemberRef { user_id: &target.id, role: target.role.unwrap_or(Role::Member) })
-        .map_err(|Invalid(m)| WebError::BadRequest(m))?;
+    check_removal(
+        &who.user.id,
+        MemberRef {
+            user_id: &target.id,
+            role: target.role.unwrap_or(Role::Member),
+        },
+    )
+    .map_err(|Invalid(m)| WebError::BadRequest(m))?;
     Ok(page(&ConfirmRemovePage {
         layout: Layout::signed_in("Remove member", &who, "/team"),
         user_id: target.id,
@@ -182,14 +234,37 @@ async fn confirm_remove(State(state): State<AppState>, who: SignedIn, Path(user_
     }))
 }
 
-async fn remove(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Path(user_id): Path<String>) -> WebResult<Response> {
+async fn remove(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Path(user_id): Path<String>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::RemoveMember)?;
     let target = state.store.find_member(team_id, &user_id).await?;
-    check_removal(&who.user.id, MemberRef { user_id: &target.id, role: target.role.unwrap_or(Role::Member) })
-        .map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    let event = audit::event(&who, &ip, "member.removed", &target.email, format!("removed ({})", target.role.map(Role::label).unwrap_or("")));
-    state.store.remove_member(team_id, &target.id, event).await?;
-    Ok(redirect_with_flash("/team", &format!("{} has been removed from the team.", target.email)))
+    check_removal(
+        &who.user.id,
+        MemberRef {
+            user_id: &target.id,
+            role: target.role.unwrap_or(Role::Member),
+        },
+    )
+    .map_err(|Invalid(m)| WebError::BadRequest(m))?;
+    let event = audit::event(
+        &who,
+        &ip,
+        "member.removed",
+        &target.email,
+        format!("removed ({})", target.role.map(Role::label).unwrap_or("")),
+    );
+    state
+        .store
+        .remove_member(team_id, &target.id, event)
+        .await?;
+    Ok(redirect_with_flash(
+        "/team",
+        &format!("{} has been removed from the team.", target.email),
+    ))
 }
 
 // ----- team details --------------------------------------------------------------------------
@@ -222,17 +297,26 @@ async fn details_form(State(state): State<AppState>, who: SignedIn) -> WebResult
     }))
 }
 
-async fn update_details(State(state): State<AppState>, who: SignedIn, ip: ClientIp, Form(input): Form<DetailsInput>) -> WebResult<Response> {
+async fn update_details(
+    State(state): State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    Form(input): Form<DetailsInput>,
+) -> WebResult<Response> {
     let team_id = who.authorize(Action::EditTeamDetails)?;
     let again = |message: String| {
-        render(StatusCode::BAD_REQUEST, &DetailsPage {
-            layout: Layout::signed_in("Team details", &who, "/team/details"),
-            error: Some(message),
-            name: input.name.clone(),
-            default_callback_url: input.default_callback_url.clone(),
-        })
+        render(
+            StatusCode::BAD_REQUEST,
+            &DetailsPage {
+                layout: Layout::signed_in("Team details", &who, "/team/details"),
+                error: Some(message),
+                name: input.name.clone(),
+                default_callback_url: input.default_callback_url.clone(),
+            },
+        )
     };
-    let parsed = parse_team_name(&input.name).and_then(|n| Ok((n, parse_callback_url(&input.default_callback_url)?)));
+    let parsed = parse_team_name(&input.name)
+        .and_then(|n| Ok((n, parse_callback_url(&input.default_callback_url)?)));
     let (name, url) = match parsed {
         Ok(v) => v,
         Err(Invalid(message)) => return Ok(again(message)),
@@ -253,9 +337,15 @@ async fn update_details(State(state): State<AppState>, who: SignedIn, ip: Client
         return Ok(redirect_with_flash("/team/details", "Nothing changed."));
     }
     let event = audit::event(&who, &ip, "team.details_changed", &name, changes.join("; "));
-    match state.store.update_team_details(team_id, &name, url.as_deref(), event).await {
+    match state
+        .store
+        .update_team_details(team_id, &name, url.as_deref(), event)
+        .await
+    {
         Ok(_) => Ok(redirect_with_flash("/team/details", "Team details saved.")),
-        Err(err) if err.is_conflict_on("name_key") => Ok(again("A team with this name already exists. Choose another name.".into())),
+        Err(err) if err.is_conflict_on("name_key") => Ok(again(
+            "A team with this name already exists. Choose another name.".into(),
+        )),
         Err(StoreError::NotFound) => Err(WebError::NotFound),
         Err(err) => Err(err.into()),
     }

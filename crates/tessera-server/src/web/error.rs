@@ -53,17 +53,36 @@ struct ErrorPage<'a> {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, heading, message) = match &self {
-            WebError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here, or it is not yours to see.".to_owned()),
-            WebError::Forbidden => (StatusCode::FORBIDDEN, "Not allowed", "Your role in this team does not allow that. Ask your team's Admin or a Manager.".to_owned()),
-            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Something is not right", m.clone()),
+            WebError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or it is not yours to see.".to_owned(),
+            ),
+            WebError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                "Your role in this team does not allow that. Ask your team's Admin or a Manager."
+                    .to_owned(),
+            ),
+            WebError::BadRequest(m) => {
+                (StatusCode::BAD_REQUEST, "Something is not right", m.clone())
+            }
             WebError::Conflict(m) => (StatusCode::CONFLICT, "Changed meanwhile", m.clone()),
             WebError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "Slow down", m.clone()),
             WebError::Internal(err) => {
                 tracing::error!(error = ?err, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; it has been logged. Please try again.".to_owned())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "An internal error occurred; it has been logged. Please try again.".to_owned(),
+                )
             }
         };
-        let page = ErrorPage { status: status.as_u16(), heading, message: &message };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            heading,
+            message: &message,
+        };
         match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, message).into_response(),

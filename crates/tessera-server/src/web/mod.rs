@@ -55,7 +55,11 @@ impl Layout {
         let allowed = |action| can(&who.actor, action, team);
         let mut nav = Vec::new();
         let mut add = |href: &'static str, label: &'static str| {
-            nav.push(NavLink { href, label, active: href == active })
+            nav.push(NavLink {
+                href,
+                label,
+                active: href == active,
+            })
         };
         if allowed(Action::ViewTeam) {
             add("/team", "Your Team");
@@ -120,7 +124,10 @@ pub fn read_flash(parts: &Parts) -> Option<String> {
 }
 
 /// Middleware: once a page has been shown with the flash message, clear it.
-pub async fn clear_flash(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn clear_flash(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let had_flash = request
         .headers()
         .get_all(header::COOKIE)

@@ -51,13 +51,17 @@ impl SignedIn {
 /// The actor the policy sees for `user`.
 pub fn actor_for(user: &User) -> Actor {
     match (&user.team_id, user.role, user.is_staff) {
-        (_, _, true) => Actor::Staff { user_id: user.id.clone() },
+        (_, _, true) => Actor::Staff {
+            user_id: user.id.clone(),
+        },
         (Some(team_id), Some(role), false) => Actor::TeamUser {
             user_id: user.id.clone(),
             team_id: team_id.clone(),
             role,
         },
-        _ => Actor::Teamless { user_id: user.id.clone() },
+        _ => Actor::Teamless {
+            user_id: user.id.clone(),
+        },
     }
 }
 
@@ -88,12 +92,16 @@ async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match load(parts, state).await {
             Ok(Some(signed_in)) => Ok(signed_in),
             Ok(None) => {
                 let next = parts.uri.path();
-                let target: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                let target: String =
+                    url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
                 Err(Redirect::to(&format!("/login?next={target}")).into_response())
             }
             Err(err) => Err(err.into_response()),
@@ -107,22 +115,38 @@ pub struct Viewer(pub Option<SignedIn>);
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        load(parts, state).await.map(Viewer).map_err(IntoResponse::into_response)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        load(parts, state)
+            .await
+            .map(Viewer)
+            .map_err(IntoResponse::into_response)
     }
 }
 
 /// Starts a session for `user_id` and returns the `Set-Cookie` header carrying it.
-pub async fn start(state: &AppState, user_id: &str, ip: &str, user_agent: &str) -> WebResult<HeaderValue> {
+pub async fn start(
+    state: &AppState,
+    user_id: &str,
+    ip: &str,
+    user_agent: &str,
+) -> WebResult<HeaderValue> {
     let token = random_token();
     let ttl = state.config.session_ttl;
-    let expires_at = tessera_store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+    let expires_at =
+        tessera_store::now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let user_agent: String = user_agent.chars().take(300).collect();
     state
         .store
         .create_session(&token_digest(&token), user_id, expires_at, ip, &user_agent)
         .await?;
-    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         ttl.as_secs()

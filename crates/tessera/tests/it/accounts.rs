@@ -1,0 +1,394 @@
+//! Sign-up, log-in, sessions, CSRF, rate limits and the profile page.
+
+use reqwest::StatusCode;
+
+use crate::{backend_test, helpers::*};
+
+async fn sign_up_log_out_and_in(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("Ada@Example.com", "Acme Vision").await;
+
+    let team = admin.visit("/team").await;
+    assert_eq!(team.status, StatusCode::OK);
+    assert!(team.body.contains("Acme Vision"));
+    assert!(
+        team.body.contains("Welcome to Tessera!"),
+        "flash shown once"
+    );
+    assert!(team.body.contains("Ada@Example.com"));
+    assert!(team.body.contains(">Admin<"));
+    let again = admin.visit("/team").await;
+    assert!(
+        !again.body.contains("Welcome to Tessera!"),
+        "flash cleared after display"
+    );
+
+    let out = admin.post_form("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let gone = admin.get("/team").await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert_eq!(gone.location.as_deref(), Some("/login?next=%2Fteam"));
+
+    let wrong = admin
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Email or password is incorrect."));
+    assert!(
+        wrong.body.contains("value=\"ada@example.com\""),
+        "form shown again with the email"
+    );
+
+    // Emails compare case-insensitively and are trimmed.
+    let ok = admin
+        .post_form(
+            "/login",
+            &[
+                ("email", "  ADA@example.COM "),
+                ("password", PASSWORD),
+                ("next", "/team"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(ok.location.as_deref(), Some("/team"));
+    let cookie = ok
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("tessera_session="))
+        .expect("session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain-http public URL: no Secure flag"
+    );
+    assert_eq!(admin.visit("/team").await.status, StatusCode::OK);
+
+    // An open redirect through `next` is refused.
+    let mut other = app.browser();
+    let r = other
+        .post_form(
+            "/login",
+            &[
+                ("email", "ada@example.com"),
+                ("password", PASSWORD),
+                ("next", "//evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.location.as_deref(), Some("/"));
+    app.stop().await;
+}
+backend_test!(sign_up_log_out_and_in);
+
+async fn sign_up_rejects_bad_input_and_keeps_what_was_typed(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let _first = app.sign_up("joe@x.com", "Joe Team").await;
+    let mut b = app.browser();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[
+                ("email", "not-an-email"),
+                ("password", PASSWORD),
+                ("name", "N"),
+                ("team_name", "T1"),
+            ],
+            "is not a valid email address",
+        ),
+        (
+            &[
+                ("email", "n@x.com"),
+                ("password", "short"),
+                ("name", "N"),
+                ("team_name", "T2"),
+            ],
+            "at least 10 characters",
+        ),
+        (
+            &[
+                ("email", "n@x.com"),
+                ("password", PASSWORD),
+                ("name", ""),
+                ("team_name", "T3"),
+            ],
+            "Name is required",
+        ),
+        (
+            &[
+                ("email", "n@x.com"),
+                ("password", PASSWORD),
+                ("name", "N"),
+                ("team_name", "a/b"),
+            ],
+            "must not contain",
+        ),
+        (
+            &[
+                ("email", "JOE@x.com"),
+                ("password", PASSWORD),
+                ("name", "N"),
+                ("team_name", "T4"),
+            ],
+            "already exists. Log in instead",
+        ),
+        (
+            &[
+                ("email", "n@x.com"),
+                ("password", PASSWORD),
+                ("name", "N"),
+                ("team_name", "joe team"),
+            ],
+            "A team with this name already exists",
+        ),
+    ];
+    for (fields, message) in cases {
+        let page = b.post_form("/signup", fields).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{message}");
+        assert!(
+            page.body.contains(message),
+            "expected {message:?} in the page"
+        );
+        let team = fields.iter().find(|(k, _)| *k == "team_name").unwrap().1;
+        assert!(
+            page.body.contains(&format!("value=\"{team}\"")),
+            "typed values are kept"
+        );
+    }
+    let long_name = "x".repeat(5000);
+    let page = b
+        .post_form(
+            "/signup",
+            &[
+                ("email", "n@x.com"),
+                ("password", PASSWORD),
+                ("name", &long_name),
+                ("team_name", "T5"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    // A +tag address is a different account.
+    let page = b
+        .post_form(
+            "/signup",
+            &[
+                ("email", "joe+second@x.com"),
+                ("password", PASSWORD),
+                ("name", "Joe"),
+                ("team_name", "Joe Two"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.store.list_teams().await.unwrap().len(),
+        2,
+        "only the two valid sign-ups created teams"
+    );
+    // A body past the limit is refused without a 500.
+    let huge = "y".repeat(200_000);
+    let page = b
+        .post_form(
+            "/signup",
+            &[
+                ("email", "big@x.com"),
+                ("password", PASSWORD),
+                ("name", &huge),
+                ("team_name", "Big"),
+            ],
+        )
+        .await;
+    assert!(page.status.is_client_error(), "{}", page.status);
+    app.stop().await;
+}
+backend_test!(sign_up_rejects_bad_input_and_keeps_what_was_typed);
+
+async fn forms_without_a_valid_csrf_token_are_refused(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut b = app.browser();
+    b.get("/signup").await;
+    let fields = [
+        ("email", "c@x.com"),
+        ("password", PASSWORD),
+        ("name", "C"),
+        ("team_name", "CSRF"),
+    ];
+    let page = b.post_raw("/signup", &fields).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("did not come from Tessera"));
+    let mut with_wrong = fields.to_vec();
+    with_wrong.push(("csrf_token", "forged"));
+    assert_eq!(
+        b.post_raw("/signup", &with_wrong).await.status,
+        StatusCode::FORBIDDEN
+    );
+    // A token from another browser (another cookie) does not work either.
+    let mut other = app.browser();
+    let foreign = other.ensure_csrf().await;
+    let mut with_foreign = fields.to_vec();
+    with_foreign.push(("csrf_token", &foreign));
+    assert_eq!(
+        b.post_raw("/signup", &with_foreign).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(
+        app.store.list_teams().await.unwrap().is_empty(),
+        "nothing was created"
+    );
+    app.stop().await;
+}
+backend_test!(forms_without_a_valid_csrf_token_are_refused);
+
+async fn login_is_rate_limited_per_account(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let _admin = app.sign_up("rl@x.com", "Limits").await;
+    let mut b = app.browser();
+    for _ in 0..5 {
+        let page = b
+            .post_form(
+                "/login",
+                &[("email", "rl@x.com"), ("password", "wrong password!")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    }
+    let page = b
+        .post_form("/login", &[("email", "RL@x.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    assert!(page
+        .body
+        .contains("Too many failed sign-in attempts for this account. Try again in"));
+    // Another account from the same address is not locked by it.
+    let _other = app.sign_up("ok@x.com", "Other").await;
+    let page = b
+        .post_form("/login", &[("email", "ok@x.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+backend_test!(login_is_rate_limited_per_account);
+
+async fn profile_and_password(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("p@x.com", "Profiles").await;
+    let page = admin
+        .submit(
+            "/profile",
+            &[
+                ("name", "Ada Lovelace"),
+                ("company", "Engines"),
+                ("job_title", "Analyst"),
+                ("phone", "+44 20 7946 0000"),
+            ],
+        )
+        .await;
+    assert!(page.body.contains("Your profile has been saved."));
+    assert!(
+        page.body.contains("value=\"Ada Lovelace\"") && page.body.contains("value=\"Analyst\"")
+    );
+    let bad = admin
+        .post_form("/profile", &[("name", ""), ("phone", "call me")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("Phone may contain only digits"));
+
+    // A second session, to see it end when the password changes.
+    let mut laptop = app.browser();
+    assert_eq!(
+        laptop
+            .post_form("/login", &[("email", "p@x.com"), ("password", PASSWORD)])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let wrong = admin
+        .post_form(
+            "/profile/password",
+            &[
+                ("current_password", "nope nope nope"),
+                ("new_password", "a brand new secret"),
+                ("confirm_password", "a brand new secret"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("Your current password is incorrect."));
+    let mismatch = admin
+        .post_form(
+            "/profile/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new secret"),
+                ("confirm_password", "something else!"),
+            ],
+        )
+        .await;
+    assert!(mismatch.body.contains("The two passwords do not match."));
+    let ok = admin
+        .submit(
+            "/profile/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new secret"),
+                ("confirm_password", "a brand new secret"),
+            ],
+        )
+        .await;
+    assert!(
+        ok.body.contains("Your password has been changed."),
+        "still signed in here"
+    );
+    assert_eq!(
+        laptop.get("/team").await.status,
+        StatusCode::SEE_OTHER,
+        "other session ended"
+    );
+    let mut fresh = app.browser();
+    assert_eq!(
+        fresh
+            .post_form("/login", &[("email", "p@x.com"), ("password", PASSWORD)])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        fresh
+            .post_form(
+                "/login",
+                &[("email", "p@x.com"), ("password", "a brand new secret")]
+            )
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    app.stop().await;
+}
+backend_test!(profile_and_password);
+
+async fn health_and_not_found(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut b = app.browser();
+    assert_eq!(b.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(b.get("/readyz").await.status, StatusCode::OK);
+    let missing = b.get("/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("Not found"));
+    let css = b.get("/static/style.css").await;
+    assert_eq!(css.status, StatusCode::OK);
+    app.stop().await;
+}
+backend_test!(health_and_not_found);

@@ -1,0 +1,435 @@
+//! The authorisation matrix: every dashboard action × every kind of person × their own team
+//! and another team. Allowed actions must take effect; denied ones must change nothing.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tessera_core::{profile::Profile, Email, Role};
+use tessera_server::crypto::{hash_password, token_digest};
+use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser};
+
+use crate::{backend_test, helpers::*};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Admin,
+    Manager,
+    Member,
+    Labeler,
+    Teamless,
+    Staff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    ViewProfile,
+    ViewTeam,
+    ViewDetails,
+    EditDetails,
+    ViewAudit,
+    Invite,
+    Resend,
+    Revoke,
+    ChangeRole,
+    ConfirmRemove,
+    Remove,
+    StaffConsole,
+    StaffMoveUser,
+    StaffSetAdmin,
+    StaffReadMail,
+}
+
+impl Act {
+    /// Whether the action targets a resource that belongs to a team (so "another team's"
+    /// variant exists).
+    fn has_target(self) -> bool {
+        matches!(
+            self,
+            Act::Resend | Act::Revoke | Act::ChangeRole | Act::ConfirmRemove | Act::Remove
+        )
+    }
+}
+
+/// The expected matrix, written independently of the policy code.
+fn allowed(who: Who, act: Act) -> bool {
+    use Act::*;
+    match act {
+        ViewProfile => who != Who::Anonymous,
+        ViewTeam => matches!(who, Who::Admin | Who::Manager | Who::Member),
+        ViewDetails | EditDetails | ViewAudit | Invite | Resend | Revoke | ChangeRole
+        | ConfirmRemove | Remove => {
+            matches!(who, Who::Admin | Who::Manager)
+        }
+        StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail => who == Who::Staff,
+    }
+}
+
+struct TeamCtx {
+    id: String,
+    name: String,
+    admin_id: String,
+}
+
+struct Ctx {
+    app: TestApp,
+    hash: String,
+    a: TeamCtx,
+    b: TeamCtx,
+}
+
+impl Ctx {
+    fn mail(&self, to: &str) -> NewMail {
+        NewMail {
+            team_id: None,
+            to: to.into(),
+            subject: "test".into(),
+            body_sealed: self.app.key.seal(br#"{"text":"t","html":"h"}"#),
+        }
+    }
+
+    async fn invitation(&self, team: &TeamCtx, email: &str, role: Role) -> (String, String) {
+        let token = unique("tok");
+        let outcome = self
+            .app
+            .store
+            .invite(&NewInvitation {
+                team_id: team.id.clone(),
+                email: Email::parse(email).unwrap(),
+                role,
+                invited_by: team.admin_id.clone(),
+                token_hash: token_digest(&token),
+                expires_at: tessera_store::now_ms() + 3_600_000,
+                mail: self.mail(email),
+                event: NewAuditEvent {
+                    actor: "test".into(),
+                    action: "invitation.sent".into(),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+        let id = match outcome {
+            tessera_store::InviteOutcome::Created(i)
+            | tessera_store::InviteOutcome::Refreshed(i) => i.id,
+        };
+        (id, token)
+    }
+
+    async fn member(&self, team: &TeamCtx, role: Role) -> (String, String) {
+        let email = format!("{}@matrix.test", unique("m"));
+        let (_, token) = self.invitation(team, &email, role).await;
+        let user = self
+            .app
+            .store
+            .accept_invitation(
+                &token_digest(&token),
+                Some(&NewUser {
+                    email: Email::parse(&email).unwrap(),
+                    password_hash: self.hash.clone(),
+                    profile: Profile::parse("Matrix", "", "", "").unwrap(),
+                }),
+                None,
+                NewAuditEvent {
+                    actor: email.clone(),
+                    action: "invitation.accepted".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        (user.id, email)
+    }
+
+    async fn login(&self, email: &str) -> Browser {
+        let mut b = self.app.browser();
+        let r = b
+            .post_form("/login", &[("email", email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "login {email}");
+        b
+    }
+}
+
+async fn authorization_matrix(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            resend_interval: Some(Duration::ZERO),
+            ..Options::default()
+        },
+    )
+    .await;
+    let hash = hash_password(PASSWORD.into()).await.unwrap();
+    let mut admin_a = app.sign_up("admin@a.test", "Team A").await;
+    let _admin_b = app.sign_up("admin@b.test", "Team B").await;
+    let teams = app.store.list_teams().await.unwrap();
+    let ctx_team = |name: &str| {
+        let t = teams.iter().find(|t| t.team.name == name).unwrap();
+        TeamCtx {
+            id: t.team.id.clone(),
+            name: t.team.name.clone(),
+            admin_id: t.team.admin_user_id.clone(),
+        }
+    };
+    let ctx = Ctx {
+        a: ctx_team("Team A"),
+        b: ctx_team("Team B"),
+        app,
+        hash,
+    };
+
+    let mut people: Vec<(Who, Option<Browser>)> = vec![(Who::Anonymous, None)];
+    admin_a.visit("/team").await;
+    people.push((Who::Admin, Some(admin_a)));
+    for (who, role) in [
+        (Who::Manager, Role::Manager),
+        (Who::Member, Role::Member),
+        (Who::Labeler, Role::Labeler),
+    ] {
+        let (_, email) = ctx.member(&ctx.a, role).await;
+        people.push((who, Some(ctx.login(&email).await)));
+    }
+    let (teamless_id, teamless_email) = ctx.member(&ctx.a, Role::Member).await;
+    ctx.app
+        .store
+        .remove_member(&ctx.a.id, &teamless_id, NewAuditEvent::default())
+        .await
+        .unwrap();
+    people.push((Who::Teamless, Some(ctx.login(&teamless_email).await)));
+    tessera_server::staff::support::create_staff(&ctx.app.store, "staff@tessera.test", PASSWORD)
+        .await
+        .unwrap();
+    people.push((Who::Staff, Some(ctx.login("staff@tessera.test").await)));
+
+    let acts = [
+        Act::ViewProfile,
+        Act::ViewTeam,
+        Act::ViewDetails,
+        Act::EditDetails,
+        Act::ViewAudit,
+        Act::Invite,
+        Act::Resend,
+        Act::Revoke,
+        Act::ChangeRole,
+        Act::ConfirmRemove,
+        Act::Remove,
+        Act::StaffConsole,
+        Act::StaffMoveUser,
+        Act::StaffSetAdmin,
+        Act::StaffReadMail,
+    ];
+    let mut checked = 0;
+    for (who, browser) in people.iter_mut() {
+        let mut anon = ctx.app.browser();
+        let b = browser.as_mut().unwrap_or(&mut anon);
+        for act in acts {
+            let scopes: &[bool] = if act.has_target() {
+                &[true, false]
+            } else {
+                &[true]
+            };
+            for &own in scopes {
+                let expect = allowed(*who, act) && own;
+                let (status, effect) = perform(&ctx, b, act, own).await;
+                let label = format!(
+                    "{who:?} {act:?} {}",
+                    if own { "own team" } else { "other team" }
+                );
+                if expect {
+                    assert!(
+                        status == StatusCode::OK || status == StatusCode::SEE_OTHER,
+                        "{label}: allowed but got {status}"
+                    );
+                    assert!(effect, "{label}: allowed but had no effect");
+                } else {
+                    assert!(!effect, "{label}: denied but took effect");
+                    match who {
+                        Who::Anonymous => assert_eq!(
+                            status,
+                            StatusCode::SEE_OTHER,
+                            "{label}: anonymous goes to login"
+                        ),
+                        _ if own => assert_eq!(status, StatusCode::FORBIDDEN, "{label}"),
+                        _ => assert!(
+                            status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
+                            "{label}: got {status}"
+                        ),
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 7 * (15 + 5));
+    ctx.app.stop().await;
+}
+backend_test!(authorization_matrix);
+
+/// Performs `act` (on a fresh target in team A when `own`, else in team B) and reports the
+/// status and whether the intended change happened.
+async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode, bool) {
+    let store = &ctx.app.store;
+    let team = if own { &ctx.a } else { &ctx.b };
+    match act {
+        Act::ViewProfile => {
+            let p = b.get("/profile").await;
+            (p.status, p.body.contains("Your profile"))
+        }
+        Act::ViewTeam => {
+            let p = b.get("/team").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("admin@a.test"),
+            )
+        }
+        Act::ViewDetails => {
+            let p = b.get("/team/details").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Default callback URL"),
+            )
+        }
+        Act::EditDetails => {
+            let name = unique("Renamed ");
+            let p = b
+                .post_form(
+                    "/team/details",
+                    &[("name", &name), ("default_callback_url", "")],
+                )
+                .await;
+            let changed = store.get_team(&ctx.a.id).await.unwrap().name == name;
+            if changed {
+                store
+                    .update_team_details(&ctx.a.id, &ctx.a.name, None, NewAuditEvent::default())
+                    .await
+                    .unwrap();
+            }
+            (p.status, changed)
+        }
+        Act::ViewAudit => {
+            let p = b.get("/team/audit").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("team.signed_up"),
+            )
+        }
+        Act::Invite => {
+            let email = format!("{}@invitee.test", unique("i"));
+            let p = b
+                .post_form(
+                    "/team/invitations",
+                    &[("emails", &email), ("role", "member")],
+                )
+                .await;
+            let mut found = false;
+            for t in [&ctx.a, &ctx.b] {
+                found |= store
+                    .list_pending_invitations(&t.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|i| i.email == email);
+            }
+            (p.status, found)
+        }
+        Act::Resend => {
+            let (id, _) = ctx
+                .invitation(team, &format!("{}@r.test", unique("r")), Role::Member)
+                .await;
+            let p = b
+                .post_form(&format!("/team/invitations/{id}/resend"), &[])
+                .await;
+            (
+                p.status,
+                store
+                    .get_invitation(&team.id, &id)
+                    .await
+                    .unwrap()
+                    .send_count
+                    == 2,
+            )
+        }
+        Act::Revoke => {
+            let (id, _) = ctx
+                .invitation(team, &format!("{}@r.test", unique("r")), Role::Member)
+                .await;
+            let p = b
+                .post_form(&format!("/team/invitations/{id}/revoke"), &[])
+                .await;
+            (
+                p.status,
+                store.get_invitation(&team.id, &id).await.unwrap().status == "revoked",
+            )
+        }
+        Act::ChangeRole => {
+            let (id, _) = ctx.member(team, Role::Member).await;
+            let p = b
+                .post_form(&format!("/team/members/{id}/role"), &[("role", "manager")])
+                .await;
+            (
+                p.status,
+                store.get_user(&id).await.unwrap().role == Some(Role::Manager),
+            )
+        }
+        Act::ConfirmRemove => {
+            let (id, _) = ctx.member(team, Role::Member).await;
+            let p = b.get(&format!("/team/members/{id}/remove")).await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Remove from team"),
+            )
+        }
+        Act::Remove => {
+            let (id, _) = ctx.member(team, Role::Member).await;
+            let p = b
+                .post_form(&format!("/team/members/{id}/remove"), &[])
+                .await;
+            (
+                p.status,
+                store.get_user(&id).await.unwrap().team_id.is_none(),
+            )
+        }
+        Act::StaffConsole => {
+            let p = b.get("/staff").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Mail outbox"),
+            )
+        }
+        Act::StaffMoveUser => {
+            let (id, email) = ctx.member(&ctx.b, Role::Member).await;
+            let p = b
+                .post_form(
+                    "/staff/move-user",
+                    &[("email", &email), ("team", &ctx.a.name), ("role", "member")],
+                )
+                .await;
+            (
+                p.status,
+                store.get_user(&id).await.unwrap().team_id.as_deref() == Some(ctx.a.id.as_str()),
+            )
+        }
+        Act::StaffSetAdmin => {
+            let (id, email) = ctx.member(&ctx.b, Role::Member).await;
+            let p = b
+                .post_form(
+                    "/staff/set-admin",
+                    &[("team", &ctx.b.name), ("email", &email)],
+                )
+                .await;
+            (
+                p.status,
+                store.get_team(&ctx.b.id).await.unwrap().admin_user_id == id,
+            )
+        }
+        Act::StaffReadMail => {
+            let id = store.list_mail(1, 0).await.unwrap()[0].id.clone();
+            let p = b.get(&format!("/staff/mail/{id}")).await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("← Outbox"),
+            )
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The test harness: a real Tessera server on a random port against a fresh database
+//! (SQLite temp file, or a new PostgreSQL database), a cookie-keeping browser-like client, and
+//! a real SMTP server (aiosmtpd) that writes to a maildir.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use reqwest::{header, redirect, StatusCode};
+use tessera_server::{config::Config, crypto::MasterKey, Application};
+use tessera_store::Store;
+use tokio::sync::oneshot;
+
+/// Generates a `sqlite` and a `postgres` test from one `async fn(Backend)`.
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(backend) = $crate::helpers::Backend::postgres() {
+                    super::$name(backend).await
+                }
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL backend, or `None` (test skipped) when it is not configured. With
+    /// `TESSERA_REQUIRE_POSTGRES=1` or `CI=true`, a missing server fails instead.
+    pub fn postgres() -> Option<Backend> {
+        let required = std::env::var("TESSERA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+            || std::env::var("CI").is_ok_and(|v| v == "true");
+        match std::env::var("TESSERA_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url.trim_end_matches('/').to_owned())),
+            _ if required => panic!(
+                "PostgreSQL is required (CI=true or TESSERA_REQUIRE_POSTGRES=1) but TESSERA_TEST_POSTGRES_URL is not set"
+            ),
+            _ => {
+                eprintln!("skipping PostgreSQL variant: TESSERA_TEST_POSTGRES_URL is not set");
+                None
+            }
+        }
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let r: u32 = rand::random();
+    format!("{prefix}{}{n}{r:08x}", std::process::id())
+}
+
+/// A fresh, empty database for one test.
+pub struct TestDb {
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+impl TestDb {
+    pub async fn new(backend: &Backend) -> TestDb {
+        let dir = std::env::temp_dir().join(unique("tessera-test-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.join("tessera.db").display()),
+            Backend::Postgres(base) => {
+                use sqlx::Connection;
+                sqlx::any::install_default_drivers();
+                let name = unique("tessera_t_");
+                let mut admin = sqlx::AnyConnection::connect(&format!("{base}/postgres"))
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
+                sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                admin.close().await.ok();
+                format!("{base}/{name}")
+            }
+        };
+        TestDb { url, dir }
+    }
+
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((base, name)) = self
+            .url
+            .rsplit_once('/')
+            .filter(|_| self.url.starts_with("postgres"))
+        {
+            let (base, name) = (base.to_owned(), name.to_owned());
+            // Dropping needs async I/O; do it on a short-lived runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut admin) =
+                        sqlx::AnyConnection::connect(&format!("{base}/postgres")).await
+                    {
+                        let _ = sqlx::query(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut admin)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Knobs a test may turn before the server starts.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub smtp_url: Option<String>,
+    pub mail_retry: Option<&'static str>,
+    pub resend_interval: Option<Duration>,
+}
+
+/// A running Tessera server.
+pub struct TestApp {
+    pub base: String,
+    pub db: TestDb,
+    pub store: Store,
+    pub key: MasterKey,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: &Backend) -> TestApp {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: &Backend, options: Options) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let listen = "127.0.0.1:0".parse().unwrap();
+        // Emails carry the public URL, so pick the port first and tell the server about it.
+        let key = MasterKey::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        let mut config = Config::new(
+            listen,
+            db.dir.clone(),
+            db.url.clone(),
+            "http://127.0.0.1/".parse().unwrap(),
+            key.clone(),
+        );
+        config.smtp_url = options.smtp_url.clone();
+        if let Some(schedule) = options.mail_retry {
+            config.mail_retry = tessera_core::retry::RetrySchedule::parse(schedule).unwrap();
+        }
+        if let Some(interval) = options.resend_interval {
+            config.resend_interval = interval;
+        }
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        config.listen = addr;
+        config.public_url = format!("http://{addr}/").parse().unwrap();
+        let app = Application::build(config).await.expect("server starts");
+        let base = format!("http://{}", app.local_addr());
+        let store = app.state().store.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        TestApp {
+            base,
+            db,
+            store,
+            key,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.base)
+    }
+
+    /// Signs up a new team through the dashboard; returns the Admin's browser.
+    pub async fn sign_up(&self, email: &str, team: &str) -> Browser {
+        let mut b = self.browser();
+        let r = b
+            .post_form(
+                "/signup",
+                &[
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("name", "Ada Admin"),
+                    ("company", "Acme"),
+                    ("team_name", team),
+                ],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "sign-up failed: {}",
+            r.body
+        );
+        b
+    }
+
+    /// The newest invitation link path mailed to `to`, read from the outbox (no SMTP server).
+    pub async fn outbox_link(&self, to: &str) -> String {
+        let mail = self.store.list_mail(500, 0).await.unwrap();
+        let message = mail
+            .iter()
+            .find(|m| m.to == to)
+            .unwrap_or_else(|| panic!("no mail to {to}"));
+        let body = String::from_utf8(self.key.open(&message.body_sealed).unwrap()).unwrap();
+        invite_path(&body)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Waits until `f` returns `Some`, polling, for at most `secs` seconds.
+    pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not met within {secs}s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A response as a test looks at it.
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub set_cookies: Vec<String>,
+    pub body: String,
+}
+
+/// A cookie-keeping client that submits forms with the page's CSRF token.
+pub struct Browser {
+    base: String,
+    client: reqwest::Client,
+    csrf: Option<String>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            base: base.to_owned(),
+            client,
+            csrf: None,
+        }
+    }
+
+    async fn page(response: reqwest::Response) -> Page {
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let set_cookies = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let body = response.text().await.unwrap();
+        Page {
+            status,
+            location,
+            set_cookies,
+            body,
+        }
+    }
+
+    fn remember_csrf(&mut self, page: &Page) {
+        if let Some(token) = extract_between(&page.body, "name=\"csrf_token\" value=\"", "\"") {
+            self.csrf = Some(token);
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let page = Self::page(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        self.remember_csrf(&page);
+        page
+    }
+
+    /// GET, following redirects like a browser.
+    pub async fn visit(&mut self, path: &str) -> Page {
+        let mut path = path.to_owned();
+        for _ in 0..5 {
+            let page = self.get(&path).await;
+            match (page.status, &page.location) {
+                (s, Some(loc)) if s.is_redirection() => path = loc.clone(),
+                _ => return page,
+            }
+        }
+        panic!("too many redirects");
+    }
+
+    pub async fn ensure_csrf(&mut self) -> String {
+        if self.csrf.is_none() {
+            self.get("/login").await;
+        }
+        self.csrf.clone().expect("page carries a CSRF token")
+    }
+
+    /// Submits a form with the CSRF token added.
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.ensure_csrf().await;
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &token));
+        self.post_raw(path, &all).await
+    }
+
+    /// Submits exactly these fields (no CSRF token added).
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        let page = Self::page(response).await;
+        self.remember_csrf(&page);
+        page
+    }
+
+    /// Submits a form and follows the redirect, returning the page shown after it.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let page = self.post_form(path, fields).await;
+        match (page.status, &page.location) {
+            (StatusCode::SEE_OTHER, Some(loc)) => self.visit(&loc.clone()).await,
+            _ => page,
+        }
+    }
+}
+
+pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String> {
+    let from = haystack.find(start)? + start.len();
+    let to = haystack[from..].find(end)? + from;
+    Some(haystack[from..to].to_owned())
+}
+
+/// The id of the invitation row for `email` on the team page (from its resend form).
+pub fn invitation_id(team_page: &str, email: &str) -> Option<String> {
+    let row = &team_page[team_page.find(&format!("class=\"invited\" data-email=\"{email}\""))?..];
+    extract_between(row, "/team/invitations/", "/resend")
+}
+
+/// The user id of the member row for `email` on the team page (from its remove link).
+pub fn member_id(team_page: &str, email: &str) -> Option<String> {
+    let row = &team_page[team_page.find(&format!("<tr data-email=\"{email}\""))?..];
+    let row = &row[..row.find("</tr>")?];
+    extract_between(row, "/team/members/", "/")
+}
+
+/// A real SMTP server (aiosmtpd's Mailbox handler) writing every message to a maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    child: tokio::process::Child,
+}
+
+pub fn python() -> String {
+    std::env::var("TESSERA_TEST_PYTHON").unwrap_or_else(|_| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        Self::start_on(free_port()).await
+    }
+
+    pub async fn start_on(port: u16) -> SmtpServer {
+        let maildir = std::env::temp_dir().join(unique("tessera-maildir-"));
+        let child = tokio::process::Command::new(python())
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python with aiosmtpd (run scripts/test, which installs it into .venv)");
+        let server = SmtpServer {
+            port,
+            maildir,
+            child,
+        };
+        TestApp::eventually(20, || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, decoded to text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
+                for entry in entries.flatten() {
+                    if let Ok(raw) = std::fs::read_to_string(entry.path()) {
+                        out.push(decode_quoted_printable(&raw));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for a message to `to` and returns it.
+    pub async fn wait_for(&self, to: &str, secs: u64) -> String {
+        TestApp::eventually(secs, || async {
+            self.messages()
+                .into_iter()
+                .find(|m| m.contains(&format!("To: {to}")))
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Undoes quoted-printable soft line breaks and escapes (enough to read links in mail).
+pub fn decode_quoted_printable(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The invitation link's path (`/invite/<token>`) found in a message.
+pub fn invite_path(message: &str) -> String {
+    let start = message
+        .find("/invite/")
+        .expect("message has an invitation link");
+    let token: String = message[start + 8..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    format!("/invite/{token}")
+}

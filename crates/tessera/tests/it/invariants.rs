@@ -1,0 +1,314 @@
+//! The schema's invariants, attacked directly and concurrently: one Admin per team, one team
+//! per user, one pending invitation per (team, email), single-use hashed invitation tokens.
+
+use sqlx::Connection;
+use tessera_core::{profile::Profile, Email, Role};
+use tessera_server::crypto::token_digest;
+use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError};
+
+use crate::{backend_test, helpers::*};
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        email: Email::parse(email).unwrap(),
+        password_hash:
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+                .into(),
+        profile: Profile::parse("Test", "", "", "").unwrap(),
+    }
+}
+
+fn event() -> NewAuditEvent {
+    NewAuditEvent {
+        actor: "test".into(),
+        action: "test".into(),
+        ..Default::default()
+    }
+}
+
+fn invitation(team_id: &str, admin_id: &str, email: &str, token: &str) -> NewInvitation {
+    NewInvitation {
+        team_id: team_id.into(),
+        email: Email::parse(email).unwrap(),
+        role: Role::Member,
+        invited_by: admin_id.into(),
+        token_hash: token_digest(token),
+        expires_at: tessera_store::now_ms() + 3_600_000,
+        mail: NewMail {
+            team_id: None,
+            to: email.into(),
+            subject: "s".into(),
+            body_sealed: "v1.AAAA".into(),
+        },
+        event: event(),
+    }
+}
+
+async fn add_member(store: &Store, team_id: &str, admin_id: &str, email: &str) -> String {
+    let token = unique("t");
+    store
+        .invite(&invitation(team_id, admin_id, email, &token))
+        .await
+        .unwrap();
+    store
+        .accept_invitation(&token_digest(&token), Some(&new_user(email)), None, event())
+        .await
+        .unwrap()
+        .id
+}
+
+async fn admin_count(db: &TestDb, team_id: &str) -> i64 {
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM users WHERE team_id = $1 AND role = 'admin'")
+            .bind(team_id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    n
+}
+
+async fn exactly_one_admin_per_team(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let (team, admin) = store
+        .create_team_with_admin("Solo", &new_user("admin@solo.test"), event())
+        .await
+        .unwrap();
+    let bob = add_member(&store, &team.id, &admin.id, "bob@solo.test").await;
+    let cat = add_member(&store, &team.id, &admin.id, "cat@solo.test").await;
+
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    // A second Admin is rejected by the partial unique index.
+    let second = sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(&bob)
+        .execute(&mut conn)
+        .await;
+    assert!(second.is_err(), "a second admin must be rejected");
+    // Demoting the Admin without a successor is rejected (the team's admin reference).
+    let demote = sqlx::query("UPDATE users SET role = 'manager' WHERE id = $1")
+        .bind(&admin.id)
+        .execute(&mut conn)
+        .await;
+    assert!(demote.is_err(), "a team without an admin must be rejected");
+    // Removing the Admin from the team or deleting them is rejected too.
+    let detach = sqlx::query("UPDATE users SET team_id = NULL, role = NULL WHERE id = $1")
+        .bind(&admin.id)
+        .execute(&mut conn)
+        .await;
+    assert!(detach.is_err());
+    let delete = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(&admin.id)
+        .execute(&mut conn)
+        .await;
+    assert!(delete.is_err());
+    // A team pointing at an admin who is not one of its admins is rejected.
+    let pointer = sqlx::query("UPDATE teams SET admin_user_id = $1 WHERE id = $2")
+        .bind(&bob)
+        .bind(&team.id)
+        .execute(&mut conn)
+        .await;
+    assert!(pointer.is_err());
+    conn.close().await.ok();
+    assert_eq!(admin_count(&db, &team.id).await, 1);
+
+    // Concurrent hand-overs: whatever interleaving, exactly one Admin, the one teams names.
+    for round in 0..5 {
+        let (a, b) = tokio::join!(
+            store.set_admin(&team.id, &bob, event()),
+            store.set_admin(&team.id, &cat, event()),
+        );
+        for r in [a, b] {
+            assert!(
+                matches!(r, Ok(()) | Err(StoreError::Conflict(_))),
+                "round {round}: {r:?}"
+            );
+        }
+        assert_eq!(admin_count(&db, &team.id).await, 1, "round {round}");
+        let named = store.get_team(&team.id).await.unwrap().admin_user_id;
+        assert_eq!(
+            store.get_user(&named).await.unwrap().role,
+            Some(Role::Admin)
+        );
+        store.set_admin(&team.id, &admin.id, event()).await.unwrap();
+    }
+    store.close().await;
+}
+backend_test!(exactly_one_admin_per_team);
+
+async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let (one, one_admin) = store
+        .create_team_with_admin("One", &new_user("a@one.test"), event())
+        .await
+        .unwrap();
+    let (two, two_admin) = store
+        .create_team_with_admin("Two", &new_user("a@two.test"), event())
+        .await
+        .unwrap();
+
+    // Ten concurrent invitations of the same address to one team: one pending row.
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let inv = invitation(
+            &one.id,
+            &one_admin.id,
+            if i % 2 == 0 {
+                "Zed@x.test"
+            } else {
+                "zed@X.test"
+            },
+            &unique("t"),
+        );
+        tasks.push(tokio::spawn(async move { store.invite(&inv).await }));
+    }
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(
+            r.is_ok() || matches!(r, Err(StoreError::Conflict(_))),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        store.list_pending_invitations(&one.id).await.unwrap().len(),
+        1
+    );
+
+    // The same new address invited by two teams, accepted at the same moment: one account,
+    // in exactly one team.
+    let (t1, t2) = (unique("t"), unique("t"));
+    store
+        .invite(&invitation(&one.id, &one_admin.id, "both@x.test", &t1))
+        .await
+        .unwrap();
+    store
+        .invite(&invitation(&two.id, &two_admin.id, "both@x.test", &t2))
+        .await
+        .unwrap();
+    let (u1, u2) = (new_user("both@x.test"), new_user("both@x.test"));
+    let (h1, h2) = (token_digest(&t1), token_digest(&t2));
+    let (r1, r2) = tokio::join!(
+        store.accept_invitation(&h1, Some(&u1), None, event()),
+        store.accept_invitation(&h2, Some(&u2), None, event()),
+    );
+    assert_eq!(
+        [&r1, &r2].iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{r1:?} {r2:?}"
+    );
+    let loser = if r1.is_ok() { &r2 } else { &r1 };
+    assert!(
+        matches!(loser, Err(e) if e.is_conflict_on("email_key")),
+        "{loser:?}"
+    );
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email_key = 'both@x.test'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // The losing invitation is still pending and its link unused (nothing half-done).
+    let (used,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM invitation_tokens WHERE used_at IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(used, 1);
+    conn.close().await.ok();
+    store.close().await;
+}
+backend_test!(one_team_per_user_and_one_pending_invitation);
+
+async fn invitation_links_are_single_use_and_stored_hashed(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let (team, admin) = store
+        .create_team_with_admin("Links", &new_user("a@links.test"), event())
+        .await
+        .unwrap();
+    let token = unique("raw-token-");
+    store
+        .invite(&invitation(&team.id, &admin.id, "once@links.test", &token))
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let hash = token_digest(&token);
+        // Different spellings of the same address: all the same account.
+        let user = new_user(if i % 2 == 0 {
+            "once@links.test"
+        } else {
+            "ONCE@links.test"
+        });
+        tasks.push(tokio::spawn(async move {
+            store
+                .accept_invitation(&hash, Some(&user), None, event())
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::NotFound | StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one acceptance");
+
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM invitation_tokens")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(token_digest(&token),)]);
+    // Marking a second link of the same invitation used is rejected by the schema.
+    let inv: (String,) = sqlx::query_as("SELECT invitation_id FROM invitation_tokens")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let second = sqlx::query("INSERT INTO invitation_tokens (token_hash, invitation_id, created_at, expires_at, superseded_at, used_at) VALUES ('x', $1, 0, 0, NULL, 1)")
+        .bind(&inv.0)
+        .execute(&mut conn)
+        .await;
+    assert!(second.is_err());
+    conn.close().await.ok();
+    store.close().await;
+}
+backend_test!(invitation_links_are_single_use_and_stored_hashed);
+
+async fn raw_tokens_never_reach_the_database(backend: Backend) {
+    // Through the real server: the invitation mail is sealed, the link only digested.
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("a@seal.test", "Sealed").await;
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "x@seal.test"), ("role", "member")],
+        )
+        .await;
+    let link = app.outbox_link("x@seal.test").await;
+    let token = link.trim_start_matches("/invite/");
+    let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    let bodies: Vec<(String, String)> =
+        sqlx::query_as("SELECT subject, body_sealed FROM mail_outbox")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    for (subject, body) in bodies {
+        assert!(!subject.contains(token) && !body.contains(token));
+        assert!(body.starts_with("v1."));
+    }
+    let tokens: Vec<(String,)> = sqlx::query_as("SELECT token_hash FROM invitation_tokens")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(tokens.iter().all(|(t,)| t != token));
+    conn.close().await.ok();
+    app.stop().await;
+}
+backend_test!(raw_tokens_never_reach_the_database);

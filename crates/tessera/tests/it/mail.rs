@@ -1,0 +1,173 @@
+//! Invitation mail through a real SMTP server (aiosmtpd), durability when SMTP fails, and the
+//! outbox in the staff console when no SMTP server is configured.
+
+use reqwest::StatusCode;
+use tessera_store::MailStatus;
+
+use crate::{backend_test, helpers::*};
+
+async fn invitation_arrives_over_smtp_and_its_link_is_accepted(backend: Backend) {
+    let smtp = SmtpServer::start().await;
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            smtp_url: Some(smtp.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("boss@mail.test", "Mailers").await;
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "gil@mail.test"), ("role", "manager")],
+        )
+        .await;
+
+    let message = smtp.wait_for("gil@mail.test", 20).await;
+    assert!(
+        message.contains("Subject: You're invited to join Mailers on Tessera"),
+        "{message}"
+    );
+    assert!(
+        message.contains("multipart/alternative")
+            && message.contains("text/html")
+            && message.contains("text/plain")
+    );
+    assert!(message.contains("as a Manager"));
+    let link = invite_path(&message);
+    assert!(
+        message.contains(&format!("{}{link}", app.base)),
+        "link points at the public URL"
+    );
+
+    let mut gil = app.browser();
+    let form = gil.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let done = gil
+        .post_form(
+            &link,
+            &[
+                ("name", "Gil"),
+                ("company", "Mailers"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let team = gil.visit("/team").await;
+    assert!(team.body.contains("You joined as Manager."));
+    let mail = app.store.list_mail(10, 0).await.unwrap();
+    assert_eq!(mail[0].status, MailStatus::Sent);
+    app.stop().await;
+    smtp.stop().await;
+}
+backend_test!(invitation_arrives_over_smtp_and_its_link_is_accepted);
+
+async fn mail_survives_a_failing_smtp_server(backend: Backend) {
+    // Nothing listens on this port yet: every attempt fails until the server appears.
+    let port = free_port();
+    let app = TestApp::spawn_with(&backend, Options {
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+        mail_retry: Some("300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s"),
+        ..Options::default()
+    })
+    .await;
+    let mut admin = app.sign_up("boss@retry.test", "Retriers").await;
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "hal@retry.test"), ("role", "member")],
+        )
+        .await;
+    let failed_once = TestApp::eventually(20, || async {
+        let mail = app.store.list_mail(10, 0).await.unwrap();
+        let m = mail.into_iter().find(|m| m.to == "hal@retry.test")?;
+        (m.attempts >= 2 && m.last_error.is_some() && m.status == MailStatus::Queued).then_some(m)
+    })
+    .await;
+    assert!(
+        failed_once
+            .last_error
+            .unwrap()
+            .to_lowercase()
+            .contains("connect"),
+        "records why it failed"
+    );
+
+    let smtp = SmtpServer::start_on(port).await;
+    let message = smtp.wait_for("hal@retry.test", 30).await;
+    assert!(message.contains("/invite/"));
+    TestApp::eventually(10, || async {
+        let mail = app.store.list_mail(10, 0).await.unwrap();
+        mail.iter()
+            .any(|m| m.to == "hal@retry.test" && m.status == MailStatus::Sent)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(smtp.messages().len(), 1, "delivered once");
+    app.stop().await;
+    smtp.stop().await;
+}
+backend_test!(mail_survives_a_failing_smtp_server);
+
+async fn without_smtp_mail_is_held_for_the_staff_console(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("boss@held.test", "Holders").await;
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "ivy@held.test"), ("role", "member")],
+        )
+        .await;
+    let mail = TestApp::eventually(10, || async {
+        let mail = app.store.list_mail(10, 0).await.unwrap();
+        mail.into_iter()
+            .find(|m| m.to == "ivy@held.test" && m.status == MailStatus::Held)
+    })
+    .await;
+
+    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
+        .await
+        .unwrap();
+    let mut staff = app.browser();
+    staff
+        .post_form(
+            "/login",
+            &[("email", "support@tessera.test"), ("password", PASSWORD)],
+        )
+        .await;
+    let console = staff.visit("/").await;
+    assert!(console.body.contains("Staff console"));
+    assert!(console.body.contains("No SMTP server is configured"));
+    assert!(console.body.contains("ivy@held.test") && console.body.contains("held"));
+    let page = staff.visit(&format!("/staff/mail/{}", mail.id)).await;
+    let link = invite_path(&page.body);
+    assert_eq!(link, app.outbox_link("ivy@held.test").await);
+    // The link read in the console works.
+    let mut ivy = app.browser();
+    assert_eq!(ivy.get(&link).await.status, StatusCode::OK);
+
+    // Staff can find users and move them; errors come back on the console.
+    let found = staff.visit("/staff?q=IVY").await;
+    assert!(found.body.contains("No user matches"));
+    let found = staff.visit("/staff?q=boss@held").await;
+    assert!(found.body.contains("Holders"));
+    let bad = staff
+        .post_form(
+            "/staff/move-user",
+            &[
+                ("email", "nobody@held.test"),
+                ("team", "Holders"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad
+        .body
+        .contains("No account has the address nobody@held.test."));
+    app.stop().await;
+}
+backend_test!(without_smtp_mail_is_held_for_the_staff_console);

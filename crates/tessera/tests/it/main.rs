@@ -1,0 +1,11 @@
+//! Integration tests: each starts the real server on a random port against a fresh database,
+//! once on SQLite and once on PostgreSQL (see `helpers::backend_test!`).
+
+mod helpers;
+
+mod accounts;
+mod authz;
+mod cli;
+mod invariants;
+mod mail;
+mod team;

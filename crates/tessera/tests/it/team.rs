@@ -1,0 +1,503 @@
+//! The team page: invitations (send, resend, revoke, accept in every state), roles, removal,
+//! team details and the audit log.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::{backend_test, helpers::*};
+
+/// Accepts an invitation link in a fresh browser, creating the account.
+async fn accept(app: &TestApp, link: &str, name: &str) -> Browser {
+    let mut b = app.browser();
+    let form = b.get(link).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let done = b
+        .post_form(
+            link,
+            &[
+                ("name", name),
+                ("company", "Acme"),
+                ("job_title", "Labeling lead"),
+                ("phone", ""),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    b
+}
+
+async fn invite_accept_and_manage_roles(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("admin@acme.test", "Acme").await;
+
+    let page = admin
+        .submit(
+            "/team/invitations",
+            &[
+                ("emails", "Bea@acme.test,\ncid@acme.test"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body
+            .contains("Invitation sent to Bea@acme.test, cid@acme.test."),
+        "{}",
+        page.body
+    );
+    assert!(
+        invitation_id(&page.body, "Bea@acme.test").is_some(),
+        "Bea listed as Invited"
+    );
+    assert!(invitation_id(&page.body, "cid@acme.test").is_some());
+    assert!(page.body.contains("Expires "));
+
+    // Bad input: the form again with the message and what was typed; nothing sent.
+    let bad = admin
+        .post_form(
+            "/team/invitations",
+            &[("emails", "ok@acme.test, nope"), ("role", "member")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body
+            .contains("&#34;nope&#34; is not a valid email address."),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("ok@acme.test, nope</textarea>"));
+    let admin_role = admin
+        .post_form(
+            "/team/invitations",
+            &[("emails", "boss@acme.test"), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(admin_role.status, StatusCode::BAD_REQUEST);
+    assert!(admin_role
+        .body
+        .contains("The Admin role cannot be granted here"));
+    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    assert_eq!(
+        app.store
+            .list_pending_invitations(&team_id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Bea accepts in another browser session.
+    let link = app.outbox_link("Bea@acme.test").await;
+    let mut bea = app.browser();
+    let form = bea.get(&link).await;
+    assert!(form.body.contains("Join Acme") && form.body.contains("Member"));
+    let weak = bea
+        .post_form(
+            &link,
+            &[
+                ("name", "Bea"),
+                ("password", "short"),
+                ("confirm_password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body.contains("at least 10 characters") && weak.body.contains("value=\"Bea\""));
+    let done = bea
+        .post_form(
+            &link,
+            &[
+                ("name", "Bea Member"),
+                ("company", "Acme"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let bea_team = bea.visit("/team").await;
+    assert!(bea_team
+        .body
+        .contains("Welcome to Acme! You joined as Member."));
+    assert!(
+        !bea_team.body.contains("Invite Member"),
+        "Members are not offered team management"
+    );
+    assert!(!bea_team.body.contains("Change role"));
+
+    // The link is single-use.
+    let mut replay = app.browser();
+    let used = replay.get(&link).await;
+    assert_eq!(used.status, StatusCode::GONE);
+    assert!(used.body.contains("already been accepted"));
+
+    // The Admin changes Bea's role; the rules hold.
+    let team = admin.visit("/team").await;
+    let bea_id = member_id(&team.body, "Bea@acme.test").expect("Bea is a member");
+    assert!(
+        invitation_id(&team.body, "Bea@acme.test").is_none(),
+        "no longer Invited"
+    );
+    let page = admin
+        .submit(
+            &format!("/team/members/{bea_id}/role"),
+            &[("role", "manager")],
+        )
+        .await;
+    assert!(page.body.contains("Bea@acme.test is now a Manager."));
+    let to_admin = admin
+        .post_form(
+            &format!("/team/members/{bea_id}/role"),
+            &[("role", "admin")],
+        )
+        .await;
+    assert_eq!(to_admin.status, StatusCode::BAD_REQUEST);
+    let admin_id = app.store.list_teams().await.unwrap()[0]
+        .team
+        .admin_user_id
+        .clone();
+    let own = admin
+        .post_form(
+            &format!("/team/members/{admin_id}/role"),
+            &[("role", "member")],
+        )
+        .await;
+    assert_eq!(
+        own.status,
+        StatusCode::BAD_REQUEST,
+        "the Admin's role is never changed here"
+    );
+
+    // Now a Manager, Bea manages the team but cannot touch the Admin.
+    let bea_team = bea.visit("/team").await;
+    assert!(bea_team.body.contains("Invite Member"));
+    let at_admin = bea
+        .post_form(&format!("/team/members/{admin_id}/remove"), &[])
+        .await;
+    assert_eq!(at_admin.status, StatusCode::BAD_REQUEST);
+
+    // Remove the other invitation: its link dies.
+    let cid_link = app.outbox_link("cid@acme.test").await;
+    let cid_invitation = invitation_id(&team.body, "cid@acme.test").unwrap();
+    let page = admin
+        .submit(&format!("/team/invitations/{cid_invitation}/revoke"), &[])
+        .await;
+    assert!(page
+        .body
+        .contains("The invitation to cid@acme.test was removed."));
+    assert!(invitation_id(&page.body, "cid@acme.test").is_none());
+    let revoked = app.browser().get(&cid_link).await;
+    assert_eq!(revoked.status, StatusCode::GONE);
+    assert!(revoked.body.contains("Invitation revoked"));
+
+    // The audit log tells the story, to Managers and the Admin only.
+    let log = admin.visit("/team/audit").await;
+    for action in [
+        "team.signed_up",
+        "invitation.sent",
+        "invitation.accepted",
+        "member.role_changed",
+        "invitation.revoked",
+    ] {
+        assert!(log.body.contains(action), "audit log lists {action}");
+    }
+    assert!(log.body.contains("Member → Manager"));
+    assert!(log.body.contains("127.0.0.1"), "audit entries carry the IP");
+    app.stop().await;
+}
+backend_test!(invite_accept_and_manage_roles);
+
+async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            resend_interval: Some(Duration::from_millis(300)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("a@r.test", "Resenders").await;
+    let team = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "dee@r.test"), ("role", "labeler")],
+        )
+        .await;
+    let id = invitation_id(&team.body, "dee@r.test").unwrap();
+    let first_link = app.outbox_link("dee@r.test").await;
+
+    let soon = admin
+        .submit(&format!("/team/invitations/{id}/resend"), &[])
+        .await;
+    assert!(
+        soon.body
+            .contains("was sent moments ago; you can resend it in"),
+        "throttled"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let page = admin
+        .submit(&format!("/team/invitations/{id}/resend"), &[])
+        .await;
+    assert!(page
+        .body
+        .contains("A fresh invitation link was sent to dee@r.test."));
+    let second_link = app.outbox_link("dee@r.test").await;
+    assert_ne!(first_link, second_link);
+
+    let old = app.browser().get(&first_link).await;
+    assert_eq!(old.status, StatusCode::GONE);
+    assert!(old.body.contains("Link replaced"));
+    let mut dee = accept(&app, &second_link, "Dee").await;
+    // Labelers are not team members in the dashboard sense: no team page.
+    assert_eq!(dee.get("/team").await.status, StatusCode::FORBIDDEN);
+    let page = dee.visit("/").await;
+    assert!(page.body.contains("Your profile"));
+
+    // Inviting someone already pending refreshes that invitation instead of duplicating it.
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "eve@r.test"), ("role", "member")],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let again = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "EVE@r.test"), ("role", "manager")],
+        )
+        .await;
+    assert_eq!(
+        again.body.matches("data-email=\"eve@r.test\"").count(),
+        1,
+        "{}",
+        again.body
+    );
+    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    let pending = app.store.list_pending_invitations(&team_id).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].role, tessera_core::Role::Manager);
+    assert_eq!(pending[0].send_count, 2);
+    app.stop().await;
+}
+backend_test!(resend_replaces_the_link_and_is_throttled);
+
+async fn accept_page_explains_every_dead_end(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut a = app.sign_up("a@one.test", "One").await;
+    let _b = app.sign_up("b@two.test", "Two").await;
+
+    // Unknown and malformed links.
+    let mut anon = app.browser();
+    let unknown = anon.get("/invite/nonexistenttoken").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body.contains("This invitation link is not valid"));
+    let long = anon.get(&format!("/invite/{}", "x".repeat(5000))).await;
+    assert_eq!(long.status, StatusCode::NOT_FOUND);
+
+    // An address that belongs to another team.
+    a.submit(
+        "/team/invitations",
+        &[("emails", "B@two.test"), ("role", "member")],
+    )
+    .await;
+    let link = app.outbox_link("B@two.test").await;
+    let taken = anon.get(&link).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(taken
+        .body
+        .contains("belongs to another team — contact support"));
+    let post = anon
+        .post_form(
+            &link,
+            &[
+                ("name", "B"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::CONFLICT);
+
+    // An expired link.
+    a.submit(
+        "/team/invitations",
+        &[("emails", "late@one.test"), ("role", "member")],
+    )
+    .await;
+    let late = app.outbox_link("late@one.test").await;
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("UPDATE invitation_tokens SET expires_at = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let expired = anon.get(&late).await;
+    assert_eq!(expired.status, StatusCode::GONE);
+    assert!(
+        expired.body.contains("Invitation expired")
+            && expired.body.contains("Ask a Manager of One to resend it")
+    );
+    let post = anon
+        .post_form(
+            &late,
+            &[
+                ("name", "Late"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::GONE);
+    assert!(app
+        .store
+        .find_user_by_email(&tessera_core::Email::parse("late@one.test").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    app.stop().await;
+}
+backend_test!(accept_page_explains_every_dead_end);
+
+async fn removing_a_member_and_inviting_them_back(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("a@rm.test", "Removers").await;
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "fay@rm.test"), ("role", "member")],
+        )
+        .await;
+    let mut fay = accept(&app, &app.outbox_link("fay@rm.test").await, "Fay").await;
+    assert_eq!(fay.visit("/team").await.status, StatusCode::OK);
+
+    let team = admin.visit("/team").await;
+    let fay_id = member_id(&team.body, "fay@rm.test").unwrap();
+    let confirm = admin.get(&format!("/team/members/{fay_id}/remove")).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Remove Fay?"));
+    let page = admin
+        .submit(&format!("/team/members/{fay_id}/remove"), &[])
+        .await;
+    assert!(page
+        .body
+        .contains("fay@rm.test has been removed from the team."));
+    assert!(member_id(&page.body, "fay@rm.test").is_none());
+    assert_eq!(
+        fay.get("/team").await.status,
+        StatusCode::SEE_OTHER,
+        "her sessions ended"
+    );
+
+    // Her account remains, in no team: a new invitation asks only for her password.
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "fay@rm.test"), ("role", "manager")],
+        )
+        .await;
+    let link = app.outbox_link("fay@rm.test").await;
+    let mut fay = app.browser();
+    let form = fay.get(&link).await;
+    assert!(form.body.contains("Enter its password to join"));
+    let wrong = fay
+        .post_form(&link, &[("password", "not her password")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    let ok = fay.post_form(&link, &[("password", PASSWORD)]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let back = fay.visit("/team").await;
+    assert!(back.body.contains("You joined as Manager."));
+    let log = admin.visit("/team/audit").await;
+    assert!(log.body.contains("member.removed"));
+    app.stop().await;
+}
+backend_test!(removing_a_member_and_inviting_them_back);
+
+async fn team_details_are_validated_and_audited(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("a@d.test", "Details").await;
+    let _other = app.sign_up("b@d.test", "Taken Name").await;
+    let bad = admin
+        .post_form(
+            "/team/details",
+            &[("name", "Details"), ("default_callback_url", "ftp://nope")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("absolute http:// or https:// URL")
+            && bad.body.contains("value=\"ftp://nope\"")
+    );
+    let taken = admin
+        .post_form(
+            "/team/details",
+            &[("name", "taken name"), ("default_callback_url", "")],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::BAD_REQUEST);
+    assert!(taken.body.contains("A team with this name already exists"));
+    let ok = admin
+        .submit(
+            "/team/details",
+            &[
+                ("name", "Details Renamed"),
+                ("default_callback_url", "https://hooks.example.com/scale"),
+            ],
+        )
+        .await;
+    assert!(ok.body.contains("Team details saved."));
+    assert!(ok
+        .body
+        .contains("value=\"https://hooks.example.com/scale\""));
+    let team = app
+        .store
+        .find_team_by_name("details renamed")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        team.default_callback_url.as_deref(),
+        Some("https://hooks.example.com/scale")
+    );
+    let log = admin.visit("/team/audit").await;
+    assert!(log.body.contains("team.details_changed"));
+    assert!(
+        log.body
+            .contains("name: &#34;Details&#34; → &#34;Details Renamed&#34;")
+            || log.body.contains("name: &quot;Details&quot;"),
+        "{}",
+        log.body
+    );
+    app.stop().await;
+}
+backend_test!(team_details_are_validated_and_audited);
+
+async fn audit_log_pages(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("a@log.test", "Loggers").await;
+    let emails: Vec<String> = (0..60).map(|i| format!("p{i}@log.test")).collect();
+    for chunk in emails.chunks(20) {
+        admin
+            .submit(
+                "/team/invitations",
+                &[("emails", &chunk.join(",")), ("role", "member")],
+            )
+            .await;
+    }
+    let first = admin.visit("/team/audit").await;
+    assert_eq!(first.body.matches("invitation.sent").count(), 50);
+    let cursor =
+        extract_between(&first.body, "/team/audit?cursor=", "\"").expect("older page link");
+    let second = admin.visit(&format!("/team/audit?cursor={cursor}")).await;
+    assert_eq!(second.body.matches("invitation.sent").count(), 10);
+    assert!(second.body.contains("team.signed_up"));
+    assert!(!second.body.contains("?cursor="), "last page");
+    app.stop().await;
+}
+backend_test!(audit_log_pages);
