@@ -34,6 +34,9 @@ pub struct NewInvitation {
     pub invited_by: String,
     pub token_hash: String,
     pub expires_at: i64,
+    /// Re-inviting a pending address is a resend: refused (`TooSoon`) within this interval of
+    /// the previous email, like the Resend button.
+    pub min_resend_interval_ms: i64,
     pub mail: NewMail,
     pub event: NewAuditEvent,
 }
@@ -140,7 +143,8 @@ async fn insert_token(
 
 impl Store {
     /// Invites `email` to a team, or — when a pending invitation exists — gives it a fresh link
-    /// (the old one dies), role and expiry. The mail and audit entry commit with it.
+    /// (the old one dies), role and expiry, unless it was sent within
+    /// `min_resend_interval_ms` (`TooSoon`). The mail and audit entry commit with it.
     pub async fn invite(&self, new: &NewInvitation) -> StoreResult<InviteOutcome> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
@@ -155,6 +159,12 @@ impl Store {
         let (invitation_id, refreshed) = match existing {
             Some(row) => {
                 let id: String = row.try_get("id")?;
+                let last_sent: i64 = row.try_get("last_sent_at")?;
+                if last_sent > now - new.min_resend_interval_ms {
+                    return Err(StoreError::TooSoon {
+                        retry_in_ms: (last_sent + new.min_resend_interval_ms - now).max(1),
+                    });
+                }
                 sqlx::query(
                     "UPDATE invitations SET role = $1, expires_at = $2, last_sent_at = $3, \
                      send_count = send_count + 1, invited_by = $4 WHERE id = $5",

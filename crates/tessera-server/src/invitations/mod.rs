@@ -27,8 +27,8 @@ use crate::{
     state::AppState,
     team::team_page,
     web::{
-        format_time, page, redirect_with_flash, render, session, ClientIp, CsrfToken, Layout,
-        SignedIn, WebError, WebResult,
+        format_time, humanize_ms, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
+        Layout, SignedIn, WebError, WebResult,
     },
 };
 
@@ -47,6 +47,10 @@ pub fn router() -> Router<AppState> {
 
 fn ttl_ms(state: &AppState) -> i64 {
     i64::try_from(state.config.invitation_ttl.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+fn resend_interval_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.resend_interval.as_millis()).unwrap_or(60_000)
 }
 
 #[derive(Deserialize)]
@@ -93,6 +97,7 @@ async fn invite(
     let team = state.store.get_team(&team_id).await?;
     let mut sent = Vec::new();
     let mut already = Vec::new();
+    let mut too_soon = Vec::new();
     for email in emails {
         if let Some(existing) = state.store.find_user_by_email(&email).await? {
             if existing.team_id.as_deref() == Some(team_id.as_str()) {
@@ -110,6 +115,7 @@ async fn invite(
             invited_by: who.user.id.clone(),
             token_hash: token_digest(&token),
             expires_at,
+            min_resend_interval_ms: resend_interval_ms(&state),
             mail: mail::invitation(
                 &state,
                 &team.name,
@@ -131,6 +137,13 @@ async fn invite(
             Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
                 sent.push(email.to_string())
             }
+            Err(StoreError::TooSoon { retry_in_ms }) => {
+                too_soon.push(format!(
+                    "{email} (resend possible in {})",
+                    humanize_ms(retry_in_ms)
+                ));
+                continue;
+            }
             Err(err) if err.is_conflict_on("invitations") => already.push(email.to_string()),
             Err(err) => return Err(err.into()),
         }
@@ -144,6 +157,12 @@ async fn invite(
     if !already.is_empty() {
         message.push_str(&format!(" Already in your team: {}.", already.join(", ")));
     }
+    if !too_soon.is_empty() {
+        message.push_str(&format!(
+            " Invited moments ago, not sent again: {}.",
+            too_soon.join(", ")
+        ));
+    }
     Ok(redirect_with_flash("/team", message.trim()))
 }
 
@@ -156,7 +175,13 @@ async fn resend(
     let team_id = who.authorize(Action::ResendInvitation)?;
     let invitation = state.store.get_invitation(team_id, &id).await?;
     if invitation.status != "pending" {
-        return Err(WebError::NotFound);
+        return Ok(redirect_with_flash(
+            "/team",
+            &format!(
+                "The invitation to {} was already {}.",
+                invitation.email, invitation.status
+            ),
+        ));
     }
     if let Err(wait) = ratelimit::check(&state, Limit::InvitesPerTeam, team_id).await? {
         return Err(WebError::TooManyRequests(format!(
@@ -185,7 +210,6 @@ async fn resend(
         &invitation.email,
         "fresh link sent; the previous link no longer works".into(),
     );
-    let min_interval = i64::try_from(state.config.resend_interval.as_millis()).unwrap_or(60_000);
     match state
         .store
         .resend_invitation(
@@ -197,7 +221,7 @@ async fn resend(
                 mail,
                 event,
             },
-            min_interval,
+            resend_interval_ms(&state),
         )
         .await
     {
@@ -214,7 +238,7 @@ async fn resend(
             &format!(
                 "The invitation to {} was sent moments ago; you can resend it in {}.",
                 invitation.email,
-                crate::web::humanize_ms(retry_in_ms)
+                humanize_ms(retry_in_ms)
             ),
         )),
         Err(err) => Err(err.into()),
@@ -229,6 +253,16 @@ async fn revoke(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::RevokeInvitation)?;
     let invitation = state.store.get_invitation(team_id, &id).await?;
+    if invitation.status != "pending" {
+        // Another tab or person got there first: say what happened instead of a 404.
+        return Ok(redirect_with_flash(
+            "/team",
+            &format!(
+                "The invitation to {} was already {}.",
+                invitation.email, invitation.status
+            ),
+        ));
+    }
     let event = audit::event(
         &who,
         &ip,

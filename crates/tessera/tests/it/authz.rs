@@ -100,6 +100,7 @@ impl Ctx {
                 invited_by: team.admin_id.clone(),
                 token_hash: token_digest(&token),
                 expires_at: tessera_store::now_ms() + 3_600_000,
+                min_resend_interval_ms: 0,
                 mail: self.mail(email),
                 event: NewAuditEvent {
                     actor: "test".into(),

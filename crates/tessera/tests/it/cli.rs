@@ -288,6 +288,7 @@ async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
             invited_by: team.admin_user_id.clone(),
             token_hash: token_digest(&token),
             expires_at: tessera_store::now_ms() + 60_000,
+            min_resend_interval_ms: 0,
             mail: NewMail {
                 team_id: None,
                 to: email.into(),

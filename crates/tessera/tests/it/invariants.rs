@@ -34,6 +34,7 @@ fn invitation(team_id: &str, admin_id: &str, email: &str, token: &str) -> NewInv
         invited_by: admin_id.into(),
         token_hash: token_digest(token),
         expires_at: tessera_store::now_ms() + 3_600_000,
+        min_resend_interval_ms: 0,
         mail: NewMail {
             team_id: None,
             to: email.into(),

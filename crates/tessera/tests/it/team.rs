@@ -190,6 +190,22 @@ async fn invite_accept_and_manage_roles(backend: Backend) {
         .body
         .contains("The invitation to cid@acme.test was removed."));
     assert!(invitation_id(&page.body, "cid@acme.test").is_none());
+    // A stale tab acting on an invitation that is no longer pending gets an explanation.
+    let bea_invitation = invitation_id(&team.body, "Bea@acme.test");
+    assert!(
+        bea_invitation.is_none(),
+        "Bea's invitation row is gone once accepted"
+    );
+    let stale = admin
+        .submit(&format!("/team/invitations/{cid_invitation}/revoke"), &[])
+        .await;
+    assert!(
+        stale
+            .body
+            .contains("The invitation to cid@acme.test was already revoked."),
+        "{}",
+        stale.body
+    );
     let revoked = app.browser().get(&cid_link).await;
     assert_eq!(revoked.status, StatusCode::GONE);
     assert!(revoked.body.contains("Invitation revoked"));
@@ -257,14 +273,18 @@ async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
     let page = dee.visit("/").await;
     assert!(page.body.contains("Your profile"));
 
-    // Inviting someone already pending refreshes that invitation instead of duplicating it.
-    admin
-        .submit(
-            "/team/invitations",
-            &[("emails", "eve@r.test"), ("role", "member")],
-        )
-        .await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Inviting someone already pending refreshes that invitation instead of duplicating it,
+    // but not within the resend interval (the invite form is no way around the throttle).
+    let invite_eve = [("emails", "eve@r.test"), ("role", "member")];
+    admin.submit("/team/invitations", &invite_eve).await;
+    let soon = admin.submit("/team/invitations", &invite_eve).await;
+    assert!(
+        soon.body
+            .contains("Invited moments ago, not sent again: eve@r.test"),
+        "{}",
+        soon.body
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let again = admin
         .submit(
             "/team/invitations",
