@@ -6,13 +6,16 @@
 #![forbid(unsafe_code)]
 
 pub mod email;
+pub mod mode;
 pub mod policy;
 pub mod profile;
 pub mod retry;
 pub mod role;
+pub mod tasks;
 pub mod team;
 
 pub use email::Email;
+pub use mode::Mode;
 pub use policy::{can, Action, Actor};
 pub use role::{InvitableRole, Role};
 

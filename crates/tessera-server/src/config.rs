@@ -25,6 +25,9 @@ pub struct Config {
     pub mail_retry: RetrySchedule,
     /// How soon an invitation may be sent again.
     pub resend_interval: Duration,
+    /// Let outbound requests (callbacks, file imports) reach loopback and private addresses.
+    /// Off by default; tests and local setups turn it on.
+    pub allow_private_callbacks: bool,
 }
 
 impl Config {
@@ -48,6 +51,7 @@ impl Config {
             session_ttl: Duration::from_secs(14 * 86_400),
             mail_retry: default_mail_retry(),
             resend_interval: Duration::from_secs(60),
+            allow_private_callbacks: false,
         }
     }
 

@@ -53,6 +53,11 @@ async fn static_file(Path(file): Path<String>) -> Response {
         .into_response()
 }
 
-pub async fn not_found() -> Response {
-    WebError::NotFound.into_response()
+/// 404: JSON under `/v1/`, a page elsewhere.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/v1/") {
+        crate::api::wire::ApiError::not_found("No such endpoint.").into_response()
+    } else {
+        WebError::NotFound.into_response()
+    }
 }

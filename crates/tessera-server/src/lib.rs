@@ -4,12 +4,15 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod api;
 pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod health;
 pub mod invitations;
+pub mod keys;
 pub mod mail;
+pub mod outbound;
 pub mod ratelimit;
 pub mod staff;
 pub mod state;
@@ -36,8 +39,9 @@ use tower_http::{
 pub use config::Config;
 pub use state::AppState;
 
-/// Largest request body accepted anywhere (dashboard forms are limited further).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest request body accepted anywhere: a file upload. JSON bodies (1 MiB) and dashboard
+/// forms (64 KiB) are limited further.
+pub const MAX_BODY_BYTES: usize = api::files::MAX_FILE_BYTES + 64 * 1024;
 
 /// Every route, with the middleware that applies to it.
 pub fn router(state: AppState) -> Router {
@@ -45,9 +49,9 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(team::router())
         .merge(invitations::router())
+        .merge(keys::router())
         .merge(audit::router())
         .merge(staff::router())
-        .fallback(health::not_found)
         .layer(middleware::from_fn(web::clear_flash))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -55,7 +59,9 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(health::router())
+        .merge(api::router().layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)))
         .merge(dashboard)
+        .fallback(health::not_found)
         .layer(
             TraceLayer::new_for_http()
                 // Log the route template, never the raw path: invitation links carry tokens.
@@ -136,6 +142,7 @@ impl Application {
             .await?;
         let _ = mail_task.await;
         let _ = housekeeping.await;
+        self.state.api_keys.flush_uses(&self.state.store).await;
         self.state.store.close().await;
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tessera_store::Store;
 use tokio::sync::Notify;
 
-use crate::config::Config;
+use crate::{api::auth::KeyCache, config::Config, outbound};
 
 /// Cheap to clone; handed to every handler and worker.
 #[derive(Clone)]
@@ -18,16 +18,26 @@ pub struct Inner {
     pub csrf_key: [u8; 32],
     /// Wakes the mail worker as soon as mail is queued.
     pub mail_queued: Notify,
+    /// API key lookups, cached for a few seconds.
+    pub api_keys: KeyCache,
+    /// HTTP client for customer-supplied URLs, behind the outbound guard.
+    pub outbound: reqwest::Client,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config) -> Self {
         let csrf_key = config.master_key.derive("csrf");
+        let outbound = outbound::client(
+            config.allow_private_callbacks,
+            std::time::Duration::from_secs(30),
+        );
         Self(Arc::new(Inner {
             store,
             config,
             csrf_key,
             mail_queued: Notify::new(),
+            api_keys: KeyCache::default(),
+            outbound,
         }))
     }
 }

@@ -7,3 +7,13 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Buttons marked data-copy copy the text of the element with that id.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest && event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.getAttribute("data-copy"));
+  if (source && navigator.clipboard) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(() => { button.textContent = "Copied"; });
+  }
+});

@@ -9,6 +9,9 @@ pub enum StoreError {
     /// A unique index or check rejected the write; the text names the constraint.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The object is not in a state that allows the change (carries its current state).
+    #[error("invalid state: {0}")]
+    InvalidState(String),
     /// A throttled action was tried again too soon.
     #[error("too soon: retry in {retry_in_ms} ms")]
     TooSoon { retry_in_ms: i64 },

@@ -294,6 +294,34 @@ impl Store {
         self.get_invitation(team_id, invitation_id).await
     }
 
+    /// Changes the role a pending invitation will grant.
+    pub async fn set_invitation_role(
+        &self,
+        team_id: &str,
+        invitation_id: &str,
+        role: Role,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        if role == Role::Admin {
+            return Err(StoreError::Conflict(
+                "admin role is granted only by set_admin".into(),
+            ));
+        }
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE invitations SET role = $1 WHERE id = $2 AND team_id = $3 AND status = 'pending'")
+            .bind(role.as_str())
+            .bind(invitation_id)
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::insert(&mut tx, Some(team_id), event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Revokes a pending invitation: its links stop working at once.
     pub async fn revoke_invitation(
         &self,

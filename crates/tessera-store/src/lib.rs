@@ -8,11 +8,15 @@
 
 mod audit;
 mod error;
+mod files;
 mod invitations;
+mod keys;
 mod mail;
 mod migrate;
+mod projects;
 mod rate;
 mod sessions;
+mod tasks;
 mod teams;
 mod users;
 
@@ -25,10 +29,14 @@ use sqlx::{
 
 pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
 pub use error::{StoreError, StoreResult};
+pub use files::{new_file_id, FileRecord, NewFile};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
+pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
 pub use mail::{MailMessage, MailStatus, NewMail};
+pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
+pub use tasks::{new_task_id, NewTask, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
 pub use users::{NewUser, User};
 

@@ -13,11 +13,18 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sql: include_str!("../migrations/0001_foundation.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sql: include_str!("../migrations/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "api",
+        sql: include_str!("../migrations/0002_api.sql"),
+    },
+];
 
 /// Keeps the lines of `sql` that apply to `dialect`.
 fn sql_for(sql: &str, dialect: Dialect) -> String {

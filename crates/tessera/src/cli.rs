@@ -81,6 +81,10 @@ struct ServeArgs {
     /// How long invitation links stay valid (e.g. 7d, 12h).
     #[arg(long, env = "TESSERA_INVITATION_TTL", default_value = "7d", value_parser = parse_duration_arg)]
     invitation_ttl: Duration,
+    /// Allow outbound requests (callbacks, file imports) to loopback and private addresses.
+    /// For tests and local setups; keep off in production.
+    #[arg(long, env = "TESSERA_ALLOW_PRIVATE_CALLBACKS", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    allow_private_callbacks: bool,
     /// Delays between mail delivery retries (e.g. 30s,1m,5m); default about a day in all.
     #[arg(long, env = "TESSERA_MAIL_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
     mail_retry_schedule: Option<RetrySchedule>,
@@ -114,6 +118,24 @@ enum AdminCommand {
         team: String,
         #[arg(long)]
         email: String,
+    },
+    /// Create an API key for a team; prints the key alone.
+    CreateApiKey {
+        #[arg(long)]
+        team: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Print a team's callback auth key for a mode (the `scale-callback-auth` header value).
+    CallbackAuthKey {
+        #[arg(long)]
+        team: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: String,
     },
     /// Create a platform support (staff) user, who can open the staff console.
     CreateStaff {
@@ -215,6 +237,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.smtp_url = args.smtp_url.filter(|s| !s.trim().is_empty());
     config.mail_from = args.mail_from;
     config.invitation_ttl = args.invitation_ttl;
+    config.allow_private_callbacks = args.allow_private_callbacks;
     if let Some(schedule) = args.mail_retry_schedule {
         config.mail_retry = schedule;
     }
@@ -274,6 +297,7 @@ async fn shutdown_signal() {
 
 async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {
     let store = storage.store().await?;
+    let master = storage.master_key()?;
     let operator = Operator::cli();
     let result: Result<(), SupportError> = async {
         match command {
@@ -282,8 +306,15 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
                 admin_email,
                 password,
             } => {
-                let team =
-                    support::create_team(&store, &name, &admin_email, &password, &operator).await?;
+                let team = support::create_team(
+                    &store,
+                    &master,
+                    &name,
+                    &admin_email,
+                    &password,
+                    &operator,
+                )
+                .await?;
                 println!("{}", team.id);
             }
             AdminCommand::ListTeams => {
@@ -309,6 +340,17 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
             AdminCommand::SetAdmin { team, email } => {
                 let team = support::set_admin(&store, &team, &email, &operator).await?;
                 println!("{} is now the Admin of {}", email.trim(), team.name);
+            }
+            AdminCommand::CreateApiKey { team, mode, label } => {
+                let key = support::create_api_key(&store, &master, &team, &mode, &label, &operator)
+                    .await?;
+                println!("{key}");
+            }
+            AdminCommand::CallbackAuthKey { team, mode } => {
+                println!(
+                    "{}",
+                    support::callback_auth_key(&store, &master, &team, &mode).await?
+                );
             }
             AdminCommand::CreateStaff { email, password } => {
                 let user = support::create_staff(&store, &email, &password).await?;

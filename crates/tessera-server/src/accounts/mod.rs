@@ -160,6 +160,8 @@ async fn signup(
         .await
     {
         Ok((team, user)) => {
+            crate::keys::service::provision_team(&state.store, &state.config.master_key, &team.id)
+                .await?;
             ratelimit::record(&state, Limit::SignupPerIp, &ip.0).await?;
             let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
             let mut response = redirect_with_flash(

@@ -8,7 +8,7 @@ use tessera_core::{
 };
 use tessera_store::{NewAuditEvent, NewUser, Store, StoreError, Team, User};
 
-use crate::crypto::hash_password;
+use crate::crypto::{hash_password, MasterKey};
 
 /// A support operation's failure, worded for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,7 @@ async fn user_with_email(store: &Store, email: &str) -> SupportResult<User> {
 /// Creates a team with its Admin account.
 pub async fn create_team(
     store: &Store,
+    master: &MasterKey,
     name: &str,
     admin_email: &str,
     password: &str,
@@ -107,7 +108,10 @@ pub async fn create_team(
         format!("team created with {email} as Admin"),
     );
     match store.create_team_with_admin(&name, &user, event).await {
-        Ok((team, _)) => Ok(team),
+        Ok((team, _)) => {
+            crate::keys::service::provision_team(store, master, &team.id).await?;
+            Ok(team)
+        }
         Err(err) if err.is_conflict_on("name_key") => Err(SupportError::Invalid(format!(
             "A team named \"{name}\" already exists."
         ))),
@@ -228,4 +232,50 @@ pub async fn set_admin(
         )),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Creates an API key for a team; returns the key itself.
+pub async fn create_api_key(
+    store: &Store,
+    master: &MasterKey,
+    team_name: &str,
+    mode: &str,
+    label: &str,
+    who: &Operator,
+) -> SupportResult<String> {
+    let team = team_named(store, team_name).await?;
+    let mode: tessera_core::Mode = mode.parse()?;
+    let label = tessera_core::clean_text("Label", label, crate::keys::MAX_LABEL, false)?;
+    let event = who.event("api_key.created", &label, format!("{} key", mode.label()));
+    let (_, key) = crate::keys::service::create_api_key(
+        store,
+        master,
+        &team.id,
+        mode,
+        &label,
+        who.user_id.as_deref(),
+        event,
+    )
+    .await?;
+    Ok(key)
+}
+
+/// A team's callback auth key for a mode (created on first use).
+pub async fn callback_auth_key(
+    store: &Store,
+    master: &MasterKey,
+    team_name: &str,
+    mode: &str,
+) -> SupportResult<String> {
+    let team = team_named(store, team_name).await?;
+    let mode: tessera_core::Mode = mode.parse()?;
+    let secret = crate::keys::service::team_secret(
+        store,
+        master,
+        &team.id,
+        crate::keys::service::CALLBACK_AUTH,
+        mode,
+    )
+    .await?;
+    Ok(crate::keys::service::reveal(master, &secret.sealed)?)
 }

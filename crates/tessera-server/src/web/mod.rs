@@ -64,6 +64,9 @@ impl Layout {
         if allowed(Action::ViewTeam) {
             add("/team", "Your Team");
         }
+        if allowed(Action::ManageApiKeys) {
+            add("/keys", "API Keys");
+        }
         if allowed(Action::EditTeamDetails) {
             add("/team/details", "Team details");
         }

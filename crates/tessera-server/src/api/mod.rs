@@ -1,0 +1,98 @@
+//! The Scale-compatible v1 API (`/v1/...`), as the official Python SDK drives it
+//! (`../shared/docs/scale-api.md`). Every route is registered together with its OpenAPI
+//! description, so `/v1/openapi.json` is generated from the same code that serves.
+
+pub mod auth;
+pub mod batches;
+pub mod files;
+pub mod projects;
+pub mod tasks;
+pub mod teams;
+pub mod wire;
+
+use axum::{routing::get, Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::state::AppState;
+
+/// The error body every failing v1 request gets.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+    /// The HTTP status code, repeated.
+    pub status_code: u16,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera v1 API",
+        description = "Scale-compatible task API. Authenticate with HTTP Basic (API key as the user name, empty password) or `Authorization: Bearer <key>`. Keys starting `test_` act in test mode, `live_` in live mode; the two modes never see each other's objects.",
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "tasks", description = "Create, read, list and change tasks"),
+        (name = "projects", description = "Projects: defaults for their tasks"),
+        (name = "batches", description = "Batches of tasks"),
+        (name = "files", description = "Uploaded and imported attachments"),
+        (name = "teams", description = "Teammates and invitations"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The v1 routes and the OpenAPI document describing exactly them.
+pub fn router() -> Router<AppState> {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tasks::create_task, tasks::get_task))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(tasks::cancel_task))
+        .routes(routes!(tasks::audit_task))
+        .routes(routes!(tasks::set_unique_id, tasks::clear_unique_id))
+        .routes(routes!(tasks::set_metadata))
+        .routes(routes!(
+            tasks::set_tags,
+            tasks::add_tags,
+            tasks::delete_tags
+        ))
+        .routes(routes!(projects::create_project, projects::list_projects))
+        .routes(routes!(projects::get_project))
+        .routes(routes!(projects::set_params))
+        .routes(routes!(projects::task_templates))
+        .routes(routes!(batches::create_batch, batches::list_batches))
+        .routes(routes!(batches::get_batch))
+        .routes(routes!(batches::finalize_batch))
+        .routes(routes!(batches::batch_status))
+        .routes(routes!(batches::set_batch_metadata))
+        .routes(routes!(files::upload_file))
+        .routes(routes!(files::import_file))
+        .routes(routes!(teams::list_teammates))
+        .routes(routes!(teams::invite_teammates))
+        .routes(routes!(teams::set_role))
+        .split_for_parts();
+    let document = openapi.to_json().unwrap_or_else(|_| "{}".into());
+    let document: serde_json::Value = serde_json::from_str(&document).unwrap_or_default();
+    router.route(
+        "/v1/openapi.json",
+        get(move || async move { Json(document.clone()) }),
+    )
+}

@@ -1,0 +1,258 @@
+//! `/v1/projects`: projects hold default params for their tasks, versioned in
+//! `param_history`.
+
+use axum::{
+    extract::{Path, State},
+    Json,
+};
+use serde_json::{json, Map, Value};
+use tessera_core::tasks::{TaskType, TypeProblem, KNOWN_TYPES};
+use tessera_store::{NewProject, Project, StoreError};
+
+use super::{
+    auth::ApiCaller,
+    wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody},
+};
+use crate::state::AppState;
+
+pub const MAX_NAME: usize = 200;
+pub const MAX_PARAMS_BYTES: usize = 256 * 1024;
+/// Param versions kept per project.
+pub const MAX_HISTORY: usize = 200;
+
+fn project_json(project: &Project) -> Value {
+    json!({
+        "name": project.name,
+        "type": project.task_type,
+        "params": project.params,
+        "param_history": project.param_history,
+        "rapid": project.rapid,
+        "studio": project.studio,
+        "created_at": iso(project.created_at),
+        "updated_at": iso(project.updated_at),
+    })
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("Project \"{name}\" not found."))
+}
+
+/// Checks a project or batch name: 1–200 characters, no control characters (`/` allowed).
+pub fn check_name(what: &str, name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "Please include a {what} name."
+        )));
+    }
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "A {what} name has 1 to {MAX_NAME} characters and no control characters."
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_params(params: &Value) -> ApiResult<()> {
+    if params.to_string().len() > MAX_PARAMS_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "params must be at most {} KiB of JSON.",
+            MAX_PARAMS_BYTES / 1024
+        )));
+    }
+    Ok(())
+}
+
+/// A version entry: the params flattened, plus `version` and `created_at`.
+fn history_entry(params: &Map<String, Value>, version: i64) -> Value {
+    let mut entry = params.clone();
+    entry.insert("version".into(), json!(version));
+    entry.insert("created_at".into(), json!(iso(tessera_store::now_ms())));
+    Value::Object(entry)
+}
+
+/// Create a project (`{"type", "name", "params", "rapid", "studio", "datasetId"}`).
+#[utoipa::path(
+    post, path = "/v1/projects", tag = "projects", request_body = serde_json::Value,
+    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn create_project(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let body = body.object()?;
+    let name = check_name(
+        "project",
+        &string_field(&body, "name", MAX_NAME * 4)?.unwrap_or_default(),
+    )?;
+    let task_type = string_field(&body, "type", 64)?
+        .ok_or_else(|| ApiError::bad_request("Please include the project's task \"type\"."))?;
+    match task_type.parse::<TaskType>() {
+        Ok(_) => {}
+        Err(TypeProblem::NotEnabled(t)) if KNOWN_TYPES.contains(&t.as_str()) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                format!("The task type \"{t}\" is not enabled for your account."),
+            ))
+        }
+        Err(TypeProblem::NotEnabled(t)) => {
+            return Err(ApiError::bad_request(format!(
+                "\"{t}\" is not a valid task type."
+            )))
+        }
+    }
+    let params = match body.get("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(p)) => p.clone(),
+        Some(_) => return Err(ApiError::bad_request("params must be a JSON object.")),
+    };
+    check_params(&Value::Object(params.clone()))?;
+    let new = NewProject {
+        team_id: caller.team_id.clone(),
+        mode: caller.mode,
+        name: name.clone(),
+        task_type,
+        param_history: json!([history_entry(&params, 0)]),
+        params: Value::Object(params),
+        rapid: json_bool(body.get("rapid")),
+        studio: json_bool(body.get("studio")),
+        dataset_id: string_field(&body, "datasetId", 200)?,
+    };
+    match state.store.create_project(&new).await {
+        Ok(project) => Ok(Json(project_json(&project))),
+        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+            "A project named \"{name}\" already exists."
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Get a project by name (`/` inside a name is sent as `%2F`).
+#[utoipa::path(
+    get, path = "/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn get_project(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let project = state
+        .store
+        .find_project(&caller.team_id, caller.mode, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    Ok(Json(project_json(&project)))
+}
+
+/// All projects of this mode, as a bare JSON array.
+#[utoipa::path(
+    get, path = "/v1/projects", tag = "projects",
+    responses((status = 200, body = Vec<serde_json::Value>)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn list_projects(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+) -> ApiResult<Json<Value>> {
+    let projects = state
+        .store
+        .list_projects(&caller.team_id, caller.mode)
+        .await?;
+    Ok(Json(Value::Array(
+        projects.iter().map(project_json).collect(),
+    )))
+}
+
+/// Update a project's params: appends a `param_history` version. With `"patch": true` the
+/// fields are merged into the previous version, otherwise they replace it.
+#[utoipa::path(
+    post, path = "/v1/projects/{name}/setParams", tag = "projects", params(("name" = String, Path)),
+    request_body = serde_json::Value,
+    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn set_params(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(name): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let mut body = body.object()?;
+    let patch = json_bool(body.remove("patch").as_ref());
+    let project = state
+        .store
+        .find_project(&caller.team_id, caller.mode, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    let mut params = if patch {
+        project.params.as_object().cloned().unwrap_or_default()
+    } else {
+        Map::new()
+    };
+    // The SDK sends update_project(name, params={...}) or the fields directly.
+    let fields = match body.remove("params") {
+        Some(Value::Object(p)) if body.is_empty() => p,
+        Some(other) => {
+            body.insert("params".into(), other);
+            body
+        }
+        None => body,
+    };
+    params.extend(fields);
+    let params = Value::Object(params);
+    check_params(&params)?;
+    let mut history = project
+        .param_history
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let version = history
+        .last()
+        .and_then(|h| h.get("version"))
+        .and_then(Value::as_i64)
+        .map_or(0, |v| v + 1);
+    history.push(history_entry(
+        params.as_object().expect("params is an object"),
+        version,
+    ));
+    if history.len() > MAX_HISTORY {
+        history.drain(..history.len() - MAX_HISTORY);
+    }
+    let history = Value::Array(history);
+    state
+        .store
+        .update_project_params(&project.id, &params, &history)
+        .await?;
+    let project = state
+        .store
+        .find_project(&caller.team_id, caller.mode, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    Ok(Json(project_json(&project)))
+}
+
+/// Task templates exist only for chat-style projects, which Tessera does not offer.
+#[utoipa::path(
+    get, path = "/v1/projects/{name}/taskTemplates", tag = "projects", params(("name" = String, Path)),
+    responses((status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn task_templates(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let project = state
+        .store
+        .find_project(&caller.team_id, caller.mode, &name)
+        .await?
+        .ok_or_else(|| not_found(&name))?;
+    Err(ApiError::bad_request(format!(
+        "Task templates are only available for chat projects; \"{}\" is a {} project.",
+        project.name, project.task_type
+    )))
+}

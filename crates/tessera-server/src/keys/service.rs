@@ -1,0 +1,91 @@
+//! Creating and revealing API keys and team secrets; shared by the dashboard and the CLI.
+
+use tessera_core::Mode;
+use tessera_store::{ApiKey, NewApiKey, NewAuditEvent, Store, StoreResult, TeamSecret};
+
+use crate::crypto::{random_token, token_digest, MasterKey};
+
+/// The secret sent as `scale-callback-auth` on callbacks.
+pub const CALLBACK_AUTH: &str = "callback_auth";
+/// Characters of a key shown in lists to recognise it.
+const PREFIX_LEN: usize = 12;
+
+/// Makes a new API key for a team and mode; returns its record and the key itself (shown
+/// once here, revealable later by Managers).
+pub async fn create_api_key(
+    store: &Store,
+    master: &MasterKey,
+    team_id: &str,
+    mode: Mode,
+    label: &str,
+    created_by: Option<&str>,
+    event: NewAuditEvent,
+) -> StoreResult<(ApiKey, String)> {
+    let key = format!("{}{}", mode.key_prefix(), random_token());
+    let record = store
+        .create_api_key(&NewApiKey {
+            team_id: team_id.to_owned(),
+            mode,
+            label: label.to_owned(),
+            prefix: key.chars().take(PREFIX_LEN).collect(),
+            digest: token_digest(&key),
+            sealed: master.seal(key.as_bytes()),
+            created_by: created_by.map(str::to_owned),
+            created_by_label: event.actor.clone(),
+            event,
+        })
+        .await?;
+    Ok((record, key))
+}
+
+/// Decrypts a stored secret (API key or team secret).
+pub fn reveal(master: &MasterKey, sealed: &str) -> anyhow::Result<String> {
+    Ok(String::from_utf8(master.open(sealed)?)?)
+}
+
+/// The team's secret of `kind` for `mode`, created on first use (teams get theirs at
+/// sign-up; older teams on first access).
+pub async fn team_secret(
+    store: &Store,
+    master: &MasterKey,
+    team_id: &str,
+    kind: &str,
+    mode: Mode,
+) -> StoreResult<TeamSecret> {
+    if let Some(secret) = store.team_secret(team_id, kind, mode).await? {
+        return Ok(secret);
+    }
+    store
+        .ensure_team_secret(team_id, kind, mode, &master.seal(random_token().as_bytes()))
+        .await
+}
+
+/// Creates both modes' callback auth keys for a new team.
+pub async fn provision_team(store: &Store, master: &MasterKey, team_id: &str) -> StoreResult<()> {
+    for mode in Mode::ALL {
+        team_secret(store, master, team_id, CALLBACK_AUTH, mode).await?;
+    }
+    Ok(())
+}
+
+/// Replaces a team secret with a fresh one.
+pub async fn rotate_secret(
+    store: &Store,
+    master: &MasterKey,
+    team_id: &str,
+    kind: &str,
+    mode: Mode,
+    keep_previous_ms: i64,
+    event: &NewAuditEvent,
+) -> StoreResult<()> {
+    store
+        .rotate_team_secret(
+            team_id,
+            kind,
+            mode,
+            &master.seal(random_token().as_bytes()),
+            keep_previous_ms,
+            event,
+        )
+        .await
+}

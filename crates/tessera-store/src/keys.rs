@@ -1,0 +1,269 @@
+//! API keys and per-team secrets (callback auth keys, signing secrets).
+
+use sqlx::{any::AnyRow, Row};
+use tessera_core::Mode;
+
+use crate::{audit, new_id, now_ms, NewAuditEvent, Store, StoreError, StoreResult};
+
+/// An API key as listed on the dashboard (the key itself only as ciphertext).
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: String,
+    pub team_id: String,
+    pub mode: Mode,
+    pub label: String,
+    pub prefix: String,
+    pub sealed: String,
+    pub created_by_label: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A key to store: its digest for lookup and its sealed value for reveal.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub team_id: String,
+    pub mode: Mode,
+    pub label: String,
+    pub prefix: String,
+    pub digest: String,
+    pub sealed: String,
+    pub created_by: Option<String>,
+    pub created_by_label: String,
+    pub event: NewAuditEvent,
+}
+
+/// Who an API key acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIdentity {
+    pub key_id: String,
+    pub team_id: String,
+    pub mode: Mode,
+}
+
+/// A team secret of one kind and mode; rotation keeps the previous value for a while.
+#[derive(Debug, Clone)]
+pub struct TeamSecret {
+    pub sealed: String,
+    pub created_at: i64,
+    pub previous_sealed: Option<String>,
+    pub previous_until: Option<i64>,
+}
+
+fn parse_mode(raw: String) -> StoreResult<Mode> {
+    raw.parse()
+        .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))
+}
+
+fn key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        mode: parse_mode(row.try_get("mode")?)?,
+        label: row.try_get("label")?,
+        prefix: row.try_get("prefix")?,
+        sealed: row.try_get("sealed")?,
+        created_by_label: row.try_get("created_by_label")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+const KEY_COLUMNS: &str =
+    "id, team_id, mode, label, prefix, sealed, created_by_label, created_at, last_used_at";
+
+impl Store {
+    pub async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let id = new_id("key");
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, team_id, mode, label, prefix, digest, sealed, created_by, created_by_label, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(&key.team_id)
+        .bind(key.mode.as_str())
+        .bind(&key.label)
+        .bind(&key.prefix)
+        .bind(&key.digest)
+        .bind(&key.sealed)
+        .bind(key.created_by.as_deref())
+        .bind(&key.created_by_label)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        audit::insert(&mut tx, Some(&key.team_id), &key.event).await?;
+        tx.commit().await?;
+        self.get_api_key(&key.team_id, &id).await
+    }
+
+    /// Live (not deleted) keys of a team, newest first.
+    pub async fn list_api_keys(&self, team_id: &str) -> StoreResult<Vec<ApiKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE team_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC, id"
+        ))
+        .bind(team_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub async fn get_api_key(&self, team_id: &str, key_id: &str) -> StoreResult<ApiKey> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(key_id)
+        .bind(team_id)
+        .fetch_optional(&self.writer)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        key_from_row(&row)
+    }
+
+    /// Deletes (revokes) a key; the audit entry commits with it.
+    pub async fn delete_api_key(
+        &self,
+        team_id: &str,
+        key_id: &str,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE api_keys SET deleted_at = $1 WHERE id = $2 AND team_id = $3 AND deleted_at IS NULL")
+            .bind(now_ms())
+            .bind(key_id)
+            .bind(team_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::insert(&mut tx, Some(team_id), event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The team and mode a key digest belongs to, if the key exists and is not deleted.
+    pub async fn key_identity(&self, digest: &str) -> StoreResult<Option<KeyIdentity>> {
+        let row = sqlx::query(
+            "SELECT id, team_id, mode FROM api_keys WHERE digest = $1 AND deleted_at IS NULL",
+        )
+        .bind(digest)
+        .fetch_optional(&self.reader)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(KeyIdentity {
+                key_id: row.try_get("id")?,
+                team_id: row.try_get("team_id")?,
+                mode: parse_mode(row.try_get("mode")?)?,
+            })),
+        }
+    }
+
+    /// Records when keys were last used (batched by the caller, not written per request).
+    pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for (key_id, at) in uses {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
+                .bind(*at)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn team_secret(
+        &self,
+        team_id: &str,
+        kind: &str,
+        mode: Mode,
+    ) -> StoreResult<Option<TeamSecret>> {
+        let row = sqlx::query(
+            "SELECT sealed, created_at, previous_sealed, previous_until FROM team_secrets \
+             WHERE team_id = $1 AND kind = $2 AND mode = $3",
+        )
+        .bind(team_id)
+        .bind(kind)
+        .bind(mode.as_str())
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(TeamSecret {
+                sealed: row.try_get("sealed")?,
+                created_at: row.try_get("created_at")?,
+                previous_sealed: row.try_get("previous_sealed")?,
+                previous_until: row.try_get("previous_until")?,
+            })),
+        }
+    }
+
+    /// Stores a secret unless one exists already (first use, or sign-up); returns the one
+    /// that is in force.
+    pub async fn ensure_team_secret(
+        &self,
+        team_id: &str,
+        kind: &str,
+        mode: Mode,
+        sealed: &str,
+    ) -> StoreResult<TeamSecret> {
+        sqlx::query(
+            "INSERT INTO team_secrets (team_id, kind, mode, sealed, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (team_id, kind, mode) DO NOTHING",
+        )
+        .bind(team_id)
+        .bind(kind)
+        .bind(mode.as_str())
+        .bind(sealed)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        self.team_secret(team_id, kind, mode)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Replaces a secret; the previous one stays valid for `keep_previous_ms` (0: not at all).
+    pub async fn rotate_team_secret(
+        &self,
+        team_id: &str,
+        kind: &str,
+        mode: Mode,
+        sealed: &str,
+        keep_previous_ms: i64,
+        event: &NewAuditEvent,
+    ) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE team_secrets SET previous_sealed = sealed, previous_until = $1, sealed = $2, created_at = $3 \
+             WHERE team_id = $4 AND kind = $5 AND mode = $6",
+        )
+        .bind(now + keep_previous_ms)
+        .bind(sealed)
+        .bind(now)
+        .bind(team_id)
+        .bind(kind)
+        .bind(mode.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            sqlx::query("INSERT INTO team_secrets (team_id, kind, mode, sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(team_id)
+                .bind(kind)
+                .bind(mode.as_str())
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::insert(&mut tx, Some(team_id), event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

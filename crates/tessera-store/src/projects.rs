@@ -1,0 +1,362 @@
+//! Projects and batches of the v1 API, partitioned by (team, mode).
+
+use serde_json::Value;
+use sqlx::{any::AnyRow, Row};
+use tessera_core::Mode;
+
+use crate::{flag, new_id, now_ms, Store, StoreError, StoreResult};
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub task_type: String,
+    pub params: Value,
+    pub param_history: Value,
+    pub rapid: bool,
+    pub studio: bool,
+    pub dataset_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub team_id: String,
+    pub mode: Mode,
+    pub name: String,
+    pub task_type: String,
+    pub params: Value,
+    pub param_history: Value,
+    pub rapid: bool,
+    pub studio: bool,
+    pub dataset_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub status: String,
+    pub callback: String,
+    pub metadata: Value,
+    pub calibration_batch: bool,
+    pub self_label_batch: bool,
+    pub finalized: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    pub team_id: String,
+    pub mode: Mode,
+    pub project_id: String,
+    pub name: String,
+    pub status: String,
+    pub callback: String,
+    pub metadata: Value,
+    pub calibration_batch: bool,
+    pub self_label_batch: bool,
+}
+
+/// Filters of `GET /v1/batches`.
+#[derive(Debug, Clone, Default)]
+pub struct BatchFilter {
+    pub project_id: Option<String>,
+    pub status: Option<String>,
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+}
+
+/// Task counts of a batch by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub pending: i64,
+    pub completed: i64,
+    pub canceled: i64,
+    pub error: i64,
+}
+
+pub(crate) fn json_column(row: &AnyRow, column: &str) -> StoreResult<Value> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text)
+        .map_err(|e| StoreError::Config(format!("bad JSON in {column}: {e}")))
+}
+
+const PROJECT_COLUMNS: &str =
+    "id, name, type, params, param_history, rapid, studio, dataset_id, created_at, updated_at";
+
+fn project_from_row(row: &AnyRow) -> StoreResult<Project> {
+    Ok(Project {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        task_type: row.try_get("type")?,
+        params: json_column(row, "params")?,
+        param_history: json_column(row, "param_history")?,
+        rapid: flag(row.try_get("rapid")?),
+        studio: flag(row.try_get("studio")?),
+        dataset_id: row.try_get("dataset_id")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const BATCH_COLUMNS: &str = "b.id, b.name, b.project_id, p.name AS project_name, b.status, b.callback, \
+    b.metadata, b.calibration_batch, b.self_label_batch, b.finalized, b.created_at, b.updated_at, b.completed_at";
+
+fn batch_from_row(row: &AnyRow) -> StoreResult<Batch> {
+    Ok(Batch {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        project_id: row.try_get("project_id")?,
+        project_name: row.try_get("project_name")?,
+        status: row.try_get("status")?,
+        callback: row.try_get("callback")?,
+        metadata: json_column(row, "metadata")?,
+        calibration_batch: flag(row.try_get("calibration_batch")?),
+        self_label_batch: flag(row.try_get("self_label_batch")?),
+        finalized: flag(row.try_get("finalized")?),
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        completed_at: row.try_get("completed_at")?,
+    })
+}
+
+impl Store {
+    /// Creates a project; `Conflict("projects_name_uq")` when the name is taken in this mode.
+    pub async fn create_project(&self, new: &NewProject) -> StoreResult<Project> {
+        let id = new_id("prj");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO projects (id, team_id, mode, name, type, params, param_history, rapid, studio, dataset_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(&id)
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .bind(&new.name)
+        .bind(&new.task_type)
+        .bind(new.params.to_string())
+        .bind(new.param_history.to_string())
+        .bind(i64::from(new.rapid))
+        .bind(i64::from(new.studio))
+        .bind(new.dataset_id.as_deref())
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            err if err.is_conflict_on("projects") || err.is_conflict_on("name") => StoreError::Conflict("projects_name_uq".into()),
+            err => err,
+        })?;
+        self.find_project(&new.team_id, new.mode, &new.name)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn find_project(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        name: &str,
+    ) -> StoreResult<Option<Project>> {
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE team_id = $1 AND mode = $2 AND name = $3"
+        ))
+        .bind(team_id)
+        .bind(mode.as_str())
+        .bind(name)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    /// Projects of a team in one mode, oldest first (as they were created).
+    pub async fn list_projects(&self, team_id: &str, mode: Mode) -> StoreResult<Vec<Project>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE team_id = $1 AND mode = $2 ORDER BY created_at, id"
+        ))
+        .bind(team_id)
+        .bind(mode.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(project_from_row).collect()
+    }
+
+    /// Replaces a project's current params and history (the caller appends the version).
+    pub async fn update_project_params(
+        &self,
+        project_id: &str,
+        params: &Value,
+        history: &Value,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE projects SET params = $1, param_history = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(params.to_string())
+        .bind(history.to_string())
+        .bind(now_ms())
+        .bind(project_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Creates a batch; `Conflict("batches_name_uq")` when the name is taken in this mode.
+    pub async fn create_batch(&self, new: &NewBatch) -> StoreResult<Batch> {
+        let id = new_id("bat");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO batches (id, team_id, mode, project_id, name, status, callback, metadata, calibration_batch, self_label_batch, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(&id)
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .bind(&new.project_id)
+        .bind(&new.name)
+        .bind(&new.status)
+        .bind(&new.callback)
+        .bind(new.metadata.to_string())
+        .bind(i64::from(new.calibration_batch))
+        .bind(i64::from(new.self_label_batch))
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            err if err.is_conflict_on("batches") || err.is_conflict_on("name") => StoreError::Conflict("batches_name_uq".into()),
+            err => err,
+        })?;
+        self.find_batch(&new.team_id, new.mode, &new.name)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn find_batch(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        name: &str,
+    ) -> StoreResult<Option<Batch>> {
+        let row = sqlx::query(&format!(
+            "SELECT {BATCH_COLUMNS} FROM batches b JOIN projects p ON p.id = b.project_id \
+             WHERE b.team_id = $1 AND b.mode = $2 AND b.name = $3"
+        ))
+        .bind(team_id)
+        .bind(mode.as_str())
+        .bind(name)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(batch_from_row).transpose()
+    }
+
+    /// A page of batches, newest first, and the number of all that match.
+    pub async fn list_batches(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        filter: &BatchFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Batch>, i64)> {
+        let mut conditions = vec!["b.team_id = $1".to_owned(), "b.mode = $2".to_owned()];
+        let mut texts: Vec<String> = Vec::new();
+        let mut ints: Vec<i64> = Vec::new();
+        let mut n = 2;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if let Some(project) = &filter.project_id {
+            conditions.push(format!("b.project_id = ${}", next()));
+            texts.push(project.clone());
+        }
+        if let Some(status) = &filter.status {
+            conditions.push(format!("b.status = ${}", next()));
+            texts.push(status.clone());
+        }
+        let text_count = texts.len();
+        if let Some(after) = filter.created_after {
+            conditions.push(format!("b.created_at >= ${}", next()));
+            ints.push(after);
+        }
+        if let Some(before) = filter.created_before {
+            conditions.push(format!("b.created_at <= ${}", next()));
+            ints.push(before);
+        }
+        let where_clause = conditions.join(" AND ");
+        let limit_at = next();
+        let offset_at = next();
+        let select = format!(
+            "SELECT {BATCH_COLUMNS} FROM batches b JOIN projects p ON p.id = b.project_id WHERE {where_clause} \
+             ORDER BY b.created_at DESC, b.id DESC LIMIT ${limit_at} OFFSET ${offset_at}"
+        );
+        let count = format!("SELECT COUNT(*) FROM batches b WHERE {where_clause}");
+        let mut q = sqlx::query(&select).bind(team_id).bind(mode.as_str());
+        let mut c = sqlx::query_as::<_, (i64,)>(&count)
+            .bind(team_id)
+            .bind(mode.as_str());
+        for t in &texts[..text_count] {
+            q = q.bind(t.clone());
+            c = c.bind(t.clone());
+        }
+        for i in &ints {
+            q = q.bind(*i);
+            c = c.bind(*i);
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(&self.reader).await?;
+        let (total,) = c.fetch_one(&self.reader).await?;
+        Ok((
+            rows.iter()
+                .map(batch_from_row)
+                .collect::<StoreResult<_>>()?,
+            total,
+        ))
+    }
+
+    /// Finalizes a batch (`staging` → `in_progress`); harmless on one already in progress.
+    pub async fn finalize_batch(&self, batch_id: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE batches SET finalized = 1, updated_at = $1, \
+             status = CASE WHEN status = 'staging' THEN 'in_progress' ELSE status END WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(batch_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_batch_metadata(&self, batch_id: &str, metadata: &Value) -> StoreResult<()> {
+        sqlx::query("UPDATE batches SET metadata = $1, updated_at = $2 WHERE id = $3")
+            .bind(metadata.to_string())
+            .bind(now_ms())
+            .bind(batch_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn batch_counts(&self, batch_id: &str) -> StoreResult<BatchCounts> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM tasks WHERE batch_id = $1 GROUP BY status",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = BatchCounts::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                "pending" => counts.pending = n,
+                "completed" => counts.completed = n,
+                "canceled" => counts.canceled = n,
+                "error" => counts.error = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+}

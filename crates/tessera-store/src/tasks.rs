@@ -1,0 +1,683 @@
+//! Tasks of the v1 API: creation, reads, keyset-paginated listing with filters, and the
+//! changes the API allows (cancel, unique_id, metadata, tags, audit).
+
+use serde_json::{json, Value};
+use sqlx::{any::AnyRow, Row};
+use tessera_core::Mode;
+
+use crate::{new_id, now_ms, projects::json_column, Store, StoreError, StoreResult};
+
+/// A task as the API shows it (JSON fields already parsed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub mode: Mode,
+    pub task_type: String,
+    pub status: String,
+    pub project_name: Option<String>,
+    pub batch_name: Option<String>,
+    pub unique_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub instruction: Option<String>,
+    pub params: Value,
+    pub metadata: Value,
+    pub tags: Option<Vec<String>>,
+    pub response: Option<Value>,
+    pub extra: Value,
+    pub callback_succeeded: Option<bool>,
+    pub customer_review_status: Option<String>,
+    pub audits: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+/// A task to insert. Test-mode tasks arrive already completed, with their response.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub team_id: String,
+    pub mode: Mode,
+    pub task_type: String,
+    pub status: String,
+    pub project: Option<(String, String)>,
+    pub batch: Option<(String, String)>,
+    pub unique_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub instruction: Option<String>,
+    pub params: Value,
+    pub metadata: Value,
+    pub tags: Option<Vec<String>>,
+    pub response: Option<Value>,
+    pub extra: Value,
+}
+
+/// Filters of `GET /v1/tasks`; empty fields do not filter.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<String>,
+    pub task_type: Option<String>,
+    pub project_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+    pub completed_after: Option<i64>,
+    pub completed_before: Option<i64>,
+    pub updated_after: Option<i64>,
+    pub updated_before: Option<i64>,
+    pub review_statuses: Vec<String>,
+    pub unique_ids: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl TaskFilter {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.task_type.is_none()
+            && self.project_id.is_none()
+            && self.batch_id.is_none()
+            && self.created_after.is_none()
+            && self.created_before.is_none()
+            && self.completed_after.is_none()
+            && self.completed_before.is_none()
+            && self.updated_after.is_none()
+            && self.updated_before.is_none()
+            && self.review_statuses.is_empty()
+            && self.unique_ids.is_empty()
+            && self.tags.is_empty()
+    }
+}
+
+/// One page of tasks, newest first.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    /// All tasks matching the filter, whatever the page.
+    pub total: i64,
+    /// Where the next page starts (`created_at`, `id` of the last task shown).
+    pub next: Option<(i64, String)>,
+}
+
+/// A history line of a task, for the dashboard.
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    pub at: i64,
+    pub actor: String,
+    pub event: String,
+    pub detail: String,
+}
+
+/// A 24-hex-digit task id, the shape Scale's ids have.
+pub fn new_task_id() -> String {
+    hex::encode(rand::random::<[u8; 12]>())
+}
+
+const TASK_COLUMNS: &str = "t.id, t.mode, t.type, t.status, p.name AS project_name, b.name AS batch_name, \
+    t.unique_id, t.callback_url, t.instruction, t.params, t.metadata, t.tags, t.response, t.extra, \
+    t.callback_succeeded, t.customer_review_status, t.audits, t.created_at, t.updated_at, t.completed_at";
+const TASK_FROM: &str =
+    "tasks t LEFT JOIN projects p ON p.id = t.project_id LEFT JOIN batches b ON b.id = t.batch_id";
+
+fn optional_json(row: &AnyRow, column: &str) -> StoreResult<Option<Value>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| StoreError::Config(format!("bad JSON in {column}: {e}")))
+    })
+    .transpose()
+}
+
+fn task_from_row(row: &AnyRow) -> StoreResult<Task> {
+    let mode: String = row.try_get("mode")?;
+    let tags = optional_json(row, "tags")?.map(|v| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let callback: Option<i64> = row.try_get("callback_succeeded")?;
+    Ok(Task {
+        id: row.try_get("id")?,
+        mode: mode
+            .parse()
+            .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))?,
+        task_type: row.try_get("type")?,
+        status: row.try_get("status")?,
+        project_name: row.try_get("project_name")?,
+        batch_name: row.try_get("batch_name")?,
+        unique_id: row.try_get("unique_id")?,
+        callback_url: row.try_get("callback_url")?,
+        instruction: row.try_get("instruction")?,
+        params: json_column(row, "params")?,
+        metadata: json_column(row, "metadata")?,
+        tags,
+        response: optional_json(row, "response")?,
+        extra: json_column(row, "extra")?,
+        callback_succeeded: callback.map(|v| v != 0),
+        customer_review_status: row.try_get("customer_review_status")?,
+        audits: json_column(row, "audits")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        completed_at: row.try_get("completed_at")?,
+    })
+}
+
+/// A value bound into a dynamically built query.
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Builds `WHERE` clauses with `$n` placeholders numbered in order.
+#[derive(Default)]
+struct Conditions {
+    parts: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Conditions {
+    fn placeholder(&mut self, bind: Bind) -> String {
+        self.binds.push(bind);
+        format!("${}", self.binds.len())
+    }
+
+    fn push(&mut self, template: &str, bind: Bind) {
+        let p = self.placeholder(bind);
+        self.parts.push(template.replace('?', &p));
+    }
+
+    fn push_in(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let list: Vec<String> = values
+            .iter()
+            .map(|v| self.placeholder(Bind::Text(v.clone())))
+            .collect();
+        self.parts
+            .push(format!("{column} IN ({})", list.join(", ")));
+    }
+
+    fn sql(&self) -> String {
+        self.parts.join(" AND ")
+    }
+}
+
+fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &[Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(t) => query.bind(t.clone()),
+            Bind::Int(i) => query.bind(*i),
+        };
+    }
+    query
+}
+
+async fn insert_tags(
+    conn: &mut sqlx::AnyConnection,
+    task_id: &str,
+    team_id: &str,
+    mode: Mode,
+    tags: &[String],
+) -> StoreResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    for tag in tags.iter().filter(|t| seen.insert(t.as_str())) {
+        sqlx::query("INSERT INTO task_tags (task_id, team_id, mode, tag) VALUES ($1, $2, $3, $4)")
+            .bind(task_id)
+            .bind(team_id)
+            .bind(mode.as_str())
+            .bind(tag)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Inserts a task (and its tag index rows, and the team's task count) in one transaction.
+    /// `Conflict("tasks_unique_id_uq")` when its `unique_id` is taken in this mode.
+    pub async fn insert_task(&self, new: &NewTask) -> StoreResult<Task> {
+        let id = new_task_id();
+        let now = now_ms();
+        let completed_at = (new.status == "completed").then_some(now);
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
+             instruction, params, metadata, tags, response, extra, created_at, updated_at, completed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)",
+        )
+        .bind(&id)
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .bind(&new.task_type)
+        .bind(&new.status)
+        .bind(new.project.as_ref().map(|(id, _)| id.clone()))
+        .bind(new.batch.as_ref().map(|(id, _)| id.clone()))
+        .bind(new.unique_id.as_deref())
+        .bind(new.callback_url.as_deref())
+        .bind(new.instruction.as_deref())
+        .bind(new.params.to_string())
+        .bind(new.metadata.to_string())
+        .bind(new.tags.as_ref().map(|t| json!(t).to_string()))
+        .bind(new.response.as_ref().map(Value::to_string))
+        .bind(new.extra.to_string())
+        .bind(now)
+        .bind(completed_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            err if err.is_conflict_on("unique_id") => StoreError::Conflict("tasks_unique_id_uq".into()),
+            err => err,
+        })?;
+        if let Some(tags) = &new.tags {
+            insert_tags(&mut tx, &id, &new.team_id, new.mode, tags).await?;
+        }
+        sqlx::query(
+            "INSERT INTO task_counts (team_id, mode, total) VALUES ($1, $2, 1) \
+             ON CONFLICT (team_id, mode) DO UPDATE SET total = task_counts.total + 1",
+        )
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Task {
+            id,
+            mode: new.mode,
+            task_type: new.task_type.clone(),
+            status: new.status.clone(),
+            project_name: new.project.as_ref().map(|(_, name)| name.clone()),
+            batch_name: new.batch.as_ref().map(|(_, name)| name.clone()),
+            unique_id: new.unique_id.clone(),
+            callback_url: new.callback_url.clone(),
+            instruction: new.instruction.clone(),
+            params: new.params.clone(),
+            metadata: new.metadata.clone(),
+            tags: new.tags.clone(),
+            response: new.response.clone(),
+            extra: new.extra.clone(),
+            callback_succeeded: None,
+            customer_review_status: None,
+            audits: json!([]),
+            created_at: now,
+            updated_at: now,
+            completed_at,
+        })
+    }
+
+    pub async fn get_task(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+    ) -> StoreResult<Option<Task>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1 AND t.team_id = $2 AND t.mode = $3"
+        ))
+        .bind(task_id)
+        .bind(team_id)
+        .bind(mode.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    /// The task that holds `unique_id` in this team and mode.
+    pub async fn find_task_by_unique_id(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        unique_id: &str,
+    ) -> StoreResult<Option<Task>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.team_id = $1 AND t.mode = $2 AND t.unique_id = $3"
+        ))
+        .bind(team_id)
+        .bind(mode.as_str())
+        .bind(unique_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    /// A page of tasks, newest first, starting after `after` (keyset pagination), with the
+    /// total number of matches.
+    pub async fn list_tasks(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        filter: &TaskFilter,
+        limit: i64,
+        after: Option<(i64, String)>,
+    ) -> StoreResult<TaskPage> {
+        let mut c = Conditions::default();
+        c.push("t.team_id = ?", Bind::Text(team_id.to_owned()));
+        c.push("t.mode = ?", Bind::Text(mode.as_str().to_owned()));
+        if let Some(v) = &filter.status {
+            c.push("t.status = ?", Bind::Text(v.clone()));
+        }
+        if let Some(v) = &filter.task_type {
+            c.push("t.type = ?", Bind::Text(v.clone()));
+        }
+        if let Some(v) = &filter.project_id {
+            c.push("t.project_id = ?", Bind::Text(v.clone()));
+        }
+        if let Some(v) = &filter.batch_id {
+            c.push("t.batch_id = ?", Bind::Text(v.clone()));
+        }
+        let bounds = [
+            ("t.created_at >= ?", filter.created_after),
+            ("t.created_at <= ?", filter.created_before),
+            ("t.completed_at >= ?", filter.completed_after),
+            ("t.completed_at <= ?", filter.completed_before),
+            ("t.updated_at >= ?", filter.updated_after),
+            ("t.updated_at <= ?", filter.updated_before),
+        ];
+        for (template, value) in bounds {
+            if let Some(v) = value {
+                c.push(template, Bind::Int(v));
+            }
+        }
+        c.push_in("t.customer_review_status", &filter.review_statuses);
+        c.push_in("t.unique_id", &filter.unique_ids);
+        if !filter.tags.is_empty() {
+            let team = c.placeholder(Bind::Text(team_id.to_owned()));
+            let mode_p = c.placeholder(Bind::Text(mode.as_str().to_owned()));
+            let tags: Vec<String> = filter
+                .tags
+                .iter()
+                .map(|t| c.placeholder(Bind::Text(t.clone())))
+                .collect();
+            c.parts.push(format!(
+                "t.id IN (SELECT task_id FROM task_tags WHERE team_id = {team} AND mode = {mode_p} AND tag IN ({}))",
+                tags.join(", ")
+            ));
+        }
+        let filtered_where = c.sql();
+        let count_binds = c.binds.clone();
+
+        if let Some((at, id)) = &after {
+            let at_p = c.placeholder(Bind::Int(*at));
+            let id_p = c.placeholder(Bind::Text(id.clone()));
+            c.parts.push(format!(
+                "(t.created_at < {at_p} OR (t.created_at = {at_p} AND t.id < {id_p}))"
+            ));
+        }
+        let limit_p = c.placeholder(Bind::Int(limit + 1));
+        let select = format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE {} ORDER BY t.created_at DESC, t.id DESC LIMIT {limit_p}",
+            c.sql()
+        );
+        let rows = bind_all(sqlx::query(&select), &c.binds)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut tasks = rows
+            .iter()
+            .map(task_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let has_more = tasks.len() as i64 > limit;
+        tasks.truncate(usize::try_from(limit).unwrap_or(0));
+        let next = if has_more {
+            tasks.last().map(|t| (t.created_at, t.id.clone()))
+        } else {
+            None
+        };
+
+        let total = if filter.is_empty() {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT total FROM task_counts WHERE team_id = $1 AND mode = $2")
+                    .bind(team_id)
+                    .bind(mode.as_str())
+                    .fetch_optional(&self.reader)
+                    .await?;
+            row.map_or(0, |r| r.0)
+        } else {
+            let count = format!("SELECT COUNT(*) FROM tasks t WHERE {filtered_where}");
+            let mut query = sqlx::query_as::<_, (i64,)>(&count);
+            for bind in &count_binds {
+                query = match bind {
+                    Bind::Text(t) => query.bind(t.clone()),
+                    Bind::Int(i) => query.bind(*i),
+                };
+            }
+            query.fetch_one(&self.reader).await?.0
+        };
+        Ok(TaskPage { tasks, total, next })
+    }
+
+    /// Runs one change on a task and records it in the task's history; `NotFound` when the
+    /// task is not in this team and mode.
+    async fn change_task(
+        &self,
+        (team_id, mode, task_id): (&str, Mode, &str),
+        set: &str,
+        binds: &[Bind],
+        only_if_status: Option<&str>,
+        history: (&str, &str, String),
+    ) -> StoreResult<Task> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let n = binds.len();
+        let status_guard =
+            only_if_status.map_or_else(String::new, |s| format!(" AND status = '{s}'"));
+        let sql = format!(
+            "UPDATE tasks SET {set}, updated_at = ${} WHERE id = ${} AND team_id = ${} AND mode = ${}{status_guard}",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        );
+        let done = bind_all(sqlx::query(&sql), binds)
+            .bind(now)
+            .bind(task_id)
+            .bind(team_id)
+            .bind(mode.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                err if err.is_conflict_on("unique_id") => {
+                    StoreError::Conflict("tasks_unique_id_uq".into())
+                }
+                err => err,
+            })?;
+        if done.rows_affected() == 0 {
+            let status: Option<(String,)> = sqlx::query_as(
+                "SELECT status FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3",
+            )
+            .bind(task_id)
+            .bind(team_id)
+            .bind(mode.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(match status {
+                Some((status,)) => StoreError::InvalidState(status),
+                None => StoreError::NotFound,
+            });
+        }
+        let (actor, event, detail) = history;
+        sqlx::query("INSERT INTO task_events (id, task_id, at, actor, event, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(new_id("tev"))
+            .bind(task_id)
+            .bind(now)
+            .bind(actor)
+            .bind(event)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1"
+        ))
+        .bind(task_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        task_from_row(&row)
+    }
+
+    /// Cancels a pending task (optionally freeing its unique_id). `InvalidState` with the
+    /// current status when it is not pending.
+    pub async fn cancel_task(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+        clear_unique_id: bool,
+        actor: &str,
+    ) -> StoreResult<Task> {
+        let set = if clear_unique_id {
+            "status = 'canceled', unique_id = NULL"
+        } else {
+            "status = 'canceled'"
+        };
+        self.change_task(
+            (team_id, mode, task_id),
+            set,
+            &[],
+            Some("pending"),
+            (actor, "canceled", String::new()),
+        )
+        .await
+    }
+
+    pub async fn set_task_unique_id(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+        unique_id: Option<&str>,
+        actor: &str,
+    ) -> StoreResult<Task> {
+        let detail = unique_id.map_or_else(|| "cleared".to_owned(), |u| format!("set to {u}"));
+        match unique_id {
+            Some(u) => {
+                self.change_task(
+                    (team_id, mode, task_id),
+                    "unique_id = $1",
+                    &[Bind::Text(u.to_owned())],
+                    None,
+                    (actor, "unique_id", detail),
+                )
+                .await
+            }
+            None => {
+                self.change_task(
+                    (team_id, mode, task_id),
+                    "unique_id = NULL",
+                    &[],
+                    None,
+                    (actor, "unique_id", detail),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Replaces a task's metadata.
+    pub async fn set_task_metadata(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+        metadata: &Value,
+        actor: &str,
+    ) -> StoreResult<Task> {
+        self.change_task(
+            (team_id, mode, task_id),
+            "metadata = $1",
+            &[Bind::Text(metadata.to_string())],
+            None,
+            (actor, "metadata", "replaced".into()),
+        )
+        .await
+    }
+
+    /// Replaces a task's tags (and their index rows).
+    pub async fn set_task_tags(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+        tags: &[String],
+        actor: &str,
+    ) -> StoreResult<Task> {
+        let task = self
+            .change_task(
+                (team_id, mode, task_id),
+                "tags = $1",
+                &[Bind::Text(json!(tags).to_string())],
+                None,
+                (actor, "tags", tags.join(", ")),
+            )
+            .await?;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM task_tags WHERE task_id = $1")
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_tags(&mut tx, task_id, team_id, mode, tags).await?;
+        tx.commit().await?;
+        Ok(task)
+    }
+
+    /// Records a customer audit (accept or reject) of a completed task: appends `entry` to
+    /// its audits and sets its review status. `InvalidState` unless the task is completed.
+    pub async fn audit_task(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+        accepted: bool,
+        entry: Value,
+        auditor: &str,
+    ) -> StoreResult<Task> {
+        let current = self
+            .get_task(team_id, mode, task_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let result = if accepted { "accepted" } else { "rejected" };
+        let mut audits = current.audits.as_array().cloned().unwrap_or_default();
+        let comments = entry
+            .get("comments")
+            .and_then(Value::as_str)
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
+        audits.push(entry);
+        self.change_task(
+            (team_id, mode, task_id),
+            "audits = $1, customer_review_status = $2",
+            &[
+                Bind::Text(Value::Array(audits).to_string()),
+                Bind::Text(result.to_owned()),
+            ],
+            Some("completed"),
+            (auditor, "audited", format!("{result}{comments}")),
+        )
+        .await
+    }
+
+    /// The task's history, oldest first.
+    pub async fn task_events(&self, task_id: &str) -> StoreResult<Vec<TaskEvent>> {
+        let rows = sqlx::query(
+            "SELECT at, actor, event, detail FROM task_events WHERE task_id = $1 ORDER BY at, id",
+        )
+        .bind(task_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TaskEvent {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    event: r.try_get("event")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}
