@@ -71,6 +71,8 @@ pub fn unique(prefix: &str) -> String {
 pub struct TestDb {
     pub url: String,
     pub dir: PathBuf,
+    /// Owned by another TestDb: do not drop the database.
+    pub shared: bool,
 }
 
 impl TestDb {
@@ -94,7 +96,22 @@ impl TestDb {
                 format!("{base}/{name}")
             }
         };
-        TestDb { url, dir }
+        TestDb {
+            url,
+            dir,
+            shared: false,
+        }
+    }
+
+    /// Another handle on an existing database (a second replica's), with its own data dir.
+    pub fn shared(url: &str) -> TestDb {
+        let dir = std::env::temp_dir().join(unique("tessera-test-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        TestDb {
+            url: url.to_owned(),
+            dir,
+            shared: true,
+        }
     }
 
     pub async fn store(&self) -> Store {
@@ -107,6 +124,9 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        if self.shared {
+            return;
+        }
         if let Some((base, name)) = self
             .url
             .rsplit_once('/')
@@ -140,6 +160,8 @@ impl Drop for TestDb {
 /// Knobs a test may turn before the server starts.
 #[derive(Default, Clone)]
 pub struct Options {
+    /// Serve an existing database (a second replica) instead of a fresh one.
+    pub database_url: Option<String>,
     pub smtp_url: Option<String>,
     pub mail_retry: Option<&'static str>,
     pub resend_interval: Option<Duration>,
@@ -161,7 +183,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: &Backend, options: Options) -> TestApp {
-        let db = TestDb::new(backend).await;
+        let db = match &options.database_url {
+            Some(url) => TestDb::shared(url),
+            None => TestDb::new(backend).await,
+        };
         let listen = "127.0.0.1:0".parse().unwrap();
         // Emails carry the public URL, so pick the port first and tell the server about it.
         let key = MasterKey::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap();
@@ -173,6 +198,7 @@ impl TestApp {
             key.clone(),
         );
         config.smtp_url = options.smtp_url.clone();
+        config.allow_private_callbacks = true;
         if let Some(schedule) = options.mail_retry {
             config.mail_retry = tessera_core::retry::RetrySchedule::parse(schedule).unwrap();
         }
@@ -549,4 +575,72 @@ pub fn invite_path(message: &str) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     format!("/invite/{token}")
+}
+
+/// Creates an API key on the dashboard's API Keys page and returns it.
+pub async fn create_key(admin: &mut Browser, mode: &str, label: &str) -> String {
+    let page = admin
+        .post_form("/keys", &[("mode", mode), ("label", label)])
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    extract_between(&page.body, "id=\"secret-value\">", "</code>").expect("the new key is shown")
+}
+
+/// A v1 API client authenticating with `key` (HTTP Basic, as the SDK does).
+pub struct Api {
+    base: String,
+    key: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(app: &TestApp, key: &str) -> Api {
+        Api {
+            base: format!("{}/v1", app.base),
+            key: key.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.key, Some(""));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON answer {status}: {text}"));
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+/// The id of the first key listed in `mode`'s section of the API Keys page.
+pub fn key_id(keys_page: &str, mode: &str) -> String {
+    let section = &keys_page[keys_page
+        .find(&format!("id=\"mode-{mode}\""))
+        .expect("mode section")..];
+    let row = &section[section.find("<tr data-key=").expect("a key row")..];
+    extract_between(row, "action=\"/keys/", "/reveal\"").expect("reveal form")
 }

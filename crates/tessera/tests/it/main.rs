@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod api;
 mod authz;
 mod cli;
 mod invariants;
