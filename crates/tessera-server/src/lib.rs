@@ -18,6 +18,7 @@ pub mod staff;
 pub mod state;
 pub mod team;
 pub mod web;
+pub mod work;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(team::router())
         .merge(invitations::router())
         .merge(keys::router())
+        .merge(work::router())
         .merge(audit::router())
         .merge(staff::router())
         .layer(middleware::from_fn(web::clear_flash))

@@ -71,6 +71,42 @@ fn history_entry(params: &Map<String, Value>, version: i64) -> Value {
     Value::Object(entry)
 }
 
+/// Validates a new project's type and params (shared with the dashboard).
+pub fn new_project(
+    team_id: &str,
+    mode: tessera_core::Mode,
+    name: &str,
+    task_type: &str,
+    params: Map<String, Value>,
+) -> ApiResult<NewProject> {
+    match task_type.parse::<TaskType>() {
+        Ok(_) => {}
+        Err(TypeProblem::NotEnabled(t)) if KNOWN_TYPES.contains(&t.as_str()) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                format!("The task type \"{t}\" is not enabled for your account."),
+            ))
+        }
+        Err(TypeProblem::NotEnabled(t)) => {
+            return Err(ApiError::bad_request(format!(
+                "\"{t}\" is not a valid task type."
+            )))
+        }
+    }
+    check_params(&Value::Object(params.clone()))?;
+    Ok(NewProject {
+        team_id: team_id.to_owned(),
+        mode,
+        name: name.to_owned(),
+        task_type: task_type.to_owned(),
+        param_history: json!([history_entry(&params, 0)]),
+        params: Value::Object(params),
+        rapid: false,
+        studio: false,
+        dataset_id: None,
+    })
+}
+
 /// Create a project (`{"type", "name", "params", "rapid", "studio", "datasetId"}`).
 #[utoipa::path(
     post, path = "/v1/projects", tag = "projects", request_body = serde_json::Value,
@@ -89,37 +125,15 @@ pub async fn create_project(
     )?;
     let task_type = string_field(&body, "type", 64)?
         .ok_or_else(|| ApiError::bad_request("Please include the project's task \"type\"."))?;
-    match task_type.parse::<TaskType>() {
-        Ok(_) => {}
-        Err(TypeProblem::NotEnabled(t)) if KNOWN_TYPES.contains(&t.as_str()) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::PAYMENT_REQUIRED,
-                format!("The task type \"{t}\" is not enabled for your account."),
-            ))
-        }
-        Err(TypeProblem::NotEnabled(t)) => {
-            return Err(ApiError::bad_request(format!(
-                "\"{t}\" is not a valid task type."
-            )))
-        }
-    }
     let params = match body.get("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(p)) => p.clone(),
         Some(_) => return Err(ApiError::bad_request("params must be a JSON object.")),
     };
-    check_params(&Value::Object(params.clone()))?;
-    let new = NewProject {
-        team_id: caller.team_id.clone(),
-        mode: caller.mode,
-        name: name.clone(),
-        task_type,
-        param_history: json!([history_entry(&params, 0)]),
-        params: Value::Object(params),
-        rapid: json_bool(body.get("rapid")),
-        studio: json_bool(body.get("studio")),
-        dataset_id: string_field(&body, "datasetId", 200)?,
-    };
+    let mut new = new_project(&caller.team_id, caller.mode, &name, &task_type, params)?;
+    new.rapid = json_bool(body.get("rapid"));
+    new.studio = json_bool(body.get("studio"));
+    new.dataset_id = string_field(&body, "datasetId", 200)?;
     match state.store.create_project(&new).await {
         Ok(project) => Ok(Json(project_json(&project))),
         Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(

@@ -34,6 +34,11 @@ pub struct Layout {
     pub team_name: Option<String>,
     pub csrf: String,
     pub flash: Option<String>,
+    /// The live/test switch, for people who see tasks: the current mode.
+    pub mode: Option<&'static str>,
+    pub test_mode: bool,
+    /// Where the switch returns to.
+    pub path: String,
 }
 
 impl Layout {
@@ -46,6 +51,9 @@ impl Layout {
             team_name: None,
             csrf: csrf.0.clone(),
             flash,
+            mode: None,
+            test_mode: false,
+            path: String::new(),
         }
     }
 
@@ -61,6 +69,10 @@ impl Layout {
                 active: href == active,
             })
         };
+        if allowed(Action::ViewTasks) {
+            add("/projects", "Projects");
+            add("/tasks", "Tasks");
+        }
         if allowed(Action::ViewTeam) {
             add("/team", "Your Team");
         }
@@ -88,6 +100,9 @@ impl Layout {
             team_name: who.team_name.clone(),
             csrf: who.csrf.0.clone(),
             flash: who.flash.clone(),
+            mode: allowed(Action::ViewTasks).then(|| who.mode.as_str()),
+            test_mode: who.mode == tessera_core::Mode::Test,
+            path: active.to_owned(),
         }
     }
 }

@@ -5,7 +5,7 @@ use axum::{
     http::{header, request::Parts, HeaderValue},
     response::{IntoResponse, Redirect, Response},
 };
-use tessera_core::{can, Action, Actor};
+use tessera_core::{can, Action, Actor, Mode};
 use tessera_store::User;
 
 use crate::{
@@ -15,6 +15,8 @@ use crate::{
 };
 
 pub const SESSION_COOKIE: &str = "tessera_session";
+/// Remembers the dashboard's live/test switch.
+pub const MODE_COOKIE: &str = "tessera_mode";
 
 /// The signed-in person making this request, with what the pages around them need.
 pub struct SignedIn {
@@ -24,6 +26,8 @@ pub struct SignedIn {
     pub session_hash: String,
     pub csrf: CsrfToken,
     pub flash: Option<String>,
+    /// Which world the dashboard shows: live or test (the mode switch, a cookie).
+    pub mode: Mode,
 }
 
 impl SignedIn {
@@ -86,6 +90,10 @@ async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>
         session_hash,
         csrf,
         flash: read_flash(parts),
+        mode: jar
+            .get(MODE_COOKIE)
+            .and_then(|c| c.value().parse().ok())
+            .unwrap_or(Mode::Live),
     }))
 }
 
