@@ -155,3 +155,15 @@ def test_new_key_of_same_mode_sees_same_data(server, client):
     task = small_task(client)
     second = scaleapi.ScaleClient(server.create_key(server.team, "test"), api_instance_url=server.api_url)
     assert second.get_task(task.id).id == task.id
+
+
+def test_same_project_name_in_both_modes_is_independent(client, live_client, uniq):
+    name = uniq("twin")
+    client.create_project(name, TaskType.Categorization, params={"instruction": "test side"})
+    live_client.create_project(name, TaskType.Categorization, params={"instruction": "live side"})
+    live_client.update_project(name, instruction="live v1")
+    assert client.get_project(name).version == 0
+    assert client.get_project(name).instruction == "test side"
+    assert live_client.get_project(name).version == 1
+    t = small_task(client, project=name)
+    assert "test side" in t.instruction and "live" not in t.instruction

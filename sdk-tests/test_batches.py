@@ -5,6 +5,7 @@ from scaleapi.batches import BatchStatus
 from scaleapi.exceptions import (
     ScaleDuplicateResource,
     ScaleException,
+    ScaleInvalidRequest,
     ScaleResourceNotFound,
 )
 from scaleapi.tasks import TaskType
@@ -242,3 +243,28 @@ def test_concurrent_batch_creates_with_one_name(client, project, uniq):
         t.join(60)
     assert sorted(outcomes) == ["dup"] * 5 + ["ok"], outcomes
     assert [b.name for b in client.get_batches(project_name=project)].count(name) == 1
+
+
+def test_rapid_batch_takes_tasks_only_before_finalize(client, uniq):
+    project = uniq("rapid-add")
+    client.create_project(project, TaskType.Categorization, rapid=True)
+    batch = client.create_batch(project, uniq("rapid-add-batch"))
+    assert batch.status == "staging"
+    t = small_task(client, batch=batch.name)
+    assert t.batch == batch.name
+    client.finalize_batch(batch.name)
+    # §3.3: no new tasks after finalize (code assumed 400, §8.9)
+    raises(ScaleInvalidRequest, small_task, client, batch=batch.name, code=400)
+    assert [x.id for x in client.get_tasks(batch_name=batch.name)] == [t.id]
+
+
+def test_unicode_batch_and_project_names(client, uniq):
+    project = uniq("projekt-ü/日本")
+    client.create_project(project, TaskType.Categorization)
+    assert client.get_project(project).name == project
+    name = uniq("lot-é 🚀/x")
+    assert client.create_batch(project, name).name == name
+    assert client.get_batch(name).project == project
+    t = small_task(client, batch=name)
+    assert [x.id for x in client.get_tasks(batch_name=name)] == [t.id]
+    assert [x.id for x in client.get_tasks(project_name=project)] == [t.id]

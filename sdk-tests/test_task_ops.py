@@ -303,3 +303,13 @@ def test_concurrent_unique_id_updates(client, uniq):
     assert len(results) == 1, f"{len(results)} updates succeeded: {errors}"
     assert all(isinstance(e, ScaleDuplicateResource) for e in errors), errors
     assert [t.id for t in client.tasks(unique_id=uid)] == [results[0].id]
+
+
+def test_unique_id_with_special_characters(client):
+    from conftest import RUN
+
+    for uid in (f"s3://bucket/a b/{RUN}.png", f"{RUN}&x=1?y#z", f"{RUN}-ünï-日本", f"{RUN} + %2F"):
+        task = small_task(client, unique_id=uid)
+        assert task.unique_id == uid
+        assert [t.id for t in client.tasks(unique_id=uid)] == [task.id], uid
+        raises(ScaleDuplicateResource, small_task, client, unique_id=uid, code=409)
