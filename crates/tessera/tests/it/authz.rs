@@ -38,6 +38,18 @@ enum Act {
     StaffMoveUser,
     StaffSetAdmin,
     StaffReadMail,
+    ViewKeys,
+    CreateKey,
+    RevealKey,
+    DeleteKey,
+    RevealCallbackKey,
+    RotateCallbackKey,
+    ViewProjects,
+    CreateProject,
+    ViewTasks,
+    ViewTask,
+    AuditTask,
+    SwitchMode,
 }
 
 impl Act {
@@ -62,6 +74,8 @@ fn allowed(who: Who, act: Act) -> bool {
             matches!(who, Who::Admin | Who::Manager)
         }
         StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail => who == Who::Staff,
+        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey => matches!(who, Who::Admin | Who::Manager),
+        ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode => matches!(who, Who::Admin | Who::Manager | Who::Member),
     }
 }
 
@@ -140,6 +154,46 @@ impl Ctx {
             .await
             .unwrap();
         (user.id, email)
+    }
+
+    async fn key(&self, team: &TeamCtx) -> (String, String) {
+        let (record, key) = tessera_server::keys::service::create_api_key(
+            &self.app.store,
+            &self.app.key,
+            &team.id,
+            tessera_core::Mode::Test,
+            "matrix",
+            None,
+            NewAuditEvent { actor: "test".into(), action: "api_key.created".into(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+        (record.id, key)
+    }
+
+    async fn task(&self, team: &TeamCtx) -> String {
+        let task = self
+            .app
+            .store
+            .insert_task(&tessera_store::NewTask {
+                team_id: team.id.clone(),
+                mode: tessera_core::Mode::Live,
+                task_type: "categorization".into(),
+                status: "completed".into(),
+                project: None,
+                batch: None,
+                unique_id: None,
+                callback_url: None,
+                instruction: None,
+                params: serde_json::json!({"attachment": "a", "attachment_type": "text", "categories": ["x"]}),
+                metadata: serde_json::json!({}),
+                tags: None,
+                response: Some(serde_json::json!({"category": "x"})),
+                extra: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+        task.id
     }
 
     async fn login(&self, email: &str) -> Browser {
@@ -262,7 +316,7 @@ async fn authorization_matrix(backend: Backend) {
             }
         }
     }
-    assert_eq!(checked, 7 * (15 + 5));
+    assert_eq!(checked, 7 * (acts.len() + acts.iter().filter(|a| a.has_target()).count()));
     ctx.app.stop().await;
 }
 backend_test!(authorization_matrix);
@@ -423,6 +477,70 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
                 p.status,
                 store.get_team(&ctx.b.id).await.unwrap().admin_user_id == id,
             )
+        }
+        Act::ViewKeys => {
+            let p = b.get("/keys").await;
+            (p.status, p.status == StatusCode::OK && p.body.contains("Callback auth key"))
+        }
+        Act::CreateKey => {
+            let before = store.list_api_keys(&ctx.a.id).await.unwrap().len();
+            let p = b.post_form("/keys", &[("mode", "test"), ("label", "matrix")]).await;
+            let after = store.list_api_keys(&ctx.a.id).await.unwrap().len();
+            (p.status, after == before + 1)
+        }
+        Act::RevealKey => {
+            let (id, key) = ctx.key(team).await;
+            let p = b.post_form(&format!("/keys/{id}/reveal"), &[]).await;
+            (p.status, p.body.contains(&key))
+        }
+        Act::DeleteKey => {
+            let (id, _) = ctx.key(team).await;
+            let p = b.post_form(&format!("/keys/{id}/delete"), &[]).await;
+            (p.status, store.get_api_key(&team.id, &id).await.is_err())
+        }
+        Act::RevealCallbackKey => {
+            let p = b.post_form("/keys/callback/test/reveal", &[]).await;
+            (p.status, p.status == StatusCode::OK && p.body.contains("id=\"secret-value\""))
+        }
+        Act::RotateCallbackKey => {
+            let before = store.team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test).await.unwrap().map(|s| s.sealed);
+            let p = b.post_form("/keys/callback/test/rotate", &[]).await;
+            let after = store.team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test).await.unwrap().map(|s| s.sealed);
+            (p.status, before != after)
+        }
+        Act::ViewProjects => {
+            let p = b.get("/projects").await;
+            (p.status, p.status == StatusCode::OK && p.body.contains("<h1>Projects</h1>"))
+        }
+        Act::CreateProject => {
+            let name = unique("proj");
+            let p = b.post_form("/projects", &[("name", &name), ("task_type", "categorization"), ("instruction", "")]).await;
+            let mut found = false;
+            for t in [&ctx.a, &ctx.b] {
+                for mode in tessera_core::Mode::ALL {
+                    found |= store.find_project(&t.id, mode, &name).await.unwrap().is_some();
+                }
+            }
+            (p.status, found)
+        }
+        Act::ViewTasks => {
+            let p = b.get("/tasks").await;
+            (p.status, p.status == StatusCode::OK && p.body.contains("<h1>Tasks"))
+        }
+        Act::ViewTask => {
+            let id = ctx.task(team).await;
+            let p = b.get(&format!("/tasks/{id}")).await;
+            (p.status, p.status == StatusCode::OK && p.body.contains(&id))
+        }
+        Act::AuditTask => {
+            let id = ctx.task(team).await;
+            let p = b.post_form(&format!("/tasks/{id}/audit"), &[("result", "accept"), ("comments", "ok")]).await;
+            let task = store.get_task(&team.id, tessera_core::Mode::Live, &id).await.unwrap().unwrap();
+            (p.status, task.customer_review_status.as_deref() == Some("accepted"))
+        }
+        Act::SwitchMode => {
+            let p = b.post_form("/mode", &[("mode", "live"), ("back", "/tasks")]).await;
+            (p.status, p.set_cookies.iter().any(|c| c.starts_with("tessera_mode=live")))
         }
         Act::StaffReadMail => {
             let id = store.list_mail(1, 0).await.unwrap()[0].id.clone();
