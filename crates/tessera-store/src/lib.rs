@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod bench;
 mod error;
 mod files;
 mod invitations;

@@ -32,6 +32,14 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
+    /// Benchmark support (see bench/run): reference measurements and bulk seeding.
+    #[command(hide = true)]
+    Bench {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Support operations on teams and users.
     Admin {
         #[command(flatten)]
@@ -88,6 +96,26 @@ struct ServeArgs {
     /// Delays between mail delivery retries (e.g. 30s,1m,5m); default about a day in all.
     #[arg(long, env = "TESSERA_MAIL_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
     mail_retry_schedule: Option<RetrySchedule>,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Measures plain one-row commits per second through the server's write pool.
+    Commits {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// Inserts COUNT completed tasks for a team in bulk.
+    Seed {
+        #[arg(long)]
+        team: String,
+        #[arg(long, default_value = "test")]
+        mode: String,
+        #[arg(long)]
+        count: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin { storage, command } => admin(storage, command).await,
+        Command::Bench { storage, command } => bench(storage, command).await,
     }
 }
 
@@ -293,6 +322,34 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()> {
+    let store = storage.store().await?;
+    match command {
+        BenchCommand::Commits {
+            seconds,
+            concurrency,
+        } => {
+            let rate = store
+                .bench_single_row_commits(Duration::from_secs(seconds), concurrency)
+                .await?;
+            println!("{rate:.0}");
+        }
+        BenchCommand::Seed { team, mode, count } => {
+            let team = store
+                .find_team_by_name(&team)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no team named {team}"))?;
+            let mode: tessera_core::Mode = mode
+                .parse()
+                .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
+            store.seed_tasks(&team.id, mode, count).await?;
+            println!("seeded {count} tasks");
+        }
+    }
+    store.close().await;
+    Ok(())
 }
 
 async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {

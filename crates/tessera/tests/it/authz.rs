@@ -74,8 +74,12 @@ fn allowed(who: Who, act: Act) -> bool {
             matches!(who, Who::Admin | Who::Manager)
         }
         StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail => who == Who::Staff,
-        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey => matches!(who, Who::Admin | Who::Manager),
-        ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode => matches!(who, Who::Admin | Who::Manager | Who::Member),
+        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey => {
+            matches!(who, Who::Admin | Who::Manager)
+        }
+        ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode => {
+            matches!(who, Who::Admin | Who::Manager | Who::Member)
+        }
     }
 }
 
@@ -164,7 +168,11 @@ impl Ctx {
             tessera_core::Mode::Test,
             "matrix",
             None,
-            NewAuditEvent { actor: "test".into(), action: "api_key.created".into(), ..Default::default() },
+            NewAuditEvent {
+                actor: "test".into(),
+                action: "api_key.created".into(),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -316,7 +324,10 @@ async fn authorization_matrix(backend: Backend) {
             }
         }
     }
-    assert_eq!(checked, 7 * (acts.len() + acts.iter().filter(|a| a.has_target()).count()));
+    assert_eq!(
+        checked,
+        7 * (acts.len() + acts.iter().filter(|a| a.has_target()).count())
+    );
     ctx.app.stop().await;
 }
 backend_test!(authorization_matrix);
@@ -480,11 +491,16 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
         }
         Act::ViewKeys => {
             let p = b.get("/keys").await;
-            (p.status, p.status == StatusCode::OK && p.body.contains("Callback auth key"))
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Callback auth key"),
+            )
         }
         Act::CreateKey => {
             let before = store.list_api_keys(&ctx.a.id).await.unwrap().len();
-            let p = b.post_form("/keys", &[("mode", "test"), ("label", "matrix")]).await;
+            let p = b
+                .post_form("/keys", &[("mode", "test"), ("label", "matrix")])
+                .await;
             let after = store.list_api_keys(&ctx.a.id).await.unwrap().len();
             (p.status, after == before + 1)
         }
@@ -500,32 +516,62 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
         }
         Act::RevealCallbackKey => {
             let p = b.post_form("/keys/callback/test/reveal", &[]).await;
-            (p.status, p.status == StatusCode::OK && p.body.contains("id=\"secret-value\""))
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("id=\"secret-value\""),
+            )
         }
         Act::RotateCallbackKey => {
-            let before = store.team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test).await.unwrap().map(|s| s.sealed);
+            let before = store
+                .team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test)
+                .await
+                .unwrap()
+                .map(|s| s.sealed);
             let p = b.post_form("/keys/callback/test/rotate", &[]).await;
-            let after = store.team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test).await.unwrap().map(|s| s.sealed);
+            let after = store
+                .team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test)
+                .await
+                .unwrap()
+                .map(|s| s.sealed);
             (p.status, before != after)
         }
         Act::ViewProjects => {
             let p = b.get("/projects").await;
-            (p.status, p.status == StatusCode::OK && p.body.contains("<h1>Projects</h1>"))
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("<h1>Projects</h1>"),
+            )
         }
         Act::CreateProject => {
             let name = unique("proj");
-            let p = b.post_form("/projects", &[("name", &name), ("task_type", "categorization"), ("instruction", "")]).await;
+            let p = b
+                .post_form(
+                    "/projects",
+                    &[
+                        ("name", &name),
+                        ("task_type", "categorization"),
+                        ("instruction", ""),
+                    ],
+                )
+                .await;
             let mut found = false;
             for t in [&ctx.a, &ctx.b] {
                 for mode in tessera_core::Mode::ALL {
-                    found |= store.find_project(&t.id, mode, &name).await.unwrap().is_some();
+                    found |= store
+                        .find_project(&t.id, mode, &name)
+                        .await
+                        .unwrap()
+                        .is_some();
                 }
             }
             (p.status, found)
         }
         Act::ViewTasks => {
             let p = b.get("/tasks").await;
-            (p.status, p.status == StatusCode::OK && p.body.contains("<h1>Tasks"))
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("<h1>Tasks"),
+            )
         }
         Act::ViewTask => {
             let id = ctx.task(team).await;
@@ -534,13 +580,32 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
         }
         Act::AuditTask => {
             let id = ctx.task(team).await;
-            let p = b.post_form(&format!("/tasks/{id}/audit"), &[("result", "accept"), ("comments", "ok")]).await;
-            let task = store.get_task(&team.id, tessera_core::Mode::Live, &id).await.unwrap().unwrap();
-            (p.status, task.customer_review_status.as_deref() == Some("accepted"))
+            let p = b
+                .post_form(
+                    &format!("/tasks/{id}/audit"),
+                    &[("result", "accept"), ("comments", "ok")],
+                )
+                .await;
+            let task = store
+                .get_task(&team.id, tessera_core::Mode::Live, &id)
+                .await
+                .unwrap()
+                .unwrap();
+            (
+                p.status,
+                task.customer_review_status.as_deref() == Some("accepted"),
+            )
         }
         Act::SwitchMode => {
-            let p = b.post_form("/mode", &[("mode", "live"), ("back", "/tasks")]).await;
-            (p.status, p.set_cookies.iter().any(|c| c.starts_with("tessera_mode=live")))
+            let p = b
+                .post_form("/mode", &[("mode", "live"), ("back", "/tasks")])
+                .await;
+            (
+                p.status,
+                p.set_cookies
+                    .iter()
+                    .any(|c| c.starts_with("tessera_mode=live")),
+            )
         }
         Act::StaffReadMail => {
             let id = store.list_mail(1, 0).await.unwrap()[0].id.clone();
