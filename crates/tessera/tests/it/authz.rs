@@ -281,6 +281,18 @@ async fn authorization_matrix(backend: Backend) {
         Act::StaffMoveUser,
         Act::StaffSetAdmin,
         Act::StaffReadMail,
+        Act::ViewKeys,
+        Act::CreateKey,
+        Act::RevealKey,
+        Act::DeleteKey,
+        Act::RevealCallbackKey,
+        Act::RotateCallbackKey,
+        Act::ViewProjects,
+        Act::CreateProject,
+        Act::ViewTasks,
+        Act::ViewTask,
+        Act::AuditTask,
+        Act::SwitchMode,
     ];
     let mut checked = 0;
     for (who, browser) in people.iter_mut() {
