@@ -2,7 +2,6 @@
 //! Python-style booleans, timestamps and pagination tokens (scale-api.md §2–§3.0).
 
 use axum::{
-    body::Bytes,
     extract::{FromRequest, Request},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -101,27 +100,16 @@ pub struct JsonBody(pub Option<Value>);
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|_| {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        // Read at most the JSON limit, whatever larger limit the route allows for uploads.
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BYTES).await.map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "The request body is larger than {} KiB.",
-                    MAX_JSON_BYTES / 1024
-                ),
+                format!("The request body is larger than {} KiB.", MAX_JSON_BYTES / 1024),
             )
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(None));
-        }
-        if bytes.len() > MAX_JSON_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "The request body is larger than {} KiB.",
-                    MAX_JSON_BYTES / 1024
-                ),
-            ));
         }
         serde_json::from_slice(&bytes)
             .map(|v| JsonBody(Some(v)))
