@@ -174,19 +174,24 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     await page.locator('#revealed').getByRole('button', { name: 'Copied' }).waitFor();
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), apiKey);
     await env.screenshot(page, 'test-key-added');
+    // A reload neither creates another key nor shows the secret again.
+    await page.reload();
+    assert.equal(await page.locator('#secret-value').count(), 0, 'shown once');
+    assert.equal(await testSection().locator('tr[data-key]').count(), 1, 'no second key');
   });
 
   step('"Reveal" shows the key again, and the test callback auth key', async () => {
     // Reveals answer the POST with the page itself (the secret is never put in a cookie or URL).
     await navigateBy(page, () => keyRow(keyPrefix).getByRole('button', { name: 'Reveal' }).click());
-    assert.match(pathOf(page), /^\/keys\/[^/]+\/reveal$/);
+    // Post/redirect/get: the secret is shown once on /keys, so a reload repeats nothing.
+    assert.equal(pathOf(page), '/keys');
     assert.equal((await page.locator('#secret-value').textContent()).trim(), apiKey);
     assert.match(squash(await page.locator('#revealed').textContent()), new RegExp(`Test key “${keyLabel}”`));
     await env.screenshot(page, 'test-key-revealed');
 
     const callbackForm = testSection().locator('form[action="/keys/callback/test/reveal"]');
     await navigateBy(page, () => callbackForm.getByRole('button', { name: 'Reveal' }).click());
-    assert.equal(pathOf(page), '/keys/callback/test/reveal');
+    assert.equal(pathOf(page), '/keys');
     assert.match(squash(await page.locator('#revealed').textContent()), /Test callback auth key/);
     callbackKey = (await page.locator('#secret-value').textContent()).trim();
     assert.ok(callbackKey.length >= 16, `a callback auth key: ${callbackKey}`);

@@ -150,18 +150,29 @@ impl Application {
     }
 }
 
-/// Drops expired sessions and stale rate-limit events every few minutes.
+/// How often API key use is written to the database ("last used" on the keys page).
+const KEY_USE_FLUSH: Duration = Duration::from_secs(15);
+/// How often expired sessions and stale rate-limit events are dropped.
+const PRUNE_EVERY: u32 = 20;
+
+/// Background upkeep: records API key use every few seconds; prunes expired sessions and
+/// stale rate-limit events every few minutes.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut ticks: u32 = 0;
     loop {
-        if let Err(err) = state
-            .store
-            .prune_expired(ratelimit::Limit::LONGEST_WINDOW_MS)
-            .await
-        {
-            tracing::warn!(error = %err, "housekeeping failed");
+        state.api_keys.flush_uses(&state.store).await;
+        if ticks.is_multiple_of(PRUNE_EVERY) {
+            if let Err(err) = state
+                .store
+                .prune_expired(ratelimit::Limit::LONGEST_WINDOW_MS)
+                .await
+            {
+                tracing::warn!(error = %err, "housekeeping failed");
+            }
         }
+        ticks = ticks.wrapping_add(1);
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = tokio::time::sleep(KEY_USE_FLUSH) => {}
             _ = stop.changed() => {}
         }
         if *stop.borrow() {

@@ -102,12 +102,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         // Read at most the JSON limit, whatever larger limit the route allows for uploads.
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BYTES).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The request body is larger than {} KiB.", MAX_JSON_BYTES / 1024),
-            )
-        })?;
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "The request body is larger than {} KiB.",
+                        MAX_JSON_BYTES / 1024
+                    ),
+                )
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(None));
         }

@@ -6,8 +6,8 @@ pub mod service;
 use askama::Template;
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
-    response::Response,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
     Form, Router,
 };
@@ -53,9 +53,41 @@ struct ModeSection {
 }
 
 /// A secret shown once on this page render.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Revealed {
     what: String,
     value: String,
+}
+
+/// Carries a just-created or revealed secret across the redirect after the POST (so a reload
+/// never repeats the action): sealed with the master key, HttpOnly, for the keys page only,
+/// and cleared when shown.
+const REVEAL_COOKIE: &str = "tessera_reveal";
+
+fn show_once(state: &AppState, revealed: &Revealed) -> Response {
+    let sealed = state
+        .config
+        .master_key
+        .seal(&serde_json::to_vec(revealed).unwrap_or_default());
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let mut response = Redirect::to("/keys#revealed").into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{REVEAL_COOKIE}={sealed}; Path=/keys; Max-Age=120; HttpOnly; SameSite=Strict{secure}"
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn take_revealed(state: &AppState, headers: &HeaderMap) -> Option<Revealed> {
+    let jar = axum_extra::extract::CookieJar::from_headers(headers);
+    let sealed = jar.get(REVEAL_COOKIE)?.value().to_owned();
+    let bytes = state.config.master_key.open(&sealed).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[derive(Template)]
@@ -114,8 +146,26 @@ async fn keys_page(
     })
 }
 
-async fn show(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    Ok(page(&keys_page(&state, &who, None, None).await?))
+async fn show(
+    State(state): State<AppState>,
+    who: SignedIn,
+    headers: HeaderMap,
+) -> WebResult<Response> {
+    let revealed = take_revealed(&state, &headers);
+    let shown = revealed.is_some();
+    let mut response = page(&keys_page(&state, &who, revealed, None).await?);
+    if shown {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_static(
+                "tessera_reveal=; Path=/keys; Max-Age=0; HttpOnly; SameSite=Strict",
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -175,9 +225,7 @@ async fn create(
             format!("“{}”", record.label)
         }
     );
-    Ok(page(
-        &keys_page(&state, &who, Some(Revealed { what, value: key }), None).await?,
-    ))
+    Ok(show_once(&state, &Revealed { what, value: key }))
 }
 
 async fn reveal_key(
@@ -207,9 +255,7 @@ async fn reveal_key(
             format!("“{}”", key.label)
         }
     );
-    Ok(page(
-        &keys_page(&state, &who, Some(Revealed { what, value }), None).await?,
-    ))
+    Ok(show_once(&state, &Revealed { what, value }))
 }
 
 async fn delete_key(
@@ -277,17 +323,12 @@ async fn reveal_callback(
         String::new(),
     );
     state.store.record_audit(Some(team_id), &event).await?;
-    Ok(page(
-        &keys_page(
-            &state,
-            &who,
-            Some(Revealed {
-                what: format!("{} callback auth key", mode.label()),
-                value,
-            }),
-            None,
-        )
-        .await?,
+    Ok(show_once(
+        &state,
+        &Revealed {
+            what: format!("{} callback auth key", mode.label()),
+            value,
+        },
     ))
 }
 

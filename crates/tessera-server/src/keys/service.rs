@@ -21,7 +21,12 @@ pub async fn create_api_key(
     created_by: Option<&str>,
     event: NewAuditEvent,
 ) -> StoreResult<(ApiKey, String)> {
-    let key = format!("{}{}", mode.key_prefix(), random_token());
+    // 256 random bits in hex: easy to copy, no punctuation to trip shells or URLs.
+    let key = format!(
+        "{}{}",
+        mode.key_prefix(),
+        hex::encode(rand::random::<[u8; 32]>())
+    );
     let record = store
         .create_api_key(&NewApiKey {
             team_id: team_id.to_owned(),

@@ -109,11 +109,17 @@ async fn keys_modes_and_reveal(backend: Backend) {
     let page = admin.visit("/keys").await;
     assert!(!page.body.contains(&test_key) && !page.body.contains(&live_key));
     let revealed = admin
-        .post_form(&format!("/keys/{}/reveal", key_id(&page.body, "test")), &[])
+        .submit(&format!("/keys/{}/reveal", key_id(&page.body, "test")), &[])
         .await;
     assert!(revealed.body.contains(&test_key));
-    let callback = admin.post_form("/keys/callback/test/reveal", &[]).await;
+    let callback = admin.submit("/keys/callback/test/reveal", &[]).await;
     assert!(callback.body.contains("Test callback auth key"));
+    // Shown once: a reload does not reveal (or audit) it again.
+    assert!(!admin
+        .visit("/keys")
+        .await
+        .body
+        .contains("id=\"secret-value\""));
     let log = admin.visit("/team/audit").await;
     assert!(
         log.body.contains("api_key.created")

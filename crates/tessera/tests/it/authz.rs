@@ -519,7 +519,8 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
         Act::RevealKey => {
             let (id, key) = ctx.key(team).await;
             let p = b.post_form(&format!("/keys/{id}/reveal"), &[]).await;
-            (p.status, p.body.contains(&key))
+            let shown = shown_after_redirect(b, &p).await;
+            (p.status, shown.contains(&key))
         }
         Act::DeleteKey => {
             let (id, _) = ctx.key(team).await;
@@ -528,10 +529,8 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
         }
         Act::RevealCallbackKey => {
             let p = b.post_form("/keys/callback/test/reveal", &[]).await;
-            (
-                p.status,
-                p.status == StatusCode::OK && p.body.contains("id=\"secret-value\""),
-            )
+            let shown = shown_after_redirect(b, &p).await;
+            (p.status, shown.contains("id=\"secret-value\""))
         }
         Act::RotateCallbackKey => {
             let before = store
@@ -627,5 +626,13 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
                 p.status == StatusCode::OK && p.body.contains("← Outbox"),
             )
         }
+    }
+}
+
+/// The page a successful reveal redirects to (the secret is shown there once), or nothing.
+async fn shown_after_redirect(b: &mut Browser, p: &Page) -> String {
+    match (&p.status, &p.location) {
+        (&StatusCode::SEE_OTHER, Some(loc)) if loc.starts_with("/keys") => b.visit(loc).await.body,
+        _ => String::new(),
     }
 }

@@ -580,7 +580,7 @@ pub fn invite_path(message: &str) -> String {
 /// Creates an API key on the dashboard's API Keys page and returns it.
 pub async fn create_key(admin: &mut Browser, mode: &str, label: &str) -> String {
     let page = admin
-        .post_form("/keys", &[("mode", mode), ("label", label)])
+        .submit("/keys", &[("mode", mode), ("label", label)])
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     extract_between(&page.body, "id=\"secret-value\">", "</code>").expect("the new key is shown")
