@@ -146,8 +146,9 @@ impl Store {
     /// (the old one dies), role and expiry, unless it was sent within
     /// `min_resend_interval_ms` (`TooSoon`). The mail and audit entry commit with it.
     pub async fn invite(&self, new: &NewInvitation) -> StoreResult<InviteOutcome> {
-        let now = now_ms();
         let mut tx = self.writer.begin().await?;
+        // Read the clock once the write transaction is ours, so "now" is ordered with commits.
+        let now = now_ms();
         let existing = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i \
              WHERE i.team_id = $1 AND i.email_key = $2 AND i.status = 'pending'"
@@ -260,8 +261,9 @@ impl Store {
             mail,
             event,
         } = link;
-        let now = now_ms();
         let mut tx = self.writer.begin().await?;
+        // Read the clock once the write transaction is ours, so "now" is ordered with commits.
+        let now = now_ms();
         let done = sqlx::query(
             "UPDATE invitations SET expires_at = $1, last_sent_at = $2, send_count = send_count + 1 \
              WHERE id = $3 AND team_id = $4 AND status = 'pending' AND last_sent_at <= $5",
@@ -384,8 +386,9 @@ impl Store {
         existing_user_id: Option<&str>,
         event: NewAuditEvent,
     ) -> StoreResult<User> {
-        let now = now_ms();
         let mut tx = self.writer.begin().await?;
+        // Read the clock once the write transaction is ours, so "now" is ordered with commits.
+        let now = now_ms();
         let used = sqlx::query(
             "UPDATE invitation_tokens SET used_at = $1 WHERE token_hash = $2 \
              AND used_at IS NULL AND superseded_at IS NULL AND expires_at > $1",

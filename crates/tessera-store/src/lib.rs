@@ -143,6 +143,15 @@ impl Store {
         self.reader.close().await;
     }
 
+    /// `FOR UPDATE` where the database has it (PostgreSQL): read-modify-write transactions
+    /// lock the row they read. SQLite serialises writers through the one write connection.
+    fn for_update(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
     /// `FOR UPDATE SKIP LOCKED` where the database has it (PostgreSQL); SQLite serialises
     /// writers anyway.
     fn skip_locked(&self) -> &'static str {

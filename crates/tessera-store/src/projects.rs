@@ -186,23 +186,40 @@ impl Store {
         rows.iter().map(project_from_row).collect()
     }
 
-    /// Replaces a project's current params and history (the caller appends the version).
+    /// Changes a project's params and history with `change` (given the project as it is) in
+    /// one transaction that locks the project, so concurrent updates each get their own
+    /// version.
     pub async fn update_project_params(
         &self,
         project_id: &str,
-        params: &Value,
-        history: &Value,
-    ) -> StoreResult<()> {
+        change: impl FnOnce(&Project) -> Result<(Value, Value), String>,
+    ) -> StoreResult<Project> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1{}",
+            self.for_update()
+        ))
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let mut project = project_from_row(&row)?;
+        let (params, history) = change(&project).map_err(StoreError::InvalidState)?;
+        let now = now_ms();
         sqlx::query(
             "UPDATE projects SET params = $1, param_history = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(params.to_string())
         .bind(history.to_string())
-        .bind(now_ms())
+        .bind(now)
         .bind(project_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        project.params = params;
+        project.param_history = history;
+        project.updated_at = now;
+        Ok(project)
     }
 
     /// Creates a batch; `Conflict("batches_name_uq")` when the name is taken in this mode.

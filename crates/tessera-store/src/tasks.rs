@@ -597,32 +597,59 @@ impl Store {
         .await
     }
 
-    /// Replaces a task's tags (and their index rows).
-    pub async fn set_task_tags(
+    /// Changes a task's tags with `change` (given the current tags) in one transaction that
+    /// locks the task, so concurrent additions and removals are never lost.
+    pub async fn update_task_tags(
         &self,
         team_id: &str,
         mode: Mode,
         task_id: &str,
-        tags: &[String],
         actor: &str,
+        change: impl FnOnce(Vec<String>) -> Result<Vec<String>, String>,
     ) -> StoreResult<Task> {
-        let task = self
-            .change_task(
-                (team_id, mode, task_id),
-                "tags = $1",
-                &[Bind::Text(json!(tags).to_string())],
-                None,
-                (actor, "tags", tags.join(", ")),
-            )
-            .await?;
         let mut tx = self.writer.begin().await?;
+        let row: Option<(Option<String>,)> = sqlx::query_as(&format!(
+            "SELECT tags FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3{}",
+            self.for_update()
+        ))
+        .bind(task_id)
+        .bind(team_id)
+        .bind(mode.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (current,) = row.ok_or(StoreError::NotFound)?;
+        let current: Vec<String> = current
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let tags = change(current).map_err(StoreError::InvalidState)?;
+        let now = now_ms();
+        sqlx::query("UPDATE tasks SET tags = $1, updated_at = $2 WHERE id = $3")
+            .bind(json!(tags).to_string())
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM task_tags WHERE task_id = $1")
             .bind(task_id)
             .execute(&mut *tx)
             .await?;
-        insert_tags(&mut tx, task_id, team_id, mode, tags).await?;
+        insert_tags(&mut tx, task_id, team_id, mode, &tags).await?;
+        sqlx::query("INSERT INTO task_events (id, task_id, at, actor, event, detail) VALUES ($1, $2, $3, $4, 'tags', $5)")
+            .bind(new_id("tev"))
+            .bind(task_id)
+            .bind(now)
+            .bind(actor)
+            .bind(tags.join(", "))
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1"
+        ))
+        .bind(task_id)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(task)
+        task_from_row(&row)
     }
 
     /// Records a customer audit (accept or reject) of a completed task: appends `entry` to

@@ -3,7 +3,7 @@
 //! (`scaledata://<team>/<file id>`) can be used as a task attachment.
 
 use axum::{
-    extract::{Multipart, State},
+    extract::{multipart::MultipartRejection, Multipart, State},
     Json,
 };
 use serde_json::{json, Value};
@@ -121,8 +121,14 @@ fn project_names(value: Option<String>) -> Vec<String> {
 pub async fn upload_file(
     State(state): State<AppState>,
     caller: ApiCaller,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::bad_request(format!(
+            "Send the file as multipart/form-data with a part named \"file\" ({}).",
+            e.body_text()
+        ))
+    })?;
     let mut file: Option<(String, String, Vec<u8>)> = None;
     let mut project_name = None;
     loop {

@@ -202,11 +202,6 @@ pub async fn set_params(
         .find_project(&caller.team_id, caller.mode, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
-    let mut params = if patch {
-        project.params.as_object().cloned().unwrap_or_default()
-    } else {
-        Map::new()
-    };
     // The SDK sends update_project(name, params={...}) or the fields directly.
     let fields = match body.remove("params") {
         Some(Value::Object(p)) if body.is_empty() => p,
@@ -216,43 +211,49 @@ pub async fn set_params(
         }
         None => body,
     };
-    params.extend(fields);
-    let params = Value::Object(params);
-    check_params(&params)?;
-    let mut history = project
-        .param_history
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let version = history
-        .last()
-        .and_then(|h| h.get("version"))
-        .and_then(Value::as_i64)
-        .map_or(0, |v| v + 1);
-    history.push(history_entry(
-        params.as_object().expect("params is an object"),
-        version,
-    ));
-    if history.len() > MAX_HISTORY {
-        history.drain(..history.len() - MAX_HISTORY);
+    let updated = state
+        .store
+        .update_project_params(&project.id, |current| {
+            let mut params = if patch {
+                current.params.as_object().cloned().unwrap_or_default()
+            } else {
+                Map::new()
+            };
+            params.extend(fields);
+            let params = Value::Object(params);
+            check_params(&params).map_err(|e| e.message)?;
+            let mut history = current
+                .param_history
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let version = history
+                .last()
+                .and_then(|h| h.get("version"))
+                .and_then(Value::as_i64)
+                .map_or(0, |v| v + 1);
+            history.push(history_entry(
+                params.as_object().expect("params is an object"),
+                version,
+            ));
+            if history.len() > MAX_HISTORY {
+                history.drain(..history.len() - MAX_HISTORY);
+            }
+            Ok((params, Value::Array(history)))
+        })
+        .await;
+    match updated {
+        Ok(project) => Ok(Json(project_json(&project))),
+        Err(StoreError::InvalidState(message)) => Err(ApiError::bad_request(message)),
+        Err(err) => Err(err.into()),
     }
-    let history = Value::Array(history);
-    state
-        .store
-        .update_project_params(&project.id, &params, &history)
-        .await?;
-    let project = state
-        .store
-        .find_project(&caller.team_id, caller.mode, &name)
-        .await?
-        .ok_or_else(|| not_found(&name))?;
-    Ok(Json(project_json(&project)))
 }
 
-/// Task templates exist only for chat-style projects, which Tessera does not offer.
+/// The task template of a textcollection project: its fields as template variables, at the
+/// project's current params version. Other types have no templates (400).
 #[utoipa::path(
     get, path = "/v1/projects/{name}/taskTemplates", tag = "projects", params(("name" = String, Path)),
-    responses((status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn task_templates(
@@ -265,8 +266,44 @@ pub async fn task_templates(
         .find_project(&caller.team_id, caller.mode, &name)
         .await?
         .ok_or_else(|| not_found(&name))?;
-    Err(ApiError::bad_request(format!(
-        "Task templates are only available for chat projects; \"{}\" is a {} project.",
-        project.name, project.task_type
-    )))
+    if project.task_type != "textcollection" {
+        return Err(ApiError::bad_request(format!(
+            "Task templates exist only for textcollection and chat projects; \"{}\" is a {} project.",
+            project.name, project.task_type
+        )));
+    }
+    let version = project
+        .param_history
+        .as_array()
+        .and_then(|h| h.last())
+        .and_then(|h| h.get("version"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let fields = project
+        .params
+        .get("fields")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    let variables: Vec<Value> = match &fields {
+        Value::Object(o) => o.keys().map(|k| json!(k)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|f| {
+                f.get("field_id")
+                    .or_else(|| f.get("id"))
+                    .cloned()
+                    .or_else(|| f.as_str().map(|s| json!(s)))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Json(json!({
+        "id": project.id,
+        "version": version,
+        "created_at": iso(project.created_at),
+        "updated_at": iso(project.updated_at),
+        "template_variables": variables,
+        "response_schema": {"fields": fields},
+        "auto_onboard_enabled": false,
+    })))
 }

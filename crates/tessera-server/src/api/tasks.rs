@@ -655,15 +655,25 @@ async fn update_tags(
 ) -> ApiResult<Json<Value>> {
     let given = body.string_list("tags")?;
     check_tags(&given)?;
-    let task = load(state, caller, id).await?;
-    let tags = op(task.tags.unwrap_or_default(), given);
-    check_tags(&tags)?;
-    changed(
-        state
-            .store
-            .set_task_tags(&caller.team_id, caller.mode, id, &tags, &caller.label())
-            .await,
-    )
+    load(state, caller, id).await?;
+    let result = state
+        .store
+        .update_task_tags(
+            &caller.team_id,
+            caller.mode,
+            id,
+            &caller.label(),
+            |current| {
+                let tags = op(current, given);
+                check_tags(&tags).map_err(|e| e.message)?;
+                Ok(tags)
+            },
+        )
+        .await;
+    match result {
+        Err(StoreError::InvalidState(message)) => Err(ApiError::bad_request(message)),
+        other => changed(other),
+    }
 }
 
 fn dedup(tags: Vec<String>) -> Vec<String> {
