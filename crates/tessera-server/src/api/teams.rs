@@ -11,8 +11,7 @@ use super::{
     wire::{iso, string_field, ApiError, ApiResult, JsonBody},
 };
 use crate::{
-    crypto::{random_token, token_digest},
-    mail,
+    invitations::{fresh_link, resend_interval_ms},
     ratelimit::{self, Limit},
     state::AppState,
 };
@@ -132,34 +131,22 @@ pub async fn invite_teammates(
     }
     let team = state.store.get_team(&caller.team_id).await?;
     let admin = state.store.get_user(&team.admin_user_id).await?;
-    let ttl = i64::try_from(state.config.invitation_ttl.as_millis()).unwrap_or(i64::MAX / 4);
-    let resend = i64::try_from(state.config.resend_interval.as_millis()).unwrap_or(60_000);
     for email in emails {
         if let Some(existing) = state.store.find_user_by_email(&email).await? {
             if existing.team_id.as_deref() == Some(team.id.as_str()) {
                 continue;
             }
         }
-        let token = random_token();
-        let expires_at = tessera_store::now_ms() + ttl;
-        let link = state.config.link(&format!("/invite/{token}"));
+        let link = fresh_link(&state, &team.name, &admin.name, &email, role.role());
         let new = NewInvitation {
             team_id: team.id.clone(),
             email: email.clone(),
             role: role.role(),
             invited_by: admin.id.clone(),
-            token_hash: token_digest(&token),
-            expires_at,
-            min_resend_interval_ms: resend,
-            mail: mail::invitation(
-                &state,
-                &team.name,
-                &admin.name,
-                &email,
-                role.role(),
-                &link,
-                expires_at,
-            ),
+            token_hash: link.token_hash,
+            expires_at: link.expires_at,
+            min_resend_interval_ms: resend_interval_ms(&state),
+            mail: link.mail,
             event: event(
                 &caller,
                 "invitation.sent",

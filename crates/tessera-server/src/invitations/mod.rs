@@ -49,8 +49,48 @@ fn ttl_ms(state: &AppState) -> i64 {
     i64::try_from(state.config.invitation_ttl.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-fn resend_interval_ms(state: &AppState) -> i64 {
+/// How soon an invitation may be emailed again (resend, or inviting the address again).
+pub fn resend_interval_ms(state: &AppState) -> i64 {
     i64::try_from(state.config.resend_interval.as_millis()).unwrap_or(60_000)
+}
+
+/// A new single-use link for an invitation: the digest to store, its expiry, and the email
+/// that carries the link (the raw token exists only inside that sealed email).
+pub struct FreshLink {
+    pub token_hash: String,
+    pub expires_at: i64,
+    pub mail: tessera_store::NewMail,
+}
+
+pub fn fresh_link(
+    state: &AppState,
+    team_name: &str,
+    inviter: &str,
+    email: &Email,
+    role: tessera_core::Role,
+) -> FreshLink {
+    let token = random_token();
+    let expires_at = tessera_store::now_ms() + ttl_ms(state);
+    let link = state.config.link(&format!("/invite/{token}"));
+    FreshLink {
+        token_hash: token_digest(&token),
+        expires_at,
+        mail: mail::invitation(state, team_name, inviter, email, role, &link, expires_at),
+    }
+}
+
+/// The flash to show when an invitation acted on is no longer pending (another tab or
+/// person got there first), instead of a bare 404.
+fn no_longer_pending(invitation: &tessera_store::Invitation) -> Option<Response> {
+    (invitation.status != "pending").then(|| {
+        redirect_with_flash(
+            "/team",
+            &format!(
+                "The invitation to {} was already {}.",
+                invitation.email, invitation.status
+            ),
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -105,26 +145,16 @@ async fn invite(
                 continue;
             }
         }
-        let token = random_token();
-        let expires_at = tessera_store::now_ms() + ttl_ms(&state);
-        let link = state.config.link(&format!("/invite/{token}"));
+        let link = fresh_link(&state, &team.name, &who.user.name, &email, role.role());
         let new = NewInvitation {
             team_id: team_id.clone(),
             email: email.clone(),
             role: role.role(),
             invited_by: who.user.id.clone(),
-            token_hash: token_digest(&token),
-            expires_at,
+            token_hash: link.token_hash,
+            expires_at: link.expires_at,
             min_resend_interval_ms: resend_interval_ms(&state),
-            mail: mail::invitation(
-                &state,
-                &team.name,
-                &who.user.name,
-                &email,
-                role.role(),
-                &link,
-                expires_at,
-            ),
+            mail: link.mail,
             event: audit::event(
                 &who,
                 &ip,
@@ -174,14 +204,8 @@ async fn resend(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ResendInvitation)?;
     let invitation = state.store.get_invitation(team_id, &id).await?;
-    if invitation.status != "pending" {
-        return Ok(redirect_with_flash(
-            "/team",
-            &format!(
-                "The invitation to {} was already {}.",
-                invitation.email, invitation.status
-            ),
-        ));
+    if let Some(page) = no_longer_pending(&invitation) {
+        return Ok(page);
     }
     if let Err(wait) = ratelimit::check(&state, Limit::InvitesPerTeam, team_id).await? {
         return Err(WebError::TooManyRequests(format!(
@@ -191,18 +215,7 @@ async fn resend(
     let team = state.store.get_team(team_id).await?;
     let email = Email::parse(&invitation.email)
         .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
-    let token = random_token();
-    let expires_at = tessera_store::now_ms() + ttl_ms(&state);
-    let link = state.config.link(&format!("/invite/{token}"));
-    let mail = mail::invitation(
-        &state,
-        &team.name,
-        &who.user.name,
-        &email,
-        invitation.role,
-        &link,
-        expires_at,
-    );
+    let link = fresh_link(&state, &team.name, &who.user.name, &email, invitation.role);
     let event = audit::event(
         &who,
         &ip,
@@ -216,9 +229,9 @@ async fn resend(
             team_id,
             &id,
             &NewLink {
-                token_hash: token_digest(&token),
-                expires_at,
-                mail,
+                token_hash: link.token_hash,
+                expires_at: link.expires_at,
+                mail: link.mail,
                 event,
             },
             resend_interval_ms(&state),
@@ -253,15 +266,8 @@ async fn revoke(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::RevokeInvitation)?;
     let invitation = state.store.get_invitation(team_id, &id).await?;
-    if invitation.status != "pending" {
-        // Another tab or person got there first: say what happened instead of a 404.
-        return Ok(redirect_with_flash(
-            "/team",
-            &format!(
-                "The invitation to {} was already {}.",
-                invitation.email, invitation.status
-            ),
-        ));
+    if let Some(page) = no_longer_pending(&invitation) {
+        return Ok(page);
     }
     let event = audit::event(
         &who,

@@ -63,6 +63,25 @@ impl Operator {
     }
 }
 
+/// An account created by an operator: the name defaults to the address's local part until
+/// its owner edits the profile.
+async fn operator_account(email: &str, password: &str) -> SupportResult<NewUser> {
+    let email = Email::parse(email)?;
+    check_new_password(password, None)?;
+    let local = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let profile = Profile::parse(&local, "", "", "")?;
+    Ok(NewUser {
+        password_hash: hash_password(password.to_owned()).await?,
+        email,
+        profile,
+    })
+}
+
 async fn team_named(store: &Store, name: &str) -> SupportResult<Team> {
     store
         .find_team_by_name(name)
@@ -88,20 +107,8 @@ pub async fn create_team(
     who: &Operator,
 ) -> SupportResult<Team> {
     let name = parse_team_name(name)?;
-    let email = Email::parse(admin_email)?;
-    check_new_password(password, None)?;
-    let local = email
-        .as_str()
-        .split('@')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let profile = Profile::parse(&local, "", "", "")?;
-    let user = NewUser {
-        email: email.clone(),
-        password_hash: hash_password(password.to_owned()).await?,
-        profile,
-    };
+    let user = operator_account(admin_email, password).await?;
+    let email = user.email.clone();
     let event = who.event(
         "team.created",
         &name,
@@ -124,20 +131,8 @@ pub async fn create_team(
 
 /// Creates a platform support (staff) account.
 pub async fn create_staff(store: &Store, email: &str, password: &str) -> SupportResult<User> {
-    let email = Email::parse(email)?;
-    check_new_password(password, None)?;
-    let local = email
-        .as_str()
-        .split('@')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let profile = Profile::parse(&local, "", "", "")?;
-    let user = NewUser {
-        email: email.clone(),
-        password_hash: hash_password(password.to_owned()).await?,
-        profile,
-    };
+    let user = operator_account(email, password).await?;
+    let email = user.email.clone();
     match store.create_staff(&user).await {
         Ok(user) => Ok(user),
         Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
