@@ -77,8 +77,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO task_counts (team_id, mode, total) VALUES ($1, $2, $3) \
-             ON CONFLICT (team_id, mode) DO UPDATE SET total = task_counts.total + $3",
+            "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, 0, $3) \
+             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + $3",
         )
         .bind(team_id)
         .bind(mode.as_str())
@@ -86,6 +86,11 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if self.dialect == Dialect::Postgres {
+            // Fresh statistics, or the planner picks a poor index for the bulk-loaded rows
+            // until autovacuum gets to them.
+            sqlx::query("ANALYZE tasks").execute(&self.writer).await?;
+        }
         Ok(())
     }
 }

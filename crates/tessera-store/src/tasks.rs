@@ -106,6 +106,9 @@ pub struct TaskEvent {
     pub detail: String,
 }
 
+/// Rows the per-team task count is spread over (see the `task_counts` table).
+const COUNT_SHARDS: u8 = 16;
+
 /// A 24-hex-digit task id, the shape Scale's ids have.
 pub fn new_task_id() -> String {
     hex::encode(rand::random::<[u8; 12]>())
@@ -279,11 +282,12 @@ impl Store {
             insert_tags(&mut tx, &id, &new.team_id, new.mode, tags).await?;
         }
         sqlx::query(
-            "INSERT INTO task_counts (team_id, mode, total) VALUES ($1, $2, 1) \
-             ON CONFLICT (team_id, mode) DO UPDATE SET total = task_counts.total + 1",
+            "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + 1",
         )
         .bind(&new.team_id)
         .bind(new.mode.as_str())
+        .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -431,7 +435,7 @@ impl Store {
 
         let total = if filter.is_empty() {
             let row: Option<(i64,)> =
-                sqlx::query_as("SELECT total FROM task_counts WHERE team_id = $1 AND mode = $2")
+                sqlx::query_as("SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM task_counts WHERE team_id = $1 AND mode = $2")
                     .bind(team_id)
                     .bind(mode.as_str())
                     .fetch_optional(&self.reader)
