@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
-use crate::{new_id, now_ms, projects::json_column, Store, StoreError, StoreResult};
+use crate::{new_id, now_ms, projects::json_column, Dialect, Store, StoreError, StoreResult};
 
 /// A task as the API shows it (JSON fields already parsed).
 #[derive(Debug, Clone, PartialEq)]
@@ -249,48 +249,69 @@ impl Store {
         let id = new_task_id();
         let now = now_ms();
         let completed_at = (new.status == "completed").then_some(now);
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
+        let shard = i64::from(rand::random::<u8>() % COUNT_SHARDS);
+        // A task without its own callback_url takes the team's default (resolved in SQL).
+        const INSERT: &str = "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
              instruction, params, metadata, tags, response, extra, created_at, updated_at, completed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)",
-        )
-        .bind(&id)
-        .bind(&new.team_id)
-        .bind(new.mode.as_str())
-        .bind(&new.task_type)
-        .bind(&new.status)
-        .bind(new.project.as_ref().map(|(id, _)| id.clone()))
-        .bind(new.batch.as_ref().map(|(id, _)| id.clone()))
-        .bind(new.unique_id.as_deref())
-        .bind(new.callback_url.as_deref())
-        .bind(new.instruction.as_deref())
-        .bind(new.params.to_string())
-        .bind(new.metadata.to_string())
-        .bind(new.tags.as_ref().map(|t| json!(t).to_string()))
-        .bind(new.response.as_ref().map(Value::to_string))
-        .bind(new.extra.to_string())
-        .bind(now)
-        .bind(completed_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            err if err.is_conflict_on("unique_id") => StoreError::Conflict("tasks_unique_id_uq".into()),
-            err => err,
-        })?;
-        if let Some(tags) = &new.tags {
-            insert_tags(&mut tx, &id, &new.team_id, new.mode, tags).await?;
-        }
-        sqlx::query(
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, (SELECT default_callback_url FROM teams WHERE id = $2)), \
+             $10, $11, $12, $13, $14, $15, $16, $16, $17) RETURNING callback_url";
+        const COUNT: &str =
             "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + 1",
-        )
-        .bind(&new.team_id)
-        .bind(new.mode.as_str())
-        .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + 1";
+        let bind = |sql| {
+            sqlx::query_as::<_, (Option<String>,)>(sql)
+                .bind(id.clone())
+                .bind(new.team_id.clone())
+                .bind(new.mode.as_str())
+                .bind(new.task_type.clone())
+                .bind(new.status.clone())
+                .bind(new.project.as_ref().map(|(id, _)| id.clone()))
+                .bind(new.batch.as_ref().map(|(id, _)| id.clone()))
+                .bind(new.unique_id.clone())
+                .bind(new.callback_url.clone())
+                .bind(new.instruction.clone())
+                .bind(new.params.to_string())
+                .bind(new.metadata.to_string())
+                .bind(new.tags.as_ref().map(|t| json!(t).to_string()))
+                .bind(new.response.as_ref().map(Value::to_string))
+                .bind(new.extra.to_string())
+                .bind(now)
+                .bind(completed_at)
+        };
+        let unique_conflict = |e: sqlx::Error| match StoreError::from(e) {
+            err if err.is_conflict_on("unique_id") => {
+                StoreError::Conflict("tasks_unique_id_uq".into())
+            }
+            err => err,
+        };
+        let callback_url = if self.dialect == Dialect::Postgres && new.tags.is_none() {
+            // The hot path on PostgreSQL: task and count in one statement, one round trip.
+            let count = COUNT.replace("($1, $2, $3, 1)", "($2, $3, $18, 1)");
+            let sql = format!("WITH counted AS ({count}), inserted AS ({INSERT}) SELECT callback_url FROM inserted");
+            bind(&sql)
+                .bind(shard)
+                .fetch_one(&self.writer)
+                .await
+                .map_err(unique_conflict)?
+                .0
+        } else {
+            let mut tx = self.writer.begin().await?;
+            let (callback_url,) = bind(INSERT)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unique_conflict)?;
+            if let Some(tags) = &new.tags {
+                insert_tags(&mut tx, &id, &new.team_id, new.mode, tags).await?;
+            }
+            sqlx::query(COUNT)
+                .bind(&new.team_id)
+                .bind(new.mode.as_str())
+                .bind(shard)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            callback_url
+        };
         Ok(Task {
             id,
             mode: new.mode,
@@ -299,7 +320,7 @@ impl Store {
             project_name: new.project.as_ref().map(|(_, name)| name.clone()),
             batch_name: new.batch.as_ref().map(|(_, name)| name.clone()),
             unique_id: new.unique_id.clone(),
-            callback_url: new.callback_url.clone(),
+            callback_url,
             instruction: new.instruction.clone(),
             params: new.params.clone(),
             metadata: new.metadata.clone(),

@@ -684,6 +684,24 @@ async fn task_life_cycle_and_listing(backend: Backend) {
         1
     );
 
+    // Without its own callback_url a task takes the team's default; its own wins.
+    admin
+        .submit(
+            "/team/details",
+            &[
+                ("name", "Life"),
+                ("default_callback_url", "https://hooks.example.com/life"),
+            ],
+        )
+        .await;
+    let body = json!({"attachment": "a", "attachment_type": "text", "categories": ["x"]});
+    let (_, t) = test.post("/task/categorization", body.clone()).await;
+    assert_eq!(t["callback_url"], "https://hooks.example.com/life");
+    let mut own = body.clone();
+    own["callback_url"] = json!("https://mine.example.com/cb");
+    let (_, t) = test.post("/task/categorization", own).await;
+    assert_eq!(t["callback_url"], "https://mine.example.com/cb");
+
     // Cancel a live pending task, freeing its unique_id; a second cancel is refused.
     let (_, p) = live.post("/task/categorization", json!({"attachment": "a", "attachment_type": "text", "categories": ["x"], "unique_id": "once"})).await;
     let pid = p["task_id"].as_str().unwrap();
