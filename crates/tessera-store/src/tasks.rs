@@ -242,6 +242,35 @@ async fn insert_tags(
     Ok(())
 }
 
+/// Ends a change to a task: records the history line, reads the task back as changed and
+/// commits.
+async fn record_and_read(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    task_id: &str,
+    at: i64,
+    actor: &str,
+    event: &str,
+    detail: &str,
+) -> StoreResult<Task> {
+    sqlx::query("INSERT INTO task_events (id, task_id, at, actor, event, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(new_id("tev"))
+        .bind(task_id)
+        .bind(at)
+        .bind(actor)
+        .bind(event)
+        .bind(detail)
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1"
+    ))
+    .bind(task_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    task_from_row(&row)
+}
+
 impl Store {
     /// Inserts a task (and its tag index rows, and the team's task count) in one transaction.
     /// `Conflict("tasks_unique_id_uq")` when its `unique_id` is taken in this mode.
@@ -526,23 +555,7 @@ impl Store {
             });
         }
         let (actor, event, detail) = history;
-        sqlx::query("INSERT INTO task_events (id, task_id, at, actor, event, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(new_id("tev"))
-            .bind(task_id)
-            .bind(now)
-            .bind(actor)
-            .bind(event)
-            .bind(detail)
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1"
-        ))
-        .bind(task_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        task_from_row(&row)
+        record_and_read(tx, task_id, now, actor, event, &detail).await
     }
 
     /// Cancels a pending task (optionally freeing its unique_id). `InvalidState` with the
@@ -659,22 +672,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_tags(&mut tx, task_id, team_id, mode, &tags).await?;
-        sqlx::query("INSERT INTO task_events (id, task_id, at, actor, event, detail) VALUES ($1, $2, $3, $4, 'tags', $5)")
-            .bind(new_id("tev"))
-            .bind(task_id)
-            .bind(now)
-            .bind(actor)
-            .bind(tags.join(", "))
-            .execute(&mut *tx)
-            .await?;
-        let row = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1"
-        ))
-        .bind(task_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        task_from_row(&row)
+        record_and_read(tx, task_id, now, actor, "tags", &tags.join(", ")).await
     }
 
     /// Records a customer audit (accept or reject) of a completed task: appends `entry` to
