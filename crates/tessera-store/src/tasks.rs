@@ -686,27 +686,45 @@ impl Store {
         entry: Value,
         auditor: &str,
     ) -> StoreResult<Task> {
-        let current = self
-            .get_task(team_id, mode, task_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        // Read-modify-write of the audits list under the row lock, so concurrent audits
+        // never drop each other's entry.
+        let mut tx = self.writer.begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(&format!(
+            "SELECT status, audits FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3{}",
+            self.for_update()
+        ))
+        .bind(task_id)
+        .bind(team_id)
+        .bind(mode.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, audits) = row.ok_or(StoreError::NotFound)?;
+        if status != "completed" {
+            return Err(StoreError::InvalidState(status));
+        }
         let result = if accepted { "accepted" } else { "rejected" };
-        let mut audits = current.audits.as_array().cloned().unwrap_or_default();
+        let mut audits: Vec<Value> = serde_json::from_str(&audits).unwrap_or_default();
         let comments = entry
             .get("comments")
             .and_then(Value::as_str)
             .map(|c| format!(": {c}"))
             .unwrap_or_default();
         audits.push(entry);
-        self.change_task(
-            (team_id, mode, task_id),
-            "audits = $1, customer_review_status = $2",
-            &[
-                Bind::Text(Value::Array(audits).to_string()),
-                Bind::Text(result.to_owned()),
-            ],
-            Some("completed"),
-            (auditor, "audited", format!("{result}{comments}")),
+        let now = now_ms();
+        sqlx::query("UPDATE tasks SET audits = $1, customer_review_status = $2, updated_at = $3 WHERE id = $4")
+            .bind(Value::Array(audits).to_string())
+            .bind(result)
+            .bind(now)
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        record_and_read(
+            tx,
+            task_id,
+            now,
+            auditor,
+            "audited",
+            &format!("{result}{comments}"),
         )
         .await
     }

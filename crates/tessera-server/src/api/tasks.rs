@@ -320,10 +320,16 @@ pub async fn create_task(
     }
 }
 
-async fn load(state: &AppState, caller: &ApiCaller, id: &str) -> ApiResult<Task> {
+/// Task ids are 24 hex digits; anything much longer is refused before any query.
+fn check_id(id: &str) -> ApiResult<()> {
     if id.len() > 64 {
         return Err(task_not_found());
     }
+    Ok(())
+}
+
+async fn load(state: &AppState, caller: &ApiCaller, id: &str) -> ApiResult<Task> {
+    check_id(id)?;
     state
         .store
         .get_task(&caller.team_id, caller.mode, id)
@@ -478,7 +484,7 @@ pub async fn cancel_task(
     let clear = QueryPairs::parse(raw.as_deref())
         .flag("clear_unique_id")?
         .unwrap_or(false);
-    load(&state, &caller, &id).await?;
+    check_id(&id)?;
     match state
         .store
         .cancel_task(&caller.team_id, caller.mode, &id, clear, &caller.label())
@@ -512,7 +518,7 @@ pub async fn audit_task(
     }
     let accepted = json_bool(body.get("accepted"));
     let comments = string_field(&body, "comments", 10_000)?;
-    load(&state, &caller, &id).await?;
+    check_id(&id)?;
     let entry = audit_entry(&caller.label(), accepted, comments.as_deref());
     match state
         .store
@@ -560,7 +566,7 @@ pub async fn set_unique_id(
     let unique_id = string_field(&body, "unique_id", MAX_UNIQUE_ID)?
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("Please include a non-empty \"unique_id\"."))?;
-    load(&state, &caller, &id).await?;
+    check_id(&id)?;
     match state
         .store
         .set_task_unique_id(
@@ -598,7 +604,7 @@ pub async fn clear_unique_id(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    load(&state, &caller, &id).await?;
+    check_id(&id)?;
     changed(
         state
             .store
@@ -622,7 +628,7 @@ pub async fn set_metadata(
 ) -> ApiResult<Json<Value>> {
     let metadata = Value::Object(body.object()?);
     check_metadata(&metadata)?;
-    load(&state, &caller, &id).await?;
+    check_id(&id)?;
     changed(
         state
             .store
@@ -646,7 +652,7 @@ async fn update_tags(
 ) -> ApiResult<Json<Value>> {
     let given = body.string_list("tags")?;
     check_tags(&given)?;
-    load(state, caller, id).await?;
+    check_id(id)?;
     let result = state
         .store
         .update_task_tags(
