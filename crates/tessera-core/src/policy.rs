@@ -19,6 +19,8 @@ pub enum Actor {
     Staff { user_id: String },
     /// A signed-in person who belongs to no team (removed, awaiting a move by support).
     Teamless { user_id: String },
+    /// A platform workforce labeler: labels any team's live tasks, and nothing else.
+    Workforce { user_id: String },
 }
 
 impl Actor {
@@ -26,7 +28,8 @@ impl Actor {
         match self {
             Actor::TeamUser { user_id, .. }
             | Actor::Staff { user_id }
-            | Actor::Teamless { user_id } => user_id,
+            | Actor::Teamless { user_id }
+            | Actor::Workforce { user_id } => user_id,
         }
     }
 
@@ -65,6 +68,8 @@ pub enum Action {
     EditProjects,
     ManageApiKeys,
     ViewCallbacks,
+    /// Redeliver a callback, send a test callback.
+    SendCallbacks,
     ViewBilling,
     EditPaymentInfo,
     ManageIntegrations,
@@ -78,7 +83,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::ViewTeam,
         Action::InviteMember,
         Action::ResendInvitation,
@@ -92,6 +97,7 @@ impl Action {
         Action::EditProjects,
         Action::ManageApiKeys,
         Action::ViewCallbacks,
+        Action::SendCallbacks,
         Action::ViewBilling,
         Action::EditPaymentInfo,
         Action::ManageIntegrations,
@@ -115,7 +121,7 @@ impl Action {
         use Action::*;
         match self {
             LabelTasks => role == Role::Labeler,
-            ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks => {
+            ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks => {
                 matches!(role, Role::Member | Role::Manager | Role::Admin)
             }
             InviteMember | ResendInvitation | RevokeInvitation | RemoveMember
@@ -128,12 +134,14 @@ impl Action {
 }
 
 /// Decides whether `actor` may perform `action` on a resource owned by `resource_team`
-/// (`None` for platform actions). A team action on another team's resource is always denied.
+/// (`None` for platform actions). A team action on another team's resource is always denied,
+/// except labeling by the platform workforce, whose work is every team's queue.
 pub fn can(actor: &Actor, action: Action, resource_team: Option<&str>) -> bool {
     if action.is_platform() {
         return matches!(actor, Actor::Staff { .. });
     }
     match (actor, resource_team) {
+        (Actor::Workforce { .. }, Some(_)) => action == Action::LabelTasks,
         (Actor::TeamUser { team_id, role, .. }, Some(resource_team)) => {
             team_id == resource_team && action.allowed_for(*role)
         }
@@ -203,7 +211,7 @@ mod tests {
             Role::Labeler => matches!(action, LabelTasks),
             Role::Member => matches!(
                 action,
-                ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks
+                ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks
             ),
             Role::Manager => {
                 !matches!(action, LabelTasks | EditPaymentInfo) && !action.is_platform()
@@ -252,6 +260,23 @@ mod tests {
             assert!(!can(&staff, action, Some("team_a")) || action.is_platform());
             assert!(!can(&teamless, action, Some("team_a")));
             assert!(!can(&teamless, action, None));
+        }
+    }
+
+    #[test]
+    fn workforce_labels_every_team_and_does_nothing_else() {
+        let workforce = Actor::Workforce {
+            user_id: "usr_w".into(),
+        };
+        for action in Action::ALL {
+            for team in ["team_a", "team_b"] {
+                assert_eq!(
+                    can(&workforce, action, Some(team)),
+                    action == Action::LabelTasks,
+                    "{action:?} {team}"
+                );
+            }
+            assert!(!can(&workforce, action, None), "{action:?}");
         }
     }
 

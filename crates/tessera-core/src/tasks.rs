@@ -383,6 +383,144 @@ pub fn synthetic_response(task_type: TaskType, params: &Map<String, Value>) -> V
     }
 }
 
+/// Largest response a labeler may submit, as JSON.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Checks a labeler's response against the task: the shape its type's real response has
+/// (annotations, a category from the given ones, a value per field…), so customers never
+/// receive a result their code cannot read. The message names what is wrong.
+pub fn check_response(
+    task_type: TaskType,
+    params: &Map<String, Value>,
+    response: &Value,
+) -> Result<(), Invalid> {
+    use TaskType::*;
+    let Value::Object(obj) = response else {
+        return Err(Invalid::new("The response must be a JSON object."));
+    };
+    if response.to_string().len() > MAX_RESPONSE_BYTES {
+        return Err(Invalid::new("The response must be at most 1 MiB of JSON."));
+    }
+    let annotations = || -> Result<&Vec<Value>, Invalid> {
+        obj.get("annotations")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Invalid::new("The response needs \"annotations\": a list."))
+    };
+    let check_label = |i: usize, a: &Value, allowed: &[String]| -> Result<(), Invalid> {
+        let label = a
+            .get("label")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Invalid(format!("Annotation {} needs a \"label\".", i + 1)))?;
+        if !allowed.is_empty() && !allowed.iter().any(|l| l == label) {
+            return Err(Invalid(format!(
+                "Annotation {} has the label \"{label}\", which is not one of: {}.",
+                i + 1,
+                allowed.join(", ")
+            )));
+        }
+        Ok(())
+    };
+    let check_labels = |items: &[Value], allowed: &[String]| -> Result<(), Invalid> {
+        items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, a)| check_label(i, a, allowed))
+    };
+    match task_type {
+        ImageAnnotation => {
+            let items = annotations()?;
+            let geometries = params.get("geometries").and_then(Value::as_object);
+            for (i, a) in items.iter().enumerate() {
+                let kind = a.get("type").and_then(Value::as_str).ok_or_else(|| {
+                    Invalid(format!(
+                        "Annotation {} needs a \"type\" (box, polygon, …).",
+                        i + 1
+                    ))
+                })?;
+                let spec = geometries.and_then(|g| g.get(kind)).ok_or_else(|| {
+                    Invalid(format!(
+                        "Annotation {} is a {kind}, which this task does not ask for.",
+                        i + 1
+                    ))
+                })?;
+                let allowed: Vec<String> = spec
+                    .get("objects_to_annotate")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(label_name).collect())
+                    .unwrap_or_default();
+                check_label(i, a, &allowed)?;
+                if kind == "box" {
+                    for key in ["left", "top", "width", "height"] {
+                        if !a.get(key).is_some_and(Value::is_number) {
+                            return Err(Invalid(format!(
+                                "Box {} needs a number \"{key}\".",
+                                i + 1
+                            )));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Annotation | PolygonAnnotation | LineAnnotation | PointAnnotation | CuboidAnnotation => {
+            check_labels(annotations()?, &labels(params, "objects_to_annotate"))
+        }
+        NamedEntityRecognition => check_labels(annotations()?, &labels(params, "labels")),
+        SegmentAnnotation => obj
+            .get("annotations")
+            .filter(|a| a.is_object())
+            .map(|_| ())
+            .ok_or_else(|| Invalid::new("The response needs \"annotations\": an object.")),
+        Categorization => {
+            let categories = labels(params, "categories");
+            if categories.is_empty() {
+                return obj
+                    .get("taxonomies")
+                    .filter(|t| t.is_object())
+                    .map(|_| ())
+                    .ok_or_else(|| Invalid::new("The response needs \"taxonomies\": an object."));
+            }
+            match obj.get("category").and_then(Value::as_str) {
+                Some(c) if categories.iter().any(|x| x == c) => Ok(()),
+                Some(c) => Err(Invalid(format!(
+                    "\"{c}\" is not one of the categories: {}.",
+                    categories.join(", ")
+                ))),
+                None => Err(Invalid::new("The response needs a \"category\".")),
+            }
+        }
+        Transcription | DataCollection | TextCollection | DocumentTranscription => {
+            let fields = obj
+                .get("fields")
+                .and_then(Value::as_object)
+                .ok_or_else(|| Invalid::new("The response needs \"fields\": an object."))?;
+            if task_type != DocumentTranscription {
+                if let Some(missing) = field_ids(params).into_iter().find(|f| !fields.contains_key(f)) {
+                    return Err(Invalid(format!("The field \"{missing}\" has no answer.")));
+                }
+            }
+            Ok(())
+        }
+        Comparison => {
+            let choices = labels(params, "choices");
+            if choices.is_empty() {
+                return obj
+                    .get("fields")
+                    .filter(|f| f.is_object())
+                    .map(|_| ())
+                    .ok_or_else(|| Invalid::new("The response needs \"fields\": an object."));
+            }
+            match obj.get("choice").and_then(Value::as_str) {
+                Some(c) if choices.iter().any(|x| x == c) => Ok(()),
+                _ => Err(Invalid(format!(
+                    "The response needs a \"choice\", one of: {}.",
+                    choices.join(", ")
+                ))),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +577,34 @@ mod tests {
         assert!(err.0.contains("Unknown geometry"));
         // Lenient on extra fields and stringly numbers.
         assert!(validate(TaskType::Annotation, &params(json!({"attachment": "a", "objects_to_annotate": ["car"], "min_width": "30", "force": true}))).is_ok());
+    }
+
+    #[test]
+    fn responses_are_checked_against_the_task() {
+        let cat = params(json!({"categories": ["a", "b"]}));
+        assert!(check_response(TaskType::Categorization, &cat, &json!({"category": "a"})).is_ok());
+        let err = check_response(TaskType::Categorization, &cat, &json!({"category": "c"})).unwrap_err();
+        assert!(err.0.contains("not one of"), "{err:?}");
+        assert!(check_response(TaskType::Categorization, &cat, &json!([1])).is_err());
+        let image = params(json!({"geometries": {"box": {"objects_to_annotate": ["car"]}}}));
+        let good = synthetic_response(TaskType::ImageAnnotation, &image);
+        assert!(check_response(TaskType::ImageAnnotation, &image, &good).is_ok());
+        let err = check_response(TaskType::ImageAnnotation, &image,
+            &json!({"annotations": [{"type": "box", "label": "bus", "left": 1, "top": 1, "width": 1, "height": 1}]})).unwrap_err();
+        assert!(err.0.contains("bus"), "{err:?}");
+        let err = check_response(TaskType::ImageAnnotation, &image,
+            &json!({"annotations": [{"type": "box", "label": "car", "left": 1}]})).unwrap_err();
+        assert!(err.0.contains("top"), "{err:?}");
+        let err = check_response(TaskType::ImageAnnotation, &image,
+            &json!({"annotations": [{"type": "point", "label": "car"}]})).unwrap_err();
+        assert!(err.0.contains("does not ask"), "{err:?}");
+        let dc = params(json!({"fields": {"phone": "Phone"}}));
+        assert!(check_response(TaskType::DataCollection, &dc, &json!({"fields": {}})).is_err());
+        for t in TaskType::ALL {
+            let p = params(json!({}));
+            let r = synthetic_response(t, &p);
+            assert!(check_response(t, &p, &r).is_ok(), "{t:?}: {r}");
+        }
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub struct Config {
     /// Let outbound requests (callbacks, file imports) reach loopback and private addresses.
     /// Off by default; tests and local setups turn it on.
     pub allow_private_callbacks: bool,
+    /// Delays between callback attempts; when used up the delivery is given up.
+    pub callback_retry: RetrySchedule,
+    /// Time allowed for one callback attempt (connect, send, response headers and body).
+    pub callback_timeout: Duration,
+    /// How long a labeler holds a claimed task before it returns to the queue.
+    pub label_lease: Duration,
 }
 
 impl Config {
@@ -52,6 +58,9 @@ impl Config {
             mail_retry: default_mail_retry(),
             resend_interval: Duration::from_secs(60),
             allow_private_callbacks: false,
+            callback_retry: default_callback_retry(),
+            callback_timeout: Duration::from_secs(10),
+            label_lease: Duration::from_secs(600),
         }
     }
 
@@ -74,4 +83,30 @@ pub fn default_mail_retry() -> RetrySchedule {
         .collect();
     delays.extend(std::iter::repeat_n(Duration::from_secs(3600), 22));
     RetrySchedule::new(delays)
+}
+
+/// Callback retries: 20 after the first attempt, backing off from 30 seconds to two hours,
+/// about 24 hours in all (scale-api.md §7.1). Each delay gets ±20% jitter when applied.
+pub fn default_callback_retry() -> RetrySchedule {
+    let mut delays: Vec<Duration> = [30, 60, 120, 300, 600, 1200, 1800, 2700, 3600, 5400]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect();
+    delays.extend(std::iter::repeat_n(Duration::from_secs(7200), 10));
+    RetrySchedule::new(delays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_callback_schedule_is_twenty_retries_over_about_a_day() {
+        let schedule = default_callback_retry();
+        assert_eq!(schedule.retries(), 20);
+        let total: Duration = (1..=20).filter_map(|n| schedule.delay_after(n)).sum();
+        let hours = total.as_secs_f64() / 3600.0;
+        assert!((22.0..=26.0).contains(&hours), "{hours} h");
+        assert_eq!(schedule.delay_after(21), None);
+    }
 }

@@ -6,11 +6,13 @@
 pub mod accounts;
 pub mod api;
 pub mod audit;
+pub mod callbacks;
 pub mod config;
 pub mod crypto;
 pub mod health;
 pub mod invitations;
 pub mod keys;
+pub mod labeling;
 pub mod mail;
 pub mod outbound;
 pub mod ratelimit;
@@ -52,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .merge(invitations::router())
         .merge(keys::router())
         .merge(work::router())
+        .merge(callbacks::router())
+        .merge(labeling::router())
         .merge(audit::router())
         .merge(staff::router())
         .layer(middleware::from_fn(web::clear_flash))
@@ -134,6 +138,8 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mail = mail::worker::MailWorker::new(self.state.clone())?;
         let mail_task = tokio::spawn(mail.run(stop_rx.clone()));
+        let callbacks = callbacks::worker::CallbackWorker::new(self.state.clone());
+        let callbacks_task = tokio::spawn(callbacks.run(stop_rx.clone()));
         let housekeeping = tokio::spawn(housekeeping(self.state.clone(), stop_rx));
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
@@ -143,6 +149,7 @@ impl Application {
             })
             .await?;
         let _ = mail_task.await;
+        let _ = callbacks_task.await;
         let _ = housekeeping.await;
         self.state.api_keys.flush_uses(&self.state.store).await;
         self.state.store.close().await;
@@ -152,8 +159,10 @@ impl Application {
 
 /// How often API key use is written to the database ("last used" on the keys page).
 const KEY_USE_FLUSH: Duration = Duration::from_secs(15);
-/// How often expired sessions and stale rate-limit events are dropped.
+/// How often expired sessions, stale rate-limit events and old callback attempts are dropped.
 const PRUNE_EVERY: u32 = 20;
+/// How long the attempts of a callback stay on the dashboard.
+const CALLBACK_ATTEMPTS_KEPT_MS: i64 = 30 * 86_400_000;
 
 /// Background upkeep: records API key use every few seconds; prunes expired sessions and
 /// stale rate-limit events every few minutes.
@@ -168,6 +177,10 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
                 .await
             {
                 tracing::warn!(error = %err, "housekeeping failed");
+            }
+            let before = tessera_store::now_ms() - CALLBACK_ATTEMPTS_KEPT_MS;
+            if let Err(err) = state.store.prune_callback_attempts(before).await {
+                tracing::warn!(error = %err, "pruning callback attempts failed");
             }
         }
         ticks = ticks.wrapping_add(1);

@@ -18,6 +18,8 @@ pub struct Inner {
     pub csrf_key: [u8; 32],
     /// Wakes the mail worker as soon as mail is queued.
     pub mail_queued: Notify,
+    /// Wakes the callback worker as soon as a delivery is queued by this process.
+    pub callbacks_queued: Notify,
     /// API key lookups, cached for a few seconds.
     pub api_keys: KeyCache,
     /// HTTP client for customer-supplied URLs, behind the outbound guard.
@@ -36,6 +38,7 @@ impl AppState {
             config,
             csrf_key,
             mail_queued: Notify::new(),
+            callbacks_queued: Notify::new(),
             api_keys: KeyCache::default(),
             outbound,
         }))

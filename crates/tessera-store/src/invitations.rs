@@ -425,7 +425,7 @@ impl Store {
             (None, Some(existing)) => {
                 let done = sqlx::query(
                     "UPDATE users SET team_id = $1, role = $2, joined_team_at = $3 \
-                     WHERE id = $4 AND team_id IS NULL AND is_staff = 0",
+                     WHERE id = $4 AND team_id IS NULL AND is_staff = 0 AND is_workforce = 0",
                 )
                 .bind(&invitation.team_id)
                 .bind(invitation.role.as_str())

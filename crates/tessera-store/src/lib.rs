@@ -8,10 +8,12 @@
 
 mod audit;
 mod bench;
+mod callbacks;
 mod error;
 mod files;
 mod invitations;
 mod keys;
+mod labeling;
 mod mail;
 mod migrate;
 mod projects;
@@ -29,12 +31,17 @@ use sqlx::{
 };
 
 pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
+pub use callbacks::{
+    new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,
+    DeliveryOutcome, DeliveryPage, NewDelivery, NextStep,
+};
 pub use error::{StoreError, StoreResult};
 pub use files::{new_file_id, FileRecord, NewFile};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
 pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
+pub use labeling::{Claim, ClaimProblem, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use tasks::{new_task_id, NewTask, Task, TaskEvent, TaskFilter, TaskPage};

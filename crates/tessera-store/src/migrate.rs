@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "api",
         sql: include_str!("../migrations/0002_api.sql"),
     },
+    Migration {
+        version: 3,
+        name: "callbacks_labeling",
+        sql: include_str!("../migrations/0003_callbacks_labeling.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

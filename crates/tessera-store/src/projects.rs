@@ -335,15 +335,20 @@ impl Store {
     }
 
     /// Finalizes a batch (`staging` → `in_progress`); harmless on one already in progress.
+    /// A batch whose tasks are all final completes at once (and calls back).
     pub async fn finalize_batch(&self, batch_id: &str) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "UPDATE batches SET finalized = 1, updated_at = $1, \
              status = CASE WHEN status = 'staging' THEN 'in_progress' ELSE status END WHERE id = $2",
         )
-        .bind(now_ms())
+        .bind(now)
         .bind(batch_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        crate::callbacks::complete_batch_if_done(&mut tx, batch_id, now).await?;
+        tx.commit().await?;
         Ok(())
     }
 

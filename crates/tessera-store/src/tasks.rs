@@ -5,12 +5,18 @@ use serde_json::{json, Value};
 use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
-use crate::{new_id, now_ms, projects::json_column, Dialect, Store, StoreError, StoreResult};
+use crate::{
+    callbacks::{complete_batch_if_done, enqueue_task_delivery, new_delivery_id},
+    new_id, now_ms,
+    projects::json_column,
+    Dialect, Store, StoreError, StoreResult,
+};
 
 /// A task as the API shows it (JSON fields already parsed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub id: String,
+    pub team_id: String,
     pub mode: Mode,
     pub task_type: String,
     pub status: String,
@@ -114,7 +120,7 @@ pub fn new_task_id() -> String {
     hex::encode(rand::random::<[u8; 12]>())
 }
 
-const TASK_COLUMNS: &str = "t.id, t.mode, t.type, t.status, p.name AS project_name, b.name AS batch_name, \
+const TASK_COLUMNS: &str = "t.id, t.team_id, t.mode, t.type, t.status, p.name AS project_name, b.name AS batch_name, \
     t.unique_id, t.callback_url, t.instruction, t.params, t.metadata, t.tags, t.response, t.extra, \
     t.callback_succeeded, t.customer_review_status, t.audits, t.created_at, t.updated_at, t.completed_at";
 const TASK_FROM: &str =
@@ -143,6 +149,7 @@ fn task_from_row(row: &AnyRow) -> StoreResult<Task> {
     let callback: Option<i64> = row.try_get("callback_succeeded")?;
     Ok(Task {
         id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
         mode: mode
             .parse()
             .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))?,
@@ -244,7 +251,7 @@ async fn insert_tags(
 
 /// Ends a change to a task: records the history line, reads the task back as changed and
 /// commits.
-async fn record_and_read(
+pub(crate) async fn record_and_read(
     mut tx: sqlx::Transaction<'_, sqlx::Any>,
     task_id: &str,
     at: i64,
@@ -313,12 +320,28 @@ impl Store {
             }
             err => err,
         };
-        let callback_url = if self.dialect == Dialect::Postgres && new.tags.is_none() {
-            // The hot path on PostgreSQL: task and count in one statement, one round trip.
+        let completed = completed_at.is_some();
+        let callback_url = if self.dialect == Dialect::Postgres
+            && new.tags.is_none()
+            && new.batch.is_none()
+        {
+            // The hot path on PostgreSQL: task, count and (for a completed task with a
+            // callback URL) its callback delivery in one statement, one round trip.
             let count = COUNT.replace("($1, $2, $3, 1)", "($2, $3, $18, 1)");
-            let sql = format!("WITH counted AS ({count}), inserted AS ({INSERT}) SELECT callback_url FROM inserted");
-            bind(&sql)
-                .bind(shard)
+            let deliver = if completed {
+                ", delivered AS (INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, next_attempt_at, created_at, updated_at) \
+                 SELECT $19, $2, $3, 'task', $1, callback_url, 'pending', $16, $16, $16 FROM inserted WHERE callback_url IS NOT NULL)"
+            } else {
+                ""
+            };
+            let sql = format!("WITH counted AS ({count}), inserted AS ({INSERT}){deliver} SELECT callback_url FROM inserted");
+            let query = bind(&sql).bind(shard);
+            let query = if completed {
+                query.bind(new_delivery_id())
+            } else {
+                query
+            };
+            query
                 .fetch_one(&self.writer)
                 .await
                 .map_err(unique_conflict)?
@@ -338,11 +361,21 @@ impl Store {
                 .bind(shard)
                 .execute(&mut *tx)
                 .await?;
+            if completed {
+                if let Some(target) = &callback_url {
+                    enqueue_task_delivery(&mut tx, &new.team_id, new.mode, &id, target, now)
+                        .await?;
+                }
+                if let Some((batch_id, _)) = &new.batch {
+                    complete_batch_if_done(&mut tx, batch_id, now).await?;
+                }
+            }
             tx.commit().await?;
             callback_url
         };
         Ok(Task {
             id,
+            team_id: new.team_id.clone(),
             mode: new.mode,
             task_type: new.task_type.clone(),
             status: new.status.clone(),
@@ -380,6 +413,30 @@ impl Store {
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(task_from_row).transpose()
+    }
+
+    /// Tasks by id, whatever their team (for workers), keyed by id.
+    pub async fn tasks_by_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<std::collections::HashMap<String, Task>> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.reader).await? {
+                let task = task_from_row(&row)?;
+                found.insert(task.id.clone(), task);
+            }
+        }
+        Ok(found)
     }
 
     /// The task that holds `unique_id` in this team and mode.
@@ -554,6 +611,17 @@ impl Store {
                 None => StoreError::NotFound,
             });
         }
+        if only_if_status == Some("pending") {
+            // The task became final: its batch may now be complete.
+            let batch: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT batch_id FROM tasks WHERE id = $1")
+                    .bind(task_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some((Some(batch_id),)) = batch {
+                complete_batch_if_done(&mut tx, &batch_id, now).await?;
+            }
+        }
         let (actor, event, detail) = history;
         record_and_read(tx, task_id, now, actor, event, &detail).await
     }
@@ -568,10 +636,11 @@ impl Store {
         clear_unique_id: bool,
         actor: &str,
     ) -> StoreResult<Task> {
+        // A labeler holding the task loses it: the claim ends with the cancel.
         let set = if clear_unique_id {
-            "status = 'canceled', unique_id = NULL"
+            "status = 'canceled', unique_id = NULL, claimed_by = NULL, lease_until = NULL"
         } else {
-            "status = 'canceled'"
+            "status = 'canceled', claimed_by = NULL, lease_until = NULL"
         };
         self.change_task(
             (team_id, mode, task_id),

@@ -263,9 +263,9 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound)?;
         let user = user_from_row(&row)?;
-        if user.is_staff {
+        if user.is_staff || user.is_workforce {
             return Err(StoreError::Conflict(
-                "staff accounts belong to no team".into(),
+                "staff and workforce accounts belong to no team".into(),
             ));
         }
         if user.role == Some(Role::Admin) {

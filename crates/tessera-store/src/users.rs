@@ -17,6 +17,8 @@ pub struct User {
     pub team_id: Option<String>,
     pub role: Option<Role>,
     pub is_staff: bool,
+    /// A platform workforce labeler: labels any team's live tasks, belongs to no team.
+    pub is_workforce: bool,
     pub created_at: i64,
     pub joined_team_at: Option<i64>,
 }
@@ -30,7 +32,7 @@ pub struct NewUser {
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.name, u.company, u.job_title, u.phone, \
-    u.team_id, u.role, u.is_staff, u.created_at, u.joined_team_at";
+    u.team_id, u.role, u.is_staff, u.is_workforce, u.created_at, u.joined_team_at";
 
 pub(crate) fn user_from_row(row: &AnyRow) -> StoreResult<User> {
     let role: Option<String> = row.try_get("role")?;
@@ -48,6 +50,7 @@ pub(crate) fn user_from_row(row: &AnyRow) -> StoreResult<User> {
         team_id: row.try_get("team_id")?,
         role,
         is_staff: flag(row.try_get("is_staff")?),
+        is_workforce: flag(row.try_get("is_workforce")?),
         created_at: row.try_get("created_at")?,
         joined_team_at: row.try_get("joined_team_at")?,
     })
@@ -188,6 +191,19 @@ impl Store {
         let id = new_id("usr");
         let mut tx = self.writer.begin().await?;
         insert_user(&mut tx, &id, user, None, true, now_ms()).await?;
+        tx.commit().await?;
+        self.get_user(&id).await
+    }
+
+    /// Creates a platform workforce labeler account, in no team.
+    pub async fn create_workforce_labeler(&self, user: &NewUser) -> StoreResult<User> {
+        let id = new_id("usr");
+        let mut tx = self.writer.begin().await?;
+        insert_user(&mut tx, &id, user, None, false, now_ms()).await?;
+        sqlx::query("UPDATE users SET is_workforce = 1 WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.get_user(&id).await
     }

@@ -96,6 +96,15 @@ struct ServeArgs {
     /// Delays between mail delivery retries (e.g. 30s,1m,5m); default about a day in all.
     #[arg(long, env = "TESSERA_MAIL_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
     mail_retry_schedule: Option<RetrySchedule>,
+    /// Delays between callback retries (e.g. 1s,2s,5s); default 20 retries over about 24 hours.
+    #[arg(long, env = "TESSERA_CALLBACK_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
+    callback_retry_schedule: Option<RetrySchedule>,
+    /// Time allowed for one callback attempt.
+    #[arg(long, env = "TESSERA_CALLBACK_TIMEOUT", default_value = "10s", value_parser = parse_duration_arg)]
+    callback_timeout: Duration,
+    /// How long a labeler holds a claimed task before it returns to the queue.
+    #[arg(long, env = "TESSERA_LABEL_LEASE", default_value = "10m", value_parser = parse_duration_arg)]
+    label_lease: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +173,21 @@ enum AdminCommand {
         /// `test` or `live`.
         #[arg(long)]
         mode: String,
+    },
+    /// Print a team's callback signing secret for a mode (`whsec_…`, Standard Webhooks).
+    CallbackSigningSecret {
+        #[arg(long)]
+        team: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: String,
+    },
+    /// Create a platform workforce labeler, who labels every team's live tasks.
+    CreateLabeler {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
     },
     /// Create a platform support (staff) user, who can open the staff console.
     CreateStaff {
@@ -270,6 +294,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(schedule) = args.mail_retry_schedule {
         config.mail_retry = schedule;
     }
+    if let Some(schedule) = args.callback_retry_schedule {
+        config.callback_retry = schedule;
+    }
+    if args.callback_timeout.is_zero() || args.label_lease.is_zero() {
+        bail!("--callback-timeout and --label-lease must be longer than zero");
+    }
+    config.callback_timeout = args.callback_timeout;
+    config.label_lease = args.label_lease;
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {
@@ -408,6 +440,16 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
                     "{}",
                     support::callback_auth_key(&store, &master, &team, &mode).await?
                 );
+            }
+            AdminCommand::CallbackSigningSecret { team, mode } => {
+                println!(
+                    "{}",
+                    support::callback_signing_secret(&store, &master, &team, &mode).await?
+                );
+            }
+            AdminCommand::CreateLabeler { email, password } => {
+                let user = support::create_labeler(&store, &email, &password).await?;
+                println!("{}", user.id);
             }
             AdminCommand::CreateStaff { email, password } => {
                 let user = support::create_staff(&store, &email, &password).await?;

@@ -42,6 +42,7 @@ pub fn home_path(who: &SignedIn) -> &'static str {
     use tessera_core::{Action, Actor};
     match &who.actor {
         Actor::Staff { .. } => "/staff",
+        _ if who.labeling_queue().is_some() => "/label",
         _ if who.authorize(Action::ViewTeam).is_ok() => "/team",
         _ => "/profile",
     }

@@ -304,7 +304,12 @@ pub async fn create_task(
         extra: Value::Object(extra),
     };
     match state.store.insert_task(&new).await {
-        Ok(task) => Ok(Json(task_json(&task, false))),
+        Ok(task) => {
+            if task.completed_at.is_some() && task.callback_url.is_some() {
+                state.callbacks_queued.notify_one();
+            }
+            Ok(Json(task_json(&task, false)))
+        }
         Err(StoreError::Conflict(_)) => {
             let uid = unique_id.unwrap_or_default();
             let existing = state

@@ -23,7 +23,36 @@ use crate::{
         WebResult,
     },
 };
-use service::CALLBACK_AUTH;
+use service::{CALLBACK_AUTH, CALLBACK_SIGNING};
+
+/// How long a rotated signing secret keeps signing beside the new one, so receivers can
+/// switch without rejecting callbacks in between.
+pub const SIGNING_OVERLAP_MS: i64 = 24 * 3_600_000;
+
+/// The two callback secrets a team holds per mode, as the page names them.
+#[derive(Clone, Copy)]
+struct SecretKind {
+    kind: &'static str,
+    label: &'static str,
+    audit_name: &'static str,
+    keep_previous_ms: i64,
+    rotated_note: &'static str,
+}
+
+const AUTH_KEY: SecretKind = SecretKind {
+    kind: CALLBACK_AUTH,
+    label: "callback auth key",
+    audit_name: "callback_auth_key",
+    keep_previous_ms: 0,
+    rotated_note: "Callbacks carry the new key from now on. Update your receiver.",
+};
+const SIGNING_SECRET: SecretKind = SecretKind {
+    kind: CALLBACK_SIGNING,
+    label: "callback signing secret",
+    audit_name: "callback_signing_secret",
+    keep_previous_ms: SIGNING_OVERLAP_MS,
+    rotated_note: "Callbacks are signed with both the new and the previous secret for 24 hours. Update your receiver.",
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,6 +61,8 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{id}/delete", post(delete_key))
         .route("/keys/callback/{mode}/reveal", post(reveal_callback))
         .route("/keys/callback/{mode}/rotate", post(rotate_callback))
+        .route("/keys/signing/{mode}/reveal", post(reveal_signing))
+        .route("/keys/signing/{mode}/rotate", post(rotate_signing))
 }
 
 pub const MAX_LABEL: usize = 100;
@@ -50,6 +81,8 @@ struct ModeSection {
     label: &'static str,
     keys: Vec<KeyRow>,
     callback_created: String,
+    signing_created: String,
+    signing_previous_until: Option<String>,
 }
 
 /// A secret shown once on this page render.
@@ -117,7 +150,21 @@ async fn keys_page(
             mode,
         )
         .await?;
+        let signing = service::team_secret(
+            &state.store,
+            &state.config.master_key,
+            team_id,
+            CALLBACK_SIGNING,
+            mode,
+        )
+        .await?;
+        let now = tessera_store::now_ms();
         sections.push(ModeSection {
+            signing_created: format_time(signing.created_at),
+            signing_previous_until: signing
+                .previous_until
+                .filter(|until| *until > now && signing.previous_sealed.is_some())
+                .map(format_time),
             mode: mode.as_str(),
             label: mode.label(),
             keys: keys
@@ -298,27 +345,60 @@ fn parse_mode(raw: &str) -> WebResult<Mode> {
 }
 
 async fn reveal_callback(
+    state: State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    mode: Path<String>,
+) -> WebResult<Response> {
+    reveal_secret(state, who, ip, mode, AUTH_KEY).await
+}
+
+async fn reveal_signing(
+    state: State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    mode: Path<String>,
+) -> WebResult<Response> {
+    reveal_secret(state, who, ip, mode, SIGNING_SECRET).await
+}
+
+async fn rotate_callback(
+    state: State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    mode: Path<String>,
+) -> WebResult<Response> {
+    rotate(state, who, ip, mode, AUTH_KEY).await
+}
+
+async fn rotate_signing(
+    state: State<AppState>,
+    who: SignedIn,
+    ip: ClientIp,
+    mode: Path<String>,
+) -> WebResult<Response> {
+    rotate(state, who, ip, mode, SIGNING_SECRET).await
+}
+
+/// Shows a callback secret once, and audits that it was seen.
+async fn reveal_secret(
     State(state): State<AppState>,
     who: SignedIn,
     ip: ClientIp,
     Path(mode): Path<String>,
+    kind: SecretKind,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;
-    let secret = service::team_secret(
-        &state.store,
-        &state.config.master_key,
-        team_id,
-        CALLBACK_AUTH,
-        mode,
-    )
-    .await?;
+    let secret =
+        service::team_secret(&state.store, &state.config.master_key, team_id, kind.kind, mode)
+            .await?;
     let value =
         service::reveal(&state.config.master_key, &secret.sealed).map_err(WebError::Internal)?;
     let event = audit::event(
         &who,
         &ip,
-        "callback_auth_key.revealed",
+        &format!("{}.revealed", kind.audit_name),
         mode.as_str(),
         String::new(),
     );
@@ -326,42 +406,51 @@ async fn reveal_callback(
     Ok(show_once(
         &state,
         &Revealed {
-            what: format!("{} callback auth key", mode.label()),
+            what: format!("{} {}", mode.label(), kind.label),
             value,
         },
     ))
 }
 
-async fn rotate_callback(
+/// Replaces a callback secret (the signing secret keeps the previous one signing a while).
+async fn rotate(
     State(state): State<AppState>,
     who: SignedIn,
     ip: ClientIp,
     Path(mode): Path<String>,
+    kind: SecretKind,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;
+    let detail = if kind.keep_previous_ms > 0 {
+        "the previous secret keeps signing for 24 hours"
+    } else {
+        "the previous key stops being sent"
+    };
     let event = audit::event(
         &who,
         &ip,
-        "callback_auth_key.rotated",
+        &format!("{}.rotated", kind.audit_name),
         mode.as_str(),
-        "the previous key stops being sent".into(),
+        detail.into(),
     );
     service::rotate_secret(
         &state.store,
         &state.config.master_key,
         team_id,
-        CALLBACK_AUTH,
+        kind.kind,
         mode,
-        0,
+        kind.keep_previous_ms,
         &event,
     )
     .await?;
     Ok(redirect_with_flash(
         "/keys",
         &format!(
-            "The {} callback auth key was replaced. Update your receiver.",
-            mode.label().to_lowercase()
+            "The {} {} was replaced. {}",
+            mode.label().to_lowercase(),
+            kind.label,
+            kind.rotated_note
         ),
     ))
 }

@@ -7,6 +7,20 @@ use crate::crypto::{random_token, token_digest, MasterKey};
 
 /// The secret sent as `scale-callback-auth` on callbacks.
 pub const CALLBACK_AUTH: &str = "callback_auth";
+/// The Standard Webhooks signing secret (`whsec_…`) callbacks are signed with.
+pub const CALLBACK_SIGNING: &str = "callback_signing";
+/// Both callback secrets, in the order the API Keys page shows them.
+pub const CALLBACK_SECRETS: [&str; 2] = [CALLBACK_AUTH, CALLBACK_SIGNING];
+
+/// A fresh value for a team secret of `kind`: signing secrets in the `whsec_<base64>` form
+/// the Standard Webhooks libraries read, others as URL-safe random tokens.
+fn new_secret_value(kind: &str) -> String {
+    if kind == CALLBACK_SIGNING {
+        crate::callbacks::signing::new_signing_secret()
+    } else {
+        random_token()
+    }
+}
 /// Characters of a key shown in lists to recognise it.
 const PREFIX_LEN: usize = 12;
 
@@ -61,14 +75,21 @@ pub async fn team_secret(
         return Ok(secret);
     }
     store
-        .ensure_team_secret(team_id, kind, mode, &master.seal(random_token().as_bytes()))
+        .ensure_team_secret(
+            team_id,
+            kind,
+            mode,
+            &master.seal(new_secret_value(kind).as_bytes()),
+        )
         .await
 }
 
-/// Creates both modes' callback auth keys for a new team.
+/// Creates both modes' callback auth keys and signing secrets for a new team.
 pub async fn provision_team(store: &Store, master: &MasterKey, team_id: &str) -> StoreResult<()> {
     for mode in Mode::ALL {
-        team_secret(store, master, team_id, CALLBACK_AUTH, mode).await?;
+        for kind in CALLBACK_SECRETS {
+            team_secret(store, master, team_id, kind, mode).await?;
+        }
     }
     Ok(())
 }
@@ -88,7 +109,7 @@ pub async fn rotate_secret(
             team_id,
             kind,
             mode,
-            &master.seal(random_token().as_bytes()),
+            &master.seal(new_secret_value(kind).as_bytes()),
             keep_previous_ms,
             event,
         )

@@ -142,6 +142,19 @@ pub async fn create_staff(store: &Store, email: &str, password: &str) -> Support
     }
 }
 
+/// Creates a platform workforce labeler, who labels every team's live tasks.
+pub async fn create_labeler(store: &Store, email: &str, password: &str) -> SupportResult<User> {
+    let user = operator_account(email, password).await?;
+    let email = user.email.clone();
+    match store.create_workforce_labeler(&user).await {
+        Ok(user) => Ok(user),
+        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
+            "An account with the address {email} already exists."
+        ))),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Moves a user into a team with a role (default member). Not for a team's Admin.
 pub async fn move_user(
     store: &Store,
@@ -164,6 +177,12 @@ pub async fn move_user(
     if user.is_staff {
         return Err(SupportError::Invalid(format!(
             "{} is a staff account; staff belong to no team.",
+            user.email
+        )));
+    }
+    if user.is_workforce {
+        return Err(SupportError::Invalid(format!(
+            "{} is a workforce labeler account; workforce labelers belong to no team.",
             user.email
         )));
     }
@@ -262,15 +281,28 @@ pub async fn callback_auth_key(
     team_name: &str,
     mode: &str,
 ) -> SupportResult<String> {
+    team_secret(store, master, team_name, mode, crate::keys::service::CALLBACK_AUTH).await
+}
+
+/// A team's callback signing secret (`whsec_…`) for a mode (created on first use).
+pub async fn callback_signing_secret(
+    store: &Store,
+    master: &MasterKey,
+    team_name: &str,
+    mode: &str,
+) -> SupportResult<String> {
+    team_secret(store, master, team_name, mode, crate::keys::service::CALLBACK_SIGNING).await
+}
+
+async fn team_secret(
+    store: &Store,
+    master: &MasterKey,
+    team_name: &str,
+    mode: &str,
+    kind: &str,
+) -> SupportResult<String> {
     let team = team_named(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;
-    let secret = crate::keys::service::team_secret(
-        store,
-        master,
-        &team.id,
-        crate::keys::service::CALLBACK_AUTH,
-        mode,
-    )
-    .await?;
+    let secret = crate::keys::service::team_secret(store, master, &team.id, kind, mode).await?;
     Ok(crate::keys::service::reveal(master, &secret.sealed)?)
 }

@@ -73,6 +73,12 @@ impl Layout {
             add("/projects", "Projects");
             add("/tasks", "Tasks");
         }
+        if allowed(Action::ViewCallbacks) {
+            add("/callbacks", "Callbacks");
+        }
+        if who.labeling_queue().is_some() {
+            add("/label", "Labeling");
+        }
         if allowed(Action::ViewTeam) {
             add("/team", "Your Team");
         }

@@ -42,6 +42,27 @@ impl SignedIn {
         }
     }
 
+    /// The labeling queue this person works, if any: their team's (a team `labeler`) or
+    /// every team's (platform workforce).
+    pub fn labeling_queue(&self) -> Option<tessera_store::Queue<'_>> {
+        match &self.actor {
+            Actor::Workforce { .. } => Some(tessera_store::Queue::Everyone),
+            Actor::TeamUser { team_id, .. } if can(&self.actor, Action::LabelTasks, Some(team_id)) => {
+                Some(tessera_store::Queue::Team(team_id))
+            }
+            _ => None,
+        }
+    }
+
+    /// Asks the policy whether this person may label a task of `team_id`.
+    pub fn authorize_labeling(&self, team_id: &str) -> WebResult<()> {
+        if can(&self.actor, Action::LabelTasks, Some(team_id)) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden)
+        }
+    }
+
     /// Asks the policy about a platform (staff) action.
     pub fn authorize_platform(&self, action: Action) -> WebResult<()> {
         if can(&self.actor, action, None) {
@@ -56,6 +77,9 @@ impl SignedIn {
 pub fn actor_for(user: &User) -> Actor {
     match (&user.team_id, user.role, user.is_staff) {
         (_, _, true) => Actor::Staff {
+            user_id: user.id.clone(),
+        },
+        _ if user.is_workforce => Actor::Workforce {
             user_id: user.id.clone(),
         },
         (Some(team_id), Some(role), false) => Actor::TeamUser {

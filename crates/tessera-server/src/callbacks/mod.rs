@@ -1,0 +1,328 @@
+//! Callbacks: the delivery worker, Standard Webhooks signing, and the dashboard's Callbacks
+//! page (Members and up, scoped by the live/test switch): deliveries with their attempts,
+//! a filter by state, Redeliver, and Send test callback.
+
+pub mod signing;
+pub mod worker;
+
+use askama::Template;
+use axum::{
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::Response,
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::Action;
+use tessera_store::{Delivery, DeliveryKind, NewDelivery, StoreError};
+
+use crate::{
+    api::{
+        tasks::check_callback,
+        wire::{decode_token, encode_token},
+    },
+    state::AppState,
+    web::{format_time, page, redirect_with_flash, render, Layout, SignedIn, WebError, WebResult},
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/callbacks", get(list))
+        .route("/callbacks/test", post(send_test))
+        .route("/callbacks/{id}", get(detail))
+        .route("/callbacks/{id}/redeliver", post(redeliver))
+}
+
+const PAGE: i64 = 50;
+const STATES: [&str; 3] = ["pending", "succeeded", "failed"];
+
+struct Row {
+    id: String,
+    kind: &'static str,
+    subject: String,
+    target: String,
+    status: String,
+    attempts: i64,
+    last: String,
+    created: String,
+    next: String,
+}
+
+fn row(d: &Delivery) -> Row {
+    Row {
+        id: d.id.clone(),
+        kind: d.kind.as_str(),
+        subject: subject(d),
+        target: d.target.clone(),
+        status: d.status.clone(),
+        attempts: d.attempts,
+        last: match (d.last_status_code, &d.last_error) {
+            (Some(code), _) => code.to_string(),
+            (None, Some(err)) => err.clone(),
+            (None, None) => String::new(),
+        },
+        created: format_time(d.created_at),
+        next: if d.status == "pending" {
+            d.next_attempt_at.map(format_time).unwrap_or_default()
+        } else {
+            String::new()
+        },
+    }
+}
+
+/// What a delivery is about, in words.
+fn subject(d: &Delivery) -> String {
+    match d.kind {
+        DeliveryKind::Task => format!("task {}", d.task_id.as_deref().unwrap_or_default()),
+        DeliveryKind::Batch => "batch completed".into(),
+        DeliveryKind::Test => "test callback".into(),
+    }
+}
+
+struct StateTab {
+    value: &'static str,
+    count: i64,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "callbacks.html")]
+struct ListPage {
+    layout: Layout,
+    rows: Vec<Row>,
+    tabs: Vec<StateTab>,
+    all_selected: bool,
+    total: i64,
+    next_link: Option<String>,
+    first_link: Option<String>,
+    test_url: String,
+    error: Option<String>,
+    can_send: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    state: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list_page(
+    state: &AppState,
+    who: &SignedIn,
+    query: ListQuery,
+    test_url: String,
+    error: Option<String>,
+) -> WebResult<ListPage> {
+    let team_id = who.authorize(Action::ViewCallbacks)?;
+    let status = query
+        .state
+        .filter(|s| STATES.contains(&s.as_str()))
+        .map(|s| s.to_owned());
+    let after = match query.cursor.filter(|c| !c.is_empty()) {
+        Some(c) => Some(decode_token(&c).map_err(|e| WebError::BadRequest(e.message))?),
+        None => None,
+    };
+    let page_of = state
+        .store
+        .list_deliveries(team_id, who.mode, status.as_deref(), after.clone(), PAGE)
+        .await?;
+    let counts = state
+        .store
+        .delivery_counts(Some(team_id), Some(who.mode))
+        .await?;
+    let link = |cursor: Option<String>| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(s) = &status {
+            q.append_pair("state", s);
+        }
+        if let Some(c) = &cursor {
+            q.append_pair("cursor", c);
+        }
+        format!("/callbacks?{}", q.finish())
+    };
+    let tabs = [
+        ("pending", counts.pending),
+        ("succeeded", counts.succeeded),
+        ("failed", counts.failed),
+    ]
+    .into_iter()
+    .map(|(value, count)| StateTab {
+        value,
+        count,
+        selected: status.as_deref() == Some(value),
+    })
+    .collect();
+    Ok(ListPage {
+        layout: Layout::signed_in("Callbacks", who, "/callbacks"),
+        rows: page_of.deliveries.iter().map(row).collect(),
+        tabs,
+        all_selected: status.is_none(),
+        total: counts.pending + counts.succeeded + counts.failed,
+        next_link: page_of
+            .next
+            .map(|(at, id)| link(Some(encode_token(at, &id)))),
+        first_link: after.map(|_| link(None)),
+        test_url,
+        error,
+        can_send: who.authorize(Action::SendCallbacks).is_ok(),
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(query): Query<ListQuery>,
+) -> WebResult<Response> {
+    Ok(page(
+        &list_page(&state, &who, query, String::new(), None).await?,
+    ))
+}
+
+struct AttemptRow {
+    when: String,
+    status_code: String,
+    latency_ms: i64,
+    error: String,
+    snippet: String,
+}
+
+#[derive(Template)]
+#[template(path = "callback.html")]
+struct DetailPage {
+    layout: Layout,
+    delivery: Row,
+    task_id: Option<String>,
+    payload: Option<String>,
+    finished: String,
+    attempts: Vec<AttemptRow>,
+    can_redeliver: bool,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let team_id = who.authorize(Action::ViewCallbacks)?;
+    if id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let delivery = state
+        .store
+        .get_delivery(team_id, who.mode, &id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let attempts = state
+        .store
+        .delivery_attempts(&delivery.id)
+        .await?
+        .into_iter()
+        .map(|a| AttemptRow {
+            when: format_time(a.at),
+            status_code: a.status_code.map(|c| c.to_string()).unwrap_or_default(),
+            latency_ms: a.latency_ms,
+            error: a.error.unwrap_or_default(),
+            snippet: a.response_snippet.unwrap_or_default(),
+        })
+        .collect();
+    Ok(page(&DetailPage {
+        layout: Layout::signed_in(format!("Callback {}", delivery.id), &who, "/callbacks"),
+        can_redeliver: who.authorize(Action::SendCallbacks).is_ok() && delivery.status != "pending",
+        task_id: delivery.task_id.clone(),
+        payload: delivery.payload.as_deref().map(|p| {
+            serde_json::from_str::<serde_json::Value>(p)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|_| p.to_owned())
+        }),
+        finished: delivery.finished_at.map(format_time).unwrap_or_default(),
+        delivery: row(&delivery),
+        attempts,
+    }))
+}
+
+async fn redeliver(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let team_id = who.authorize(Action::SendCallbacks)?;
+    if id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    match state.store.redeliver(team_id, who.mode, &id).await {
+        Ok(_) => {
+            state.callbacks_queued.notify_one();
+            Ok(redirect_with_flash(
+                &format!("/callbacks/{id}"),
+                "Redelivery queued: the callback is sent again now, with the same webhook-id.",
+            ))
+        }
+        Err(StoreError::InvalidState(_)) => Ok(redirect_with_flash(
+            &format!("/callbacks/{id}"),
+            "This callback is still being delivered; redeliver it once it has succeeded or failed.",
+        )),
+        Err(StoreError::NotFound) => Err(WebError::NotFound),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct TestInput {
+    #[serde(default)]
+    url: String,
+}
+
+/// Queues a sample callback to a URL (or email address), sent like a real one: same worker,
+/// same headers and signature, shown in the list.
+async fn send_test(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Form(input): Form<TestInput>,
+) -> WebResult<Response> {
+    let team_id = who.authorize(Action::SendCallbacks)?.to_owned();
+    let raw = input.url.trim().to_owned();
+    let target = if raw.len() > tessera_core::team::MAX_URL_LEN {
+        Err(format!(
+            "The URL must be at most {} characters.",
+            tessera_core::team::MAX_URL_LEN
+        ))
+    } else if raw.is_empty() {
+        Err("Enter the URL (or email address) to send a test callback to.".to_owned())
+    } else {
+        check_callback(&raw).map_err(|e| e.message)
+    };
+    let target = match target {
+        Ok(t) => t,
+        Err(message) => {
+            return Ok(render(
+                StatusCode::BAD_REQUEST,
+                &list_page(&state, &who, ListQuery::default(), raw, Some(message)).await?,
+            ))
+        }
+    };
+    let payload = json!({
+        "test": true,
+        "message": "A test callback from Tessera: your receiver is reachable and can check the headers.",
+        "task_id": "000000000000000000000000",
+        "task": {"task_id": "000000000000000000000000", "status": "completed", "type": "categorization", "is_test": true},
+        "response": {"category": "example"},
+    });
+    let delivery = state
+        .store
+        .enqueue_delivery(&NewDelivery {
+            team_id,
+            mode: who.mode,
+            kind: DeliveryKind::Test,
+            batch_id: None,
+            target,
+            payload: payload.to_string(),
+        })
+        .await?;
+    state.callbacks_queued.notify_one();
+    Ok(redirect_with_flash(
+        &format!("/callbacks/{}", delivery.id),
+        "Test callback queued.",
+    ))
+}

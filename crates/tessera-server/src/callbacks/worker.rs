@@ -1,0 +1,448 @@
+//! Delivers the callback outbox. A claim loop takes due deliveries as attempt slots free up
+//! (up to [`CONCURRENCY`] in flight, each under a lease), every attempt runs on its own task,
+//! and a finisher writes outcomes in batches — one transaction for many deliveries — so
+//! throughput is bound by the receiver, not by a commit per callback.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use serde_json::{json, Value};
+use tessera_core::{Email, Mode};
+use tessera_store::{
+    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep,
+};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::signing;
+use crate::{
+    api::tasks::task_json,
+    keys::service::{self, CALLBACK_AUTH, CALLBACK_SIGNING},
+    mail::{self, MailBody},
+    outbound,
+    state::AppState,
+};
+
+/// Attempts in flight at once, per server process.
+pub const CONCURRENCY: usize = 128;
+/// Most deliveries claimed in one statement.
+const CLAIM_BATCH: usize = 256;
+/// Most outcomes written in one transaction.
+const FINISH_BATCH: usize = 512;
+/// Idle poll interval; new deliveries from this process also wake the worker at once.
+const POLL: Duration = Duration::from_millis(500);
+/// Bytes of a receiver's response read at most; the rest is not waited for.
+pub const MAX_RESPONSE_READ: usize = 64 * 1024;
+/// Bytes of the response kept for the dashboard.
+const SNIPPET_BYTES: usize = 1024;
+/// How long the worker reuses a team's callback secrets before reading them again (so a
+/// rotation is in effect within this bound).
+const SECRETS_TTL: Duration = Duration::from_secs(5);
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// What a callback is sent with: the auth key and every signing secret in force.
+struct TeamSecrets {
+    auth: String,
+    signing: Vec<String>,
+}
+
+/// The delivery worker of one server process.
+pub struct CallbackWorker {
+    state: AppState,
+    client: reqwest::Client,
+    secrets: Mutex<HashMap<(String, Mode), (Instant, Arc<TeamSecrets>)>>,
+}
+
+/// How an attempt went on the wire.
+struct Sent {
+    status: u16,
+    snippet: String,
+    retry_after: Option<Duration>,
+}
+
+impl CallbackWorker {
+    pub fn new(state: AppState) -> Arc<Self> {
+        let client = outbound::client(
+            state.config.allow_private_callbacks,
+            state.config.callback_timeout,
+        );
+        Arc::new(Self {
+            state,
+            client,
+            secrets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How long a claimed delivery stays reserved: the attempt's timeout with room to spare
+    /// for writing its outcome, so no other worker takes it while this one still might send.
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.state.config.callback_timeout.as_millis()).unwrap_or(60_000) + 60_000
+    }
+
+    /// Runs until `shutdown` turns true, then lets attempts in flight finish and records them.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        let (outcomes_tx, outcomes_rx) = mpsc::channel::<DeliveryOutcome>(FINISH_BATCH * 2);
+        let finisher = tokio::spawn(finish(self.state.clone(), outcomes_rx));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let first = tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                _ = shutdown.changed() => continue,
+            };
+            let room = 1 + slots.available_permits().min(CLAIM_BATCH - 1);
+            let claimed = match self
+                .state
+                .store
+                .claim_due_deliveries(room as i64, self.lease_ms())
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    tracing::warn!(error = %err, "claiming callback deliveries failed");
+                    drop(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                drop(first);
+                tokio::select! {
+                    _ = self.state.callbacks_queued.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let mut permit = Some(first);
+            for delivery in claimed {
+                // Only this loop takes slots, so the ones counted above are still free.
+                let slot = match permit.take() {
+                    Some(p) => p,
+                    None => match slots.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let worker = self.clone();
+                let outcomes = outcomes_tx.clone();
+                tokio::spawn(async move {
+                    let outcome = worker.attempt(delivery).await;
+                    let _ = outcomes.send(outcome).await;
+                    drop(slot);
+                });
+            }
+        }
+        // Let attempts in flight end (each is bounded by its timeout), then flush outcomes.
+        let wait = self.state.config.callback_timeout + Duration::from_secs(2);
+        let _ = tokio::time::timeout(wait, slots.acquire_many(CONCURRENCY as u32)).await;
+        drop(outcomes_tx);
+        let _ = finisher.await;
+    }
+
+    /// Makes one attempt and decides what comes next.
+    async fn attempt(&self, claimed: ClaimedDelivery) -> DeliveryOutcome {
+        let delivery = &claimed.delivery;
+        let at = now_ms();
+        let started = Instant::now();
+        let result = self.send(&claimed).await;
+        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let failures = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        let (attempt, next) = match result {
+            Ok(sent) if (200..300).contains(&sent.status) => (
+                DeliveryAttempt {
+                    at,
+                    status_code: Some(i64::from(sent.status)),
+                    latency_ms,
+                    error: None,
+                    response_snippet: Some(sent.snippet),
+                },
+                NextStep::Succeeded,
+            ),
+            Ok(sent) => (
+                DeliveryAttempt {
+                    at,
+                    status_code: Some(i64::from(sent.status)),
+                    latency_ms,
+                    error: Some(format!("the receiver answered {}", sent.status)),
+                    response_snippet: Some(sent.snippet),
+                },
+                self.retry(failures, sent.retry_after),
+            ),
+            Err(error) => (
+                DeliveryAttempt {
+                    at,
+                    status_code: None,
+                    latency_ms,
+                    error: Some(error),
+                    response_snippet: None,
+                },
+                self.retry(failures, None),
+            ),
+        };
+        match next {
+            NextStep::Succeeded => {
+                tracing::debug!(delivery_id = %delivery.id, latency_ms, "callback delivered")
+            }
+            NextStep::RetryAt(_) => tracing::info!(
+                delivery_id = %delivery.id, attempt = failures,
+                error = attempt.error.as_deref().unwrap_or_default(), "callback attempt failed; will retry"
+            ),
+            NextStep::GiveUp => tracing::warn!(
+                delivery_id = %delivery.id, attempts = failures,
+                error = attempt.error.as_deref().unwrap_or_default(), "callback failed; giving up"
+            ),
+        }
+        DeliveryOutcome {
+            delivery_id: delivery.id.clone(),
+            claimed_until: delivery.next_attempt_at.unwrap_or_default(),
+            task_id: delivery.task_id.clone(),
+            attempt,
+            next,
+        }
+    }
+
+    /// The next step after failure number `failures`: the schedule's delay with ±20% jitter
+    /// (so retries of many deliveries do not arrive together), at least what `Retry-After`
+    /// asked for; giving up when the schedule is used up.
+    fn retry(&self, failures: u32, retry_after: Option<Duration>) -> NextStep {
+        let Some(delay) = self.state.config.callback_retry.delay_after(failures) else {
+            return NextStep::GiveUp;
+        };
+        let jitter = rand::thread_rng().gen_range(0.8..=1.2);
+        let mut delay = delay.mul_f64(jitter);
+        if let Some(asked) = retry_after {
+            delay = delay.max(asked.min(MAX_RETRY_AFTER));
+        }
+        NextStep::RetryAt(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4))
+    }
+
+    /// The JSON body of a delivery.
+    fn body(claimed: &ClaimedDelivery) -> Result<Vec<u8>, String> {
+        let delivery = &claimed.delivery;
+        match (delivery.kind, &claimed.task, &delivery.payload) {
+            (DeliveryKind::Task, Some(task), _) => {
+                let payload = json!({
+                    "task": task_json(task, false),
+                    "response": task.response.clone().unwrap_or(Value::Null),
+                    "task_id": task.id,
+                });
+                serde_json::to_vec(&payload).map_err(|e| e.to_string())
+            }
+            (DeliveryKind::Task, None, _) => Err("the task no longer exists".into()),
+            (_, _, Some(payload)) => Ok(payload.clone().into_bytes()),
+            (_, _, None) => Err("the delivery has no body".into()),
+        }
+    }
+
+    async fn send(&self, claimed: &ClaimedDelivery) -> Result<Sent, String> {
+        let delivery = &claimed.delivery;
+        let body = Self::body(claimed)?;
+        if !delivery.target.contains("://") {
+            return self.send_email(claimed, &body).await;
+        }
+        let url = outbound::check_url(&delivery.target, self.state.config.allow_private_callbacks)?;
+        let secrets = self
+            .team_secrets(&delivery.team_id, delivery.mode)
+            .await
+            .map_err(|e| format!("the team's callback secrets cannot be read: {e:#}"))?;
+        let timestamp = now_ms() / 1000;
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let header = |v: &str| HeaderValue::from_str(v).map_err(|e| e.to_string());
+        headers.insert("scale-callback-auth", header(&secrets.auth)?);
+        headers.insert("webhook-id", header(&delivery.id)?);
+        headers.insert("webhook-timestamp", header(&timestamp.to_string())?);
+        headers.insert(
+            "webhook-signature",
+            header(&signing::signature_header(
+                &secrets.signing,
+                &delivery.id,
+                timestamp,
+                &body,
+            ))?,
+        );
+        let mut response = self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(describe_error)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let mut read = Vec::new();
+        while read.len() < MAX_RESPONSE_READ {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read.extend_from_slice(&chunk),
+                // A body that stalls or breaks does not undo the status already received.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        read.truncate(SNIPPET_BYTES);
+        Ok(Sent {
+            status,
+            snippet: String::from_utf8_lossy(&read).into_owned(),
+            retry_after,
+        })
+    }
+
+    /// An email address as callback target: the same JSON goes out through the mail outbox
+    /// (which retries on its own schedule); handing it over counts as delivered.
+    async fn send_email(&self, claimed: &ClaimedDelivery, body: &[u8]) -> Result<Sent, String> {
+        let delivery = &claimed.delivery;
+        let to = Email::parse(&delivery.target).map_err(|e| e.0)?;
+        let pretty = serde_json::from_slice::<Value>(body)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .map_err(|e| e.to_string())?;
+        let subject = match &claimed.task {
+            Some(task) => format!("Tessera callback: task {} is {}", task.id, task.status),
+            None => "Tessera callback".to_owned(),
+        };
+        let html = format!(
+            "<!doctype html><html><body><pre>{}</pre></body></html>",
+            pretty
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        );
+        let mail = mail::sealed(
+            &self.state,
+            Some(&delivery.team_id),
+            &to,
+            subject,
+            &MailBody { text: pretty, html },
+        );
+        self.state
+            .store
+            .enqueue_mail(&mail)
+            .await
+            .map_err(|e| format!("queueing the email failed: {e}"))?;
+        self.state.mail_queued.notify_one();
+        Ok(Sent {
+            status: 200,
+            snippet: "queued as email".into(),
+            retry_after: None,
+        })
+    }
+
+    /// The team's callback secrets for `mode`, from a short-lived cache.
+    async fn team_secrets(&self, team_id: &str, mode: Mode) -> anyhow::Result<Arc<TeamSecrets>> {
+        let key = (team_id.to_owned(), mode);
+        if let Some((at, secrets)) = self.secrets.lock().expect("not poisoned").get(&key) {
+            if at.elapsed() < SECRETS_TTL {
+                return Ok(secrets.clone());
+            }
+        }
+        let master = &self.state.config.master_key;
+        let store = &self.state.store;
+        let auth = service::team_secret(store, master, team_id, CALLBACK_AUTH, mode).await?;
+        let signing = service::team_secret(store, master, team_id, CALLBACK_SIGNING, mode).await?;
+        let mut signing_secrets = vec![service::reveal(master, &signing.sealed)?];
+        if let (Some(previous), Some(until)) = (&signing.previous_sealed, signing.previous_until) {
+            if until > now_ms() {
+                signing_secrets.push(service::reveal(master, previous)?);
+            }
+        }
+        let secrets = Arc::new(TeamSecrets {
+            auth: service::reveal(master, &auth.sealed)?,
+            signing: signing_secrets,
+        });
+        let mut cache = self.secrets.lock().expect("not poisoned");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), secrets.clone()));
+        Ok(secrets)
+    }
+}
+
+/// Writes outcomes as they come, many per transaction.
+async fn finish(state: AppState, mut outcomes: mpsc::Receiver<DeliveryOutcome>) {
+    let mut batch = Vec::with_capacity(FINISH_BATCH);
+    while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
+        let mut tries = 0;
+        loop {
+            match state.store.finish_deliveries(&batch).await {
+                Ok(()) => break,
+                Err(err) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %err, "recording callback outcomes failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                }
+                Err(err) => {
+                    // The leases run out and the deliveries are attempted again: at least once.
+                    tracing::error!(error = %err, count = batch.len(), "recording callback outcomes failed; they will be retried");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// A transport error in words for the dashboard (never with the URL's query string).
+fn describe_error(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut detail = String::new();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(raw: &str) -> Option<Duration> {
+    if let Ok(seconds) = raw.trim().parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(raw.trim()).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(600);
+        let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(parsed > Duration::from_secs(590) && parsed <= Duration::from_secs(600));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

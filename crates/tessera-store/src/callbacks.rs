@@ -1,0 +1,529 @@
+//! The callback outbox: deliveries written in the transaction that finalises a task (or a
+//! batch), claimed by workers with a lease, finished with the attempt's outcome.
+//!
+//! A pending delivery's `next_attempt_at` is its due time; a worker claiming it moves that
+//! time to the end of its lease, so a worker that dies mid-attempt only delays the delivery
+//! until the lease runs out — nothing is lost, and no other worker takes it meanwhile.
+
+use serde_json::json;
+use sqlx::{any::AnyRow, Row};
+use tessera_core::Mode;
+
+use crate::{new_id, now_ms, tasks::Task, Store, StoreError, StoreResult};
+
+/// What a delivery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// A task reached a final state: the body is built from the task when sent.
+    Task,
+    /// Every task of a finalised batch is final.
+    Batch,
+    /// "Send test callback" from the dashboard.
+    Test,
+}
+
+impl DeliveryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryKind::Task => "task",
+            DeliveryKind::Batch => "batch",
+            DeliveryKind::Test => "test",
+        }
+    }
+
+    fn parse(raw: &str) -> StoreResult<Self> {
+        match raw {
+            "task" => Ok(DeliveryKind::Task),
+            "batch" => Ok(DeliveryKind::Batch),
+            "test" => Ok(DeliveryKind::Test),
+            other => Err(StoreError::Config(format!("bad delivery kind {other}"))),
+        }
+    }
+}
+
+/// A callback delivery as the dashboard and the worker see it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub team_id: String,
+    pub mode: Mode,
+    pub kind: DeliveryKind,
+    pub task_id: Option<String>,
+    pub batch_id: Option<String>,
+    pub target: String,
+    pub payload: Option<String>,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<i64>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// A delivery a worker now holds, with its task when it is a task callback.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery: Delivery,
+    pub task: Option<Task>,
+}
+
+/// One attempt, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub at: i64,
+    pub status_code: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_snippet: Option<String>,
+}
+
+/// What became of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(i64),
+    /// The schedule is used up.
+    GiveUp,
+}
+
+/// The result of one attempt on a claimed delivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryOutcome {
+    pub delivery_id: String,
+    /// The lease the attempt was made under: the outcome is kept only if the delivery is
+    /// still held under it (another worker took it over otherwise).
+    pub claimed_until: i64,
+    pub task_id: Option<String>,
+    pub attempt: DeliveryAttempt,
+    pub next: NextStep,
+}
+
+/// A delivery to queue outside a task completion (batch and test callbacks).
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub team_id: String,
+    pub mode: Mode,
+    pub kind: DeliveryKind,
+    pub batch_id: Option<String>,
+    pub target: String,
+    pub payload: String,
+}
+
+/// One page of a team's deliveries, newest first.
+#[derive(Debug, Clone)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<Delivery>,
+    /// Where the next page starts (`created_at`, `id` of the last delivery shown).
+    pub next: Option<(i64, String)>,
+}
+
+/// Deliveries by status, for the dashboard's filter tabs and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+const DELIVERY_COLUMNS: &str = "d.id, d.team_id, d.mode, d.kind, d.task_id, d.batch_id, d.target, d.payload, \
+    d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at";
+
+/// The columns for `RETURNING`, which names them without a table alias.
+fn returning_columns() -> String {
+    DELIVERY_COLUMNS.replace("d.", "")
+}
+
+fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
+    let mode: String = row.try_get("mode")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(Delivery {
+        id: row.try_get("id")?,
+        team_id: row.try_get("team_id")?,
+        mode: mode
+            .parse()
+            .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))?,
+        kind: DeliveryKind::parse(&kind)?,
+        task_id: row.try_get("task_id")?,
+        batch_id: row.try_get("batch_id")?,
+        target: row.try_get("target")?,
+        payload: row.try_get("payload")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_status_code: row.try_get("last_status_code")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// A fresh delivery id, in the `msg_…` shape Standard Webhooks receivers expect.
+pub fn new_delivery_id() -> String {
+    new_id("msg")
+}
+
+/// Queues a task's callback inside the transaction that finalises the task.
+pub(crate) async fn enqueue_task_delivery(
+    conn: &mut sqlx::AnyConnection,
+    team_id: &str,
+    mode: Mode,
+    task_id: &str,
+    target: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'task', $4, $5, 'pending', $6, $6, $6)",
+    )
+    .bind(new_delivery_id())
+    .bind(team_id)
+    .bind(mode.as_str())
+    .bind(task_id)
+    .bind(target)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a finalised batch completed once every one of its tasks is final, and queues its
+/// callback; does nothing otherwise. Runs in the transaction that changed a task or the batch.
+pub(crate) async fn complete_batch_if_done(
+    conn: &mut sqlx::AnyConnection,
+    batch_id: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let completed: Option<(String, String, String, String)> = sqlx::query_as(
+        "UPDATE batches SET status = 'completed', completed_at = $1, updated_at = $1 \
+         WHERE id = $2 AND finalized = 1 AND status <> 'completed' \
+         AND EXISTS (SELECT 1 FROM tasks WHERE batch_id = $2) \
+         AND NOT EXISTS (SELECT 1 FROM tasks WHERE batch_id = $2 AND status = 'pending') \
+         RETURNING team_id, mode, name, callback",
+    )
+    .bind(now)
+    .bind(batch_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((team_id, mode, name, callback)) = completed else {
+        return Ok(());
+    };
+    if callback.is_empty() {
+        return Ok(());
+    }
+    let counts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM tasks WHERE batch_id = $1 GROUP BY status")
+            .bind(batch_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let count = |s: &str| {
+        counts
+            .iter()
+            .find(|(status, _)| status == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    let payload = json!({
+        "batch": name,
+        "status": "completed",
+        "stats": {"completed": count("completed"), "canceled": count("canceled"), "error": count("error")},
+    });
+    sqlx::query(
+        "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'batch', $4, $5, $6, 'pending', $7, $7, $7)",
+    )
+    .bind(new_delivery_id())
+    .bind(team_id)
+    .bind(mode)
+    .bind(batch_id)
+    .bind(callback)
+    .bind(payload.to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Queues a batch or test callback.
+    pub async fn enqueue_delivery(&self, new: &NewDelivery) -> StoreResult<Delivery> {
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8, $8) RETURNING {}",
+            returning_columns()
+        ))
+        .bind(new_delivery_id())
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .bind(new.kind.as_str())
+        .bind(new.batch_id.clone())
+        .bind(&new.target)
+        .bind(&new.payload)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        delivery_from_row(&row)
+    }
+
+    /// Claims up to `limit` due deliveries for `lease_ms` (on PostgreSQL skipping rows other
+    /// workers are claiming), with the tasks of task callbacks.
+    pub async fn claim_due_deliveries(
+        &self,
+        limit: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let now = now_ms();
+        let claimed_until = now + lease_ms;
+        let rows = sqlx::query(&format!(
+            "UPDATE callback_deliveries SET next_attempt_at = $1 WHERE id IN (\
+             SELECT id FROM callback_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+             ORDER BY next_attempt_at LIMIT $3{}) RETURNING {}",
+            self.skip_locked(),
+            returning_columns()
+        ))
+        .bind(claimed_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.writer)
+        .await?;
+        let deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let task_ids: Vec<String> = deliveries
+            .iter()
+            .filter_map(|d| d.task_id.clone())
+            .collect();
+        let mut tasks = self.tasks_by_ids(&task_ids).await?;
+        Ok(deliveries
+            .into_iter()
+            .map(|delivery| {
+                let task = delivery
+                    .task_id
+                    .as_ref()
+                    .and_then(|id| tasks.remove(id.as_str()));
+                ClaimedDelivery { delivery, task }
+            })
+            .collect())
+    }
+
+    /// Records the outcomes of attempts in one transaction: the attempt rows, the deliveries'
+    /// new state, and `callback_succeeded` on tasks whose delivery finished.
+    pub async fn finish_deliveries(&self, outcomes: &[DeliveryOutcome]) -> StoreResult<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        for outcome in outcomes {
+            let attempt = &outcome.attempt;
+            let (status, next_at, finished_at) = match outcome.next {
+                NextStep::Succeeded => ("succeeded", None, Some(now)),
+                NextStep::RetryAt(at) => ("pending", Some(at), None),
+                NextStep::GiveUp => ("failed", None, Some(now)),
+            };
+            let done = sqlx::query(
+                "UPDATE callback_deliveries SET status = $1, next_attempt_at = $2, finished_at = $3, \
+                 attempts = attempts + 1, last_status_code = $4, last_error = $5, updated_at = $6 \
+                 WHERE id = $7 AND status = 'pending' AND next_attempt_at = $8",
+            )
+            .bind(status)
+            .bind(next_at)
+            .bind(finished_at)
+            .bind(attempt.status_code)
+            .bind(attempt.error.clone())
+            .bind(now)
+            .bind(&outcome.delivery_id)
+            .bind(outcome.claimed_until)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO callback_attempts (id, delivery_id, at, status_code, latency_ms, error, response_snippet) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new_id("att"))
+            .bind(&outcome.delivery_id)
+            .bind(attempt.at)
+            .bind(attempt.status_code)
+            .bind(attempt.latency_ms)
+            .bind(attempt.error.clone())
+            .bind(attempt.response_snippet.clone())
+            .execute(&mut *tx)
+            .await?;
+            let succeeded = match outcome.next {
+                NextStep::Succeeded => Some(1_i64),
+                NextStep::GiveUp => Some(0),
+                NextStep::RetryAt(_) => None,
+            };
+            if let (Some(flag), Some(task_id), 1) =
+                (succeeded, &outcome.task_id, done.rows_affected())
+            {
+                // A success is never overwritten by a later round's failure.
+                sqlx::query(
+                    "UPDATE tasks SET callback_succeeded = $1 WHERE id = $2 \
+                     AND (callback_succeeded IS NULL OR callback_succeeded = 0)",
+                )
+                .bind(flag)
+                .bind(task_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A team's deliveries in one mode, newest first, optionally of one status.
+    pub async fn list_deliveries(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        status: Option<&str>,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> StoreResult<DeliveryPage> {
+        let mut sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM callback_deliveries d WHERE d.team_id = $1 AND d.mode = $2 \
+             AND ($3 = '' OR d.status = $3)"
+        );
+        if after.is_some() {
+            sql.push_str(" AND (d.created_at < $5 OR (d.created_at = $5 AND d.id < $6))");
+        }
+        sql.push_str(" ORDER BY d.created_at DESC, d.id DESC LIMIT $4");
+        let mut query = sqlx::query(&sql)
+            .bind(team_id)
+            .bind(mode.as_str())
+            .bind(status.unwrap_or_default())
+            .bind(limit + 1);
+        if let Some((at, id)) = after {
+            query = query.bind(at).bind(id);
+        }
+        let rows = query.fetch_all(&self.reader).await?;
+        let mut deliveries = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = if deliveries.len() as i64 > limit {
+            deliveries.truncate(usize::try_from(limit).unwrap_or(0));
+            deliveries.last().map(|d| (d.created_at, d.id.clone()))
+        } else {
+            None
+        };
+        Ok(DeliveryPage { deliveries, next })
+    }
+
+    /// A team's delivery counts by status in one mode.
+    pub async fn delivery_counts(
+        &self,
+        team_id: Option<&str>,
+        mode: Option<Mode>,
+    ) -> StoreResult<DeliveryCounts> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM callback_deliveries \
+             WHERE ($1 = '' OR team_id = $1) AND ($2 = '' OR mode = $2) GROUP BY status",
+        )
+        .bind(team_id.unwrap_or_default())
+        .bind(mode.map(Mode::as_str).unwrap_or_default())
+        .fetch_all(&self.reader)
+        .await?;
+        let mut counts = DeliveryCounts::default();
+        for (status, n) in rows {
+            match status.as_str() {
+                "pending" => counts.pending = n,
+                "succeeded" => counts.succeeded = n,
+                "failed" => counts.failed = n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// One of a team's deliveries in one mode.
+    pub async fn get_delivery(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        id: &str,
+    ) -> StoreResult<Option<Delivery>> {
+        let row = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM callback_deliveries d WHERE d.id = $1 AND d.team_id = $2 AND d.mode = $3"
+        ))
+        .bind(id)
+        .bind(team_id)
+        .bind(mode.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    /// The deliveries of one task, newest first.
+    pub async fn task_deliveries(&self, task_id: &str) -> StoreResult<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM callback_deliveries d WHERE d.task_id = $1 ORDER BY d.created_at DESC, d.id DESC LIMIT 20"
+        ))
+        .bind(task_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// A delivery's attempts, newest first (the latest 100).
+    pub async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<DeliveryAttempt>> {
+        let rows = sqlx::query(
+            "SELECT at, status_code, latency_ms, error, response_snippet FROM callback_attempts \
+             WHERE delivery_id = $1 ORDER BY at DESC, id DESC LIMIT 100",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryAttempt {
+                    at: r.try_get("at")?,
+                    status_code: r.try_get("status_code")?,
+                    latency_ms: r.try_get("latency_ms")?,
+                    error: r.try_get("error")?,
+                    response_snippet: r.try_get("response_snippet")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sends a finished delivery again: a new round of attempts, due now, same `webhook-id`.
+    /// `InvalidState` while it is still pending.
+    pub async fn redeliver(&self, team_id: &str, mode: Mode, id: &str) -> StoreResult<Delivery> {
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "UPDATE callback_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+             finished_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND team_id = $3 AND mode = $4 AND status <> 'pending' RETURNING {}",
+            returning_columns()
+        ))
+        .bind(now)
+        .bind(id)
+        .bind(team_id)
+        .bind(mode.as_str())
+        .fetch_optional(&self.writer)
+        .await?;
+        match row {
+            Some(row) => delivery_from_row(&row),
+            None => match self.get_delivery(team_id, mode, id).await? {
+                Some(d) => Err(StoreError::InvalidState(d.status)),
+                None => Err(StoreError::NotFound),
+            },
+        }
+    }
+
+    /// Drops attempt history older than `before` (finished deliveries keep their summary).
+    pub async fn prune_callback_attempts(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM callback_attempts WHERE at < $1")
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
