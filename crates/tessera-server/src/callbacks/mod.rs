@@ -23,8 +23,12 @@ use crate::{
         tasks::check_callback,
         wire::{decode_token, encode_token},
     },
+    audit,
     state::AppState,
-    web::{format_time, page, redirect_with_flash, render, Layout, SignedIn, WebError, WebResult},
+    web::{
+        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
+        WebResult,
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -245,6 +249,7 @@ async fn detail(
 async fn redeliver(
     State(state): State<AppState>,
     who: SignedIn,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::SendCallbacks)?;
@@ -252,7 +257,15 @@ async fn redeliver(
         return Err(WebError::NotFound);
     }
     match state.store.redeliver(team_id, who.mode, &id).await {
-        Ok(_) => {
+        Ok(delivery) => {
+            let event = audit::event(
+                &who,
+                &ip,
+                "callback.redelivered",
+                &delivery.id,
+                format!("{} mode, to {}", who.mode, delivery.target),
+            );
+            state.store.record_audit(Some(team_id), &event).await?;
             state.callbacks_queued.notify_one();
             Ok(redirect_with_flash(
                 &format!("/callbacks/{id}"),
@@ -279,6 +292,7 @@ struct TestInput {
 async fn send_test(
     State(state): State<AppState>,
     who: SignedIn,
+    ip: ClientIp,
     Form(input): Form<TestInput>,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::SendCallbacks)?.to_owned();
@@ -312,7 +326,7 @@ async fn send_test(
     let delivery = state
         .store
         .enqueue_delivery(&NewDelivery {
-            team_id,
+            team_id: team_id.clone(),
             mode: who.mode,
             kind: DeliveryKind::Test,
             batch_id: None,
@@ -320,6 +334,14 @@ async fn send_test(
             payload: payload.to_string(),
         })
         .await?;
+    let event = audit::event(
+        &who,
+        &ip,
+        "callback.test_sent",
+        &delivery.id,
+        format!("{} mode, to {}", who.mode, delivery.target),
+    );
+    state.store.record_audit(Some(&team_id), &event).await?;
     state.callbacks_queued.notify_one();
     Ok(redirect_with_flash(
         &format!("/callbacks/{}", delivery.id),

@@ -536,6 +536,14 @@ fn task_row(t: &Task) -> TaskRow {
     }
 }
 
+/// A callback of the task, linked to its delivery page.
+struct CallbackRow {
+    id: String,
+    status: String,
+    attempts: i64,
+    created: String,
+}
+
 struct HistoryRow {
     when: String,
     actor: String,
@@ -561,6 +569,7 @@ struct TaskPage {
     response: Option<String>,
     metadata: String,
     history: Vec<HistoryRow>,
+    callbacks: Vec<CallbackRow>,
     can_audit: bool,
     error: Option<String>,
 }
@@ -602,8 +611,25 @@ async fn task_page(
             detail: e.detail,
         });
     }
+    let callbacks = if who.authorize(Action::ViewCallbacks).is_ok() {
+        state
+            .store
+            .task_deliveries(&task.id)
+            .await?
+            .into_iter()
+            .map(|d| CallbackRow {
+                id: d.id,
+                status: d.status,
+                attempts: d.attempts,
+                created: format_time(d.created_at),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(TaskPage {
         layout: Layout::signed_in(format!("Task {}", task.id), who, "/tasks"),
+        callbacks,
         can_audit: who.authorize(Action::AuditTasks).is_ok() && task.status == "completed",
         id: task.id.clone(),
         task_type: task.task_type.clone(),
