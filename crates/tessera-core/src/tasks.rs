@@ -495,7 +495,10 @@ pub fn check_response(
                 .and_then(Value::as_object)
                 .ok_or_else(|| Invalid::new("The response needs \"fields\": an object."))?;
             if task_type != DocumentTranscription {
-                if let Some(missing) = field_ids(params).into_iter().find(|f| !fields.contains_key(f)) {
+                if let Some(missing) = field_ids(params)
+                    .into_iter()
+                    .find(|f| !fields.contains_key(f))
+                {
                     return Err(Invalid(format!("The field \"{missing}\" has no answer.")));
                 }
             }
@@ -583,7 +586,8 @@ mod tests {
     fn responses_are_checked_against_the_task() {
         let cat = params(json!({"categories": ["a", "b"]}));
         assert!(check_response(TaskType::Categorization, &cat, &json!({"category": "a"})).is_ok());
-        let err = check_response(TaskType::Categorization, &cat, &json!({"category": "c"})).unwrap_err();
+        let err =
+            check_response(TaskType::Categorization, &cat, &json!({"category": "c"})).unwrap_err();
         assert!(err.0.contains("not one of"), "{err:?}");
         assert!(check_response(TaskType::Categorization, &cat, &json!([1])).is_err());
         let image = params(json!({"geometries": {"box": {"objects_to_annotate": ["car"]}}}));
@@ -592,11 +596,19 @@ mod tests {
         let err = check_response(TaskType::ImageAnnotation, &image,
             &json!({"annotations": [{"type": "box", "label": "bus", "left": 1, "top": 1, "width": 1, "height": 1}]})).unwrap_err();
         assert!(err.0.contains("bus"), "{err:?}");
-        let err = check_response(TaskType::ImageAnnotation, &image,
-            &json!({"annotations": [{"type": "box", "label": "car", "left": 1}]})).unwrap_err();
+        let err = check_response(
+            TaskType::ImageAnnotation,
+            &image,
+            &json!({"annotations": [{"type": "box", "label": "car", "left": 1}]}),
+        )
+        .unwrap_err();
         assert!(err.0.contains("top"), "{err:?}");
-        let err = check_response(TaskType::ImageAnnotation, &image,
-            &json!({"annotations": [{"type": "point", "label": "car"}]})).unwrap_err();
+        let err = check_response(
+            TaskType::ImageAnnotation,
+            &image,
+            &json!({"annotations": [{"type": "point", "label": "car"}]}),
+        )
+        .unwrap_err();
         assert!(err.0.contains("does not ask"), "{err:?}");
         let dc = params(json!({"fields": {"phone": "Phone"}}));
         assert!(check_response(TaskType::DataCollection, &dc, &json!({"fields": {}})).is_err());

@@ -68,7 +68,10 @@ impl Store {
         let Some((task_id,)) = claimed else {
             return Ok(None);
         };
-        let task = self.tasks_by_ids(&[task_id.clone()]).await?.remove(&task_id);
+        let task = self
+            .tasks_by_ids(&[task_id.clone()])
+            .await?
+            .remove(&task_id);
         Ok(task.map(|task| Claim { task, lease_until }))
     }
 
@@ -86,7 +89,10 @@ impl Store {
         let Some((task_id, lease_until)) = held else {
             return Ok(None);
         };
-        let task = self.tasks_by_ids(&[task_id.clone()]).await?.remove(&task_id);
+        let task = self
+            .tasks_by_ids(&[task_id.clone()])
+            .await?
+            .remove(&task_id);
         Ok(task.map(|task| Claim { task, lease_until }))
     }
 
@@ -176,15 +182,9 @@ impl Store {
         if let Some(batch_id) = &batch_id {
             complete_batch_if_done(&mut tx, batch_id, now).await?;
         }
-        let task = crate::tasks::record_and_read(
-            tx,
-            task_id,
-            now,
-            labeler_label,
-            "completed",
-            "labeled",
-        )
-        .await?;
+        let task =
+            crate::tasks::record_and_read(tx, task_id, now, labeler_label, "completed", "labeled")
+                .await?;
         Ok(Ok(task))
     }
 

@@ -390,9 +390,14 @@ async fn reveal_secret(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;
-    let secret =
-        service::team_secret(&state.store, &state.config.master_key, team_id, kind.kind, mode)
-            .await?;
+    let secret = service::team_secret(
+        &state.store,
+        &state.config.master_key,
+        team_id,
+        kind.kind,
+        mode,
+    )
+    .await?;
     let value =
         service::reveal(&state.config.master_key, &secret.sealed).map_err(WebError::Internal)?;
     let event = audit::event(

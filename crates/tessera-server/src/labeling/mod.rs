@@ -104,7 +104,12 @@ struct TaskPage {
     error: Option<String>,
 }
 
-fn task_page(who: &SignedIn, claim: &Claim, response: Option<String>, error: Option<String>) -> TaskPage {
+fn task_page(
+    who: &SignedIn,
+    claim: &Claim,
+    response: Option<String>,
+    error: Option<String>,
+) -> TaskPage {
     let task = &claim.task;
     let params = task.params.as_object().cloned().unwrap_or_default();
     let attachment = params
@@ -152,7 +157,11 @@ async fn dropped(state: &AppState, who: &SignedIn, problem: ClaimProblem) -> Web
     ))
 }
 
-async fn load(state: &AppState, who: &SignedIn, id: &str) -> WebResult<Result<Claim, ClaimProblem>> {
+async fn load(
+    state: &AppState,
+    who: &SignedIn,
+    id: &str,
+) -> WebResult<Result<Claim, ClaimProblem>> {
     who.labeling_queue().ok_or(WebError::Forbidden)?;
     if id.len() > 64 {
         return Err(WebError::NotFound);

@@ -281,7 +281,14 @@ pub async fn callback_auth_key(
     team_name: &str,
     mode: &str,
 ) -> SupportResult<String> {
-    team_secret(store, master, team_name, mode, crate::keys::service::CALLBACK_AUTH).await
+    team_secret(
+        store,
+        master,
+        team_name,
+        mode,
+        crate::keys::service::CALLBACK_AUTH,
+    )
+    .await
 }
 
 /// A team's callback signing secret (`whsec_…`) for a mode (created on first use).
@@ -291,7 +298,14 @@ pub async fn callback_signing_secret(
     team_name: &str,
     mode: &str,
 ) -> SupportResult<String> {
-    team_secret(store, master, team_name, mode, crate::keys::service::CALLBACK_SIGNING).await
+    team_secret(
+        store,
+        master,
+        team_name,
+        mode,
+        crate::keys::service::CALLBACK_SIGNING,
+    )
+    .await
 }
 
 async fn team_secret(

@@ -47,7 +47,9 @@ impl SignedIn {
     pub fn labeling_queue(&self) -> Option<tessera_store::Queue<'_>> {
         match &self.actor {
             Actor::Workforce { .. } => Some(tessera_store::Queue::Everyone),
-            Actor::TeamUser { team_id, .. } if can(&self.actor, Action::LabelTasks, Some(team_id)) => {
+            Actor::TeamUser { team_id, .. }
+                if can(&self.actor, Action::LabelTasks, Some(team_id)) =>
+            {
                 Some(tessera_store::Queue::Team(team_id))
             }
             _ => None,
