@@ -27,6 +27,16 @@ pub enum ClaimProblem {
     NotYours,
 }
 
+/// What completing a task returns: team, mode, callback URL, project, batch and type.
+type CompletedRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 /// A task held by a labeler, and until when.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -69,7 +79,7 @@ impl Store {
             return Ok(None);
         };
         let task = self
-            .tasks_by_ids(&[task_id.clone()])
+            .tasks_by_ids(std::slice::from_ref(&task_id))
             .await?
             .remove(&task_id);
         Ok(task.map(|task| Claim { task, lease_until }))
@@ -90,7 +100,7 @@ impl Store {
             return Ok(None);
         };
         let task = self
-            .tasks_by_ids(&[task_id.clone()])
+            .tasks_by_ids(std::slice::from_ref(&task_id))
             .await?
             .remove(&task_id);
         Ok(task.map(|task| Claim { task, lease_until }))
@@ -140,7 +150,7 @@ impl Store {
     ) -> StoreResult<Result<Task, ClaimProblem>> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let completed: Option<(String, String, Option<String>, Option<String>, Option<String>, String)> =
+        let completed: Option<CompletedRow> =
             sqlx::query_as(
                 "UPDATE tasks SET status = 'completed', response = $1, completed_at = $2, updated_at = $2, \
                  claimed_by = NULL, lease_until = NULL \

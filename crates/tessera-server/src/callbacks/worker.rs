@@ -51,11 +51,14 @@ struct TeamSecrets {
     signing: Vec<String>,
 }
 
+/// Each (team, mode)'s secrets and when they were read.
+type SecretsCache = HashMap<(String, Mode), (Instant, Arc<TeamSecrets>)>;
+
 /// The delivery worker of one server process.
 pub struct CallbackWorker {
     state: AppState,
     client: reqwest::Client,
-    secrets: Mutex<HashMap<(String, Mode), (Instant, Arc<TeamSecrets>)>>,
+    secrets: Mutex<SecretsCache>,
 }
 
 /// How an attempt went on the wire.
@@ -78,10 +81,10 @@ impl CallbackWorker {
         })
     }
 
-    /// How long a claimed delivery stays reserved: the attempt's timeout with room to spare
-    /// for writing its outcome, so no other worker takes it while this one still might send.
+    /// How long a claimed delivery stays reserved: see [`lease_for`].
     fn lease_ms(&self) -> i64 {
-        i64::try_from(self.state.config.callback_timeout.as_millis()).unwrap_or(60_000) + 60_000
+        i64::try_from(lease_for(self.state.config.callback_timeout).as_millis())
+            .unwrap_or(i64::MAX / 4)
     }
 
     /// Runs until `shutdown` turns true, then lets attempts in flight finish and records them.
@@ -375,6 +378,28 @@ impl CallbackWorker {
     }
 }
 
+/// The least time a lease leaves, beyond the attempt itself, for the work around it.
+const LEASE_MARGIN_MIN: Duration = Duration::from_secs(5);
+
+/// The lease a claim takes for an attempt that may last `timeout`.
+///
+/// Invariant: a lease outlasts the attempt plus the time to record its outcome, so no other
+/// worker takes a delivery while its holder may still send it or is about to record it (that
+/// would deliver it twice). The attempt is bounded by `timeout` (the HTTP client's total
+/// timeout: connect, send, response headers and body); around it come reading the team's
+/// secrets (cached) and writing the outcome (a batched transaction, normally milliseconds,
+/// retried with 3 s of back-off in all). The margin is the timeout again, and at least
+/// [`LEASE_MARGIN_MIN`]: a short timeout still leaves seconds for the database, and a long one
+/// (a slow receiver, likely on a busy system) leaves proportionally more.
+///
+/// The lease is also how long the deliveries of a process that died mid-attempt wait before
+/// another worker retries them, so it stays short: 20 s with the default 10 s timeout, 6 s with
+/// a 1 s one. If recording ever takes longer than the margin, the outcome is dropped (it is only
+/// kept under the lease it was made under) and the delivery is attempted again: at least once.
+pub fn lease_for(timeout: Duration) -> Duration {
+    timeout + timeout.max(LEASE_MARGIN_MIN)
+}
+
 /// Writes outcomes as they come, many per transaction.
 async fn finish(state: AppState, mut outcomes: mpsc::Receiver<DeliveryOutcome>) {
     let mut batch = Vec::with_capacity(FINISH_BATCH);
@@ -444,5 +469,12 @@ mod tests {
         let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
         assert!(parsed > Duration::from_secs(590) && parsed <= Duration::from_secs(600));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn a_lease_outlasts_the_attempt_with_room_to_record_it() {
+        assert_eq!(lease_for(Duration::from_secs(1)), Duration::from_secs(6));
+        assert_eq!(lease_for(Duration::from_secs(10)), Duration::from_secs(20));
+        assert_eq!(lease_for(Duration::from_secs(60)), Duration::from_secs(120));
     }
 }
