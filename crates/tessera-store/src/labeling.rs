@@ -37,6 +37,12 @@ type CompletedRow = (
     String,
 );
 
+/// How a labeler ends a task.
+enum Finish<'a> {
+    Completed(&'a Value),
+    Error(&'a str),
+}
+
 /// A task held by a labeler, and until when.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -148,22 +154,67 @@ impl Store {
         task_id: &str,
         response: &Value,
     ) -> StoreResult<Result<Task, ClaimProblem>> {
+        self.finish_claimed(
+            labeler_id,
+            labeler_label,
+            task_id,
+            Finish::Completed(response),
+        )
+        .await
+    }
+
+    /// Ends a task the labeler holds as `error` (it cannot be labeled: broken attachment,
+    /// contradictory instruction…): the response is `{"error": reason}`, the customer gets the
+    /// callback, nothing is billed.
+    pub async fn error_task(
+        &self,
+        labeler_id: &str,
+        labeler_label: &str,
+        task_id: &str,
+        reason: &str,
+    ) -> StoreResult<Result<Task, ClaimProblem>> {
+        self.finish_claimed(labeler_id, labeler_label, task_id, Finish::Error(reason))
+            .await
+    }
+
+    async fn finish_claimed(
+        &self,
+        labeler_id: &str,
+        labeler_label: &str,
+        task_id: &str,
+        finish: Finish<'_>,
+    ) -> StoreResult<Result<Task, ClaimProblem>> {
         let now = now_ms();
+        let (status, response, completed_at, detail) = match finish {
+            Finish::Completed(response) => (
+                "completed",
+                response.clone(),
+                Some(now),
+                "labeled".to_owned(),
+            ),
+            Finish::Error(reason) => (
+                "error",
+                serde_json::json!({ "error": reason }),
+                None,
+                reason.to_owned(),
+            ),
+        };
         let mut tx = self.writer.begin().await?;
-        let completed: Option<CompletedRow> =
-            sqlx::query_as(
-                "UPDATE tasks SET status = 'completed', response = $1, completed_at = $2, updated_at = $2, \
-                 claimed_by = NULL, lease_until = NULL \
-                 WHERE id = $3 AND mode = 'live' AND status = 'pending' AND claimed_by = $4 AND lease_until >= $2 \
-                 RETURNING team_id, mode, callback_url, project_id, batch_id, type",
-            )
-            .bind(response.to_string())
-            .bind(now)
-            .bind(task_id)
-            .bind(labeler_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((team_id, mode, callback_url, project_id, batch_id, task_type)) = completed else {
+        let finished: Option<CompletedRow> = sqlx::query_as(
+            "UPDATE tasks SET status = $1, response = $2, completed_at = $3, updated_at = $4, \
+             claimed_by = NULL, lease_until = NULL \
+             WHERE id = $5 AND mode = 'live' AND status = 'pending' AND claimed_by = $6 AND lease_until >= $4 \
+             RETURNING team_id, mode, callback_url, project_id, batch_id, type",
+        )
+        .bind(status)
+        .bind(response.to_string())
+        .bind(completed_at)
+        .bind(now)
+        .bind(task_id)
+        .bind(labeler_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((team_id, mode, callback_url, project_id, batch_id, task_type)) = finished else {
             drop(tx);
             return Ok(Err(match self.claimed_task(labeler_id, task_id).await? {
                 Ok(_) => ClaimProblem::NotYours,
@@ -176,25 +227,26 @@ impl Store {
         if let Some(target) = &callback_url {
             enqueue_task_delivery(&mut tx, &team_id, mode, task_id, target, now).await?;
         }
-        sqlx::query(
-            "INSERT INTO usage_records (id, team_id, task_id, project_id, task_type, labeled_by, completed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new_id("use"))
-        .bind(&team_id)
-        .bind(task_id)
-        .bind(project_id)
-        .bind(task_type)
-        .bind(labeler_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        if status == "completed" {
+            sqlx::query(
+                "INSERT INTO usage_records (id, team_id, task_id, project_id, task_type, labeled_by, completed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(new_id("use"))
+            .bind(&team_id)
+            .bind(task_id)
+            .bind(project_id)
+            .bind(task_type)
+            .bind(labeler_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         if let Some(batch_id) = &batch_id {
             complete_batch_if_done(&mut tx, batch_id, now).await?;
         }
         let task =
-            crate::tasks::record_and_read(tx, task_id, now, labeler_label, "completed", "labeled")
-                .await?;
+            crate::tasks::record_and_read(tx, task_id, now, labeler_label, status, &detail).await?;
         Ok(Ok(task))
     }
 

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/label/next", post(next))
         .route("/label/{id}", get(task).post(submit))
         .route("/label/{id}/release", post(release))
+        .route("/label/{id}/error", post(report_error))
 }
 
 #[derive(Template)]
@@ -238,6 +239,52 @@ async fn submit(
             Ok(redirect_with_flash(
                 "/label",
                 &format!("Task {} submitted. Thank you!", task.id),
+            ))
+        }
+        Err(problem) => dropped(&state, &who, problem).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorInput {
+    #[serde(default)]
+    reason: String,
+}
+
+/// The task cannot be labeled: it ends as `error` with the reason, and the customer is
+/// called back with it.
+async fn report_error(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    Form(input): Form<ErrorInput>,
+) -> WebResult<Response> {
+    let claim = match load(&state, &who, &id).await? {
+        Ok(claim) => claim,
+        Err(problem) => return dropped(&state, &who, problem).await,
+    };
+    let reason = match tessera_core::clean_text("The reason", &input.reason, 1000, true) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(render(
+                StatusCode::BAD_REQUEST,
+                &task_page(&who, &claim, None, Some(e.0)),
+            ))
+        }
+    };
+    let labeler = format!("labeler {}", who.user.email);
+    match state
+        .store
+        .error_task(&who.user.id, &labeler, &id, &reason)
+        .await?
+    {
+        Ok(task) => {
+            if task.callback_url.is_some() {
+                state.callbacks_queued.notify_one();
+            }
+            Ok(redirect_with_flash(
+                "/label",
+                &format!("Task {} reported as not labelable.", task.id),
             ))
         }
         Err(problem) => dropped(&state, &who, problem).await,
