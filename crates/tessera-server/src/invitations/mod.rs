@@ -561,12 +561,11 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let cookie = session::start(&state, &user.id, &ip.0, user_agent).await?;
-    let landing = if link.invitation.role.manages_team()
-        || link.invitation.role == tessera_core::Role::Member
-    {
-        "/team"
+    // The page the role is for, as `home_path` picks it: a labeler works the labeling queue.
+    let landing = if link.invitation.role == tessera_core::Role::Labeler {
+        "/label"
     } else {
-        "/profile"
+        "/team"
     };
     let mut response = redirect_with_flash(
         landing,

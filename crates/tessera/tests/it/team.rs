@@ -268,10 +268,11 @@ async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
     assert_eq!(old.status, StatusCode::GONE);
     assert!(old.body.contains("Link replaced"));
     let mut dee = accept(&app, &second_link, "Dee").await;
-    // Labelers are not team members in the dashboard sense: no team page.
+    // Labelers are not team members in the dashboard sense: no team page; their home is the
+    // labeling queue.
     assert_eq!(dee.get("/team").await.status, StatusCode::FORBIDDEN);
     let page = dee.visit("/").await;
-    assert!(page.body.contains("Your profile"));
+    assert!(page.body.contains("<h1>Labeling</h1>"), "{}", page.body);
 
     // Inviting someone already pending refreshes that invitation instead of duplicating it,
     // but not within the resend interval (the invite form is no way around the throttle).
