@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "long password 123"
 RUN = uuid.uuid4().hex[:8]  # makes every name in this session unique
 START_TIMEOUT = 60.0
+# Delays between callback retries the server is started with: three attempts in ~3 s in all.
+CALLBACK_RETRY_SCHEDULE = "1s,2s"
 
 
 def _binary() -> Path:
@@ -136,6 +138,10 @@ def server():
         "--data-dir",
         str(data_dir),
         "--allow-private-callbacks",
+        # A failing callback is retried a few times quickly and then given up, instead of
+        # following the production schedule (20 retries over a day) for the whole session.
+        "--callback-retry-schedule",
+        CALLBACK_RETRY_SCHEDULE,
     ]
     if database_url:
         cmd += ["--database-url", database_url]

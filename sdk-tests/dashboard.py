@@ -1,5 +1,6 @@
-"""A few dashboard steps the API has no endpoint for (sign in, delete a key, accept an
-invitation, set the team's default callback URL), done with plain HTTP forms."""
+"""A few dashboard steps the API has no endpoint for (sign in, delete a key, invite and accept
+an invitation, set the team's default callback URL, rotate a signing secret, label a task),
+done with plain HTTP forms."""
 
 import html
 import re
@@ -16,13 +17,22 @@ def csrf_of(page: requests.Response) -> str:
     return m.group(1)
 
 
-def post_form(session, url, data, page_url=None):
+def post_form(session, url, data, page_url=None, ok=(200, 302, 303)):
     page = session.get(page_url or url, timeout=10)
     assert page.status_code == 200, f"GET {page.url}: {page.status_code} {page.text[:300]}"
     resp = session.post(url, data={"csrf_token": csrf_of(page), **data}, timeout=10,
                         allow_redirects=False)
-    assert resp.status_code in (200, 302, 303), f"POST {url}: {resp.status_code} {resp.text[:500]}"
+    assert resp.status_code in ok, f"POST {url}: {resp.status_code} {resp.text[:500]}"
     return resp
+
+
+FLASH = re.compile(r'<div class="flash" role="status">(.*?)</div>', re.S)
+
+
+def flash_of(page: requests.Response):
+    """The one-shot flash message on a page, unescaped (None when there is none)."""
+    m = FLASH.search(page.text)
+    return html.unescape(m.group(1)).strip() if m else None
 
 
 def sign_in(server, email, password) -> requests.Session:
@@ -50,6 +60,17 @@ def set_default_callback(server, session, team_name, url):
         f"{server.root_url}/team/details",
         {"name": team_name, "default_callback_url": url},
     )
+
+
+def invite(server, session, email, role):
+    """Invites `email` to the signed-in admin's team with `role` (member, manager, labeler)."""
+    return post_form(session, f"{server.root_url}/team/invitations",
+                     {"emails": email, "role": role}, page_url=f"{server.root_url}/team")
+
+
+def rotate_signing_secret(server, session, mode):
+    return post_form(session, f"{server.root_url}/keys/signing/{mode}/rotate", {},
+                     page_url=f"{server.root_url}/keys")
 
 
 def invite_token(server, email, timeout=15.0):

@@ -1,26 +1,34 @@
 """Task callbacks (scale-api.md §7.1), received by a local HTTP server (the server runs with
 --allow-private-callbacks so loopback URLs are allowed)."""
 
+import base64
+import hashlib
+import hmac
+import html
 import http.server
 import json
+import re
 import threading
 import time
 
 import pytest
+import scaleapi
 from scaleapi.tasks import TaskType
 
-from conftest import PASSWORD, RUN
-from dashboard import set_default_callback, sign_in
+from conftest import CALLBACK_RETRY_SCHEDULE, PASSWORD, RUN
+from dashboard import (
+    accept_invitation,
+    flash_of,
+    invite,
+    invite_token,
+    post_form,
+    rotate_signing_secret,
+    set_default_callback,
+    sign_in,
+)
 from support import VALID, small_task
 
 pytestmark = pytest.mark.callbacks
-
-# Callback delivery is a later milestone (README: "Callbacks ... follow"). Strict: once delivery
-# works these XPASS and fail the run, as the reminder to delete this marker.
-not_yet = pytest.mark.xfail(
-    strict=True, reason="callback delivery is not implemented yet (README: callbacks follow)"
-)
-
 
 class Receiver:
     def __init__(self):
@@ -78,6 +86,48 @@ def header(headers, name):
     return None
 
 
+def signatures(secret, headers, body):
+    """Standard Webhooks (https://www.standardwebhooks.com/): which of the `v1,<base64>`
+    signatures in `webhook-signature` are HMAC-SHA256 of `{id}.{timestamp}.{body}` under the
+    key in `secret` (`whsec_` + base64). Returns (valid, all) lists of signatures."""
+    msg_id = header(headers, "webhook-id")
+    timestamp = header(headers, "webhook-timestamp")
+    sig_header = header(headers, "webhook-signature")
+    assert msg_id and timestamp and sig_header, f"Standard Webhooks headers missing: {headers}"
+    assert secret.startswith("whsec_"), secret
+    key = base64.b64decode(secret[len("whsec_"):])
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    every = sig_header.split(" ")
+    valid = []
+    for part in every:
+        version, _, sig = part.partition(",")
+        if version == "v1" and hmac.compare_digest(sig, expected):
+            valid.append(part)
+    return valid, every
+
+
+def verifies(secret, headers, body, tolerance=300):
+    """True when the callback is signed under `secret` and its timestamp is recent."""
+    valid, _ = signatures(secret, headers, body)
+    timestamp = int(header(headers, "webhook-timestamp"))
+    return bool(valid) and abs(time.time() - timestamp) <= tolerance
+
+
+def signing_secret(server, team, mode):
+    secret = server.admin("callback-signing-secret", "--team", team, "--mode", mode).strip()
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]+=*", secret), secret
+    return secret
+
+
+def new_team(server, uniq):
+    """A team of its own (created with the CLI) and its admin's email."""
+    name = uniq("Callback Team")
+    email = f"{uniq('cb-admin')}@example.com"
+    server.admin("create-team", "--name", name, "--admin-email", email, "--password", PASSWORD)
+    return name, email
+
+
 def wait_task(client, task_id, predicate, timeout=15.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -87,7 +137,6 @@ def wait_task(client, task_id, predicate, timeout=15.0):
         time.sleep(0.2)
 
 
-@not_yet
 def test_test_task_callback_is_delivered(client, server, receiver, uniq):
     path = f"/ok/{uniq('cb')}"
     task = small_task(client, callback_url=receiver.url + path)
@@ -112,7 +161,6 @@ def test_callback_auth_keys_differ_per_mode(server):
     assert test_key and live_key and test_key != live_key
 
 
-@not_yet
 def test_failing_callback_is_not_marked_succeeded(client, receiver, uniq):
     path = f"/fail/{uniq('cb')}"
     task = small_task(client, callback_url=receiver.url + path)
@@ -129,7 +177,6 @@ def test_live_task_does_not_call_back_while_pending(live_client, receiver, uniq)
         assert not [c for c in receiver.calls if c[0] == path]
 
 
-@not_yet
 def test_team_default_callback_url(server, other_client, receiver):
     path = f"/ok/default-{RUN}"
     session = sign_in(server, server.other_admin_email, PASSWORD)
@@ -150,3 +197,149 @@ def test_team_default_callback_url(server, other_client, receiver):
     with receiver.lock:
         to_default = [json.loads(c[2])["task_id"] for c in receiver.calls if c[0] == path]
     assert t2.id not in to_default
+
+
+def test_webhook_signature_verifies_with_the_cli_secret(client, server, receiver, uniq):
+    path = f"/ok/{uniq('signed')}"
+    task = small_task(client, callback_url=receiver.url + path)
+    (_, headers, body), *_ = receiver.wait(path)
+    assert json.loads(body)["task_id"] == task.id
+    secret = signing_secret(server, server.team, "test")
+    assert verifies(secret, headers, body), (secret, headers)
+    assert re.fullmatch(r"[0-9]+", header(headers, "webhook-timestamp"))
+    # The id is the delivery's, not the task's.
+    assert header(headers, "webhook-id") and header(headers, "webhook-id") != task.id
+    # Another mode's, another team's secret, or a changed body do not verify.
+    assert not verifies(signing_secret(server, server.team, "live"), headers, body)
+    assert not verifies(signing_secret(server, server.other_team, "test"), headers, body)
+    assert not verifies(secret, headers, body + b" ")
+
+
+def test_signing_secrets_differ_per_mode_and_team(server):
+    secrets = {
+        signing_secret(server, server.team, "test"),
+        signing_secret(server, server.team, "live"),
+        signing_secret(server, server.other_team, "test"),
+    }
+    assert len(secrets) == 3
+    # Printing it again prints the same secret.
+    assert signing_secret(server, server.team, "test") in secrets
+
+
+def test_rotated_secret_signs_beside_the_previous_one(server, receiver, uniq):
+    team, admin_email = new_team(server, uniq)
+    client = scaleapi.ScaleClient(server.create_key(team, "test"), api_instance_url=server.api_url)
+    before = signing_secret(server, team, "test")
+    session = sign_in(server, admin_email, PASSWORD)
+    rotate_signing_secret(server, session, "test")
+    after = signing_secret(server, team, "test")
+    assert after != before
+
+    path = f"/ok/{uniq('rotated')}"
+    small_task(client, callback_url=receiver.url + path)
+    (_, headers, body), *_ = receiver.wait(path)
+    valid_new, every = signatures(after, headers, body)
+    valid_old, _ = signatures(before, headers, body)
+    assert len(every) == 2, f"both secrets sign during a rotation: {every}"
+    assert len(valid_new) == 1 and len(valid_old) == 1 and valid_new != valid_old, every
+
+
+def test_webhook_id_is_stable_across_retries(client, server, receiver, uniq):
+    path = f"/fail/{uniq('retried')}"
+    task = small_task(client, callback_url=receiver.url + path)
+    attempts = 1 + len(CALLBACK_RETRY_SCHEDULE.split(","))  # the first and every retry
+    calls = receiver.wait(path, count=attempts, timeout=15.0)
+    ids = {header(h, "webhook-id") for _, h, _ in calls}
+    assert len(ids) == 1 and None not in ids, f"webhook-id changed between retries: {ids}"
+    secret = signing_secret(server, server.team, "test")
+    for _, headers, body in calls:
+        assert json.loads(body)["task_id"] == task.id
+        assert verifies(secret, headers, body), headers  # every attempt is signed afresh
+    # The schedule is used up: the delivery is given up, not retried forever.
+    time.sleep(2.5)
+    with receiver.lock:
+        assert len([c for c in receiver.calls if c[0] == path]) == attempts
+    d = client.get_task(task.id).as_dict()
+    assert d.get("callback_succeeded") is not True, d
+    assert d["status"] == "completed"
+
+
+TEXTAREA = re.compile(r'<textarea name="response"[^>]*>(.*?)</textarea>', re.S)
+
+
+def test_live_task_labeled_in_the_dashboard_calls_back(server, receiver, uniq):
+    # A team of its own, so its labeling queue holds only this test's task.
+    team, admin_email = new_team(server, uniq)
+    live = scaleapi.ScaleClient(server.create_key(team, "live"), api_instance_url=server.api_url)
+    admin = sign_in(server, admin_email, PASSWORD)
+    labeler_email = f"{uniq('labeler')}@example.com"
+    invite(server, admin, labeler_email, "labeler")
+    token = invite_token(server, labeler_email)
+    assert token, f"no invitation mail to {labeler_email} in the server log"
+    accepted = accept_invitation(server, token, PASSWORD)
+    assert accepted.status_code == 303
+    assert accepted.headers["Location"] == "/label", "a labeler lands on the labeling queue"
+    labeler = sign_in(server, labeler_email, PASSWORD)
+    # A labeler works the queue and nothing else.
+    for page in ("/team", "/tasks", "/callbacks", "/keys"):
+        assert labeler.get(server.root_url + page, timeout=10).status_code == 403, page
+
+    path = f"/ok/{uniq('labeled')}"
+    instruction = f"Is {uniq('site')} public or private?"
+    task = live.create_task(
+        TaskType.Categorization,
+        callback_url=receiver.url + path,
+        instruction=instruction,
+        **VALID["categorization"],
+    )
+    assert task.status == "pending"
+    queue = labeler.get(f"{server.root_url}/label", timeout=10)
+    assert queue.status_code == 200
+    assert re.search(r'<strong id="queue-length">1</strong>', queue.text), queue.text
+
+    nxt = post_form(labeler, f"{server.root_url}/label/next", {},
+                    page_url=f"{server.root_url}/label")
+    assert nxt.status_code == 303 and nxt.headers["Location"] == f"/label/{task.id}", nxt.headers
+    page = labeler.get(f"{server.root_url}/label/{task.id}", timeout=10)
+    assert page.status_code == 200
+    assert html.escape(instruction) in page.text
+    assert VALID["categorization"]["attachment"] in page.text
+    template = json.loads(html.unescape(TEXTAREA.search(page.text).group(1)))
+    assert isinstance(template, dict), template
+
+    # Not JSON: the form comes back with the message and what was typed.
+    typed = '{"category": "private"'
+    bad = post_form(labeler, f"{server.root_url}/label/{task.id}", {"response": typed}, ok=(400,))
+    assert "The response is not valid JSON" in bad.text
+    assert html.unescape(TEXTAREA.search(bad.text).group(1)) == typed
+    # JSON that does not fit the task is refused too.
+    bad = post_form(labeler, f"{server.root_url}/label/{task.id}",
+                    {"response": '{"category": "secret"}'}, ok=(400,))
+    assert "is not one of the categories" in html.unescape(bad.text)
+    time.sleep(0.3)
+    with receiver.lock:
+        assert not [c for c in receiver.calls if c[0] == path], "no callback before the submit"
+
+    response = {"category": "private"}
+    done = post_form(labeler, f"{server.root_url}/label/{task.id}",
+                     {"response": json.dumps(response)})
+    assert done.status_code == 303 and done.headers["Location"] == "/label", done.headers
+    after = labeler.get(f"{server.root_url}/label", timeout=10)
+    assert flash_of(after) == f"Task {task.id} submitted. Thank you!"
+    assert re.search(r'<strong id="queue-length">0</strong>', after.text)
+
+    (_, headers, body), *rest = receiver.wait(path)
+    assert not rest, "delivered once"
+    payload = json.loads(body)
+    assert payload["task_id"] == task.id
+    assert payload["task"]["status"] == "completed"
+    assert payload["response"] == response
+    assert payload["task"]["response"] == response
+    auth = server.admin("callback-auth-key", "--team", team, "--mode", "live").strip()
+    assert header(headers, "scale-callback-auth") == auth
+    assert verifies(signing_secret(server, team, "live"), headers, body)
+
+    d = wait_task(live, task.id, lambda d: d.get("callback_succeeded") is True)
+    assert d["status"] == "completed", d
+    assert d["response"] == response, d
+    assert d.get("callback_succeeded") is True, d

@@ -114,9 +114,10 @@ function exitedEarly(proc) {
 
 /**
  * Starts the whole environment. Returns { baseUrl, browser, mailsTo(), screenshot(), ... } and
- * a stop() that must be called in an `after` hook.
+ * a stop() that must be called in an `after` hook. `serverArgs` are added to `tessera serve`
+ * (e.g. ['--allow-private-callbacks'] for a callback receiver on 127.0.0.1).
  */
-export async function startEnvironment({ label = 'run' } = {}) {
+export async function startEnvironment({ label = 'run', serverArgs = [] } = {}) {
   for (const [what, file] of [['tessera binary (TESSERA_BIN)', TESSERA_BIN], ['python (TESSERA_TEST_PYTHON)', PYTHON], ['Chromium', CHROMIUM]]) {
     if (!fs.existsSync(file)) throw new Error(`${what} not found at ${file}`);
   }
@@ -152,6 +153,7 @@ export async function startEnvironment({ label = 'run' } = {}) {
     const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
       '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--public-url', baseUrl];
     if (DATABASE_URL) args.push('--database-url', DATABASE_URL);
+    args.push(...serverArgs);
     let ready = false;
     env.server = start('tessera', TESSERA_BIN, args, path.join(runDir, 'tessera.log'),
       (out) => { if (out.includes('Tessera is running at')) ready = true; });

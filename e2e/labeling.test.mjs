@@ -1,0 +1,360 @@
+// End-to-end: a live task labeled by a teammate, and its callback. An Admin signs up and adds a
+// live API key on the API Keys page; the official Scale SDK (Python) creates a live task whose
+// callback_url points at a receiver started here; the Admin invites a teammate as Labeler, who
+// accepts from the emailed link, lands on the labeling queue, takes the task with "Next task",
+// is told off for a response that is not JSON (keeping what was typed), submits a valid one and
+// sees the thanks. The receiver gets the callback (auth header, Standard Webhooks signature,
+// the labeler's response), the SDK sees the task completed with callback_succeeded, and the
+// Admin finds the delivery "succeeded" on the Callbacks page with its 200 attempt.
+//
+// Run: `node --test e2e/` from the repository root after `cargo build` (see scripts/test).
+// Environment: TESSERA_BIN, TESSERA_TEST_PYTHON, TESSERA_E2E_DATABASE_URL (see lib/harness.mjs).
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+import { once } from 'node:events';
+import { promisify } from 'node:util';
+import { startEnvironment, inviteLink, waitFor, PYTHON, REPO_ROOT } from './lib/harness.mjs';
+
+const execFileP = promisify(execFile);
+const STEP_TIMEOUT = 120_000;
+const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+const admin = {
+  email: `labels.${stamp}@example.com`,
+  password: 'correct horse battery',
+  name: 'Lena Livemode',
+  company: 'Open Sites',
+  team: `Sites ${stamp}`,
+};
+const labeler = { email: `lab.${stamp}@example.com`, name: 'Lars Labeler', company: 'Careful Clicks', password: 'label-every-thing-7' };
+const instruction = `Is this website public or private? (${stamp})`;
+const attachment = 'https://www.example.com/';
+const categories = ['public', 'private'];
+const answer = { category: 'private' };
+const notJson = '{"category": "private",';
+
+/** Runs `action` (a click or a submit) and waits until the navigation it causes has loaded. */
+async function navigateBy(page, action) {
+  const navigation = page.waitForNavigation({ waitUntil: 'load' });
+  await action();
+  return navigation;
+}
+
+async function flashText(page) {
+  const flash = page.locator('.flash[role="status"]');
+  await flash.waitFor({ state: 'visible' });
+  return (await flash.textContent()).trim();
+}
+
+const pathOf = (page) => new URL(page.url()).pathname;
+const squash = (text) => text.replace(/\s+/g, ' ').trim();
+
+/** The text of every cell of every body row of `table`, as arrays of trimmed strings. */
+const tableRows = (locator) => locator.locator('tbody tr').evaluateAll((trs) => trs.map((tr) =>
+  Array.from(tr.querySelectorAll('td')).map((td) => td.textContent.replace(/\s+/g, ' ').trim())));
+
+/** Runs a Python snippet with the official `scaleapi` SDK; it prints one JSON document. */
+async function sdk(code, args) {
+  const prelude = 'import json, sys, scaleapi\nfrom scaleapi.tasks import TaskType\n';
+  try {
+    const { stdout } = await execFileP(PYTHON, ['-c', prelude + code, ...args], { cwd: REPO_ROOT, timeout: 60_000 });
+    return JSON.parse(stdout);
+  } catch (err) {
+    throw new Error(`the SDK snippet failed: ${err.message}\n${err.stderr || ''}`);
+  }
+}
+
+/** Standard Webhooks: is one of the `v1,<base64>` signatures HMAC-SHA256 of id.timestamp.body? */
+function signedWith(secret, headers, body) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const expected = createHmac('sha256', key)
+    .update(`${headers['webhook-id']}.${headers['webhook-timestamp']}.`)
+    .update(body)
+    .digest();
+  return (headers['webhook-signature'] || '').split(' ').some((part) => {
+    const [version, sig] = part.split(',');
+    const got = Buffer.from(sig || '', 'base64');
+    return version === 'v1' && got.length === expected.length && timingSafeEqual(got, expected);
+  });
+}
+
+describe('Tessera labeling queue and callbacks in a real browser', { timeout: 15 * STEP_TIMEOUT }, () => {
+  let env;
+  let receiver;
+  let adminContext;
+  let adminPage;
+  let labelerContext;
+  let labelerPage;
+  let failed = false;
+  const pageErrors = [];
+  const serverErrors = [];
+  const received = []; // { path, headers, body (Buffer) }
+
+  // Shared between the steps.
+  let liveKey = '';
+  let callbackAuth = '';
+  let signingSecret = '';
+  let taskId = '';
+  let callbackPath = '';
+
+  /** A sequential step: skipped once an earlier one failed; screenshots the pages on failure. */
+  const step = (name, fn) => it(name, { timeout: STEP_TIMEOUT }, async (t) => {
+    if (failed) {
+      t.skip('an earlier step failed');
+      return;
+    }
+    try {
+      await fn(t);
+    } catch (err) {
+      failed = true;
+      for (const [who, page] of [['admin', adminPage], ['labeler', labelerPage]]) {
+        if (page && !page.isClosed()) await env.screenshot(page, `FAILED-${who}`).catch(() => {});
+      }
+      if (env) err.message += `\n--- last lines of the Tessera log ---\n${env.serverLog().split('\n').slice(-25).join('\n')}`;
+      throw err;
+    }
+  });
+
+  const watch = (page, who) => {
+    page.on('pageerror', (err) => pageErrors.push(`${who}: ${err.message}`));
+    page.on('response', (res) => {
+      if (res.status() >= 500) serverErrors.push(`${who}: ${res.request().method()} ${res.url()} -> ${res.status()}`);
+    });
+    return page;
+  };
+
+  const callbacksTo = (path) => received.filter((c) => c.path === path);
+
+  before(async () => {
+    // The receiver: records every request and answers 200.
+    receiver = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks) });
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end('ok');
+      });
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    // The receiver is on 127.0.0.1, which production refuses as a callback target.
+    env = await startEnvironment({ label: 'labeling', serverArgs: ['--allow-private-callbacks'] });
+    adminContext = await env.newContext();
+    adminPage = watch(await adminContext.newPage(), 'admin');
+  });
+
+  after(async () => {
+    if (env) await env.stop();
+    if (receiver) {
+      receiver.closeAllConnections();
+      receiver.close();
+    }
+  });
+
+  step('an admin signs up and adds a live API key', async () => {
+    const res = await adminPage.goto('/signup');
+    assert.equal(res.status(), 200);
+    await adminPage.getByLabel('Work email').fill(admin.email);
+    await adminPage.getByLabel('Password', { exact: true }).fill(admin.password);
+    await adminPage.getByLabel('Your name').fill(admin.name);
+    await adminPage.getByLabel('Company').fill(admin.company);
+    await adminPage.getByLabel('Team name').fill(admin.team);
+    await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
+    assert.equal(pathOf(adminPage), '/team');
+    assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
+
+    await adminPage.goto('/keys');
+    const live = adminPage.locator('#mode-live');
+    await live.getByLabel('Label (optional)').fill('labeling e2e');
+    await navigateBy(adminPage, () => live.getByRole('button', { name: 'Add live key' }).click());
+    liveKey = (await adminPage.locator('#secret-value').textContent()).trim();
+    assert.match(liveKey, /^live_\S{16,}$/, `a live key: ${liveKey}`);
+    assert.equal(await live.locator('tr[data-key]').count(), 1);
+
+    // The live callback auth key and signing secret, to check the callback with.
+    await navigateBy(adminPage, () => live.locator('form[action="/keys/callback/live/reveal"]').getByRole('button', { name: 'Reveal' }).click());
+    assert.match(squash(await adminPage.locator('#revealed').textContent()), /Live callback auth key/);
+    callbackAuth = (await adminPage.locator('#secret-value').textContent()).trim();
+    assert.ok(callbackAuth.length >= 16, `a callback auth key: ${callbackAuth}`);
+    await navigateBy(adminPage, () => live.getByRole('button', { name: 'Reveal signing secret' }).click());
+    signingSecret = (await adminPage.locator('#secret-value').textContent()).trim();
+    assert.match(signingSecret, /^whsec_[A-Za-z0-9+/]+=*$/);
+    await env.screenshot(adminPage, 'keys-live');
+  });
+
+  step('the Scale SDK creates a live task with a callback_url; it waits, uncalled', async () => {
+    callbackPath = `/scale-callback/${stamp}`;
+    const { port } = receiver.address();
+    const task = await sdk(
+      `key, url, callback, instruction, attachment, categories = sys.argv[1:]
+client = scaleapi.ScaleClient(key, api_instance_url=url)
+task = client.create_task(TaskType.Categorization, callback_url=callback, instruction=instruction,
+                          attachment=attachment, attachment_type="website",
+                          categories=json.loads(categories))
+print(json.dumps(task.as_dict()))`,
+      [liveKey, `${env.baseUrl}/v1`, `http://127.0.0.1:${port}${callbackPath}`, instruction, attachment, JSON.stringify(categories)],
+    );
+    taskId = task.task_id;
+    assert.ok(taskId, `a task id: ${JSON.stringify(task)}`);
+    assert.equal(task.status, 'pending', 'a live task waits for a labeler');
+    assert.equal(task.callback_url, `http://127.0.0.1:${port}${callbackPath}`);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(callbacksTo(callbackPath), [], 'no callback while pending');
+  });
+
+  step('the admin invites a teammate as Labeler', async () => {
+    await adminPage.goto('/team');
+    const invite = adminPage.locator('#invite');
+    await invite.getByLabel('Email addresses').fill(labeler.email);
+    await invite.locator('select[name="role"]').selectOption('labeler');
+    await navigateBy(adminPage, () => invite.getByRole('button', { name: 'Send invitations' }).click());
+    assert.match(await flashText(adminPage), new RegExp(`^Invitation sent to ${labeler.email.replace(/\./g, '\\.')}`));
+    const row = adminPage.locator(`tr.invited[data-email="${labeler.email}"]`);
+    assert.match(await row.textContent(), /Labeler/);
+    await env.screenshot(adminPage, 'labeler-invited');
+  });
+
+  step('the labeler accepts from the emailed link and lands on the labeling queue', async () => {
+    const [mail] = await env.mailsTo(labeler.email);
+    const link = inviteLink(mail);
+    labelerContext = await env.newContext();
+    labelerPage = watch(await labelerContext.newPage(), 'labeler');
+    const res = await labelerPage.goto(link);
+    assert.equal(res.status(), 200);
+    assert.match(await labelerPage.locator('main').textContent(), /invited as\s*Labeler/);
+    await labelerPage.getByLabel('Your name').fill(labeler.name);
+    await labelerPage.getByLabel('Company').fill(labeler.company);
+    await labelerPage.getByLabel('Password', { exact: true }).fill(labeler.password);
+    await labelerPage.getByLabel('Repeat password').fill(labeler.password);
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Accept invitation' }).click());
+
+    assert.equal(pathOf(labelerPage), '/label', 'a Labeler lands on the labeling queue');
+    assert.equal(await flashText(labelerPage), `Welcome to ${admin.team}! You joined as Labeler.`);
+    assert.equal(squash(await labelerPage.getByRole('heading', { level: 1 }).textContent()), 'Labeling');
+    assert.equal((await labelerPage.locator('#queue-length').textContent()).trim(), '1');
+    // Labelers see the Labeling page and their profile, nothing of the team's.
+    const nav = labelerPage.getByRole('navigation', { name: 'Main' });
+    const links = (await nav.getByRole('link').allTextContents()).map(squash);
+    assert.ok(links.includes('Labeling'), `nav: ${links}`);
+    for (const label of ['Your Team', 'Tasks', 'Callbacks', 'API Keys', 'Projects']) {
+      assert.ok(!links.includes(label), `a Labeler's nav has no "${label}": ${links}`);
+    }
+    await env.screenshot(labelerPage, 'labeler-queue');
+  });
+
+  step('"Next task" opens the task with its instruction, attachment and a response template', async () => {
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Next task' }).click());
+    assert.equal(pathOf(labelerPage), `/label/${taskId}`);
+    assert.match(squash(await labelerPage.getByRole('heading', { level: 1 }).textContent()), new RegExp(`categorization task ${taskId}`));
+    assert.equal((await labelerPage.locator('.instruction').textContent()).trim(), instruction);
+    const link = labelerPage.locator('#attachment');
+    assert.equal((await link.textContent()).trim(), attachment);
+    assert.equal(await link.getAttribute('href'), attachment);
+    const template = JSON.parse(await labelerPage.getByLabel('Response JSON').inputValue());
+    assert.equal(typeof template, 'object', `a JSON template: ${JSON.stringify(template)}`);
+    await env.screenshot(labelerPage, 'label-task');
+  });
+
+  step('a response that is not JSON is refused, keeping what was typed', async () => {
+    const editor = labelerPage.getByLabel('Response JSON');
+    await editor.fill(notJson);
+    const res = await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(res.status(), 400);
+    const error = labelerPage.locator('p.error[role="alert"]');
+    assert.match(await error.textContent(), /The response is not valid JSON/);
+    assert.equal(await labelerPage.getByLabel('Response JSON').inputValue(), notJson, 'the typed text is kept');
+    assert.equal((await labelerPage.locator('.instruction').textContent()).trim(), instruction, 'still the same task');
+    assert.deepEqual(callbacksTo(callbackPath), [], 'nothing was sent');
+    await env.screenshot(labelerPage, 'label-invalid-json');
+  });
+
+  step('a valid response is submitted and thanked for', async () => {
+    await labelerPage.getByLabel('Response JSON').fill(JSON.stringify(answer, null, 2));
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(pathOf(labelerPage), '/label');
+    assert.equal(await flashText(labelerPage), `Task ${taskId} submitted. Thank you!`);
+    assert.equal((await labelerPage.locator('#queue-length').textContent()).trim(), '0');
+    await env.screenshot(labelerPage, 'label-submitted');
+  });
+
+  step('the receiver gets the callback with the labeler\'s response', async () => {
+    const [call] = await waitFor(`a callback to ${callbackPath}`, () => {
+      const calls = callbacksTo(callbackPath);
+      return calls.length ? calls : null;
+    }, { timeoutMs: 20_000 });
+    assert.equal(call.method, 'POST');
+    assert.match(call.headers['content-type'] || '', /^application\/json/);
+    assert.equal(call.headers['scale-callback-auth'], callbackAuth);
+    assert.ok(signedWith(signingSecret, call.headers, call.body), `signed with the live secret: ${JSON.stringify(call.headers)}`);
+    const body = JSON.parse(call.body.toString('utf8'));
+    assert.equal(body.task_id, taskId);
+    assert.equal(body.task.task_id, taskId);
+    assert.equal(body.task.status, 'completed');
+    assert.deepEqual(body.response, answer);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(callbacksTo(callbackPath).length, 1, 'delivered once');
+  });
+
+  step('the SDK sees the task completed, with the response and callback_succeeded', async () => {
+    const task = await waitFor('callback_succeeded on the task', async () => {
+      const t = await sdk(
+        `key, url, task_id = sys.argv[1:]
+print(json.dumps(scaleapi.ScaleClient(key, api_instance_url=url).get_task(task_id).as_dict()))`,
+        [liveKey, `${env.baseUrl}/v1`, taskId],
+      );
+      return t.callback_succeeded === true ? t : null;
+    }, { timeoutMs: 20_000, intervalMs: 500 });
+    assert.equal(task.status, 'completed');
+    assert.deepEqual(task.response, answer);
+  });
+
+  step('the admin finds the delivery "succeeded" on Callbacks, with a 200 attempt', async () => {
+    const nav = adminPage.getByRole('navigation', { name: 'Main' });
+    await navigateBy(adminPage, () => nav.getByRole('link', { name: 'Callbacks', exact: true }).click());
+    assert.equal(pathOf(adminPage), '/callbacks');
+    const row = adminPage.locator('#callbacks tbody tr', { hasText: `task ${taskId}` });
+    await waitFor('the delivery row to read "succeeded"', async () => {
+      if (await row.count() !== 1) {
+        await adminPage.reload();
+        return false;
+      }
+      const state = (await row.locator('td.status').textContent()).trim();
+      if (state !== 'succeeded') await adminPage.reload();
+      return state === 'succeeded';
+    }, { timeoutMs: 20_000, intervalMs: 500 });
+    const cells = (await row.locator('td').allTextContents()).map(squash);
+    const [, about, target, state, attempts, last] = cells;
+    assert.deepEqual({ about, state, attempts, last }, { about: `task ${taskId}`, state: 'succeeded', attempts: '1', last: '200' });
+    assert.ok(target.endsWith(callbackPath), `target ${target}`);
+    await env.screenshot(adminPage, 'callbacks-list');
+
+    const deliveryId = await row.getAttribute('data-delivery');
+    await navigateBy(adminPage, () => row.getByRole('link', { name: deliveryId, exact: true }).click());
+    assert.equal(pathOf(adminPage), `/callbacks/${deliveryId}`);
+    assert.equal((await adminPage.locator('#delivery-state').textContent()).trim(), 'succeeded');
+    const attemptsTable = await tableRows(adminPage.locator('#attempts'));
+    assert.equal(attemptsTable.length, 1, `one attempt: ${JSON.stringify(attemptsTable)}`);
+    const [, status, latency, error, response] = attemptsTable[0];
+    assert.equal(status, '200');
+    assert.match(latency, /^\d+ ms$/);
+    assert.equal(error, '');
+    assert.equal(response, 'ok');
+    // It is about the task (its body is built from the task when sent), and the webhook-id the
+    // receiver got is the delivery's id.
+    assert.equal(await adminPage.locator('dl.facts').getByRole('link', { name: `task ${taskId}` }).getAttribute('href'), `/tasks/${taskId}`);
+    const [call] = callbacksTo(callbackPath);
+    assert.equal(call.headers['webhook-id'], deliveryId);
+    await env.screenshot(adminPage, 'callback-detail');
+  });
+
+  step('no page raised a JavaScript error or a server error', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(serverErrors, []);
+  });
+});
