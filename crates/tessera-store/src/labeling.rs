@@ -50,6 +50,20 @@ pub struct Claim {
     pub lease_until: i64,
 }
 
+/// Gives back every task `user_id` holds, in the transaction that takes them out of their
+/// team or their labeler role: their claims are no longer valid, and the tasks should not wait
+/// for the leases to run out (nor block the labeler's next task in a new team).
+pub(crate) async fn release_claims(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE tasks SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// The labeler's current claim if it is still valid, else the oldest pending live task of
     /// the queue that nobody holds, claimed for `lease_ms`. `None` when the queue is empty.

@@ -206,6 +206,9 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        if role != Role::Labeler {
+            crate::labeling::release_claims(&mut tx, user_id).await?;
+        }
         audit::insert(&mut tx, Some(team_id), &event).await?;
         tx.commit().await?;
         Ok(())
@@ -235,6 +238,7 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        crate::labeling::release_claims(&mut tx, user_id).await?;
         audit::insert(&mut tx, Some(team_id), &event).await?;
         tx.commit().await?;
         Ok(())
@@ -292,6 +296,7 @@ impl Store {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        crate::labeling::release_claims(&mut tx, user_id).await?;
         if let Some(old_team) = user.team_id.as_deref().filter(|t| *t != team_id) {
             audit::insert(&mut tx, Some(old_team), &event).await?;
         }

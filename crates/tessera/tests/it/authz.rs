@@ -1,12 +1,14 @@
 //! The authorisation matrix: every dashboard action × every kind of person × their own team
 //! and another team. Allowed actions must take effect; denied ones must change nothing.
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use reqwest::StatusCode;
 use tessera_core::{profile::Profile, Email, Role};
 use tessera_server::crypto::{hash_password, token_digest};
-use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser};
+use tessera_store::{
+    ClaimProblem, DeliveryKind, NewAuditEvent, NewDelivery, NewInvitation, NewMail, NewUser, Queue,
+};
 
 use crate::{backend_test, helpers::*};
 
@@ -19,6 +21,8 @@ enum Who {
     Labeler,
     Teamless,
     Staff,
+    /// A platform workforce labeler (in no team).
+    Workforce,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,17 @@ enum Act {
     ViewTask,
     AuditTask,
     SwitchMode,
+    RevealSigningSecret,
+    RotateSigningSecret,
+    ViewCallbacks,
+    ViewCallback,
+    Redeliver,
+    SendTestCallback,
+    ViewLabelQueue,
+    LabelNext,
+    ViewLabelTask,
+    SubmitLabel,
+    ReleaseLabel,
 }
 
 impl Act {
@@ -58,7 +73,26 @@ impl Act {
     fn has_target(self) -> bool {
         matches!(
             self,
-            Act::Resend | Act::Revoke | Act::ChangeRole | Act::ConfirmRemove | Act::Remove
+            Act::Resend
+                | Act::Revoke
+                | Act::ChangeRole
+                | Act::ConfirmRemove
+                | Act::Remove
+                | Act::ViewCallback
+                | Act::Redeliver
+                | Act::ViewLabelTask
+                | Act::SubmitLabel
+                | Act::ReleaseLabel
+        )
+    }
+
+    /// Acts on a task in the labeling queue: the other team's variant is a task another
+    /// team's labeler holds, which a labeler asking for it is told is not theirs (409, or for
+    /// Release "you were not holding that task").
+    fn is_labeling(self) -> bool {
+        matches!(
+            self,
+            Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel
         )
     }
 }
@@ -74,11 +108,16 @@ fn allowed(who: Who, act: Act) -> bool {
             matches!(who, Who::Admin | Who::Manager)
         }
         StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail => who == Who::Staff,
-        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey => {
+        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey
+        | RevealSigningSecret | RotateSigningSecret => {
             matches!(who, Who::Admin | Who::Manager)
         }
-        ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode => {
+        ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode
+        | ViewCallbacks | ViewCallback | Redeliver | SendTestCallback => {
             matches!(who, Who::Admin | Who::Manager | Who::Member)
+        }
+        ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel => {
+            matches!(who, Who::Labeler | Who::Workforce)
         }
     }
 }
@@ -94,6 +133,10 @@ struct Ctx {
     hash: String,
     a: TeamCtx,
     b: TeamCtx,
+    /// A labeler of team B, who holds the other team's tasks in the labeling acts.
+    labeler_b: String,
+    /// Finished callback deliveries (live mode) per team, each redelivered at most once.
+    deliveries: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Ctx {
@@ -204,6 +247,93 @@ impl Ctx {
         task.id
     }
 
+    /// Queues `n` callback deliveries (to an email address, so they succeed at once) in each
+    /// team and waits until the worker has finished them.
+    async fn finished_deliveries(&self, n: usize) {
+        for team in [&self.a, &self.b] {
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let delivery = self
+                    .app
+                    .store
+                    .enqueue_delivery(&NewDelivery {
+                        team_id: team.id.clone(),
+                        mode: tessera_core::Mode::Live,
+                        kind: DeliveryKind::Test,
+                        batch_id: None,
+                        target: "hooks@matrix.test".into(),
+                        payload: "{}".into(),
+                    })
+                    .await
+                    .unwrap();
+                ids.push(delivery.id);
+            }
+            self.deliveries.lock().unwrap().insert(team.id.clone(), ids);
+        }
+        TestApp::eventually(30, || async {
+            let counts = self.app.store.delivery_counts(None, None).await.unwrap();
+            (counts.pending == 0).then_some(())
+        })
+        .await;
+    }
+
+    fn delivery(&self, team: &TeamCtx) -> String {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .get_mut(&team.id)
+            .unwrap()
+            .pop()
+            .expect("enough deliveries prepared")
+    }
+
+    /// A pending live task in `team`'s queue, held by `holder` when given. Team queues are
+    /// kept empty between acts, so the claim takes exactly this task.
+    async fn queued_task(&self, team: &TeamCtx, holder: Option<&str>) -> (String, String) {
+        let marker = unique("INSTRUCTION-");
+        let task = self
+            .app
+            .store
+            .insert_task(&tessera_store::NewTask {
+                team_id: team.id.clone(),
+                mode: tessera_core::Mode::Live,
+                task_type: "categorization".into(),
+                status: "pending".into(),
+                project: None,
+                batch: None,
+                unique_id: None,
+                callback_url: None,
+                instruction: Some(marker.clone()),
+                params: serde_json::json!({"attachment": "a", "attachment_type": "text", "categories": ["x"]}),
+                metadata: serde_json::json!({}),
+                tags: None,
+                response: None,
+                extra: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+        if let Some(holder) = holder {
+            let claim = self
+                .app
+                .store
+                .claim_next_task(holder, Queue::Team(&team.id), 600_000)
+                .await
+                .unwrap()
+                .expect("the task is claimed");
+            assert_eq!(claim.task.id, task.id, "team queue was not empty");
+        }
+        (task.id, marker)
+    }
+
+    /// Takes a labeling act's task out of the queue (and out of anyone's hands).
+    async fn dequeue(&self, team: &TeamCtx, task_id: &str) {
+        let _ = self
+            .app
+            .store
+            .cancel_task(&team.id, tessera_core::Mode::Live, task_id, false, "test")
+            .await;
+    }
+
     async fn login(&self, email: &str) -> Browser {
         let mut b = self.app.browser();
         let r = b
@@ -235,23 +365,29 @@ async fn authorization_matrix(backend: Backend) {
             admin_id: t.team.admin_user_id.clone(),
         }
     };
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         a: ctx_team("Team A"),
         b: ctx_team("Team B"),
         app,
         hash,
+        labeler_b: String::new(),
+        deliveries: Mutex::new(HashMap::new()),
     };
+    ctx.labeler_b = ctx.member(&ctx.b, Role::Labeler).await.0;
+    // One per person and team for Redeliver, one more for viewing.
+    ctx.finished_deliveries(2 * 8).await;
 
-    let mut people: Vec<(Who, Option<Browser>)> = vec![(Who::Anonymous, None)];
+    let mut people: Vec<(Who, Option<Browser>, Option<String>)> =
+        vec![(Who::Anonymous, None, None)];
     admin_a.visit("/team").await;
-    people.push((Who::Admin, Some(admin_a)));
+    people.push((Who::Admin, Some(admin_a), Some(ctx.a.admin_id.clone())));
     for (who, role) in [
         (Who::Manager, Role::Manager),
         (Who::Member, Role::Member),
         (Who::Labeler, Role::Labeler),
     ] {
-        let (_, email) = ctx.member(&ctx.a, role).await;
-        people.push((who, Some(ctx.login(&email).await)));
+        let (id, email) = ctx.member(&ctx.a, role).await;
+        people.push((who, Some(ctx.login(&email).await), Some(id)));
     }
     let (teamless_id, teamless_email) = ctx.member(&ctx.a, Role::Member).await;
     ctx.app
@@ -259,11 +395,35 @@ async fn authorization_matrix(backend: Backend) {
         .remove_member(&ctx.a.id, &teamless_id, NewAuditEvent::default())
         .await
         .unwrap();
-    people.push((Who::Teamless, Some(ctx.login(&teamless_email).await)));
-    tessera_server::staff::support::create_staff(&ctx.app.store, "staff@tessera.test", PASSWORD)
-        .await
-        .unwrap();
-    people.push((Who::Staff, Some(ctx.login("staff@tessera.test").await)));
+    people.push((
+        Who::Teamless,
+        Some(ctx.login(&teamless_email).await),
+        Some(teamless_id),
+    ));
+    let staff = tessera_server::staff::support::create_staff(
+        &ctx.app.store,
+        "staff@tessera.test",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    people.push((
+        Who::Staff,
+        Some(ctx.login("staff@tessera.test").await),
+        Some(staff.id),
+    ));
+    let workforce = tessera_server::staff::support::create_labeler(
+        &ctx.app.store,
+        "crowd@tessera.test",
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    people.push((
+        Who::Workforce,
+        Some(ctx.login("crowd@tessera.test").await),
+        Some(workforce.id),
+    ));
 
     let acts = [
         Act::ViewProfile,
@@ -293,11 +453,23 @@ async fn authorization_matrix(backend: Backend) {
         Act::ViewTask,
         Act::AuditTask,
         Act::SwitchMode,
+        Act::RevealSigningSecret,
+        Act::RotateSigningSecret,
+        Act::ViewCallbacks,
+        Act::ViewCallback,
+        Act::Redeliver,
+        Act::SendTestCallback,
+        Act::ViewLabelQueue,
+        Act::LabelNext,
+        Act::ViewLabelTask,
+        Act::SubmitLabel,
+        Act::ReleaseLabel,
     ];
     let mut checked = 0;
-    for (who, browser) in people.iter_mut() {
+    for (who, browser, user_id) in people.iter_mut() {
         let mut anon = ctx.app.browser();
         let b = browser.as_mut().unwrap_or(&mut anon);
+        let user_id = user_id.as_deref();
         for act in acts {
             let scopes: &[bool] = if act.has_target() {
                 &[true, false]
@@ -306,7 +478,7 @@ async fn authorization_matrix(backend: Backend) {
             };
             for &own in scopes {
                 let expect = allowed(*who, act) && own;
-                let (status, effect) = perform(&ctx, b, act, own).await;
+                let (status, effect) = perform(&ctx, b, user_id, act, own).await;
                 let label = format!(
                     "{who:?} {act:?} {}",
                     if own { "own team" } else { "other team" }
@@ -326,6 +498,12 @@ async fn authorization_matrix(backend: Backend) {
                             "{label}: anonymous goes to login"
                         ),
                         _ if own => assert_eq!(status, StatusCode::FORBIDDEN, "{label}"),
+                        // A labeler asking for a task someone else holds is told so.
+                        Who::Labeler | Who::Workforce if act.is_labeling() => assert!(
+                            status == StatusCode::CONFLICT
+                                || (act == Act::ReleaseLabel && status == StatusCode::SEE_OTHER),
+                            "{label}: got {status}"
+                        ),
                         _ => assert!(
                             status == StatusCode::NOT_FOUND || status == StatusCode::FORBIDDEN,
                             "{label}: got {status}"
@@ -338,15 +516,22 @@ async fn authorization_matrix(backend: Backend) {
     }
     assert_eq!(
         checked,
-        7 * (acts.len() + acts.iter().filter(|a| a.has_target()).count())
+        8 * (acts.len() + acts.iter().filter(|a| a.has_target()).count())
     );
     ctx.app.stop().await;
 }
 backend_test!(authorization_matrix);
 
-/// Performs `act` (on a fresh target in team A when `own`, else in team B) and reports the
-/// status and whether the intended change happened.
-async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode, bool) {
+/// Performs `act` (on a fresh target in team A when `own`, else in team B) as the person
+/// `user_id` (none when anonymous) and reports the status and whether the intended change
+/// happened.
+async fn perform(
+    ctx: &Ctx,
+    b: &mut Browser,
+    user_id: Option<&str>,
+    act: Act,
+    own: bool,
+) -> (StatusCode, bool) {
     let store = &ctx.app.store;
     let team = if own { &ctx.a } else { &ctx.b };
     match act {
@@ -617,6 +802,146 @@ async fn perform(ctx: &Ctx, b: &mut Browser, act: Act, own: bool) -> (StatusCode
                     .iter()
                     .any(|c| c.starts_with("tessera_mode=live")),
             )
+        }
+        Act::RevealSigningSecret => {
+            let p = b.post_form("/keys/signing/test/reveal", &[]).await;
+            let shown = shown_after_redirect(b, &p).await;
+            (
+                p.status,
+                shown.contains("Test callback signing secret") && shown.contains("whsec_"),
+            )
+        }
+        Act::RotateSigningSecret => {
+            let read = || async {
+                store
+                    .team_secret(&ctx.a.id, "callback_signing", tessera_core::Mode::Test)
+                    .await
+                    .unwrap()
+                    .map(|s| s.sealed)
+            };
+            let before = read().await;
+            let p = b.post_form("/keys/signing/test/rotate", &[]).await;
+            (p.status, before != read().await)
+        }
+        Act::ViewCallbacks => {
+            let p = b.get("/callbacks").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("<h1>Callbacks"),
+            )
+        }
+        Act::ViewCallback => {
+            let id = ctx.delivery(team);
+            let p = b.get(&format!("/callbacks/{id}")).await;
+            (
+                p.status,
+                p.status == StatusCode::OK
+                    && p.body.contains(&id)
+                    && p.body.contains("hooks@matrix.test"),
+            )
+        }
+        Act::Redeliver => {
+            let id = ctx.delivery(team);
+            let read = || async {
+                store
+                    .get_delivery(&team.id, tessera_core::Mode::Live, &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .updated_at
+            };
+            let before = read().await;
+            let p = b
+                .post_form(&format!("/callbacks/{id}/redeliver"), &[])
+                .await;
+            (p.status, read().await > before)
+        }
+        Act::SendTestCallback => {
+            let target = format!("{}@matrix.test", unique("probe"));
+            let p = b.post_form("/callbacks/test", &[("url", &target)]).await;
+            let mut found = false;
+            for t in [&ctx.a, &ctx.b] {
+                for mode in tessera_core::Mode::ALL {
+                    found |= store
+                        .list_deliveries(&t.id, mode, None, None, 500)
+                        .await
+                        .unwrap()
+                        .deliveries
+                        .iter()
+                        .any(|d| d.target == target);
+                }
+            }
+            (p.status, found)
+        }
+        Act::ViewLabelQueue => {
+            let p = b.get("/label").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("id=\"queue-length\""),
+            )
+        }
+        Act::LabelNext => {
+            let (id, _) = ctx.queued_task(&ctx.a, None).await;
+            let p = b.post_form("/label/next", &[]).await;
+            let claimed = match user_id {
+                Some(user) => store
+                    .labeler_claim(user)
+                    .await
+                    .unwrap()
+                    .is_some_and(|c| c.task.id == id),
+                None => false,
+            };
+            let sent_there = p.location.as_deref() == Some(format!("/label/{id}").as_str());
+            ctx.dequeue(&ctx.a, &id).await;
+            (p.status, claimed && sent_there)
+        }
+        Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel => {
+            // Own: a task of team A the person holds; other: one team B's labeler holds.
+            let holder = if own {
+                user_id
+            } else {
+                Some(ctx.labeler_b.as_str())
+            };
+            let (id, marker) = ctx.queued_task(team, holder).await;
+            let effect = match act {
+                Act::ViewLabelTask => {
+                    let p = b.get(&format!("/label/{id}")).await;
+                    let shown = p.body.contains(&marker);
+                    assert!(
+                        p.status == StatusCode::OK || !shown,
+                        "the task was shown with {}",
+                        p.status
+                    );
+                    (p.status, p.status == StatusCode::OK && shown)
+                }
+                Act::SubmitLabel => {
+                    let p = b
+                        .post_form(
+                            &format!("/label/{id}"),
+                            &[("response", r#"{"category": "x"}"#)],
+                        )
+                        .await;
+                    let task = store
+                        .get_task(&team.id, tessera_core::Mode::Live, &id)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    (p.status, task.status == "completed")
+                }
+                _ => {
+                    let p = b.post_form(&format!("/label/{id}/release"), &[]).await;
+                    let released = match holder {
+                        Some(h) => matches!(
+                            store.claimed_task(h, &id).await.unwrap(),
+                            Err(ClaimProblem::NotYours)
+                        ),
+                        None => false,
+                    };
+                    (p.status, released)
+                }
+            };
+            ctx.dequeue(team, &id).await;
+            effect
         }
         Act::StaffReadMail => {
             let id = store.list_mail(1, 0).await.unwrap()[0].id.clone();

@@ -165,6 +165,14 @@ pub struct Options {
     pub smtp_url: Option<String>,
     pub mail_retry: Option<&'static str>,
     pub resend_interval: Option<Duration>,
+    /// Callback retry schedule (e.g. `100ms,100ms`) instead of the day-long default.
+    pub callback_retry: Option<&'static str>,
+    pub callback_timeout: Option<Duration>,
+    /// How long a labeler holds a claimed task.
+    pub label_lease: Option<Duration>,
+    /// Refuse callbacks to loopback and private addresses, as production does (tests
+    /// otherwise allow them, to reach receivers on 127.0.0.1).
+    pub refuse_private_callbacks: bool,
 }
 
 /// A running Tessera server.
@@ -198,12 +206,21 @@ impl TestApp {
             key.clone(),
         );
         config.smtp_url = options.smtp_url.clone();
-        config.allow_private_callbacks = true;
         if let Some(schedule) = options.mail_retry {
             config.mail_retry = tessera_core::retry::RetrySchedule::parse(schedule).unwrap();
         }
         if let Some(interval) = options.resend_interval {
             config.resend_interval = interval;
+        }
+        config.allow_private_callbacks = !options.refuse_private_callbacks;
+        if let Some(schedule) = options.callback_retry {
+            config.callback_retry = tessera_core::retry::RetrySchedule::parse(schedule).unwrap();
+        }
+        if let Some(timeout) = options.callback_timeout {
+            config.callback_timeout = timeout;
+        }
+        if let Some(lease) = options.label_lease {
+            config.label_lease = lease;
         }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod api;
 mod authz;
+mod callbacks;
 mod cli;
 mod invariants;
 mod mail;

@@ -1,0 +1,1268 @@
+//! Callback delivery and the labeling queue, end to end: a real receiver (an HTTP server in
+//! the test) records what arrives; signatures are checked here, independently of the server's
+//! code, with the secrets the dashboard reveals.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Uri},
+    response::{IntoResponse, Response},
+    Router,
+};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tessera_store::Delivery;
+
+use crate::{backend_test, helpers::*};
+
+// ---------------------------------------------------------------------------------------
+// The receiver
+
+/// One request the receiver got, and what it answered.
+#[derive(Debug, Clone)]
+struct Hit {
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    at: Instant,
+    answered: u16,
+}
+
+impl Hit {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the callback body is JSON")
+    }
+
+    fn webhook_id(&self) -> String {
+        self.header("webhook-id")
+    }
+}
+
+/// How the receiver answers a path (200 "ok" unless told otherwise).
+#[derive(Debug, Clone)]
+enum Plan {
+    /// Answer `status` (with `Retry-After` when given) to the next `remaining` requests.
+    FailFirst {
+        remaining: u32,
+        status: u16,
+        retry_after: Option<&'static str>,
+    },
+    Always(u16),
+    /// 302 to another URL.
+    Redirect(String),
+}
+
+#[derive(Default)]
+struct Inner {
+    hits: Vec<Hit>,
+    plans: HashMap<String, Plan>,
+}
+
+/// An HTTP server on 127.0.0.1 that records every request.
+#[derive(Clone)]
+struct Receiver {
+    base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+async fn record(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let mut inner = inner.lock().unwrap();
+    let mut extra: Vec<(&'static str, String)> = Vec::new();
+    let status = match inner.plans.get_mut(&path) {
+        Some(Plan::FailFirst {
+            remaining,
+            status,
+            retry_after,
+        }) if *remaining > 0 => {
+            *remaining -= 1;
+            if let Some(v) = retry_after {
+                extra.push(("retry-after", (*v).to_owned()));
+            }
+            *status
+        }
+        Some(Plan::Always(status)) => *status,
+        Some(Plan::Redirect(to)) => {
+            extra.push(("location", to.clone()));
+            302
+        }
+        _ => 200,
+    };
+    inner.hits.push(Hit {
+        path,
+        headers,
+        body: body.to_vec(),
+        at: Instant::now(),
+        answered: status,
+    });
+    let mut response = (
+        StatusCode::from_u16(status).unwrap(),
+        if status < 300 { "ok" } else { "not now" },
+    )
+        .into_response();
+    for (name, value) in extra {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new().fallback(record).with_state(inner.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver {
+            base: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn plan(&self, path: &str, plan: Plan) {
+        self.inner
+            .lock()
+            .unwrap()
+            .plans
+            .insert(path.to_owned(), plan);
+    }
+
+    fn hits(&self, path: &str) -> Vec<Hit> {
+        self.inner
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    fn total(&self) -> usize {
+        self.inner.lock().unwrap().hits.len()
+    }
+
+    /// Waits until `path` got at least `n` requests; returns them all.
+    async fn wait_for(&self, path: &str, n: usize) -> Vec<Hit> {
+        TestApp::eventually(20, || async {
+            let hits = self.hits(path);
+            (hits.len() >= n).then_some(hits)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signatures, checked without the server's code
+
+/// How many of the hit's `v1,` signatures verify with this `whsec_…` secret.
+fn verified_by(hit: &Hit, secret: &str) -> usize {
+    let key = B64
+        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+        .expect("base64 key");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", hit.webhook_id(), hit.header("webhook-timestamp")).as_bytes());
+    mac.update(&hit.body);
+    let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+    hit.header("webhook-signature")
+        .split(' ')
+        .filter(|s| *s == expected)
+        .count()
+}
+
+/// Standard Webhooks headers present, fresh, and signed by exactly `secret`.
+fn assert_signed(hit: &Hit, secret: &str, auth: &str) {
+    assert_eq!(hit.header("content-type"), "application/json");
+    assert_eq!(hit.header("scale-callback-auth"), auth);
+    assert!(hit.webhook_id().starts_with("msg_"), "{}", hit.webhook_id());
+    let ts: i64 = hit.header("webhook-timestamp").parse().expect("timestamp");
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!((now - ts).abs() <= 10, "timestamp {ts} vs now {now}");
+    assert_eq!(
+        verified_by(hit, secret),
+        1,
+        "signature {:?} does not verify",
+        hit.header("webhook-signature")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Dashboard and API helpers
+
+fn html_unescape(raw: &str) -> String {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reveals a secret on the API Keys page (`/keys/callback/test/reveal`, …) and returns it.
+async fn reveal(admin: &mut Browser, path: &str) -> String {
+    let page = admin.submit(path, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    html_unescape(
+        &extract_between(&page.body, "id=\"secret-value\">", "</code>")
+            .expect("the secret is shown"),
+    )
+}
+
+/// The team's callback auth key and signing secret for `mode`, as the dashboard shows them.
+async fn secrets(admin: &mut Browser, mode: &str) -> (String, String) {
+    let auth = reveal(admin, &format!("/keys/callback/{mode}/reveal")).await;
+    let signing = reveal(admin, &format!("/keys/signing/{mode}/reveal")).await;
+    assert!(signing.starts_with("whsec_"), "{signing}");
+    (auth, signing)
+}
+
+async fn use_mode(b: &mut Browser, mode: &str) {
+    let p = b
+        .post_form("/mode", &[("mode", mode), ("back", "/callbacks")])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+}
+
+async fn login(app: &TestApp, email: &str) -> Browser {
+    let mut b = app.browser();
+    let r = b
+        .post_form("/login", &[("email", email), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "login {email}: {}", r.body);
+    b
+}
+
+/// Invites `email` as a labeler from the dashboard and accepts the emailed link.
+async fn join_as_labeler(app: &TestApp, admin: &mut Browser, email: &str) -> Browser {
+    let page = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", email), ("role", "labeler")],
+        )
+        .await;
+    assert!(page.body.contains("Invitation sent"), "{}", page.body);
+    let link = app.outbox_link(email).await;
+    let mut b = app.browser();
+    assert_eq!(b.get(&link).await.status, StatusCode::OK);
+    let done = b
+        .post_form(
+            &link,
+            &[
+                ("name", "Lee Labeler"),
+                ("company", "Acme"),
+                ("job_title", ""),
+                ("phone", ""),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    b
+}
+
+/// A categorization task's fields.
+fn categorization(instruction: &str) -> Value {
+    json!({
+        "attachment": "https://example.com/review.txt",
+        "attachment_type": "text",
+        "categories": ["yes", "no"],
+        "instruction": instruction,
+    })
+}
+
+fn with_callback(mut task: Value, url: &str) -> Value {
+    task["callback_url"] = json!(url);
+    task
+}
+
+async fn create_task(api: &Api, fields: Value) -> Value {
+    let (status, task) = api.post("/task/categorization", fields).await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    task
+}
+
+fn id_of(task: &Value) -> String {
+    task["task_id"].as_str().unwrap().to_owned()
+}
+
+async fn team_id(app: &TestApp, name: &str) -> String {
+    app.store
+        .find_team_by_name(name)
+        .await
+        .unwrap()
+        .expect("team exists")
+        .id
+}
+
+/// The task's latest delivery once it is no longer pending.
+async fn finished_delivery(app: &TestApp, task_id: &str) -> Delivery {
+    TestApp::eventually(20, || async {
+        app.store
+            .task_deliveries(task_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .filter(|d| d.status != "pending")
+    })
+    .await
+}
+
+/// `callback_succeeded` of a task as the API reports it, once it is set.
+async fn callback_succeeded(api: &Api, task_id: &str) -> bool {
+    TestApp::eventually(20, || async {
+        let (_, task) = api.get(&format!("/task/{task_id}")).await;
+        task["callback_succeeded"].as_bool()
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Delivery
+
+async fn task_callback_is_signed_and_delivered_once(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("cb@acme.test", "Callback Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, signing) = secrets(&mut admin, "test").await;
+    // The dashboard shows what the store holds.
+    assert_eq!(
+        tessera_server::staff::support::callback_signing_secret(
+            &app.store,
+            &app.key,
+            "Callback Co",
+            "test"
+        )
+        .await
+        .unwrap(),
+        signing
+    );
+
+    let task = create_task(
+        &api,
+        with_callback(categorization("Is it positive?"), &rx.url("/hooks/scale")),
+    )
+    .await;
+    let id = id_of(&task);
+    let hits = rx.wait_for("/hooks/scale", 1).await;
+    let hit = &hits[0];
+    assert_signed(hit, &signing, &auth);
+    let body = hit.json();
+    assert_eq!(body["task_id"], id.as_str());
+    assert_eq!(body["task"]["task_id"], id.as_str());
+    assert_eq!(body["task"]["status"], "completed");
+    assert_eq!(body["task"]["is_test"], true);
+    assert_eq!(body["task"]["params"], task["params"]);
+    assert_eq!(body["task"]["callback_url"], task["callback_url"]);
+    assert_eq!(body["response"], task["response"]);
+    assert_eq!(body["response"]["category"], "yes");
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        3,
+        "exactly task, response, task_id: {body}"
+    );
+
+    assert!(callback_succeeded(&api, &id).await);
+    // The task in the body is the task as the API shows it (before the callback's outcome).
+    let (_, mut fetched) = api.get(&format!("/task/{id}")).await;
+    fetched
+        .as_object_mut()
+        .unwrap()
+        .remove("callback_succeeded");
+    assert_eq!(body["task"], fetched);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.total(), 1, "exactly one POST");
+    let delivery = finished_delivery(&app, &id).await;
+    assert_eq!(delivery.id, hit.webhook_id());
+    assert_eq!(
+        (
+            delivery.status.as_str(),
+            delivery.attempts,
+            delivery.last_status_code
+        ),
+        ("succeeded", 1, Some(200))
+    );
+    app.stop().await;
+}
+backend_test!(task_callback_is_signed_and_delivered_once);
+
+async fn failed_attempts_are_retried_with_the_same_webhook_id(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("200ms,200ms,200ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan(
+        "/flaky",
+        Plan::FailFirst {
+            remaining: 2,
+            status: 500,
+            retry_after: None,
+        },
+    );
+    let mut admin = app.sign_up("retry@acme.test", "Retry Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, signing) = secrets(&mut admin, "test").await;
+    let id = id_of(&create_task(&api, with_callback(categorization("r"), &rx.url("/flaky"))).await);
+
+    assert!(callback_succeeded(&api, &id).await);
+    let hits = rx.wait_for("/flaky", 3).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let hits_after = rx.hits("/flaky");
+    assert_eq!(hits_after.len(), 3, "3 attempts in all");
+    assert_eq!(
+        hits.iter().map(|h| h.answered).collect::<Vec<_>>(),
+        [500, 500, 200]
+    );
+    let webhook_id = hits[0].webhook_id();
+    for hit in &hits {
+        assert_eq!(hit.webhook_id(), webhook_id, "stable across retries");
+        assert_signed(hit, &signing, &auth);
+        assert_eq!(hit.json()["task_id"], id.as_str());
+    }
+
+    let delivery = finished_delivery(&app, &id).await;
+    assert_eq!(
+        (delivery.status.as_str(), delivery.attempts),
+        ("succeeded", 3)
+    );
+    // The Callbacks page (test mode) shows the delivery and its three attempts.
+    use_mode(&mut admin, "test").await;
+    let list = admin.visit("/callbacks").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body
+            .contains(&format!("data-delivery=\"{webhook_id}\"")),
+        "{}",
+        list.body
+    );
+    let detail = admin.visit(&format!("/callbacks/{webhook_id}")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(
+        detail.body.contains("id=\"delivery-state\">succeeded<"),
+        "{}",
+        detail.body
+    );
+    let table =
+        extract_between(&detail.body, "id=\"attempts\">", "</table>").expect("attempts table");
+    let codes: Vec<String> = table
+        .split("<tr><td class=\"nowrap\">")
+        .skip(1)
+        .map(|row| extract_between(row, "</td><td>", "</td>").unwrap())
+        .collect();
+    assert_eq!(codes, ["200", "500", "500"], "newest first");
+    // The live world has none of it.
+    use_mode(&mut admin, "live").await;
+    let live = admin.visit(&format!("/callbacks/{webhook_id}")).await;
+    assert_eq!(live.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+backend_test!(failed_attempts_are_retried_with_the_same_webhook_id);
+
+async fn delivery_gives_up_when_the_schedule_is_used_up(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("100ms,100ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan("/down", Plan::Always(500));
+    let mut admin = app.sign_up("down@acme.test", "Down Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let id = id_of(&create_task(&api, with_callback(categorization("d"), &rx.url("/down"))).await);
+
+    let delivery = finished_delivery(&app, &id).await;
+    assert_eq!(delivery.status, "failed");
+    assert_eq!(delivery.attempts, 3);
+    assert_eq!(delivery.last_status_code, Some(500));
+    assert!(!callback_succeeded(&api, &id).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        rx.hits("/down").len(),
+        3,
+        "exactly 3 attempts, then nothing"
+    );
+    let attempts = app.store.delivery_attempts(&delivery.id).await.unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts
+        .iter()
+        .all(|a| a.status_code == Some(500) && a.response_snippet.as_deref() == Some("not now")));
+    app.stop().await;
+}
+backend_test!(delivery_gives_up_when_the_schedule_is_used_up);
+
+async fn retry_after_is_honoured(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("50ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan(
+        "/busy",
+        Plan::FailFirst {
+            remaining: 1,
+            status: 503,
+            retry_after: Some("1"),
+        },
+    );
+    let mut admin = app.sign_up("busy@acme.test", "Busy Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let id = id_of(&create_task(&api, with_callback(categorization("b"), &rx.url("/busy"))).await);
+
+    let hits = rx.wait_for("/busy", 2).await;
+    assert_eq!((hits[0].answered, hits[1].answered), (503, 200));
+    let gap = hits[1].at.duration_since(hits[0].at);
+    assert!(
+        gap >= Duration::from_millis(990),
+        "the retry came {gap:?} after the first attempt, before Retry-After allowed"
+    );
+    assert_eq!(hits[0].webhook_id(), hits[1].webhook_id());
+    assert!(callback_succeeded(&api, &id).await);
+    app.stop().await;
+}
+backend_test!(retry_after_is_honoured);
+
+async fn redirects_are_not_followed(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("10ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan("/moved", Plan::Redirect(rx.url("/elsewhere")));
+    let mut admin = app.sign_up("redir@acme.test", "Redirect Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let id = id_of(&create_task(&api, with_callback(categorization("m"), &rx.url("/moved"))).await);
+
+    let delivery = finished_delivery(&app, &id).await;
+    assert_eq!(delivery.status, "failed");
+    assert_eq!(delivery.last_status_code, Some(302));
+    assert!(!callback_succeeded(&api, &id).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.hits("/moved").len(), 2);
+    assert!(
+        rx.hits("/elsewhere").is_empty(),
+        "the redirect was followed"
+    );
+    app.stop().await;
+}
+backend_test!(redirects_are_not_followed);
+
+async fn private_addresses_are_refused(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("10ms"),
+            refuse_private_callbacks: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("ssrf@acme.test", "Guarded Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    // A literal loopback address, and a name that resolves to one.
+    let port = rx.base.rsplit(':').next().unwrap().to_owned();
+    let literal =
+        id_of(&create_task(&api, with_callback(categorization("s"), &rx.url("/x"))).await);
+    let named = id_of(
+        &create_task(
+            &api,
+            with_callback(categorization("s"), &format!("http://localhost:{port}/y")),
+        )
+        .await,
+    );
+
+    for (id, refusal) in [(&literal, "not a public address"), (&named, "non-public")] {
+        let delivery = finished_delivery(&app, id).await;
+        assert_eq!(delivery.status, "failed");
+        assert_eq!(delivery.last_status_code, None);
+        let attempts = app.store.delivery_attempts(&delivery.id).await.unwrap();
+        assert_eq!(attempts.len(), 2);
+        for a in &attempts {
+            let error = a.error.as_deref().unwrap_or_default();
+            assert!(error.contains(refusal), "{id}: {error}");
+        }
+        assert!(!callback_succeeded(&api, id).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.total(), 0, "the receiver was reached");
+    app.stop().await;
+}
+backend_test!(private_addresses_are_refused);
+
+async fn team_default_callback_url_applies_unless_the_task_has_one(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("default@acme.test", "Default Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let saved = admin
+        .submit(
+            "/team/details",
+            &[
+                ("name", "Default Co"),
+                ("default_callback_url", &rx.url("/team-default")),
+            ],
+        )
+        .await;
+    assert!(saved.body.contains("Team details saved."), "{}", saved.body);
+
+    let plain = id_of(&create_task(&api, categorization("no url")).await);
+    let own =
+        id_of(&create_task(&api, with_callback(categorization("own"), &rx.url("/own"))).await);
+    let defaults = rx.wait_for("/team-default", 1).await;
+    let owns = rx.wait_for("/own", 1).await;
+    assert!(callback_succeeded(&api, &plain).await);
+    assert!(callback_succeeded(&api, &own).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.hits("/team-default").len(), 1);
+    assert_eq!(rx.hits("/own").len(), 1);
+    assert_eq!(defaults[0].json()["task_id"], plain.as_str());
+    assert_eq!(owns[0].json()["task_id"], own.as_str());
+    app.stop().await;
+}
+backend_test!(team_default_callback_url_applies_unless_the_task_has_one);
+
+async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("mailcb@acme.test", "Mail Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let task = create_task(
+        &api,
+        with_callback(categorization("by mail"), "hooks@receiver.test"),
+    )
+    .await;
+    let id = id_of(&task);
+    assert_eq!(task["callback_url"], "hooks@receiver.test");
+
+    let delivery = finished_delivery(&app, &id).await;
+    assert_eq!(delivery.status, "succeeded");
+    assert!(callback_succeeded(&api, &id).await);
+    let mail = TestApp::eventually(10, || async {
+        app.store
+            .list_mail(100, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.to == "hooks@receiver.test")
+    })
+    .await;
+    assert!(mail.subject.contains(&id), "{}", mail.subject);
+    let sealed: Value = serde_json::from_slice(&app.key.open(&mail.body_sealed).unwrap()).unwrap();
+    let body: Value = serde_json::from_str(sealed["text"].as_str().unwrap()).unwrap();
+    assert_eq!(body["task_id"], id.as_str());
+    assert_eq!(body["task"]["status"], "completed");
+    assert_eq!(body["response"], task["response"]);
+    app.stop().await;
+}
+backend_test!(email_callback_goes_to_the_mail_outbox);
+
+// ---------------------------------------------------------------------------------------
+// Batches, the dashboard, rotation
+
+async fn completed_batch_calls_back_with_its_counts(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("batch@acme.test", "Batch Co").await;
+    let key = create_key(&mut admin, "live", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, signing) = secrets(&mut admin, "live").await;
+    let mut labeler = join_as_labeler(&app, &mut admin, "lab@batch.test").await;
+    let (s, p) = api
+        .post(
+            "/projects",
+            json!({"type": "categorization", "name": "reviews"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let (s, b) = api
+        .post(
+            "/batches",
+            json!({"project": "reviews", "name": "week-1", "callback": rx.url("/batch")}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let mut fields = categorization(&format!("batch task {n}"));
+        fields["batch"] = json!("week-1");
+        ids.push(id_of(&create_task(&api, fields).await));
+    }
+
+    // One labeled, one canceled, then finalized: one still pending, so not complete yet.
+    let first = label_next(&mut labeler).await;
+    assert_eq!(first, ids[0]);
+    submit_ok(&mut labeler, &first, json!({"category": "no"})).await;
+    let (s, _) = api
+        .post(&format!("/task/{}/cancel", ids[1]), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = api.post("/batches/week-1/finalize", json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "in_progress");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        rx.hits("/batch").is_empty(),
+        "called back before completion"
+    );
+
+    // The last task completes the batch.
+    let last = label_next(&mut labeler).await;
+    assert_eq!(last, ids[2]);
+    submit_ok(&mut labeler, &last, json!({"category": "yes"})).await;
+    let hits = rx.wait_for("/batch", 1).await;
+    assert_signed(&hits[0], &signing, &auth);
+    assert_eq!(
+        hits[0].json(),
+        json!({"batch": "week-1", "status": "completed", "stats": {"completed": 2, "canceled": 1, "error": 0}})
+    );
+    let (_, batch) = api.get("/batches/week-1").await;
+    assert_eq!(batch["status"], "completed");
+    assert!(batch["completed_at"].is_string());
+    let (_, status) = api.get("/batches/week-1/status").await;
+    assert_eq!(
+        (
+            status["completed"].as_i64(),
+            status["canceled"].as_i64(),
+            status["pending"].as_i64()
+        ),
+        (Some(2), Some(1), Some(0))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.hits("/batch").len(), 1, "one batch callback");
+    app.stop().await;
+}
+backend_test!(completed_batch_calls_back_with_its_counts);
+
+async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("dash@acme.test", "Dash Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, signing) = secrets(&mut admin, "test").await;
+    let team = team_id(&app, "Dash Co").await;
+    let id = id_of(&create_task(&api, with_callback(categorization("x"), &rx.url("/re"))).await);
+    let first = rx.wait_for("/re", 1).await.remove(0);
+    assert!(callback_succeeded(&api, &id).await);
+    let webhook_id = first.webhook_id();
+    finished_delivery(&app, &id).await;
+
+    use_mode(&mut admin, "test").await;
+    admin.visit(&format!("/callbacks/{webhook_id}")).await;
+    let p = admin
+        .post_form(&format!("/callbacks/{webhook_id}/redeliver"), &[])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(
+        p.location.as_deref(),
+        Some(format!("/callbacks/{webhook_id}").as_str())
+    );
+    let again = rx.wait_for("/re", 2).await;
+    assert_eq!(
+        again[1].webhook_id(),
+        webhook_id,
+        "redelivery keeps the webhook-id"
+    );
+    assert_signed(&again[1], &signing, &auth);
+    assert_eq!(again[1].json()["task_id"], id.as_str());
+    let mut detail = admin.visit(&format!("/callbacks/{webhook_id}")).await;
+    for _ in 0..100 {
+        if detail.body.contains("id=\"delivery-state\">succeeded<") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        detail = admin.visit(&format!("/callbacks/{webhook_id}")).await;
+    }
+    assert!(
+        detail.body.contains("id=\"delivery-state\">succeeded<"),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains("Redeliver"));
+    let missing = admin
+        .post_form("/callbacks/msg_doesnotexist/redeliver", &[])
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // Send test callback: the real headers and signature.
+    let p = admin
+        .post_form("/callbacks/test", &[("url", &rx.url("/probe"))])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let test_id = p
+        .location
+        .as_deref()
+        .and_then(|l| l.strip_prefix("/callbacks/"))
+        .expect("to the new delivery")
+        .to_owned();
+    let probe = rx.wait_for("/probe", 1).await.remove(0);
+    assert_eq!(probe.webhook_id(), test_id);
+    assert_signed(&probe, &signing, &auth);
+    assert_eq!(probe.json()["test"], true);
+
+    // A bad URL: the form again with the message; nothing queued.
+    let before = app.store.delivery_counts(Some(&team), None).await.unwrap();
+    for bad in ["ftp://nope.example.com/x", "", "not an address"] {
+        let p = admin.post_form("/callbacks/test", &[("url", bad)]).await;
+        assert_eq!(p.status, StatusCode::BAD_REQUEST, "{bad}: {}", p.body);
+        assert!(p.body.contains("class=\"error\""), "{}", p.body);
+        assert!(
+            p.body.contains(&format!("name=\"url\" value=\"{bad}\"")),
+            "{}",
+            p.body
+        );
+    }
+    let after = app.store.delivery_counts(Some(&team), None).await.unwrap();
+    assert_eq!(before, after);
+    app.stop().await;
+}
+backend_test!(dashboard_redelivers_and_sends_test_callbacks);
+
+async fn rotated_signing_secret_signs_beside_the_new_one(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("rot@acme.test", "Rotate Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, old) = secrets(&mut admin, "test").await;
+    let page = admin.submit("/keys/signing/test/rotate", &[]).await;
+    assert!(
+        page.body.contains("signing secret was replaced"),
+        "{}",
+        page.body
+    );
+    let new = reveal(&mut admin, "/keys/signing/test/reveal").await;
+    assert_ne!(old, new);
+    // The live secret is a different one, untouched.
+    let live = reveal(&mut admin, "/keys/signing/live/reveal").await;
+    assert!(live != old && live != new);
+
+    create_task(&api, with_callback(categorization("rot"), &rx.url("/rot"))).await;
+    let hit = rx.wait_for("/rot", 1).await.remove(0);
+    let header = hit.header("webhook-signature");
+    let parts: Vec<&str> = header.split(' ').collect();
+    assert_eq!(parts.len(), 2, "{header}");
+    assert!(parts.iter().all(|p| p.starts_with("v1,")), "{header}");
+    assert_ne!(parts[0], parts[1]);
+    assert_eq!(verified_by(&hit, &old), 1, "{header}");
+    assert_eq!(verified_by(&hit, &new), 1, "{header}");
+    assert_eq!(verified_by(&hit, &live), 0);
+    assert_eq!(hit.header("scale-callback-auth"), auth);
+    app.stop().await;
+}
+backend_test!(rotated_signing_secret_signs_beside_the_new_one);
+
+// ---------------------------------------------------------------------------------------
+// The labeling queue
+
+/// Next task: the id of the task the labeler is sent to.
+async fn label_next(labeler: &mut Browser) -> String {
+    labeler.visit("/label").await;
+    let p = labeler.post_form("/label/next", &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let location = p.location.unwrap();
+    location
+        .strip_prefix("/label/")
+        .unwrap_or_else(|| panic!("sent to {location}, not a task"))
+        .to_owned()
+}
+
+async fn submit(labeler: &mut Browser, id: &str, response: &str) -> Page {
+    labeler
+        .post_form(&format!("/label/{id}"), &[("response", response)])
+        .await
+}
+
+async fn submit_ok(labeler: &mut Browser, id: &str, response: Value) {
+    let p = submit(labeler, id, &response.to_string()).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/label"));
+}
+
+fn queue_length(page: &Page) -> i64 {
+    extract_between(&page.body, "id=\"queue-length\">", "<")
+        .expect("queue length shown")
+        .parse()
+        .unwrap()
+}
+
+async fn live_status(api: &Api, id: &str) -> Value {
+    let (s, task) = api.get(&format!("/task/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{task}");
+    task
+}
+
+async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let rx = Receiver::start().await;
+    let mut admin = app.sign_up("q@a.test", "Queue A").await;
+    let mut admin_b = app.sign_up("q@b.test", "Queue B").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "q").await);
+    let test = Api::new(&app, &create_key(&mut admin, "test", "q").await);
+    let live_b = Api::new(&app, &create_key(&mut admin_b, "live", "q").await);
+    let team_a = team_id(&app, "Queue A").await;
+    let (auth, signing) = secrets(&mut admin, "live").await;
+
+    // Team B's task is the oldest of all; team A's test task is never queued.
+    let b1 = id_of(&create_task(&live_b, categorization("SECRET-OF-B")).await);
+    let a1 = id_of(
+        &create_task(
+            &live,
+            with_callback(categorization("Is A1 positive?"), &rx.url("/labeled")),
+        )
+        .await,
+    );
+    create_task(&test, categorization("test mode")).await;
+    let a2 = id_of(&create_task(&live, categorization("A2")).await);
+    let a3 = id_of(&create_task(&live, categorization("A3")).await);
+
+    let mut lee = join_as_labeler(&app, &mut admin, "lee@a.test").await;
+    let mut kim = join_as_labeler(&app, &mut admin, "kim@a.test").await;
+    let page = lee.visit("/label").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(queue_length(&page), 3, "team A's live pending tasks only");
+
+    // The oldest of the team's; a second labeler gets the next one; asking again keeps yours.
+    assert_eq!(label_next(&mut lee).await, a1);
+    assert_eq!(label_next(&mut kim).await, a2);
+    assert_eq!(label_next(&mut lee).await, a1);
+    let view = lee.visit(&format!("/label/{a1}")).await;
+    assert_eq!(view.status, StatusCode::OK);
+    assert!(view.body.contains("Is A1 positive?") && view.body.contains("review.txt"));
+    let other = kim.get(&format!("/label/{a1}")).await;
+    assert_eq!(other.status, StatusCode::CONFLICT);
+    assert!(!other.body.contains("Is A1 positive?"));
+    let foreign = lee.get(&format!("/label/{b1}")).await;
+    assert_ne!(foreign.status, StatusCode::OK);
+    assert!(!foreign.body.contains("SECRET-OF-B"));
+
+    // Invalid responses: the form again with the message; the task stays pending.
+    let bad = submit(&mut lee, &a1, "{not json").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("The response is not valid JSON"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("{not json</textarea>"), "{}", bad.body);
+    let bad = submit(&mut lee, &a1, r#"{"category": "maybe"}"#).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        html_unescape(&bad.body).contains("\"maybe\" is not one of the categories: yes, no."),
+        "{}",
+        bad.body
+    );
+    let bad = submit(&mut lee, &a1, "[1, 2]").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(live_status(&live, &a1).await["status"], "pending");
+    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 0);
+
+    // A valid response completes the task, calls back and is billed once.
+    submit_ok(&mut lee, &a1, json!({"category": "no"})).await;
+    let done = live_status(&live, &a1).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["response"], json!({"category": "no"}));
+    assert!(done["completed_at"].is_string());
+    let hit = rx.wait_for("/labeled", 1).await.remove(0);
+    assert_signed(&hit, &signing, &auth);
+    assert_eq!(hit.json()["response"], json!({"category": "no"}));
+    assert_eq!(hit.json()["task"]["status"], "completed");
+    assert!(callback_succeeded(&live, &a1).await);
+    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    let history = admin.visit(&format!("/tasks/{a1}")).await;
+    let history = extract_between(&history.body, "id=\"history\"", "</table>").unwrap();
+    assert!(history.contains("labeler lee@a.test"), "{history}");
+    // Submitting again changes nothing.
+    let again = submit(&mut lee, &a1, r#"{"category": "yes"}"#).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(
+        live_status(&live, &a1).await["response"],
+        json!({"category": "no"})
+    );
+    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+
+    // The customer cancels the task Kim holds: her submit is refused and writes nothing.
+    let (s, _) = live.post(&format!("/task/{a2}/cancel"), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let refused = submit(&mut kim, &a2, r#"{"category": "yes"}"#).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(
+        refused.body.contains("The customer canceled this task"),
+        "{}",
+        refused.body
+    );
+    let canceled = live_status(&live, &a2).await;
+    assert_eq!(canceled["status"], "canceled");
+    assert!(canceled.get("response").is_none() && canceled.get("completed_at").is_none());
+    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+
+    // One left in team A's queue; then it is empty although team B's task still waits.
+    assert_eq!(queue_length(&kim.visit("/label").await), 1);
+    assert_eq!(label_next(&mut kim).await, a3);
+    lee.visit("/label").await;
+    let empty = lee.post_form("/label/next", &[]).await;
+    assert_eq!(empty.location.as_deref(), Some("/label"));
+    assert!(lee
+        .visit("/label")
+        .await
+        .body
+        .contains("No tasks are waiting"));
+    assert_eq!(live_status(&live_b, &b1).await["status"], "pending");
+    app.stop().await;
+}
+backend_test!(labeling_queue_claims_validates_and_completes);
+
+async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            label_lease: Some(Duration::from_millis(600)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("lease@a.test", "Lease Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "q").await);
+    let team = team_id(&app, "Lease Co").await;
+    let t = id_of(&create_task(&live, categorization("lease")).await);
+    let mut lee = join_as_labeler(&app, &mut admin, "lee@lease.test").await;
+    let mut kim = join_as_labeler(&app, &mut admin, "kim@lease.test").await;
+
+    // Lee's lease runs out: the task goes back to the queue and Kim gets it.
+    assert_eq!(label_next(&mut lee).await, t);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(label_next(&mut kim).await, t);
+    let late = submit(&mut lee, &t, r#"{"category": "yes"}"#).await;
+    assert_eq!(late.status, StatusCode::CONFLICT);
+    assert!(
+        late.body.contains("You do not hold this task"),
+        "{}",
+        late.body
+    );
+    assert_eq!(live_status(&live, &t).await["status"], "pending");
+
+    // Kim releases it; Lee can take it again at once.
+    kim.visit("/label").await;
+    let released = kim.post_form(&format!("/label/{t}/release"), &[]).await;
+    assert_eq!(released.status, StatusCode::SEE_OTHER);
+    assert!(kim
+        .visit("/label")
+        .await
+        .body
+        .contains("Task released back to the queue."));
+    assert_eq!(label_next(&mut lee).await, t);
+    // An expired lease nobody took over is refused too.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let expired = submit(&mut lee, &t, r#"{"category": "yes"}"#).await;
+    assert_eq!(expired.status, StatusCode::CONFLICT);
+    assert_eq!(live_status(&live, &t).await["status"], "pending");
+    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 0);
+    // Within the lease, submitting works.
+    assert_eq!(label_next(&mut kim).await, t);
+    submit_ok(&mut kim, &t, json!({"category": "yes"})).await;
+    assert_eq!(live_status(&live, &t).await["status"], "completed");
+    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 1);
+    app.stop().await;
+}
+backend_test!(labeling_leases_expire_and_release_returns_tasks);
+
+async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin_a = app.sign_up("w@a.test", "Work A").await;
+    let mut admin_b = app.sign_up("w@b.test", "Work B").await;
+    let live_a = Api::new(&app, &create_key(&mut admin_a, "live", "w").await);
+    let live_b = Api::new(&app, &create_key(&mut admin_b, "live", "w").await);
+    let test_a = Api::new(&app, &create_key(&mut admin_a, "test", "w").await);
+    let (team_a, team_b) = (team_id(&app, "Work A").await, team_id(&app, "Work B").await);
+    create_task(&test_a, categorization("test mode never queued")).await;
+    let b1 = id_of(&create_task(&live_b, categorization("B1")).await);
+    let a1 = id_of(&create_task(&live_a, categorization("A1")).await);
+    let b2 = id_of(&create_task(&live_b, categorization("SECRET-B2")).await);
+
+    tessera_server::staff::support::create_labeler(&app.store, "crowd@tessera.test", PASSWORD)
+        .await
+        .unwrap();
+    let mut crowd = login(&app, "crowd@tessera.test").await;
+    assert_eq!(
+        queue_length(&crowd.visit("/label").await),
+        3,
+        "every team's queue"
+    );
+    for path in [
+        "/team",
+        "/tasks",
+        "/keys",
+        "/callbacks",
+        "/projects",
+        "/team/details",
+    ] {
+        assert_eq!(
+            crowd.get(path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let p = crowd
+        .post_form("/callbacks/test", &[("url", "a@b.test")])
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // Oldest first, across teams.
+    assert_eq!(label_next(&mut crowd).await, b1);
+    submit_ok(&mut crowd, &b1, json!({"category": "yes"})).await;
+    assert_eq!(label_next(&mut crowd).await, a1);
+    submit_ok(&mut crowd, &a1, json!({"category": "no"})).await;
+    assert_eq!(live_status(&live_b, &b1).await["status"], "completed");
+    assert_eq!(
+        live_status(&live_a, &a1).await["response"],
+        json!({"category": "no"})
+    );
+    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    assert_eq!(app.store.usage_record_count(&team_b).await.unwrap(), 1);
+    let history = admin_a.visit(&format!("/tasks/{a1}")).await;
+    assert!(history.body.contains("labeler crowd@tessera.test"));
+
+    // Nobody else sees B2 through the labeling pages: a team labeler of A, a member of A,
+    // and not even B's own Admin (who is not a labeler).
+    let mut lee = join_as_labeler(&app, &mut admin_a, "lee@work.test").await;
+    for (who, b) in [
+        ("labeler of A", &mut lee),
+        ("admin of A", &mut admin_a),
+        ("admin of B", &mut admin_b),
+    ] {
+        let p = b.get(&format!("/label/{b2}")).await;
+        assert!(
+            [
+                StatusCode::FORBIDDEN,
+                StatusCode::NOT_FOUND,
+                StatusCode::CONFLICT
+            ]
+            .contains(&p.status),
+            "{who}: {}",
+            p.status
+        );
+        assert!(!p.body.contains("SECRET-B2"), "{who} saw the task");
+    }
+    assert_eq!(
+        lee.get("/label/ffffffffffffffffffffffff").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // A labeler moved to another team while holding a task: the task goes back to its
+    // team's queue at once, and the labeler works the new team's queue.
+    assert_eq!(label_next(&mut crowd).await, b2);
+    let released = crowd.post_form(&format!("/label/{b2}/release"), &[]).await;
+    assert_eq!(released.status, StatusCode::SEE_OTHER);
+    let a2 = id_of(&create_task(&live_a, categorization("SECRET-A2")).await);
+    assert_eq!(label_next(&mut lee).await, a2);
+    tessera_server::staff::support::move_user(
+        &app.store,
+        "lee@work.test",
+        "Work B",
+        Some("labeler"),
+        &tessera_server::staff::support::Operator::cli(),
+    )
+    .await
+    .unwrap();
+    let mut lee = login(&app, "lee@work.test").await;
+    let p = lee.get(&format!("/label/{a2}")).await;
+    assert!(
+        [StatusCode::FORBIDDEN, StatusCode::CONFLICT].contains(&p.status),
+        "{}",
+        p.status
+    );
+    assert!(!p.body.contains("SECRET-A2"));
+    let p = submit(&mut lee, &a2, r#"{"category": "yes"}"#).await;
+    assert!([StatusCode::FORBIDDEN, StatusCode::CONFLICT].contains(&p.status));
+    assert_eq!(live_status(&live_a, &a2).await["status"], "pending");
+    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    assert_eq!(label_next(&mut lee).await, b2, "team B's queue now");
+    assert_eq!(label_next(&mut crowd).await, a2, "released by the move");
+    app.stop().await;
+}
+backend_test!(workforce_labels_every_team_and_nothing_else);
