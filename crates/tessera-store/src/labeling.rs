@@ -127,17 +127,23 @@ impl Store {
     }
 
     /// The task if this labeler holds it now; otherwise why not (`NotFound` for no such live
-    /// task).
+    /// task in the labeler's queue).
     pub async fn claimed_task(
         &self,
         labeler_id: &str,
+        queue: Queue<'_>,
         task_id: &str,
     ) -> StoreResult<Result<Claim, ClaimProblem>> {
+        // Outside the labeler's queue a task does not exist, whatever its state.
         let task = self
             .tasks_by_ids(&[task_id.to_owned()])
             .await?
             .remove(task_id)
             .filter(|t| t.mode == Mode::Live)
+            .filter(|t| match queue {
+                Queue::Team(team_id) => t.team_id == team_id,
+                Queue::Everyone => true,
+            })
             .ok_or(StoreError::NotFound)?;
         let holder: Option<(Option<String>, Option<i64>)> =
             sqlx::query_as("SELECT claimed_by, lease_until FROM tasks WHERE id = $1")
@@ -230,10 +236,15 @@ impl Store {
         .await?;
         let Some((team_id, mode, callback_url, project_id, batch_id, task_type)) = finished else {
             drop(tx);
-            return Ok(Err(match self.claimed_task(labeler_id, task_id).await? {
-                Ok(_) => ClaimProblem::NotYours,
-                Err(problem) => problem,
-            }));
+            return Ok(Err(
+                match self
+                    .claimed_task(labeler_id, Queue::Everyone, task_id)
+                    .await?
+                {
+                    Ok(_) => ClaimProblem::NotYours,
+                    Err(problem) => problem,
+                },
+            ));
         };
         let mode: Mode = mode
             .parse()

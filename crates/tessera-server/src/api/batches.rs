@@ -131,6 +131,8 @@ pub async fn finalize_batch(
 ) -> ApiResult<Json<Value>> {
     let batch = load(&state, &caller, &name).await?;
     state.store.finalize_batch(&batch.id).await?;
+    // A batch whose tasks are all final completes now and calls back.
+    state.callbacks_queued.notify_one();
     Ok(Json(batch_json(&load(&state, &caller, &name).await?)))
 }
 

@@ -498,7 +498,11 @@ pub async fn cancel_task(
         Err(StoreError::InvalidState(status)) => Err(ApiError::bad_request(format!(
             "Task {id} is {status}; only pending tasks can be canceled."
         ))),
-        other => changed(other),
+        other => {
+            // The last pending task of a finalized batch may have completed the batch.
+            state.callbacks_queued.notify_one();
+            changed(other)
+        }
     }
 }
 

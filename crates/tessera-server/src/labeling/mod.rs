@@ -163,11 +163,11 @@ async fn load(
     who: &SignedIn,
     id: &str,
 ) -> WebResult<Result<Claim, ClaimProblem>> {
-    who.labeling_queue().ok_or(WebError::Forbidden)?;
+    let queue = who.labeling_queue().ok_or(WebError::Forbidden)?;
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    match state.store.claimed_task(&who.user.id, id).await {
+    match state.store.claimed_task(&who.user.id, queue, id).await {
         Ok(Ok(claim)) => {
             who.authorize_labeling(&claim.task.team_id)?;
             Ok(Ok(claim))
@@ -233,9 +233,8 @@ async fn submit(
         .await?
     {
         Ok(task) => {
-            if task.callback_url.is_some() {
-                state.callbacks_queued.notify_one();
-            }
+            // The task's callback, or its batch's, may be queued now.
+            state.callbacks_queued.notify_one();
             Ok(redirect_with_flash(
                 "/label",
                 &format!("Task {} submitted. Thank you!", task.id),
@@ -279,9 +278,8 @@ async fn report_error(
         .await?
     {
         Ok(task) => {
-            if task.callback_url.is_some() {
-                state.callbacks_queued.notify_one();
-            }
+            // The task's callback, or its batch's, may be queued now.
+            state.callbacks_queued.notify_one();
             Ok(redirect_with_flash(
                 "/label",
                 &format!("Task {} reported as not labelable.", task.id),

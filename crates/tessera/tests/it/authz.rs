@@ -498,9 +498,11 @@ async fn authorization_matrix(backend: Backend) {
                             "{label}: anonymous goes to login"
                         ),
                         _ if own => assert_eq!(status, StatusCode::FORBIDDEN, "{label}"),
-                        // A labeler asking for a task someone else holds is told so.
+                        // A labeler asking for a task someone else in their queue holds is
+                        // told so; another team's task does not exist for them.
                         Who::Labeler | Who::Workforce if act.is_labeling() => assert!(
                             status == StatusCode::CONFLICT
+                                || status == StatusCode::NOT_FOUND
                                 || (act == Act::ReleaseLabel && status == StatusCode::SEE_OTHER),
                             "{label}: got {status}"
                         ),
@@ -932,7 +934,10 @@ async fn perform(
                     let p = b.post_form(&format!("/label/{id}/release"), &[]).await;
                     let released = match holder {
                         Some(h) => matches!(
-                            store.claimed_task(h, &id).await.unwrap(),
+                            store
+                                .claimed_task(h, Queue::Team(&team.id), &id)
+                                .await
+                                .unwrap(),
                             Err(ClaimProblem::NotYours)
                         ),
                         None => false,
