@@ -231,15 +231,25 @@ async fn detail(
             snippet: a.response_snippet.unwrap_or_default(),
         })
         .collect();
+    // Task callbacks are built from the task when sent: show what the next attempt sends.
+    let payload = match (&delivery.payload, &delivery.task_id) {
+        (Some(p), _) => Some(
+            serde_json::from_str::<serde_json::Value>(p)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|_| p.to_owned()),
+        ),
+        (None, Some(task_id)) => state
+            .store
+            .get_task(team_id, who.mode, task_id)
+            .await?
+            .map(|t| serde_json::to_string_pretty(&worker::task_payload(&t)).unwrap_or_default()),
+        (None, None) => None,
+    };
     Ok(page(&DetailPage {
         layout: Layout::signed_in(format!("Callback {}", delivery.id), &who, "/callbacks"),
         can_redeliver: who.authorize(Action::SendCallbacks).is_ok() && delivery.status != "pending",
         task_id: delivery.task_id.clone(),
-        payload: delivery.payload.as_deref().map(|p| {
-            serde_json::from_str::<serde_json::Value>(p)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or_else(|_| p.to_owned())
-        }),
+        payload,
         finished: delivery.finished_at.map(format_time).unwrap_or_default(),
         delivery: row(&delivery),
         attempts,

@@ -14,7 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Value};
 use tessera_core::{Email, Mode};
 use tessera_store::{
-    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep,
+    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep, Task,
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -238,12 +238,7 @@ impl CallbackWorker {
         let delivery = &claimed.delivery;
         match (delivery.kind, &claimed.task, &delivery.payload) {
             (DeliveryKind::Task, Some(task), _) => {
-                let payload = json!({
-                    "task": task_json(task, false),
-                    "response": task.response.clone().unwrap_or(Value::Null),
-                    "task_id": task.id,
-                });
-                serde_json::to_vec(&payload).map_err(|e| e.to_string())
+                serde_json::to_vec(&task_payload(task)).map_err(|e| e.to_string())
             }
             (DeliveryKind::Task, None, _) => Err("the task no longer exists".into()),
             (_, _, Some(payload)) => Ok(payload.clone().into_bytes()),
@@ -398,6 +393,15 @@ const LEASE_MARGIN_MIN: Duration = Duration::from_secs(5);
 /// kept under the lease it was made under) and the delivery is attempted again: at least once.
 pub fn lease_for(timeout: Duration) -> Duration {
     timeout + timeout.max(LEASE_MARGIN_MIN)
+}
+
+/// The body of a task callback (scale-api.md §7.1), built from the task as it is now.
+pub fn task_payload(task: &Task) -> Value {
+    json!({
+        "task": task_json(task, false),
+        "response": task.response.clone().unwrap_or(Value::Null),
+        "task_id": task.id,
+    })
 }
 
 /// Writes outcomes as they come, many per transaction.
