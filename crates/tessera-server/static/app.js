@@ -17,3 +17,80 @@ document.addEventListener("click", (event) => {
     navigator.clipboard.writeText(source.textContent.trim()).then(() => { button.textContent = "Copied"; });
   }
 });
+
+// The box annotator on a labeler's imageannotation task: drag on the image to draw a box with
+// the chosen label; the boxes live in the response JSON (the textarea stays the source of
+// truth, so editing it by hand still works and redraws the boxes).
+(() => {
+  const root = document.getElementById("annotator");
+  if (!root) return;
+  const image = document.getElementById("annotator-image");
+  const canvas = document.getElementById("annotator-canvas");
+  const select = document.getElementById("annotator-label");
+  const editor = document.querySelector("textarea[name=response]");
+  const context = canvas.getContext("2d");
+  let start = null;
+
+  const read = () => {
+    try {
+      const value = JSON.parse(editor.value);
+      if (value && Array.isArray(value.annotations)) return value;
+    } catch (_) { /* fall through to a fresh response */ }
+    return { annotations: [], global_attributes: {} };
+  };
+  const scale = () => (image.naturalWidth || image.width) / (image.clientWidth || 1);
+  const position = (event) => {
+    const rect = canvas.getBoundingClientRect();
+    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+  };
+  const draw = (preview) => {
+    canvas.width = image.clientWidth;
+    canvas.height = image.clientHeight;
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    context.lineWidth = 2;
+    context.font = "12px sans-serif";
+    const s = scale();
+    for (const box of read().annotations.filter((a) => a.type === "box")) {
+      context.strokeStyle = "#3b5bdb";
+      context.strokeRect(box.left / s, box.top / s, box.width / s, box.height / s);
+      context.fillStyle = "#3b5bdb";
+      context.fillText(box.label || "", box.left / s + 3, box.top / s + 13);
+    }
+    if (preview) {
+      context.strokeStyle = "#e8590c";
+      context.strokeRect(preview.x, preview.y, preview.w, preview.h);
+    }
+  };
+  const rectangle = (a, b) => ({
+    x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y),
+  });
+
+  canvas.addEventListener("mousedown", (event) => { start = position(event); });
+  canvas.addEventListener("mousemove", (event) => {
+    if (start) draw(rectangle(start, position(event)));
+  });
+  window.addEventListener("mouseup", (event) => {
+    if (!start) return;
+    const box = rectangle(start, position(event));
+    start = null;
+    if (box.w < 3 || box.h < 3) { draw(); return; }
+    const s = scale();
+    const response = read();
+    response.annotations.push({
+      type: "box", label: select.value,
+      left: Math.round(box.x * s), top: Math.round(box.y * s),
+      width: Math.round(box.w * s), height: Math.round(box.h * s),
+    });
+    editor.value = JSON.stringify(response, null, 2);
+    draw();
+  });
+  document.getElementById("annotator-clear").addEventListener("click", () => {
+    const response = read();
+    response.annotations = response.annotations.filter((a) => a.type !== "box");
+    editor.value = JSON.stringify(response, null, 2);
+    draw();
+  });
+  editor.addEventListener("input", () => draw());
+  window.addEventListener("resize", () => draw());
+  if (image.complete) draw(); else image.addEventListener("load", () => draw());
+})();

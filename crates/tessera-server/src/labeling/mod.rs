@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::Response,
     routing::{get, post},
     Form, Router,
@@ -103,6 +103,9 @@ struct TaskPage {
     lease_until: String,
     created: String,
     error: Option<String>,
+    /// Labels for the box annotator (imageannotation tasks that ask for boxes on an http(s)
+    /// image); `None` shows the JSON editor alone.
+    box_labels: Option<Vec<String>>,
 }
 
 fn task_page(
@@ -117,7 +120,40 @@ fn task_page(
         .get("attachment")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let attachment_is_link = attachment
+        .as_deref()
+        .is_some_and(|a| a.starts_with("https://") || a.starts_with("http://"));
+    let box_labels = (task.task_type == TaskType::ImageAnnotation.as_str() && attachment_is_link)
+        .then(|| {
+            params
+                .get("geometries")
+                .and_then(|g| g.get("box"))
+                .and_then(|b| b.get("objects_to_annotate"))
+                .and_then(Value::as_array)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .filter_map(|l| match l {
+                            Value::String(s) => Some(s.clone()),
+                            other => other
+                                .get("choice")
+                                .and_then(Value::as_str)
+                                .map(str::to_owned),
+                        })
+                        .collect::<Vec<_>>()
+                })
+        })
+        .flatten()
+        .filter(|labels| !labels.is_empty());
+    let draws_boxes = box_labels.is_some();
     let template = || {
+        if draws_boxes {
+            // Boxes are drawn on the image; start from an empty response.
+            return serde_json::to_string_pretty(
+                &serde_json::json!({"annotations": [], "global_attributes": {}}),
+            )
+            .unwrap_or_default();
+        }
         task.task_type
             .parse::<TaskType>()
             .map(|t| synthetic_response(t, &params))
@@ -129,10 +165,9 @@ fn task_page(
         id: task.id.clone(),
         task_type: task.task_type.clone(),
         instruction: task.instruction.clone().unwrap_or_default(),
-        attachment_is_link: attachment
-            .as_deref()
-            .is_some_and(|a| a.starts_with("https://") || a.starts_with("http://")),
+        attachment_is_link,
         attachment,
+        box_labels,
         params: serde_json::to_string_pretty(&task.params).unwrap_or_default(),
         response: response.unwrap_or_else(template),
         lease_until: format_time(claim.lease_until),
@@ -184,9 +219,23 @@ async fn task(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     match load(&state, &who, &id).await? {
-        Ok(claim) => Ok(page(&task_page(&who, &claim, None, None))),
+        Ok(claim) => Ok(with_attachment_images(page(&task_page(
+            &who, &claim, None, None,
+        )))),
         Err(problem) => dropped(&state, &who, problem).await,
     }
+}
+
+/// The labeling page shows the customer's attachment, which lives on the customer's host: its
+/// policy lets images load from http(s) sources (everything else stays as strict as elsewhere).
+fn with_attachment_images(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
 }
 
 #[derive(Deserialize)]
@@ -206,10 +255,10 @@ async fn submit(
         Err(problem) => return dropped(&state, &who, problem).await,
     };
     let invalid = |message: String| {
-        Ok(render(
+        Ok(with_attachment_images(render(
             StatusCode::BAD_REQUEST,
             &task_page(&who, &claim, Some(input.response.clone()), Some(message)),
-        ))
+        )))
     };
     if input.response.len() > MAX_RESPONSE_BYTES {
         return invalid("The response must be at most 1 MiB of JSON.".into());
