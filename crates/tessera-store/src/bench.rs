@@ -1,11 +1,17 @@
 //! Support for the load benchmark (`bench/run`): the reference it compares task creation
-//! against (plain one-row commits through the same pools), and bulk seeding of tasks.
+//! against (plain one-row commits through the same pools), bulk seeding of tasks, and of
+//! completed tasks with pending callback deliveries (`bench/callbacks`).
 
 use std::time::{Duration, Instant};
 
 use tessera_core::Mode;
 
 use crate::{new_id, now_ms, Dialect, Store, StoreResult};
+
+/// Rows per INSERT statement when seeding callbacks.
+const SEED_CHUNK: i64 = 5_000;
+/// Rows per transaction when seeding callbacks.
+const SEED_TRANSACTION: i64 = 50_000;
 
 impl Store {
     /// Commits single-row inserts (one statement, one transaction each) from `concurrency`
@@ -92,5 +98,98 @@ impl Store {
             sqlx::query("ANALYZE tasks").execute(&self.writer).await?;
         }
         Ok(())
+    }
+
+    /// Inserts `count` completed categorization tasks for a team and mode, each with its
+    /// callback to `url` queued as a pending delivery due now, the way a task completion
+    /// writes them; keeps the team's task count right. Rows go in with multi-row INSERTs
+    /// generated in SQL, [`SEED_CHUNK`] per statement, one transaction per
+    /// [`SEED_TRANSACTION`] rows. For benchmarks only.
+    pub async fn seed_callbacks(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        count: i64,
+        url: &str,
+    ) -> StoreResult<()> {
+        // Ids unique to this run (`task_` / `msg_` + 12 random hex + 12-digit hex number), so
+        // seeding twice into one database works.
+        let run = new_id("x")[2..14].to_owned();
+        let base = now_ms() - count;
+        let numbers = match self.dialect {
+            Dialect::Postgres => "SELECT g AS n FROM generate_series($1::bigint, $2::bigint) AS g",
+            Dialect::Sqlite => "WITH RECURSIVE seq(n) AS (SELECT $1 UNION ALL SELECT n + 1 FROM seq WHERE n < $2) SELECT n FROM seq",
+        };
+        let hex = match self.dialect {
+            Dialect::Postgres => "lpad(to_hex(n), 12, '0')",
+            Dialect::Sqlite => "printf('%012x', n)",
+        };
+        let concat = |prefix: &str| format!("'{prefix}_{run}' || {hex}");
+        let task_id = concat("task");
+        let delivery_id = concat("msg");
+        let tasks = format!(
+            "INSERT INTO tasks (id, team_id, mode, type, status, callback_url, instruction, params, metadata, response, extra, \
+             callback_succeeded, created_at, updated_at, completed_at) \
+             SELECT {task_id}, $3, $4, 'categorization', 'completed', $5, 'Pick the category of the image.', \
+             '{{\"attachment\": \"https://example.com/images/' || {hex} || '.jpg\", \"attachment_type\": \"image\", \"categories\": [\"cat\", \"dog\", \"bird\"]}}', \
+             '{{\"source\": \"bench\"}}', '{{\"category\": \"dog\"}}', '{{}}', NULL, $6 + n, $6 + n, $6 + n \
+             FROM ({numbers}) AS numbers"
+        );
+        let deliveries = format!(
+            "INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, next_attempt_at, created_at, updated_at) \
+             SELECT {delivery_id}, $3, $4, 'task', {task_id}, $5, 'pending', $6 + n, $6 + n, $6 + n \
+             FROM ({numbers}) AS numbers"
+        );
+        let mut from = 1;
+        while from <= count {
+            let mut tx = self.writer.begin().await?;
+            let end = (from + SEED_TRANSACTION - 1).min(count);
+            let mut chunk = from;
+            while chunk <= end {
+                let last = (chunk + SEED_CHUNK - 1).min(end);
+                for sql in [&tasks, &deliveries] {
+                    sqlx::query(sql)
+                        .bind(chunk)
+                        .bind(last)
+                        .bind(team_id)
+                        .bind(mode.as_str())
+                        .bind(url)
+                        .bind(base)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                chunk = last + 1;
+            }
+            sqlx::query(
+                "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, 0, $3) \
+                 ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + $3",
+            )
+            .bind(team_id)
+            .bind(mode.as_str())
+            .bind(end - from + 1)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            from = end + 1;
+        }
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("ANALYZE tasks").execute(&self.writer).await?;
+            sqlx::query("ANALYZE callback_deliveries")
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Attempts recorded in all, and when the first attempt was made and the last delivery
+    /// finished (ms; `None` before any).
+    pub async fn bench_delivery_stats(&self) -> StoreResult<(i64, Option<(i64, i64)>)> {
+        let (attempts, first, last): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM callback_attempts), (SELECT MIN(at) FROM callback_attempts), \
+             (SELECT MAX(finished_at) FROM callback_deliveries)",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((attempts, first.zip(last)))
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
-use crate::{new_id, now_ms, tasks::Task, Store, StoreError, StoreResult};
+use crate::{new_id, now_ms, tasks::Task, Dialect, Store, StoreError, StoreResult};
 
 /// What a delivery carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,40 @@ fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
         updated_at: row.try_get("updated_at")?,
         finished_at: row.try_get("finished_at")?,
     })
+}
+
+/// Most outcomes written per statement (7 parameters each, well under both databases' limits).
+const FINISH_CHUNK: usize = 500;
+
+/// `($n, $n+1, …), (…)`: `rows` groups of `width` numbered placeholders, from `$first`; on
+/// SQLite plain `?` instead (bound in order of appearance), because SQLite finds a numbered
+/// parameter's name by a linear scan, which makes binding thousands of them quadratic.
+fn placeholders(dialect: Dialect, rows: usize, width: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        if width > 1 {
+            out.push('(');
+        }
+        for col in 0..width {
+            if col > 0 {
+                out.push_str(", ");
+            }
+            match dialect {
+                Dialect::Sqlite => out.push('?'),
+                Dialect::Postgres => {
+                    out.push('$');
+                    out.push_str(&(first + row * width + col).to_string());
+                }
+            }
+        }
+        if width > 1 {
+            out.push(')');
+        }
+    }
+    out
 }
 
 /// A fresh delivery id, in the `msg_…` shape Standard Webhooks receivers expect.
@@ -313,64 +347,102 @@ impl Store {
 
     /// Records the outcomes of attempts in one transaction: the attempt rows, the deliveries'
     /// new state, and `callback_succeeded` on tasks whose delivery finished.
+    ///
+    /// An outcome changes its delivery only while the delivery is still held under the lease
+    /// the attempt was made under (another worker took it over otherwise); its attempt is
+    /// recorded either way. A success is never overwritten by a later round's failure.
+    ///
+    /// A few statements per [`FINISH_CHUNK`] outcomes rather than three per outcome: one
+    /// `UPDATE … FROM (VALUES …)` for the deliveries, one multi-row `INSERT` for the attempts,
+    /// and one `UPDATE` of the tasks per flag.
     pub async fn finish_deliveries(&self, outcomes: &[DeliveryOutcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
         let now = now_ms();
+        // The same order in every transaction, so concurrent finishers lock rows alike.
+        let mut sorted: Vec<&DeliveryOutcome> = outcomes.iter().collect();
+        sorted.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
         let mut tx = self.writer.begin().await?;
-        for outcome in outcomes {
-            let attempt = &outcome.attempt;
-            let (status, next_at, finished_at) = match outcome.next {
-                NextStep::Succeeded => ("succeeded", None, Some(now)),
-                NextStep::RetryAt(at) => ("pending", Some(at), None),
-                NextStep::GiveUp => ("failed", None, Some(now)),
-            };
-            let done = sqlx::query(
-                "UPDATE callback_deliveries SET status = $1, next_attempt_at = $2, finished_at = $3, \
-                 attempts = attempts + 1, last_status_code = $4, last_error = $5, updated_at = $6 \
-                 WHERE id = $7 AND status = 'pending' AND next_attempt_at = $8",
-            )
-            .bind(status)
-            .bind(next_at)
-            .bind(finished_at)
-            .bind(attempt.status_code)
-            .bind(attempt.error.clone())
-            .bind(now)
-            .bind(&outcome.delivery_id)
-            .bind(outcome.claimed_until)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
+        for chunk in sorted.chunks(FINISH_CHUNK) {
+            // The deliveries: (id, claimed_until, status, next_attempt_at, finished_at,
+            // last_status_code, last_error) per row; VALUES columns are column1… on both
+            // databases. Parameters appear in the order they are bound.
+            let now_param = placeholders(self.dialect, 1, 1, 1);
+            let rows = placeholders(self.dialect, chunk.len(), 7, 2);
+            let sql = format!(
+                "UPDATE callback_deliveries SET status = v.column3, next_attempt_at = v.column4, \
+                 finished_at = v.column5, attempts = attempts + 1, last_status_code = v.column6, \
+                 last_error = v.column7, updated_at = {now_param} \
+                 FROM (VALUES {rows}) AS v \
+                 WHERE id = v.column1 AND status = 'pending' AND next_attempt_at = v.column2 \
+                 RETURNING id"
+            );
+            let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(now);
+            for outcome in chunk {
+                let (status, next_at, finished_at) = match outcome.next {
+                    NextStep::Succeeded => ("succeeded", None, Some(now)),
+                    NextStep::RetryAt(at) => ("pending", Some(at), None),
+                    NextStep::GiveUp => ("failed", None, Some(now)),
+                };
+                query = query
+                    .bind(&outcome.delivery_id)
+                    .bind(outcome.claimed_until)
+                    .bind(status)
+                    .bind(next_at)
+                    .bind(finished_at)
+                    .bind(outcome.attempt.status_code)
+                    .bind(outcome.attempt.error.clone());
+            }
+            let changed: std::collections::HashSet<String> = query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id,)| id)
+                .collect();
+
+            let rows = placeholders(self.dialect, chunk.len(), 7, 1);
+            let sql = format!(
                 "INSERT INTO callback_attempts (id, delivery_id, at, status_code, latency_ms, error, response_snippet) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(new_id("att"))
-            .bind(&outcome.delivery_id)
-            .bind(attempt.at)
-            .bind(attempt.status_code)
-            .bind(attempt.latency_ms)
-            .bind(attempt.error.clone())
-            .bind(attempt.response_snippet.clone())
-            .execute(&mut *tx)
-            .await?;
-            let succeeded = match outcome.next {
-                NextStep::Succeeded => Some(1_i64),
-                NextStep::GiveUp => Some(0),
-                NextStep::RetryAt(_) => None,
-            };
-            if let (Some(flag), Some(task_id), 1) =
-                (succeeded, &outcome.task_id, done.rows_affected())
-            {
-                // A success is never overwritten by a later round's failure.
-                sqlx::query(
-                    "UPDATE tasks SET callback_succeeded = $1 WHERE id = $2 \
-                     AND (callback_succeeded IS NULL OR callback_succeeded = 0)",
-                )
-                .bind(flag)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await?;
+                 VALUES {rows}"
+            );
+            let mut query = sqlx::query(&sql);
+            for outcome in chunk {
+                let attempt = &outcome.attempt;
+                query = query
+                    .bind(new_id("att"))
+                    .bind(&outcome.delivery_id)
+                    .bind(attempt.at)
+                    .bind(attempt.status_code)
+                    .bind(attempt.latency_ms)
+                    .bind(attempt.error.clone())
+                    .bind(attempt.response_snippet.clone());
+            }
+            query.execute(&mut *tx).await?;
+
+            // Failures first: a success in the same batch then still wins.
+            for (flag, step) in [(0_i64, NextStep::GiveUp), (1, NextStep::Succeeded)] {
+                let mut tasks: Vec<&str> = chunk
+                    .iter()
+                    .filter(|o| o.next == step && changed.contains(&o.delivery_id))
+                    .filter_map(|o| o.task_id.as_deref())
+                    .collect();
+                if tasks.is_empty() {
+                    continue;
+                }
+                tasks.sort_unstable();
+                tasks.dedup();
+                let flag_param = placeholders(self.dialect, 1, 1, 1);
+                let list = placeholders(self.dialect, tasks.len(), 1, 2);
+                let sql = format!(
+                    "UPDATE tasks SET callback_succeeded = {flag_param} WHERE id IN ({list}) \
+                     AND (callback_succeeded IS NULL OR callback_succeeded = 0)"
+                );
+                let mut query = sqlx::query(&sql).bind(flag);
+                for task in tasks {
+                    query = query.bind(task);
+                }
+                query.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;

@@ -8,6 +8,7 @@ mod api;
 mod authz;
 mod callbacks;
 mod cli;
+mod durability;
 mod invariants;
 mod mail;
 mod team;
