@@ -39,9 +39,11 @@ document.addEventListener("click", (event) => {
     return { annotations: [], global_attributes: {} };
   };
   const scale = () => (image.naturalWidth || image.width) / (image.clientWidth || 1);
+  // Where the pointer is on the canvas, kept inside it (a drag may end past the image's edge).
   const position = (event) => {
     const rect = canvas.getBoundingClientRect();
-    return { x: event.clientX - rect.left, y: event.clientY - rect.top };
+    const clamp = (v, max) => Math.min(Math.max(v, 0), max);
+    return { x: clamp(event.clientX - rect.left, rect.width), y: clamp(event.clientY - rect.top, rect.height) };
   };
   const draw = (preview) => {
     canvas.width = image.clientWidth;
@@ -75,11 +77,14 @@ document.addEventListener("click", (event) => {
     start = null;
     if (box.w < 3 || box.h < 3) { draw(); return; }
     const s = scale();
+    // The box's edges in the image's pixels, never past its size.
+    const edge = (v, max) => Math.min(Math.round(v * s), max || Infinity);
+    const [w, h] = [image.naturalWidth, image.naturalHeight];
+    const [left, top] = [edge(box.x, w), edge(box.y, h)];
+    const [right, bottom] = [edge(box.x + box.w, w), edge(box.y + box.h, h)];
     const response = read();
     response.annotations.push({
-      type: "box", label: select.value,
-      left: Math.round(box.x * s), top: Math.round(box.y * s),
-      width: Math.round(box.w * s), height: Math.round(box.h * s),
+      type: "box", label: select.value, left, top, width: right - left, height: bottom - top,
     });
     editor.value = JSON.stringify(response, null, 2);
     draw();

@@ -314,10 +314,10 @@ async fn report_error(
     let reason = match tessera_core::clean_text("The reason", &input.reason, 1000, true) {
         Ok(r) => r,
         Err(e) => {
-            return Ok(render(
+            return Ok(with_attachment_images(render(
                 StatusCode::BAD_REQUEST,
                 &task_page(&who, &claim, None, Some(e.0)),
-            ))
+            )))
         }
     };
     let labeler = format!("labeler {}", who.user.email);
