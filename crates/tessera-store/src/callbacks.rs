@@ -309,21 +309,29 @@ impl Store {
         &self,
         limit: i64,
         lease_ms: i64,
+        skip_teams: &[String],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let now = now_ms();
         let claimed_until = now + lease_ms;
-        let rows = sqlx::query(&format!(
+        let skip = if skip_teams.is_empty() {
+            String::new()
+        } else {
+            let placeholders: Vec<String> =
+                (4..4 + skip_teams.len()).map(|i| format!("${i}")).collect();
+            format!(" AND team_id NOT IN ({})", placeholders.join(", "))
+        };
+        let sql = format!(
             "UPDATE callback_deliveries SET next_attempt_at = $1 WHERE id IN (\
-             SELECT id FROM callback_deliveries WHERE status = 'pending' AND next_attempt_at <= $2 \
+             SELECT id FROM callback_deliveries WHERE status = 'pending' AND next_attempt_at <= $2{skip} \
              ORDER BY next_attempt_at LIMIT $3{}) RETURNING {}",
             self.skip_locked(),
             returning_columns()
-        ))
-        .bind(claimed_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.writer)
-        .await?;
+        );
+        let mut query = sqlx::query(&sql).bind(claimed_until).bind(now).bind(limit);
+        for team in skip_teams {
+            query = query.bind(team);
+        }
+        let rows = query.fetch_all(&self.writer).await?;
         let deliveries = rows
             .iter()
             .map(delivery_from_row)
@@ -343,6 +351,26 @@ impl Store {
                 ClaimedDelivery { delivery, task }
             })
             .collect())
+    }
+
+    /// Gives claimed deliveries back unattempted (due at once), each only if still held under
+    /// the lease given: the worker claimed more of a team than it lets run at once.
+    pub async fn release_deliveries(&self, held: &[(String, i64)]) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        for (id, claimed_until) in held {
+            sqlx::query(
+                "UPDATE callback_deliveries SET next_attempt_at = $1 \
+                 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(claimed_until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records the outcomes of attempts in one transaction: the attempt rows, the deliveries'

@@ -29,6 +29,9 @@ use crate::{
 
 /// Attempts in flight at once, per server process.
 pub const CONCURRENCY: usize = 128;
+/// Attempts in flight for one team at most, so a team whose receiver hangs (every attempt
+/// waiting out its timeout) cannot hold every slot and delay everybody else's callbacks.
+pub const PER_TEAM: usize = CONCURRENCY / 2;
 /// Most deliveries claimed in one statement.
 const CLAIM_BATCH: usize = 256;
 /// Most outcomes written in one transaction.
@@ -59,6 +62,8 @@ pub struct CallbackWorker {
     state: AppState,
     client: reqwest::Client,
     secrets: Mutex<SecretsCache>,
+    /// Attempts in flight per team.
+    in_flight: Mutex<HashMap<String, usize>>,
 }
 
 /// How an attempt went on the wire.
@@ -78,6 +83,7 @@ impl CallbackWorker {
             state,
             client,
             secrets: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -104,10 +110,11 @@ impl CallbackWorker {
                 _ = shutdown.changed() => continue,
             };
             let room = 1 + slots.available_permits().min(CLAIM_BATCH - 1);
+            let busy_teams = self.busy_teams();
             let claimed = match self
                 .state
                 .store
-                .claim_due_deliveries(room as i64, self.lease_ms())
+                .claim_due_deliveries(room as i64, self.lease_ms(), &busy_teams)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -130,6 +137,16 @@ impl CallbackWorker {
                 }
                 continue;
             }
+            let (claimed, over) = self.admit(claimed);
+            if !over.is_empty() {
+                // Claimed beyond a team's share: due again at once, for when it has room.
+                if let Err(err) = self.state.store.release_deliveries(&over).await {
+                    tracing::warn!(error = %err, "releasing callback deliveries failed; they wait for their lease");
+                }
+            }
+            if claimed.is_empty() {
+                continue;
+            }
             let mut permit = Some(first);
             for delivery in claimed {
                 // Only this loop takes slots, so the ones counted above are still free.
@@ -143,7 +160,9 @@ impl CallbackWorker {
                 let worker = self.clone();
                 let outcomes = outcomes_tx.clone();
                 tokio::spawn(async move {
+                    let team_id = delivery.delivery.team_id.clone();
                     let outcome = worker.attempt(delivery).await;
+                    worker.leave(&team_id);
                     let _ = outcomes.send(outcome).await;
                     drop(slot);
                 });
@@ -154,6 +173,49 @@ impl CallbackWorker {
         let _ = tokio::time::timeout(wait, slots.acquire_many(CONCURRENCY as u32)).await;
         drop(outcomes_tx);
         let _ = finisher.await;
+    }
+
+    /// Teams with their full share of attempts in flight: not claimed for now.
+    fn busy_teams(&self) -> Vec<String> {
+        self.in_flight
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|(_, n)| **n >= PER_TEAM)
+            .map(|(team, _)| team.clone())
+            .collect()
+    }
+
+    /// Counts claimed deliveries in against their team's share; returns those admitted and
+    /// (id, lease) of those over the share.
+    fn admit(&self, claimed: Vec<ClaimedDelivery>) -> (Vec<ClaimedDelivery>, Vec<(String, i64)>) {
+        let mut in_flight = self.in_flight.lock().expect("not poisoned");
+        let mut admitted = Vec::with_capacity(claimed.len());
+        let mut over = Vec::new();
+        for c in claimed {
+            let n = in_flight.entry(c.delivery.team_id.clone()).or_insert(0);
+            if *n >= PER_TEAM {
+                over.push((
+                    c.delivery.id.clone(),
+                    c.delivery.next_attempt_at.unwrap_or_default(),
+                ));
+            } else {
+                *n += 1;
+                admitted.push(c);
+            }
+        }
+        (admitted, over)
+    }
+
+    /// An attempt of `team_id` ended.
+    fn leave(&self, team_id: &str) {
+        let mut in_flight = self.in_flight.lock().expect("not poisoned");
+        if let Some(n) = in_flight.get_mut(team_id) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(team_id);
+            }
+        }
     }
 
     /// Makes one attempt and decides what comes next.

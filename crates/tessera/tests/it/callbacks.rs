@@ -564,6 +564,69 @@ async fn delivery_gives_up_when_the_schedule_is_used_up(backend: Backend) {
 }
 backend_test!(delivery_gives_up_when_the_schedule_is_used_up);
 
+/// A receiver that accepts connections and never answers: every attempt waits out its timeout.
+async fn hanging_receiver() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{addr}/hang")
+}
+
+async fn a_hanging_receiver_does_not_hold_up_other_teams(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_timeout: Some(Duration::from_secs(4)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    let hang = hanging_receiver().await;
+    let mut stuck = app.sign_up("stuck@acme.test", "Stuck Co").await;
+    let stuck_api = Api::new(&app, &create_key(&mut stuck, "test", "cb").await);
+    let mut fine = app.sign_up("fine@acme.test", "Fine Co").await;
+    let fine_api = Api::new(&app, &create_key(&mut fine, "test", "cb").await);
+
+    // More hanging callbacks than the worker runs at once.
+    let mut stuck_ids = Vec::new();
+    for i in 0..150 {
+        let fields = with_callback(categorization(&format!("s{i}")), &hang);
+        stuck_ids.push(id_of(&create_task(&stuck_api, fields).await));
+    }
+    // Let the worker take the stuck team's callbacks first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let id = id_of(
+        &create_task(
+            &fine_api,
+            with_callback(categorization("f"), &rx.url("/fine")),
+        )
+        .await,
+    );
+    let hits = rx.wait_for("/fine", 1).await;
+    let waited = started.elapsed();
+    assert_eq!(hits[0].json()["task_id"], id.as_str());
+    assert!(
+        waited < Duration::from_secs(2),
+        "another team's callback waited {waited:?} behind a hanging receiver"
+    );
+    // The stuck team's callbacks are still being attempted (none lost, none done yet).
+    let counts = app
+        .store
+        .delivery_counts(Some(&team_id(&app, "Stuck Co").await), None)
+        .await
+        .unwrap();
+    assert_eq!(counts.pending, stuck_ids.len() as i64);
+    app.stop().await;
+}
+backend_test!(a_hanging_receiver_does_not_hold_up_other_teams);
+
 async fn retry_after_is_honoured(backend: Backend) {
     let app = TestApp::spawn_with(
         &backend,

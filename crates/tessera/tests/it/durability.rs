@@ -468,13 +468,13 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
         .seed_callbacks(&team.id, Mode::Test, 3, "http://127.0.0.1:9/hook")
         .await
         .unwrap();
-    let mut claimed = store.claim_due_deliveries(10, 60_000).await.unwrap();
+    let mut claimed = store.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
     assert_eq!(claimed.len(), 3);
     assert!(claimed.iter().all(|c| c.task.is_some()));
     claimed.sort_by(|a, b| a.delivery.id.cmp(&b.delivery.id));
     assert!(
         store
-            .claim_due_deliveries(10, 60_000)
+            .claim_due_deliveries(10, 60_000, &[])
             .await
             .unwrap()
             .is_empty(),
@@ -536,7 +536,7 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
     // failed one succeeds on its new round: now its task is.
     store.redeliver(&team.id, Mode::Test, &d0.id).await.unwrap();
     store.redeliver(&team.id, Mode::Test, &d2.id).await.unwrap();
-    let mut again = store.claim_due_deliveries(10, 60_000).await.unwrap();
+    let mut again = store.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
     again.sort_by(|a, b| a.delivery.id.cmp(&b.delivery.id));
     assert_eq!(
         again.iter().map(|c| &c.delivery.id).collect::<Vec<_>>(),
