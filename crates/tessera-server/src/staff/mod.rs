@@ -98,6 +98,8 @@ async fn console_page(
             .map(|(u, team)| UserRow {
                 role: if u.is_staff {
                     "Staff".into()
+                } else if u.is_workforce {
+                    "Workforce labeler".into()
                 } else {
                     u.role.map(|r| r.label().to_owned()).unwrap_or_default()
                 },
