@@ -140,7 +140,18 @@ impl Application {
         let mail_task = tokio::spawn(mail.run(stop_rx.clone()));
         let callbacks = callbacks::worker::CallbackWorker::new(self.state.clone());
         let callbacks_task = tokio::spawn(callbacks.run(stop_rx.clone()));
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), stop_rx));
+        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), stop_rx.clone()));
+        let task_changes = {
+            let store = self.state.store.clone();
+            let mut stop = stop_rx;
+            tokio::spawn(async move {
+                store
+                    .follow_task_changes(async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await;
+            })
+        };
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -151,6 +162,7 @@ impl Application {
         let _ = mail_task.await;
         let _ = callbacks_task.await;
         let _ = housekeeping.await;
+        let _ = task_changes.await;
         self.state.api_keys.flush_uses(&self.state.store).await;
         self.state.store.close().await;
         Ok(())

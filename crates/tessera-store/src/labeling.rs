@@ -271,7 +271,8 @@ impl Store {
             complete_batch_if_done(&mut tx, batch_id, now).await?;
         }
         let task =
-            crate::tasks::record_and_read(tx, task_id, now, labeler_label, status, &detail).await?;
+            crate::tasks::record_and_read(self, tx, task_id, now, labeler_label, status, &detail)
+                .await?;
         Ok(Ok(task))
     }
 

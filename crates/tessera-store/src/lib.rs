@@ -19,11 +19,12 @@ mod migrate;
 mod projects;
 mod rate;
 mod sessions;
+mod task_cache;
 mod tasks;
 mod teams;
 mod users;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -65,7 +66,21 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     dialect: Dialect,
+    /// Single-task reads of the API (see `task_cache`).
+    task_cache: Arc<task_cache::TaskCache>,
+    /// PostgreSQL: where [`Store::follow_task_changes`] listens.
+    database_url: String,
 }
+
+/// How long a cached task is served on SQLite: the staleness a second process serving the
+/// same file could see (one process per file is the supported set-up; its own changes are
+/// seen at once).
+pub const SQLITE_TASK_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long a cached task is served on PostgreSQL, where every replica hears every change
+/// (`NOTIFY`): a backstop, not the consistency mechanism.
+pub const POSTGRES_TASK_CACHE_TTL: Duration = Duration::from_secs(30);
+/// The PostgreSQL channel on which task changes are announced to every replica.
+const TASK_CHANGED_CHANNEL: &str = "tessera_task_changed";
 
 /// Milliseconds since the Unix epoch: the one time representation in the schema.
 pub fn now_ms() -> i64 {
@@ -111,6 +126,10 @@ impl Store {
                     writer,
                     reader,
                     dialect,
+                    // One process owns an SQLite file: its own changes invalidate at once;
+                    // the expiry bounds what a second process on the same file would see.
+                    task_cache: Arc::new(task_cache::TaskCache::new(SQLITE_TASK_CACHE_TTL, true)),
+                    database_url: database_url.to_owned(),
                 })
             }
             Dialect::Postgres => {
@@ -124,6 +143,12 @@ impl Store {
                     writer: pool.clone(),
                     reader: pool,
                     dialect,
+                    // Off until `follow_task_changes` listens for other replicas' changes.
+                    task_cache: Arc::new(task_cache::TaskCache::new(
+                        POSTGRES_TASK_CACHE_TTL,
+                        false,
+                    )),
+                    database_url: database_url.to_owned(),
                 })
             }
         }

@@ -123,6 +123,17 @@ pub fn new_task_id() -> String {
 const TASK_COLUMNS: &str = "t.id, t.team_id, t.mode, t.type, t.status, p.name AS project_name, b.name AS batch_name, \
     t.unique_id, t.callback_url, t.instruction, t.params, t.metadata, t.tags, t.response, t.extra, \
     t.callback_succeeded, t.customer_review_status, t.audits, t.created_at, t.updated_at, t.completed_at";
+/// The columns whose length makes up most of a task's size.
+const TEXT_COLUMNS: [&str; 8] = [
+    "instruction",
+    "params",
+    "metadata",
+    "tags",
+    "response",
+    "extra",
+    "audits",
+    "callback_url",
+];
 const TASK_FROM: &str =
     "tasks t LEFT JOIN projects p ON p.id = t.project_id LEFT JOIN batches b ON b.id = t.batch_id";
 
@@ -249,9 +260,11 @@ async fn insert_tags(
     Ok(())
 }
 
-/// Ends a change to a task: records the history line, reads the task back as changed and
-/// commits.
+/// Ends a change to a task: records the history line, announces the change to other
+/// replicas, reads the task back as changed, commits, and evicts the old version from this
+/// replica's read cache.
 pub(crate) async fn record_and_read(
+    store: &Store,
     mut tx: sqlx::Transaction<'_, sqlx::Any>,
     task_id: &str,
     at: i64,
@@ -268,6 +281,7 @@ pub(crate) async fn record_and_read(
         .bind(detail)
         .execute(&mut *tx)
         .await?;
+    store.announce_task_changes(&mut tx, &[task_id]).await?;
     let row = sqlx::query(&format!(
         "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1"
     ))
@@ -275,6 +289,7 @@ pub(crate) async fn record_and_read(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
+    store.tasks_changed([task_id]);
     task_from_row(&row)
 }
 
@@ -404,6 +419,19 @@ impl Store {
         mode: Mode,
         task_id: &str,
     ) -> StoreResult<Option<Task>> {
+        Ok(self
+            .read_task_sized(team_id, mode, task_id)
+            .await?
+            .map(|(task, _)| task))
+    }
+
+    /// A task from the database, with the length of its stored text (what caching it costs).
+    pub(crate) async fn read_task_sized(
+        &self,
+        team_id: &str,
+        mode: Mode,
+        task_id: &str,
+    ) -> StoreResult<Option<(Task, usize)>> {
         let row = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1 AND t.team_id = $2 AND t.mode = $3"
         ))
@@ -412,7 +440,13 @@ impl Store {
         .bind(mode.as_str())
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(task_from_row).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let mut bytes = 0;
+        for column in TEXT_COLUMNS {
+            let text: Option<&str> = row.try_get(column)?;
+            bytes += text.map_or(0, str::len);
+        }
+        Ok(Some((task_from_row(&row)?, bytes)))
     }
 
     /// Tasks by id, whatever their team (for workers), keyed by id.
@@ -623,7 +657,7 @@ impl Store {
             }
         }
         let (actor, event, detail) = history;
-        record_and_read(tx, task_id, now, actor, event, &detail).await
+        record_and_read(self, tx, task_id, now, actor, event, &detail).await
     }
 
     /// Cancels a pending task (optionally freeing its unique_id). `InvalidState` with the
@@ -741,7 +775,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_tags(&mut tx, task_id, team_id, mode, &tags).await?;
-        record_and_read(tx, task_id, now, actor, "tags", &tags.join(", ")).await
+        record_and_read(self, tx, task_id, now, actor, "tags", &tags.join(", ")).await
     }
 
     /// Records a customer audit (accept or reject) of a completed task: appends `entry` to
@@ -788,6 +822,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         record_and_read(
+            self,
             tx,
             task_id,
             now,

@@ -333,15 +333,6 @@ fn check_id(id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn load(state: &AppState, caller: &ApiCaller, id: &str) -> ApiResult<Task> {
-    check_id(id)?;
-    state
-        .store
-        .get_task(&caller.team_id, caller.mode, id)
-        .await?
-        .ok_or_else(task_not_found)
-}
-
 fn changed(result: Result<Task, StoreError>) -> ApiResult<Json<Value>> {
     match result {
         Ok(task) => Ok(Json(task_json(&task, false))),
@@ -362,7 +353,13 @@ pub async fn get_task(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(task_json(&load(&state, &caller, &id).await?, false)))
+    check_id(&id)?;
+    let task = state
+        .store
+        .cached_task(&caller.team_id, caller.mode, &id)
+        .await?
+        .ok_or_else(task_not_found)?;
+    Ok(Json(task_json(&task, false)))
 }
 
 /// List tasks, newest first, 1–100 a page (`limit`), with `next_token` paging and `total`

@@ -180,6 +180,108 @@ async fn deleted_keys_stop_on_other_replicas_within_the_bound(backend: Backend) 
 }
 backend_test!(deleted_keys_stop_on_other_replicas_within_the_bound);
 
+/// `GET /v1/task/{id}` is served from a read cache: a change is seen at once on the replica
+/// that made it, and on another replica at once on PostgreSQL (NOTIFY), within the cache's
+/// expiry on SQLite — also after the PostgreSQL listener lost its connection.
+async fn task_changes_reach_cached_reads_on_every_replica(backend: Backend) {
+    let a = TestApp::spawn(&backend).await;
+    let b = TestApp::spawn_with(
+        &backend,
+        Options {
+            database_url: Some(a.db.url.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = a.sign_up("cache@acme.test", "Cached").await;
+    let key = create_key(&mut admin, "live", "").await;
+    let (api_a, api_b) = (Api::new(&a, &key), Api::new(&b, &key));
+    let mut body = image_task("car");
+    body["metadata"] = json!({"round": 0});
+    let (_, task) = api_a.post("/task/imageannotation", body).await;
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    let path = format!("/task/{id}");
+    let bound = match backend {
+        Backend::Sqlite => tessera_store::SQLITE_TASK_CACHE_TTL + Duration::from_secs(1),
+        // Far below the 30 s expiry: only the notification can explain it.
+        Backend::Postgres(_) => Duration::from_secs(3),
+    };
+    // PostgreSQL: the pids of the replicas' change listeners, once both listen.
+    let listeners = |gone: Vec<i32>| {
+        let url = a.db.url.clone();
+        let postgres = matches!(backend, Backend::Postgres(_));
+        async move {
+            if !postgres {
+                return Some(Vec::new());
+            }
+            let pids: Vec<(i32,)> = sqlx::query_as(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+            )
+            .fetch_all(&pg_pool(&url).await)
+            .await
+            .unwrap();
+            let pids: Vec<i32> = pids
+                .into_iter()
+                .map(|(p,)| p)
+                .filter(|p| !gone.contains(p))
+                .collect();
+            (pids.len() >= 2).then_some(pids)
+        }
+    };
+    let mut listening = TestApp::eventually(10, || listeners(Vec::new())).await;
+
+    for round in 0..2 {
+        // Both replicas read (and cache) the task, then A changes it.
+        for api in [&api_a, &api_b] {
+            for _ in 0..3 {
+                assert_eq!(api.get(&path).await.1["metadata"]["round"], json!(round));
+            }
+        }
+        let next = json!({"round": round + 1});
+        let (s, changed) = api_a
+            .post(&format!("/task/{id}/setMetadata"), next.clone())
+            .await;
+        assert_eq!(s, StatusCode::OK, "{changed}");
+        assert_eq!(api_a.get(&path).await.1["metadata"], next, "at once on A");
+        let started = std::time::Instant::now();
+        TestApp::eventually(10, || async {
+            (api_b.get(&path).await.1["metadata"] == next).then_some(())
+        })
+        .await;
+        assert!(
+            started.elapsed() <= bound,
+            "B saw round {} after {:?}",
+            round + 1,
+            started.elapsed()
+        );
+        if let Backend::Postgres(_) = backend {
+            // Cut every listener's connection: the replicas must notice, reconnect, and
+            // never serve a change they did not hear about.
+            for pid in &listening {
+                sqlx::query("SELECT pg_terminate_backend($1)")
+                    .bind(*pid)
+                    .execute(&pg_pool(&a.db.url).await)
+                    .await
+                    .unwrap();
+            }
+            let gone = listening.clone();
+            listening = TestApp::eventually(10, || listeners(gone.clone())).await;
+        }
+    }
+
+    // A cancel made on B reaches A's cached copy too.
+    let (s, _) = api_b.post(&format!("/task/{id}/cancel"), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(api_b.get(&path).await.1["status"], "canceled");
+    TestApp::eventually(bound.as_secs() + 1, || async {
+        (api_a.get(&path).await.1["status"] == "canceled").then_some(())
+    })
+    .await;
+    b.stop().await;
+    a.stop().await;
+}
+backend_test!(task_changes_reach_cached_reads_on_every_replica);
+
 async fn error_contract(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("err@acme.test", "Errors").await;

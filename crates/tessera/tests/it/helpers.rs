@@ -661,3 +661,12 @@ pub fn key_id(keys_page: &str, mode: &str) -> String {
     let row = &section[section.find("<tr data-key=").expect("a key row")..];
     extract_between(row, "action=\"/keys/", "/reveal\"").expect("reveal form")
 }
+
+/// A small pool on a test database, for checks the API does not expose.
+pub async fn pg_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap()
+}
