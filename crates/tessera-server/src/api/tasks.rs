@@ -3,6 +3,7 @@
 
 use axum::{
     extract::{Path, RawQuery, State},
+    response::{IntoResponse, Response},
     Json,
 };
 use serde_json::{json, Map, Value};
@@ -15,8 +16,8 @@ use tessera_store::{NewTask, StoreError, Task, TaskFilter};
 use super::{
     auth::ApiCaller,
     wire::{
-        check_len, decode_token, encode_token, iso, json_bool, string_field, ApiError, ApiResult,
-        JsonBody, QueryPairs,
+        check_len, decode_token, encode_token, iso, json_bool, json_response, string_field,
+        ApiError, ApiResult, JsonBody, QueryPairs,
     },
 };
 use crate::state::AppState;
@@ -44,63 +45,117 @@ fn task_not_found() -> ApiError {
     ApiError::not_found("Task with that ID not found.")
 }
 
-/// The wire shape of a task (scale-api.md §4.1): keys such as `unique_id` and `tags` are
-/// absent when unset; `limited` keeps only what `limited_response` promises.
-pub fn task_json(task: &Task, limited: bool) -> Value {
-    let mut out = Map::new();
-    out.insert("task_id".into(), json!(task.id));
-    out.insert("status".into(), json!(task.status));
-    out.insert("metadata".into(), task.metadata.clone());
-    if let Some(project) = &task.project_name {
-        out.insert("project".into(), json!(project));
-    }
-    if limited {
-        return Value::Object(out);
-    }
-    out.insert("type".into(), json!(task.task_type));
-    out.insert("created_at".into(), json!(iso(task.created_at)));
-    out.insert("updated_at".into(), json!(iso(task.updated_at)));
-    if let Some(at) = task.completed_at {
-        out.insert("completed_at".into(), json!(iso(at)));
-    }
-    if let Some(instruction) = &task.instruction {
-        out.insert("instruction".into(), json!(instruction));
-    }
-    if let Some(url) = &task.callback_url {
-        out.insert("callback_url".into(), json!(url));
-    }
-    out.insert("params".into(), task.params.clone());
-    if let Some(batch) = &task.batch_name {
-        out.insert("batch".into(), json!(batch));
-    }
-    if let Some(unique_id) = &task.unique_id {
-        out.insert("unique_id".into(), json!(unique_id));
-    }
-    if let Some(tags) = &task.tags {
-        out.insert("tags".into(), json!(tags));
-    }
-    if let Some(response) = &task.response {
-        out.insert("response".into(), response.clone());
-    }
-    if let Some(ok) = task.callback_succeeded {
-        out.insert("callback_succeeded".into(), json!(ok));
-    }
-    if task.mode == Mode::Test {
-        out.insert("is_test".into(), json!(true));
-    }
-    if let Some(review) = &task.customer_review_status {
-        out.insert("customer_review_status".into(), json!(review));
-    }
-    if task.audits.as_array().is_some_and(|a| !a.is_empty()) {
-        out.insert("audits".into(), task.audits.clone());
-    }
-    if let Value::Object(extra) = &task.extra {
-        for (k, v) in extra {
-            out.entry(k.clone()).or_insert_with(|| v.clone());
+/// The wire shape of a task (scale-api.md §4.1), written straight from the stored task (no
+/// intermediate JSON tree: list pages and task reads are the API's hottest paths). Keys such
+/// as `unique_id` and `tags` are absent when unset; `limited` keeps only what
+/// `limited_response` promises; legacy fields kept in `extra` never shadow a real one.
+pub struct TaskWire<'a> {
+    pub task: &'a Task,
+    pub limited: bool,
+}
+
+/// Every key [`TaskWire`] writes itself, so that `extra` cannot repeat one.
+const WIRE_KEYS: [&str; 20] = [
+    "task_id",
+    "status",
+    "metadata",
+    "project",
+    "type",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "instruction",
+    "callback_url",
+    "params",
+    "batch",
+    "unique_id",
+    "tags",
+    "response",
+    "callback_succeeded",
+    "is_test",
+    "customer_review_status",
+    "audits",
+    "processed_attachments",
+];
+
+impl serde::Serialize for TaskWire<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let task = self.task;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("task_id", &task.id)?;
+        map.serialize_entry("status", &task.status)?;
+        map.serialize_entry("metadata", &task.metadata)?;
+        if let Some(project) = &task.project_name {
+            map.serialize_entry("project", project)?;
         }
+        if self.limited {
+            return map.end();
+        }
+        map.serialize_entry("type", &task.task_type)?;
+        map.serialize_entry("created_at", &iso(task.created_at))?;
+        map.serialize_entry("updated_at", &iso(task.updated_at))?;
+        if let Some(at) = task.completed_at {
+            map.serialize_entry("completed_at", &iso(at))?;
+        }
+        if let Some(instruction) = &task.instruction {
+            map.serialize_entry("instruction", instruction)?;
+        }
+        if let Some(url) = &task.callback_url {
+            map.serialize_entry("callback_url", url)?;
+        }
+        map.serialize_entry("params", &task.params)?;
+        if let Some(batch) = &task.batch_name {
+            map.serialize_entry("batch", batch)?;
+        }
+        if let Some(unique_id) = &task.unique_id {
+            map.serialize_entry("unique_id", unique_id)?;
+        }
+        if let Some(tags) = &task.tags {
+            map.serialize_entry("tags", tags)?;
+        }
+        if let Some(response) = &task.response {
+            map.serialize_entry("response", response)?;
+        }
+        if let Some(ok) = task.callback_succeeded {
+            map.serialize_entry("callback_succeeded", &ok)?;
+        }
+        if task.mode == Mode::Test {
+            map.serialize_entry("is_test", &true)?;
+        }
+        if let Some(review) = &task.customer_review_status {
+            map.serialize_entry("customer_review_status", review)?;
+        }
+        if task.audits.as_array().is_some_and(|a| !a.is_empty()) {
+            map.serialize_entry("audits", &task.audits)?;
+        }
+        if let Value::Object(extra) = &task.extra {
+            for (k, v) in extra {
+                if !WIRE_KEYS.contains(&k.as_str()) {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+        }
+        map.serialize_entry("processed_attachments", &[(); 0])?;
+        map.end()
     }
-    out.insert("processed_attachments".into(), json!([]));
-    Value::Object(out)
+}
+
+/// [`TaskWire`] as a JSON value, for bodies that embed a task (callbacks, changes).
+pub fn task_json(task: &Task, limited: bool) -> Value {
+    serde_json::to_value(TaskWire { task, limited }).unwrap_or(Value::Null)
+}
+
+/// A page of `GET /v1/tasks`, serialized without copying its tasks.
+#[derive(serde::Serialize)]
+struct TaskListPage<'a> {
+    docs: Vec<TaskWire<'a>>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+    has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<String>,
 }
 
 fn parse_tags(value: Option<&Value>) -> ApiResult<Option<Vec<String>>> {
@@ -352,14 +407,17 @@ pub async fn get_task(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_id(&id)?;
     let task = state
         .store
         .cached_task(&caller.team_id, caller.mode, &id)
         .await?
         .ok_or_else(task_not_found)?;
-    Ok(Json(task_json(&task, false)))
+    Ok(json_response(&TaskWire {
+        task: &task,
+        limited: false,
+    }))
 }
 
 /// List tasks, newest first, 1–100 a page (`limit`), with `next_token` paging and `total`
@@ -382,7 +440,7 @@ pub async fn list_tasks(
     State(state): State<AppState>,
     caller: ApiCaller,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let q = QueryPairs::parse(raw.as_deref());
     let limit = q.limit()?;
     let after = q.get("next_token").map(decode_token).transpose()?;
@@ -439,7 +497,7 @@ pub async fn list_tasks(
             .await?
         {
             Some(p) => filter.project_id = Some(p.id),
-            None => return Ok(empty()),
+            None => return Ok(empty().into_response()),
         }
     }
     if let Some(name) = q.get("batch") {
@@ -449,25 +507,25 @@ pub async fn list_tasks(
             .await?
         {
             Some(b) => filter.batch_id = Some(b.id),
-            None => return Ok(empty()),
+            None => return Ok(empty().into_response()),
         }
     }
     let page = state
         .store
         .list_tasks(&caller.team_id, caller.mode, &filter, limit, after)
         .await?;
-    let docs: Vec<Value> = page.tasks.iter().map(|t| task_json(t, limited)).collect();
-    let mut out = json!({
-        "docs": docs,
-        "total": page.total,
-        "limit": limit,
-        "offset": 0,
-        "has_more": page.next.is_some(),
-    });
-    if let Some((at, id)) = page.next {
-        out["next_token"] = json!(encode_token(at, &id));
-    }
-    Ok(Json(out))
+    Ok(json_response(&TaskListPage {
+        docs: page
+            .tasks
+            .iter()
+            .map(|task| TaskWire { task, limited })
+            .collect(),
+        total: page.total,
+        limit,
+        offset: 0,
+        has_more: page.next.is_some(),
+        next_token: page.next.map(|(at, id)| encode_token(at, &id)),
+    }))
 }
 
 /// Cancel a pending task; `clear_unique_id=true` also frees its unique_id.

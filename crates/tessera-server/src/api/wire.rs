@@ -13,6 +13,19 @@ use tessera_store::StoreError;
 
 use super::ErrorBody;
 
+/// A 200 JSON response serialized from borrowed data (a handler's own page of tasks), where
+/// `Json` would need an owned value.
+pub fn json_response(body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(err) => ApiError::internal(err).into_response(),
+    }
+}
+
 /// Largest JSON body accepted by the API.
 pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 
