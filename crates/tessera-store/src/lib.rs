@@ -20,6 +20,7 @@ mod projects;
 mod rate;
 mod sessions;
 mod task_cache;
+mod task_insert;
 mod tasks;
 mod teams;
 mod users;
@@ -68,6 +69,8 @@ pub struct Store {
     dialect: Dialect,
     /// Single-task reads of the API (see `task_cache`).
     task_cache: Arc<task_cache::TaskCache>,
+    /// The group-commit writer of new tasks, started with the first one.
+    task_inserts: Arc<std::sync::OnceLock<task_insert::InsertQueue>>,
     /// PostgreSQL: where [`Store::follow_task_changes`] listens.
     database_url: String,
 }
@@ -129,6 +132,7 @@ impl Store {
                     // One process owns an SQLite file: its own changes invalidate at once;
                     // the expiry bounds what a second process on the same file would see.
                     task_cache: Arc::new(task_cache::TaskCache::new(SQLITE_TASK_CACHE_TTL, true)),
+                    task_inserts: Arc::default(),
                     database_url: database_url.to_owned(),
                 })
             }
@@ -148,6 +152,7 @@ impl Store {
                         POSTGRES_TASK_CACHE_TTL,
                         false,
                     )),
+                    task_inserts: Arc::default(),
                     database_url: database_url.to_owned(),
                 })
             }

@@ -9,6 +9,7 @@ use crate::{
     callbacks::{complete_batch_if_done, enqueue_task_delivery, new_delivery_id},
     new_id, now_ms,
     projects::json_column,
+    task_insert::{InsertQueue, TaskRow, COUNT_SHARDS},
     Dialect, Store, StoreError, StoreResult,
 };
 
@@ -111,9 +112,6 @@ pub struct TaskEvent {
     pub event: String,
     pub detail: String,
 }
-
-/// Rows the per-team task count is spread over (see the `task_counts` table).
-const COUNT_SHARDS: u8 = 16;
 
 /// A 24-hex-digit task id, the shape Scale's ids have.
 pub fn new_task_id() -> String {
@@ -422,26 +420,60 @@ impl Store {
         let now = now_ms();
         let completed_at = (new.status == "completed").then_some(now);
         let shard = i64::from(rand::random::<u8>() % COUNT_SHARDS);
-        // A task without its own callback_url takes the team's default (resolved in SQL).
-        const INSERT: &str = "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
-             instruction, params, metadata, tags, response, extra, created_at, updated_at, completed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, (SELECT default_callback_url FROM teams WHERE id = $2)), \
-             $10, $11, $12, $13, $14, $15, $16, $16, $17) RETURNING callback_url";
-        const COUNT: &str =
-            "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + 1";
-        let bind = |sql| {
-            sqlx::query_as::<_, (Option<String>,)>(sql)
-                .bind(id.clone())
-                .bind(new.team_id.clone())
+        let unique_conflict = |err: StoreError| {
+            if err.is_conflict_on("unique_id") {
+                StoreError::Conflict("tasks_unique_id_uq".into())
+            } else {
+                err
+            }
+        };
+        let completed = completed_at.is_some();
+        let callback_url = if new.tags.is_none() && new.batch.is_none() {
+            // The common case goes through the group-commit writer.
+            let row = TaskRow {
+                id: id.clone(),
+                team_id: new.team_id.clone(),
+                mode: new.mode.as_str(),
+                task_type: new.task_type.clone(),
+                status: new.status.clone(),
+                project_id: new.project.as_ref().map(|(id, _)| id.clone()),
+                unique_id: new.unique_id.clone(),
+                callback_url: new.callback_url.clone(),
+                instruction: new.instruction.clone(),
+                params: new.params.to_string(),
+                metadata: new.metadata.to_string(),
+                response: new.response.as_ref().map(Value::to_string),
+                extra: new.extra.to_string(),
+                at: now,
+                completed_at,
+                delivery_id: new_delivery_id(),
+            };
+            self.task_inserts
+                .get_or_init(|| InsertQueue::start(self.writer.clone(), self.dialect))
+                .insert(row)
+                .await
+                .map_err(unique_conflict)?
+        } else {
+            // A task with tags or in a batch: one transaction of its own.
+            const INSERT: &str = "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
+                 instruction, params, metadata, tags, response, extra, created_at, updated_at, completed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, (SELECT default_callback_url FROM teams WHERE id = $2)), \
+                 $10, $11, $12, $13, $14, $15, $16, $16, $17) RETURNING callback_url";
+            const COUNT: &str =
+                "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, 1) \
+                 ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + 1";
+            let mut tx = self.writer.begin().await?;
+            let (callback_url,) = sqlx::query_as::<_, (Option<String>,)>(INSERT)
+                .bind(&id)
+                .bind(&new.team_id)
                 .bind(new.mode.as_str())
-                .bind(new.task_type.clone())
-                .bind(new.status.clone())
+                .bind(&new.task_type)
+                .bind(&new.status)
                 .bind(new.project.as_ref().map(|(id, _)| id.clone()))
                 .bind(new.batch.as_ref().map(|(id, _)| id.clone()))
-                .bind(new.unique_id.clone())
-                .bind(new.callback_url.clone())
-                .bind(new.instruction.clone())
+                .bind(&new.unique_id)
+                .bind(&new.callback_url)
+                .bind(&new.instruction)
                 .bind(new.params.to_string())
                 .bind(new.metadata.to_string())
                 .bind(new.tags.as_ref().map(|t| json!(t).to_string()))
@@ -449,45 +481,9 @@ impl Store {
                 .bind(new.extra.to_string())
                 .bind(now)
                 .bind(completed_at)
-        };
-        let unique_conflict = |e: sqlx::Error| match StoreError::from(e) {
-            err if err.is_conflict_on("unique_id") => {
-                StoreError::Conflict("tasks_unique_id_uq".into())
-            }
-            err => err,
-        };
-        let completed = completed_at.is_some();
-        let callback_url = if self.dialect == Dialect::Postgres
-            && new.tags.is_none()
-            && new.batch.is_none()
-        {
-            // The hot path on PostgreSQL: task, count and (for a completed task with a
-            // callback URL) its callback delivery in one statement, one round trip.
-            let count = COUNT.replace("($1, $2, $3, 1)", "($2, $3, $18, 1)");
-            let deliver = if completed {
-                ", delivered AS (INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, next_attempt_at, created_at, updated_at) \
-                 SELECT $19, $2, $3, 'task', $1, callback_url, 'pending', $16, $16, $16 FROM inserted WHERE callback_url IS NOT NULL)"
-            } else {
-                ""
-            };
-            let sql = format!("WITH counted AS ({count}), inserted AS ({INSERT}){deliver} SELECT callback_url FROM inserted");
-            let query = bind(&sql).bind(shard);
-            let query = if completed {
-                query.bind(new_delivery_id())
-            } else {
-                query
-            };
-            query
-                .fetch_one(&self.writer)
-                .await
-                .map_err(unique_conflict)?
-                .0
-        } else {
-            let mut tx = self.writer.begin().await?;
-            let (callback_url,) = bind(INSERT)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(unique_conflict)?;
+                .map_err(|e| unique_conflict(e.into()))?;
             if let Some(tags) = &new.tags {
                 insert_tags(&mut tx, &id, &new.team_id, new.mode, tags).await?;
             }

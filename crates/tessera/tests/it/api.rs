@@ -282,6 +282,70 @@ async fn task_changes_reach_cached_reads_on_every_replica(backend: Backend) {
 }
 backend_test!(task_changes_reach_cached_reads_on_every_replica);
 
+/// Concurrent creations are written in batches: a duplicate `unique_id` in a batch fails only
+/// its own request (409 naming the first task), and the team's count stays exact.
+async fn concurrent_creations_each_get_their_own_answer(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("burst@acme.test", "Burst").await;
+    let key = create_key(&mut admin, "test", "").await;
+    let api = Api::new(&app, &key);
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let api = api.clone();
+        requests.spawn(async move {
+            let mut body = image_task("car");
+            if i % 2 == 0 {
+                body["unique_id"] = json!("same-for-all");
+            }
+            body["metadata"] = json!({"i": i});
+            api.post("/task/imageannotation", body).await
+        });
+    }
+    let answers = requests.join_all().await;
+    let ok: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, b)| b)
+        .collect();
+    let conflicts: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CONFLICT)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(
+        ok.len(),
+        21,
+        "20 without unique_id and one with it: {answers:?}"
+    );
+    assert_eq!(conflicts.len(), 19, "{answers:?}");
+    let holder = ok
+        .iter()
+        .find(|t| t["unique_id"] == "same-for-all")
+        .expect("one task holds the unique_id");
+    for conflict in &conflicts {
+        assert_eq!(conflict["status_code"], 409);
+        assert!(
+            conflict["error"]
+                .as_str()
+                .unwrap()
+                .contains(holder["task_id"].as_str().unwrap()),
+            "{conflict}"
+        );
+    }
+    let (_, page) = api.get("/tasks?limit=100").await;
+    assert_eq!(page["total"], 21);
+    assert_eq!(page["docs"].as_array().unwrap().len(), 21);
+    for task in &ok {
+        let (s, read) = api
+            .get(&format!("/task/{}", task["task_id"].as_str().unwrap()))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(read["metadata"], task["metadata"]);
+    }
+    app.stop().await;
+}
+backend_test!(concurrent_creations_each_get_their_own_answer);
+
 async fn error_contract(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("err@acme.test", "Errors").await;

@@ -604,6 +604,7 @@ pub async fn create_key(admin: &mut Browser, mode: &str, label: &str) -> String 
 }
 
 /// A v1 API client authenticating with `key` (HTTP Basic, as the SDK does).
+#[derive(Clone)]
 pub struct Api {
     base: String,
     key: String,
