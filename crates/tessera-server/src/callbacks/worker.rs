@@ -32,6 +32,9 @@ pub const CONCURRENCY: usize = 128;
 /// Attempts in flight for one team at most, so a team whose receiver hangs (every attempt
 /// waiting out its timeout) cannot hold every slot and delay everybody else's callbacks.
 pub const PER_TEAM: usize = CONCURRENCY / 2;
+/// A team at its share is claimed for again once this many of its attempts have ended, so
+/// that a busy team's work is claimed a few at a time rather than one per finished attempt.
+const WAKE_ROOM: usize = 8;
 /// Most deliveries claimed in one statement.
 const CLAIM_BATCH: usize = 256;
 /// Most outcomes written in one transaction.
@@ -64,6 +67,8 @@ pub struct CallbackWorker {
     secrets: Mutex<SecretsCache>,
     /// Attempts in flight per team.
     in_flight: Mutex<HashMap<String, usize>>,
+    /// A team that had no room (see [`WAKE_ROOM`]) has room again.
+    room_freed: tokio::sync::Notify,
 }
 
 /// How an attempt went on the wire.
@@ -84,6 +89,7 @@ impl CallbackWorker {
             client,
             secrets: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            room_freed: tokio::sync::Notify::new(),
         })
     }
 
@@ -109,8 +115,11 @@ impl CallbackWorker {
                 },
                 _ = shutdown.changed() => continue,
             };
-            let room = 1 + slots.available_permits().min(CLAIM_BATCH - 1);
-            let busy_teams = self.busy_teams();
+            // Never claim more than the fullest team still claimed for has room for, so a
+            // claim is not given back in part (teams with no attempt in flight have a whole
+            // share).
+            let (busy_teams, least_room) = self.busy_teams();
+            let room = (1 + slots.available_permits().min(CLAIM_BATCH - 1)).min(least_room);
             let claimed = match self
                 .state
                 .store
@@ -132,6 +141,7 @@ impl CallbackWorker {
                 drop(first);
                 tokio::select! {
                     _ = self.state.callbacks_queued.notified() => {}
+                    _ = self.room_freed.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
                     _ = shutdown.changed() => {}
                 }
@@ -175,15 +185,21 @@ impl CallbackWorker {
         let _ = finisher.await;
     }
 
-    /// Teams with their full share of attempts in flight: not claimed for now.
-    fn busy_teams(&self) -> Vec<String> {
-        self.in_flight
-            .lock()
-            .expect("not poisoned")
-            .iter()
-            .filter(|(_, n)| **n >= PER_TEAM)
-            .map(|(team, _)| team.clone())
-            .collect()
+    /// Teams not claimed for now (fewer than [`WAKE_ROOM`] of their share free), and the
+    /// least room among the other teams with attempts in flight.
+    fn busy_teams(&self) -> (Vec<String>, usize) {
+        let in_flight = self.in_flight.lock().expect("not poisoned");
+        let mut busy = Vec::new();
+        let mut least_room = PER_TEAM;
+        for (team, n) in in_flight.iter() {
+            let room = PER_TEAM.saturating_sub(*n);
+            if room < WAKE_ROOM {
+                busy.push(team.clone());
+            } else {
+                least_room = least_room.min(room);
+            }
+        }
+        (busy, least_room)
     }
 
     /// Counts claimed deliveries in against their team's share; returns those admitted and
@@ -212,6 +228,9 @@ impl CallbackWorker {
         let mut in_flight = self.in_flight.lock().expect("not poisoned");
         if let Some(n) = in_flight.get_mut(team_id) {
             *n -= 1;
+            if *n == PER_TEAM - WAKE_ROOM {
+                self.room_freed.notify_one();
+            }
             if *n == 0 {
                 in_flight.remove(team_id);
             }
