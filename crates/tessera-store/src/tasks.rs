@@ -342,19 +342,6 @@ fn bind_all<'q>(
     query
 }
 
-fn bind_all_as<'q, O>(
-    mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>>,
-    binds: &[Bind],
-) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments<'q>> {
-    for bind in binds {
-        query = match bind {
-            Bind::Text(t) => query.bind(t.clone()),
-            Bind::Int(i) => query.bind(*i),
-        };
-    }
-    query
-}
-
 async fn insert_tags(
     conn: &mut sqlx::AnyConnection,
     task_id: &str,
@@ -680,10 +667,10 @@ impl Store {
             // over between threads and converts every column for the Any driver, which made
             // up most of a page's cost.
             Dialect::Sqlite => {
-                let (page,): (String,) =
-                    bind_all_as(sqlx::query_as(&sqlite_task_page_sql(&select)), &c.binds)
-                        .fetch_one(&self.reader)
-                        .await?;
+                let page: String = bind_all(sqlx::query(&sqlite_task_page_sql(&select)), &c.binds)
+                    .fetch_one(&self.reader)
+                    .await?
+                    .try_get(0)?;
                 let docs: Vec<TaskDoc> = serde_json::from_str(&page)
                     .map_err(|e| StoreError::Config(format!("bad task page JSON: {e}")))?;
                 docs.into_iter().map(Task::from).collect()
@@ -715,10 +702,10 @@ impl Store {
             row.map_or(0, |r| r.0)
         } else {
             let count = format!("SELECT COUNT(*) FROM tasks t WHERE {filtered_where}");
-            bind_all_as(sqlx::query_as::<_, (i64,)>(&count), &count_binds)
+            bind_all(sqlx::query(&count), &count_binds)
                 .fetch_one(&self.reader)
                 .await?
-                .0
+                .try_get(0)?
         };
         Ok(TaskPage { tasks, total, next })
     }

@@ -141,15 +141,7 @@ async fn keys_modes_and_reveal(backend: Backend) {
 backend_test!(keys_modes_and_reveal);
 
 async fn deleted_keys_stop_on_other_replicas_within_the_bound(backend: Backend) {
-    let a = TestApp::spawn(&backend).await;
-    let b = TestApp::spawn_with(
-        &backend,
-        Options {
-            database_url: Some(a.db.url.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (a, b) = TestApp::replicas(&backend).await;
     let mut admin = a.sign_up("rep@acme.test", "Replicas").await;
     let key = create_key(&mut admin, "test", "").await;
     assert_eq!(
@@ -184,15 +176,7 @@ backend_test!(deleted_keys_stop_on_other_replicas_within_the_bound);
 /// that made it, and on another replica at once on PostgreSQL (NOTIFY), within the cache's
 /// expiry on SQLite — also after the PostgreSQL listener lost its connection.
 async fn task_changes_reach_cached_reads_on_every_replica(backend: Backend) {
-    let a = TestApp::spawn(&backend).await;
-    let b = TestApp::spawn_with(
-        &backend,
-        Options {
-            database_url: Some(a.db.url.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (a, b) = TestApp::replicas(&backend).await;
     let mut admin = a.sign_up("cache@acme.test", "Cached").await;
     let key = create_key(&mut admin, "live", "").await;
     let (api_a, api_b) = (Api::new(&a, &key), Api::new(&b, &key));

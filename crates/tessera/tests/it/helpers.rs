@@ -190,6 +190,20 @@ impl TestApp {
         Self::spawn_with(backend, Options::default()).await
     }
 
+    /// Two servers on one fresh database, as two replicas of one installation.
+    pub async fn replicas(backend: &Backend) -> (TestApp, TestApp) {
+        let a = Self::spawn(backend).await;
+        let b = Self::spawn_with(
+            backend,
+            Options {
+                database_url: Some(a.db.url.clone()),
+                ..Options::default()
+            },
+        )
+        .await;
+        (a, b)
+    }
+
     pub async fn spawn_with(backend: &Backend, options: Options) -> TestApp {
         let db = match &options.database_url {
             Some(url) => TestDb::shared(url),
