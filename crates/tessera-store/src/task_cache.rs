@@ -32,9 +32,9 @@ use crate::{Dialect, Store, StoreResult, Task, TASK_CHANGED_CHANNEL};
 
 /// Generation shards: an invalidation only blocks concurrent fills of tasks in its shard.
 const SHARDS: usize = 64;
-/// Bytes of task JSON kept at most; past it the cache starts over (bounded memory, no LRU
-/// bookkeeping on the hot path).
-const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of stored task text kept at most (parsed, a task takes a few times its text in
+/// memory); past it the cache starts over: bounded memory, no LRU bookkeeping on the hot path.
+const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// Tasks larger than this are never cached (one would crowd out hundreds of others).
 const MAX_ENTRY_BYTES: usize = 64 * 1024;
 
