@@ -3,6 +3,9 @@
 //! statements, on PostgreSQL in one statement. The rows travel as one JSON parameter, so the
 //! statement text (and its prepared statement) is the same whatever the batch size.
 //!
+//! Tags go in with their task (the tag index rows from a second JSON list), and a task that
+//! completes at creation in a finalized batch checks the batch in the same transaction.
+//!
 //! A lone request is written at once (a batch of one), so nothing waits for a batch to fill;
 //! under load the batch grows while the previous one commits. On SQLite — one write
 //! connection, and sqlx hands every statement to that connection's thread — this turns four
@@ -16,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Dialect, StoreError, StoreResult};
+use crate::{callbacks::complete_batch_if_done, Dialect, StoreError, StoreResult};
 
 /// Tasks written in one transaction at most.
 const MAX_BATCH: usize = 64;
@@ -25,8 +28,7 @@ const QUEUE: usize = 1024;
 /// Rows the per-team task count is spread over (see the `task_counts` table).
 pub(crate) const COUNT_SHARDS: u8 = 16;
 
-/// One task row to insert: a task with no tags and no batch (those take the transactional
-/// path in `insert_task`).
+/// One task row to insert.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct TaskRow {
     pub id: String,
@@ -36,6 +38,7 @@ pub(crate) struct TaskRow {
     pub task_type: String,
     pub status: String,
     pub project_id: Option<String>,
+    pub batch_id: Option<String>,
     pub unique_id: Option<String>,
     pub callback_url: Option<String>,
     pub instruction: Option<String>,
@@ -43,6 +46,11 @@ pub(crate) struct TaskRow {
     pub metadata: String,
     pub response: Option<String>,
     pub extra: String,
+    /// The tags as the task shows them (JSON text), if any.
+    pub tags: Option<String>,
+    /// The same tags without repeats: the rows of the tag index.
+    #[serde(skip)]
+    pub tag_index: Vec<String>,
     pub at: i64,
     pub completed_at: Option<i64>,
     /// The id its callback delivery gets if it completed at creation with a callback URL.
@@ -107,15 +115,16 @@ async fn write_batches(
     }
 }
 
-/// `FROM … AS r` over a JSON array of objects with these columns (name, SQL type), so that a
-/// batch of any size is one statement with one parameter: the statement is prepared once
-/// instead of once per batch size.
-fn json_rows(dialect: Dialect, columns: &[(&str, &str)]) -> String {
+/// `FROM … AS {alias}` over a JSON array of objects with these columns (name, SQL type),
+/// bound as parameter number `param` on PostgreSQL (anonymous on SQLite: statements using
+/// this have one such source). A batch of any size is then one statement with one
+/// parameter, prepared once instead of once per batch size.
+fn json_rows(dialect: Dialect, columns: &[(&str, &str)], param: usize, alias: &str) -> String {
     match dialect {
         Dialect::Postgres => {
             let typed: Vec<String> = columns.iter().map(|(c, t)| format!("{c} {t}")).collect();
             format!(
-                "json_to_recordset(CAST($1 AS JSON)) AS r({})",
+                "json_to_recordset(CAST(${param} AS JSON)) AS {alias}({})",
                 typed.join(", ")
             )
         }
@@ -124,7 +133,10 @@ fn json_rows(dialect: Dialect, columns: &[(&str, &str)]) -> String {
                 .iter()
                 .map(|(c, _)| format!("json_extract(value, '$.{c}') AS {c}"))
                 .collect();
-            format!("(SELECT {} FROM json_each(?)) AS r", fields.join(", "))
+            format!(
+                "(SELECT {} FROM json_each(?)) AS {alias}",
+                fields.join(", ")
+            )
         }
     }
 }
@@ -149,6 +161,59 @@ const DELIVERY_FIELDS: [(&str, &str); 6] = [
     ("at", "BIGINT"),
 ];
 
+/// A row of the tag index.
+#[derive(serde::Serialize)]
+struct TagRow<'a> {
+    task_id: &'a str,
+    team_id: &'a str,
+    mode: &'a str,
+    tag: &'a str,
+}
+
+const TAG_FIELDS: [(&str, &str); 4] = [
+    ("task_id", "TEXT"),
+    ("team_id", "TEXT"),
+    ("mode", "TEXT"),
+    ("tag", "TEXT"),
+];
+
+fn tag_rows(rows: &[TaskRow]) -> Vec<TagRow<'_>> {
+    rows.iter()
+        .flat_map(|row| {
+            row.tag_index.iter().map(|tag| TagRow {
+                task_id: &row.id,
+                team_id: &row.team_id,
+                mode: row.mode,
+                tag,
+            })
+        })
+        .collect()
+}
+
+/// `INSERT INTO tasks … SELECT … FROM <rows> RETURNING id, callback_url`; a task without its
+/// own callback URL takes the team's default.
+fn insert_tasks_sql(source: &str) -> String {
+    format!(
+        "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
+         instruction, params, metadata, response, extra, tags, created_at, updated_at, completed_at) \
+         SELECT r.id, r.team_id, r.mode, r.type, r.status, r.project_id, r.batch_id, r.unique_id, \
+         COALESCE(r.callback_url, (SELECT default_callback_url FROM teams WHERE id = r.team_id)), \
+         r.instruction, r.params, r.metadata, r.response, r.extra, r.tags, r.at, r.at, r.completed_at \
+         FROM {source} RETURNING id, callback_url"
+    )
+}
+
+/// The batches that a task of `rows` completed in at creation: each may now be complete.
+fn batches_to_check(rows: &[TaskRow]) -> Vec<(&str, i64)> {
+    let mut batches: BTreeMap<&str, i64> = BTreeMap::new();
+    for row in rows {
+        if let (Some(batch_id), Some(at)) = (&row.batch_id, row.completed_at) {
+            batches.insert(batch_id, at);
+        }
+    }
+    batches.into_iter().collect()
+}
+
 fn encode<T: serde::Serialize>(rows: &T) -> StoreResult<String> {
     serde_json::to_string(rows).map_err(|e| StoreError::Config(format!("task batch: {e}")))
 }
@@ -163,17 +228,7 @@ async fn insert_rows(
         return insert_rows_in_one_statement(pool, rows).await;
     }
     let mut tx = pool.begin().await?;
-
-    // A task without its own callback URL takes the team's default.
-    let sql = format!(
-        "INSERT INTO tasks (id, team_id, mode, type, status, project_id, unique_id, callback_url, \
-         instruction, params, metadata, response, extra, created_at, updated_at, completed_at) \
-         SELECT r.id, r.team_id, r.mode, r.type, r.status, r.project_id, r.unique_id, \
-         COALESCE(r.callback_url, (SELECT default_callback_url FROM teams WHERE id = r.team_id)), \
-         r.instruction, r.params, r.metadata, r.response, r.extra, r.at, r.at, r.completed_at \
-         FROM {} RETURNING id, callback_url",
-        json_rows(dialect, &TASK_FIELDS)
-    );
+    let sql = insert_tasks_sql(&json_rows(dialect, &TASK_FIELDS, 1, "r"));
     let stored: HashMap<String, Option<String>> = sqlx::query_as(&sql)
         .bind(encode(&rows)?)
         .fetch_all(&mut *tx)
@@ -227,12 +282,27 @@ async fn insert_rows(
              next_attempt_at, created_at, updated_at) \
              SELECT r.id, r.team_id, r.mode, 'task', r.task_id, r.target, 'pending', r.at, r.at, r.at \
              FROM {}",
-            json_rows(dialect, &DELIVERY_FIELDS)
+            json_rows(dialect, &DELIVERY_FIELDS, 1, "r")
         );
         sqlx::query(&sql)
             .bind(encode(&deliveries)?)
             .execute(&mut *tx)
             .await?;
+    }
+    let tags = tag_rows(rows);
+    if !tags.is_empty() {
+        let sql = format!(
+            "INSERT INTO task_tags (task_id, team_id, mode, tag) \
+             SELECT r.task_id, r.team_id, r.mode, r.tag FROM {}",
+            json_rows(dialect, &TAG_FIELDS, 1, "r")
+        );
+        sqlx::query(&sql)
+            .bind(encode(&tags)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (batch_id, at) in batches_to_check(rows) {
+        complete_batch_if_done(&mut tx, batch_id, at).await?;
     }
     tx.commit().await?;
     Ok(urls)
@@ -244,15 +314,13 @@ async fn insert_rows_in_one_statement(
     pool: &AnyPool,
     rows: &[TaskRow],
 ) -> StoreResult<Vec<Option<String>>> {
-    let source = json_rows(Dialect::Postgres, &TASK_FIELDS);
+    let insert = insert_tasks_sql("r").replace(
+        "RETURNING id, callback_url",
+        "RETURNING id, team_id, mode, callback_url, completed_at, created_at",
+    );
     let sql = format!(
         "WITH r AS (SELECT * FROM {source}), \
-         inserted AS (INSERT INTO tasks (id, team_id, mode, type, status, project_id, unique_id, callback_url, \
-           instruction, params, metadata, response, extra, created_at, updated_at, completed_at) \
-           SELECT r.id, r.team_id, r.mode, r.type, r.status, r.project_id, r.unique_id, \
-           COALESCE(r.callback_url, (SELECT default_callback_url FROM teams WHERE id = r.team_id)), \
-           r.instruction, r.params, r.metadata, r.response, r.extra, r.at, r.at, r.completed_at FROM r \
-           RETURNING id, team_id, mode, callback_url, completed_at, created_at), \
+         inserted AS ({insert}), \
          counted AS (INSERT INTO task_counts (team_id, mode, shard, total) \
            SELECT team_id, mode, $2, COUNT(*) FROM inserted GROUP BY team_id, mode ORDER BY team_id, mode \
            ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + excluded.total), \
@@ -260,29 +328,44 @@ async fn insert_rows_in_one_statement(
            next_attempt_at, created_at, updated_at) \
            SELECT r.delivery_id, i.team_id, i.mode, 'task', i.id, i.callback_url, 'pending', i.created_at, i.created_at, i.created_at \
            FROM inserted i JOIN r ON r.id = i.id \
-           WHERE i.completed_at IS NOT NULL AND i.callback_url IS NOT NULL) \
-         SELECT id, callback_url FROM inserted"
+           WHERE i.completed_at IS NOT NULL AND i.callback_url IS NOT NULL), \
+         tagged AS (INSERT INTO task_tags (task_id, team_id, mode, tag) \
+           SELECT g.task_id, g.team_id, g.mode, g.tag FROM {tags} JOIN inserted i ON i.id = g.task_id) \
+         SELECT id, callback_url FROM inserted",
+        source = json_rows(Dialect::Postgres, &TASK_FIELDS, 1, "r"),
+        tags = json_rows(Dialect::Postgres, &TAG_FIELDS, 3, "g"),
     );
-    let stored: HashMap<String, Option<String>> = sqlx::query_as(&sql)
+    let query = sqlx::query_as::<_, (String, Option<String>)>(&sql)
         .bind(encode(&rows)?)
         .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+        .bind(encode(&tag_rows(rows))?);
+    let batches = batches_to_check(rows);
+    let stored: HashMap<String, Option<String>> = if batches.is_empty() {
+        query.fetch_all(pool).await?.into_iter().collect()
+    } else {
+        // A test task completing in a finalized batch may complete it: same transaction.
+        let mut tx = pool.begin().await?;
+        let stored = query.fetch_all(&mut *tx).await?.into_iter().collect();
+        for (batch_id, at) in batches {
+            complete_batch_if_done(&mut tx, batch_id, at).await?;
+        }
+        tx.commit().await?;
+        stored
+    };
     Ok(rows
         .iter()
         .map(|row| stored.get(&row.id).cloned().flatten())
         .collect())
 }
 
-const TASK_FIELDS: [(&str, &str); 16] = [
+const TASK_FIELDS: [(&str, &str); 18] = [
     ("id", "TEXT"),
     ("team_id", "TEXT"),
     ("mode", "TEXT"),
     ("type", "TEXT"),
     ("status", "TEXT"),
     ("project_id", "TEXT"),
+    ("batch_id", "TEXT"),
     ("unique_id", "TEXT"),
     ("callback_url", "TEXT"),
     ("instruction", "TEXT"),
@@ -290,6 +373,7 @@ const TASK_FIELDS: [(&str, &str); 16] = [
     ("metadata", "TEXT"),
     ("response", "TEXT"),
     ("extra", "TEXT"),
+    ("tags", "TEXT"),
     ("at", "BIGINT"),
     ("completed_at", "BIGINT"),
     ("delivery_id", "TEXT"),

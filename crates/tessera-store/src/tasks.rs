@@ -6,10 +6,10 @@ use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
 use crate::{
-    callbacks::{complete_batch_if_done, enqueue_task_delivery, new_delivery_id},
+    callbacks::{complete_batch_if_done, new_delivery_id},
     new_id, now_ms,
     projects::json_column,
-    task_insert::{InsertQueue, TaskRow, COUNT_SHARDS},
+    task_insert::{InsertQueue, TaskRow},
     Dialect, Store, StoreError, StoreResult,
 };
 
@@ -396,13 +396,15 @@ pub(crate) async fn record_and_read(
 }
 
 impl Store {
-    /// Inserts a task (and its tag index rows, and the team's task count) in one transaction.
-    /// `Conflict("tasks_unique_id_uq")` when its `unique_id` is taken in this mode.
+    /// Inserts a task with its tag index rows, the team's task count, and (completed at
+    /// creation with a callback URL) its callback delivery, all committed together — in a
+    /// batch with other concurrent creations (`task_insert`). A completed task may complete
+    /// its finalized batch. `Conflict("tasks_unique_id_uq")` when its `unique_id` is taken in
+    /// this mode.
     pub async fn insert_task(&self, new: &NewTask) -> StoreResult<Task> {
         let id = new_task_id();
         let now = now_ms();
         let completed_at = (new.status == "completed").then_some(now);
-        let shard = i64::from(rand::random::<u8>() % COUNT_SHARDS);
         let unique_conflict = |err: StoreError| {
             if err.is_conflict_on("unique_id") {
                 StoreError::Conflict("tasks_unique_id_uq".into())
@@ -410,84 +412,42 @@ impl Store {
                 err
             }
         };
-        let completed = completed_at.is_some();
-        let callback_url = if new.tags.is_none() && new.batch.is_none() {
-            // The common case goes through the group-commit writer.
-            let row = TaskRow {
-                id: id.clone(),
-                team_id: new.team_id.clone(),
-                mode: new.mode.as_str(),
-                task_type: new.task_type.clone(),
-                status: new.status.clone(),
-                project_id: new.project.as_ref().map(|(id, _)| id.clone()),
-                unique_id: new.unique_id.clone(),
-                callback_url: new.callback_url.clone(),
-                instruction: new.instruction.clone(),
-                params: new.params.to_string(),
-                metadata: new.metadata.to_string(),
-                response: new.response.as_ref().map(Value::to_string),
-                extra: new.extra.to_string(),
-                at: now,
-                completed_at,
-                delivery_id: new_delivery_id(),
-            };
-            self.task_inserts
-                .get_or_init(|| InsertQueue::start(self.writer.clone(), self.dialect))
-                .insert(row)
-                .await
-                .map_err(unique_conflict)?
-        } else {
-            // A task with tags or in a batch: one transaction of its own.
-            const INSERT: &str = "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
-                 instruction, params, metadata, tags, response, extra, created_at, updated_at, completed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, (SELECT default_callback_url FROM teams WHERE id = $2)), \
-                 $10, $11, $12, $13, $14, $15, $16, $16, $17) RETURNING callback_url";
-            const COUNT: &str =
-                "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, 1) \
-                 ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + 1";
-            let mut tx = self.writer.begin().await?;
-            let (callback_url,) = sqlx::query_as::<_, (Option<String>,)>(INSERT)
-                .bind(&id)
-                .bind(&new.team_id)
-                .bind(new.mode.as_str())
-                .bind(&new.task_type)
-                .bind(&new.status)
-                .bind(new.project.as_ref().map(|(id, _)| id.clone()))
-                .bind(new.batch.as_ref().map(|(id, _)| id.clone()))
-                .bind(&new.unique_id)
-                .bind(&new.callback_url)
-                .bind(&new.instruction)
-                .bind(new.params.to_string())
-                .bind(new.metadata.to_string())
-                .bind(new.tags.as_ref().map(|t| json!(t).to_string()))
-                .bind(new.response.as_ref().map(Value::to_string))
-                .bind(new.extra.to_string())
-                .bind(now)
-                .bind(completed_at)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| unique_conflict(e.into()))?;
-            if let Some(tags) = &new.tags {
-                insert_tags(&mut tx, &id, &new.team_id, new.mode, tags).await?;
-            }
-            sqlx::query(COUNT)
-                .bind(&new.team_id)
-                .bind(new.mode.as_str())
-                .bind(shard)
-                .execute(&mut *tx)
-                .await?;
-            if completed {
-                if let Some(target) = &callback_url {
-                    enqueue_task_delivery(&mut tx, &new.team_id, new.mode, &id, target, now)
-                        .await?;
-                }
-                if let Some((batch_id, _)) = &new.batch {
-                    complete_batch_if_done(&mut tx, batch_id, now).await?;
-                }
-            }
-            tx.commit().await?;
-            callback_url
+        let mut seen = std::collections::HashSet::new();
+        let tag_index: Vec<String> = new
+            .tags
+            .iter()
+            .flatten()
+            .filter(|t| seen.insert(t.as_str()))
+            .cloned()
+            .collect();
+        let row = TaskRow {
+            id: id.clone(),
+            team_id: new.team_id.clone(),
+            mode: new.mode.as_str(),
+            task_type: new.task_type.clone(),
+            status: new.status.clone(),
+            project_id: new.project.as_ref().map(|(id, _)| id.clone()),
+            batch_id: new.batch.as_ref().map(|(id, _)| id.clone()),
+            unique_id: new.unique_id.clone(),
+            callback_url: new.callback_url.clone(),
+            instruction: new.instruction.clone(),
+            params: new.params.to_string(),
+            metadata: new.metadata.to_string(),
+            response: new.response.as_ref().map(Value::to_string),
+            extra: new.extra.to_string(),
+            tags: new.tags.as_ref().map(|t| json!(t).to_string()),
+            tag_index,
+            at: now,
+            completed_at,
+            delivery_id: new_delivery_id(),
         };
+        // Through the group-commit writer (see `task_insert`).
+        let callback_url = self
+            .task_inserts
+            .get_or_init(|| InsertQueue::start(self.writer.clone(), self.dialect))
+            .insert(row)
+            .await
+            .map_err(unique_conflict)?;
         Ok(Task {
             id,
             team_id: new.team_id.clone(),

@@ -326,6 +326,59 @@ async fn concurrent_creations_each_get_their_own_answer(backend: Backend) {
         assert_eq!(s, StatusCode::OK);
         assert_eq!(read["metadata"], task["metadata"]);
     }
+
+    // Tags and batches go in with their task.
+    for (path, body) in [
+        (
+            "/projects",
+            json!({"type": "imageannotation", "name": "burst", "params": {}}),
+        ),
+        ("/batches", json!({"project": "burst", "name": "open"})),
+        ("/batches", json!({"project": "burst", "name": "late"})),
+        ("/batches/late/finalize", json!({})),
+    ] {
+        let (s, b) = api.post(path, body).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {b}");
+    }
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let api = api.clone();
+        requests.spawn(async move {
+            let mut body = image_task("car");
+            body["batch"] = json!(if i < 10 { "open" } else { "late" });
+            if i % 2 == 0 {
+                body["tags"] = json!(["x", "y", "x"]);
+            }
+            api.post("/task/imageannotation", body).await
+        });
+    }
+    let mut late = 0;
+    for (s, task) in requests.join_all().await {
+        if s == StatusCode::OK && task["batch"] == "late" {
+            late += 1;
+        } else if s != StatusCode::OK {
+            // The first test task in the finalized batch completes it; later ones are refused.
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{task}");
+            assert!(
+                task["error"].as_str().unwrap().contains("is completed"),
+                "{task}"
+            );
+        }
+    }
+    assert!(late >= 1);
+    let (_, open) = api.get("/batches/open/status").await;
+    assert_eq!(
+        (open["completed"].clone(), open["pending"].clone()),
+        (json!(10), json!(0))
+    );
+    assert_ne!(open["status"], "completed", "not finalized: {open}");
+    let (_, closed) = api.get("/batches/late/status").await;
+    assert_eq!(closed["status"], "completed", "{closed}");
+    assert_eq!(closed["completed"], late);
+    assert_eq!(api.get("/tasks?tags=y&batch=open").await.1["total"], 5);
+    let (_, tagged) = api.get("/tasks?tags=x&batch=open&limit=1").await;
+    assert_eq!(tagged["docs"][0]["tags"], json!(["x", "y", "x"]));
+    assert_eq!(api.get("/tasks").await.1["total"], 31 + late);
     app.stop().await;
 }
 backend_test!(concurrent_creations_each_get_their_own_answer);
