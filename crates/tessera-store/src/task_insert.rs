@@ -1,15 +1,14 @@
 //! Group commit for task creation: tasks created concurrently are written by one writer, as
-//! many as are waiting (up to [`MAX_BATCH`]) at a time: on SQLite in one transaction of three
-//! statements, on PostgreSQL in one statement. The rows travel as one JSON parameter, so the
+//! many as are waiting (up to [`MAX_BATCH`]) at a time — the tasks, their tag index rows, the
+//! team's count, the callback deliveries of tasks completed at creation, and the check of a
+//! finalized batch such a task completes — on SQLite in one transaction of a statement per
+//! kind of row, on PostgreSQL in one statement. Rows travel as JSON parameters, so the
 //! statement text (and its prepared statement) is the same whatever the batch size.
-//!
-//! Tags go in with their task (the tag index rows from a second JSON list), and a task that
-//! completes at creation in a finalized batch checks the batch in the same transaction.
 //!
 //! A lone request is written at once (a batch of one), so nothing waits for a batch to fill;
 //! under load the batch grows while the previous one commits. On SQLite — one write
-//! connection, and sqlx hands every statement to that connection's thread — this turns four
-//! statements per task into three per batch; on PostgreSQL it saves a commit per task.
+//! connection, and sqlx hands every statement to that connection's thread — the statements
+//! per task become statements per batch; on PostgreSQL it saves a commit per task.
 //!
 //! If a batch fails (a duplicate `unique_id`, say), its tasks are written again one at a
 //! time, so each request gets its own answer and one bad task never fails another.
