@@ -75,8 +75,8 @@ impl InsertQueue {
         Self { queue }
     }
 
-    /// Inserts the task (with its count and, when completed with a callback URL, its
-    /// callback delivery); returns the stored callback URL.
+    /// Inserts the task with everything written alongside it (see the module doc); returns
+    /// the stored callback URL.
     pub(crate) async fn insert(&self, row: TaskRow) -> StoreResult<Option<String>> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Config("the task writer has stopped".into());
