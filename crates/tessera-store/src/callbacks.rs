@@ -392,7 +392,7 @@ impl Store {
         let mut sorted: Vec<&DeliveryOutcome> = outcomes.iter().collect();
         sorted.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
         let mut tx = self.writer.begin().await?;
-        let mut flagged: Vec<String> = Vec::new();
+        let mut flagged: Vec<&str> = Vec::new();
         for chunk in sorted.chunks(FINISH_CHUNK) {
             // The deliveries: (id, claimed_until, status, next_attempt_at, finished_at,
             // last_status_code, last_error) per row; VALUES columns are column1… on both
@@ -472,11 +472,10 @@ impl Store {
                     query = query.bind(*task);
                 }
                 query.execute(&mut *tx).await?;
-                flagged.extend(tasks.into_iter().map(str::to_owned));
+                flagged.extend(tasks);
             }
         }
         // `callback_succeeded` is part of the task: readers' caches must drop it.
-        let flagged: Vec<&str> = flagged.iter().map(String::as_str).collect();
         self.announce_task_changes(&mut tx, &flagged).await?;
         tx.commit().await?;
         self.tasks_changed(flagged);

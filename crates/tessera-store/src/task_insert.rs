@@ -71,7 +71,7 @@ impl InsertQueue {
     /// new task's foreign key locks).
     pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> Self {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(pool, dialect, waiting));
+        tokio::spawn(write_batches(pool, Statements::new(dialect), waiting));
         Self { queue }
     }
 
@@ -87,13 +87,13 @@ impl InsertQueue {
 
 async fn write_batches(
     pool: AnyPool,
-    dialect: Dialect,
+    sql: Statements,
     mut waiting: mpsc::Receiver<(TaskRow, Reply)>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, replies): (Vec<TaskRow>, Vec<Reply>) = batch.drain(..).unzip();
-        match insert_rows(&pool, dialect, &rows).await {
+        match insert_rows(&pool, &sql, &rows).await {
             Ok(urls) => {
                 for (reply, url) in replies.into_iter().zip(urls) {
                     let _ = reply.send(Ok(url));
@@ -104,7 +104,7 @@ async fn write_batches(
             }
             Err(_) => {
                 for (row, reply) in rows.into_iter().zip(replies) {
-                    let result = insert_rows(&pool, dialect, std::slice::from_ref(&row))
+                    let result = insert_rows(&pool, &sql, std::slice::from_ref(&row))
                         .await
                         .map(|mut urls| urls.pop().flatten());
                     let _ = reply.send(result);
@@ -189,17 +189,57 @@ fn tag_rows(rows: &[TaskRow]) -> Vec<TagRow<'_>> {
         .collect()
 }
 
-/// `INSERT INTO tasks … SELECT … FROM <rows> RETURNING id, callback_url`; a task without its
+/// `INSERT INTO tasks … SELECT … FROM {source} RETURNING {returning}`; a task without its
 /// own callback URL takes the team's default.
-fn insert_tasks_sql(source: &str) -> String {
+fn insert_tasks_sql(source: &str, returning: &str) -> String {
     format!(
         "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
          instruction, params, metadata, response, extra, tags, created_at, updated_at, completed_at) \
          SELECT r.id, r.team_id, r.mode, r.type, r.status, r.project_id, r.batch_id, r.unique_id, \
          COALESCE(r.callback_url, (SELECT default_callback_url FROM teams WHERE id = r.team_id)), \
          r.instruction, r.params, r.metadata, r.response, r.extra, r.tags, r.at, r.at, r.completed_at \
-         FROM {source} RETURNING id, callback_url"
+         FROM {source} RETURNING {returning}"
     )
+}
+
+/// The batch's statements, built once when the writer starts: their text never changes.
+enum Statements {
+    /// A transaction: the tasks, then their deliveries, then their tag rows.
+    Sqlite {
+        tasks: String,
+        deliveries: String,
+        tags: String,
+    },
+    /// All of it in one statement.
+    Postgres { batch: String },
+}
+
+impl Statements {
+    fn new(dialect: Dialect) -> Self {
+        match dialect {
+            Dialect::Sqlite => Statements::Sqlite {
+                tasks: insert_tasks_sql(
+                    &json_rows(dialect, &TASK_FIELDS, 1, "r"),
+                    "id, callback_url",
+                ),
+                deliveries: format!(
+                    "INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, \
+                     next_attempt_at, created_at, updated_at) \
+                     SELECT r.id, r.team_id, r.mode, 'task', r.task_id, r.target, 'pending', r.at, r.at, r.at \
+                     FROM {}",
+                    json_rows(dialect, &DELIVERY_FIELDS, 1, "r")
+                ),
+                tags: format!(
+                    "INSERT INTO task_tags (task_id, team_id, mode, tag) \
+                     SELECT r.task_id, r.team_id, r.mode, r.tag FROM {}",
+                    json_rows(dialect, &TAG_FIELDS, 1, "r")
+                ),
+            },
+            Dialect::Postgres => Statements::Postgres {
+                batch: postgres_batch_sql(),
+            },
+        }
+    }
 }
 
 /// The batches that a task of `rows` completed in at creation: each may now be complete.
@@ -220,15 +260,21 @@ fn encode<T: serde::Serialize>(rows: &T) -> StoreResult<String> {
 /// Writes `rows` in one transaction; the stored callback URL of each, in order.
 async fn insert_rows(
     pool: &AnyPool,
-    dialect: Dialect,
+    sql: &Statements,
     rows: &[TaskRow],
 ) -> StoreResult<Vec<Option<String>>> {
-    if dialect == Dialect::Postgres {
-        return insert_rows_in_one_statement(pool, rows).await;
-    }
+    let (tasks_sql, deliveries_sql, tags_sql) = match sql {
+        Statements::Postgres { batch } => {
+            return insert_rows_in_one_statement(pool, batch, rows).await
+        }
+        Statements::Sqlite {
+            tasks,
+            deliveries,
+            tags,
+        } => (tasks, deliveries, tags),
+    };
     let mut tx = pool.begin().await?;
-    let sql = insert_tasks_sql(&json_rows(dialect, &TASK_FIELDS, 1, "r"));
-    let stored: HashMap<String, Option<String>> = sqlx::query_as(&sql)
+    let stored: HashMap<String, Option<String>> = sqlx::query_as(tasks_sql)
         .bind(encode(&rows)?)
         .fetch_all(&mut *tx)
         .await?
@@ -276,26 +322,14 @@ async fn insert_rows(
         })
         .collect();
     if !deliveries.is_empty() {
-        let sql = format!(
-            "INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, \
-             next_attempt_at, created_at, updated_at) \
-             SELECT r.id, r.team_id, r.mode, 'task', r.task_id, r.target, 'pending', r.at, r.at, r.at \
-             FROM {}",
-            json_rows(dialect, &DELIVERY_FIELDS, 1, "r")
-        );
-        sqlx::query(&sql)
+        sqlx::query(deliveries_sql)
             .bind(encode(&deliveries)?)
             .execute(&mut *tx)
             .await?;
     }
     let tags = tag_rows(rows);
     if !tags.is_empty() {
-        let sql = format!(
-            "INSERT INTO task_tags (task_id, team_id, mode, tag) \
-             SELECT r.task_id, r.team_id, r.mode, r.tag FROM {}",
-            json_rows(dialect, &TAG_FIELDS, 1, "r")
-        );
-        sqlx::query(&sql)
+        sqlx::query(tags_sql)
             .bind(encode(&tags)?)
             .execute(&mut *tx)
             .await?;
@@ -308,16 +342,10 @@ async fn insert_rows(
 }
 
 /// PostgreSQL: the same writes as [`insert_rows`] as one statement (data-modifying `WITH`),
-/// so a batch costs one round trip and commits on its own.
-async fn insert_rows_in_one_statement(
-    pool: &AnyPool,
-    rows: &[TaskRow],
-) -> StoreResult<Vec<Option<String>>> {
-    let insert = insert_tasks_sql("r").replace(
-        "RETURNING id, callback_url",
-        "RETURNING id, team_id, mode, callback_url, completed_at, created_at",
-    );
-    let sql = format!(
+/// so a batch costs one round trip and commits on its own. Parameters: the task rows, the
+/// count shard, the tag rows.
+fn postgres_batch_sql() -> String {
+    format!(
         "WITH r AS (SELECT * FROM {source}), \
          inserted AS ({insert}), \
          counted AS (INSERT INTO task_counts (team_id, mode, shard, total) \
@@ -332,9 +360,17 @@ async fn insert_rows_in_one_statement(
            SELECT g.task_id, g.team_id, g.mode, g.tag FROM {tags} JOIN inserted i ON i.id = g.task_id) \
          SELECT id, callback_url FROM inserted",
         source = json_rows(Dialect::Postgres, &TASK_FIELDS, 1, "r"),
+        insert = insert_tasks_sql("r", "id, team_id, mode, callback_url, completed_at, created_at"),
         tags = json_rows(Dialect::Postgres, &TAG_FIELDS, 3, "g"),
-    );
-    let query = sqlx::query_as::<_, (String, Option<String>)>(&sql)
+    )
+}
+
+async fn insert_rows_in_one_statement(
+    pool: &AnyPool,
+    sql: &str,
+    rows: &[TaskRow],
+) -> StoreResult<Vec<Option<String>>> {
+    let query = sqlx::query_as::<_, (String, Option<String>)>(sql)
         .bind(encode(&rows)?)
         .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
         .bind(encode(&tag_rows(rows))?);
