@@ -13,12 +13,14 @@ use crate::{
     Dialect, Store, StoreError, StoreResult,
 };
 
-/// A task as the API shows it (JSON fields already parsed).
-#[derive(Debug, Clone, PartialEq)]
+/// A task as the API shows it (JSON fields already parsed). Deserialized from the JSON
+/// objects of SQLite's page query, whose keys are the aliases of [`TASK_COLUMNS`].
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Task {
     pub id: String,
     pub team_id: String,
     pub mode: Mode,
+    #[serde(rename = "type")]
     pub task_type: String,
     pub status: String,
     pub project_name: Option<String>,
@@ -31,12 +33,18 @@ pub struct Task {
     pub tags: Option<Vec<String>>,
     pub response: Option<Value>,
     pub extra: Value,
+    #[serde(deserialize_with = "optional_flag")]
     pub callback_succeeded: Option<bool>,
     pub customer_review_status: Option<String>,
     pub audits: Value,
     pub created_at: i64,
     pub updated_at: i64,
     pub completed_at: Option<i64>,
+}
+
+/// The schema's 0/1 flags, as JSON numbers.
+fn optional_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(<Option<i64> as serde::Deserialize>::deserialize(d)?.map(crate::flag))
 }
 
 /// A task to insert. Test-mode tasks arrive already completed, with their response.
@@ -183,67 +191,8 @@ fn task_from_row(row: &AnyRow) -> StoreResult<Task> {
     })
 }
 
-/// A task as SQLite's page query spells it in JSON (field names are the aliases of
-/// [`TASK_COLUMNS`]).
-#[derive(serde::Deserialize)]
-struct TaskDoc {
-    id: String,
-    team_id: String,
-    mode: Mode,
-    #[serde(rename = "type")]
-    task_type: String,
-    status: String,
-    project_name: Option<String>,
-    batch_name: Option<String>,
-    unique_id: Option<String>,
-    callback_url: Option<String>,
-    instruction: Option<String>,
-    params: Value,
-    metadata: Value,
-    tags: Option<Vec<Value>>,
-    response: Option<Value>,
-    extra: Value,
-    callback_succeeded: Option<i64>,
-    customer_review_status: Option<String>,
-    audits: Value,
-    created_at: i64,
-    updated_at: i64,
-    completed_at: Option<i64>,
-}
-
-impl From<TaskDoc> for Task {
-    fn from(doc: TaskDoc) -> Self {
-        Task {
-            id: doc.id,
-            team_id: doc.team_id,
-            mode: doc.mode,
-            task_type: doc.task_type,
-            status: doc.status,
-            project_name: doc.project_name,
-            batch_name: doc.batch_name,
-            unique_id: doc.unique_id,
-            callback_url: doc.callback_url,
-            instruction: doc.instruction,
-            params: doc.params,
-            metadata: doc.metadata,
-            tags: doc.tags.map(|tags| {
-                tags.into_iter()
-                    .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect()
-            }),
-            response: doc.response,
-            extra: doc.extra,
-            callback_succeeded: doc.callback_succeeded.map(|v| v != 0),
-            customer_review_status: doc.customer_review_status,
-            audits: doc.audits,
-            created_at: doc.created_at,
-            updated_at: doc.updated_at,
-            completed_at: doc.completed_at,
-        }
-    }
-}
-
-/// The fields of a [`TaskDoc`]: column alias, and whether the column holds JSON text.
+/// The fields of a [`Task`] in SQLite's page query: column alias, and whether the column
+/// holds JSON text.
 const DOC_FIELDS: [(&str, bool); 21] = [
     ("id", false),
     ("team_id", false),
@@ -271,19 +220,22 @@ const DOC_FIELDS: [(&str, bool); 21] = [
 /// Wraps `inner` (a `SELECT {TASK_COLUMNS} … ORDER BY created_at DESC, id DESC`) so that
 /// SQLite returns its rows as one JSON array of task objects, in the same order.
 fn sqlite_task_page_sql(inner: &str) -> String {
-    let fields: Vec<String> = DOC_FIELDS
-        .iter()
-        .map(|(name, json)| {
-            if *json {
-                format!("'{name}', json({name})")
-            } else {
-                format!("'{name}', {name}")
-            }
-        })
-        .collect();
+    static OBJECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let fields: Vec<String> = DOC_FIELDS
+            .iter()
+            .map(|(name, json)| {
+                if *json {
+                    format!("'{name}', json({name})")
+                } else {
+                    format!("'{name}', {name}")
+                }
+            })
+            .collect();
+        format!("json_object({})", fields.join(", "))
+    });
     format!(
-        "SELECT json_group_array(json_object({}) ORDER BY created_at DESC, id DESC) FROM ({inner})",
-        fields.join(", ")
+        "SELECT json_group_array({} ORDER BY created_at DESC, id DESC) FROM ({inner})",
+        *OBJECT
     )
 }
 
@@ -631,9 +583,8 @@ impl Store {
                     .fetch_one(&self.reader)
                     .await?
                     .try_get(0)?;
-                let docs: Vec<TaskDoc> = serde_json::from_str(&page)
-                    .map_err(|e| StoreError::Config(format!("bad task page JSON: {e}")))?;
-                docs.into_iter().map(Task::from).collect()
+                serde_json::from_str(&page)
+                    .map_err(|e| StoreError::Config(format!("bad task page JSON: {e}")))?
             }
             // PostgreSQL streams rows on one socket; building the JSON there (json_agg)
             // measured slower than decoding the rows here.
