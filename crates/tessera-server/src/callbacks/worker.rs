@@ -118,7 +118,7 @@ impl CallbackWorker {
             // Never claim more than the fullest team still claimed for has room for, so a
             // claim is not given back in part (teams with no attempt in flight have a whole
             // share).
-            let (busy_teams, least_room) = self.busy_teams();
+            let (busy_teams, least_room) = self.claim_limits();
             let room = (1 + slots.available_permits().min(CLAIM_BATCH - 1)).min(least_room);
             let claimed = match self
                 .state
@@ -187,7 +187,7 @@ impl CallbackWorker {
 
     /// Teams not claimed for now (fewer than [`WAKE_ROOM`] of their share free), and the
     /// least room among the other teams with attempts in flight.
-    fn busy_teams(&self) -> (Vec<String>, usize) {
+    fn claim_limits(&self) -> (Vec<String>, usize) {
         let in_flight = self.in_flight.lock().expect("not poisoned");
         let mut busy = Vec::new();
         let mut least_room = PER_TEAM;
