@@ -4,7 +4,7 @@
 //! that owns the resource, and ask. The full role × action × team matrix is tested below and
 //! again end to end in the server's integration tests.
 
-use crate::{role::Role, Invalid};
+use crate::{mode::Mode, role::Role, Invalid};
 
 /// Who is acting.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,14 @@ pub enum Actor {
     Teamless { user_id: String },
     /// A platform workforce labeler: labels any team's live tasks, and nothing else.
     Workforce { user_id: String },
+    /// An API key of a team, in its mode. Any Manager can create keys, so a key never gets
+    /// more than a Manager has on the dashboard; a test key (the kind teams put in CI and
+    /// hand to contractors) works the team's projects and tasks but never manages the team.
+    ApiKey {
+        key_id: String,
+        team_id: String,
+        mode: Mode,
+    },
 }
 
 impl Actor {
@@ -30,12 +38,13 @@ impl Actor {
             | Actor::Staff { user_id }
             | Actor::Teamless { user_id }
             | Actor::Workforce { user_id } => user_id,
+            Actor::ApiKey { key_id, .. } => key_id,
         }
     }
 
     pub fn team_id(&self) -> Option<&str> {
         match self {
-            Actor::TeamUser { team_id, .. } => Some(team_id),
+            Actor::TeamUser { team_id, .. } | Actor::ApiKey { team_id, .. } => Some(team_id),
             _ => None,
         }
     }
@@ -131,6 +140,35 @@ impl Action {
             StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox => false,
         }
     }
+
+    /// What an API key of `mode` may do: a live key what a Manager may, except creating
+    /// keys; a test key only the work on projects, tasks and callbacks a Member does.
+    fn allowed_for_key(self, mode: Mode) -> bool {
+        use Action::*;
+        match mode {
+            Mode::Live => self.allowed_for(Role::Manager) && self != ManageApiKeys,
+            Mode::Test => matches!(
+                self,
+                ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks
+            ),
+        }
+    }
+
+    /// Team management: the actions a test API key is refused, with a message saying why.
+    pub fn manages_team(self) -> bool {
+        use Action::*;
+        matches!(
+            self,
+            InviteMember
+                | ResendInvitation
+                | RevokeInvitation
+                | RemoveMember
+                | ChangeMemberRole
+                | EditTeamDetails
+                | ViewAuditLog
+                | ManageApiKeys
+        )
+    }
 }
 
 /// Decides whether `actor` may perform `action` on a resource owned by `resource_team`
@@ -144,6 +182,9 @@ pub fn can(actor: &Actor, action: Action, resource_team: Option<&str>) -> bool {
         (Actor::Workforce { .. }, Some(_)) => action == Action::LabelTasks,
         (Actor::TeamUser { team_id, role, .. }, Some(resource_team)) => {
             team_id == resource_team && action.allowed_for(*role)
+        }
+        (Actor::ApiKey { team_id, mode, .. }, Some(resource_team)) => {
+            team_id == resource_team && action.allowed_for_key(*mode)
         }
         _ => false,
     }
@@ -277,6 +318,41 @@ mod tests {
                 );
             }
             assert!(!can(&workforce, action, None), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn api_keys_never_exceed_a_manager_and_test_keys_never_manage_the_team() {
+        use Action::*;
+        for mode in [Mode::Live, Mode::Test] {
+            let key = Actor::ApiKey {
+                key_id: "key_1".into(),
+                team_id: "team_a".into(),
+                mode,
+            };
+            for action in Action::ALL {
+                let expected = match mode {
+                    Mode::Live => expected(Role::Manager, action) && action != ManageApiKeys,
+                    Mode::Test => expected(Role::Member, action),
+                };
+                if action.is_platform() {
+                    assert!(!can(&key, action, None), "{mode:?} {action:?}");
+                    continue;
+                }
+                assert_eq!(
+                    can(&key, action, Some("team_a")),
+                    expected,
+                    "{mode:?} {action:?}"
+                );
+                assert!(
+                    !can(&key, action, Some("team_b")),
+                    "{mode:?} {action:?} other team"
+                );
+                assert!(!can(&key, action, None), "{mode:?} {action:?} no team");
+                if mode == Mode::Test && action.manages_team() {
+                    assert!(!can(&key, action, Some("team_a")), "{action:?}");
+                }
+            }
         }
     }
 

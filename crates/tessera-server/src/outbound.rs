@@ -40,13 +40,20 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let [first, second, ..] = ip.segments();
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed by some stacks)
+        || (first == 0x2001 && second == 0x0db8) // documentation
+        // Translation ranges reach IPv4 space (possibly private) through a gateway: NAT64
+        // 64:ff9b::/96 and the local-use 64:ff9b:1::/48, 6to4 2002::/16, Teredo 2001::/32.
+        || (first == 0x0064 && second == 0xff9b)
+        || (first == 0x0064 && second == 0xff9b && ip.segments()[2] == 0x0001)
+        || first == 0x2002
+        || (first == 0x2001 && second == 0x0000)
         || ip.to_ipv4().is_some_and(|v4| !is_public_v4(v4)))
 }
 
@@ -103,9 +110,12 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// An HTTP client for customer-supplied URLs: guarded DNS, no redirects, a total timeout.
+/// An HTTP client for customer-supplied URLs: guarded DNS, no redirects, a total timeout,
+/// and no proxy — reqwest would otherwise honour `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`, and
+/// a proxy resolves the target itself, past the guard.
 pub fn client(allow_private: bool, timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -134,6 +144,14 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "240.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "::127.0.0.1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
@@ -150,6 +168,41 @@ mod tests {
         assert!(check_url("ftp://example.com/x", false).is_err());
         assert!(check_url("https://example.com/x", false).is_ok());
         assert!(check_url("not a url", true).is_err());
+    }
+
+    /// An HTTP proxy in the environment must not carry requests past the guard: the client
+    /// connects to the target itself (and refuses it), never to the proxy.
+    #[tokio::test]
+    async fn environment_proxies_are_ignored() {
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+        let reached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = reached.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = proxy.accept().await {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                use tokio::io::AsyncWriteExt;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret")
+                    .await;
+            }
+        });
+        // reqwest reads these variables when a client is built.
+        for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
+            std::env::set_var(var, &proxy_url);
+        }
+        let result = client(false, Duration::from_secs(2))
+            .get("http://internal.invalid/")
+            .send()
+            .await;
+        for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
+            std::env::remove_var(var);
+        }
+        assert!(result.is_err(), "{result:?}");
+        assert!(
+            !reached.load(std::sync::atomic::Ordering::SeqCst),
+            "the proxy was used"
+        );
     }
 
     #[tokio::test]

@@ -8,9 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{request::Parts, StatusCode},
+};
 use base64::{engine::general_purpose::STANDARD, Engine};
-use tessera_core::Mode;
+use tessera_core::{can, Action, Actor, Mode};
 use tessera_store::{KeyIdentity, Store};
 
 use super::wire::ApiError;
@@ -89,6 +92,29 @@ pub struct ApiCaller {
 }
 
 impl ApiCaller {
+    /// The actor the policy sees for this key.
+    pub fn actor(&self) -> Actor {
+        Actor::ApiKey {
+            key_id: self.key_id.clone(),
+            team_id: self.team_id.clone(),
+            mode: self.mode,
+        }
+    }
+
+    /// Asks the policy whether this key may perform `action` on its own team: 403 with a
+    /// message otherwise (a test key that tries to manage the team is told to use a live key).
+    pub fn authorize(&self, action: Action) -> Result<(), ApiError> {
+        if can(&self.actor(), action, Some(&self.team_id)) {
+            return Ok(());
+        }
+        let message = if self.mode == Mode::Test && action.manages_team() {
+            "Managing the team through the API needs a live API key; test keys can only work with projects, batches, tasks and files."
+        } else {
+            "This API key is not allowed to do that."
+        };
+        Err(ApiError::new(StatusCode::FORBIDDEN, message))
+    }
+
     /// A label for audit entries and task history ("API key test_Ab12…").
     pub fn label(&self) -> String {
         format!("API key {}", self.key_id)

@@ -5,6 +5,7 @@ use axum::{
     Json,
 };
 use serde_json::{json, Value};
+use tessera_core::Action;
 use tessera_store::{Batch, BatchFilter, NewBatch, StoreError};
 
 use super::{
@@ -57,6 +58,7 @@ pub async fn create_batch(
     caller: ApiCaller,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let body = body.object()?;
     let name = check_name(
         "batch",
@@ -115,6 +117,7 @@ pub async fn get_batch(
     caller: ApiCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTasks)?;
     Ok(Json(batch_json(&load(&state, &caller, &name).await?)))
 }
 
@@ -129,6 +132,7 @@ pub async fn finalize_batch(
     caller: ApiCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let batch = load(&state, &caller, &name).await?;
     state.store.finalize_batch(&batch.id).await?;
     // A batch whose tasks are all final completes now and calls back.
@@ -147,6 +151,7 @@ pub async fn batch_status(
     caller: ApiCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTasks)?;
     let batch = load(&state, &caller, &name).await?;
     let counts = state.store.batch_counts(&batch.id).await?;
     Ok(Json(json!({
@@ -171,6 +176,7 @@ pub async fn set_batch_metadata(
     Path(name): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let metadata = Value::Object(body.object()?);
     if metadata.to_string().len() > super::tasks::MAX_METADATA_BYTES {
         return Err(ApiError::bad_request("metadata is too large."));
@@ -194,6 +200,7 @@ pub async fn list_batches(
     caller: ApiCaller,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTasks)?;
     let q = QueryPairs::parse(raw.as_deref());
     let limit = q.limit()?;
     let offset = match q.get("offset") {

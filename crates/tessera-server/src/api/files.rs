@@ -8,6 +8,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tessera_core::Action;
 use tessera_store::{new_file_id, FileRecord, NewFile};
 
 use super::{
@@ -123,6 +124,7 @@ pub async fn upload_file(
     caller: ApiCaller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!(
             "Send the file as multipart/form-data with a part named \"file\" ({}).",
@@ -196,6 +198,7 @@ pub async fn import_file(
     caller: ApiCaller,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let body = body.object()?;
     let file_url = string_field(&body, "file_url", tessera_core::team::MAX_URL_LEN)?
         .ok_or_else(|| ApiError::bad_request("Please include \"file_url\"."))?;

@@ -7,6 +7,7 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 use tessera_core::tasks::{TaskType, TypeProblem, KNOWN_TYPES};
+use tessera_core::Action;
 use tessera_store::{NewProject, Project, StoreError};
 
 use super::{
@@ -118,6 +119,7 @@ pub async fn create_project(
     caller: ApiCaller,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let body = body.object()?;
     let name = check_name(
         "project",
@@ -154,6 +156,7 @@ pub async fn get_project(
     caller: ApiCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTasks)?;
     let project = state
         .store
         .find_project(&caller.team_id, caller.mode, &name)
@@ -172,6 +175,7 @@ pub async fn list_projects(
     State(state): State<AppState>,
     caller: ApiCaller,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTasks)?;
     let projects = state
         .store
         .list_projects(&caller.team_id, caller.mode)
@@ -195,6 +199,7 @@ pub async fn set_params(
     Path(name): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let mut body = body.object()?;
     let patch = json_bool(body.remove("patch").as_ref());
     let project = state
@@ -261,6 +266,7 @@ pub async fn task_templates(
     caller: ApiCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTasks)?;
     let project = state
         .store
         .find_project(&caller.team_id, caller.mode, &name)

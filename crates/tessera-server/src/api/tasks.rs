@@ -9,7 +9,7 @@ use axum::{
 use serde_json::{json, Map, Value};
 use tessera_core::{
     tasks::{synthetic_response, validate, TaskType, TypeProblem},
-    Mode,
+    Action, Mode,
 };
 use tessera_store::{NewTask, StoreError, Task, TaskFilter};
 
@@ -237,6 +237,7 @@ pub async fn create_task(
     Path(task_type): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let task_type: TaskType = task_type.parse().map_err(|TypeProblem::NotEnabled(t)| {
         ApiError::new(
             axum::http::StatusCode::PAYMENT_REQUIRED,
@@ -408,6 +409,7 @@ pub async fn get_task(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    caller.authorize(Action::ViewTasks)?;
     check_id(&id)?;
     let task = state
         .store
@@ -441,6 +443,7 @@ pub async fn list_tasks(
     caller: ApiCaller,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    caller.authorize(Action::ViewTasks)?;
     let q = QueryPairs::parse(raw.as_deref());
     let limit = q.limit()?;
     let after = q.get("next_token").map(decode_token).transpose()?;
@@ -541,6 +544,7 @@ pub async fn cancel_task(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let clear = QueryPairs::parse(raw.as_deref())
         .flag("clear_unique_id")?
         .unwrap_or(false);
@@ -574,6 +578,7 @@ pub async fn audit_task(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::AuditTasks)?;
     let body = body.object()?;
     if !body.contains_key("accepted") {
         return Err(ApiError::bad_request(
@@ -626,6 +631,7 @@ pub async fn set_unique_id(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let body = body.object()?;
     let unique_id = string_field(&body, "unique_id", MAX_UNIQUE_ID)?
         .filter(|u| !u.is_empty())
@@ -668,6 +674,7 @@ pub async fn clear_unique_id(
     caller: ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     check_id(&id)?;
     changed(
         state
@@ -690,6 +697,7 @@ pub async fn set_metadata(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     let metadata = Value::Object(body.object()?);
     check_metadata(&metadata)?;
     check_id(&id)?;
@@ -760,6 +768,7 @@ pub async fn set_tags(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     update_tags(&state, &caller, &id, body, |_, given| dedup(given)).await
 }
 
@@ -776,6 +785,7 @@ pub async fn add_tags(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     update_tags(&state, &caller, &id, body, |mut current, given| {
         current.extend(given);
         dedup(current)
@@ -796,6 +806,7 @@ pub async fn delete_tags(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::EditProjects)?;
     update_tags(&state, &caller, &id, body, |current, given| {
         current.into_iter().filter(|t| !given.contains(t)).collect()
     })

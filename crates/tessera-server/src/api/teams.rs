@@ -3,6 +3,7 @@
 
 use axum::{extract::State, Json};
 use serde_json::{json, Value};
+use tessera_core::Action;
 use tessera_core::{Email, InvitableRole, Role};
 use tessera_store::{InviteOutcome, NewAuditEvent, NewInvitation, StoreError};
 
@@ -100,6 +101,7 @@ pub async fn list_teammates(
     State(state): State<AppState>,
     caller: ApiCaller,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ViewTeam)?;
     Ok(Json(teammates(&state, &caller.team_id).await?))
 }
 
@@ -114,6 +116,7 @@ pub async fn invite_teammates(
     caller: ApiCaller,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::InviteMember)?;
     let (emails, role) = parse_request(body)?;
     if let Err(wait) = ratelimit::check_room(
         &state,
@@ -180,6 +183,7 @@ pub async fn set_role(
     caller: ApiCaller,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
+    caller.authorize(Action::ChangeMemberRole)?;
     let (emails, role) = parse_request(body)?;
     let members = state.store.list_members(&caller.team_id).await?;
     let invitations = state

@@ -387,6 +387,7 @@ async fn error_contract(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("err@acme.test", "Errors").await;
     let api = Api::new(&app, &create_key(&mut admin, "test", "").await);
+    let live = Api::new(&app, &create_key(&mut admin, "live", "").await);
     let (_, done) = api.post("/task/categorization", json!({"attachment": "https://x", "attachment_type": "website", "categories": ["a", "b"]})).await;
     let done_id = done["task_id"].as_str().unwrap().to_owned();
     api.post("/projects", json!({"type": "categorization", "name": "p"}))
@@ -695,6 +696,12 @@ async fn error_contract(backend: Backend) {
         (Method::GET, "/nope".into(), None, 404, "No such endpoint"),
     ];
     for (method, path, body, status, message) in cases {
+        // Team management needs a live key (a test key is refused first: see test_keys_never_manage_the_team).
+        let api = if path.starts_with("/teams/") {
+            &live
+        } else {
+            &api
+        };
         let (got, json) = api.send(method.clone(), &path, body).await;
         assert_eq!(got.as_u16(), status, "{method} {path}: {json}");
         assert_eq!(json["status_code"], status, "{method} {path}");
@@ -730,6 +737,50 @@ async fn error_contract(backend: Backend) {
     app.stop().await;
 }
 backend_test!(error_contract);
+
+/// A test key invites nobody and changes no role (it used to invite a Manager, who then
+/// revealed the live keys); a live key does, with no more than a Manager's authority.
+async fn test_keys_never_manage_the_team(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("owner@keys.test", "Keys").await;
+    let test = Api::new(&app, &create_key(&mut admin, "test", "ci").await);
+    let live = Api::new(&app, &create_key(&mut admin, "live", "prod").await);
+    let invite = json!({"emails": ["mallory@evil.test"], "team_role": "manager"});
+    let (status, body) = test.post("/teams/invite", invite.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["status_code"], 403);
+    assert!(
+        body["error"].as_str().unwrap().contains("live API key"),
+        "{body}"
+    );
+    let (status, _) = test
+        .post(
+            "/teams/set_role",
+            json!({"emails": ["owner@keys.test"], "team_role": "member"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing was invited, and no mail went out.
+    let (status, mates) = test.get("/teams").await;
+    assert_eq!(status, StatusCode::OK, "a test key still sees the team");
+    assert!(!mates.to_string().contains("mallory"), "{mates}");
+    assert!(app
+        .store
+        .list_mail(50, 0)
+        .await
+        .unwrap()
+        .iter()
+        .all(|m| m.to != "mallory@evil.test"));
+    // Test keys keep working with tasks.
+    let (status, _) = test.post("/task/categorization", json!({"attachment": "https://x", "attachment_type": "website", "categories": ["a", "b"]})).await;
+    assert_eq!(status, StatusCode::OK);
+    // A live key manages the team.
+    let (status, mates) = live.post("/teams/invite", invite).await;
+    assert_eq!(status, StatusCode::OK, "{mates}");
+    assert!(mates.to_string().contains("mallory@evil.test"));
+    app.stop().await;
+}
+backend_test!(test_keys_never_manage_the_team);
 
 async fn task_life_cycle_and_listing(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
