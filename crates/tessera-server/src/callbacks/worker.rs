@@ -57,6 +57,20 @@ struct TeamSecrets {
     signing: Vec<String>,
 }
 
+impl TeamSecrets {
+    /// Fresh random secrets for a test callback to a URL the team has not configured: "Send
+    /// test callback" is open to Members, who must not obtain the real secrets through it.
+    fn throwaway() -> Self {
+        Self {
+            auth: format!("throwaway_{}", crate::crypto::random_token()),
+            signing: vec![signing::new_signing_secret()],
+        }
+    }
+}
+
+/// Marks a test callback sent with throwaway secrets (not the team's).
+pub const TEST_SECRETS_HEADER: &str = "x-tessera-test-secrets";
+
 /// Each (team, mode)'s secrets and when they were read.
 type SecretsCache = HashMap<(String, Mode), (Instant, Arc<TeamSecrets>)>;
 
@@ -334,14 +348,24 @@ impl CallbackWorker {
             return self.send_email(claimed, &body).await;
         }
         let url = outbound::check_url(&delivery.target, self.state.config.allow_private_callbacks)?;
-        let secrets = self
-            .team_secrets(&delivery.team_id, delivery.mode)
-            .await
-            .map_err(|e| format!("the team's callback secrets cannot be read: {e:#}"))?;
+        let throwaway = delivery.kind == DeliveryKind::Test
+            && !self
+                .is_configured_url(&delivery.team_id, &delivery.target)
+                .await?;
+        let secrets = if throwaway {
+            Arc::new(TeamSecrets::throwaway())
+        } else {
+            self.team_secrets(&delivery.team_id, delivery.mode)
+                .await
+                .map_err(|e| format!("the team's callback secrets cannot be read: {e:#}"))?
+        };
         let timestamp = now_ms() / 1000;
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let header = |v: &str| HeaderValue::from_str(v).map_err(|e| e.to_string());
+        if throwaway {
+            headers.insert(TEST_SECRETS_HEADER, HeaderValue::from_static("throwaway"));
+        }
         headers.insert("scale-callback-auth", header(&secrets.auth)?);
         headers.insert("webhook-id", header(&delivery.id)?);
         headers.insert("webhook-timestamp", header(&timestamp.to_string())?);
@@ -421,6 +445,18 @@ impl CallbackWorker {
             snippet: "queued as email".into(),
             retry_after: None,
         })
+    }
+
+    /// Whether `target` is the team's configured default callback URL (set by a Manager):
+    /// only there may a test callback carry the team's real secrets.
+    async fn is_configured_url(&self, team_id: &str, target: &str) -> Result<bool, String> {
+        let team = self
+            .state
+            .store
+            .get_team(team_id)
+            .await
+            .map_err(|e| format!("the team cannot be read: {e}"))?;
+        Ok(team.default_callback_url.as_deref() == Some(target))
     }
 
     /// The team's callback secrets for `mode`, from a short-lived cache.

@@ -933,7 +933,8 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
-    // Send test callback: the real headers and signature.
+    // Send test callback to any URL: the headers of a real callback, but throwaway secrets
+    // (Members may send tests, and must not obtain the real secrets this way).
     let p = admin
         .post_form("/callbacks/test", &[("url", &rx.url("/probe"))])
         .await;
@@ -946,8 +947,70 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
         .to_owned();
     let probe = rx.wait_for("/probe", 1).await.remove(0);
     assert_eq!(probe.webhook_id(), test_id);
-    assert_signed(&probe, &signing, &auth);
     assert_eq!(probe.json()["test"], true);
+    assert_eq!(probe.header("x-tessera-test-secrets"), "throwaway");
+    assert_ne!(
+        probe.header("scale-callback-auth"),
+        auth,
+        "the real auth key leaked"
+    );
+    assert!(probe
+        .header("scale-callback-auth")
+        .starts_with("throwaway_"));
+    assert_eq!(
+        verified_by(&probe, &signing),
+        0,
+        "signed with the real secret"
+    );
+    // A Member sending a test to their own URL gets no real secret either.
+    let member_email = "member@dash.test";
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", member_email), ("role", "member")],
+        )
+        .await;
+    let mut member = app.browser();
+    let link = app.outbox_link(member_email).await;
+    member.get(&link).await;
+    let joined = member
+        .post_form(
+            &link,
+            &[
+                ("name", "Mem Ber"),
+                ("company", "Dash"),
+                ("job_title", ""),
+                ("phone", ""),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::SEE_OTHER, "{}", joined.body);
+    let p = member
+        .post_form("/callbacks/test", &[("url", &rx.url("/member-probe"))])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let probe = rx.wait_for("/member-probe", 1).await.remove(0);
+    let (live_auth, live_signing) = secrets(&mut admin, "live").await;
+    assert_ne!(probe.header("scale-callback-auth"), live_auth);
+    assert_eq!(verified_by(&probe, &live_signing), 0);
+    // To the team's default callback URL (configured by a Manager): the real secrets.
+    let configured = rx.url("/configured");
+    admin
+        .submit(
+            "/team/details",
+            &[("name", "Dash Co"), ("default_callback_url", &configured)],
+        )
+        .await;
+    let p = member
+        .post_form("/callbacks/test", &[("url", &configured)])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let probe = rx.wait_for("/configured", 1).await.remove(0);
+    // The member's dashboard is in live mode: the live secrets.
+    assert_signed(&probe, &live_signing, &live_auth);
+    assert_eq!(probe.header("x-tessera-test-secrets"), "");
 
     // A bad URL: the form again with the message; nothing queued.
     let before = app.store.delivery_counts(Some(&team), None).await.unwrap();
