@@ -1,6 +1,11 @@
 //! Secrets: the master key, sealed (encrypted) values, token digests and password hashing.
 
-use std::{fs, io::Write, path::Path};
+use std::{
+    fs,
+    io::Write,
+    path::Path,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use aes_gcm::{
     aead::{Aead, KeyInit},
@@ -127,22 +132,55 @@ pub fn secure_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// Password hashes computed at once: one per core. Each argon2 run takes ~19 MiB and a core
+/// for tens of milliseconds, so a burst of sign-ins queues here instead of taking the
+/// process's memory (60 parallel logins used to add 0.7 GB) and every blocking thread.
+static ARGON2_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(argon2_concurrency()));
+
+/// How many argon2 computations may run at once (the cores), for tests and the README.
+pub fn argon2_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Runs one argon2 computation on the blocking pool, at most one per core at a time.
+async fn with_argon2<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let _permit = ARGON2_PERMITS
+        .acquire()
+        .await
+        .map_err(|_| anyhow!("password hashing is shut down"))?;
+    tokio::task::spawn_blocking(move || {
+        let running = ARGON2_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        ARGON2_PEAK.fetch_max(running, Ordering::SeqCst);
+        let result = work();
+        ARGON2_RUNNING.fetch_sub(1, Ordering::SeqCst);
+        result
+    })
+    .await?
+}
+
+/// argon2 computations running now, and the most ever seen at once (checked by a test).
+static ARGON2_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static ARGON2_PEAK: AtomicUsize = AtomicUsize::new(0);
+
 /// Hashes a password with argon2id on the blocking pool (it is deliberately CPU-heavy).
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
+    with_argon2(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
             .map_err(|e| anyhow!("hashing password: {e}"))
     })
-    .await?
+    .await
 }
 
 /// Verifies a password against a stored argon2 hash on the blocking pool. With `None` it
 /// still spends the same work, so unknown accounts cannot be told apart by timing.
 pub async fn verify_password(password: String, stored: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    with_argon2(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed =
             PasswordHash::new(&stored).map_err(|e| anyhow!("stored hash unreadable: {e}"))?;
@@ -151,7 +189,7 @@ pub async fn verify_password(password: String, stored: Option<String>) -> anyhow
             .is_ok()
             && stored != DUMMY_HASH)
     })
-    .await?
+    .await
 }
 
 /// An argon2id hash of a random string, used to equalise timing for unknown accounts.
@@ -206,6 +244,20 @@ mod tests {
             .await
             .unwrap());
         assert!(!verify_password("anything".into(), None).await.unwrap());
+    }
+
+    /// 60 parallel sign-ins used to run 60 argon2 computations at once (0.7 GB of RSS).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn argon2_runs_at_most_one_per_core() {
+        let hash = hash_password("correct horse".into()).await.unwrap();
+        let checks: Vec<_> = (0..argon2_concurrency() * 6)
+            .map(|_| tokio::spawn(verify_password("wrong".into(), Some(hash.clone()))))
+            .collect();
+        for check in checks {
+            assert!(!check.await.unwrap().unwrap());
+        }
+        let peak = ARGON2_PEAK.load(Ordering::SeqCst);
+        assert!((1..=argon2_concurrency()).contains(&peak), "peak {peak}");
     }
 
     #[test]

@@ -15,10 +15,14 @@ pub enum Limit {
     LoginPerAccount,
     /// Failed sign-ins per client IP.
     LoginPerIp,
-    /// New teams per client IP.
+    /// Sign-up attempts per client IP (every attempt, successful or not).
     SignupPerIp,
     /// Invitation emails per team (new and resent).
     InvitesPerTeam,
+    /// Wrong current passwords on the profile page, per user.
+    PasswordCheckPerUser,
+    /// "Someone tried to sign up with your address" notices, per address.
+    SignupNoticePerEmail,
 }
 
 const MINUTE: i64 = 60_000;
@@ -30,6 +34,8 @@ impl Limit {
             Limit::LoginPerIp => ("login:ip", 30, 15 * MINUTE),
             Limit::SignupPerIp => ("signup:ip", 20, 60 * MINUTE),
             Limit::InvitesPerTeam => ("invite:team", 100, 60 * MINUTE),
+            Limit::PasswordCheckPerUser => ("password:user", 5, 15 * MINUTE),
+            Limit::SignupNoticePerEmail => ("signup-notice:email", 1, 60 * MINUTE),
         }
     }
 
@@ -68,6 +74,41 @@ pub async fn check_room(
         .oldest_rate_event(&bucket, window)
         .await?
         .unwrap_or_else(now_ms);
+    Ok(Err(humanize_ms(oldest + window - now_ms())))
+}
+
+/// One unit of a limit, taken atomically by [`take`]; give it back with [`Slot::release`]
+/// when the attempt turns out not to count (a successful sign-in).
+#[derive(Debug)]
+pub struct Slot {
+    bucket: String,
+    at: i64,
+}
+
+impl Slot {
+    pub async fn release(self, state: &AppState) -> WebResult<()> {
+        state.store.release_rate_slot(&self.bucket, self.at).await?;
+        Ok(())
+    }
+}
+
+/// Takes one unit of `limit` for `key`: `Ok(Ok(slot))` when within the limit, else
+/// `Ok(Err(wait))` (and nothing is kept). Concurrent requests can never all pass: the check
+/// and the record are one step (see `Store::take_rate_slot`).
+pub async fn take(state: &AppState, limit: Limit, key: &str) -> WebResult<Result<Slot, String>> {
+    let (_, max, window) = limit.spec();
+    let bucket = bucket(limit, key);
+    let (at, used) = state.store.take_rate_slot(&bucket, window).await?;
+    let slot = Slot { bucket, at };
+    if used <= max {
+        return Ok(Ok(slot));
+    }
+    let oldest = state
+        .store
+        .oldest_rate_event(&slot.bucket, window)
+        .await?
+        .unwrap_or_else(now_ms);
+    slot.release(state).await?;
     Ok(Err(humanize_ms(oldest + window - now_ms())))
 }
 

@@ -1,6 +1,6 @@
 //! Sliding-window rate-limit counters shared by every replica.
 
-use crate::{now_ms, Store, StoreResult};
+use crate::{now_ms, Dialect, Store, StoreResult};
 
 impl Store {
     /// Counts events in `bucket` during the last `window_ms`.
@@ -43,6 +43,46 @@ impl Store {
             .bind(bucket)
             .execute(&self.writer)
             .await?;
+        Ok(())
+    }
+
+    /// Takes a slot in `bucket` and returns when it was taken and how many slots the window
+    /// holds counting it. The slot is committed before counting, so of any number of
+    /// concurrent takers the k-th to commit counts at least k: at most `max` ever see a count
+    /// within `max`, on either database and at any isolation level.
+    pub async fn take_rate_slot(&self, bucket: &str, window_ms: i64) -> StoreResult<(i64, i64)> {
+        let at = now_ms();
+        sqlx::query("INSERT INTO rate_events (bucket, at) VALUES ($1, $2)")
+            .bind(bucket)
+            .bind(at)
+            .execute(&self.writer)
+            .await?;
+        let row: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM rate_events WHERE bucket = $1 AND at > $2")
+                .bind(bucket)
+                .bind(at - window_ms)
+                .fetch_one(&self.writer)
+                .await?;
+        Ok((at, row.0))
+    }
+
+    /// Gives back one slot taken at `at` (an attempt that turned out not to count). Slots of
+    /// one bucket and millisecond are interchangeable; concurrent releases each lock a
+    /// different one (`SKIP LOCKED` on PostgreSQL; SQLite serialises writers).
+    pub async fn release_rate_slot(&self, bucket: &str, at: i64) -> StoreResult<()> {
+        let row_id = match self.dialect {
+            Dialect::Sqlite => "rowid",
+            Dialect::Postgres => "ctid",
+        };
+        sqlx::query(&format!(
+            "DELETE FROM rate_events WHERE {row_id} = \
+             (SELECT {row_id} FROM rate_events WHERE bucket = $1 AND at = $2 LIMIT 1{})",
+            self.skip_locked()
+        ))
+        .bind(bucket)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 }

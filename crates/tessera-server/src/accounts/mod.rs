@@ -22,8 +22,8 @@ use crate::{
     ratelimit::{self, Limit},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, session, ClientIp, CsrfToken, Layout,
-        SignedIn, Viewer, WebError, WebResult,
+        format_time, notice, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
+        Layout, SignedIn, Viewer, WebError, WebResult,
     },
 };
 
@@ -124,7 +124,8 @@ async fn signup(
 ) -> WebResult<Response> {
     let again =
         |status, message: String| render(status, &signup_page(&csrf, &input, Some(message)));
-    if let Err(wait) = ratelimit::check(&state, Limit::SignupPerIp, &ip.0).await? {
+    // Every attempt counts (not just successful ones), before any work is done for it.
+    if let Err(wait) = ratelimit::take(&state, Limit::SignupPerIp, &ip.0).await? {
         return Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Too many sign-ups from your network. Try again in {wait}."),
@@ -141,6 +142,13 @@ async fn signup(
         Ok(v) => v,
         Err(Invalid(message)) => return Ok(again(StatusCode::BAD_REQUEST, message)),
     };
+    // An address that has an account is told so by email only, and before any password is
+    // hashed: the page does not confirm that the address exists.
+    if let Some(owner) = state.store.find_user_by_email(&email).await? {
+        // Mail goes to the address as the account has it, the page repeats what was typed.
+        let to = Email::parse(&owner.email).unwrap_or_else(|_| email.clone());
+        return existing_account(&state, &csrf, &email, &to).await;
+    }
     let password_hash = hash_password(input.password.clone()).await?;
     let event = NewAuditEvent {
         actor_user_id: None,
@@ -151,7 +159,7 @@ async fn signup(
         ip: ip.0.clone(),
     };
     let new_user = NewUser {
-        email,
+        email: email.clone(),
         password_hash,
         profile,
     };
@@ -163,7 +171,6 @@ async fn signup(
         Ok((team, user)) => {
             crate::keys::service::provision_team(&state.store, &state.config.master_key, &team.id)
                 .await?;
-            ratelimit::record(&state, Limit::SignupPerIp, &ip.0).await?;
             let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
             let mut response = redirect_with_flash(
                 "/team",
@@ -175,16 +182,45 @@ async fn signup(
             response.headers_mut().append(header::SET_COOKIE, cookie);
             Ok(response)
         }
-        Err(err) if err.is_conflict_on("email_key") => Ok(again(
-            StatusCode::BAD_REQUEST,
-            "An account with this email address already exists. Log in instead.".into(),
-        )),
+        // Signed up at the same moment by another request.
+        Err(err) if err.is_conflict_on("email_key") => {
+            existing_account(&state, &csrf, &email, &email).await
+        }
         Err(err) if err.is_conflict_on("name_key") => Ok(again(
             StatusCode::BAD_REQUEST,
             "A team with this name already exists. Choose another name.".into(),
         )),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The answer to a sign-up with an address that already has an account: the owner gets an
+/// email (at most one an hour, so this is no way to flood an inbox), the page says only
+/// that the next step is in the inbox.
+async fn existing_account(
+    state: &AppState,
+    csrf: &CsrfToken,
+    email: &Email,
+    owner: &Email,
+) -> WebResult<Response> {
+    if ratelimit::take(state, Limit::SignupNoticePerEmail, owner.normalized())
+        .await?
+        .is_ok()
+    {
+        state
+            .store
+            .enqueue_mail(&crate::mail::signup_attempt(state, owner))
+            .await?;
+        state.mail_queued.notify_one();
+    }
+    Ok(notice(
+        csrf,
+        StatusCode::OK,
+        "Check your email",
+        format!(
+            "We sent the next step to {email}. If you already have an account with this address, the message tells you how to sign in."
+        ),
+    ))
 }
 
 // ----- log in / out --------------------------------------------------------------------------
@@ -257,18 +293,29 @@ async fn login(
             "Email or password is incorrect.".into(),
         ));
     }
-    if let Err(wait) = ratelimit::check(&state, Limit::LoginPerAccount, email.normalized()).await? {
-        return Ok(again(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many failed sign-in attempts for this account. Try again in {wait}."),
-        ));
-    }
-    if let Err(wait) = ratelimit::check(&state, Limit::LoginPerIp, &ip.0).await? {
-        return Ok(again(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many failed sign-in attempts from your network. Try again in {wait}."),
-        ));
-    }
+    // Each attempt takes its slots before the password is checked, in one step per limit,
+    // so parallel guesses cannot all slip under the limit; a success gives its slots back.
+    let account_slot = match ratelimit::take(&state, Limit::LoginPerAccount, email.normalized())
+        .await?
+    {
+        Ok(slot) => slot,
+        Err(wait) => {
+            return Ok(again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed sign-in attempts for this account. Try again in {wait}."),
+            ))
+        }
+    };
+    let ip_slot = match ratelimit::take(&state, Limit::LoginPerIp, &ip.0).await? {
+        Ok(slot) => slot,
+        Err(wait) => {
+            account_slot.release(&state).await?;
+            return Ok(again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many failed sign-in attempts from your network. Try again in {wait}."),
+            ));
+        }
+    };
     let found = state.store.user_credentials(&email).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
@@ -276,13 +323,12 @@ async fn login(
     };
     let valid = verify_password(input.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| valid) else {
-        ratelimit::record(&state, Limit::LoginPerAccount, email.normalized()).await?;
-        ratelimit::record(&state, Limit::LoginPerIp, &ip.0).await?;
         return Ok(again(
             StatusCode::UNAUTHORIZED,
             "Email or password is incorrect.".into(),
         ));
     };
+    ip_slot.release(&state).await?;
     ratelimit::clear(&state, Limit::LoginPerAccount, email.normalized()).await?;
     let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
     let target = next.unwrap_or_else(|| "/".to_owned());
@@ -421,10 +467,28 @@ async fn change_password(
     if input.current_password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
         return Ok(again("Your current password is incorrect.".into()));
     }
+    // A stolen session must not become a way to guess the password.
+    let slot = match ratelimit::take(&state, Limit::PasswordCheckPerUser, &who.user.id).await? {
+        Ok(slot) => slot,
+        Err(wait) => {
+            return Ok(render(
+                StatusCode::TOO_MANY_REQUESTS,
+                &profile_page(
+                    &who,
+                    current_profile(&who),
+                    None,
+                    Some(format!(
+                        "Too many wrong current passwords. Try again in {wait}."
+                    )),
+                ),
+            ))
+        }
+    };
     let stored = state.store.password_hash(&who.user.id).await?;
     if !verify_password(input.current_password.clone(), Some(stored)).await? {
         return Ok(again("Your current password is incorrect.".into()));
     }
+    slot.release(&state).await?;
     if let Err(Invalid(message)) =
         check_new_password(&input.new_password, Some(&input.confirm_password))
     {

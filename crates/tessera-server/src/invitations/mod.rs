@@ -285,24 +285,7 @@ async fn revoke(
 
 // ----- accepting -------------------------------------------------------------------------
 
-#[derive(Template)]
-#[template(path = "notice.html")]
-struct NoticePage {
-    layout: Layout,
-    heading: String,
-    message: String,
-}
-
-fn notice(csrf: &CsrfToken, status: StatusCode, heading: &str, message: String) -> Response {
-    render(
-        status,
-        &NoticePage {
-            layout: Layout::anonymous(heading, csrf, None),
-            heading: heading.to_owned(),
-            message,
-        },
-    )
-}
+use crate::web::notice;
 
 /// The clear page for a link that cannot be used, or `None` when it can.
 fn link_problem(csrf: &CsrfToken, link: Option<&InvitationLink>) -> Option<Response> {

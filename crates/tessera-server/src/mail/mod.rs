@@ -75,3 +75,27 @@ pub fn invitation(
         &MailBody { text, html },
     )
 }
+
+/// To the owner of an address someone tried to sign up with: it already has an account.
+pub fn signup_attempt(state: &AppState, to: &Email) -> NewMail {
+    let login = state.config.link("/login");
+    let text = format!(
+        "Hello,\n\nSomeone (perhaps you) tried to create a new Tessera team with this address, which already has an account.\n\n\
+         To sign in, go to:\n{login}\n\n\
+         If it was not you, you can ignore this email; nothing was changed.\n\n-- Tessera\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
+         <p>Hello,</p><p>Someone (perhaps you) tried to create a new Tessera team with this address, which already has an account.</p>\
+         <p><a href=\"{login}\">Sign in to Tessera</a></p>\
+         <p style=\"color:#666\">If it was not you, you can ignore this email; nothing was changed.</p></body></html>",
+        login = escape(&login),
+    );
+    sealed(
+        state,
+        None,
+        to,
+        "Your Tessera account already exists".into(),
+        &MailBody { text, html },
+    )
+}

@@ -113,6 +113,27 @@ impl Layout {
     }
 }
 
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct NoticePage {
+    layout: Layout,
+    heading: String,
+    message: String,
+}
+
+/// A page with a heading and one message, for someone not signed in (invitation links,
+/// sign-up outcomes).
+pub fn notice(csrf: &CsrfToken, status: StatusCode, heading: &str, message: String) -> Response {
+    render(
+        status,
+        &NoticePage {
+            layout: Layout::anonymous(heading, csrf, None),
+            heading: heading.to_owned(),
+            message,
+        },
+    )
+}
+
 /// Renders a template into an HTML response with `status`.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
