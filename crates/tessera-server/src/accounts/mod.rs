@@ -63,11 +63,9 @@ fn user_agent(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Only same-site relative paths are followed after login (no open redirects).
+/// Only same-origin paths are followed after login (no open redirects).
 fn safe_next(next: Option<&str>) -> Option<String> {
-    let next = next?.trim();
-    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && next.len() < 500)
-        .then(|| next.to_owned())
+    crate::web::local_path(next?)
 }
 
 // ----- sign up -------------------------------------------------------------------------------
@@ -526,6 +524,7 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), None);
         assert_eq!(safe_next(Some("https://evil.example")), None);
         assert_eq!(safe_next(Some("/\\evil")), None);
+        assert_eq!(safe_next(Some("/\t/evil.example")), None);
         assert_eq!(safe_next(None), None);
     }
 }

@@ -205,6 +205,33 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// A same-origin path to redirect to, or `None`. The raw value is parsed as a URL the way a
+/// browser would resolve it against this site (browsers drop tabs and newlines, read `\` as
+/// `/`, and so on), and only a result on this origin is accepted: `/%09/evil.example`, which
+/// a browser resolves to `//evil.example`, is refused. The path returned is the normalised
+/// one, so what is checked is what the browser follows.
+pub fn local_path(raw: &str) -> Option<String> {
+    const BASE: &str = "http://tessera.invalid";
+    if raw.len() > 500 || !raw.starts_with('/') || raw.chars().any(|c| c.is_control() || c == '\\')
+    {
+        return None;
+    }
+    let base = url::Url::parse(BASE).expect("valid base");
+    let resolved = base.join(raw).ok()?;
+    if resolved.origin() != base.origin() || !resolved.username().is_empty() {
+        return None;
+    }
+    let mut path = resolved.path().to_owned();
+    if path.starts_with("//") {
+        return None;
+    }
+    if let Some(query) = resolved.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Some(path)
+}
+
 /// Formats epoch milliseconds for pages: `2026-11-22 19:13 UTC`.
 pub fn format_time(ms: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -233,6 +260,39 @@ pub fn humanize_ms(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        assert_eq!(local_path("/team").as_deref(), Some("/team"));
+        assert_eq!(
+            local_path("/tasks?status=pending").as_deref(),
+            Some("/tasks?status=pending")
+        );
+        assert_eq!(local_path("/a/../b").as_deref(), Some("/b"));
+        for evil in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "https://evil.example",
+            "http:evil.example",
+            " /x",
+            "evil.example",
+            "",
+            "/%2F/evil.example/..",
+        ] {
+            let ok = local_path(evil);
+            assert!(
+                ok.as_deref()
+                    .is_none_or(|p| p.starts_with('/') && !p.starts_with("//")),
+                "{evil:?} -> {ok:?}"
+            );
+            if evil != "/%2F/evil.example/.." {
+                assert_eq!(ok, None, "{evil:?}");
+            }
+        }
+    }
 
     #[test]
     fn formats_times() {

@@ -76,11 +76,7 @@ async fn switch_mode(who: SignedIn, Form(input): Form<ModeInput>) -> WebResult<R
         .mode
         .parse()
         .map_err(|e: tessera_core::Invalid| WebError::BadRequest(e.0))?;
-    let back = if input.back.starts_with('/') && !input.back.starts_with("//") {
-        input.back
-    } else {
-        "/tasks".into()
-    };
+    let back = crate::web::local_path(&input.back).unwrap_or_else(|| "/tasks".into());
     // Detail pages belong to one mode; go to the list instead.
     let back = if back.starts_with("/tasks/") {
         "/tasks".to_owned()

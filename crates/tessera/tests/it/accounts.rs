@@ -516,3 +516,39 @@ async fn health_and_not_found(backend: Backend) {
     app.stop().await;
 }
 backend_test!(health_and_not_found);
+
+/// `next=/%09/evil.example` passed the old check, and browsers resolve `/\t/evil.example` to
+/// `//evil.example`, off-site. The same for the mode switch's `back`.
+async fn redirects_after_sign_in_stay_on_the_site(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("next@x.com", "Next").await;
+    let mut b = app.browser();
+    b.ensure_csrf().await;
+    for (next, expected) in [
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/tasks?status=pending", "/tasks?status=pending"),
+    ] {
+        let mut b = app.browser();
+        let page = b
+            .post_form(
+                "/login",
+                &[
+                    ("email", "next@x.com"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(page.location.as_deref(), Some(expected), "{next:?}");
+    }
+    let page = admin
+        .post_form("/mode", &[("mode", "test"), ("back", "/\t/evil.example")])
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/tasks"));
+    app.stop().await;
+}
+backend_test!(redirects_after_sign_in_stay_on_the_site);
