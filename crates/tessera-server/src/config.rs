@@ -34,6 +34,11 @@ pub struct Config {
     pub callback_timeout: Duration,
     /// How long a labeler holds a claimed task before it returns to the queue.
     pub label_lease: Duration,
+    /// Test tasks one team may create per clock hour, per replica (0: no limit). Test tasks
+    /// are free and call back at once, so without a cap they make Tessera a webhook reflector.
+    pub team_test_tasks_per_hour: u64,
+    /// Email callbacks (task, batch and test) one team may send per hour (0: no limit).
+    pub team_callback_emails_per_hour: u64,
 }
 
 impl Config {
@@ -61,6 +66,8 @@ impl Config {
             callback_retry: default_callback_retry(),
             callback_timeout: Duration::from_secs(10),
             label_lease: Duration::from_secs(600),
+            team_test_tasks_per_hour: 10_000,
+            team_callback_emails_per_hour: 100,
         }
     }
 

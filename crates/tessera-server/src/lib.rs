@@ -15,6 +15,7 @@ pub mod keys;
 pub mod labeling;
 pub mod mail;
 pub mod outbound;
+pub mod quota;
 pub mod ratelimit;
 pub mod staff;
 pub mod state;

@@ -23,6 +23,8 @@ pub enum Limit {
     PasswordCheckPerUser,
     /// "Someone tried to sign up with your address" notices, per address.
     SignupNoticePerEmail,
+    /// "Send test callback" and "Redeliver" per team: people's clicks, not task traffic.
+    CallbackSendsPerTeam,
 }
 
 const MINUTE: i64 = 60_000;
@@ -36,6 +38,7 @@ impl Limit {
             Limit::InvitesPerTeam => ("invite:team", 100, 60 * MINUTE),
             Limit::PasswordCheckPerUser => ("password:user", 5, 15 * MINUTE),
             Limit::SignupNoticePerEmail => ("signup-notice:email", 1, 60 * MINUTE),
+            Limit::CallbackSendsPerTeam => ("callback-send:team", 100, 60 * MINUTE),
         }
     }
 
@@ -97,7 +100,29 @@ impl Slot {
 /// and the record are one step (see `Store::take_rate_slot`).
 pub async fn take(state: &AppState, limit: Limit, key: &str) -> WebResult<Result<Slot, String>> {
     let (_, max, window) = limit.spec();
-    let bucket = bucket(limit, key);
+    Ok(take_bucket(state, bucket(limit, key), max, window)
+        .await?
+        .map_err(humanize_ms))
+}
+
+/// Like [`take`] for a budget whose size is configured (`max` per `window_ms`); the error
+/// is the wait in milliseconds.
+pub async fn take_configured(
+    state: &AppState,
+    name: &str,
+    key: &str,
+    max: i64,
+    window_ms: i64,
+) -> WebResult<Result<Slot, i64>> {
+    take_bucket(state, format!("{name}:{key}"), max, window_ms).await
+}
+
+async fn take_bucket(
+    state: &AppState,
+    bucket: String,
+    max: i64,
+    window: i64,
+) -> WebResult<Result<Slot, i64>> {
     let (at, used) = state.store.take_rate_slot(&bucket, window).await?;
     let slot = Slot { bucket, at };
     if used <= max {
@@ -109,7 +134,7 @@ pub async fn take(state: &AppState, limit: Limit, key: &str) -> WebResult<Result
         .await?
         .unwrap_or_else(now_ms);
     slot.release(state).await?;
-    Ok(Err(humanize_ms(oldest + window - now_ms())))
+    Ok(Err((oldest + window - now_ms()).max(1000)))
 }
 
 pub async fn record(state: &AppState, limit: Limit, key: &str) -> WebResult<()> {

@@ -24,6 +24,8 @@ pub struct Inner {
     pub api_keys: KeyCache,
     /// HTTP client for customer-supplied URLs, behind the outbound guard.
     pub outbound: reqwest::Client,
+    /// Test tasks each team may create per hour.
+    pub test_tasks: crate::quota::HourlyBudget,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
         );
         Self(Arc::new(Inner {
             store,
+            test_tasks: crate::quota::HourlyBudget::new(config.team_test_tasks_per_hour),
             config,
             csrf_key,
             mail_queued: Notify::new(),

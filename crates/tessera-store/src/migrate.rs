@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "callbacks_labeling",
         sql: include_str!("../migrations/0003_callbacks_labeling.sql"),
     },
+    Migration {
+        version: 4,
+        name: "callback_emails",
+        sql: include_str!("../migrations/0004_callback_emails.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

@@ -105,6 +105,20 @@ struct ServeArgs {
     /// How long a labeler holds a claimed task before it returns to the queue.
     #[arg(long, env = "TESSERA_LABEL_LEASE", default_value = "10m", value_parser = parse_duration_arg)]
     label_lease: Duration,
+    /// Test tasks one team may create per hour on this server (0: no limit).
+    #[arg(
+        long,
+        env = "TESSERA_TEAM_TEST_TASKS_PER_HOUR",
+        default_value_t = 10_000
+    )]
+    team_test_tasks_per_hour: u64,
+    /// Email callbacks one team may send per hour (0: no limit).
+    #[arg(
+        long,
+        env = "TESSERA_TEAM_CALLBACK_EMAILS_PER_HOUR",
+        default_value_t = 100
+    )]
+    team_callback_emails_per_hour: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -334,6 +348,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.callback_timeout = args.callback_timeout;
     config.label_lease = args.label_lease;
+    config.team_test_tasks_per_hour = args.team_test_tasks_per_hour;
+    config.team_callback_emails_per_hour = args.team_callback_emails_per_hour;
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {

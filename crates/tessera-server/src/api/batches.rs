@@ -8,10 +8,11 @@ use serde_json::{json, Value};
 use tessera_core::Action;
 use tessera_store::{Batch, BatchFilter, NewBatch, StoreError};
 
+use crate::callbacks::targets::check_target;
+
 use super::{
     auth::ApiCaller,
     projects::check_name,
-    tasks::check_callback,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody, QueryPairs},
 };
 use crate::state::AppState;
@@ -71,11 +72,12 @@ pub async fn create_batch(
         .find_project(&caller.team_id, caller.mode, &project_name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("Project \"{project_name}\" not found.")))?;
-    let callback = string_field(&body, "callback", tessera_core::team::MAX_URL_LEN)?
+    let callback = match string_field(&body, "callback", tessera_core::team::MAX_URL_LEN)?
         .filter(|c| !c.trim().is_empty())
-        .map(|c| check_callback(&c))
-        .transpose()?
-        .unwrap_or_default();
+    {
+        Some(raw) => check_target(&state, &caller.team_id, &raw).await?,
+        None => String::new(),
+    };
     let metadata = match body.get("metadata") {
         None | Some(Value::Null) => json!({}),
         Some(m @ Value::Object(_)) => m.clone(),

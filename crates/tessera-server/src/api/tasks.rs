@@ -13,6 +13,8 @@ use tessera_core::{
 };
 use tessera_store::{NewTask, StoreError, Task, TaskFilter};
 
+use crate::callbacks::targets::check_target;
+
 use super::{
     auth::ApiCaller,
     wire::{
@@ -238,6 +240,17 @@ pub async fn create_task(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::EditProjects)?;
+    if caller.mode == Mode::Test {
+        if let Err(secs) = state.test_tasks.take(&caller.team_id) {
+            return Err(ApiError::too_many(
+                format!(
+                    "Your team created its {} test tasks for this hour; try again in {secs} s.",
+                    state.test_tasks.max()
+                ),
+                secs,
+            ));
+        }
+    }
     let task_type: TaskType = task_type.parse().map_err(|TypeProblem::NotEnabled(t)| {
         ApiError::new(
             axum::http::StatusCode::PAYMENT_REQUIRED,
@@ -248,9 +261,11 @@ pub async fn create_task(
     let unique_id = string_field(&body, "unique_id", MAX_UNIQUE_ID)?.filter(|u| !u.is_empty());
     let mut instruction = string_field(&body, "instruction", MAX_INSTRUCTION)?;
     let callback_url = string_field(&body, "callback_url", tessera_core::team::MAX_URL_LEN)?
-        .filter(|u| !u.trim().is_empty())
-        .map(|u| check_callback(&u))
-        .transpose()?;
+        .filter(|u| !u.trim().is_empty());
+    let callback_url = match callback_url {
+        Some(raw) => Some(check_target(&state, &caller.team_id, &raw).await?),
+        None => None,
+    };
     let metadata = match body.get("metadata") {
         None | Some(Value::Null) => json!({}),
         Some(m) => {

@@ -2,7 +2,9 @@
 //! page (Members and up, scoped by the live/test switch): deliveries with their attempts,
 //! a filter by state, Redeliver, and Send test callback.
 
+pub mod emails;
 pub mod signing;
+pub mod targets;
 pub mod worker;
 
 use askama::Template;
@@ -19,11 +21,9 @@ use tessera_core::Action;
 use tessera_store::{Delivery, DeliveryKind, NewDelivery, StoreError};
 
 use crate::{
-    api::{
-        tasks::check_callback,
-        wire::{decode_token, encode_token},
-    },
+    api::wire::{decode_token, encode_token},
     audit,
+    ratelimit::{self, Limit},
     state::AppState,
     web::{
         format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/callbacks/test", post(send_test))
         .route("/callbacks/{id}", get(detail))
         .route("/callbacks/{id}/redeliver", post(redeliver))
+        .merge(emails::router())
 }
 
 const PAGE: i64 = 50;
@@ -266,6 +267,15 @@ async fn redeliver(
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
+    if let Err(wait) = ratelimit::take(&state, Limit::CallbackSendsPerTeam, team_id).await? {
+        return Ok(redirect_with_flash(
+            &format!("/callbacks/{id}"),
+            &format!(
+                "Your team sent {} test callbacks and redeliveries this hour; try again in {wait}.",
+                Limit::CallbackSendsPerTeam.max()
+            ),
+        ));
+    }
     match state.store.redeliver(team_id, who.mode, &id).await {
         Ok(delivery) => {
             let event = audit::event(
@@ -315,7 +325,19 @@ async fn send_test(
     } else if raw.is_empty() {
         Err("Enter the URL (or email address) to send a test callback to.".to_owned())
     } else {
-        check_callback(&raw).map_err(|e| e.message)
+        targets::check_target(&state, &team_id, &raw)
+            .await
+            .map_err(|e| e.message)
+    };
+    let target = match target {
+        Ok(t) => match ratelimit::take(&state, Limit::CallbackSendsPerTeam, &team_id).await? {
+            Ok(_) => Ok(t),
+            Err(wait) => Err(format!(
+                "Your team sent {} test callbacks and redeliveries this hour; try again in {wait}.",
+                Limit::CallbackSendsPerTeam.max()
+            )),
+        },
+        Err(message) => Err(message),
     };
     let target = match target {
         Ok(t) => t,

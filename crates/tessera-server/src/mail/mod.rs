@@ -99,3 +99,34 @@ pub fn signup_attempt(state: &AppState, to: &Email) -> NewMail {
         &MailBody { text, html },
     )
 }
+
+/// The link that confirms an address as a team's callback address.
+pub fn callback_email_verification(
+    state: &AppState,
+    team_name: &str,
+    to: &Email,
+    link: &str,
+    expires_at: i64,
+) -> NewMail {
+    let expires = format_time(expires_at);
+    let text = format!(
+        "Hello,\n\nThe team \"{team_name}\" on Tessera asks to send task results (callbacks) to this address.\n\n\
+         If you expect them, confirm here:\n{link}\n\n\
+         The link expires on {expires}. If you did not expect this, ignore this email: nothing will be sent to you.\n\n-- Tessera\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
+         <p>Hello,</p><p>The team <strong>{team}</strong> on Tessera asks to send task results (callbacks) to this address.</p>\
+         <p><a href=\"{link}\">Confirm this address</a></p>\
+         <p style=\"color:#666\">The link expires on {expires}. If you did not expect this, ignore this email: nothing will be sent to you.</p></body></html>",
+        team = escape(team_name),
+        link = escape(link),
+    );
+    sealed(
+        state,
+        None,
+        to,
+        format!("Confirm callback emails from {team_name} on Tessera"),
+        &MailBody { text, html },
+    )
+}

@@ -771,10 +771,105 @@ async fn team_default_callback_url_applies_unless_the_task_has_one(backend: Back
 backend_test!(team_default_callback_url_applies_unless_the_task_has_one);
 
 async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
-    let app = TestApp::spawn(&backend).await;
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_emails_per_hour: Some(3),
+            ..Options::default()
+        },
+    )
+    .await;
     let mut admin = app.sign_up("mailcb@acme.test", "Mail Co").await;
     let key = create_key(&mut admin, "test", "cb").await;
     let api = Api::new(&app, &key);
+    // A stranger's address is refused: test keys must not make Tessera a mail relay.
+    let (status, body) = api
+        .post(
+            "/task/categorization",
+            with_callback(categorization("relay"), "hooks@receiver.test"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a callback address of your team"),
+        "{body}"
+    );
+    let (status, _) = api
+        .post(
+            "/batches",
+            json!({"project": "none", "name": "b", "callback": "hooks@receiver.test"}),
+        )
+        .await;
+    assert_ne!(status, StatusCode::OK);
+    let refused = admin
+        .post_form("/callbacks/test", &[("url", "hooks@receiver.test")])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("not a callback address of your team"));
+
+    // A Manager adds the address; it receives a confirmation link and nothing else until
+    // the link is opened and confirmed.
+    let added = admin
+        .submit("/callbacks/emails", &[("email", "hooks@receiver.test")])
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(added
+        .body
+        .contains("A confirmation link was sent to hooks@receiver.test"));
+    assert!(added.body.contains("Pending"));
+    let (status, _) = api
+        .post(
+            "/task/categorization",
+            with_callback(categorization("relay"), "hooks@receiver.test"),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a pending address gets nothing"
+    );
+    let confirmation = app
+        .store
+        .list_mail(100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.to == "hooks@receiver.test")
+        .expect("a confirmation mail");
+    let text = String::from_utf8(app.key.open(&confirmation.body_sealed).unwrap()).unwrap();
+    let token: String = text
+        .split("/callbacks/emails/verify/")
+        .nth(1)
+        .expect("a link")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let link = format!("/callbacks/emails/verify/{token}");
+    let mut owner = app.browser();
+    let form = owner.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("Mail Co"), "{}", form.body);
+    assert_eq!(
+        owner.get("/callbacks/emails/verify/nonsense").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let done = owner.post_form(&link, &[]).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Address confirmed"));
+    assert_eq!(
+        owner.post_form(&link, &[]).await.status,
+        StatusCode::NOT_FOUND,
+        "single use"
+    );
+    assert!(admin
+        .visit("/callbacks/emails")
+        .await
+        .body
+        .contains("Verified"));
+
     let task = create_task(
         &api,
         with_callback(categorization("by mail"), "hooks@receiver.test"),
@@ -792,18 +887,102 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
             .await
             .unwrap()
             .into_iter()
-            .find(|m| m.to == "hooks@receiver.test")
+            .find(|m| m.to == "hooks@receiver.test" && m.subject.contains(&id))
     })
     .await;
-    assert!(mail.subject.contains(&id), "{}", mail.subject);
     let sealed: Value = serde_json::from_slice(&app.key.open(&mail.body_sealed).unwrap()).unwrap();
     let body: Value = serde_json::from_str(sealed["text"].as_str().unwrap()).unwrap();
     assert_eq!(body["task_id"], id.as_str());
     assert_eq!(body["task"]["status"], "completed");
     assert_eq!(body["response"], task["response"]);
+
+    // A member's own address works without confirmation.
+    create_task(
+        &api,
+        with_callback(categorization("me"), "mailcb@acme.test"),
+    )
+    .await;
+    // The hourly email budget (3 here): the next is 429 with Retry-After.
+    create_task(
+        &api,
+        with_callback(categorization("3"), "hooks@receiver.test"),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/task/categorization", app.base))
+        .basic_auth(&key, Some(""))
+        .json(&with_callback(categorization("4"), "hooks@receiver.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    // Web callbacks are not held up by it.
+    create_task(&api, categorization("web")).await;
+
+    // Removing the address stops it at once.
+    let page = admin.visit("/callbacks/emails").await;
+    let row_id = extract_between(&page.body, "action=\"/callbacks/emails/", "/remove\"").unwrap();
+    let removed = admin
+        .submit(&format!("/callbacks/emails/{row_id}/remove"), &[])
+        .await;
+    assert!(removed.body.contains("removed"), "{}", removed.body);
+    let (status, _) = api
+        .post(
+            "/task/categorization",
+            with_callback(categorization("x"), "hooks@receiver.test"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
 backend_test!(email_callback_goes_to_the_mail_outbox);
+
+/// Test tasks are free and call back at once: each team gets a budget per hour (429 with
+/// Retry-After past it); live keys and other teams are not affected.
+async fn test_tasks_have_an_hourly_budget_per_team(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            test_tasks_per_hour: Some(3),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("budget@acme.test", "Budget Co").await;
+    let test_key = create_key(&mut admin, "test", "ci").await;
+    let api = Api::new(&app, &test_key);
+    for n in 0..3 {
+        create_task(&api, categorization(&n.to_string())).await;
+    }
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/task/categorization", app.base))
+        .basic_auth(&test_key, Some(""))
+        .json(&categorization("over"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status_code"], 429);
+    assert!(
+        body["error"].as_str().unwrap().contains("3 test tasks"),
+        "{body}"
+    );
+    let live = Api::new(&app, &create_key(&mut admin, "live", "prod").await);
+    create_task(&live, categorization("live")).await;
+    let mut other = app.sign_up("other@acme.test", "Other Co").await;
+    let other = Api::new(&app, &create_key(&mut other, "test", "").await);
+    create_task(&other, categorization("other")).await;
+    app.stop().await;
+}
+backend_test!(test_tasks_have_an_hourly_budget_per_team);
 
 // ---------------------------------------------------------------------------------------
 // Batches, the dashboard, rotation

@@ -173,6 +173,10 @@ pub struct Options {
     /// Refuse callbacks to loopback and private addresses, as production does (tests
     /// otherwise allow them, to reach receivers on 127.0.0.1).
     pub refuse_private_callbacks: bool,
+    /// Test tasks per team and hour (default 10,000).
+    pub test_tasks_per_hour: Option<u64>,
+    /// Email callbacks per team and hour (default 100).
+    pub callback_emails_per_hour: Option<u64>,
 }
 
 /// A running Tessera server.
@@ -235,6 +239,12 @@ impl TestApp {
         }
         if let Some(lease) = options.label_lease {
             config.label_lease = lease;
+        }
+        if let Some(max) = options.test_tasks_per_hour {
+            config.team_test_tasks_per_hour = max;
+        }
+        if let Some(max) = options.callback_emails_per_hour {
+            config.team_callback_emails_per_hour = max;
         }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
