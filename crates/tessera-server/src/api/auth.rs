@@ -22,13 +22,18 @@ use crate::{crypto::token_digest, state::AppState};
 /// How long a cached key lookup is trusted. A key deleted on another replica stops working
 /// here within this bound.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Cached lookups kept at most (the cache is cleared when it grows past this).
+/// Valid keys remembered at most (the cache of found keys is cleared past this).
 const KEY_CACHE_MAX: usize = 50_000;
+/// Unknown keys remembered at most. Kept apart from found keys, so a flood of random keys
+/// fills only this map (cleared when full) and never evicts a customer's valid key.
+const MISS_CACHE_MAX: usize = 10_000;
 
-/// Remembers key lookups (including misses) for a few seconds, and when keys were used.
+/// Remembers key lookups for a few seconds — found keys and misses in separate maps — and
+/// when keys were used.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: RwLock<HashMap<String, (Option<KeyIdentity>, Instant)>>,
+    entries: RwLock<HashMap<String, (KeyIdentity, Instant)>>,
+    misses: RwLock<HashMap<String, Instant>>,
     last_used: Mutex<HashMap<String, i64>>,
 }
 
@@ -41,16 +46,40 @@ impl KeyCache {
     ) -> Result<Option<KeyIdentity>, ApiError> {
         if let Some((identity, at)) = self.entries.read().expect("key cache lock").get(digest) {
             if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(identity.clone());
+                return Ok(Some(identity.clone()));
+            }
+        }
+        if let Some(at) = self.misses.read().expect("key cache lock").get(digest) {
+            if at.elapsed() < KEY_CACHE_TTL {
+                return Ok(None);
             }
         }
         let identity = store.key_identity(digest).await?;
-        let mut entries = self.entries.write().expect("key cache lock");
-        if entries.len() >= KEY_CACHE_MAX {
-            entries.clear();
+        match &identity {
+            Some(found) => {
+                let mut entries = self.entries.write().expect("key cache lock");
+                if entries.len() >= KEY_CACHE_MAX {
+                    entries.clear();
+                }
+                entries.insert(digest.to_owned(), (found.clone(), Instant::now()));
+            }
+            None => {
+                let mut misses = self.misses.write().expect("key cache lock");
+                if misses.len() >= MISS_CACHE_MAX {
+                    misses.clear();
+                }
+                misses.insert(digest.to_owned(), Instant::now());
+            }
         }
-        entries.insert(digest.to_owned(), (identity.clone(), Instant::now()));
         Ok(identity)
+    }
+
+    /// Valid keys and misses currently remembered (for tests).
+    pub fn sizes(&self) -> (usize, usize) {
+        (
+            self.entries.read().expect("key cache lock").len(),
+            self.misses.read().expect("key cache lock").len(),
+        )
     }
 
     /// Forgets a deleted key immediately.
@@ -58,7 +87,7 @@ impl KeyCache {
         self.entries
             .write()
             .expect("key cache lock")
-            .retain(|_, (identity, _)| identity.as_ref().is_none_or(|i| i.key_id != key_id));
+            .retain(|_, (identity, _)| identity.key_id != key_id);
     }
 
     fn note_use(&self, key_id: &str) {

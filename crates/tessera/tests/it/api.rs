@@ -983,3 +983,23 @@ async fn task_life_cycle_and_listing(backend: Backend) {
     app.stop().await;
 }
 backend_test!(task_life_cycle_and_listing);
+
+/// A flood of random keys fills only the miss cache: the valid key stays cached (it used to
+/// share one map with the misses, which was cleared as a whole at 50,000 entries).
+async fn random_key_floods_never_evict_valid_keys(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("flood@keys.test", "Flood").await;
+    let key = create_key(&mut admin, "test", "").await;
+    let cache = tessera_server::api::auth::KeyCache::default();
+    let digest = tessera_server::crypto::token_digest(&key);
+    assert!(cache.lookup(&app.store, &digest).await.unwrap().is_some());
+    for n in 0..10_050 {
+        let random = tessera_server::crypto::token_digest(&format!("test_random{n}"));
+        assert!(cache.lookup(&app.store, &random).await.unwrap().is_none());
+    }
+    let (valid, misses) = cache.sizes();
+    assert_eq!(valid, 1, "the valid key was evicted");
+    assert!(misses <= 10_000, "{misses}");
+    app.stop().await;
+}
+backend_test!(random_key_floods_never_evict_valid_keys);
