@@ -109,6 +109,7 @@ def _child_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     env["TESSERA_LOG"] = os.environ.get("TESSERA_LOG", "info,sqlx=warn")
     env["NO_COLOR"] = "1"  # plain server logs
+    env["TESSERA_LOG_MAIL_BODIES"] = "1"  # invitation links are read from the log (no SMTP)
     return env
 
 

@@ -39,6 +39,9 @@ pub struct Config {
     pub team_test_tasks_per_hour: u64,
     /// Email callbacks (task, batch and test) one team may send per hour (0: no limit).
     pub team_callback_emails_per_hour: u64,
+    /// Without SMTP, print whole mail bodies (with their invitation links) to the log: a
+    /// local-trial convenience, off by default because links in logs are credentials.
+    pub log_mail_bodies: bool,
 }
 
 impl Config {
@@ -68,6 +71,7 @@ impl Config {
             label_lease: Duration::from_secs(600),
             team_test_tasks_per_hour: 10_000,
             team_callback_emails_per_hour: 100,
+            log_mail_bodies: false,
         }
     }
 

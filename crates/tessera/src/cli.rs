@@ -119,6 +119,10 @@ struct ServeArgs {
         default_value_t = 100
     )]
     team_callback_emails_per_hour: u64,
+    /// Without --smtp-url, print whole mail bodies (invitation links included) to the log.
+    /// For a local trial only: links in logs are credentials.
+    #[arg(long, env = "TESSERA_LOG_MAIL_BODIES", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    log_mail_bodies: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -350,15 +354,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.label_lease = args.label_lease;
     config.team_test_tasks_per_hour = args.team_test_tasks_per_hour;
     config.team_callback_emails_per_hour = args.team_callback_emails_per_hour;
+    config.log_mail_bodies = args.log_mail_bodies;
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {
         "PostgreSQL"
     };
-    let mail = if config.smtp_url.is_some() {
-        "sent over SMTP"
-    } else {
-        "kept in the outbox and printed to this log (no --smtp-url)"
+    let mail = match (config.smtp_url.is_some(), config.log_mail_bodies) {
+        (true, _) => "sent over SMTP",
+        (false, true) => "kept in the outbox and printed whole to this log (--log-mail-bodies)",
+        (false, false) => "kept in the outbox, not sent (no --smtp-url; --log-mail-bodies prints them here for a local trial)",
     };
     let app = Application::build(config.clone()).await?;
     let addr = app.local_addr();

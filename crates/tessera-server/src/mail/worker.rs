@@ -102,13 +102,22 @@ impl MailWorker {
             }
         };
         let Some(transport) = &self.transport else {
-            tracing::info!(
-                mail_id = %mail.id,
-                to = %mail.to,
-                subject = %mail.subject,
-                "no SMTP server configured (--smtp-url): mail kept in the outbox (staff console). Body:\n{}",
-                body.text
-            );
+            if self.state.config.log_mail_bodies {
+                tracing::info!(
+                    mail_id = %mail.id,
+                    to = %mail.to,
+                    subject = %mail.subject,
+                    "no SMTP server configured (--smtp-url): mail kept in the outbox; body (--log-mail-bodies):\n{}",
+                    body.text
+                );
+            } else {
+                tracing::info!(
+                    mail_id = %mail.id,
+                    to = %mail.to,
+                    subject = %mail.subject,
+                    "no SMTP server configured (--smtp-url): mail kept in the outbox"
+                );
+            }
             store
                 .finish_mail_attempt(&mail.id, MailStatus::Held, None, now_ms())
                 .await?;

@@ -286,6 +286,54 @@ async fn show_mail(
         subject: mail.subject,
         status: mail.status.as_str().to_owned(),
         created: format_time(mail.created_at),
-        text: body.text,
+        text: redact_links(&body.text),
     }))
+}
+
+/// Link paths whose last segment is a credential (invitations, callback-address
+/// confirmations): staff read the mail, not the keys in it.
+const SECRET_LINK_PATHS: [&str; 2] = ["/invite/", "/callbacks/emails/verify/"];
+
+/// `text` with the token of every secret link replaced by `[redacted]`.
+fn redact_links(text: &str) -> String {
+    let mut out = text.to_owned();
+    for prefix in SECRET_LINK_PATHS {
+        let mut result = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(prefix) {
+            let (before, after) = rest.split_at(at + prefix.len());
+            result.push_str(before);
+            let token_len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(after.len());
+            if token_len > 0 {
+                result.push_str("[redacted]");
+            }
+            rest = &after[token_len..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_links;
+
+    #[test]
+    fn links_in_mail_are_redacted_for_staff() {
+        let text = "Accept here:\nhttp://h/invite/AbC-_123xyz\n\nor http://h/callbacks/emails/verify/Zz9 now";
+        let shown = redact_links(text);
+        assert!(
+            !shown.contains("AbC-_123xyz") && !shown.contains("Zz9"),
+            "{shown}"
+        );
+        assert!(shown.contains("http://h/invite/[redacted]\n"), "{shown}");
+        assert!(
+            shown.contains("/callbacks/emails/verify/[redacted] now"),
+            "{shown}"
+        );
+        assert_eq!(redact_links("no links"), "no links");
+    }
 }

@@ -78,7 +78,12 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
             });
         let valid = existing.is_some() && sent.is_some_and(|sent| secure_eq(&sent, &token));
         if !valid {
-            tracing::warn!(path = %parts.uri.path(), "rejected request with a missing or wrong CSRF token");
+            // The route template only: paths such as /invite/<token> carry credentials.
+            let route = parts
+                .extensions
+                .get::<axum::extract::MatchedPath>()
+                .map_or("(unmatched)", |m| m.as_str());
+            tracing::warn!(route = %route, "rejected request with a missing or wrong CSRF token");
             let mut response = WebError::BadRequest(
                 "This form has expired or did not come from Tessera. Go back, reload the page and try again."
                     .into(),

@@ -19,7 +19,7 @@ use axum::{body::Bytes, extract::State, http::StatusCode, Router};
 use tessera_store::Store;
 use tokio::{process::Child, sync::watch, task::JoinSet};
 
-use crate::helpers::{Backend, TestDb, PASSWORD};
+use crate::helpers::{invite_path, Backend, Browser, TestDb, PASSWORD};
 
 /// Time per request at the receiver, so that deliveries are in flight for a while.
 const RECEIVER_DELAY: Duration = Duration::from_millis(20);
@@ -117,6 +117,8 @@ async fn receive(State(inner): State<Arc<ReceiverInner>>, body: Bytes) -> Status
 struct Cluster {
     db: TestDb,
     master_key: String,
+    /// `TESSERA_LOG` of the servers.
+    log: &'static str,
 }
 
 /// A running `tessera serve` process.
@@ -130,6 +132,7 @@ impl Cluster {
         Cluster {
             db: TestDb::new(backend).await,
             master_key: hex::encode(rand::random::<[u8; 32]>()),
+            log: "warn",
         }
     }
 
@@ -138,7 +141,7 @@ impl Cluster {
         cmd.env("TESSERA_MASTER_KEY", &self.master_key)
             .env("TESSERA_DATA_DIR", data_dir)
             .env("TESSERA_DATABASE_URL", &self.db.url)
-            .env("TESSERA_LOG", "warn")
+            .env("TESSERA_LOG", self.log)
             .kill_on_drop(true);
         cmd
     }
@@ -203,7 +206,7 @@ impl Cluster {
                 "--callback-retry-schedule",
                 &["1s"; 30].join(","),
             ])
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
@@ -563,3 +566,75 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
 }
 
 crate::backend_test!(outcomes_are_kept_only_under_their_lease);
+
+/// With the README's default log level and no SMTP, neither invitation tokens nor mail
+/// bodies reach the log: the CSRF warning used to log the raw path `/invite/<token>`, and
+/// the mail worker the whole body with the link.
+async fn invitation_tokens_stay_out_of_the_log(backend: Backend) {
+    let mut cluster = Cluster::new(&backend).await;
+    cluster.log = "info,sqlx=warn";
+    let mut server = cluster.serve(0).await;
+    let mut admin = Browser::new(&server.base);
+    let signed_up = admin
+        .post_form(
+            "/signup",
+            &[
+                ("email", "logs@acme.test"),
+                ("password", PASSWORD),
+                ("name", "Lo Gs"),
+                ("company", "Acme"),
+                ("team_name", "Logs"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed_up.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_up.body
+    );
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "new@acme.test"), ("role", "member")],
+        )
+        .await;
+    let store = cluster.db.store().await;
+    let key = tessera_server::crypto::MasterKey::from_hex(&cluster.master_key).unwrap();
+    let mail = loop {
+        let all = store.list_mail(10, 0).await.unwrap();
+        if let Some(m) = all
+            .into_iter()
+            .find(|m| m.to == "new@acme.test" && m.status.as_str() == "held")
+        {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let body = String::from_utf8(key.open(&mail.body_sealed).unwrap()).unwrap();
+    let link = invite_path(&body);
+    let token = link.trim_start_matches("/invite/").to_owned();
+    assert!(token.len() > 20, "{link}");
+    // A form without its CSRF token: refused and logged, by route.
+    let refused = reqwest::Client::new()
+        .post(format!("{}{link}", server.base))
+        .form(&[("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill().await;
+    let log = std::fs::read_to_string(cluster.db.dir.join("replica-0").join("server.log")).unwrap();
+    assert!(log.contains("CSRF"), "the refusal is logged: {log}");
+    assert!(log.contains("mail kept in the outbox"), "{log}");
+    assert!(
+        !log.contains(&token),
+        "the invitation token is in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("Accept the invitation"),
+        "a mail body is in the log:\n{log}"
+    );
+}
+crate::backend_test!(invitation_tokens_stay_out_of_the_log);
