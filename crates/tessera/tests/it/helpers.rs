@@ -10,7 +10,11 @@ use std::{
 };
 
 use reqwest::{header, redirect, StatusCode};
-use tessera_server::{config::Config, crypto::MasterKey, Application};
+use tessera_server::{
+    config::Config,
+    crypto::{MasterKey, Purpose},
+    Application,
+};
 use tessera_store::Store;
 use tokio::sync::oneshot;
 
@@ -293,7 +297,12 @@ impl TestApp {
             .iter()
             .find(|m| m.to == to)
             .unwrap_or_else(|| panic!("no mail to {to}"));
-        let body = String::from_utf8(self.key.open(&message.body_sealed).unwrap()).unwrap();
+        let body = String::from_utf8(
+            self.key
+                .open(&Purpose::mail_body(&message.to), &message.body_sealed)
+                .unwrap(),
+        )
+        .unwrap();
         invite_path(&body)
     }
 
