@@ -110,7 +110,8 @@ impl MasterKey {
         }
     }
 
-    /// Reads the key file, or creates it (mode 0600) with a fresh random key.
+    /// Reads the key file, or creates it (mode 0600) with a fresh random key. An existing file
+    /// that group or others may read or write is refused: the key opens every stored secret.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         if path.exists() {
             return Self::load(path);
@@ -121,7 +122,7 @@ impl MasterKey {
         Ok(key)
     }
 
-    /// Reads an existing key file (64 hex characters).
+    /// Reads an existing key file (64 hex characters), refusing one others may read or write.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = read_private(path)?;
         Self::from_hex(&text)
@@ -283,8 +284,24 @@ fn parse_list(text: &str) -> anyhow::Result<Vec<MasterKey>> {
         .collect()
 }
 
-/// Reads a key file.
+/// Reads a key file after checking that only its owner may read or write it.
 fn read_private(path: &Path) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .with_context(|| format!("reading master key {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "master key file {} is accessible to group or others (mode {:o}); it opens every stored secret: run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
     fs::read_to_string(path).with_context(|| format!("reading master key {}", path.display()))
 }
 
@@ -495,6 +512,14 @@ mod tests {
                 fs::metadata(&path).unwrap().permissions().mode() & 0o777,
                 0o600
             );
+            for loose in [0o640, 0o604, 0o620, 0o602] {
+                fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
+                let err = format!("{:#}", MasterKey::load_or_create(&path).unwrap_err());
+                assert!(err.contains("chmod 600"), "{loose:o}: {err}");
+            }
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+            assert_eq!(MasterKey::load_or_create(&path).unwrap(), a);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         }
         write_key_file(&path, &test_key("33").to_hex()).unwrap();
         assert_eq!(MasterKey::load(&path).unwrap(), test_key("33"));

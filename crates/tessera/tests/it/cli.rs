@@ -312,3 +312,25 @@ async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
         .unwrap()
         .id
 }
+
+/// A master key file that group or others may read is refused, with the fix in the message.
+#[cfg(unix)]
+async fn loose_master_key_file_is_refused(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(&backend).await;
+    let first = tessera(&db, &["admin", "list-teams"]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let path = db.dir.join("master.key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = tessera(&db, &["admin", "list-teams"]).await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(&format!("chmod 600 {}", path.display())),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(tessera(&db, &["admin", "list-teams"]).await.status.success());
+}
+#[cfg(unix)]
+backend_test!(loose_master_key_file_is_refused);
