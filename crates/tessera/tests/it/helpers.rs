@@ -177,6 +177,8 @@ pub struct Options {
     /// Refuse callbacks to loopback and private addresses, as production does (tests
     /// otherwise allow them, to reach receivers on 127.0.0.1).
     pub refuse_private_callbacks: bool,
+    /// Serve with this master key instead of a fresh random one.
+    pub master_key: Option<MasterKey>,
 }
 
 /// A running Tessera server.
@@ -215,7 +217,9 @@ impl TestApp {
         };
         let listen = "127.0.0.1:0".parse().unwrap();
         // Emails carry the public URL, so pick the port first and tell the server about it.
-        let key = MasterKey::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        let key = options.master_key.clone().unwrap_or_else(|| {
+            MasterKey::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap()
+        });
         let mut config = Config::new(
             listen,
             db.dir.clone(),
