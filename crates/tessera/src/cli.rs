@@ -167,8 +167,8 @@ enum AdminCommand {
         name: String,
         #[arg(long)]
         admin_email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// List teams with their Admin and member count.
     ListTeams,
@@ -218,15 +218,15 @@ enum AdminCommand {
     CreateLabeler {
         #[arg(long)]
         email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Create a platform support (staff) user, who can open the staff console.
     CreateStaff {
         #[arg(long)]
         email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Re-seal every stored secret under a new master key and install it (stop the servers
     /// first; see the README). With the key file, the new key replaces DATA_DIR/master.key
@@ -238,6 +238,66 @@ enum AdminCommand {
         #[arg(long)]
         new_key_file: Option<PathBuf>,
     },
+}
+
+/// Where an admin command reads a new account's password. Not from the command line by
+/// default: arguments are visible to every user in `ps` and land in shell history.
+#[derive(Args, Debug)]
+struct PasswordArgs {
+    /// Deprecated (visible in `ps` and shell history): use the prompt, --password-stdin or
+    /// TESSERA_ADMIN_PASSWORD.
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// The environment variable an admin command reads a password from.
+const PASSWORD_ENV: &str = "TESSERA_ADMIN_PASSWORD";
+
+impl PasswordArgs {
+    /// The password from `--password` (with a warning), `--password-stdin`,
+    /// `TESSERA_ADMIN_PASSWORD` or, on a terminal, a prompt without echo, in that order.
+    fn read(self) -> anyhow::Result<String> {
+        use std::io::IsTerminal;
+        if let Some(password) = self.password {
+            eprintln!(
+                "warning: --password is deprecated: it is visible in `ps` and shell history. \
+                 Type the password at the prompt, pipe it with --password-stdin, or set \
+                 {PASSWORD_ENV}."
+            );
+            return Ok(password);
+        }
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            if password.is_empty() {
+                bail!("--password-stdin: standard input held no password");
+            }
+            return Ok(password.to_owned());
+        }
+        if let Some(password) = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()) {
+            return Ok(password);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: run the command in a terminal to be prompted, pipe it with \
+                 --password-stdin, or set {PASSWORD_ENV}"
+            );
+        }
+        let password = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+        if password != again {
+            bail!("the two passwords differ");
+        }
+        Ok(password)
+    }
 }
 
 fn parse_duration_arg(raw: &str) -> Result<Duration, String> {
@@ -565,6 +625,7 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
                 admin_email,
                 password,
             } => {
+                let password = password.read()?;
                 let team = support::create_team(
                     &store,
                     &master,
@@ -618,11 +679,11 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
                 );
             }
             AdminCommand::CreateLabeler { email, password } => {
-                let user = support::create_labeler(&store, &email, &password).await?;
+                let user = support::create_labeler(&store, &email, &password.read()?).await?;
                 println!("{}", user.id);
             }
             AdminCommand::CreateStaff { email, password } => {
-                let user = support::create_staff(&store, &email, &password).await?;
+                let user = support::create_staff(&store, &email, &password.read()?).await?;
                 println!("{}", user.id);
             }
             AdminCommand::RotateMasterKey { .. } => unreachable!("handled in run"),

@@ -26,10 +26,34 @@ async fn tessera_env(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Output
         .env_remove("TESSERA_MASTER_KEY")
         .env_remove("TESSERA_OLD_MASTER_KEYS")
         .env_remove("TESSERA_NEW_MASTER_KEY")
+        .env_remove("TESSERA_ADMIN_PASSWORD")
         .envs(env.iter().copied())
         .output()
         .await
         .unwrap()
+}
+
+/// Runs the CLI with `input` on its standard input.
+async fn tessera_stdin(db: &TestDb, args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&db.dir)
+        .arg("--database-url")
+        .arg(&db.url)
+        .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_ADMIN_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -639,3 +663,160 @@ async fn master_key_rotation_from_environment(backend: Backend) {
     );
 }
 backend_test!(master_key_rotation_from_environment);
+
+/// The password of an account the CLI creates comes from standard input, the environment or a
+/// prompt; `--password` still works, with a warning that it shows in `ps`.
+async fn cli_passwords_stay_off_the_command_line(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let password_of = |email: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .user_credentials(&Email::parse(email).unwrap())
+                .await
+                .unwrap()
+                .expect("the account exists")
+                .1
+        }
+    };
+    let works = |hash: String, password: &'static str| async move {
+        tessera_server::crypto::verify_password(password.into(), Some(hash))
+            .await
+            .unwrap()
+    };
+
+    // --password-stdin: the first line, its line ending (\r\n too) removed, spaces kept.
+    let piped = tessera_stdin(
+        &db,
+        &[
+            "admin",
+            "create-staff",
+            "--email",
+            "s@pw.test",
+            "--password-stdin",
+        ],
+        &[],
+        " spaced pass phrase \r\nsecond line\n",
+    )
+    .await;
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains("deprecated"));
+    assert!(works(password_of("s@pw.test").await, " spaced pass phrase ").await);
+    let team = tessera_stdin(
+        &db,
+        &[
+            "admin",
+            "create-team",
+            "--name",
+            "Piped",
+            "--admin-email",
+            "t@pw.test",
+            "--password-stdin",
+        ],
+        &[("TESSERA_ADMIN_PASSWORD", "not this one at all")],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(team.status.success(), "{}", stderr(&team));
+    assert!(
+        works(password_of("t@pw.test").await, PASSWORD).await,
+        "the flag wins over the variable"
+    );
+    let empty = tessera_stdin(
+        &db,
+        &[
+            "admin",
+            "create-labeler",
+            "--email",
+            "e@pw.test",
+            "--password-stdin",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert!(!empty.status.success());
+    assert!(
+        stderr(&empty).contains("standard input held no password"),
+        "{}",
+        stderr(&empty)
+    );
+
+    // TESSERA_ADMIN_PASSWORD.
+    let from_env = tessera_env(
+        &db,
+        &["admin", "create-labeler", "--email", "l@pw.test"],
+        &[("TESSERA_ADMIN_PASSWORD", "labeler password 1")],
+    )
+    .await;
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
+    assert!(works(password_of("l@pw.test").await, "labeler password 1").await);
+    // Still checked like any password.
+    let weak = tessera_env(
+        &db,
+        &["admin", "create-staff", "--email", "w@pw.test"],
+        &[("TESSERA_ADMIN_PASSWORD", "short")],
+    )
+    .await;
+    assert!(!weak.status.success());
+    assert!(
+        stderr(&weak).contains("at least 10 characters"),
+        "{}",
+        stderr(&weak)
+    );
+
+    // No terminal, no flag, no variable: a clear error, no account.
+    let none = tessera(&db, &["admin", "create-staff", "--email", "n@pw.test"]).await;
+    assert!(!none.status.success());
+    let message = stderr(&none);
+    assert!(
+        message.contains("--password-stdin") && message.contains("TESSERA_ADMIN_PASSWORD"),
+        "{message}"
+    );
+    assert!(store
+        .find_user_by_email(&Email::parse("n@pw.test").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+
+    // The old flag keeps operators' scripts working, with a warning.
+    let old = tessera(
+        &db,
+        &[
+            "admin",
+            "create-staff",
+            "--email",
+            "o@pw.test",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    .await;
+    assert!(old.status.success(), "{}", stderr(&old));
+    assert!(
+        stderr(&old).contains("--password is deprecated"),
+        "{}",
+        stderr(&old)
+    );
+    assert!(works(password_of("o@pw.test").await, PASSWORD).await);
+    let both = tessera(
+        &db,
+        &[
+            "admin",
+            "create-staff",
+            "--email",
+            "b@pw.test",
+            "--password",
+            PASSWORD,
+            "--password-stdin",
+        ],
+    )
+    .await;
+    assert!(
+        !both.status.success(),
+        "--password and --password-stdin conflict"
+    );
+    store.close().await;
+}
+backend_test!(cli_passwords_stay_off_the_command_line);
