@@ -8,7 +8,7 @@ use std::{
 };
 
 use aes_gcm::{
-    aead::{Aead, KeyInit},
+    aead::{Aead, KeyInit, Payload},
     Aes256Gcm, Nonce,
 };
 use anyhow::{anyhow, bail, Context};
@@ -23,16 +23,74 @@ use sha2::{Digest, Sha256};
 
 /// The server's 256-bit master key. Stored secrets are AES-256-GCM ciphertext under it; the
 /// CSRF key is derived from it. Every replica of one installation must share it.
+///
+/// It may carry retired keys too ([`MasterKey::with_previous`]): they open values sealed before
+/// a rotation (`tessera admin rotate-master-key`) but never seal new ones.
 #[derive(Clone)]
 pub struct MasterKey {
     key: [u8; 32],
+    previous: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
+        write!(
+            f,
+            "MasterKey({}, {} previous)",
+            self.id(),
+            self.previous.len()
+        )
     }
 }
+
+impl PartialEq for MasterKey {
+    /// Same sealing key (the retired keys are not compared).
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.key[..], &other.key[..]))
+    }
+}
+
+/// What a sealed value is for, bound into its ciphertext as AES-GCM associated data: a value
+/// copied into another column, or another row's place, no longer opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose(Vec<u8>);
+
+impl Purpose {
+    /// `name` plus the row identity, each part length-prefixed so that no two different lists
+    /// encode the same bytes.
+    fn new(name: &str, parts: &[&str]) -> Self {
+        let mut bytes = b"tessera-seal:".to_vec();
+        for part in std::iter::once(&name).chain(parts) {
+            bytes.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        Self(bytes)
+    }
+
+    /// An API key (`api_keys.sealed`), bound to its team and mode.
+    pub fn api_key(team_id: &str, mode: tessera_core::Mode) -> Self {
+        Self::new("api_key", &[team_id, mode.as_str()])
+    }
+
+    /// A team secret (`team_secrets.sealed` and `previous_sealed`), bound to its row.
+    pub fn team_secret(team_id: &str, kind: &str, mode: tessera_core::Mode) -> Self {
+        Self::new("team_secret", &[team_id, kind, mode.as_str()])
+    }
+
+    /// A mail body in the outbox (`mail_outbox.body_sealed`), bound to its recipient.
+    pub fn mail_body(to: &str) -> Self {
+        Self::new("mail_body", &[to])
+    }
+
+    /// The API Keys page's show-once cookie, bound to the session it was set for.
+    pub fn reveal_cookie(session_hash: &str) -> Self {
+        Self::new("reveal_cookie", &[session_hash])
+    }
+}
+
+/// Characters of the key id in a sealed value: 32 bits of an HMAC of the key, enough to pick
+/// among the few keys an installation holds, and no help to guess the key.
+const KEY_ID_LEN: usize = 8;
 
 impl MasterKey {
     /// Parses 64 hex characters (the file format and the `TESSERA_MASTER_KEY` format).
@@ -41,32 +99,84 @@ impl MasterKey {
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| anyhow!("master key must be 64 hex characters (32 bytes)"))?;
-        Ok(Self { key })
+        Ok(Self {
+            key,
+            previous: Vec::new(),
+        })
     }
 
-    /// Reads the key file, or creates it (mode 0600) with a fresh random key.
-    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
-        if path.exists() {
-            let text = fs::read_to_string(path)
-                .with_context(|| format!("reading master key {}", path.display()))?;
-            return Self::from_hex(&text)
-                .with_context(|| format!("master key file {} is corrupt", path.display()));
-        }
+    /// A fresh random key.
+    pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+        Self {
+            key,
+            previous: Vec::new(),
         }
-        let mut file = options
-            .open(path)
+    }
+
+    /// Reads the key file, or creates it (mode 0600) with a fresh random key. An existing file
+    /// that group or others may read or write is refused: the key opens every stored secret.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        if path.exists() {
+            return Self::load(path);
+        }
+        let key = Self::generate();
+        write_new_private(path, &key.to_hex())
             .with_context(|| format!("creating master key {}", path.display()))?;
-        file.write_all(hex::encode(key).as_bytes())?;
-        file.sync_all()?;
-        Ok(Self { key })
+        Ok(key)
+    }
+
+    /// Reads an existing key file (64 hex characters), refusing one others may read or write.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = read_private(path)?;
+        Self::from_hex(&text)
+            .with_context(|| format!("master key file {} is corrupt", path.display()))
+    }
+
+    /// Reads a list of retired keys, one per line (the `master.key.old` format); none when
+    /// the file does not exist.
+    pub fn load_list(path: &Path) -> anyhow::Result<Vec<Self>> {
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let text = read_private(path)?;
+        parse_list(&text).with_context(|| format!("key file {} is corrupt", path.display()))
+    }
+
+    /// Parses retired keys separated by commas, spaces or newlines (`TESSERA_OLD_MASTER_KEYS`).
+    pub fn parse_list(text: &str) -> anyhow::Result<Vec<Self>> {
+        parse_list(text)
+    }
+
+    /// This key, also opening (never sealing) values sealed under `previous`.
+    pub fn with_previous(mut self, previous: impl IntoIterator<Item = MasterKey>) -> Self {
+        for old in previous {
+            for key in std::iter::once(old.key).chain(old.previous) {
+                if key != self.key && !self.previous.contains(&key) {
+                    self.previous.push(key);
+                }
+            }
+        }
+        self
+    }
+
+    /// This key alone, without the retired ones.
+    pub fn current(&self) -> Self {
+        Self {
+            key: self.key,
+            previous: Vec::new(),
+        }
+    }
+
+    /// The key in hex, to write a key file (never log it).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.key)
+    }
+
+    /// The short public fingerprint carried in values sealed under this key.
+    pub fn id(&self) -> String {
+        key_id(&self.key)
     }
 
     /// A key for one purpose, derived so that a leak of one never reveals another.
@@ -77,34 +187,160 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// Encrypts `plaintext` (AES-256-GCM, random nonce) into `v1.<base64url(nonce‖ciphertext)>`.
-    pub fn seal(&self, plaintext: &[u8]) -> String {
+    /// Encrypts `plaintext` for `purpose` (AES-256-GCM, random nonce, the purpose as associated
+    /// data) into `v2.<key id>.<base64url(nonce‖ciphertext)>`.
+    pub fn seal(&self, purpose: &Purpose, plaintext: &[u8]) -> String {
         let cipher = Aes256Gcm::new_from_slice(&self.key).expect("32-byte key");
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &purpose.0,
+                },
+            )
             .expect("AES-GCM encryption cannot fail for in-memory buffers");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ciphertext);
-        format!("v1.{}", URL_SAFE_NO_PAD.encode(out))
+        format!("v2.{}.{}", self.id(), URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Decrypts what [`MasterKey::seal`] produced; fails on tampering or a different key.
-    pub fn open(&self, sealed: &str) -> anyhow::Result<Vec<u8>> {
+    /// Decrypts what [`MasterKey::seal`] produced for the same `purpose`, under this key or a
+    /// retired one; fails on tampering, another purpose or an unknown key. Values in the
+    /// original `v1.` format (no key id, no purpose) still open, until rotation re-seals them.
+    pub fn open(&self, purpose: &Purpose, sealed: &str) -> anyhow::Result<Vec<u8>> {
+        if let Some(rest) = sealed.strip_prefix("v2.") {
+            let (kid, body) = rest
+                .split_once('.')
+                .ok_or_else(|| anyhow!("sealed value is malformed"))?;
+            let key = self
+                .keys()
+                .find(|k| secure_eq(&key_id(k), kid))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "sealed under master key {kid}, which is not configured (current key {})",
+                        self.id()
+                    )
+                })?;
+            let bytes = decode_body(body)?;
+            let (nonce, ciphertext) = bytes.split_at(12);
+            return Aes256Gcm::new_from_slice(key)
+                .expect("32-byte key")
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ciphertext,
+                        aad: &purpose.0,
+                    },
+                )
+                .map_err(|_| anyhow!("sealed value is corrupt or sealed for another purpose"));
+        }
         let body = sealed
             .strip_prefix("v1.")
             .ok_or_else(|| anyhow!("unknown sealed format"))?;
-        let bytes = URL_SAFE_NO_PAD.decode(body)?;
-        if bytes.len() < 12 + 16 {
-            bail!("sealed value too short");
-        }
+        let bytes = decode_body(body)?;
         let (nonce, ciphertext) = bytes.split_at(12);
-        let cipher = Aes256Gcm::new_from_slice(&self.key).expect("32-byte key");
-        cipher
-            .decrypt(Nonce::from_slice(nonce), ciphertext)
-            .map_err(|_| anyhow!("sealed value does not decrypt under this master key"))
+        self.keys()
+            .find_map(|key| {
+                Aes256Gcm::new_from_slice(key)
+                    .expect("32-byte key")
+                    .decrypt(Nonce::from_slice(nonce), ciphertext)
+                    .ok()
+            })
+            .ok_or_else(|| anyhow!("sealed value does not decrypt under the master key"))
     }
+
+    /// True when `sealed` is already in the current format under this key (rotation skips it).
+    pub fn is_current(&self, sealed: &str) -> bool {
+        sealed
+            .strip_prefix("v2.")
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(kid, _)| kid == self.id())
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &[u8; 32]> {
+        std::iter::once(&self.key).chain(&self.previous)
+    }
+}
+
+fn key_id(key: &[u8; 32]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(b"tessera:key-id");
+    let mut id = hex::encode(mac.finalize().into_bytes());
+    id.truncate(KEY_ID_LEN);
+    id
+}
+
+/// The nonce‖ciphertext bytes of a sealed value's body.
+fn decode_body(body: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes = URL_SAFE_NO_PAD.decode(body)?;
+    if bytes.len() < 12 + 16 {
+        bail!("sealed value too short");
+    }
+    Ok(bytes)
+}
+
+fn parse_list(text: &str) -> anyhow::Result<Vec<MasterKey>> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(MasterKey::from_hex)
+        .collect()
+}
+
+/// Reads a key file after checking that only its owner may read or write it.
+fn read_private(path: &Path) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .with_context(|| format!("reading master key {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "master key file {} is accessible to group or others (mode {:o}); it opens every stored secret: run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    fs::read_to_string(path).with_context(|| format!("reading master key {}", path.display()))
+}
+
+/// Creates `path` (which must not exist) with mode 0600 and `contents`, flushed to disk.
+fn write_new_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Replaces `path` atomically with a 0600 file holding `contents`: written beside it, flushed,
+/// then renamed over it, so a crash leaves either the old file or the new one, never half.
+pub fn write_key_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", random_token()));
+    write_new_private(&tmp, contents)
+        .with_context(|| format!("writing key file {}", tmp.display()))?;
+    if let Err(err) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("replacing key file {}", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        if let Ok(dir) = fs::File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
 }
 
 /// A random URL-safe token with 256 bits of entropy (session cookies, invitation links).
@@ -198,20 +434,105 @@ const DUMMY_HASH: &str =
 
 #[cfg(test)]
 mod tests {
+    use tessera_core::Mode;
+
     use super::*;
+
+    fn test_key(byte: &str) -> MasterKey {
+        MasterKey::from_hex(&byte.repeat(32)).unwrap()
+    }
+
+    /// A value in the released `v1.` format: no key id, no associated data.
+    fn seal_v1(key: &MasterKey, plaintext: &[u8]) -> String {
+        let cipher = Aes256Gcm::new_from_slice(&key.key).unwrap();
+        let nonce = [7u8; 12];
+        let mut out = nonce.to_vec();
+        out.extend(
+            cipher
+                .encrypt(Nonce::from_slice(&nonce), plaintext)
+                .unwrap(),
+        );
+        format!("v1.{}", URL_SAFE_NO_PAD.encode(out))
+    }
 
     #[test]
     fn seal_round_trip_and_tamper() {
-        let key = MasterKey::from_hex(&"11".repeat(32)).unwrap();
-        let sealed = key.seal(b"secret link");
-        assert_ne!(sealed, "secret link");
-        assert_eq!(key.open(&sealed).unwrap(), b"secret link");
-        let other = MasterKey::from_hex(&"22".repeat(32)).unwrap();
-        assert!(other.open(&sealed).is_err());
+        let key = test_key("11");
+        let purpose = Purpose::mail_body("a@b.test");
+        let sealed = key.seal(&purpose, b"secret link");
+        assert!(sealed.starts_with(&format!("v2.{}.", key.id())), "{sealed}");
+        assert!(!sealed.contains("secret link"));
+        assert_eq!(key.open(&purpose, &sealed).unwrap(), b"secret link");
+        let other = test_key("22");
+        let err = other.open(&purpose, &sealed).unwrap_err().to_string();
+        assert!(err.contains("not configured"), "{err}");
         let mut tampered = sealed.clone();
         tampered.pop();
         tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
-        assert!(key.open(&tampered).is_err());
+        assert!(key.open(&purpose, &tampered).is_err());
+        // A forged key id does not make another key try (and fail) silently.
+        let forged = sealed.replacen(&key.id(), &other.id(), 1);
+        assert!(key.open(&purpose, &forged).is_err());
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_purpose_and_row() {
+        let key = test_key("11");
+        let api = key.seal(&Purpose::api_key("team_a", Mode::Live), b"live_123");
+        assert!(key
+            .open(&Purpose::api_key("team_a", Mode::Live), &api)
+            .is_ok());
+        for wrong in [
+            Purpose::api_key("team_b", Mode::Live),
+            Purpose::api_key("team_a", Mode::Test),
+            Purpose::team_secret("team_a", "callback_auth", Mode::Live),
+            Purpose::mail_body("team_a"),
+            Purpose::reveal_cookie("team_a"),
+        ] {
+            let err = key.open(&wrong, &api).unwrap_err().to_string();
+            assert!(err.contains("another purpose"), "{err}");
+        }
+        // Length prefixes keep part boundaries: ("ab", "c") is not ("a", "bc").
+        assert_ne!(
+            Purpose::team_secret("ab", "c", Mode::Live),
+            Purpose::team_secret("a", "bc", Mode::Live)
+        );
+    }
+
+    #[test]
+    fn released_v1_values_still_open() {
+        let key = test_key("11");
+        let v1 = seal_v1(&key, b"old secret");
+        assert_eq!(
+            key.open(&Purpose::mail_body("x@y.test"), &v1).unwrap(),
+            b"old secret"
+        );
+        assert!(!key.is_current(&v1));
+        assert!(test_key("22")
+            .open(&Purpose::mail_body("x@y.test"), &v1)
+            .is_err());
+    }
+
+    #[test]
+    fn retired_keys_open_but_never_seal() {
+        let old = test_key("11");
+        let purpose = Purpose::reveal_cookie("usr_1");
+        let sealed_v2 = old.seal(&purpose, b"two");
+        let sealed_v1 = seal_v1(&old, b"one");
+        let new = test_key("22").with_previous([old.clone()]);
+        assert_eq!(new.open(&purpose, &sealed_v2).unwrap(), b"two");
+        assert_eq!(new.open(&purpose, &sealed_v1).unwrap(), b"one");
+        let resealed = new.seal(&purpose, b"two");
+        assert!(new.is_current(&resealed) && !new.is_current(&sealed_v2));
+        assert!(old.open(&purpose, &resealed).is_err());
+        assert!(new.current().open(&purpose, &sealed_v2).is_err());
+        assert_eq!(new, test_key("22"));
+        assert_eq!(
+            MasterKey::parse_list(&format!("{}, {}\n", "11".repeat(32), "22".repeat(32)))
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -229,7 +550,18 @@ mod tests {
                 fs::metadata(&path).unwrap().permissions().mode() & 0o777,
                 0o600
             );
+            for loose in [0o640, 0o604, 0o620, 0o602] {
+                fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
+                let err = format!("{:#}", MasterKey::load_or_create(&path).unwrap_err());
+                assert!(err.contains("chmod 600"), "{loose:o}: {err}");
+            }
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+            assert_eq!(MasterKey::load_or_create(&path).unwrap(), a);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         }
+        write_key_file(&path, &test_key("33").to_hex()).unwrap();
+        assert_eq!(MasterKey::load(&path).unwrap(), test_key("33"));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary left");
         fs::remove_dir_all(dir).unwrap();
     }
 

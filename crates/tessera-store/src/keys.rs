@@ -50,7 +50,7 @@ pub struct TeamSecret {
     pub previous_until: Option<i64>,
 }
 
-fn parse_mode(raw: String) -> StoreResult<Mode> {
+pub(crate) fn parse_mode(raw: String) -> StoreResult<Mode> {
     raw.parse()
         .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))
 }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use tessera_core::retry::{parse_duration, RetrySchedule};
 use tessera_server::{
     config::Config,
-    crypto::MasterKey,
+    crypto::{write_key_file, MasterKey},
     staff::support::{self, Operator, SupportError},
     Application,
 };
@@ -185,8 +185,8 @@ enum AdminCommand {
         name: String,
         #[arg(long)]
         admin_email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// List teams with their Admin and member count.
     ListTeams,
@@ -236,16 +236,86 @@ enum AdminCommand {
     CreateLabeler {
         #[arg(long)]
         email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Create a platform support (staff) user, who can open the staff console.
     CreateStaff {
         #[arg(long)]
         email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
+    /// Re-seal every stored secret under a new master key and install it (stop the servers
+    /// first; see the README). With the key file, the new key replaces DATA_DIR/master.key
+    /// and the old one is kept in DATA_DIR/master.key.old.
+    RotateMasterKey {
+        /// File with the new key (64 hex characters), created with a fresh key when missing.
+        /// Required when the current key comes from TESSERA_MASTER_KEY, unless
+        /// TESSERA_NEW_MASTER_KEY is set.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+/// Where an admin command reads a new account's password. Not from the command line by
+/// default: arguments are visible to every user in `ps` and land in shell history.
+#[derive(Args, Debug)]
+struct PasswordArgs {
+    /// Deprecated (visible in `ps` and shell history): use the prompt, --password-stdin or
+    /// TESSERA_ADMIN_PASSWORD.
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// The environment variable an admin command reads a password from.
+const PASSWORD_ENV: &str = "TESSERA_ADMIN_PASSWORD";
+
+impl PasswordArgs {
+    /// The password from `--password` (with a warning), `--password-stdin`,
+    /// `TESSERA_ADMIN_PASSWORD` or, on a terminal, a prompt without echo, in that order.
+    fn read(self) -> anyhow::Result<String> {
+        use std::io::IsTerminal;
+        if let Some(password) = self.password {
+            eprintln!(
+                "warning: --password is deprecated: it is visible in `ps` and shell history. \
+                 Type the password at the prompt, pipe it with --password-stdin, or set \
+                 {PASSWORD_ENV}."
+            );
+            return Ok(password);
+        }
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            if password.is_empty() {
+                bail!("--password-stdin: standard input held no password");
+            }
+            return Ok(password.to_owned());
+        }
+        if let Some(password) = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()) {
+            return Ok(password);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: run the command in a terminal to be prompted, pipe it with \
+                 --password-stdin, or set {PASSWORD_ENV}"
+            );
+        }
+        let password = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+        if password != again {
+            bail!("the two passwords differ");
+        }
+        Ok(password)
+    }
 }
 
 fn parse_duration_arg(raw: &str) -> Result<Duration, String> {
@@ -274,14 +344,30 @@ impl StorageArgs {
     }
 
     /// The master key: `TESSERA_MASTER_KEY` (64 hex characters, shared by all replicas) or
-    /// `DATA_DIR/master.key`, generated on first start.
+    /// `DATA_DIR/master.key`, generated on first start. Retired keys that still open (never
+    /// seal) values come from `TESSERA_OLD_MASTER_KEYS` and, with the key file, from
+    /// `DATA_DIR/master.key.old`, which `rotate-master-key` writes.
     fn master_key(&self) -> anyhow::Result<MasterKey> {
-        match std::env::var("TESSERA_MASTER_KEY") {
-            Ok(hex) if !hex.trim().is_empty() => {
-                MasterKey::from_hex(&hex).context("TESSERA_MASTER_KEY")
+        let mut previous = match env_value("TESSERA_OLD_MASTER_KEYS") {
+            Some(list) => MasterKey::parse_list(&list).context("TESSERA_OLD_MASTER_KEYS")?,
+            None => Vec::new(),
+        };
+        let current = match env_value("TESSERA_MASTER_KEY") {
+            Some(hex) => MasterKey::from_hex(&hex).context("TESSERA_MASTER_KEY")?,
+            None => {
+                previous.extend(MasterKey::load_list(&self.old_key_path())?);
+                MasterKey::load_or_create(&self.key_path())?
             }
-            _ => MasterKey::load_or_create(&self.data_dir.join("master.key")),
-        }
+        };
+        Ok(current.with_previous(previous))
+    }
+
+    fn key_path(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+
+    fn old_key_path(&self) -> PathBuf {
+        self.data_dir.join("master.key.old")
     }
 
     async fn store(&self) -> anyhow::Result<Store> {
@@ -292,6 +378,11 @@ impl StorageArgs {
         store.migrate().await.context("migrating the database")?;
         Ok(store)
     }
+}
+
+/// An environment variable's value, unless it is unset or blank.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn init_logging() {
@@ -312,6 +403,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Database is up to date.");
             Ok(())
         }
+        Command::Admin {
+            storage,
+            command: AdminCommand::RotateMasterKey { new_key_file },
+        } => rotate_master_key(&storage, new_key_file).await,
         Command::Admin { storage, command } => admin(storage, command).await,
         Command::Bench { storage, command } => bench(storage, command).await,
     }
@@ -551,6 +646,7 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
                 admin_email,
                 password,
             } => {
+                let password = password.read()?;
                 let team = support::create_team(
                     &store,
                     &master,
@@ -604,17 +700,81 @@ async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()
                 );
             }
             AdminCommand::CreateLabeler { email, password } => {
-                let user = support::create_labeler(&store, &email, &password).await?;
+                let user = support::create_labeler(&store, &email, &password.read()?).await?;
                 println!("{}", user.id);
             }
             AdminCommand::CreateStaff { email, password } => {
-                let user = support::create_staff(&store, &email, &password).await?;
+                let user = support::create_staff(&store, &email, &password.read()?).await?;
                 println!("{}", user.id);
             }
+            AdminCommand::RotateMasterKey { .. } => unreachable!("handled in run"),
         }
         Ok(())
     }
     .await;
     store.close().await;
     result.map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+/// `tessera admin rotate-master-key`: keys first, data second. With the key file, the current
+/// key joins `master.key.old` before `master.key` is replaced (each written atomically), so a
+/// crash at any point leaves every stored value readable by the next start; then every sealed
+/// value is re-sealed under the new key in one transaction. Running it again is harmless.
+async fn rotate_master_key(
+    storage: &StorageArgs,
+    new_key_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let store = storage.store().await?;
+    let current = storage.master_key()?;
+    let from_env = env_value("TESSERA_MASTER_KEY").is_some();
+    let new = match (&new_key_file, env_value("TESSERA_NEW_MASTER_KEY")) {
+        (Some(path), _) => MasterKey::load_or_create(path)?,
+        (None, Some(hex)) => MasterKey::from_hex(&hex).context("TESSERA_NEW_MASTER_KEY")?,
+        (None, None) if from_env => bail!(
+            "the master key comes from TESSERA_MASTER_KEY, so the new key cannot be installed for \
+             you: pass --new-key-file PATH (created with a fresh key if missing) or set \
+             TESSERA_NEW_MASTER_KEY"
+        ),
+        (None, None) => MasterKey::generate(),
+    };
+    if !from_env && new != current {
+        let mut old = vec![current.to_hex()];
+        for key in MasterKey::load_list(&storage.old_key_path())? {
+            if key != new && !old.contains(&key.to_hex()) {
+                old.push(key.to_hex());
+            }
+        }
+        write_key_file(&storage.old_key_path(), &(old.join("\n") + "\n"))?;
+        write_key_file(&storage.key_path(), &new.to_hex())?;
+    }
+    let result = tessera_server::keys::rotation::reseal_all(&store, &current, &new).await;
+    store.close().await;
+    let counts = result?;
+    println!(
+        "Re-sealed {} of {} stored secrets under master key {}.",
+        counts.resealed,
+        counts.examined,
+        new.id()
+    );
+    if counts.changed_meanwhile > 0 {
+        println!(
+            "  {} changed while rotating (a server is running): run the command again once \
+             every server runs with the new key.",
+            counts.changed_meanwhile
+        );
+    }
+    if from_env {
+        println!(
+            "  Now set TESSERA_MASTER_KEY to the new key on every server and restart them; keep \
+             the previous key in TESSERA_OLD_MASTER_KEYS while you need to read older backups."
+        );
+    } else {
+        println!(
+            "  {} holds the new key; the previous key is kept in {} to read older backups. \
+             Start the servers again.",
+            storage.key_path().display(),
+            storage.old_key_path().display()
+        );
+    }
+    Ok(())
 }

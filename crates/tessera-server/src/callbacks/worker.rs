@@ -471,14 +471,16 @@ impl CallbackWorker {
         let store = &self.state.store;
         let auth = service::team_secret(store, master, team_id, CALLBACK_AUTH, mode).await?;
         let signing = service::team_secret(store, master, team_id, CALLBACK_SIGNING, mode).await?;
-        let mut signing_secrets = vec![service::reveal(master, &signing.sealed)?];
+        let reveal =
+            |kind, sealed| service::reveal_team_secret(master, team_id, kind, mode, sealed);
+        let mut signing_secrets = vec![reveal(CALLBACK_SIGNING, &signing.sealed)?];
         if let (Some(previous), Some(until)) = (&signing.previous_sealed, signing.previous_until) {
             if until > now_ms() {
-                signing_secrets.push(service::reveal(master, previous)?);
+                signing_secrets.push(reveal(CALLBACK_SIGNING, previous)?);
             }
         }
         let secrets = Arc::new(TeamSecrets {
-            auth: service::reveal(master, &auth.sealed)?,
+            auth: reveal(CALLBACK_AUTH, &auth.sealed)?,
             signing: signing_secrets,
         });
         let mut cache = self.secrets.lock().expect("not poisoned");

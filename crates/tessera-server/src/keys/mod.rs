@@ -1,6 +1,7 @@
 //! The API Keys page (Managers and the Admin): live and test keys, and each mode's callback
 //! auth key. Every reveal is audited.
 
+pub mod rotation;
 pub mod service;
 
 use askama::Template;
@@ -17,6 +18,7 @@ use tessera_store::StoreError;
 
 use crate::{
     audit,
+    crypto::Purpose,
     state::AppState,
     web::{
         format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
@@ -97,11 +99,11 @@ struct Revealed {
 /// and cleared when shown.
 const REVEAL_COOKIE: &str = "tessera_reveal";
 
-fn show_once(state: &AppState, revealed: &Revealed) -> Response {
-    let sealed = state
-        .config
-        .master_key
-        .seal(&serde_json::to_vec(revealed).unwrap_or_default());
+fn show_once(state: &AppState, who: &SignedIn, revealed: &Revealed) -> Response {
+    let sealed = state.config.master_key.seal(
+        &Purpose::reveal_cookie(&who.session_hash),
+        &serde_json::to_vec(revealed).unwrap_or_default(),
+    );
     let secure = if state.config.secure_cookies() {
         "; Secure"
     } else {
@@ -116,10 +118,14 @@ fn show_once(state: &AppState, revealed: &Revealed) -> Response {
     response
 }
 
-fn take_revealed(state: &AppState, headers: &HeaderMap) -> Option<Revealed> {
+fn take_revealed(state: &AppState, who: &SignedIn, headers: &HeaderMap) -> Option<Revealed> {
     let jar = axum_extra::extract::CookieJar::from_headers(headers);
     let sealed = jar.get(REVEAL_COOKIE)?.value().to_owned();
-    let bytes = state.config.master_key.open(&sealed).ok()?;
+    let bytes = state
+        .config
+        .master_key
+        .open(&Purpose::reveal_cookie(&who.session_hash), &sealed)
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -198,7 +204,7 @@ async fn show(
     who: SignedIn,
     headers: HeaderMap,
 ) -> WebResult<Response> {
-    let revealed = take_revealed(&state, &headers);
+    let revealed = take_revealed(&state, &who, &headers);
     let shown = revealed.is_some();
     let mut response = page(&keys_page(&state, &who, revealed, None).await?);
     if shown {
@@ -272,7 +278,7 @@ async fn create(
             format!("“{}”", record.label)
         }
     );
-    Ok(show_once(&state, &Revealed { what, value: key }))
+    Ok(show_once(&state, &who, &Revealed { what, value: key }))
 }
 
 async fn reveal_key(
@@ -284,7 +290,7 @@ async fn reveal_key(
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let key = state.store.get_api_key(team_id, &id).await?;
     let value =
-        service::reveal(&state.config.master_key, &key.sealed).map_err(WebError::Internal)?;
+        service::reveal_api_key(&state.config.master_key, &key).map_err(WebError::Internal)?;
     let event = audit::event(
         &who,
         &ip,
@@ -302,7 +308,7 @@ async fn reveal_key(
             format!("“{}”", key.label)
         }
     );
-    Ok(show_once(&state, &Revealed { what, value }))
+    Ok(show_once(&state, &who, &Revealed { what, value }))
 }
 
 async fn delete_key(
@@ -398,8 +404,14 @@ async fn reveal_secret(
         mode,
     )
     .await?;
-    let value =
-        service::reveal(&state.config.master_key, &secret.sealed).map_err(WebError::Internal)?;
+    let value = service::reveal_team_secret(
+        &state.config.master_key,
+        team_id,
+        kind.kind,
+        mode,
+        &secret.sealed,
+    )
+    .map_err(WebError::Internal)?;
     let event = audit::event(
         &who,
         &ip,
@@ -410,6 +422,7 @@ async fn reveal_secret(
     state.store.record_audit(Some(team_id), &event).await?;
     Ok(show_once(
         &state,
+        &who,
         &Revealed {
             what: format!("{} {}", mode.label(), kind.label),
             value,

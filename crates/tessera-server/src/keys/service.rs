@@ -3,7 +3,7 @@
 use tessera_core::Mode;
 use tessera_store::{ApiKey, NewApiKey, NewAuditEvent, Store, StoreResult, TeamSecret};
 
-use crate::crypto::{random_token, token_digest, MasterKey};
+use crate::crypto::{random_token, token_digest, MasterKey, Purpose};
 
 /// The secret sent as `scale-callback-auth` on callbacks.
 pub const CALLBACK_AUTH: &str = "callback_auth";
@@ -48,7 +48,7 @@ pub async fn create_api_key(
             label: label.to_owned(),
             prefix: key.chars().take(PREFIX_LEN).collect(),
             digest: token_digest(&key),
-            sealed: master.seal(key.as_bytes()),
+            sealed: master.seal(&Purpose::api_key(team_id, mode), key.as_bytes()),
             created_by: created_by.map(str::to_owned),
             created_by_label: event.actor.clone(),
             event,
@@ -57,9 +57,26 @@ pub async fn create_api_key(
     Ok((record, key))
 }
 
-/// Decrypts a stored secret (API key or team secret).
-pub fn reveal(master: &MasterKey, sealed: &str) -> anyhow::Result<String> {
-    Ok(String::from_utf8(master.open(sealed)?)?)
+/// Decrypts a stored API key.
+pub fn reveal_api_key(master: &MasterKey, key: &ApiKey) -> anyhow::Result<String> {
+    Ok(String::from_utf8(master.open(
+        &Purpose::api_key(&key.team_id, key.mode),
+        &key.sealed,
+    )?)?)
+}
+
+/// Decrypts a stored team secret of `kind` and `mode` (its current or its previous value).
+pub fn reveal_team_secret(
+    master: &MasterKey,
+    team_id: &str,
+    kind: &str,
+    mode: Mode,
+    sealed: &str,
+) -> anyhow::Result<String> {
+    Ok(String::from_utf8(master.open(
+        &Purpose::team_secret(team_id, kind, mode),
+        sealed,
+    )?)?)
 }
 
 /// The team's secret of `kind` for `mode`, created on first use (teams get theirs at
@@ -79,7 +96,10 @@ pub async fn team_secret(
             team_id,
             kind,
             mode,
-            &master.seal(new_secret_value(kind).as_bytes()),
+            &master.seal(
+                &Purpose::team_secret(team_id, kind, mode),
+                new_secret_value(kind).as_bytes(),
+            ),
         )
         .await
 }
@@ -109,7 +129,10 @@ pub async fn rotate_secret(
             team_id,
             kind,
             mode,
-            &master.seal(new_secret_value(kind).as_bytes()),
+            &master.seal(
+                &Purpose::team_secret(team_id, kind, mode),
+                new_secret_value(kind).as_bytes(),
+            ),
             keep_previous_ms,
             event,
         )

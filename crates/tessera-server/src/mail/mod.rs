@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::{Email, Role};
 use tessera_store::NewMail;
 
-use crate::{state::AppState, web::format_time};
+use crate::{crypto::Purpose, state::AppState, web::format_time};
 
 /// The plain-text and HTML bodies of a message, sealed together in the outbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,7 +36,10 @@ pub fn sealed(
         team_id: team_id.map(str::to_owned),
         to: to.to_string(),
         subject,
-        body_sealed: state.config.master_key.seal(&json),
+        body_sealed: state
+            .config
+            .master_key
+            .seal(&Purpose::mail_body(&to.to_string()), &json),
     }
 }
 

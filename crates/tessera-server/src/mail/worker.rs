@@ -13,7 +13,7 @@ use tessera_store::{now_ms, MailMessage, MailStatus};
 use tokio::sync::watch;
 
 use super::MailBody;
-use crate::state::AppState;
+use crate::{crypto::Purpose, state::AppState};
 
 /// How long a claimed message is reserved for one attempt before another worker may retry it.
 const LEASE_MS: i64 = 120_000;
@@ -84,7 +84,7 @@ impl MailWorker {
             .state
             .config
             .master_key
-            .open(&mail.body_sealed)
+            .open(&Purpose::mail_body(&mail.to), &mail.body_sealed)
             .and_then(|b| Ok(serde_json::from_slice(&b)?))
         {
             Ok(body) => body,

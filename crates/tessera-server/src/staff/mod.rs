@@ -277,7 +277,10 @@ async fn show_mail(
     let body: MailBody = state
         .config
         .master_key
-        .open(&mail.body_sealed)
+        .open(
+            &crate::crypto::Purpose::mail_body(&mail.to),
+            &mail.body_sealed,
+        )
         .and_then(|b| Ok(serde_json::from_slice(&b)?))
         .map_err(WebError::Internal)?;
     Ok(page(&MailPage {

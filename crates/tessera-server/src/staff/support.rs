@@ -318,5 +318,11 @@ async fn team_secret(
     let team = team_named(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;
     let secret = crate::keys::service::team_secret(store, master, &team.id, kind, mode).await?;
-    Ok(crate::keys::service::reveal(master, &secret.sealed)?)
+    Ok(crate::keys::service::reveal_team_secret(
+        master,
+        &team.id,
+        kind,
+        mode,
+        &secret.sealed,
+    )?)
 }

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use reqwest::StatusCode;
 use tessera_core::{profile::Profile, Email, Role};
-use tessera_server::crypto::{hash_password, token_digest};
+use tessera_server::crypto::{hash_password, token_digest, Purpose};
 use tessera_store::{
     ClaimProblem, DeliveryKind, NewAuditEvent, NewDelivery, NewInvitation, NewMail, NewUser, Queue,
 };
@@ -145,7 +145,10 @@ impl Ctx {
             team_id: None,
             to: to.into(),
             subject: "test".into(),
-            body_sealed: self.app.key.seal(br#"{"text":"t","html":"h"}"#),
+            body_sealed: self
+                .app
+                .key
+                .seal(&Purpose::mail_body(to), br#"{"text":"t","html":"h"}"#),
         }
     }
 

@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tessera_server::crypto::Purpose;
 use tessera_store::Delivery;
 
 use crate::{backend_test, helpers::*};
@@ -839,7 +840,7 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
         .into_iter()
         .find(|m| m.to == "hooks@receiver.test")
         .expect("a confirmation mail");
-    let text = String::from_utf8(app.key.open(&confirmation.body_sealed).unwrap()).unwrap();
+    let text = String::from_utf8(app.key.open(&Purpose::mail_body(&confirmation.to), &confirmation.body_sealed).unwrap()).unwrap();
     let token: String = text
         .split("/callbacks/emails/verify/")
         .nth(1)
@@ -890,7 +891,13 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
             .find(|m| m.to == "hooks@receiver.test" && m.subject.contains(&id))
     })
     .await;
-    let sealed: Value = serde_json::from_slice(&app.key.open(&mail.body_sealed).unwrap()).unwrap();
+    assert!(mail.subject.contains(&id), "{}", mail.subject);
+    let sealed: Value = serde_json::from_slice(
+        &app.key
+            .open(&Purpose::mail_body(&mail.to), &mail.body_sealed)
+            .unwrap(),
+    )
+    .unwrap();
     let body: Value = serde_json::from_str(sealed["text"].as_str().unwrap()).unwrap();
     assert_eq!(body["task_id"], id.as_str());
     assert_eq!(body["task"]["status"], "completed");

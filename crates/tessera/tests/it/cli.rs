@@ -3,12 +3,20 @@
 use std::process::Output;
 
 use tessera_core::{profile::Profile, Email, Role};
-use tessera_server::crypto::token_digest;
-use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser, Store};
+use tessera_server::{
+    crypto::{token_digest, MasterKey, Purpose},
+    keys::rotation::purpose_of,
+};
+use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError};
 
 use crate::{backend_test, helpers::*};
 
 async fn tessera(db: &TestDb, args: &[&str]) -> Output {
+    tessera_env(db, args, &[]).await
+}
+
+/// Runs the CLI with these environment variables (and no other key variables).
+async fn tessera_env(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
         .arg("--data-dir")
@@ -16,9 +24,36 @@ async fn tessera(db: &TestDb, args: &[&str]) -> Output {
         .arg("--database-url")
         .arg(&db.url)
         .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_OLD_MASTER_KEYS")
+        .env_remove("TESSERA_NEW_MASTER_KEY")
+        .env_remove("TESSERA_ADMIN_PASSWORD")
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap()
+}
+
+/// Runs the CLI with `input` on its standard input.
+async fn tessera_stdin(db: &TestDb, args: &[&str], env: &[(&str, &str)], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&db.dir)
+        .arg("--database-url")
+        .arg(&db.url)
+        .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_ADMIN_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    child.wait_with_output().await.unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -312,3 +347,476 @@ async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
         .unwrap()
         .id
 }
+
+/// A master key file that group or others may read is refused, with the fix in the message.
+#[cfg(unix)]
+async fn loose_master_key_file_is_refused(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(&backend).await;
+    let first = tessera(&db, &["admin", "list-teams"]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let path = db.dir.join("master.key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = tessera(&db, &["admin", "list-teams"]).await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(&format!("chmod 600 {}", path.display())),
+        "{}",
+        stderr(&refused)
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(tessera(&db, &["admin", "list-teams"])
+        .await
+        .status
+        .success());
+}
+#[cfg(unix)]
+backend_test!(loose_master_key_file_is_refused);
+
+/// Asserts every sealed value in the database is under `new`, opens for its own row, and no
+/// longer opens under `old`; returns how many there are.
+async fn assert_all_sealed_under(store: &Store, new: &MasterKey, old: &MasterKey) -> u64 {
+    let counts = store
+        .reseal_all(|value| {
+            let purpose = purpose_of(value);
+            assert!(new.is_current(value.sealed()), "{}", value.describe());
+            assert!(new.open(&purpose, value.sealed()).is_ok());
+            assert!(old.open(&purpose, value.sealed()).is_err());
+            Ok::<_, StoreError>(None)
+        })
+        .await
+        .unwrap();
+    counts.examined
+}
+
+fn key_file_mode(path: &std::path::Path) -> u32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        0o600
+    }
+}
+
+/// `rotate-master-key` with the key file: every stored secret (v1 values of the released
+/// format included) is re-sealed under a new key; the CLI and a real server read them with it.
+async fn master_key_rotation(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let created = tessera(
+        &db,
+        &[
+            "admin",
+            "create-team",
+            "--name",
+            "Rot",
+            "--admin-email",
+            "rot@rot.test",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let live = stdout(
+        &tessera(
+            &db,
+            &["admin", "create-api-key", "--team", "Rot", "--mode", "live"],
+        )
+        .await,
+    );
+    let secret = |kind: &'static str| {
+        let db = &db;
+        async move {
+            let out = tessera(db, &["admin", kind, "--team", "Rot", "--mode", "test"]).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            stdout(&out)
+        }
+    };
+    let auth = secret("callback-auth-key").await;
+    let signing = secret("callback-signing-secret").await;
+    let key_path = db.dir.join("master.key");
+    let old_hex = std::fs::read_to_string(&key_path).unwrap();
+    let old = MasterKey::from_hex(&old_hex).unwrap();
+
+    // A queued mail, and a signing secret as the released version sealed it (v1).
+    let store = db.store().await;
+    let body = br#"{"text":"t","html":"h"}"#;
+    store
+        .enqueue_mail(&NewMail {
+            team_id: None,
+            to: "x@rot.test".into(),
+            subject: "s".into(),
+            body_sealed: old.seal(&Purpose::mail_body("x@rot.test"), body),
+        })
+        .await
+        .unwrap();
+    let pool = pg_pool(&db.url).await;
+    sqlx::query(
+        "UPDATE team_secrets SET sealed = $1 WHERE kind = 'callback_signing' AND mode = 'test'",
+    )
+    .bind(crate::sealing::seal_v1(&old_hex, signing.as_bytes()))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let rotated = tessera(&db, &["admin", "rotate-master-key"]).await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    // One API key, four team secrets, one mail.
+    assert!(
+        stdout(&rotated).contains("Re-sealed 6 of 6 stored secrets"),
+        "{}",
+        stdout(&rotated)
+    );
+    let new = MasterKey::load(&key_path).unwrap();
+    assert_ne!(new, old);
+    assert!(stdout(&rotated).contains(&new.id()));
+    let old_path = db.dir.join("master.key.old");
+    assert_eq!(
+        std::fs::read_to_string(&old_path).unwrap().trim(),
+        old_hex.trim()
+    );
+    assert_eq!(key_file_mode(&key_path), 0o600);
+    assert_eq!(key_file_mode(&old_path), 0o600);
+    assert_eq!(assert_all_sealed_under(&store, &new, &old).await, 6);
+    let mail = store.list_mail(10, 0).await.unwrap();
+    assert_eq!(
+        new.open(&Purpose::mail_body(&mail[0].to), &mail[0].body_sealed)
+            .unwrap(),
+        body
+    );
+
+    // The new key alone opens everything: without master.key.old the CLI reads the same secrets.
+    std::fs::remove_file(&old_path).unwrap();
+    assert_eq!(secret("callback-auth-key").await, auth);
+    assert_eq!(secret("callback-signing-secret").await, signing);
+
+    // Running it again rotates again, and is harmless.
+    let again = tessera(&db, &["admin", "rotate-master-key"]).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    let newer = MasterKey::load(&key_path).unwrap();
+    assert_eq!(assert_all_sealed_under(&store, &newer, &new).await, 6);
+
+    // A real server with the new key reveals the API key to the team's Admin.
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            database_url: Some(db.url.clone()),
+            master_key: Some(newer.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.browser();
+    let signed_in = admin
+        .post_form(
+            "/login",
+            &[("email", "rot@rot.test"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        signed_in.status,
+        reqwest::StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.body
+    );
+    let page = admin.visit("/keys").await;
+    let revealed = admin
+        .submit(&format!("/keys/{}/reveal", key_id(&page.body, "live")), &[])
+        .await;
+    assert!(revealed.body.contains(&live), "{}", revealed.body);
+    app.stop().await;
+    store.close().await;
+}
+backend_test!(master_key_rotation);
+
+/// With `TESSERA_MASTER_KEY`, the new key comes from `--new-key-file` (created when missing) or
+/// `TESSERA_NEW_MASTER_KEY`; the old key stops working and the new one reads everything.
+async fn master_key_rotation_from_environment(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let k1 = MasterKey::generate().to_hex();
+    let created = tessera_env(
+        &db,
+        &[
+            "admin",
+            "create-team",
+            "--name",
+            "Env",
+            "--admin-email",
+            "env@env.test",
+            "--password",
+            PASSWORD,
+        ],
+        &[("TESSERA_MASTER_KEY", &k1)],
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    const AUTH: &[&str] = &[
+        "admin",
+        "callback-auth-key",
+        "--team",
+        "Env",
+        "--mode",
+        "live",
+    ];
+    let auth = stdout(&tessera_env(&db, AUTH, &[("TESSERA_MASTER_KEY", &k1)]).await);
+
+    let refused = tessera_env(
+        &db,
+        &["admin", "rotate-master-key"],
+        &[("TESSERA_MASTER_KEY", &k1)],
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--new-key-file"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let file = db.dir.join("new.key");
+    let file_arg = file.display().to_string();
+    let rotate = ["admin", "rotate-master-key", "--new-key-file", &file_arg];
+
+    // A value no configured key opens stops the rotation before anything is changed.
+    let store = db.store().await;
+    let stranger = MasterKey::generate();
+    store
+        .enqueue_mail(&NewMail {
+            team_id: None,
+            to: "lost@env.test".into(),
+            subject: "s".into(),
+            body_sealed: stranger.seal(&Purpose::mail_body("lost@env.test"), b"{}"),
+        })
+        .await
+        .unwrap();
+    let stuck = tessera_env(&db, &rotate, &[("TESSERA_MASTER_KEY", &k1)]).await;
+    assert!(!stuck.status.success());
+    assert!(
+        stderr(&stuck).contains("does not open") && stderr(&stuck).contains("nothing was changed"),
+        "{}",
+        stderr(&stuck)
+    );
+    assert_eq!(
+        stdout(&tessera_env(&db, AUTH, &[("TESSERA_MASTER_KEY", &k1)]).await),
+        auth
+    );
+    let pool = pg_pool(&db.url).await;
+    sqlx::query("DELETE FROM mail_outbox")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    store.close().await;
+    let rotated = tessera_env(&db, &rotate, &[("TESSERA_MASTER_KEY", &k1)]).await;
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert!(
+        stdout(&rotated).contains("Re-sealed 4 of 4"),
+        "{}",
+        stdout(&rotated)
+    );
+    assert!(stdout(&rotated).contains("TESSERA_MASTER_KEY"));
+    assert_eq!(key_file_mode(&file), 0o600);
+    assert!(
+        !db.dir.join("master.key").exists(),
+        "the key file is not used"
+    );
+    let k2 = MasterKey::load(&file).unwrap().to_hex();
+
+    let old_only = tessera_env(&db, AUTH, &[("TESSERA_MASTER_KEY", &k1)]).await;
+    assert!(!old_only.status.success(), "the old key no longer opens");
+    assert_eq!(
+        stdout(&tessera_env(&db, AUTH, &[("TESSERA_MASTER_KEY", &k2)]).await),
+        auth
+    );
+    let reading = tessera_env(
+        &db,
+        AUTH,
+        &[
+            ("TESSERA_MASTER_KEY", &k1),
+            ("TESSERA_OLD_MASTER_KEYS", &k2),
+        ],
+    )
+    .await;
+    assert_eq!(stdout(&reading), auth, "a retired key still opens values");
+
+    // Again with the new key in force and given as the target: nothing is left to re-seal.
+    let again = tessera_env(
+        &db,
+        &["admin", "rotate-master-key"],
+        &[
+            ("TESSERA_MASTER_KEY", &k2),
+            ("TESSERA_OLD_MASTER_KEYS", &k1),
+            ("TESSERA_NEW_MASTER_KEY", &k2),
+        ],
+    )
+    .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("Re-sealed 0 of 4"),
+        "{}",
+        stdout(&again)
+    );
+}
+backend_test!(master_key_rotation_from_environment);
+
+/// The password of an account the CLI creates comes from standard input, the environment or a
+/// prompt; `--password` still works, with a warning that it shows in `ps`.
+async fn cli_passwords_stay_off_the_command_line(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let password_of = |email: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .user_credentials(&Email::parse(email).unwrap())
+                .await
+                .unwrap()
+                .expect("the account exists")
+                .1
+        }
+    };
+    let works = |hash: String, password: &'static str| async move {
+        tessera_server::crypto::verify_password(password.into(), Some(hash))
+            .await
+            .unwrap()
+    };
+
+    // --password-stdin: the first line, its line ending (\r\n too) removed, spaces kept.
+    let piped = tessera_stdin(
+        &db,
+        &[
+            "admin",
+            "create-staff",
+            "--email",
+            "s@pw.test",
+            "--password-stdin",
+        ],
+        &[],
+        " spaced pass phrase \r\nsecond line\n",
+    )
+    .await;
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(!stderr(&piped).contains("deprecated"));
+    assert!(works(password_of("s@pw.test").await, " spaced pass phrase ").await);
+    let team = tessera_stdin(
+        &db,
+        &[
+            "admin",
+            "create-team",
+            "--name",
+            "Piped",
+            "--admin-email",
+            "t@pw.test",
+            "--password-stdin",
+        ],
+        &[("TESSERA_ADMIN_PASSWORD", "not this one at all")],
+        &format!("{PASSWORD}\n"),
+    )
+    .await;
+    assert!(team.status.success(), "{}", stderr(&team));
+    assert!(
+        works(password_of("t@pw.test").await, PASSWORD).await,
+        "the flag wins over the variable"
+    );
+    let empty = tessera_stdin(
+        &db,
+        &[
+            "admin",
+            "create-labeler",
+            "--email",
+            "e@pw.test",
+            "--password-stdin",
+        ],
+        &[],
+        "",
+    )
+    .await;
+    assert!(!empty.status.success());
+    assert!(
+        stderr(&empty).contains("standard input held no password"),
+        "{}",
+        stderr(&empty)
+    );
+
+    // TESSERA_ADMIN_PASSWORD.
+    let from_env = tessera_env(
+        &db,
+        &["admin", "create-labeler", "--email", "l@pw.test"],
+        &[("TESSERA_ADMIN_PASSWORD", "labeler password 1")],
+    )
+    .await;
+    assert!(from_env.status.success(), "{}", stderr(&from_env));
+    assert!(works(password_of("l@pw.test").await, "labeler password 1").await);
+    // Still checked like any password.
+    let weak = tessera_env(
+        &db,
+        &["admin", "create-staff", "--email", "w@pw.test"],
+        &[("TESSERA_ADMIN_PASSWORD", "short")],
+    )
+    .await;
+    assert!(!weak.status.success());
+    assert!(
+        stderr(&weak).contains("at least 10 characters"),
+        "{}",
+        stderr(&weak)
+    );
+
+    // No terminal, no flag, no variable: a clear error, no account.
+    let none = tessera(&db, &["admin", "create-staff", "--email", "n@pw.test"]).await;
+    assert!(!none.status.success());
+    let message = stderr(&none);
+    assert!(
+        message.contains("--password-stdin") && message.contains("TESSERA_ADMIN_PASSWORD"),
+        "{message}"
+    );
+    assert!(store
+        .find_user_by_email(&Email::parse("n@pw.test").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+
+    // The old flag keeps operators' scripts working, with a warning.
+    let old = tessera(
+        &db,
+        &[
+            "admin",
+            "create-staff",
+            "--email",
+            "o@pw.test",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    .await;
+    assert!(old.status.success(), "{}", stderr(&old));
+    assert!(
+        stderr(&old).contains("--password is deprecated"),
+        "{}",
+        stderr(&old)
+    );
+    assert!(works(password_of("o@pw.test").await, PASSWORD).await);
+    let both = tessera(
+        &db,
+        &[
+            "admin",
+            "create-staff",
+            "--email",
+            "b@pw.test",
+            "--password",
+            PASSWORD,
+            "--password-stdin",
+        ],
+    )
+    .await;
+    assert!(
+        !both.status.success(),
+        "--password and --password-stdin conflict"
+    );
+    store.close().await;
+}
+backend_test!(cli_passwords_stay_off_the_command_line);

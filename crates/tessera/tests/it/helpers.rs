@@ -10,7 +10,11 @@ use std::{
 };
 
 use reqwest::{header, redirect, StatusCode};
-use tessera_server::{config::Config, crypto::MasterKey, Application};
+use tessera_server::{
+    config::Config,
+    crypto::{MasterKey, Purpose},
+    Application,
+};
 use tessera_store::Store;
 use tokio::sync::oneshot;
 
@@ -177,6 +181,8 @@ pub struct Options {
     pub test_tasks_per_hour: Option<u64>,
     /// Email callbacks per team and hour (default 100).
     pub callback_emails_per_hour: Option<u64>,
+    /// Serve with this master key instead of a fresh random one.
+    pub master_key: Option<MasterKey>,
 }
 
 /// A running Tessera server.
@@ -215,7 +221,9 @@ impl TestApp {
         };
         let listen = "127.0.0.1:0".parse().unwrap();
         // Emails carry the public URL, so pick the port first and tell the server about it.
-        let key = MasterKey::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap();
+        let key = options.master_key.clone().unwrap_or_else(|| {
+            MasterKey::from_hex(&hex::encode(rand::random::<[u8; 32]>())).unwrap()
+        });
         let mut config = Config::new(
             listen,
             db.dir.clone(),
@@ -303,7 +311,12 @@ impl TestApp {
             .iter()
             .find(|m| m.to == to)
             .unwrap_or_else(|| panic!("no mail to {to}"));
-        let body = String::from_utf8(self.key.open(&message.body_sealed).unwrap()).unwrap();
+        let body = String::from_utf8(
+            self.key
+                .open(&Purpose::mail_body(&message.to), &message.body_sealed)
+                .unwrap(),
+        )
+        .unwrap();
         invite_path(&body)
     }
 

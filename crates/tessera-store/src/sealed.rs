@@ -1,0 +1,234 @@
+//! Every column that holds a value sealed under the master key, walked for key rotation
+//! (`tessera admin rotate-master-key`). The store never decrypts: the caller re-seals.
+
+use sqlx::Row;
+use tessera_core::Mode;
+
+use crate::{keys::parse_mode, Store, StoreError};
+
+/// Rows read per query while walking a table.
+const PAGE: i64 = 500;
+
+/// One sealed value with the row identity it is bound to (its AES-GCM associated data).
+#[derive(Debug, Clone)]
+pub enum SealedValue {
+    /// `api_keys.sealed` (deleted keys too: their ciphertext is still stored).
+    ApiKey {
+        id: String,
+        team_id: String,
+        mode: Mode,
+        sealed: String,
+    },
+    /// `team_secrets.sealed`, or `previous_sealed` when `previous`.
+    TeamSecret {
+        team_id: String,
+        kind: String,
+        mode: Mode,
+        previous: bool,
+        sealed: String,
+    },
+    /// `mail_outbox.body_sealed`.
+    MailBody {
+        id: String,
+        to: String,
+        sealed: String,
+    },
+}
+
+impl SealedValue {
+    /// The stored ciphertext.
+    pub fn sealed(&self) -> &str {
+        match self {
+            SealedValue::ApiKey { sealed, .. }
+            | SealedValue::TeamSecret { sealed, .. }
+            | SealedValue::MailBody { sealed, .. } => sealed,
+        }
+    }
+
+    /// Names the row for an operator (no secret in it).
+    pub fn describe(&self) -> String {
+        match self {
+            SealedValue::ApiKey { id, .. } => format!("API key {id}"),
+            SealedValue::TeamSecret {
+                team_id,
+                kind,
+                mode,
+                previous,
+                ..
+            } => format!(
+                "{}{kind} secret ({}) of team {team_id}",
+                if *previous { "previous " } else { "" },
+                mode.as_str()
+            ),
+            SealedValue::MailBody { id, .. } => format!("mail {id}"),
+        }
+    }
+}
+
+/// What a re-sealing pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ResealCounts {
+    /// Sealed values read.
+    pub examined: u64,
+    /// Values replaced by what the caller returned.
+    pub resealed: u64,
+    /// Values a server changed between the read and the write: left as that server wrote
+    /// them (still under a key it holds).
+    pub changed_meanwhile: u64,
+}
+
+impl Store {
+    /// Passes every sealed value to `reseal` and stores what it returns (`None`: keep it), all
+    /// in one transaction: if `reseal` fails on any value, nothing is changed. A row is only
+    /// overwritten if it still holds the value that was read.
+    pub async fn reseal_all<E, F>(&self, mut reseal: F) -> Result<ResealCounts, E>
+    where
+        E: From<StoreError>,
+        F: FnMut(&SealedValue) -> Result<Option<String>, E>,
+    {
+        let mut counts = ResealCounts::default();
+        let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, team_id, mode, sealed FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(&after)
+            .bind(PAGE)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id").map_err(StoreError::from)?;
+            for row in &rows {
+                let value = SealedValue::ApiKey {
+                    id: row.try_get("id").map_err(StoreError::from)?,
+                    team_id: row.try_get("team_id").map_err(StoreError::from)?,
+                    mode: parse_mode(row.try_get("mode").map_err(StoreError::from)?)?,
+                    sealed: row.try_get("sealed").map_err(StoreError::from)?,
+                };
+                counts.examined += 1;
+                let Some(new) = reseal(&value)? else { continue };
+                let SealedValue::ApiKey { id, sealed, .. } = &value else {
+                    unreachable!("built above")
+                };
+                let done =
+                    sqlx::query("UPDATE api_keys SET sealed = $1 WHERE id = $2 AND sealed = $3")
+                        .bind(&new)
+                        .bind(id)
+                        .bind(sealed)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
+                counts.add(done.rows_affected());
+            }
+        }
+
+        let mut after = (String::new(), String::new(), String::new());
+        loop {
+            let rows = sqlx::query(
+                "SELECT team_id, kind, mode, sealed, previous_sealed FROM team_secrets \
+                 WHERE (team_id, kind, mode) > ($1, $2, $3) ORDER BY team_id, kind, mode LIMIT $4",
+            )
+            .bind(&after.0)
+            .bind(&after.1)
+            .bind(&after.2)
+            .bind(PAGE)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            let Some(last) = rows.last() else { break };
+            after = (
+                last.try_get("team_id").map_err(StoreError::from)?,
+                last.try_get("kind").map_err(StoreError::from)?,
+                last.try_get("mode").map_err(StoreError::from)?,
+            );
+            for row in &rows {
+                let team_id: String = row.try_get("team_id").map_err(StoreError::from)?;
+                let kind: String = row.try_get("kind").map_err(StoreError::from)?;
+                let mode = parse_mode(row.try_get("mode").map_err(StoreError::from)?)?;
+                let current: String = row.try_get("sealed").map_err(StoreError::from)?;
+                let previous: Option<String> =
+                    row.try_get("previous_sealed").map_err(StoreError::from)?;
+                let values = std::iter::once((false, current)).chain(previous.map(|p| (true, p)));
+                for (is_previous, sealed) in values {
+                    let value = SealedValue::TeamSecret {
+                        team_id: team_id.clone(),
+                        kind: kind.clone(),
+                        mode,
+                        previous: is_previous,
+                        sealed,
+                    };
+                    counts.examined += 1;
+                    let Some(new) = reseal(&value)? else { continue };
+                    let column = if is_previous {
+                        "previous_sealed"
+                    } else {
+                        "sealed"
+                    };
+                    let done = sqlx::query(&format!(
+                        "UPDATE team_secrets SET {column} = $1 \
+                         WHERE team_id = $2 AND kind = $3 AND mode = $4 AND {column} = $5"
+                    ))
+                    .bind(&new)
+                    .bind(&team_id)
+                    .bind(&kind)
+                    .bind(mode.as_str())
+                    .bind(value.sealed())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                    counts.add(done.rows_affected());
+                }
+            }
+        }
+
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, to_addr, body_sealed FROM mail_outbox WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(&after)
+            .bind(PAGE)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id").map_err(StoreError::from)?;
+            for row in &rows {
+                let value = SealedValue::MailBody {
+                    id: row.try_get("id").map_err(StoreError::from)?,
+                    to: row.try_get("to_addr").map_err(StoreError::from)?,
+                    sealed: row.try_get("body_sealed").map_err(StoreError::from)?,
+                };
+                counts.examined += 1;
+                let Some(new) = reseal(&value)? else { continue };
+                let SealedValue::MailBody { id, sealed, .. } = &value else {
+                    unreachable!("built above")
+                };
+                let done = sqlx::query(
+                    "UPDATE mail_outbox SET body_sealed = $1 WHERE id = $2 AND body_sealed = $3",
+                )
+                .bind(&new)
+                .bind(id)
+                .bind(sealed)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                counts.add(done.rows_affected());
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(counts)
+    }
+}
+
+impl ResealCounts {
+    fn add(&mut self, rows_affected: u64) {
+        if rows_affected == 0 {
+            self.changed_meanwhile += 1;
+        } else {
+            self.resealed += 1;
+        }
+    }
+}
