@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tessera_store::Store;
+use tessera_store::{FileStorage, Store};
 use tokio::sync::Notify;
 
 use crate::{api::auth::KeyCache, config::Config, outbound};
@@ -24,6 +24,8 @@ pub struct Inner {
     pub api_keys: KeyCache,
     /// HTTP client for customer-supplied URLs, behind the outbound guard.
     pub outbound: reqwest::Client,
+    /// Uploaded and imported file bytes, under `DATA_DIR/files`.
+    pub files: FileStorage,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
             config.allow_private_callbacks,
             std::time::Duration::from_secs(30),
         );
+        let files = FileStorage::new(config.data_dir.join("files"));
         Self(Arc::new(Inner {
             store,
             config,
@@ -41,6 +44,7 @@ impl AppState {
             callbacks_queued: Notify::new(),
             api_keys: KeyCache::default(),
             outbound,
+            files,
         }))
     }
 }

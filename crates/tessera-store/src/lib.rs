@@ -8,6 +8,7 @@
 
 mod audit;
 mod bench;
+mod blobs;
 mod callbacks;
 mod error;
 mod files;
@@ -33,6 +34,7 @@ use sqlx::{
 };
 
 pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
+pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};
 pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,
     DeliveryOutcome, DeliveryPage, NewDelivery, NextStep,
