@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use tessera_core::retry::RetrySchedule;
+use tessera_core::{retry::RetrySchedule, storage::StorageQuota};
 use url::Url;
 
 use crate::crypto::MasterKey;
@@ -34,6 +34,8 @@ pub struct Config {
     pub callback_timeout: Duration,
     /// How long a labeler holds a claimed task before it returns to the queue.
     pub label_lease: Duration,
+    /// Bytes and files each team may store, live and test together.
+    pub storage_quota: StorageQuota,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             callback_retry: default_callback_retry(),
             callback_timeout: Duration::from_secs(10),
             label_lease: Duration::from_secs(600),
+            storage_quota: StorageQuota::default(),
         }
     }
 

@@ -29,6 +29,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "callbacks_labeling",
         sql: include_str!("../migrations/0003_callbacks_labeling.sql"),
     },
+    Migration {
+        version: 5,
+        name: "storage_usage",
+        sql: include_str!("../migrations/0005_storage_usage.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the dashboard, the API and the background workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
     /// Benchmark support (see bench/run): reference measurements and bulk seeding.
@@ -105,6 +105,12 @@ struct ServeArgs {
     /// How long a labeler holds a claimed task before it returns to the queue.
     #[arg(long, env = "TESSERA_LABEL_LEASE", default_value = "10m", value_parser = parse_duration_arg)]
     label_lease: Duration,
+    /// Bytes of uploaded and imported files a team may store (live and test together).
+    #[arg(long, env = "TESSERA_STORAGE_QUOTA_BYTES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_BYTES)]
+    storage_quota_bytes: u64,
+    /// Number of uploaded and imported files a team may store (live and test together).
+    #[arg(long, env = "TESSERA_STORAGE_QUOTA_FILES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_FILES)]
+    storage_quota_files: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -287,7 +293,7 @@ fn init_logging() {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(storage) => {
             init_logging();
             storage.store().await?;
@@ -334,6 +340,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.callback_timeout = args.callback_timeout;
     config.label_lease = args.label_lease;
+    config.storage_quota = tessera_core::storage::StorageQuota {
+        bytes: args.storage_quota_bytes,
+        files: args.storage_quota_files,
+    };
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {

@@ -13,6 +13,7 @@ use axum::{
     Json,
 };
 use serde_json::{json, Value};
+use tessera_core::storage::{QuotaExceeded, StorageQuota, StorageUsage};
 use tessera_store::{new_file_id, remove_blob, FileRecord, NewFile, PartialFile, WriteError};
 
 use super::{
@@ -21,8 +22,7 @@ use super::{
 };
 use crate::{outbound, state::AppState};
 
-/// Largest file accepted by upload or import.
-pub const MAX_FILE_BYTES: u64 = 50 * 1024 * 1024;
+pub use tessera_core::storage::MAX_FILE_BYTES;
 
 fn file_json(team_id: &str, file: &FileRecord) -> Value {
     json!({
@@ -97,15 +97,49 @@ pub async fn json_body_limit(request: Request, next: Next) -> Response {
     response
 }
 
-fn write_error(err: WriteError) -> ApiError {
-    match err {
-        WriteError::TooLarge { .. } => too_large(),
-        WriteError::Io(err) => ApiError::internal(err),
+/// A team's storage quota is used up: 403, saying what is used and what is allowed.
+fn over_quota(err: &QuotaExceeded) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, err.to_string())
+}
+
+/// The team's storage as a request found it, and the largest file that may be written.
+struct Room {
+    quota: StorageQuota,
+    usage: StorageUsage,
+    cap: u64,
+}
+
+impl Room {
+    /// Reads the team's usage and refuses at once when not even one more byte or file fits,
+    /// before anything is read or written.
+    async fn check(state: &AppState, caller: &ApiCaller) -> ApiResult<Room> {
+        let quota = state.config.storage_quota;
+        let usage = state.store.storage_usage(&caller.team_id).await?;
+        quota.admit(usage, 1).map_err(|e| over_quota(&e))?;
+        Ok(Room {
+            quota,
+            usage,
+            cap: quota.largest_file(usage),
+        })
+    }
+
+    /// Why writing stopped: the file passed the per-file limit (413) or the free quota (403).
+    fn write_error(&self, err: WriteError) -> ApiError {
+        match err {
+            WriteError::TooLarge { cap } if cap < MAX_FILE_BYTES => {
+                match self.quota.admit(self.usage, cap.saturating_add(1)) {
+                    Err(exceeded) => over_quota(&exceeded),
+                    Ok(()) => too_large(),
+                }
+            }
+            WriteError::TooLarge { .. } => too_large(),
+            WriteError::Io(err) => ApiError::internal(err),
+        }
     }
 }
 
-/// Moves a received file to its final name and records it; a file whose row cannot be
-/// written is removed again.
+/// Moves a received file to its final name and records it within the team's quota (the
+/// reservation that holds under concurrency); a file that cannot be recorded is removed again.
 async fn store_received(
     state: &AppState,
     caller: &ApiCaller,
@@ -122,21 +156,28 @@ async fn store_received(
         .map_err(ApiError::internal)?;
     let inserted = state
         .store
-        .insert_file(&NewFile {
-            id,
-            team_id: caller.team_id.clone(),
-            mode: caller.mode,
-            filename: received.filename,
-            mime_type: received.mime_type,
-            size: i64::try_from(blob.size).unwrap_or(i64::MAX),
-            sha256: blob.sha256,
-            storage_key,
-            project_names: json!(project_names),
-            source_url,
-        })
+        .insert_file_within_quota(
+            &NewFile {
+                id,
+                team_id: caller.team_id.clone(),
+                mode: caller.mode,
+                filename: received.filename,
+                mime_type: received.mime_type,
+                size: i64::try_from(blob.size).unwrap_or(i64::MAX),
+                sha256: blob.sha256,
+                storage_key,
+                project_names: json!(project_names),
+                source_url,
+            },
+            state.config.storage_quota,
+        )
         .await;
     match inserted {
-        Ok(record) => Ok(Json(file_json(&caller.team_id, &record))),
+        Ok(Ok(record)) => Ok(Json(file_json(&caller.team_id, &record))),
+        Ok(Err(exceeded)) => {
+            remove_blob(&blob.path).await;
+            Err(over_quota(&exceeded))
+        }
         Err(err) => {
             remove_blob(&blob.path).await;
             Err(err.into())
@@ -158,13 +199,21 @@ fn multipart_error(err: &MultipartError, what: &str) -> ApiError {
 }
 
 /// Streams a `file` part into a partial file, chunk by chunk.
-async fn receive_part(state: &AppState, field: &mut Field<'_>, cap: u64) -> ApiResult<PartialFile> {
-    let mut partial = state.files.begin(cap).await.map_err(ApiError::internal)?;
+async fn receive_part(
+    state: &AppState,
+    field: &mut Field<'_>,
+    room: &Room,
+) -> ApiResult<PartialFile> {
+    let mut partial = state
+        .files
+        .begin(room.cap)
+        .await
+        .map_err(ApiError::internal)?;
     loop {
         let failed = match field.chunk().await {
             Ok(Some(chunk)) => match partial.write(&chunk).await {
                 Ok(()) => continue,
-                Err(err) => write_error(err),
+                Err(err) => room.write_error(err),
             },
             Ok(None) => return Ok(partial),
             Err(err) => multipart_error(&err, "The upload was interrupted"),
@@ -177,6 +226,7 @@ async fn receive_part(state: &AppState, field: &mut Field<'_>, cap: u64) -> ApiR
 /// Reads every part; the file (the last `file` part) is streamed to disk as it arrives.
 async fn read_parts(
     state: &AppState,
+    room: &Room,
     multipart: &mut Multipart,
     file: &mut Option<Received>,
     project_name: &mut Option<String>,
@@ -196,7 +246,7 @@ async fn read_parts(
                 if let Some(earlier) = file.take() {
                     earlier.partial.discard().await;
                 }
-                let partial = receive_part(state, &mut field, MAX_FILE_BYTES).await?;
+                let partial = receive_part(state, &mut field, room).await?;
                 *file = Some(Received {
                     filename,
                     mime_type,
@@ -218,11 +268,12 @@ async fn read_parts(
 }
 
 /// Upload a file (`multipart/form-data` with a `file` part and optional fields such as
-/// `project_name`). At most 50 MiB; the bytes stream to disk as they arrive.
+/// `project_name`). At most 50 MiB (413) and within the team's storage quota (403); the
+/// bytes stream to disk as they arrive.
 #[utoipa::path(
     post, path = "/v1/files/upload", tag = "files",
     request_body(content_type = "multipart/form-data", description = "A `file` part and optional `project_name`"),
-    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
+    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 403, description = "Storage quota used up", body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn upload_file(
@@ -236,9 +287,11 @@ pub async fn upload_file(
             e.body_text()
         ))
     })?;
+    let room = Room::check(&state, &caller).await?;
     let mut file = None;
     let mut project_name = None;
-    if let Err(err) = read_parts(&state, &mut multipart, &mut file, &mut project_name).await {
+    if let Err(err) = read_parts(&state, &room, &mut multipart, &mut file, &mut project_name).await
+    {
         if let Some(received) = file {
             received.partial.discard().await;
         }
@@ -252,10 +305,11 @@ pub async fn upload_file(
 
 /// Import a file from a URL (`{"file_url", "project_name"}`). The URL must be public unless
 /// the operator allows private targets; a URL that cannot be fetched gives 400, a file over
-/// 50 MiB 413. The response streams to disk as it arrives.
+/// 50 MiB 413, a file past the team's storage quota 403. The response streams to disk as it
+/// arrives.
 #[utoipa::path(
     post, path = "/v1/files/import", tag = "files", request_body = serde_json::Value,
-    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
+    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 403, description = "Storage quota used up", body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn import_file(
@@ -269,6 +323,7 @@ pub async fn import_file(
     let project_name = string_field(&body, "project_name", 1000)?;
     let url = outbound::check_url(&file_url, state.config.allow_private_callbacks)
         .map_err(|e| ApiError::bad_request(format!("Cannot import file_url: {e}")))?;
+    let room = Room::check(&state, &caller).await?;
     let cannot = |why: String| ApiError::bad_request(format!("Could not fetch file_url: {why}"));
     let mut response = state
         .outbound
@@ -288,6 +343,11 @@ pub async fn import_file(
     {
         return Err(too_large());
     }
+    if let Some(size) = response.content_length() {
+        room.quota
+            .admit(room.usage, size)
+            .map_err(|e| over_quota(&e))?;
+    }
     let mime = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -295,14 +355,14 @@ pub async fn import_file(
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
     let mut partial = state
         .files
-        .begin(MAX_FILE_BYTES)
+        .begin(room.cap)
         .await
         .map_err(ApiError::internal)?;
     loop {
         let failed = match response.chunk().await {
             Ok(Some(chunk)) => match partial.write(&chunk).await {
                 Ok(()) => continue,
-                Err(err) => write_error(err),
+                Err(err) => room.write_error(err),
             },
             Ok(None) => break,
             Err(err) => cannot(describe(&err)),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use reqwest::{multipart, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tessera_core::storage::StorageQuota;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{backend_test, helpers::*};
@@ -249,3 +250,147 @@ async fn imports_stream_to_disk_within_the_file_limit(backend: Backend) {
     app.stop().await;
 }
 backend_test!(imports_stream_to_disk_within_the_file_limit);
+
+fn with_quota(bytes: u64, files: u64) -> Options {
+    Options {
+        storage_quota: Some(StorageQuota { bytes, files }),
+        ..Options::default()
+    }
+}
+
+fn assert_over_quota(answer: &(StatusCode, Value), needle: &str) {
+    let (status, error) = answer;
+    assert_eq!(*status, StatusCode::FORBIDDEN, "{error}");
+    assert_eq!(error["status_code"], 403);
+    let text = error["error"].as_str().unwrap();
+    assert!(text.contains("quota"), "{text}");
+    assert!(text.contains(needle), "{text:?} lacks {needle:?}");
+}
+
+/// The team id of a stored file, from its `attachment_url`.
+fn team_of(file: &Value) -> String {
+    let url = file["attachment_url"].as_str().unwrap();
+    url.trim_start_matches("scaledata://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn storage_quotas_hold_per_team(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, with_quota(10_000, 3)).await;
+    let server = file_server().await;
+
+    // Bytes: what fits is stored up to the last byte; what does not is refused with the
+    // used and allowed amounts, and leaves nothing behind.
+    let bytes = Files::new(&app, "bytes@acme.test", "Bytes").await;
+    let (status, first) = bytes.upload("a.bin", vec![1; 6000]).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let team = team_of(&first);
+    let on_disk = stored_files(&app);
+    let over = bytes.upload("b.bin", vec![2; 5000]).await;
+    assert_over_quota(
+        &over,
+        "6000 bytes (5.9 KiB) stored of 10000 bytes (9.8 KiB) allowed",
+    );
+    assert_over_quota(&over, "at most 4000 bytes");
+    assert_over_quota(&bytes.import(&format!("{server}/5000")).await, "6000 bytes");
+    assert_over_quota(
+        &bytes.import(&format!("{server}/stream/5000")).await,
+        "6000 bytes",
+    );
+    assert_eq!(
+        stored_files(&app),
+        on_disk,
+        "refused files leave nothing on disk"
+    );
+    let usage = app.store.storage_usage(&team).await.unwrap();
+    assert_eq!((usage.bytes, usage.files), (6000, 1));
+
+    let (status, file) = bytes.import(&format!("{server}/4000")).await;
+    assert_eq!(status, StatusCode::OK, "{file}");
+    let full = stored_files(&app);
+    assert_over_quota(&bytes.upload("c.bin", vec![3; 1]).await, "10000 bytes");
+    assert_over_quota(&bytes.import(&format!("{server}/1")).await, "10000 bytes");
+    assert_eq!(stored_files(&app), full);
+    let usage = app.store.storage_usage(&team).await.unwrap();
+    assert_eq!((usage.bytes, usage.files), (10_000, 2));
+
+    // Files: the count is a limit of its own, for uploads and imports alike.
+    let count = Files::new(&app, "count@acme.test", "Count").await;
+    for i in 0..3 {
+        let (status, file) = count.upload(&format!("{i}.txt"), vec![b'x'; 10]).await;
+        assert_eq!(status, StatusCode::OK, "another team is unaffected: {file}");
+    }
+    let before = stored_files(&app);
+    assert_over_quota(
+        &count.upload("3.txt", vec![b'x'; 10]).await,
+        "3 files stored of 3 allowed",
+    );
+    assert_over_quota(
+        &count.import(&format!("{server}/10")).await,
+        "3 files stored of 3 allowed",
+    );
+    assert_eq!(stored_files(&app), before);
+
+    // The usage row matches the file rows, and the schema refuses a negative usage.
+    use sqlx::Connection;
+    let mut db = sqlx::AnyConnection::connect(&app.db.url).await.unwrap();
+    let (sum, n): (i64, i64) =
+        sqlx::query_as("SELECT CAST(SUM(size) AS BIGINT), COUNT(*) FROM files WHERE team_id = $1")
+            .bind(&team)
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert_eq!((sum, n), (10_000, 2));
+    let negative = sqlx::query("UPDATE team_storage SET bytes = bytes - 20000 WHERE team_id = $1")
+        .bind(&team)
+        .execute(&mut db)
+        .await;
+    assert!(negative.is_err(), "CHECK (bytes >= 0) holds");
+    db.close().await.unwrap();
+    app.stop().await;
+}
+backend_test!(storage_quotas_hold_per_team);
+
+async fn concurrent_uploads_never_pass_the_quota(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, with_quota(100_000, 1000)).await;
+    let files = std::sync::Arc::new(Files::new(&app, "race@acme.test", "Race").await);
+    let server = file_server().await;
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let files = files.clone();
+        let server = server.clone();
+        racers.spawn(async move {
+            if i % 3 == 0 {
+                files.import(&format!("{server}/7000")).await
+            } else {
+                files.upload(&format!("{i}.bin"), vec![9; 7000]).await
+            }
+        });
+    }
+    let mut stored = 0;
+    let mut team = None;
+    while let Some(answer) = racers.join_next().await {
+        let answer = answer.unwrap();
+        if answer.0 == StatusCode::OK {
+            stored += 1;
+            team = Some(team_of(&answer.1));
+        } else {
+            assert_over_quota(&answer, "allowed");
+        }
+    }
+    // 14 files of 7000 bytes fit in 100,000; the 15th never does, whatever the interleaving.
+    assert_eq!(stored, 14);
+    let usage = app.store.storage_usage(&team.unwrap()).await.unwrap();
+    assert_eq!((usage.bytes, usage.files), (98_000, 14));
+    let on_disk = stored_files(&app);
+    assert_eq!(on_disk.len(), 14, "{on_disk:?}");
+    let total: u64 = on_disk
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(total, 98_000);
+    app.stop().await;
+}
+backend_test!(concurrent_uploads_never_pass_the_quota);

@@ -173,6 +173,8 @@ pub struct Options {
     /// Refuse callbacks to loopback and private addresses, as production does (tests
     /// otherwise allow them, to reach receivers on 127.0.0.1).
     pub refuse_private_callbacks: bool,
+    /// Bytes and files each team may store, instead of the 5 GiB / 100,000 default.
+    pub storage_quota: Option<tessera_core::storage::StorageQuota>,
 }
 
 /// A running Tessera server.
@@ -235,6 +237,9 @@ impl TestApp {
         }
         if let Some(lease) = options.label_lease {
             config.label_lease = lease;
+        }
+        if let Some(quota) = options.storage_quota {
+            config.storage_quota = quota;
         }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
