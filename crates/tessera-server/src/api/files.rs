@@ -92,7 +92,14 @@ pub async fn json_body_limit(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if api && response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return too_large().into_response();
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "The request body is too large: files are limited to {} MiB, other requests to 1 MiB.",
+                MAX_FILE_BYTES / 1024 / 1024
+            ),
+        )
+        .into_response();
     }
     response
 }
