@@ -11,6 +11,7 @@ pub mod policy;
 pub mod profile;
 pub mod retry;
 pub mod role;
+pub mod storage;
 pub mod tasks;
 pub mod team;
 

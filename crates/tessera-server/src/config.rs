@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use tessera_core::retry::RetrySchedule;
+use tessera_core::{retry::RetrySchedule, storage::StorageQuota};
 use url::Url;
 
 use crate::crypto::MasterKey;
@@ -42,6 +42,8 @@ pub struct Config {
     /// Without SMTP, print whole mail bodies (with their invitation links) to the log: a
     /// local-trial convenience, off by default because links in logs are credentials.
     pub log_mail_bodies: bool,
+    /// Bytes and files each team may store, live and test together.
+    pub storage_quota: StorageQuota,
 }
 
 impl Config {
@@ -72,6 +74,7 @@ impl Config {
             team_test_tasks_per_hour: 10_000,
             team_callback_emails_per_hour: 100,
             log_mail_bodies: false,
+            storage_quota: StorageQuota::default(),
         }
     }
 

@@ -43,9 +43,10 @@ use tower_http::{
 pub use config::Config;
 pub use state::AppState;
 
-/// Largest request body accepted anywhere: a file upload. JSON bodies (1 MiB) and dashboard
-/// forms (64 KiB) are limited further.
-pub const MAX_BODY_BYTES: usize = api::files::MAX_FILE_BYTES + 64 * 1024;
+/// Largest request body accepted anywhere: a file upload (the file plus room for the other
+/// multipart fields). It bounds bytes on the wire, not memory: uploads stream to disk. JSON
+/// bodies (1 MiB) and dashboard forms (64 KiB) are limited further.
+pub const MAX_BODY_BYTES: usize = api::files::MAX_FILE_BYTES as usize + 64 * 1024;
 
 /// Every route, with the middleware that applies to it.
 pub fn router(state: AppState) -> Router {
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(api::files::json_body_limit))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         // Invitation links carry a token in the path: never leak it in a Referer.
@@ -177,8 +179,11 @@ const PRUNE_EVERY: u32 = 20;
 /// How long the attempts of a callback stay on the dashboard.
 const CALLBACK_ATTEMPTS_KEPT_MS: i64 = 30 * 86_400_000;
 
-/// Background upkeep: records API key use every few seconds; prunes expired sessions and
-/// stale rate-limit events every few minutes.
+/// A partial upload untouched this long was left by a crash (requests time out after 30 s).
+const STALE_PARTIAL_FILE: Duration = Duration::from_secs(3600);
+
+/// Background upkeep: records API key use every few seconds; prunes expired sessions, stale
+/// rate-limit events and partial uploads left by a crash at start and every few minutes.
 async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut ticks: u32 = 0;
     loop {
@@ -194,6 +199,11 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
             let before = tessera_store::now_ms() - CALLBACK_ATTEMPTS_KEPT_MS;
             if let Err(err) = state.store.prune_callback_attempts(before).await {
                 tracing::warn!(error = %err, "pruning callback attempts failed");
+            }
+            match state.files.sweep_partials(STALE_PARTIAL_FILE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed stale partial uploads"),
+                Err(err) => tracing::warn!(error = %err, "sweeping partial uploads failed"),
             }
         }
         ticks = ticks.wrapping_add(1);

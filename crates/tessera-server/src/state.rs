@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tessera_store::Store;
+use tessera_store::{FileStorage, Store};
 use tokio::sync::Notify;
 
 use crate::{api::auth::KeyCache, config::Config, outbound};
@@ -26,6 +26,8 @@ pub struct Inner {
     pub outbound: reqwest::Client,
     /// Test tasks each team may create per hour.
     pub test_tasks: crate::quota::HourlyBudget,
+    /// Uploaded and imported file bytes, under `DATA_DIR/files`.
+    pub files: FileStorage,
 }
 
 impl AppState {
@@ -35,6 +37,7 @@ impl AppState {
             config.allow_private_callbacks,
             std::time::Duration::from_secs(30),
         );
+        let files = FileStorage::new(config.data_dir.join("files"));
         Self(Arc::new(Inner {
             store,
             test_tasks: crate::quota::HourlyBudget::new(config.team_test_tasks_per_hour),
@@ -44,6 +47,7 @@ impl AppState {
             callbacks_queued: Notify::new(),
             api_keys: KeyCache::default(),
             outbound,
+            files,
         }))
     }
 }

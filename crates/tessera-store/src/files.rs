@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 use sqlx::{any::AnyRow, Row};
-use tessera_core::Mode;
+use tessera_core::{
+    storage::{QuotaExceeded, StorageQuota, StorageUsage},
+    Mode,
+};
 
 use crate::{new_id, now_ms, projects::json_column, Store, StoreResult};
 
@@ -52,9 +55,76 @@ fn file_from_row(row: &AnyRow) -> StoreResult<FileRecord> {
     })
 }
 
+/// A quota value as the schema stores it (BIGINT).
+fn bigint(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn usage_from(bytes: i64, files: i64) -> StorageUsage {
+    StorageUsage {
+        bytes: u64::try_from(bytes).unwrap_or(0),
+        files: u64::try_from(files).unwrap_or(0),
+    }
+}
+
 impl Store {
-    pub async fn insert_file(&self, new: &NewFile) -> StoreResult<FileRecord> {
+    /// What a team stores now, both modes together.
+    pub async fn storage_usage(&self, team_id: &str) -> StoreResult<StorageUsage> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT bytes, files FROM team_storage WHERE team_id = $1")
+                .bind(team_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(row.map_or_else(StorageUsage::default, |(b, f)| usage_from(b, f)))
+    }
+
+    /// Records a stored file if it fits the team's `quota`: the usage row is raised with a
+    /// conditional UPDATE in the transaction that inserts the file, so concurrent uploads (on
+    /// any replica) can never together pass the quota; the loser gets what is used now.
+    pub async fn insert_file_within_quota(
+        &self,
+        new: &NewFile,
+        quota: StorageQuota,
+    ) -> StoreResult<Result<FileRecord, QuotaExceeded>> {
         let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO team_storage (team_id, bytes, files, updated_at) VALUES ($1, 0, 0, $2) \
+             ON CONFLICT (team_id) DO NOTHING",
+        )
+        .bind(&new.team_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let reserved = sqlx::query(
+            "UPDATE team_storage SET bytes = bytes + $2, files = files + 1, updated_at = $3 \
+             WHERE team_id = $1 AND bytes + $2 <= $4 AND files + 1 <= $5",
+        )
+        .bind(&new.team_id)
+        .bind(new.size)
+        .bind(now)
+        .bind(bigint(quota.bytes))
+        .bind(bigint(quota.files))
+        .execute(&mut *tx)
+        .await?;
+        if reserved.rows_affected() == 0 {
+            let (bytes, files): (i64, i64) =
+                sqlx::query_as("SELECT bytes, files FROM team_storage WHERE team_id = $1")
+                    .bind(&new.team_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            tx.rollback().await?;
+            let usage = usage_from(bytes, files);
+            let size = u64::try_from(new.size).unwrap_or(u64::MAX);
+            return Ok(Err(quota.admit(usage, size).err().unwrap_or(
+                // Only reachable if usage fell between the two statements (files are never
+                // deleted today): report the bytes as they stand.
+                QuotaExceeded::Bytes {
+                    used: usage.bytes,
+                    limit: quota.bytes,
+                },
+            )));
+        }
         sqlx::query(
             "INSERT INTO files (id, team_id, mode, filename, mime_type, size, sha256, storage_key, project_names, source_url, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
@@ -70,9 +140,10 @@ impl Store {
         .bind(new.project_names.to_string())
         .bind(new.source_url.as_deref())
         .bind(now)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(FileRecord {
+        tx.commit().await?;
+        Ok(Ok(FileRecord {
             id: new.id.clone(),
             filename: new.filename.clone(),
             mime_type: new.mime_type.clone(),
@@ -82,7 +153,7 @@ impl Store {
             project_names: new.project_names.clone(),
             created_at: now,
             updated_at: now,
-        })
+        }))
     }
 
     pub async fn get_file(

@@ -8,6 +8,7 @@
 
 mod audit;
 mod bench;
+mod blobs;
 mod callback_emails;
 mod callbacks;
 mod error;
@@ -35,6 +36,7 @@ use sqlx::{
 };
 
 pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
+pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};
 pub use callback_emails::{CallbackEmail, NewCallbackEmail};
 pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,

@@ -34,6 +34,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "callback_emails",
         sql: include_str!("../migrations/0004_callback_emails.sql"),
     },
+    Migration {
+        version: 5,
+        name: "storage_usage",
+        sql: include_str!("../migrations/0005_storage_usage.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

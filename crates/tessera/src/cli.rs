@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the dashboard, the API and the background workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
     /// Benchmark support (see bench/run): reference measurements and bulk seeding.
@@ -123,6 +123,12 @@ struct ServeArgs {
     /// For a local trial only: links in logs are credentials.
     #[arg(long, env = "TESSERA_LOG_MAIL_BODIES", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     log_mail_bodies: bool,
+    /// Bytes of uploaded and imported files a team may store (live and test together).
+    #[arg(long, env = "TESSERA_STORAGE_QUOTA_BYTES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_BYTES)]
+    storage_quota_bytes: u64,
+    /// Number of uploaded and imported files a team may store (live and test together).
+    #[arg(long, env = "TESSERA_STORAGE_QUOTA_FILES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_FILES)]
+    storage_quota_files: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -396,7 +402,7 @@ fn init_logging() {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(storage) => {
             init_logging();
             storage.store().await?;
@@ -450,6 +456,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.team_test_tasks_per_hour = args.team_test_tasks_per_hour;
     config.team_callback_emails_per_hour = args.team_callback_emails_per_hour;
     config.log_mail_bodies = args.log_mail_bodies;
+    config.storage_quota = tessera_core::storage::StorageQuota {
+        bytes: args.storage_quota_bytes,
+        files: args.storage_quota_files,
+    };
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {

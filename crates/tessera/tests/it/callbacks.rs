@@ -840,7 +840,15 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
         .into_iter()
         .find(|m| m.to == "hooks@receiver.test")
         .expect("a confirmation mail");
-    let text = String::from_utf8(app.key.open(&Purpose::mail_body(&confirmation.to), &confirmation.body_sealed).unwrap()).unwrap();
+    let text = String::from_utf8(
+        app.key
+            .open(
+                &Purpose::mail_body(&confirmation.to),
+                &confirmation.body_sealed,
+            )
+            .unwrap(),
+    )
+    .unwrap();
     let token: String = text
         .split("/callbacks/emails/verify/")
         .nth(1)

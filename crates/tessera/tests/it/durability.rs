@@ -610,7 +610,14 @@ async fn invitation_tokens_stay_out_of_the_log(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let body = String::from_utf8(key.open(&tessera_server::crypto::Purpose::mail_body(&mail.to), &mail.body_sealed).unwrap()).unwrap();
+    let body = String::from_utf8(
+        key.open(
+            &tessera_server::crypto::Purpose::mail_body(&mail.to),
+            &mail.body_sealed,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let link = invite_path(&body);
     let token = link.trim_start_matches("/invite/").to_owned();
     assert!(token.len() > 20, "{link}");

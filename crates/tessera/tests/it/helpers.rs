@@ -183,6 +183,8 @@ pub struct Options {
     pub callback_emails_per_hour: Option<u64>,
     /// Serve with this master key instead of a fresh random one.
     pub master_key: Option<MasterKey>,
+    /// Bytes and files each team may store, instead of the 5 GiB / 100,000 default.
+    pub storage_quota: Option<tessera_core::storage::StorageQuota>,
 }
 
 /// A running Tessera server.
@@ -253,6 +255,9 @@ impl TestApp {
         }
         if let Some(max) = options.callback_emails_per_hour {
             config.team_callback_emails_per_hour = max;
+        }
+        if let Some(quota) = options.storage_quota {
+            config.storage_quota = quota;
         }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();

@@ -9,6 +9,7 @@ mod authz;
 mod callbacks;
 mod cli;
 mod durability;
+mod files;
 mod invariants;
 mod mail;
 mod sealing;
