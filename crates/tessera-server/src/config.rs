@@ -34,6 +34,12 @@ pub struct Config {
     pub callback_timeout: Duration,
     /// How long a labeler holds a claimed task before it returns to the queue.
     pub label_lease: Duration,
+    /// Time a client has to send a request's line and headers (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay silent between requests.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -61,12 +67,24 @@ impl Config {
             callback_retry: default_callback_retry(),
             callback_timeout: Duration::from_secs(10),
             label_lease: Duration::from_secs(600),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
     }
 
     /// Cookies get `Secure` when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// The HTTP server's connection limits.
+    pub fn connection_limits(&self) -> crate::serve::ConnectionLimits {
+        crate::serve::ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
     }
 
     /// An absolute link under the public URL.

@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the dashboard, the API and the background workers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
     /// Benchmark support (see bench/run): reference measurements and bulk seeding.
@@ -105,6 +105,15 @@ struct ServeArgs {
     /// How long a labeler holds a claimed task before it returns to the queue.
     #[arg(long, env = "TESSERA_LABEL_LEASE", default_value = "10m", value_parser = parse_duration_arg)]
     label_lease: Duration,
+    /// Time a client has to send a request's line and headers; slower connections are closed.
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration_arg)]
+    header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay silent between requests before it is closed.
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration_arg)]
+    idle_timeout: Duration,
+    /// Connections served at once; further ones wait (in the listen backlog) until one closes.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -287,7 +296,7 @@ fn init_logging() {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(storage) => {
             init_logging();
             storage.store().await?;
@@ -334,6 +343,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.callback_timeout = args.callback_timeout;
     config.label_lease = args.label_lease;
+    if args.header_read_timeout.is_zero() || args.idle_timeout.is_zero() {
+        bail!("--header-read-timeout and --idle-timeout must be longer than zero");
+    }
+    config.header_read_timeout = args.header_read_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.max_connections = args.max_connections as usize;
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {

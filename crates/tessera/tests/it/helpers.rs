@@ -173,6 +173,10 @@ pub struct Options {
     /// Refuse callbacks to loopback and private addresses, as production does (tests
     /// otherwise allow them, to reach receivers on 127.0.0.1).
     pub refuse_private_callbacks: bool,
+    /// Connection limits of the HTTP server (defaults: 10s, 60s, 1024).
+    pub header_read_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
 }
 
 /// A running Tessera server.
@@ -235,6 +239,15 @@ impl TestApp {
         }
         if let Some(lease) = options.label_lease {
             config.label_lease = lease;
+        }
+        if let Some(timeout) = options.header_read_timeout {
+            config.header_read_timeout = timeout;
+        }
+        if let Some(timeout) = options.idle_timeout {
+            config.idle_timeout = timeout;
+        }
+        if let Some(max) = options.max_connections {
+            config.max_connections = max;
         }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();

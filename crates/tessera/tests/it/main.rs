@@ -11,4 +11,5 @@ mod cli;
 mod durability;
 mod invariants;
 mod mail;
+mod server;
 mod team;
