@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use tessera_core::retry::RetrySchedule;
+use tessera_core::{client_ip::TrustedProxies, retry::RetrySchedule};
 use url::Url;
 
 use crate::crypto::MasterKey;
@@ -40,6 +40,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog until one closes.
     pub max_connections: usize,
+    /// Peers (load balancers) whose `X-Forwarded-For` names the client; empty: the header is
+    /// ignored and the socket's address is the client's.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -70,6 +73,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 

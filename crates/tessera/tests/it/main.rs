@@ -8,6 +8,7 @@ mod api;
 mod authz;
 mod callbacks;
 mod cli;
+mod client_ip;
 mod durability;
 mod invariants;
 mod mail;

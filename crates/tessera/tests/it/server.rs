@@ -234,7 +234,7 @@ async fn graceful_shutdown_finishes_a_slow_request(backend: Backend) {
 backend_test!(graceful_shutdown_finishes_a_slow_request);
 
 /// Runs `tessera serve ARGS` on a throwaway data dir; it must refuse to start.
-async fn serve_refuses(args: &[&str]) -> String {
+pub async fn serve_refuses(args: &[&str]) -> String {
     let dir = std::env::temp_dir().join(crate::helpers::unique("tessera-serve-"));
     let output = timeout(
         Duration::from_secs(30),
