@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client_ip;
 pub mod email;
 pub mod mode;
 pub mod policy;

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use tessera_core::{retry::RetrySchedule, storage::StorageQuota};
+use tessera_core::{client_ip::TrustedProxies, retry::RetrySchedule, storage::StorageQuota};
 use url::Url;
 
 use crate::crypto::MasterKey;
@@ -44,6 +44,15 @@ pub struct Config {
     pub log_mail_bodies: bool,
     /// Bytes and files each team may store, live and test together.
     pub storage_quota: StorageQuota,
+    /// Time a client has to send a request's line and headers (slowloris guard).
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay silent between requests.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Peers (load balancers) whose `X-Forwarded-For` names the client; empty: the header is
+    /// ignored and the socket's address is the client's.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -75,12 +84,25 @@ impl Config {
             team_callback_emails_per_hour: 100,
             log_mail_bodies: false,
             storage_quota: StorageQuota::default(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
     /// Cookies get `Secure` when the public URL is https.
     pub fn secure_cookies(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// The HTTP server's connection limits.
+    pub fn connection_limits(&self) -> crate::serve::ConnectionLimits {
+        crate::serve::ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
     }
 
     /// An absolute link under the public URL.

@@ -17,6 +17,7 @@ pub mod mail;
 pub mod outbound;
 pub mod quota;
 pub mod ratelimit;
+pub mod serve;
 pub mod staff;
 pub mod state;
 pub mod team;
@@ -155,13 +156,17 @@ impl Application {
                     .await;
             })
         };
-        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
+        let limits = self.state.config.connection_limits();
+        serve::serve(
+            self.listener,
+            router(self.state.clone()),
+            limits,
+            async move {
                 shutdown.await;
                 let _ = stop_tx.send(true);
-            })
-            .await?;
+            },
+        )
+        .await;
         let _ = mail_task.await;
         let _ = callbacks_task.await;
         let _ = housekeeping.await;

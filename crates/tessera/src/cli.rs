@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use tessera_core::retry::{parse_duration, RetrySchedule};
+use tessera_core::{
+    client_ip::TrustedProxies,
+    retry::{parse_duration, RetrySchedule},
+};
 use tessera_server::{
     config::Config,
     crypto::{write_key_file, MasterKey},
@@ -129,6 +132,19 @@ struct ServeArgs {
     /// Number of uploaded and imported files a team may store (live and test together).
     #[arg(long, env = "TESSERA_STORAGE_QUOTA_FILES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_FILES)]
     storage_quota_files: u64,
+    /// Time a client has to send a request's line and headers; slower connections are closed.
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration_arg)]
+    header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay silent between requests before it is closed.
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration_arg)]
+    idle_timeout: Duration,
+    /// Connections served at once; further ones wait (in the listen backlog) until one closes.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Load balancers or reverse proxies (CIDRs, e.g. 10.0.0.0/8,fd00::/8) whose
+    /// X-Forwarded-For names the client; without it the header is ignored.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_parser = parse_trusted_proxies_arg)]
+    trusted_proxies: Option<TrustedProxies>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -328,6 +344,10 @@ fn parse_duration_arg(raw: &str) -> Result<Duration, String> {
     parse_duration(raw).map_err(|e| e.0)
 }
 
+fn parse_trusted_proxies_arg(raw: &str) -> Result<TrustedProxies, String> {
+    raw.parse().map_err(|e: tessera_core::Invalid| e.0)
+}
+
 fn parse_schedule_arg(raw: &str) -> Result<RetrySchedule, String> {
     RetrySchedule::parse(raw).map_err(|e| e.0)
 }
@@ -460,6 +480,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         bytes: args.storage_quota_bytes,
         files: args.storage_quota_files,
     };
+    if args.header_read_timeout.is_zero() || args.idle_timeout.is_zero() {
+        bail!("--header-read-timeout and --idle-timeout must be longer than zero");
+    }
+    config.header_read_timeout = args.header_read_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.max_connections = args.max_connections as usize;
+    config.trusted_proxies = args.trusted_proxies.unwrap_or_default();
     let backend = if config.database_url.starts_with("sqlite:") {
         "SQLite"
     } else {

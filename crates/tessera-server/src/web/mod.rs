@@ -6,11 +6,13 @@ pub mod session;
 
 use askama::Template;
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::{ConnectInfo, FromRef, FromRequestParts},
     http::{header, request::Parts, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use tessera_core::{can, Action, Actor};
+
+use crate::state::AppState;
 
 pub use csrf::CsrfToken;
 pub use error::{WebError, WebResult};
@@ -189,19 +191,37 @@ pub async fn clear_flash(
     response
 }
 
-/// The peer's IP address (recorded in the audit log and used for rate limits).
+/// The client's IP address (recorded in the audit log and used for rate limits): the
+/// socket's peer, or, when that peer is one of `--trusted-proxies`, the address it forwarded
+/// in `X-Forwarded-For` (see [`tessera_core::client_ip`]).
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp
+where
+    AppState: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_default();
-        Ok(ClientIp(ip))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
+        else {
+            return Ok(ClientIp(String::new()));
+        };
+        let state = AppState::from_ref(state);
+        let trusted = &state.config.trusted_proxies;
+        if trusted.is_empty() {
+            return Ok(ClientIp(peer.ip().to_canonical().to_string()));
+        }
+        // A value that is not text cannot be parsed as an address: the proxy's own address
+        // is used then.
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|value| value.to_str().unwrap_or("?"));
+        Ok(ClientIp(
+            trusted.client_ip(peer.ip(), forwarded).to_string(),
+        ))
     }
 }
 

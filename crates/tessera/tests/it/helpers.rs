@@ -185,6 +185,12 @@ pub struct Options {
     pub master_key: Option<MasterKey>,
     /// Bytes and files each team may store, instead of the 5 GiB / 100,000 default.
     pub storage_quota: Option<tessera_core::storage::StorageQuota>,
+    /// Connection limits of the HTTP server (defaults: 10s, 60s, 1024).
+    pub header_read_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+    /// `--trusted-proxies` (e.g. `127.0.0.1/32`).
+    pub trusted_proxies: Option<&'static str>,
 }
 
 /// A running Tessera server.
@@ -259,6 +265,18 @@ impl TestApp {
         if let Some(quota) = options.storage_quota {
             config.storage_quota = quota;
         }
+        if let Some(timeout) = options.header_read_timeout {
+            config.header_read_timeout = timeout;
+        }
+        if let Some(timeout) = options.idle_timeout {
+            config.idle_timeout = timeout;
+        }
+        if let Some(max) = options.max_connections {
+            config.max_connections = max;
+        }
+        if let Some(proxies) = options.trusted_proxies {
+            config.trusted_proxies = proxies.parse().unwrap();
+        }
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = probe.local_addr().unwrap();
         drop(probe);
@@ -283,6 +301,17 @@ impl TestApp {
 
     pub fn browser(&self) -> Browser {
         Browser::new(&self.base)
+    }
+
+    /// A browser whose every request carries `X-Forwarded-For: forwarded_for`, as if behind
+    /// a load balancer (or a client trying to pass for someone else).
+    pub fn browser_forwarded_for(&self, forwarded_for: &str) -> Browser {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            header::HeaderValue::from_str(forwarded_for).unwrap(),
+        );
+        Browser::with_headers(&self.base, headers)
     }
 
     /// Signs up a new team through the dashboard; returns the Admin's browser.
@@ -382,7 +411,13 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Browser {
+        Self::with_headers(base, header::HeaderMap::new())
+    }
+
+    /// A browser sending `headers` with every request.
+    pub fn with_headers(base: &str, headers: header::HeaderMap) -> Browser {
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .cookie_store(true)
             .redirect(redirect::Policy::none())
             .build()
