@@ -22,6 +22,8 @@ pub struct Config {
     pub master_key: MasterKey,
     pub invitation_ttl: Duration,
     pub session_ttl: Duration,
+    /// A session unused for this long ends (before `session_ttl`).
+    pub session_idle_timeout: Duration,
     pub mail_retry: RetrySchedule,
     /// How soon an invitation may be sent again.
     pub resend_interval: Duration,
@@ -74,6 +76,7 @@ impl Config {
             master_key,
             invitation_ttl: Duration::from_secs(7 * 86_400),
             session_ttl: Duration::from_secs(14 * 86_400),
+            session_idle_timeout: Duration::from_secs(12 * 3600),
             mail_retry: default_mail_retry(),
             resend_interval: Duration::from_secs(60),
             allow_private_callbacks: false,
@@ -102,6 +105,16 @@ impl Config {
             header_read_timeout: self.header_read_timeout,
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
+        }
+    }
+
+    /// The name of a cookie: with the `__Host-` prefix when cookies are `Secure` (https), so
+    /// that no subdomain or plain-http page can set or shadow it.
+    pub fn cookie_name(&self, base: &'static str) -> std::borrow::Cow<'static, str> {
+        if self.secure_cookies() {
+            format!("__Host-{base}").into()
+        } else {
+            base.into()
         }
     }
 

@@ -97,7 +97,23 @@ pub fn router(state: AppState) -> Router {
                 "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
             ),
         ))
+        .layer(middleware::map_response_with_state(state.clone(), strict_transport_security))
         .with_state(state)
+}
+
+/// Under an https public URL, browsers are told to use https only (HSTS, one year); over
+/// plain http the header would be ignored, so it is not sent.
+async fn strict_transport_security(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if state.config.secure_cookies() {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// A bound, migrated, ready-to-run server.

@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "storage_usage",
         sql: include_str!("../migrations/0005_storage_usage.sql"),
     },
+    Migration {
+        version: 6,
+        name: "session_idle",
+        sql: include_str!("../migrations/0006_session_idle.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

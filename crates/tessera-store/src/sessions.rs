@@ -17,8 +17,8 @@ impl Store {
         user_agent: &str,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, ip, user_agent, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $3)",
         )
         .bind(token_hash)
         .bind(user_id)
@@ -31,17 +31,32 @@ impl Store {
         Ok(())
     }
 
-    /// The user behind a live session, if any.
-    pub async fn session_user(&self, token_hash: &str) -> StoreResult<Option<User>> {
+    /// The user behind a live session, if any: not past its expiry, and used within the last
+    /// `idle_ms`. A use marks the session seen again, writing at most once per `idle_ms / 8`
+    /// (and at least once a minute), not on every request.
+    pub async fn session_user(&self, token_hash: &str, idle_ms: i64) -> StoreResult<Option<User>> {
+        let now = now_ms();
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2"
+            "SELECT {USER_COLUMNS}, s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
         ))
         .bind(token_hash)
-        .bind(now_ms())
+        .bind(now)
+        .bind(now - idle_ms)
         .fetch_optional(&self.reader)
         .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let last_seen: i64 = sqlx::Row::try_get(&row, "last_seen_at")?;
+        if now - last_seen > (idle_ms / 8).min(60_000) {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(now)
+                .bind(token_hash)
+                .execute(&self.writer)
+                .await?;
+        }
+        user_from_row(&row).map(Some)
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {

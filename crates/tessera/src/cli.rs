@@ -122,6 +122,9 @@ struct ServeArgs {
         default_value_t = 100
     )]
     team_callback_emails_per_hour: u64,
+    /// A dashboard session unused for this long ends (sessions end after 14 days regardless).
+    #[arg(long, env = "TESSERA_SESSION_IDLE_TIMEOUT", default_value = "12h", value_parser = parse_duration_arg)]
+    session_idle_timeout: Duration,
     /// Without --smtp-url, print whole mail bodies (invitation links included) to the log.
     /// For a local trial only: links in logs are credentials.
     #[arg(long, env = "TESSERA_LOG_MAIL_BODIES", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
@@ -476,6 +479,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.team_test_tasks_per_hour = args.team_test_tasks_per_hour;
     config.team_callback_emails_per_hour = args.team_callback_emails_per_hour;
     config.log_mail_bodies = args.log_mail_bodies;
+    if args.session_idle_timeout.is_zero() {
+        bail!("--session-idle-timeout must be longer than zero");
+    }
+    config.session_idle_timeout = args.session_idle_timeout;
     config.storage_quota = tessera_core::storage::StorageQuota {
         bytes: args.storage_quota_bytes,
         files: args.storage_quota_files,

@@ -169,7 +169,7 @@ async fn signup(
         Ok((team, user)) => {
             crate::keys::service::provision_team(&state.store, &state.config.master_key, &team.id)
                 .await?;
-            let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
+            let cookies = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
             let mut response = redirect_with_flash(
                 "/team",
                 &format!(
@@ -177,7 +177,9 @@ async fn signup(
                     team.name
                 ),
             );
-            response.headers_mut().append(header::SET_COOKIE, cookie);
+            for cookie in cookies {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
             Ok(response)
         }
         // Signed up at the same moment by another request.
@@ -328,10 +330,12 @@ async fn login(
     };
     ip_slot.release(&state).await?;
     ratelimit::clear(&state, Limit::LoginPerAccount, email.normalized()).await?;
-    let cookie = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
+    let cookies = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
     let target = next.unwrap_or_else(|| "/".to_owned());
     let mut response = Redirect::to(&target).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cookie);
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     Ok(response)
 }
 
@@ -340,7 +344,7 @@ async fn logout(State(state): State<AppState>, Viewer(viewer): Viewer) -> WebRes
         state.store.delete_session(&who.session_hash).await?;
     }
     let mut response = redirect_with_flash("/login", "You have been logged out.");
-    let (name, value) = session::clear_cookie();
+    let (name, value) = session::clear_cookie(&state);
     response.headers_mut().append(name, value);
     Ok(response)
 }

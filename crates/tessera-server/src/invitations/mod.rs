@@ -543,7 +543,7 @@ async fn accept(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let cookie = session::start(&state, &user.id, &ip.0, user_agent).await?;
+    let cookies = session::start(&state, &user.id, &ip.0, user_agent).await?;
     // The page the role is for, as `home_path` picks it: a labeler works the labeling queue.
     let landing = if link.invitation.role == tessera_core::Role::Labeler {
         "/label"
@@ -558,6 +558,8 @@ async fn accept(
             link.invitation.role.label()
         ),
     );
-    response.headers_mut().append(header::SET_COOKIE, cookie);
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
     Ok(response)
 }

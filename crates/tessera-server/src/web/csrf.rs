@@ -1,9 +1,12 @@
 //! CSRF protection for every state-changing dashboard request.
 //!
-//! Signed double-submit: the browser holds a random `tessera_csrf` cookie (HttpOnly,
-//! SameSite=Lax); each form carries `csrf_token = HMAC(key, cookie)`. A cross-site page can
-//! neither read the cookie nor compute the token. The check runs in middleware on every
-//! non-GET request outside the API, so no form can forget it.
+//! Signed double-submit bound to the session: the browser holds a random `tessera_csrf`
+//! cookie (HttpOnly, SameSite=Lax; `__Host-` prefixed under https); each form carries
+//! `csrf_token = HMAC(key, cookie ‖ session)`. A cross-site page can neither read the cookies
+//! nor compute the token, and a token obtained in another session (an attacker's own, planted
+//! with a tossed cookie) does not verify in the victim's. The cookie is replaced at sign-in.
+//! The check runs in middleware on every non-GET request outside the API, so no form can
+//! forget it.
 
 use axum::{
     body::{to_bytes, Body},
@@ -39,19 +42,44 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
     }
 }
 
-fn cookie_value(request: &Request) -> Option<String> {
+fn cookie_value(request: &Request, state: &AppState) -> Option<String> {
     let jar = axum_extra::extract::CookieJar::from_headers(request.headers());
-    jar.get(CSRF_COOKIE)
+    jar.get(&state.config.cookie_name(CSRF_COOKIE))
         .map(|c| c.value().to_owned())
         .filter(|v| v.len() >= 32 && v.len() <= 64)
 }
 
+/// The token for a cookie seed in the session the request carries (none before sign-in).
+fn token_for(state: &AppState, seed: &str, session: Option<&str>) -> String {
+    let session = session.map(crate::crypto::token_digest).unwrap_or_default();
+    mac(&state.csrf_key, format!("{seed}|{session}").as_bytes())
+}
+
+fn cookie_header(state: &AppState, seed: &str) -> HeaderValue {
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={seed}; Path=/; HttpOnly; SameSite=Lax{secure}",
+        state.config.cookie_name(CSRF_COOKIE)
+    );
+    HeaderValue::from_str(&cookie).expect("random tokens are header-safe")
+}
+
+/// A `Set-Cookie` for a new CSRF seed, sent at sign-in.
+pub fn fresh_cookie(state: &AppState) -> HeaderValue {
+    cookie_header(state, &random_token())
+}
+
 /// Middleware: issues the cookie when missing, exposes the token, verifies unsafe requests.
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let existing = cookie_value(&request);
+    let existing = cookie_value(&request, &state);
     let seed = existing.clone().unwrap_or_else(random_token);
-    let token = mac(&state.csrf_key, seed.as_bytes());
     let (mut parts, body) = request.into_parts();
+    let session = crate::web::session::session_token(&parts, &state);
+    let token = token_for(&state, &seed, session.as_deref());
     parts.extensions.insert(CsrfToken(token.clone()));
 
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -98,16 +126,16 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     };
 
     let mut response = next.run(request).await;
-    if existing.is_none() {
-        let secure = if state.config.secure_cookies() {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!("{CSRF_COOKIE}={seed}; Path=/; HttpOnly; SameSite=Lax{secure}");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
+    // A handler that signed someone in set a fresh cookie already.
+    let replaced = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains(CSRF_COOKIE)));
+    if existing.is_none() && !replaced {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie_header(&state, &seed));
     }
     response
 }

@@ -97,11 +97,12 @@ pub fn actor_for(user: &User) -> Actor {
 
 async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>> {
     let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
-    let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+    let Some(token) = session_token(parts, state) else {
         return Ok(None);
     };
     let session_hash = token_digest(&token);
-    let Some(user) = state.store.session_user(&session_hash).await? else {
+    let idle_ms = i64::try_from(state.config.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
+    let Some(user) = state.store.session_user(&session_hash, idle_ms).await? else {
         return Ok(None);
     };
     let team_name = match user.team_id.as_deref() {
@@ -160,13 +161,22 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// Starts a session for `user_id` and returns the `Set-Cookie` header carrying it.
+/// The session cookie's token, if the request carries one (valid or not).
+pub fn session_token(parts: &Parts, state: &AppState) -> Option<String> {
+    let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
+    jar.get(&state.config.cookie_name(SESSION_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Starts a session for `user_id` and returns the `Set-Cookie` headers to send: the session
+/// cookie, and a fresh CSRF cookie (tokens from before the sign-in stop working).
 pub async fn start(
     state: &AppState,
     user_id: &str,
     ip: &str,
     user_agent: &str,
-) -> WebResult<HeaderValue> {
+) -> WebResult<Vec<HeaderValue>> {
     let token = random_token();
     let ttl = state.config.session_ttl;
     let expires_at =
@@ -182,16 +192,27 @@ pub async fn start(
         ""
     };
     let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        "{}={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        state.config.cookie_name(SESSION_COOKIE),
         ttl.as_secs()
     );
-    HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))
+    let session = HeaderValue::from_str(&cookie).map_err(|e| WebError::Internal(e.into()))?;
+    Ok(vec![session, crate::web::csrf::fresh_cookie(state)])
 }
 
 /// A `Set-Cookie` header that removes the session cookie.
-pub fn clear_cookie() -> (header::HeaderName, HeaderValue) {
+pub fn clear_cookie(state: &AppState) -> (header::HeaderName, HeaderValue) {
+    let secure = if state.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}",
+        state.config.cookie_name(SESSION_COOKIE)
+    );
     (
         header::SET_COOKIE,
-        HeaderValue::from_static("tessera_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+        HeaderValue::from_str(&cookie).expect("cookie names are header-safe"),
     )
 }

@@ -1,5 +1,7 @@
 //! Sign-up, log-in, sessions, CSRF, rate limits and the profile page.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 
 use crate::{backend_test, helpers::*};
@@ -552,3 +554,197 @@ async fn redirects_after_sign_in_stay_on_the_site(backend: Backend) {
     app.stop().await;
 }
 backend_test!(redirects_after_sign_in_stay_on_the_site);
+
+fn cookie_value(set_cookies: &[String], name: &str) -> Option<String> {
+    set_cookies.iter().find_map(|c| {
+        c.strip_prefix(&format!("{name}="))
+            .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+    })
+}
+
+fn form_token(body: &str) -> String {
+    extract_between(body, "name=\"csrf_token\" value=\"", "\"").expect("a form token")
+}
+
+/// A CSRF token is bound to the session: one obtained in another session (an attacker's
+/// own, with its cookie planted in the victim's browser) is refused; the cookie is replaced
+/// at sign-in. The token used to depend only on the client-chosen cookie.
+async fn csrf_tokens_are_bound_to_the_session(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, cookies: String| {
+        raw.get(format!("{}{path}", app.base))
+            .header("cookie", cookies)
+            .send()
+    };
+    // The victim signs up.
+    let form = get("/signup", String::new()).await.unwrap();
+    let cookies: Vec<String> = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let seed0 = cookie_value(&cookies, "tessera_csrf").unwrap();
+    let token0 = form_token(&form.text().await.unwrap());
+    let signed_up = raw
+        .post(format!("{}/signup", app.base))
+        .header("cookie", format!("tessera_csrf={seed0}"))
+        .form(&[
+            ("email", "victim@x.com"),
+            ("password", PASSWORD),
+            ("name", "Vic Tim"),
+            ("company", "V"),
+            ("team_name", "Victims"),
+            ("csrf_token", &token0),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_up.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = signed_up
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let session = cookie_value(&cookies, "tessera_session").expect("a session");
+    let seed1 =
+        cookie_value(&cookies, "tessera_csrf").expect("the CSRF cookie is replaced at sign-in");
+    assert_ne!(seed0, seed1);
+
+    // The attacker's own token and cookie, from a page of their own.
+    let mallory = get("/login", String::new()).await.unwrap();
+    let cookies: Vec<String> = mallory
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let seed_m = cookie_value(&cookies, "tessera_csrf").unwrap();
+    let token_m = form_token(&mallory.text().await.unwrap());
+    let forged = raw
+        .post(format!("{}/profile", app.base))
+        .header(
+            "cookie",
+            format!("tessera_session={session}; tessera_csrf={seed_m}"),
+        )
+        .form(&[
+            ("name", "Pwned"),
+            ("company", ""),
+            ("job_title", ""),
+            ("phone", ""),
+            ("csrf_token", &token_m),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.status(),
+        StatusCode::FORBIDDEN,
+        "a token from another session was accepted"
+    );
+    // The pre-sign-in token no longer works either.
+    let stale = raw
+        .post(format!("{}/profile", app.base))
+        .header(
+            "cookie",
+            format!("tessera_session={session}; tessera_csrf={seed0}"),
+        )
+        .form(&[
+            ("name", "Pwned"),
+            ("company", ""),
+            ("job_title", ""),
+            ("phone", ""),
+            ("csrf_token", &token0),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::FORBIDDEN);
+    // The victim's own page token works.
+    let jar = format!("tessera_session={session}; tessera_csrf={seed1}");
+    let profile = get("/profile", jar.clone()).await.unwrap();
+    let token = form_token(&profile.text().await.unwrap());
+    let saved = raw
+        .post(format!("{}/profile", app.base))
+        .header("cookie", jar.clone())
+        .form(&[
+            ("name", "Vic Tim"),
+            ("company", "V2"),
+            ("job_title", ""),
+            ("phone", ""),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    let profile = get("/profile", jar).await.unwrap().text().await.unwrap();
+    assert!(!profile.contains("Pwned") && profile.contains("V2"));
+    app.stop().await;
+}
+backend_test!(csrf_tokens_are_bound_to_the_session);
+
+/// A session unused for the idle timeout ends; one in use does not.
+async fn idle_sessions_end(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            session_idle_timeout: Some(Duration::from_millis(2_000)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("idle@x.com", "Idlers").await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(
+            admin.get("/team").await.status,
+            StatusCode::OK,
+            "in use, still signed in"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    let page = admin.get("/team").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location.unwrap().starts_with("/login"));
+    app.stop().await;
+}
+backend_test!(idle_sessions_end);
+
+/// Under an https public URL: `__Host-` cookies (no subdomain can set or shadow them),
+/// `Secure`, and HSTS. Over http: none of it.
+async fn https_deployments_get_host_cookies_and_hsts(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            https_public_url: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let response = reqwest::get(format!("{}/login", app.base)).await.unwrap();
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("__Host-tessera_csrf="), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    app.stop().await;
+    let plain = TestApp::spawn(&backend).await;
+    let response = reqwest::get(format!("{}/login", plain.base)).await.unwrap();
+    assert!(!response.headers().contains_key("strict-transport-security"));
+    plain.stop().await;
+}
+backend_test!(https_deployments_get_host_cookies_and_hsts);

@@ -862,7 +862,7 @@ async fn perform(
             (p.status, read().await > before)
         }
         Act::SendTestCallback => {
-            let target = format!("{}@matrix.test", unique("probe"));
+            let target = format!("https://probe.matrix.test/{}", unique("probe"));
             let p = b.post_form("/callbacks/test", &[("url", &target)]).await;
             let mut found = false;
             for t in [&ctx.a, &ctx.b] {

@@ -189,6 +189,11 @@ pub struct Options {
     pub header_read_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
+    /// A dashboard session unused this long ends (default 12 h).
+    pub session_idle_timeout: Option<Duration>,
+    /// Announce an https public URL (cookies `Secure` and `__Host-`, HSTS), though the test
+    /// server itself speaks plain http.
+    pub https_public_url: bool,
     /// `--trusted-proxies` (e.g. `127.0.0.1/32`).
     pub trusted_proxies: Option<&'static str>,
 }
@@ -282,6 +287,12 @@ impl TestApp {
         drop(probe);
         config.listen = addr;
         config.public_url = format!("http://{addr}/").parse().unwrap();
+        if options.https_public_url {
+            config.public_url = format!("https://{addr}/").parse().unwrap();
+        }
+        if let Some(idle) = options.session_idle_timeout {
+            config.session_idle_timeout = idle;
+        }
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());
         let store = app.state().store.clone();
@@ -454,6 +465,14 @@ impl Browser {
     fn remember_csrf(&mut self, page: &Page) {
         if let Some(token) = extract_between(&page.body, "name=\"csrf_token\" value=\"", "\"") {
             self.csrf = Some(token);
+        } else if page
+            .set_cookies
+            .iter()
+            .any(|c| c.contains("tessera_csrf=") || c.contains("tessera_session="))
+        {
+            // Signed in or out: tokens are bound to the session, as in a browser the next
+            // page brings a new one.
+            self.csrf = None;
         }
     }
 
@@ -485,7 +504,8 @@ impl Browser {
 
     pub async fn ensure_csrf(&mut self) -> String {
         if self.csrf.is_none() {
-            self.get("/login").await;
+            // Signed in, /login leads to the home page (its sign-out form carries a token).
+            self.visit("/login").await;
         }
         self.csrf.clone().expect("page carries a CSRF token")
     }
