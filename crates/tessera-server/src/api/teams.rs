@@ -15,6 +15,7 @@ use crate::{
     invitations::{fresh_link, resend_interval_ms},
     ratelimit::{self, Limit},
     state::AppState,
+    web::ClientIp,
 };
 
 /// Addresses one API call may invite or change.
@@ -48,14 +49,20 @@ async fn teammates(state: &AppState, team_id: &str) -> ApiResult<Value> {
     Ok(Value::Array(out))
 }
 
-fn event(caller: &ApiCaller, action: &str, target: &str, detail: String) -> NewAuditEvent {
+fn event(
+    caller: &ApiCaller,
+    ip: &ClientIp,
+    action: &str,
+    target: &str,
+    detail: String,
+) -> NewAuditEvent {
     NewAuditEvent {
         actor_user_id: None,
         actor: caller.label(),
         action: action.into(),
         target: target.into(),
         detail,
-        ip: String::new(),
+        ip: ip.0.clone(),
     }
 }
 
@@ -114,6 +121,7 @@ pub async fn list_teammates(
 pub async fn invite_teammates(
     State(state): State<AppState>,
     caller: ApiCaller,
+    ip: ClientIp,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::InviteMember)?;
@@ -152,6 +160,7 @@ pub async fn invite_teammates(
             mail: link.mail,
             event: event(
                 &caller,
+                &ip,
                 "invitation.sent",
                 email.as_str(),
                 format!("invited as {} through the API", role.role().label()),
@@ -181,6 +190,7 @@ pub async fn invite_teammates(
 pub async fn set_role(
     State(state): State<AppState>,
     caller: ApiCaller,
+    ip: ClientIp,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::ChangeMemberRole)?;
@@ -222,6 +232,7 @@ pub async fn set_role(
                 let from = m.role.map(Role::label).unwrap_or_default();
                 let ev = event(
                     &caller,
+                    &ip,
                     "member.role_changed",
                     &m.email,
                     format!("{from} → {} through the API", role.role().label()),
@@ -237,6 +248,7 @@ pub async fn set_role(
         {
             let ev = event(
                 &caller,
+                &ip,
                 "invitation.role_changed",
                 &i.email,
                 format!(
