@@ -371,23 +371,29 @@ pub fn secure_eq(a: &str, b: &str) -> bool {
 /// Password hashes computed at once: one per core. Each argon2 run takes ~19 MiB and a core
 /// for tens of milliseconds, so a burst of sign-ins queues here instead of taking the
 /// process's memory (60 parallel logins used to add 0.7 GB) and every blocking thread.
-static ARGON2_PERMITS: std::sync::LazyLock<tokio::sync::Semaphore> =
-    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(argon2_concurrency()));
+static ARGON2_PERMITS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| {
+        std::sync::Arc::new(tokio::sync::Semaphore::new(argon2_concurrency()))
+    });
 
 /// How many argon2 computations may run at once (the cores), for tests and the README.
 pub fn argon2_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// Runs one argon2 computation on the blocking pool, at most one per core at a time.
+/// Runs one argon2 computation on the blocking pool, at most one per core at a time. The
+/// permit moves into the blocking task, so a request cancelled meanwhile (the client went
+/// away) does not free it while the computation still runs.
 async fn with_argon2<T: Send + 'static>(
     work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let _permit = ARGON2_PERMITS
-        .acquire()
+    let permit = ARGON2_PERMITS
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| anyhow!("password hashing is shut down"))?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let running = ARGON2_RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
         ARGON2_PEAK.fetch_max(running, Ordering::SeqCst);
         let result = work();

@@ -212,7 +212,11 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
         if ticks.is_multiple_of(PRUNE_EVERY) {
             if let Err(err) = state
                 .store
-                .prune_expired(ratelimit::Limit::LONGEST_WINDOW_MS)
+                .prune_expired(
+                    ratelimit::Limit::LONGEST_WINDOW_MS,
+                    i64::try_from(state.config.session_idle_timeout.as_millis())
+                        .unwrap_or(i64::MAX),
+                )
                 .await
             {
                 tracing::warn!(error = %err, "housekeeping failed");

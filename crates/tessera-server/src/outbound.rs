@@ -171,7 +171,8 @@ mod tests {
     }
 
     /// An HTTP proxy in the environment must not carry requests past the guard: the client
-    /// connects to the target itself (and refuses it), never to the proxy.
+    /// connects to the target itself (and refuses it), never to the proxy. The variables are
+    /// set for a child process of this test binary, not in this multi-threaded one.
     #[tokio::test]
     async fn environment_proxies_are_ignored() {
         let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -187,22 +188,39 @@ mod tests {
                     .await;
             }
         });
-        // reqwest reads these variables when a client is built.
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap());
+        child.args([
+            "outbound::tests::request_through_the_environment",
+            "--exact",
+            "--ignored",
+            "--test-threads=1",
+        ]);
         for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
-            std::env::set_var(var, &proxy_url);
+            child.env(var, &proxy_url);
         }
-        let result = client(false, Duration::from_secs(2))
-            .get("http://internal.invalid/")
-            .send()
-            .await;
-        for var in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "ALL_PROXY"] {
-            std::env::remove_var(var);
-        }
-        assert!(result.is_err(), "{result:?}");
+        let out = child.output().await.unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{printed}");
+        assert!(printed.contains("1 passed"), "{printed}");
         assert!(
             !reached.load(std::sync::atomic::Ordering::SeqCst),
             "the proxy was used"
         );
+    }
+
+    /// Run by `environment_proxies_are_ignored` with proxy variables set.
+    #[tokio::test]
+    #[ignore = "run by environment_proxies_are_ignored in a child process"]
+    async fn request_through_the_environment() {
+        assert!(
+            std::env::var("HTTP_PROXY").is_ok(),
+            "run without the proxy variables"
+        );
+        let result = client(false, Duration::from_secs(2))
+            .get("http://internal.invalid/")
+            .send()
+            .await;
+        assert!(result.is_err(), "{result:?}");
     }
 
     #[tokio::test]

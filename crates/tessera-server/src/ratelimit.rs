@@ -25,6 +25,9 @@ pub enum Limit {
     SignupNoticePerEmail,
     /// "Send test callback" and "Redeliver" per team: people's clicks, not task traffic.
     CallbackSendsPerTeam,
+    /// Confirmation links for callback email addresses, per team and per address.
+    CallbackEmailConfirmationsPerTeam,
+    CallbackEmailConfirmationsPerAddress,
 }
 
 const MINUTE: i64 = 60_000;
@@ -39,6 +42,12 @@ impl Limit {
             Limit::PasswordCheckPerUser => ("password:user", 5, 15 * MINUTE),
             Limit::SignupNoticePerEmail => ("signup-notice:email", 1, 60 * MINUTE),
             Limit::CallbackSendsPerTeam => ("callback-send:team", 100, 60 * MINUTE),
+            Limit::CallbackEmailConfirmationsPerTeam => {
+                ("callback-email-confirm:team", 20, 60 * MINUTE)
+            }
+            Limit::CallbackEmailConfirmationsPerAddress => {
+                ("callback-email-confirm:email", 1, 10 * MINUTE)
+            }
         }
     }
 
@@ -51,7 +60,47 @@ impl Limit {
 }
 
 fn bucket(limit: Limit, key: &str) -> String {
-    format!("{}:{}", limit.spec().0, key)
+    match limit {
+        Limit::LoginPerIp | Limit::SignupPerIp => format!("{}:{}", limit.spec().0, network_of(key)),
+        _ => format!("{}:{}", limit.spec().0, key),
+    }
+}
+
+/// The unit a per-IP budget is counted for: the address for IPv4, the /64 network for IPv6
+/// (one customer line gets a whole /64, so counting single addresses would be no limit).
+fn network_of(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_budgets_count_ipv6_networks() {
+        assert_eq!(
+            bucket(Limit::LoginPerIp, "2001:db8:1:2:aaaa::1"),
+            bucket(Limit::LoginPerIp, "2001:db8:1:2:bbbb::2")
+        );
+        assert_ne!(
+            bucket(Limit::LoginPerIp, "2001:db8:1:2::1"),
+            bucket(Limit::LoginPerIp, "2001:db8:1:3::1")
+        );
+        assert_eq!(
+            bucket(Limit::SignupPerIp, "192.0.2.7"),
+            "signup:ip:192.0.2.7"
+        );
+        assert_eq!(
+            bucket(Limit::LoginPerAccount, "a@b.c"),
+            "login:account:a@b.c"
+        );
+    }
 }
 
 /// `Ok(Ok(()))` when under the limit, `Ok(Err(wait))` with a human wait time otherwise.

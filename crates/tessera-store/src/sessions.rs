@@ -67,14 +67,20 @@ impl Store {
         Ok(())
     }
 
-    /// Housekeeping: drops expired sessions and old rate-limit events.
-    pub async fn prune_expired(&self, rate_window_ms: i64) -> StoreResult<u64> {
+    /// Housekeeping: drops expired and idle sessions and old rate-limit events.
+    pub async fn prune_expired(
+        &self,
+        rate_window_ms: i64,
+        session_idle_ms: i64,
+    ) -> StoreResult<u64> {
         let now = now_ms();
-        let sessions = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                .bind(now)
+                .bind(now - session_idle_ms)
+                .execute(&self.writer)
+                .await?
+                .rows_affected();
         let events = sqlx::query("DELETE FROM rate_events WHERE at < $1")
             .bind(now - rate_window_ms)
             .execute(&self.writer)

@@ -17,6 +17,7 @@ use crate::{
     audit,
     crypto::{random_token, token_digest},
     mail,
+    ratelimit::{self, Limit},
     state::AppState,
     web::{
         format_time, notice, page, redirect_with_flash, render, ClientIp, CsrfToken, Layout,
@@ -120,6 +121,28 @@ async fn add(
         Ok(email) => email,
         Err(Invalid(message)) => return again(message).await,
     };
+    // Each confirmation is a mail to an address the team chose: bounded per team, and per
+    // address (a pending one gets a new link at most every ten minutes).
+    if let Err(wait) =
+        ratelimit::take(&state, Limit::CallbackEmailConfirmationsPerTeam, &team_id).await?
+    {
+        return again(format!(
+            "Your team sent many confirmation links recently; try again in {wait}."
+        ))
+        .await;
+    }
+    if let Err(wait) = ratelimit::take(
+        &state,
+        Limit::CallbackEmailConfirmationsPerAddress,
+        email.normalized(),
+    )
+    .await?
+    {
+        return again(format!(
+            "A confirmation link was sent to {email} recently; try again in {wait}."
+        ))
+        .await;
+    }
     let team = state.store.get_team(&team_id).await?;
     let token = random_token();
     let expires_at = tessera_store::now_ms() + LINK_TTL_MS;

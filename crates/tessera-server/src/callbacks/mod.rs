@@ -317,33 +317,32 @@ async fn send_test(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::SendCallbacks)?.to_owned();
     let raw = input.url.trim().to_owned();
-    let target = if raw.len() > tessera_core::team::MAX_URL_LEN {
-        Err(format!(
-            "The URL must be at most {} characters.",
-            tessera_core::team::MAX_URL_LEN
-        ))
-    } else if raw.is_empty() {
-        Err("Enter the URL (or email address) to send a test callback to.".to_owned())
-    } else {
-        targets::check_target(&state, &team_id, &raw)
-            .await
-            .map_err(|e| e.message)
-    };
-    let target = match target {
-        Ok(t) => match ratelimit::take(&state, Limit::CallbackSendsPerTeam, &team_id).await? {
-            Ok(_) => Ok(t),
-            Err(wait) => Err(format!(
+    let bad = |message: String| (StatusCode::BAD_REQUEST, message);
+    // The budget first: a refused send must not use a unit of the email budget.
+    let target = match ratelimit::take(&state, Limit::CallbackSendsPerTeam, &team_id).await? {
+        Err(wait) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
                 "Your team sent {} test callbacks and redeliveries this hour; try again in {wait}.",
                 Limit::CallbackSendsPerTeam.max()
-            )),
-        },
-        Err(message) => Err(message),
+            ),
+        )),
+        Ok(_) if raw.len() > tessera_core::team::MAX_URL_LEN => Err(bad(format!(
+            "The URL must be at most {} characters.",
+            tessera_core::team::MAX_URL_LEN
+        ))),
+        Ok(_) if raw.is_empty() => Err(bad(
+            "Enter the URL (or email address) to send a test callback to.".to_owned(),
+        )),
+        Ok(_) => targets::check_target(&state, &team_id, &raw)
+            .await
+            .map_err(|e| (e.status, e.message)),
     };
     let target = match target {
         Ok(t) => t,
-        Err(message) => {
+        Err((status, message)) => {
             return Ok(render(
-                StatusCode::BAD_REQUEST,
+                status,
                 &list_page(&state, &who, ListQuery::default(), raw, Some(message)).await?,
             ))
         }

@@ -413,6 +413,19 @@ impl CallbackWorker {
     async fn send_email(&self, claimed: &ClaimedDelivery, body: &[u8]) -> Result<Sent, String> {
         let delivery = &claimed.delivery;
         let to = Email::parse(&delivery.target).map_err(|e| e.0)?;
+        // Checked again when sent: an address removed (or a member gone) since the task was
+        // created gets nothing, retries and redeliveries included.
+        let allowed = self
+            .state
+            .store
+            .callback_email_allowed(&delivery.team_id, &to)
+            .await
+            .map_err(|e| format!("the team's callback addresses cannot be read: {e}"))?;
+        if !allowed {
+            return Err(format!(
+                "{to} is no longer a callback address of the team (removed on Callback email addresses, or no longer a member); nothing was sent"
+            ));
+        }
         let pretty = serde_json::from_slice::<Value>(body)
             .and_then(|v| serde_json::to_string_pretty(&v))
             .map_err(|e| e.to_string())?;

@@ -821,6 +821,25 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
         .body
         .contains("A confirmation link was sent to hooks@receiver.test"));
     assert!(added.body.contains("Pending"));
+    // No mail bombing through confirmations: one link per address per ten minutes.
+    let again = admin
+        .post_form("/callbacks/emails", &[("email", "hooks@receiver.test")])
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    assert!(
+        again.body.contains("sent to hooks@receiver.test recently"),
+        "{}",
+        again.body
+    );
+    let confirmations = app
+        .store
+        .list_mail(100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.to == "hooks@receiver.test")
+        .count();
+    assert_eq!(confirmations, 1);
     let (status, _) = api
         .post(
             "/task/categorization",
@@ -954,6 +973,33 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // ... and so does a redelivery of a callback mailed before: checked again when sent.
+    admin
+        .post_form("/mode", &[("mode", "test"), ("back", "/callbacks")])
+        .await;
+    let redelivered = admin
+        .post_form(&format!("/callbacks/{}/redeliver", delivery.id), &[])
+        .await;
+    assert_eq!(
+        redelivered.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        redelivered.body
+    );
+    let refused = TestApp::eventually(10, || async {
+        app.store
+            .delivery_attempts(&delivery.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| {
+                a.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("no longer a callback address"))
+            })
+    })
+    .await;
+    assert!(refused.status_code.is_none());
     app.stop().await;
 }
 backend_test!(email_callback_goes_to_the_mail_outbox);
