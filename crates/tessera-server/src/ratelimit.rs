@@ -103,32 +103,6 @@ mod tests {
     }
 }
 
-/// `Ok(Ok(()))` when under the limit, `Ok(Err(wait))` with a human wait time otherwise.
-pub async fn check(state: &AppState, limit: Limit, key: &str) -> WebResult<Result<(), String>> {
-    check_room(state, limit, key, 1).await
-}
-
-/// Like [`check`], for an action that would add `count` events at once.
-pub async fn check_room(
-    state: &AppState,
-    limit: Limit,
-    key: &str,
-    count: i64,
-) -> WebResult<Result<(), String>> {
-    let (_, max, window) = limit.spec();
-    let bucket = bucket(limit, key);
-    let used = state.store.count_rate_events(&bucket, window).await?;
-    if used + count <= max {
-        return Ok(Ok(()));
-    }
-    let oldest = state
-        .store
-        .oldest_rate_event(&bucket, window)
-        .await?
-        .unwrap_or_else(now_ms);
-    Ok(Err(humanize_ms(oldest + window - now_ms())))
-}
-
 /// One unit of a limit, taken atomically by [`take`]; give it back with [`Slot::release`]
 /// when the attempt turns out not to count (a successful sign-in).
 #[derive(Debug)]
@@ -152,6 +126,37 @@ pub async fn take(state: &AppState, limit: Limit, key: &str) -> WebResult<Result
     Ok(take_bucket(state, bucket(limit, key), max, window)
         .await?
         .map_err(humanize_ms))
+}
+
+/// Like [`take`] for `count` units at once (an invitation form with several addresses):
+/// all or none. Give back what was not used with [`Slot::release`].
+pub async fn take_many(
+    state: &AppState,
+    limit: Limit,
+    key: &str,
+    count: usize,
+) -> WebResult<Result<Vec<Slot>, String>> {
+    let (_, max, window) = limit.spec();
+    let bucket = bucket(limit, key);
+    let (at, used) = state.store.take_rate_slots(&bucket, count, window).await?;
+    let slots: Vec<Slot> = (0..count.max(1))
+        .map(|_| Slot {
+            bucket: bucket.clone(),
+            at,
+        })
+        .collect();
+    if used <= max {
+        return Ok(Ok(slots));
+    }
+    let oldest = state
+        .store
+        .oldest_rate_event(&bucket, window)
+        .await?
+        .unwrap_or_else(now_ms);
+    for slot in slots {
+        slot.release(state).await?;
+    }
+    Ok(Err(humanize_ms(oldest + window - now_ms())))
 }
 
 /// Like [`take`] for a budget whose size is configured (`max` per `window_ms`); the error
@@ -186,11 +191,7 @@ async fn take_bucket(
     Ok(Err((oldest + window - now_ms()).max(1000)))
 }
 
-pub async fn record(state: &AppState, limit: Limit, key: &str) -> WebResult<()> {
-    state.store.add_rate_event(&bucket(limit, key)).await?;
-    Ok(())
-}
-
+/// Forgets every event of `key` (a successful sign-in clears its account's failures).
 pub async fn clear(state: &AppState, limit: Limit, key: &str) -> WebResult<()> {
     state.store.clear_rate_events(&bucket(limit, key)).await?;
     Ok(())

@@ -3,17 +3,6 @@
 use crate::{now_ms, Dialect, Store, StoreResult};
 
 impl Store {
-    /// Counts events in `bucket` during the last `window_ms`.
-    pub async fn count_rate_events(&self, bucket: &str, window_ms: i64) -> StoreResult<i64> {
-        let row: (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM rate_events WHERE bucket = $1 AND at > $2")
-                .bind(bucket)
-                .bind(now_ms() - window_ms)
-                .fetch_one(&self.reader)
-                .await?;
-        Ok(row.0)
-    }
-
     /// The oldest event in the window, to tell a person when they may try again.
     pub async fn oldest_rate_event(
         &self,
@@ -29,15 +18,6 @@ impl Store {
         Ok(row.0)
     }
 
-    pub async fn add_rate_event(&self, bucket: &str) -> StoreResult<()> {
-        sqlx::query("INSERT INTO rate_events (bucket, at) VALUES ($1, $2)")
-            .bind(bucket)
-            .bind(now_ms())
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
     pub async fn clear_rate_events(&self, bucket: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM rate_events WHERE bucket = $1")
             .bind(bucket)
@@ -51,12 +31,26 @@ impl Store {
     /// concurrent takers the k-th to commit counts at least k: at most `max` ever see a count
     /// within `max`, on either database and at any isolation level.
     pub async fn take_rate_slot(&self, bucket: &str, window_ms: i64) -> StoreResult<(i64, i64)> {
+        self.take_rate_slots(bucket, 1, window_ms).await
+    }
+
+    /// Like [`Store::take_rate_slot`] for `n` slots at once (1 to 1,000), committed together.
+    pub async fn take_rate_slots(
+        &self,
+        bucket: &str,
+        n: usize,
+        window_ms: i64,
+    ) -> StoreResult<(i64, i64)> {
         let at = now_ms();
-        sqlx::query("INSERT INTO rate_events (bucket, at) VALUES ($1, $2)")
-            .bind(bucket)
-            .bind(at)
-            .execute(&self.writer)
-            .await?;
+        let n = n.clamp(1, 1_000);
+        let values = (0..n).map(|_| "($1, $2)").collect::<Vec<_>>().join(", ");
+        sqlx::query(&format!(
+            "INSERT INTO rate_events (bucket, at) VALUES {values}"
+        ))
+        .bind(bucket)
+        .bind(at)
+        .execute(&self.writer)
+        .await?;
         let row: (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM rate_events WHERE bucket = $1 AND at > $2")
                 .bind(bucket)

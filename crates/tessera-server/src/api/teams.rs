@@ -126,20 +126,21 @@ pub async fn invite_teammates(
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::InviteMember)?;
     let (emails, role) = parse_request(body)?;
-    if let Err(wait) = ratelimit::check_room(
-        &state,
-        Limit::InvitesPerTeam,
-        &caller.team_id,
-        emails.len() as i64,
-    )
-    .await
-    .map_err(|_| ApiError::internal("rate limit"))?
-    {
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            format!("Too many invitations recently; try again in {wait}."),
-        ));
-    }
+    // One unit per address, taken together before anything is sent; units of addresses
+    // that get no mail are given back.
+    let mut slots =
+        match ratelimit::take_many(&state, Limit::InvitesPerTeam, &caller.team_id, emails.len())
+            .await
+            .map_err(|_| ApiError::internal("rate limit"))?
+        {
+            Ok(slots) => slots,
+            Err(wait) => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many invitations recently; try again in {wait}."),
+                ))
+            }
+        };
     let team = state.store.get_team(&caller.team_id).await?;
     let admin = state.store.get_user(&team.admin_user_id).await?;
     for email in emails {
@@ -168,13 +169,17 @@ pub async fn invite_teammates(
         };
         match state.store.invite(&new).await {
             Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
-                ratelimit::record(&state, Limit::InvitesPerTeam, &team.id)
-                    .await
-                    .map_err(|_| ApiError::internal("rate limit"))?;
+                slots.pop();
             }
             Err(StoreError::TooSoon { .. } | StoreError::Conflict(_)) => {}
             Err(err) => return Err(err.into()),
         }
+    }
+    for unused in slots {
+        unused
+            .release(&state)
+            .await
+            .map_err(|_| ApiError::internal("rate limit"))?;
     }
     state.mail_queued.notify_one();
     Ok(Json(teammates(&state, &caller.team_id).await?))

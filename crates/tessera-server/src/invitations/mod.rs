@@ -125,15 +125,18 @@ async fn invite(
         Ok(v) => v,
         Err(Invalid(message)) => return again(message).await,
     };
-    let count = i64::try_from(emails.len()).unwrap_or(i64::MAX);
-    if let Err(wait) = ratelimit::check_room(&state, Limit::InvitesPerTeam, &team_id, count).await?
-    {
-        return again(format!(
-            "Your team has sent too many invitations recently (at most {} an hour). Try again in {wait}.",
-            Limit::InvitesPerTeam.max()
-        ))
-        .await;
-    }
+    // One unit per address, taken together before anything is sent (parallel forms cannot
+    // pass the budget); units of addresses that get no mail are given back.
+    let mut slots = match ratelimit::take_many(&state, Limit::InvitesPerTeam, &team_id, emails.len()).await? {
+        Ok(slots) => slots,
+        Err(wait) => {
+            return again(format!(
+                "Your team has sent too many invitations recently (at most {} an hour). Try again in {wait}.",
+                Limit::InvitesPerTeam.max()
+            ))
+            .await
+        }
+    };
     let team = state.store.get_team(&team_id).await?;
     let mut sent = Vec::new();
     let mut already = Vec::new();
@@ -165,19 +168,21 @@ async fn invite(
         };
         match state.store.invite(&new).await {
             Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
-                sent.push(email.to_string())
+                sent.push(email.to_string());
+                slots.pop();
             }
             Err(StoreError::TooSoon { retry_in_ms }) => {
                 too_soon.push(format!(
                     "{email} (resend possible in {})",
                     humanize_ms(retry_in_ms)
                 ));
-                continue;
             }
             Err(err) if err.is_conflict_on("invitations") => already.push(email.to_string()),
             Err(err) => return Err(err.into()),
         }
-        ratelimit::record(&state, Limit::InvitesPerTeam, &team_id).await?;
+    }
+    for unused in slots {
+        unused.release(&state).await?;
     }
     state.mail_queued.notify_one();
     let mut message = String::new();
@@ -207,11 +212,14 @@ async fn resend(
     if let Some(page) = no_longer_pending(&invitation) {
         return Ok(page);
     }
-    if let Err(wait) = ratelimit::check(&state, Limit::InvitesPerTeam, team_id).await? {
-        return Err(WebError::TooManyRequests(format!(
-            "Your team has sent too many invitations recently. Try again in {wait}."
-        )));
-    }
+    let slot = match ratelimit::take(&state, Limit::InvitesPerTeam, team_id).await? {
+        Ok(slot) => slot,
+        Err(wait) => {
+            return Err(WebError::TooManyRequests(format!(
+                "Your team has sent too many invitations recently. Try again in {wait}."
+            )))
+        }
+    };
     let team = state.store.get_team(team_id).await?;
     let email = Email::parse(&invitation.email)
         .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
@@ -239,21 +247,23 @@ async fn resend(
         .await
     {
         Ok(_) => {
-            ratelimit::record(&state, Limit::InvitesPerTeam, team_id).await?;
             state.mail_queued.notify_one();
             Ok(redirect_with_flash(
                 "/team",
                 &format!("A fresh invitation link was sent to {}.", invitation.email),
             ))
         }
-        Err(StoreError::TooSoon { retry_in_ms }) => Ok(redirect_with_flash(
-            "/team",
-            &format!(
-                "The invitation to {} was sent moments ago; you can resend it in {}.",
-                invitation.email,
-                humanize_ms(retry_in_ms)
-            ),
-        )),
+        Err(StoreError::TooSoon { retry_in_ms }) => {
+            slot.release(&state).await?;
+            Ok(redirect_with_flash(
+                "/team",
+                &format!(
+                    "The invitation to {} was sent moments ago; you can resend it in {}.",
+                    invitation.email,
+                    humanize_ms(retry_in_ms)
+                ),
+            ))
+        }
         Err(err) => Err(err.into()),
     }
 }

@@ -522,3 +522,65 @@ async fn audit_log_pages(backend: Backend) {
     app.stop().await;
 }
 backend_test!(audit_log_pages);
+
+/// Six invitation forms of 20 addresses at once against the budget of 100 an hour: the
+/// units are taken before anything is sent, so at most 100 go out (the budget used to be
+/// checked, then recorded address by address, and parallel forms all passed the check).
+async fn parallel_invitations_stay_within_the_hourly_budget(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let _admin = app.sign_up("burst@acme.test", "Burst").await;
+    let mut forms = Vec::new();
+    for n in 0..6 {
+        let mut b = app.browser();
+        let signed_in = b
+            .post_form(
+                "/login",
+                &[("email", "burst@acme.test"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+        b.visit("/team").await;
+        let emails: Vec<String> = (0..20).map(|i| format!("p{n}-{i}@burst.test")).collect();
+        forms.push(tokio::spawn(async move {
+            b.post_form(
+                "/team/invitations",
+                &[("emails", &emails.join(",")), ("role", "member")],
+            )
+            .await
+            .status
+        }));
+    }
+    for form in forms {
+        form.await.unwrap();
+    }
+    let team = app
+        .store
+        .list_teams()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.team.name == "Burst")
+        .unwrap()
+        .team;
+    let invited = app
+        .store
+        .list_pending_invitations(&team.id)
+        .await
+        .unwrap()
+        .len();
+    assert!(invited <= 100, "{invited} invitations");
+    assert_eq!(
+        invited % 20,
+        0,
+        "a form is sent whole or not at all: {invited}"
+    );
+    let mail = app.store.list_mail(500, 0).await.unwrap();
+    assert!(
+        mail.iter()
+            .filter(|m| m.to.ends_with("@burst.test"))
+            .count()
+            <= 100
+    );
+    app.stop().await;
+}
+backend_test!(parallel_invitations_stay_within_the_hourly_budget);
