@@ -61,7 +61,13 @@ pub fn router(state: AppState) -> Router {
         .merge(labeling::router())
         .merge(audit::router())
         .merge(staff::router())
+        // Unknown pages get the 404 page, in the signed-in frame for people signed in.
+        .fallback(health::not_found)
         .layer(middleware::from_fn(web::clear_flash))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            web::framed_errors,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             web::csrf::protect,
@@ -70,7 +76,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api::router().layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)))
         .merge(dashboard)
-        .fallback(health::not_found)
         .layer(
             TraceLayer::new_for_http()
                 // Log the route template, never the raw path: invitation links carry tokens.

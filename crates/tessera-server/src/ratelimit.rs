@@ -11,7 +11,7 @@ use crate::{
 /// A limit: at most `max` events per `window_ms` in one bucket.
 #[derive(Debug, Clone, Copy)]
 pub enum Limit {
-    /// Failed sign-ins per account.
+    /// Failed sign-ins per account and network (see [`account_at`]).
     LoginPerAccount,
     /// Failed sign-ins per client IP.
     LoginPerIp,
@@ -57,6 +57,10 @@ impl Limit {
     pub fn max(self) -> i64 {
         self.spec().1
     }
+
+    pub fn window_ms(self) -> i64 {
+        self.spec().2
+    }
 }
 
 fn bucket(limit: Limit, key: &str) -> String {
@@ -64,6 +68,12 @@ fn bucket(limit: Limit, key: &str) -> String {
         Limit::LoginPerIp | Limit::SignupPerIp => format!("{}:{}", limit.spec().0, network_of(key)),
         _ => format!("{}:{}", limit.spec().0, key),
     }
+}
+
+/// The key of [`Limit::LoginPerAccount`]: an account as seen from one network, so that
+/// failures from elsewhere never lock its owner out.
+pub fn account_at(email: &str, ip: &str) -> String {
+    format!("{email}|{}", network_of(ip))
 }
 
 /// The unit a per-IP budget is counted for: the address for IPv4, the /64 network for IPv6
@@ -109,9 +119,16 @@ mod tests {
 pub struct Slot {
     bucket: String,
     at: i64,
+    /// Units of the window in use, this one included, when it was taken.
+    used: i64,
 }
 
 impl Slot {
+    /// Units in use when this one was taken, itself included (to warn before the last).
+    pub fn used(&self) -> i64 {
+        self.used
+    }
+
     pub async fn release(self, state: &AppState) -> WebResult<()> {
         state.store.release_rate_slot(&self.bucket, self.at).await?;
         Ok(())
@@ -143,6 +160,7 @@ pub async fn take_many(
         .map(|_| Slot {
             bucket: bucket.clone(),
             at,
+            used,
         })
         .collect();
     if used <= max {
@@ -178,7 +196,7 @@ async fn take_bucket(
     window: i64,
 ) -> WebResult<Result<Slot, i64>> {
     let (at, used) = state.store.take_rate_slot(&bucket, window).await?;
-    let slot = Slot { bucket, at };
+    let slot = Slot { bucket, at, used };
     if used <= max {
         return Ok(Ok(slot));
     }

@@ -2,12 +2,14 @@
 
 use askama::Template;
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Query};
 use serde::Deserialize;
 use tessera_core::{
     profile::{check_new_password, Profile},
@@ -295,14 +297,16 @@ async fn login(
     }
     // Each attempt takes its slots before the password is checked, in one step per limit,
     // so parallel guesses cannot all slip under the limit; a success gives its slots back.
-    let account_slot = match ratelimit::take(&state, Limit::LoginPerAccount, email.normalized())
-        .await?
+    // Failures count per (account, network) and per network: a stranger elsewhere cannot lock
+    // the owner out.
+    let account_key = ratelimit::account_at(email.normalized(), &ip.0);
+    let account_slot = match ratelimit::take(&state, Limit::LoginPerAccount, &account_key).await?
     {
         Ok(slot) => slot,
         Err(wait) => {
             return Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many failed sign-in attempts for this account. Try again in {wait}."),
+                format!("Too many failed sign-in attempts for this account from your network. Try again in {wait}."),
             ))
         }
     };
@@ -323,13 +327,19 @@ async fn login(
     };
     let valid = verify_password(input.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| valid) else {
-        return Ok(again(
-            StatusCode::UNAUTHORIZED,
-            "Email or password is incorrect.".into(),
-        ));
+        let left = Limit::LoginPerAccount.max() - account_slot.used();
+        let message = if left == 1 {
+            format!(
+                "Email or password is incorrect. One more failed attempt locks sign-in to this account from your network for {}.",
+                crate::web::humanize_ms(Limit::LoginPerAccount.window_ms())
+            )
+        } else {
+            "Email or password is incorrect.".to_owned()
+        };
+        return Ok(again(StatusCode::UNAUTHORIZED, message));
     };
     ip_slot.release(&state).await?;
-    ratelimit::clear(&state, Limit::LoginPerAccount, email.normalized()).await?;
+    ratelimit::clear(&state, Limit::LoginPerAccount, &account_key).await?;
     let cookies = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
     let target = next.unwrap_or_else(|| "/".to_owned());
     let mut response = Redirect::to(&target).into_response();

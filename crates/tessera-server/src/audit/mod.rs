@@ -1,12 +1,9 @@
 //! The audit log page, and the helper every feature uses to describe what it did.
 
 use askama::Template;
-use axum::{
-    extract::{Query, State},
-    response::Response,
-    routing::get,
-    Router,
-};
+use axum::{extract::State, response::Response, routing::get, Router};
+
+use crate::web::Query;
 use serde::Deserialize;
 use tessera_core::Action;
 use tessera_store::NewAuditEvent;

@@ -3,12 +3,14 @@
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::Response,
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path};
 use serde::Deserialize;
 use tessera_core::{Action, Email, Invalid};
 use tessera_store::{NewAuditEvent, NewCallbackEmail, StoreError};

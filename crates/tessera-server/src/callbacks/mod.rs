@@ -9,12 +9,14 @@ pub mod worker;
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::StatusCode,
     response::Response,
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path, Query};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_core::Action;
@@ -108,6 +110,7 @@ struct ListPage {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     state: Option<String>,
     cursor: Option<String>,
@@ -121,12 +124,22 @@ async fn list_page(
     error: Option<String>,
 ) -> WebResult<ListPage> {
     let team_id = who.authorize(Action::ViewCallbacks)?;
-    let status = query
-        .state
-        .filter(|s| STATES.contains(&s.as_str()))
-        .map(|s| s.to_owned());
+    let status = match query.state.filter(|s| !s.is_empty()) {
+        Some(s) if STATES.contains(&s.as_str()) => Some(s),
+        Some(s) => {
+            return Err(WebError::BadRequest(format!(
+                "\"{s}\" is not a callback state; the filter \"state\" takes {}.",
+                STATES.join(", ")
+            )))
+        }
+        None => None,
+    };
     let after = match query.cursor.filter(|c| !c.is_empty()) {
-        Some(c) => Some(decode_token(&c).map_err(|e| WebError::BadRequest(e.message))?),
+        Some(c) => Some(decode_token(&c).map_err(|_| {
+            WebError::BadRequest(
+                "The page link's \"cursor\" is not valid; start again from the first page.".into(),
+            )
+        })?),
         None => None,
     };
     let page_of = state

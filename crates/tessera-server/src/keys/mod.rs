@@ -6,12 +6,14 @@ pub mod service;
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path};
 use serde::Deserialize;
 use tessera_core::{Action, Invalid, Mode};
 use tessera_store::StoreError;

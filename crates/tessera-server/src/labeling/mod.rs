@@ -5,12 +5,14 @@
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::{header, HeaderValue, StatusCode},
     response::Response,
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path};
 use serde::Deserialize;
 use serde_json::Value;
 use tessera_core::tasks::{check_response, synthetic_response, TaskType, MAX_RESPONSE_BYTES};

@@ -5,12 +5,14 @@ pub mod support;
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::StatusCode,
     response::Response,
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path, Query};
 use serde::Deserialize;
 use tessera_core::Action;
 

@@ -2,12 +2,14 @@
 
 use askama::Template;
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::Response,
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path};
 use serde::Deserialize;
 use tessera_core::{
     policy::{check_removal, check_role_change, MemberRef},

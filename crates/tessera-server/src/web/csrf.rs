@@ -82,7 +82,9 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     let token = token_for(&state, &seed, session.as_deref());
     parts.extensions.insert(CsrfToken(token.clone()));
 
-    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    // Unknown /v1/ paths reach the dashboard's fallback (a JSON 404): API calls carry no form.
+    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && !parts.uri.path().starts_with("/v1/");
     let request = if unsafe_method {
         let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
             Ok(bytes) => bytes,
@@ -112,13 +114,11 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
                 .get::<axum::extract::MatchedPath>()
                 .map_or("(unmatched)", |m| m.as_str());
             tracing::warn!(route = %route, "rejected request with a missing or wrong CSRF token");
-            let mut response = WebError::BadRequest(
+            return WebError::Refused(
                 "This form has expired or did not come from Tessera. Go back, reload the page and try again."
                     .into(),
             )
             .into_response();
-            *response.status_mut() = axum::http::StatusCode::FORBIDDEN;
-            return response;
         }
         Request::from_parts(parts, Body::from(bytes))
     } else {

@@ -14,6 +14,12 @@ pub enum WebError {
     NotFound,
     #[error("forbidden")]
     Forbidden,
+    /// 403 with its own explanation (a CSRF refusal).
+    #[error("{0}")]
+    Refused(String),
+    /// A platform staff page opened by someone who is not staff.
+    #[error("staff only")]
+    StaffOnly,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -64,6 +70,12 @@ impl IntoResponse for WebError {
                 "Your role in this team does not allow that. Ask your team's Admin or a Manager."
                     .to_owned(),
             ),
+            WebError::Refused(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
+            WebError::StaffOnly => (
+                StatusCode::FORBIDDEN,
+                "Platform staff only",
+                "This is a page of the staff console, for the people who run this Tessera installation; no team role opens it.".to_owned(),
+            ),
             WebError::BadRequest(m) => {
                 (StatusCode::BAD_REQUEST, "Something is not right", m.clone())
             }
@@ -83,9 +95,22 @@ impl IntoResponse for WebError {
             heading,
             message: &message,
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, message).into_response(),
-        }
+            Err(_) => (status, message.clone()).into_response(),
+        };
+        response.extensions_mut().insert(ErrorPageInfo {
+            heading: heading.to_owned(),
+            message,
+        });
+        response
     }
+}
+
+/// What an error page says, kept on the response so that `framed_errors` can show it again
+/// inside the signed-in layout (the error itself does not know who is asking).
+#[derive(Clone, Debug)]
+pub struct ErrorPageInfo {
+    pub heading: String,
+    pub message: String,
 }

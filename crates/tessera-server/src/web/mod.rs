@@ -15,7 +15,7 @@ use tessera_core::{can, Action, Actor};
 use crate::state::AppState;
 
 pub use csrf::CsrfToken;
-pub use error::{WebError, WebResult};
+pub use error::{ErrorPageInfo, WebError, WebResult};
 pub use session::{SignedIn, Viewer};
 
 const FLASH_COOKIE: &str = "tessera_flash";
@@ -136,6 +136,55 @@ pub fn notice(csrf: &CsrfToken, status: StatusCode, heading: &str, message: Stri
     )
 }
 
+#[derive(Template)]
+#[template(path = "error_framed.html")]
+struct FramedErrorPage {
+    layout: Layout,
+    status: u16,
+    heading: String,
+    message: String,
+}
+
+/// Middleware: an error page shown to someone signed in keeps the top bar (navigation, mode
+/// switch, sign-out), so a 403 or 404 is not a dead end. Only error responses pay for the
+/// session lookup.
+pub async fn framed_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let has_cookies = request.headers().contains_key(header::COOKIE);
+    let (probe, body) = request.into_parts();
+    let mut saved = axum::http::Request::new(());
+    *saved.uri_mut() = probe.uri.clone();
+    *saved.headers_mut() = probe.headers.clone();
+    if let Some(csrf) = probe.extensions.get::<CsrfToken>() {
+        saved.extensions_mut().insert(csrf.clone());
+    }
+    let response = next
+        .run(axum::extract::Request::from_parts(probe, body))
+        .await;
+    let Some(info) = response.extensions().get::<ErrorPageInfo>().cloned() else {
+        return response;
+    };
+    if !has_cookies {
+        return response;
+    }
+    let (mut parts, ()) = saved.into_parts();
+    match session::load(&mut parts, &state).await {
+        Ok(Some(who)) => render(
+            response.status(),
+            &FramedErrorPage {
+                layout: Layout::signed_in(info.heading.clone(), &who, ""),
+                status: response.status().as_u16(),
+                heading: info.heading,
+                message: info.message,
+            },
+        ),
+        _ => response,
+    }
+}
+
 /// Renders a template into an HTML response with `status`.
 pub fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
@@ -189,6 +238,80 @@ pub async fn clear_flash(
         );
     }
     response
+}
+
+/// Turns the framework's "Failed to deserialize …: duplicate field `status`" into a sentence
+/// a person can act on, naming the parameter.
+fn explain_rejection(raw: &str, what: &str) -> String {
+    // The phrase may follow a prefix or two ("Failed to deserialize query string: next_token: …").
+    let after = |phrase: &str| {
+        raw.find(phrase)
+            .and_then(|at| raw[at + phrase.len()..].split('`').nth(1))
+            .map(str::to_owned)
+    };
+    if let Some(field) = after("duplicate field") {
+        return format!("The {what} gives \"{field}\" more than once; give it once.");
+    }
+    if let Some(field) = after("unknown field") {
+        return format!("The {what} has a parameter Tessera does not know: \"{field}\".");
+    }
+    if let Some(value) = after("unknown variant") {
+        return format!("The {what} has a value Tessera does not know: \"{value}\".");
+    }
+    if let Some(field) = after("Invalid UTF-8 in") {
+        return format!("The {what} is not valid: \"{field}\" is not text (invalid UTF-8).");
+    }
+    if let Some(field) = after("missing field") {
+        return format!("The {what} lacks \"{field}\".");
+    }
+    let detail = raw.split_once(": ").map_or(raw, |(_, d)| d);
+    format!("The {what} is not valid: {}.", detail.replace('`', "\""))
+}
+
+/// `axum::extract::Query` whose rejection is the dashboard's error page naming the bad
+/// parameter (the framework answers text/plain).
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| Query(q))
+            .map_err(|e| WebError::BadRequest(explain_rejection(&e.body_text(), "address")))
+    }
+}
+
+/// `axum::extract::Path` whose rejection is the dashboard's error page.
+pub struct Path<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| Path(p))
+            .map_err(|e| WebError::BadRequest(explain_rejection(&e.body_text(), "address")))
+    }
+}
+
+/// `axum::Form` whose rejection is the dashboard's error page.
+pub struct Form<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Form<T> {
+    type Rejection = WebError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::Form::<T>::from_request(request, state)
+            .await
+            .map(|axum::Form(f)| Form(f))
+            .map_err(|e| WebError::BadRequest(explain_rejection(&e.body_text(), "form")))
+    }
 }
 
 /// The client's IP address (recorded in the audit log and used for rate limits): the
@@ -312,6 +435,21 @@ mod tests {
                 assert_eq!(ok, None, "{evil:?}");
             }
         }
+    }
+
+    #[test]
+    fn rejections_name_the_parameter() {
+        assert_eq!(
+            explain_rejection(
+                "Failed to deserialize query string: duplicate field `status`",
+                "address"
+            ),
+            "The address gives \"status\" more than once; give it once."
+        );
+        assert_eq!(
+            explain_rejection("Invalid URL: Invalid UTF-8 in `id`", "address"),
+            "The address is not valid: \"id\" is not text (invalid UTF-8)."
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl SignedIn {
         if can(&self.actor, action, None) {
             Ok(())
         } else {
-            Err(WebError::Forbidden)
+            Err(WebError::StaffOnly)
         }
     }
 }
@@ -95,7 +95,7 @@ pub fn actor_for(user: &User) -> Actor {
     }
 }
 
-async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>> {
+pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>> {
     let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
     let Some(token) = session_token(parts, state) else {
         return Ok(None);

@@ -4,12 +4,14 @@
 
 use askama::Template;
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
-    Form, Router,
+    Router,
 };
+
+use crate::web::{Form, Path, Query};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tessera_core::{tasks::TaskType, Action, Mode};
@@ -56,6 +58,9 @@ fn choices(values: &[&'static str], current: &str) -> Vec<Choice> {
         })
         .collect()
 }
+
+/// The statuses the task list filters by.
+const TASK_STATUSES: [&str; 4] = ["pending", "completed", "canceled", "error"];
 
 fn type_names() -> Vec<&'static str> {
     TaskType::ALL.iter().map(|t| t.as_str()).collect()
@@ -237,6 +242,7 @@ struct ProjectPage {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NameQuery {
     #[serde(default)]
     name: String,
@@ -401,6 +407,7 @@ async fn create_batch(
 // ----- tasks -------------------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct TaskQuery {
     status: Option<String>,
     #[serde(rename = "type")]
@@ -444,13 +451,31 @@ async fn tasks(
     Query(q): Query<TaskQuery>,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ViewTasks)?;
-    let status = nonempty(q.status)
-        .filter(|s| matches!(s.as_str(), "pending" | "completed" | "canceled" | "error"));
-    let task_type = nonempty(q.task_type).filter(|t| t.parse::<TaskType>().is_ok());
+    let status = nonempty(q.status);
+    if let Some(s) = status.as_deref().filter(|s| !TASK_STATUSES.contains(s)) {
+        return Err(WebError::BadRequest(format!(
+            "\"{s}\" is not a task status; the filter \"status\" takes {}.",
+            TASK_STATUSES.join(", ")
+        )));
+    }
+    let task_type = nonempty(q.task_type);
+    if let Some(t) = task_type
+        .as_deref()
+        .filter(|t| t.parse::<TaskType>().is_err())
+    {
+        return Err(WebError::BadRequest(format!(
+            "\"{t}\" is not a task type; the filter \"type\" takes {}.",
+            type_names().join(", ")
+        )));
+    }
     let project = nonempty(q.project);
     let batch = nonempty(q.batch);
     let after = match nonempty(q.cursor) {
-        Some(c) => Some(decode_token(&c).map_err(|e| WebError::BadRequest(e.message))?),
+        Some(c) => Some(decode_token(&c).map_err(|_| {
+            WebError::BadRequest(
+                "The page link's \"cursor\" is not valid; start again from the first page.".into(),
+            )
+        })?),
         None => None,
     };
     let mut filter = TaskFilter {
@@ -508,10 +533,7 @@ async fn tasks(
         layout: Layout::signed_in("Tasks", &who, "/tasks"),
         rows,
         total,
-        statuses: choices(
-            &["pending", "completed", "canceled", "error"],
-            status.as_deref().unwrap_or_default(),
-        ),
+        statuses: choices(&TASK_STATUSES, status.as_deref().unwrap_or_default()),
         types: choices(&type_names(), task_type.as_deref().unwrap_or_default()),
         project: project.clone().unwrap_or_default(),
         batch: batch.clone().unwrap_or_default(),

@@ -262,9 +262,9 @@ async fn login_is_rate_limited_per_account(backend: Backend) {
         StatusCode::TOO_MANY_REQUESTS,
         "even the right password waits"
     );
-    assert!(page
-        .body
-        .contains("Too many failed sign-in attempts for this account. Try again in"));
+    assert!(page.body.contains(
+        "Too many failed sign-in attempts for this account from your network. Try again in"
+    ));
     // Another account from the same address is not locked by it.
     let _other = app.sign_up("ok@x.com", "Other").await;
     let page = b
@@ -748,3 +748,126 @@ async fn https_deployments_get_host_cookies_and_hsts(backend: Backend) {
     plain.stop().await;
 }
 backend_test!(https_deployments_get_host_cookies_and_hsts);
+
+/// Bad dashboard URLs get the styled page, in the signed-in frame, naming the parameter —
+/// not the framework's text/plain "Failed to deserialize query string"; unknown filter values
+/// are refused instead of silently ignored.
+async fn bad_dashboard_urls_get_pages_that_name_the_parameter(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("urls@x.com", "Urls").await;
+    for (path, status, says) in [
+        (
+            "/tasks?status=pending&status=completed",
+            400,
+            "gives \"status\" more than once",
+        ),
+        (
+            "/callbacks?state=a&state=b",
+            400,
+            "gives \"state\" more than once",
+        ),
+        (
+            "/projects/view?name=a&name=b",
+            400,
+            "gives \"name\" more than once",
+        ),
+        ("/tasks/%FF", 400, "\"id\" is not text"),
+        ("/tasks?status=weird", 400, "\"weird\" is not a task status"),
+        (
+            "/tasks?type=nonsense",
+            400,
+            "\"nonsense\" is not a task type",
+        ),
+        (
+            "/callbacks?state=weird",
+            400,
+            "\"weird\" is not a callback state",
+        ),
+        (
+            "/tasks?next_token=garbage",
+            400,
+            "does not know: \"next_token\"",
+        ),
+        ("/tasks?cursor=garbage", 400, "\"cursor\" is not valid"),
+        ("/no-such-page", 404, "Not found"),
+    ] {
+        let page = admin.get(path).await;
+        assert_eq!(page.status.as_u16(), status, "{path}: {}", page.body);
+        let body = page.body.replace("&quot;", "\"").replace("&#34;", "\"");
+        assert!(body.contains(says), "{path}: {body}");
+        assert!(body.contains("Log out"), "{path}: the top bar is kept");
+    }
+    // A Manager on the staff console is told what it is.
+    let page = admin.get("/staff").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("Platform staff only") && !page.body.contains("Ask your team"));
+    // The CSRF refusal shows the status it is sent with.
+    let page = admin.post_raw("/profile", &[("name", "x")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains(">403<"), "{}", page.body);
+    // Signed out, the same pages are plain.
+    let mut stranger = app.browser();
+    let page = stranger.get("/no-such-page").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    // API paths keep their JSON 404, POSTs included.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/nope", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    app.stop().await;
+}
+backend_test!(bad_dashboard_urls_get_pages_that_name_the_parameter);
+
+/// Five wrong passwords from a stranger's network lock the account from that network only:
+/// the owner elsewhere still signs in (a stranger used to lock anyone out for 15 minutes).
+/// The attempt before the last says that the next failure locks.
+async fn a_stranger_cannot_lock_the_owner_out(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            trusted_proxies: Some("127.0.0.1/32"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let _owner = app.sign_up("owner@x.com", "Owners").await;
+    let mut stranger = app.browser_forwarded_for("198.51.100.7");
+    for n in 1..=5 {
+        let page = stranger
+            .post_form(
+                "/login",
+                &[("email", "owner@x.com"), ("password", "guess guess guess")],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {n}");
+        assert_eq!(
+            page.body.contains("One more failed attempt locks sign-in"),
+            n == 4,
+            "attempt {n}: {}",
+            page.body
+        );
+    }
+    let locked = stranger
+        .post_form(
+            "/login",
+            &[("email", "owner@x.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    let mut owner = app.browser_forwarded_for("203.0.113.9");
+    let page = owner
+        .post_form(
+            "/login",
+            &[("email", "owner@x.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    app.stop().await;
+}
+backend_test!(a_stranger_cannot_lock_the_owner_out);

@@ -29,10 +29,14 @@ macro_rules! backend_test {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(
+                not(tessera_postgres_tests),
+                ignore = "needs PostgreSQL: set TESSERA_TEST_POSTGRES_URL (scripts/test does when it is reachable)"
+            )]
             async fn postgres() {
-                if let Some(backend) = $crate::helpers::Backend::postgres() {
-                    super::$name(backend).await
-                }
+                let backend = $crate::helpers::Backend::postgres()
+                    .expect("TESSERA_TEST_POSTGRES_URL was set when the tests were built, but not now");
+                super::$name(backend).await
             }
         }
     };
@@ -45,8 +49,9 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The PostgreSQL backend, or `None` (test skipped) when it is not configured. With
-    /// `TESSERA_REQUIRE_POSTGRES=1` or `CI=true`, a missing server fails instead.
+    /// The PostgreSQL backend, or `None` when it is not configured. With
+    /// `TESSERA_REQUIRE_POSTGRES=1` or `CI=true`, a missing server fails instead. (The
+    /// PostgreSQL variants of `backend_test!` are compiled as ignored when no URL is set.)
     pub fn postgres() -> Option<Backend> {
         let required = std::env::var("TESSERA_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
             || std::env::var("CI").is_ok_and(|v| v == "true");

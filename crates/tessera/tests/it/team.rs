@@ -231,7 +231,7 @@ async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
     let app = TestApp::spawn_with(
         &backend,
         Options {
-            resend_interval: Some(Duration::from_millis(300)),
+            resend_interval: Some(Duration::from_millis(1_500)),
             ..Options::default()
         },
     )
@@ -254,7 +254,7 @@ async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
             .contains("was sent moments ago; you can resend it in"),
         "throttled"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
     let page = admin
         .submit(&format!("/team/invitations/{id}/resend"), &[])
         .await;
@@ -285,7 +285,7 @@ async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
         "{}",
         soon.body
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
     let again = admin
         .submit(
             "/team/invitations",
