@@ -646,3 +646,60 @@ async fn invitation_tokens_stay_out_of_the_log(backend: Backend) {
     );
 }
 crate::backend_test!(invitation_tokens_stay_out_of_the_log);
+
+/// SIGTERM while a request is in flight (its body half sent): the server stops accepting new
+/// connections, finishes that request — 200 with the created task — and exits 0.
+async fn sigterm_finishes_the_request_in_flight(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::new(&backend).await;
+    let key = cluster.team_key().await;
+    let mut server = cluster.serve(0).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = r#"{"attachment":"https://example.com/a.txt","attachment_type":"text","categories":["a","b"]}"#;
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{key}:"),
+    );
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/task/categorization HTTP/1.1\r\nhost: {addr}\r\nauthorization: Basic {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body.as_bytes()[..20]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id().expect("running").to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are no longer served...
+    let refused = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a new connection was served after SIGTERM: {refused:?}"
+    );
+    // ...but the request in flight completes.
+    conn.write_all(&body.as_bytes()[20..]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer))
+        .await
+        .expect("the answer came")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"task_id\""), "{answer}");
+    let exit = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+}
+crate::backend_test!(sigterm_finishes_the_request_in_flight);

@@ -194,6 +194,10 @@ pub struct Options {
     pub header_read_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
+    /// How long invitation links work (default 7 days).
+    pub invitation_ttl: Option<Duration>,
+    /// How long a session lasts at most (default 14 days).
+    pub session_ttl: Option<Duration>,
     /// A dashboard session unused this long ends (default 12 h).
     pub session_idle_timeout: Option<Duration>,
     /// Announce an https public URL (cookies `Secure` and `__Host-`, HSTS), though the test
@@ -294,6 +298,12 @@ impl TestApp {
         config.public_url = format!("http://{addr}/").parse().unwrap();
         if options.https_public_url {
             config.public_url = format!("https://{addr}/").parse().unwrap();
+        }
+        if let Some(ttl) = options.invitation_ttl {
+            config.invitation_ttl = ttl;
+        }
+        if let Some(ttl) = options.session_ttl {
+            config.session_ttl = ttl;
         }
         if let Some(idle) = options.session_idle_timeout {
             config.session_idle_timeout = idle;
