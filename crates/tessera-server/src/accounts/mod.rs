@@ -188,10 +188,6 @@ async fn signup(
         Err(err) if err.is_conflict_on("email_key") => {
             existing_account(&state, &csrf, &email, &email).await
         }
-        Err(err) if err.is_conflict_on("name_key") => Ok(again(
-            StatusCode::BAD_REQUEST,
-            "A team with this name already exists. Choose another name.".into(),
-        )),
         Err(err) => Err(err.into()),
     }
 }
