@@ -1,4 +1,5 @@
-// End-to-end: sign up, invite two teammates, accept one invitation from the real email in
+// End-to-end: sign up, invite two teammates, check that the admin opening an invitation is
+// asked to sign out (not switched to the invitee), accept one invitation from the real email in
 // another browser session, change her role and back, revoke the other invitation, check that a
 // Member is offered no team management (and is refused it over HTTP), and read the audit log.
 //
@@ -126,6 +127,49 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
     }
     assert.equal(await adminPage.locator('tr.invited').count(), 2);
     await env.screenshot(adminPage, 'two-invited');
+  });
+
+  step('the admin opening the invitation is asked to sign out, not switched to the invitee', async () => {
+    const [mail] = await env.mailsTo(ada.email);
+    const link = inviteLink(mail);
+    const res = await adminPage.goto(link);
+    assert.equal(res.status(), 200);
+    const main = (await adminPage.locator('main').textContent()).replace(/\s+/g, ' ');
+    assert.ok(main.includes(`You are signed in as ${admin.email}; this invitation is for ${ada.email} — sign out to accept.`), main);
+    assert.equal(await adminPage.getByRole('button', { name: 'Accept invitation' }).count(), 0, 'no accept form');
+    assert.equal(await adminPage.getByLabel('Repeat password').count(), 0, 'no new-account fields');
+    await env.screenshot(adminPage, 'invitation-signed-in-as-other');
+
+    // Posting the accept form anyway is refused and leaves the admin signed in.
+    const csrf = await adminPage.locator('input[name="csrf_token"]').first().getAttribute('value');
+    const post = await adminPage.request.post(link, {
+      form: { csrf_token: csrf, name: 'Not Ada', password: ada.password, confirm_password: ada.password },
+      maxRedirects: 0,
+    });
+    assert.equal(post.status(), 409, `POST of the accept form while signed in as the admin: ${post.status()}`);
+    assert.match(await post.text(), /sign out to accept/);
+    await adminPage.goto('/team');
+    assert.equal(new URL(adminPage.url()).pathname, '/team');
+    assert.match(await adminPage.locator('.who-name').textContent(), new RegExp(admin.name));
+    assert.equal(await invitedRow(adminPage, ada.email).count(), 1, 'the invitation is still pending');
+
+    // In another session of the admin, "Sign out and continue" comes back to the invitation.
+    const other = await env.newContext();
+    try {
+      const page = watch(await other.newPage(), 'admin-2');
+      await page.goto('/login');
+      await page.getByLabel('Email').fill(admin.email);
+      await page.getByLabel('Password').fill(admin.password);
+      await navigateBy(page, () => page.getByRole('button', { name: 'Log in' }).click());
+      await page.goto(link);
+      await navigateBy(page, () => page.getByRole('button', { name: 'Sign out and continue' }).click());
+      assert.equal(page.url(), link, 'back on the invitation after signing out');
+      assert.equal(await page.getByRole('button', { name: 'Accept invitation' }).count(), 1);
+      assert.equal(await page.locator('.who-name').count(), 0, 'signed out');
+      await env.screenshot(page, 'invitation-after-sign-out');
+    } finally {
+      await other.close();
+    }
   });
 
   step('the first invitee accepts from the emailed link in another browser session', async () => {

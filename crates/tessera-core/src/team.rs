@@ -8,16 +8,31 @@ pub const MAX_TEAM_NAME: usize = 80;
 pub const MAX_URL_LEN: usize = 2048;
 
 /// A team name: shown as the prefix of every project name (`Team / project`), so it may not
-/// contain `/` and is unique across the platform (operators address teams by name).
+/// contain `/`. Names are not unique — two customers may both be "Acme" and neither learns of
+/// the other; ids identify teams. A name may not look like a team id, so an operator's
+/// `--team` value is never both.
 pub fn parse_team_name(raw: &str) -> Result<String, Invalid> {
     let name = clean_text("Team name", raw, MAX_TEAM_NAME, true)?;
     if name.contains('/') {
         return Err(Invalid::new("Team name must not contain \"/\"."));
     }
+    if looks_like_team_id(&name) {
+        return Err(Invalid::new(
+            "Team name must not look like a team id (team_ followed by hex digits).",
+        ));
+    }
     Ok(name)
 }
 
-/// The comparison key for team names (unique, case-insensitive).
+/// Whether an operator's team reference is an id (`team_` and hex digits, as ids are made)
+/// rather than a name.
+pub fn looks_like_team_id(raw: &str) -> bool {
+    raw.trim()
+        .strip_prefix("team_")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The comparison key for team names (case-insensitive; not unique).
 pub fn team_name_key(name: &str) -> String {
     name.trim().to_lowercase()
 }
@@ -59,6 +74,17 @@ mod tests {
         assert!(parse_team_name("a/b").is_err());
         assert!(parse_team_name(&"x".repeat(81)).is_err());
         assert_eq!(team_name_key(" Acme "), "acme");
+        assert!(parse_team_name("team_0a1b2c").is_err(), "looks like an id");
+        assert!(parse_team_name("team_building").is_ok());
+    }
+
+    #[test]
+    fn team_ids() {
+        assert!(looks_like_team_id("team_1f2e3d4c5b6a79881a2b3c4d"));
+        assert!(looks_like_team_id(" team_abc "));
+        assert!(!looks_like_team_id("team_"));
+        assert!(!looks_like_team_id("team_building"));
+        assert!(!looks_like_team_id("Acme"));
     }
 
     #[test]

@@ -175,7 +175,13 @@ impl Store {
 
     /// Brings the schema up to date; safe to run from several replicas at once.
     pub async fn migrate(&self) -> StoreResult<()> {
-        migrate::run(self).await
+        migrate::run(self, i64::MAX).await
+    }
+
+    /// Brings the schema up to migration `version` only: tests apply a new migration over a
+    /// database filled under the previous schema.
+    pub async fn migrate_to(&self, version: i64) -> StoreResult<()> {
+        migrate::run(self, version).await
     }
 
     /// Cheap round trip for readiness probes.

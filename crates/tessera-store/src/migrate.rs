@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "session_idle",
         sql: include_str!("../migrations/0006_session_idle.sql"),
     },
+    Migration {
+        version: 7,
+        name: "team_names",
+        sql: include_str!("../migrations/0007_team_names.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.
@@ -68,7 +73,8 @@ fn sql_for(sql: &str, dialect: Dialect) -> String {
     out
 }
 
-pub(crate) async fn run(store: &Store) -> StoreResult<()> {
+/// Applies every pending migration up to and including `up_to`.
+pub(crate) async fn run(store: &Store, up_to: i64) -> StoreResult<()> {
     let mut conn = store.writer.acquire().await?;
     if store.dialect == Dialect::Postgres {
         // Replicas starting together take turns; the lock ends with the session.
@@ -76,7 +82,7 @@ pub(crate) async fn run(store: &Store) -> StoreResult<()> {
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply_pending(store, &mut conn).await;
+    let result = apply_pending(store, &mut conn, up_to).await;
     if store.dialect == Dialect::Postgres {
         sqlx::query("SELECT pg_advisory_unlock(7465737365726100)")
             .execute(&mut *conn)
@@ -85,7 +91,11 @@ pub(crate) async fn run(store: &Store) -> StoreResult<()> {
     result
 }
 
-async fn apply_pending(store: &Store, conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
+async fn apply_pending(
+    store: &Store,
+    conn: &mut sqlx::AnyConnection,
+    up_to: i64,
+) -> StoreResult<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT PRIMARY KEY,
@@ -99,7 +109,7 @@ async fn apply_pending(store: &Store, conn: &mut sqlx::AnyConnection) -> StoreRe
     let applied = sqlx::query("SELECT version, checksum FROM schema_migrations")
         .fetch_all(&mut *conn)
         .await?;
-    for migration in MIGRATIONS {
+    for migration in MIGRATIONS.iter().filter(|m| m.version <= up_to) {
         let sql = sql_for(migration.sql, store.dialect);
         let checksum = hex::encode(Sha256::digest(migration.sql.as_bytes()));
         if let Some(row) = applied

@@ -38,14 +38,6 @@ fn team_from_row(row: &AnyRow) -> StoreResult<Team> {
     })
 }
 
-fn name_conflict(err: StoreError) -> StoreError {
-    if err.is_conflict_on("name_key") {
-        StoreError::Conflict("teams_name_key_uq".into())
-    } else {
-        err
-    }
-}
-
 impl Store {
     /// Creates a team and its Admin together (sign-up, or the operator CLI). The audit event's
     /// actor defaults to the new Admin.
@@ -68,8 +60,7 @@ impl Store {
         .bind(&user_id)
         .bind(now)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| name_conflict(e.into()))?;
+        .await?;
         insert_user(
             &mut tx,
             &user_id,
@@ -99,25 +90,37 @@ impl Store {
         team_from_row(&row)
     }
 
-    /// Looks a team up by name, case-insensitively (operators address teams by name).
-    pub async fn find_team_by_name(&self, name: &str) -> StoreResult<Option<Team>> {
-        let row = sqlx::query(&format!(
-            "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.name_key = $1"
-        ))
-        .bind(team_name_key(name))
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(team_from_row).transpose()
+    /// Every team with this name, compared case-insensitively, oldest first. Names are not
+    /// unique (two customers may both be "Acme"), so an operator's name may match several.
+    pub async fn find_teams_by_name(&self, name: &str) -> StoreResult<Vec<TeamSummary>> {
+        self.team_summaries(
+            "WHERE t.name_key = $1 ORDER BY t.created_at, t.id",
+            Some(name),
+        )
+        .await
     }
 
+    /// Every team by name; teams sharing a name by age.
     pub async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>> {
-        let rows = sqlx::query(&format!(
+        self.team_summaries("ORDER BY t.name_key, t.created_at, t.id", None)
+            .await
+    }
+
+    async fn team_summaries(
+        &self,
+        filter_and_order: &str,
+        name: Option<&str>,
+    ) -> StoreResult<Vec<TeamSummary>> {
+        let sql = format!(
             "SELECT {TEAM_COLUMNS}, a.email AS admin_email, \
              (SELECT COUNT(*) FROM users m WHERE m.team_id = t.id) AS members \
-             FROM teams t JOIN users a ON a.id = t.admin_user_id ORDER BY t.name_key"
-        ))
-        .fetch_all(&self.reader)
-        .await?;
+             FROM teams t JOIN users a ON a.id = t.admin_user_id {filter_and_order}"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(name) = name {
+            query = query.bind(team_name_key(name));
+        }
+        let rows = query.fetch_all(&self.reader).await?;
         rows.iter()
             .map(|row| {
                 Ok(TeamSummary {
@@ -146,8 +149,7 @@ impl Store {
         .bind(default_callback_url)
         .bind(team_id)
         .execute(&mut *tx)
-        .await
-        .map_err(|e| name_conflict(e.into()))?;
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

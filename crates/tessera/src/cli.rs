@@ -213,12 +213,13 @@ enum AdminCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
-    /// List teams with their Admin and member count.
+    /// List teams with their Admin, member count and id (names are not unique; ids are).
     ListTeams,
     /// Move a user into a team (member by default; never Admin — use set-admin).
     MoveUser {
         #[arg(long)]
         email: String,
+        /// The team's id (`team_…`) or its name, when no other team has that name.
         #[arg(long)]
         team: String,
         #[arg(long)]
@@ -226,6 +227,7 @@ enum AdminCommand {
     },
     /// Make a member of the team its Admin; the previous Admin becomes a Manager.
     SetAdmin {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
         #[arg(long)]
         team: String,
         #[arg(long)]
@@ -233,6 +235,7 @@ enum AdminCommand {
     },
     /// Create an API key for a team; prints the key alone.
     CreateApiKey {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
         #[arg(long)]
         team: String,
         /// `test` or `live`.
@@ -243,6 +246,7 @@ enum AdminCommand {
     },
     /// Print a team's callback auth key for a mode (the `scale-callback-auth` header value).
     CallbackAuthKey {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
         #[arg(long)]
         team: String,
         /// `test` or `live`.
@@ -251,6 +255,7 @@ enum AdminCommand {
     },
     /// Print a team's callback signing secret for a mode (`whsec_…`, Standard Webhooks).
     CallbackSigningSecret {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
         #[arg(long)]
         team: String,
         /// `test` or `live`.
@@ -569,10 +574,9 @@ async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()
             println!("{rate:.0}");
         }
         BenchCommand::Seed { team, mode, count } => {
-            let team = store
-                .find_team_by_name(&team)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no team named {team}"))?;
+            let team = support::find_team(&store, &team)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mode: tessera_core::Mode = mode
                 .parse()
                 .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
@@ -585,10 +589,9 @@ async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()
             count,
             url,
         } => {
-            let team = store
-                .find_team_by_name(&team)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no team named {team}"))?;
+            let team = support::find_team(&store, &team)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mode: tessera_core::Mode = mode
                 .parse()
                 .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;

@@ -188,10 +188,6 @@ async fn signup(
         Err(err) if err.is_conflict_on("email_key") => {
             existing_account(&state, &csrf, &email, &email).await
         }
-        Err(err) if err.is_conflict_on("name_key") => Ok(again(
-            StatusCode::BAD_REQUEST,
-            "A team with this name already exists. Choose another name.".into(),
-        )),
         Err(err) => Err(err.into()),
     }
 }
@@ -349,11 +345,23 @@ async fn login(
     Ok(response)
 }
 
-async fn logout(State(state): State<AppState>, Viewer(viewer): Viewer) -> WebResult<Response> {
+#[derive(Deserialize, Default)]
+struct LogoutInput {
+    next: Option<String>,
+}
+
+/// Ends the session; `next` (a same-origin path only) is where to go afterwards, e.g. back
+/// to an invitation that asked to sign out first.
+async fn logout(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Form(input): Form<LogoutInput>,
+) -> WebResult<Response> {
     if let Some(who) = viewer {
         state.store.delete_session(&who.session_hash).await?;
     }
-    let mut response = redirect_with_flash("/login", "You have been logged out.");
+    let target = safe_next(input.next.as_deref()).unwrap_or_else(|| "/login".to_owned());
+    let mut response = redirect_with_flash(&target, "You have been logged out.");
     let (name, value) = session::clear_cookie(&state);
     response.headers_mut().append(name, value);
     Ok(response)

@@ -30,7 +30,7 @@ use crate::{
     team::team_page,
     web::{
         format_time, humanize_ms, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
-        Layout, SignedIn, WebError, WebResult,
+        Layout, SignedIn, Viewer, WebError, WebResult,
     },
 };
 
@@ -422,6 +422,46 @@ fn accept_page(
     }
 }
 
+#[derive(Template)]
+#[template(path = "accept_other.html")]
+struct SignedInAsOtherPage {
+    layout: Layout,
+    token: String,
+    team_name: String,
+    email: String,
+    signed_in_as: String,
+}
+
+/// The page for a browser signed in as someone other than the invitee, or `None` when nobody
+/// or the invitee is signed in. Accepting would silently replace the session with the
+/// invitee's, so the person signs out first (the sign-out form returns to this link).
+fn signed_in_as_other(
+    viewer: Option<&SignedIn>,
+    token: &str,
+    link: &InvitationLink,
+    status: StatusCode,
+) -> Option<Response> {
+    let who = viewer?;
+    let invited = Email::parse(&link.invitation.email).ok();
+    let same = Email::parse(&who.user.email)
+        .ok()
+        .zip(invited)
+        .is_some_and(|(mine, invited)| mine.normalized() == invited.normalized());
+    if same {
+        return None;
+    }
+    Some(render(
+        status,
+        &SignedInAsOtherPage {
+            layout: Layout::signed_in(format!("Join {}", link.team_name), who, ""),
+            token: token.to_owned(),
+            team_name: link.team_name.clone(),
+            email: link.invitation.email.clone(),
+            signed_in_as: who.user.email.clone(),
+        },
+    ))
+}
+
 async fn load_link(state: &AppState, token: &str) -> WebResult<Option<InvitationLink>> {
     if token.len() > MAX_TOKEN_LEN {
         return Ok(None);
@@ -434,6 +474,7 @@ async fn load_link(state: &AppState, token: &str) -> WebResult<Option<Invitation
 
 async fn accept_form(
     State(state): State<AppState>,
+    Viewer(viewer): Viewer,
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> WebResult<Response> {
@@ -442,6 +483,9 @@ async fn accept_form(
         return Ok(problem);
     }
     let link = link.ok_or(WebError::NotFound)?;
+    if let Some(page) = signed_in_as_other(viewer.as_ref(), &token, &link, StatusCode::OK) {
+        return Ok(page);
+    }
     match invitee(&state, &csrf, &link).await? {
         Err(page) => Ok(page),
         Ok(who) => Ok(page(&accept_page(
@@ -457,6 +501,7 @@ async fn accept_form(
 
 async fn accept(
     State(state): State<AppState>,
+    Viewer(viewer): Viewer,
     csrf: CsrfToken,
     ip: ClientIp,
     headers: HeaderMap,
@@ -468,6 +513,10 @@ async fn accept(
         return Ok(problem);
     }
     let link = link.ok_or(WebError::NotFound)?;
+    // Refused, not a silent switch of accounts: nothing changes and the session stays.
+    if let Some(page) = signed_in_as_other(viewer.as_ref(), &token, &link, StatusCode::CONFLICT) {
+        return Ok(page);
+    }
     let invitee = match invitee(&state, &csrf, &link).await? {
         Err(page) => return Ok(page),
         Ok(invitee) => invitee,

@@ -45,6 +45,8 @@ struct UserRow {
 
 struct TeamRow {
     name: String,
+    /// Names are not unique; the id is what the forms above accept unambiguously.
+    id: String,
     admin_email: String,
     members: i64,
     created: String,
@@ -118,6 +120,7 @@ async fn console_page(
         .into_iter()
         .map(|t| TeamRow {
             created: format_time(t.team.created_at),
+            id: t.team.id,
             name: t.team.name,
             admin_email: t.admin_email,
             members: t.members,

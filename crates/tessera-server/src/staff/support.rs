@@ -3,7 +3,7 @@
 
 use tessera_core::{
     profile::{check_new_password, Profile},
-    team::parse_team_name,
+    team::{looks_like_team_id, parse_team_name},
     Email, Invalid, Role,
 };
 use tessera_store::{NewAuditEvent, NewUser, Store, StoreError, Team, User};
@@ -82,11 +82,35 @@ async fn operator_account(email: &str, password: &str) -> SupportResult<NewUser>
     })
 }
 
-async fn team_named(store: &Store, name: &str) -> SupportResult<Team> {
-    store
-        .find_team_by_name(name)
-        .await?
-        .ok_or_else(|| SupportError::Invalid(format!("No team is named \"{}\".", name.trim())))
+/// The team an operator means: a team id (`team_…`), or a name that exactly one team has.
+/// Names are not unique, so an ambiguous name is refused with the matching ids (as
+/// `tessera admin list-teams` shows them) rather than guessed.
+pub async fn find_team(store: &Store, reference: &str) -> SupportResult<Team> {
+    let reference = reference.trim();
+    if looks_like_team_id(reference) {
+        return match store.get_team(reference).await {
+            Ok(team) => Ok(team),
+            Err(StoreError::NotFound) => Err(SupportError::Invalid(format!(
+                "No team has the id {reference}."
+            ))),
+            Err(err) => Err(err.into()),
+        };
+    }
+    let mut matches = store.find_teams_by_name(reference).await?;
+    match matches.len() {
+        0 => Err(SupportError::Invalid(format!(
+            "No team is named \"{reference}\"."
+        ))),
+        1 => Ok(matches.remove(0).team),
+        n => Err(SupportError::Invalid(format!(
+            "{n} teams are named \"{reference}\": {}. Give the team id instead.",
+            matches
+                .iter()
+                .map(|t| format!("{} (Admin {})", t.team.id, t.admin_email))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 async fn user_with_email(store: &Store, email: &str) -> SupportResult<User> {
@@ -119,9 +143,6 @@ pub async fn create_team(
             crate::keys::service::provision_team(store, master, &team.id).await?;
             Ok(team)
         }
-        Err(err) if err.is_conflict_on("name_key") => Err(SupportError::Invalid(format!(
-            "A team named \"{name}\" already exists."
-        ))),
         Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
             "An account with the address {email} already exists."
         ))),
@@ -164,7 +185,7 @@ pub async fn move_user(
     who: &Operator,
 ) -> SupportResult<(User, Team)> {
     let user = user_with_email(store, email).await?;
-    let team = team_named(store, team_name).await?;
+    let team = find_team(store, team_name).await?;
     let role: Role = role
         .filter(|r| !r.trim().is_empty())
         .unwrap_or("member")
@@ -212,7 +233,7 @@ pub async fn set_admin(
     email: &str,
     who: &Operator,
 ) -> SupportResult<Team> {
-    let team = team_named(store, team_name).await?;
+    let team = find_team(store, team_name).await?;
     let user = user_with_email(store, email).await?;
     if user.team_id.as_deref() != Some(team.id.as_str()) {
         return Err(SupportError::Invalid(format!(
@@ -257,7 +278,7 @@ pub async fn create_api_key(
     label: &str,
     who: &Operator,
 ) -> SupportResult<String> {
-    let team = team_named(store, team_name).await?;
+    let team = find_team(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;
     let label = tessera_core::clean_text("Label", label, crate::keys::MAX_LABEL, false)?;
     let event = who.event("api_key.created", &label, format!("{} key", mode.label()));
@@ -315,7 +336,7 @@ async fn team_secret(
     mode: &str,
     kind: &str,
 ) -> SupportResult<String> {
-    let team = team_named(store, team_name).await?;
+    let team = find_team(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;
     let secret = crate::keys::service::team_secret(store, master, &team.id, kind, mode).await?;
     Ok(crate::keys::service::reveal_team_secret(

@@ -345,9 +345,6 @@ async fn update_details(
         .await
     {
         Ok(_) => Ok(redirect_with_flash("/team/details", "Team details saved.")),
-        Err(err) if err.is_conflict_on("name_key") => Ok(again(
-            "A team with this name already exists. Choose another name.".into(),
-        )),
         Err(StoreError::NotFound) => Err(WebError::NotFound),
         Err(err) => Err(err.into()),
     }

@@ -138,9 +138,9 @@ async fn sign_up_rejects_bad_input_and_keeps_what_was_typed(backend: Backend) {
                 ("email", "n@x.com"),
                 ("password", PASSWORD),
                 ("name", "N"),
-                ("team_name", "joe team"),
+                ("team_name", "team_0123abcd"),
             ],
-            "A team with this name already exists",
+            "must not look like a team id",
         ),
     ];
     for (fields, message) in cases {
@@ -871,3 +871,46 @@ async fn a_stranger_cannot_lock_the_owner_out(backend: Backend) {
     app.stop().await;
 }
 backend_test!(a_stranger_cannot_lock_the_owner_out);
+
+/// Team names are unique per nothing: a second company called Acme signs up like the first,
+/// and learns nothing about it (issue 9, item 6).
+async fn two_companies_may_both_be_acme(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut first = app.sign_up("ceo@acme-anvils.test", "Acme").await;
+    let mut second = app.browser();
+    let page = second
+        .post_form(
+            "/signup",
+            &[
+                ("email", "ceo@acme-rockets.test"),
+                ("password", PASSWORD),
+                ("name", "Rita Rocket"),
+                ("company", "Acme Rockets"),
+                ("team_name", " acme "),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(!page.body.contains("already exists"));
+    let teams = app.store.find_teams_by_name("ACME").await.unwrap();
+    assert_eq!(teams.len(), 2, "two teams named Acme");
+    assert_ne!(teams[0].team.id, teams[1].team.id);
+
+    // Each Admin sees their own team only.
+    let mine = first.visit("/team").await;
+    assert!(mine.body.contains("ceo@acme-anvils.test") && !mine.body.contains("acme-rockets"));
+    let theirs = second.visit("/team").await;
+    assert!(
+        theirs.body.contains("ceo@acme-rockets.test") && !theirs.body.contains("acme-anvils"),
+        "{}",
+        theirs.body
+    );
+    assert!(
+        theirs.body.contains("Your team &#34;acme&#34; is ready")
+            || theirs.body.contains("Your team &quot;acme&quot; is ready"),
+        "{}",
+        theirs.body
+    );
+    app.stop().await;
+}
+backend_test!(two_companies_may_both_be_acme);

@@ -350,10 +350,11 @@ fn id_of(task: &Value) -> String {
 
 async fn team_id(app: &TestApp, name: &str) -> String {
     app.store
-        .find_team_by_name(name)
+        .find_teams_by_name(name)
         .await
         .unwrap()
-        .expect("team exists")
+        .remove(0)
+        .team
         .id
 }
 

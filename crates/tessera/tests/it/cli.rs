@@ -87,28 +87,6 @@ async fn operator_cli(backend: Backend) {
         "prints the id alone: {team_id}"
     );
 
-    let dup = tessera(
-        &db,
-        &[
-            "admin",
-            "create-team",
-            "--name",
-            "ops team",
-            "--admin-email",
-            "x@ops.test",
-            "--password",
-            PASSWORD,
-        ],
-    )
-    .await;
-    assert!(!dup.status.success());
-    assert!(
-        stderr(&dup).contains("A team named \"ops team\" already exists."),
-        "{}",
-        stderr(&dup)
-    );
-    assert!(stdout(&dup).is_empty());
-
     let weak = tessera(
         &db,
         &[
@@ -237,7 +215,12 @@ async fn operator_cli(backend: Backend) {
     assert_eq!(stdout(&moved), "max@ops.test is now in Other as manager");
     let user = store.get_user(&invited).await.unwrap();
     assert_eq!(user.role, Some(Role::Manager));
-    let other_team = store.find_team_by_name("Other").await.unwrap().unwrap();
+    let other_team = store
+        .find_teams_by_name("Other")
+        .await
+        .unwrap()
+        .remove(0)
+        .team;
     assert_eq!(user.team_id.as_deref(), Some(other_team.id.as_str()));
 
     let handover = tessera(
@@ -253,7 +236,12 @@ async fn operator_cli(backend: Backend) {
     )
     .await;
     assert!(handover.status.success(), "{}", stderr(&handover));
-    let other_team = store.find_team_by_name("Other").await.unwrap().unwrap();
+    let other_team = store
+        .find_teams_by_name("Other")
+        .await
+        .unwrap()
+        .remove(0)
+        .team;
     assert_eq!(other_team.admin_user_id, invited);
     let previous = store
         .find_user_by_email(&tessera_core::Email::parse("lead@other.test").unwrap())
@@ -306,9 +294,201 @@ async fn operator_cli(backend: Backend) {
 }
 backend_test!(operator_cli);
 
+/// Team names are not unique: `create-team` accepts a second "Acme", `list-teams` shows both
+/// with their ids, and every command taking `--team` refuses the ambiguous name (listing the
+/// ids) and accepts an id (issue 9, item 6).
+async fn ambiguous_team_names_need_the_id(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let mut ids = Vec::new();
+    for (name, admin) in [("Acme", "a@anvils.test"), ("acme", "b@rockets.test")] {
+        let out = tessera(
+            &db,
+            &[
+                "admin",
+                "create-team",
+                "--name",
+                name,
+                "--admin-email",
+                admin,
+                "--password",
+                PASSWORD,
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        ids.push(stdout(&out));
+    }
+    assert_ne!(ids[0], ids[1]);
+    let list = tessera(&db, &["admin", "list-teams"]).await;
+    let listing = stdout(&list);
+    for (id, admin) in ids.iter().zip(["a@anvils.test", "b@rockets.test"]) {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.to_lowercase().starts_with("acme ")
+                    && l.contains(admin)
+                    && l.contains(id.as_str())),
+            "{listing}"
+        );
+    }
+
+    let store = db.store().await;
+    let max = member_via_store(&store, "Acme", "max@anvils.test").await;
+    let home = store.get_user(&max).await.unwrap().team_id.unwrap();
+    let other = ids.iter().find(|id| **id != home).unwrap().clone();
+    let ambiguous = |out: &Output| {
+        let err = stderr(out);
+        assert!(!out.status.success(), "an ambiguous name is refused");
+        assert!(
+            err.contains("2 teams are named \"Acme\"")
+                && ids.iter().all(|id| err.contains(id.as_str()))
+                && err.contains("Give the team id instead."),
+            "{err}"
+        );
+        assert!(stdout(out).is_empty());
+    };
+    let commands: [&[&str]; 5] = [
+        &["move-user", "--email", "max@anvils.test"],
+        &["set-admin", "--email", "max@anvils.test"],
+        &["create-api-key", "--mode", "test"],
+        &["callback-auth-key", "--mode", "live"],
+        &["callback-signing-secret", "--mode", "live"],
+    ];
+    for command in commands {
+        let mut args = vec!["admin"];
+        args.extend_from_slice(command);
+        args.extend_from_slice(&["--team", "Acme"]);
+        ambiguous(&tessera(&db, &args).await);
+    }
+    assert_eq!(
+        store.get_user(&max).await.unwrap().team_id.as_deref(),
+        Some(home.as_str()),
+        "nothing moved"
+    );
+
+    // The id works in the same flag.
+    let moved = tessera(
+        &db,
+        &[
+            "admin",
+            "move-user",
+            "--email",
+            "max@anvils.test",
+            "--team",
+            &other,
+        ],
+    )
+    .await;
+    assert!(moved.status.success(), "{}", stderr(&moved));
+    assert_eq!(
+        store.get_user(&max).await.unwrap().team_id.as_deref(),
+        Some(other.as_str())
+    );
+    let handover = tessera(
+        &db,
+        &[
+            "admin",
+            "set-admin",
+            "--team",
+            &other,
+            "--email",
+            "max@anvils.test",
+        ],
+    )
+    .await;
+    assert!(handover.status.success(), "{}", stderr(&handover));
+    assert_eq!(store.get_team(&other).await.unwrap().admin_user_id, max);
+    let key = tessera(
+        &db,
+        &[
+            "admin",
+            "create-api-key",
+            "--team",
+            &ids[0],
+            "--mode",
+            "test",
+        ],
+    )
+    .await;
+    assert!(key.status.success(), "{}", stderr(&key));
+    assert!(stdout(&key).starts_with("test_"), "{}", stdout(&key));
+    let auth = tessera(
+        &db,
+        &[
+            "admin",
+            "callback-auth-key",
+            "--team",
+            &ids[1],
+            "--mode",
+            "live",
+        ],
+    )
+    .await;
+    assert!(
+        auth.status.success() && !stdout(&auth).is_empty(),
+        "{}",
+        stderr(&auth)
+    );
+    let signing = tessera(
+        &db,
+        &[
+            "admin",
+            "callback-signing-secret",
+            "--team",
+            &ids[1],
+            "--mode",
+            "live",
+        ],
+    )
+    .await;
+    assert!(
+        stdout(&signing).starts_with("whsec_"),
+        "{}",
+        stderr(&signing)
+    );
+
+    // An unknown id says so; a name cannot pass for an id.
+    let unknown = tessera(
+        &db,
+        &[
+            "admin",
+            "create-api-key",
+            "--team",
+            "team_00ff",
+            "--mode",
+            "test",
+        ],
+    )
+    .await;
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("No team has the id team_00ff."),
+        "{}",
+        stderr(&unknown)
+    );
+    let id_like = tessera(
+        &db,
+        &[
+            "admin",
+            "create-team",
+            "--name",
+            "team_00ff",
+            "--admin-email",
+            "c@idlike.test",
+            "--password",
+            PASSWORD,
+        ],
+    )
+    .await;
+    assert!(!id_like.status.success());
+    assert!(stderr(&id_like).contains("must not look like a team id"));
+    store.close().await;
+}
+backend_test!(ambiguous_team_names_need_the_id);
+
 /// Adds a member to the named team directly through the store (invite + accept).
 async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
-    let team = store.find_team_by_name(team).await.unwrap().unwrap();
+    let team = store.find_teams_by_name(team).await.unwrap().remove(0).team;
     let token = unique("t");
     let event = NewAuditEvent {
         actor: "test".into(),

@@ -467,7 +467,12 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
     let cluster = Cluster::new(&backend).await;
     cluster.team_key().await;
     let store = cluster.db.store().await;
-    let team = store.find_team_by_name("Durable").await.unwrap().unwrap();
+    let team = store
+        .find_teams_by_name("Durable")
+        .await
+        .unwrap()
+        .remove(0)
+        .team;
     store
         .seed_callbacks(&team.id, Mode::Test, 3, "http://127.0.0.1:9/hook")
         .await

@@ -316,3 +316,89 @@ async fn raw_tokens_never_reach_the_database(backend: Backend) {
     app.stop().await;
 }
 backend_test!(raw_tokens_never_reach_the_database);
+
+/// Migration 7 drops the platform-wide uniqueness of team names over a database filled under
+/// migration 6: every row is kept, and only then may two teams share a name (issue 9, item 6).
+async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate_to(6).await.unwrap();
+    let (team, admin) = store
+        .create_team_with_admin("Acme", &new_user("admin@acme.test"), event())
+        .await
+        .unwrap();
+    let member = add_member(&store, &team.id, &admin.id, "bob@acme.test").await;
+    store
+        .invite(&invitation(
+            &team.id,
+            &admin.id,
+            "cat@acme.test",
+            "pending-token",
+        ))
+        .await
+        .unwrap();
+    let refused = store
+        .create_team_with_admin("ACME", &new_user("other@rockets.test"), event())
+        .await;
+    assert!(
+        refused.is_err(),
+        "under migration 6 the name is unique platform-wide"
+    );
+    let audit_before = store
+        .list_audit(&team.id, None, 100)
+        .await
+        .unwrap()
+        .events
+        .len();
+
+    store.migrate().await.unwrap();
+    let kept = store.get_team(&team.id).await.unwrap();
+    assert_eq!(kept, team, "the team row is unchanged");
+    assert_eq!(
+        store.get_user(&member).await.unwrap().team_id,
+        Some(team.id.clone())
+    );
+    assert_eq!(
+        store.get_user(&admin.id).await.unwrap().role,
+        Some(Role::Admin)
+    );
+    assert_eq!(
+        store
+            .list_pending_invitations(&team.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .list_audit(&team.id, None, 100)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        audit_before
+    );
+    // The other invariants still hold after the migration.
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let second_admin = sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+        .bind(&member)
+        .execute(&mut conn)
+        .await;
+    assert!(second_admin.is_err(), "still one Admin per team");
+    conn.close().await.ok();
+
+    let (rockets, _) = store
+        .create_team_with_admin("ACME", &new_user("other@rockets.test"), event())
+        .await
+        .unwrap();
+    assert_ne!(rockets.id, team.id);
+    let named = store.find_teams_by_name("acme").await.unwrap();
+    assert_eq!(
+        named.iter().map(|t| t.team.id.as_str()).collect::<Vec<_>>(),
+        [team.id.as_str(), rockets.id.as_str()],
+        "both, oldest first"
+    );
+    store.close().await;
+}
+backend_test!(team_names_stop_being_unique_and_data_is_kept);

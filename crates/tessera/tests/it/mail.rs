@@ -175,3 +175,148 @@ async fn without_smtp_mail_is_held_for_the_staff_console(backend: Backend) {
     app.stop().await;
 }
 backend_test!(without_smtp_mail_is_held_for_the_staff_console);
+
+/// Two customers named Acme: the staff console lists both with their ids, its move-user and
+/// set-admin forms refuse the ambiguous name (listing the ids) and accept an id (issue 9,
+/// item 6).
+async fn staff_console_tells_teams_with_one_name_apart(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut anvils = app.sign_up("boss@anvils.test", "Acme").await;
+    let _rockets = app.sign_up("boss@rockets.test", "ACME").await;
+    let teams = app.store.find_teams_by_name("acme").await.unwrap();
+    let anvils_id = teams
+        .iter()
+        .find(|t| t.admin_email == "boss@anvils.test")
+        .unwrap()
+        .team
+        .id
+        .clone();
+    let rockets_id = teams
+        .iter()
+        .find(|t| t.admin_email == "boss@rockets.test")
+        .unwrap()
+        .team
+        .id
+        .clone();
+    anvils
+        .submit(
+            "/team/invitations",
+            &[("emails", "wil@anvils.test"), ("role", "member")],
+        )
+        .await;
+    let link = app.outbox_link("wil@anvils.test").await;
+    let mut wil = app.browser();
+    wil.get(&link).await;
+    let joined = wil
+        .post_form(
+            &link,
+            &[
+                ("name", "Wil"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::SEE_OTHER, "{}", joined.body);
+    let wil_id = app
+        .store
+        .find_user_by_email(&tessera_core::Email::parse("wil@anvils.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+
+    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
+        .await
+        .unwrap();
+    let mut staff = app.browser();
+    staff
+        .post_form(
+            "/login",
+            &[("email", "support@tessera.test"), ("password", PASSWORD)],
+        )
+        .await;
+    let console = staff.visit("/staff").await;
+    assert!(
+        console.body.contains(&anvils_id) && console.body.contains(&rockets_id),
+        "the Teams table shows each id"
+    );
+
+    let ambiguous = |body: &str| {
+        body.contains("2 teams are named &#34;acme&#34;")
+            && body.contains(&anvils_id)
+            && body.contains(&rockets_id)
+            && body.contains("Give the team id instead.")
+    };
+    let refused = staff
+        .post_form(
+            "/staff/move-user",
+            &[
+                ("email", "wil@anvils.test"),
+                ("team", "acme"),
+                ("role", "manager"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(ambiguous(&refused.body), "{}", refused.body);
+    let user = app.store.get_user(&wil_id).await.unwrap();
+    assert_eq!(
+        user.team_id.as_deref(),
+        Some(anvils_id.as_str()),
+        "not moved"
+    );
+
+    let moved = staff
+        .submit(
+            "/staff/move-user",
+            &[
+                ("email", "wil@anvils.test"),
+                ("team", &rockets_id),
+                ("role", "manager"),
+            ],
+        )
+        .await;
+    assert!(
+        moved
+            .body
+            .contains("wil@anvils.test moved to ACME as Manager."),
+        "{}",
+        moved.body
+    );
+    assert_eq!(
+        app.store
+            .get_user(&wil_id)
+            .await
+            .unwrap()
+            .team_id
+            .as_deref(),
+        Some(rockets_id.as_str())
+    );
+
+    let refused = staff
+        .post_form(
+            "/staff/set-admin",
+            &[("team", "acme"), ("email", "wil@anvils.test")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(ambiguous(&refused.body), "{}", refused.body);
+    let handed = staff
+        .submit(
+            "/staff/set-admin",
+            &[("team", &rockets_id), ("email", "wil@anvils.test")],
+        )
+        .await;
+    assert!(
+        handed.body.contains("is now the Admin of ACME."),
+        "{}",
+        handed.body
+    );
+    assert_eq!(
+        app.store.get_team(&rockets_id).await.unwrap().admin_user_id,
+        wil_id
+    );
+    app.stop().await;
+}
+backend_test!(staff_console_tells_teams_with_one_name_apart);

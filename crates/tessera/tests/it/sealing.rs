@@ -18,7 +18,15 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
     create_key(&mut bob, "live", "ci").await;
     let team = |name: &'static str| {
         let store = app.store.clone();
-        async move { store.find_team_by_name(name).await.unwrap().unwrap().id }
+        async move {
+            store
+                .find_teams_by_name(name)
+                .await
+                .unwrap()
+                .remove(0)
+                .team
+                .id
+        }
     };
     let (team_a, team_b) = (team("Team A").await, team("Team B").await);
     let alice_secret = app

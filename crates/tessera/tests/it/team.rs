@@ -455,14 +455,6 @@ async fn team_details_are_validated_and_audited(backend: Backend) {
         bad.body.contains("absolute http:// or https:// URL")
             && bad.body.contains("value=\"ftp://nope\"")
     );
-    let taken = admin
-        .post_form(
-            "/team/details",
-            &[("name", "taken name"), ("default_callback_url", "")],
-        )
-        .await;
-    assert_eq!(taken.status, StatusCode::BAD_REQUEST);
-    assert!(taken.body.contains("A team with this name already exists"));
     let ok = admin
         .submit(
             "/team/details",
@@ -478,10 +470,11 @@ async fn team_details_are_validated_and_audited(backend: Backend) {
         .contains("value=\"https://hooks.example.com/scale\""));
     let team = app
         .store
-        .find_team_by_name("details renamed")
+        .find_teams_by_name("details renamed")
         .await
         .unwrap()
-        .unwrap();
+        .remove(0)
+        .team;
     assert_eq!(
         team.default_callback_url.as_deref(),
         Some("https://hooks.example.com/scale")
@@ -494,6 +487,23 @@ async fn team_details_are_validated_and_audited(backend: Backend) {
             || log.body.contains("name: &quot;Details&quot;"),
         "{}",
         log.body
+    );
+    // Another customer's name is no secret to guard and no conflict: names are not unique.
+    let same = admin
+        .submit(
+            "/team/details",
+            &[("name", "taken name"), ("default_callback_url", "")],
+        )
+        .await;
+    assert!(same.body.contains("Team details saved."), "{}", same.body);
+    assert!(!same.body.contains("already exists"));
+    assert_eq!(
+        app.store
+            .find_teams_by_name("Taken Name")
+            .await
+            .unwrap()
+            .len(),
+        2
     );
     app.stop().await;
 }
@@ -584,3 +594,129 @@ async fn parallel_invitations_stay_within_the_hourly_budget(backend: Backend) {
     app.stop().await;
 }
 backend_test!(parallel_invitations_stay_within_the_hourly_budget);
+
+/// Signed in as one person, an invitation for another address asks to sign out first; the
+/// accept form posted anyway changes nothing and keeps the session (issue 9, item 4).
+async fn invitation_for_someone_else_asks_to_sign_out(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("admin@switch.test", "Switchers").await;
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "New@switch.test"), ("role", "member")],
+        )
+        .await;
+    let link = app.outbox_link("New@switch.test").await;
+
+    let shown = admin.get(&link).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(
+        shown.body.contains(
+            "You are signed in as <strong>admin@switch.test</strong>; this invitation is for <strong>New@switch.test</strong> — sign out to accept."
+        ),
+        "{}",
+        shown.body
+    );
+    assert!(
+        !shown.body.contains("name=\"confirm_password\""),
+        "no accept form while signed in as someone else"
+    );
+    assert!(shown.body.contains("action=\"/logout\""));
+    assert!(shown
+        .body
+        .contains(&format!("name=\"next\" value=\"{link}\"")));
+
+    // Posting the accept form anyway is refused: no account, no new session.
+    let forced = admin
+        .post_form(
+            &link,
+            &[
+                ("name", "New Person"),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(forced.status, StatusCode::CONFLICT, "{}", forced.body);
+    assert!(forced.body.contains("sign out to accept"));
+    assert!(
+        !forced
+            .set_cookies
+            .iter()
+            .any(|c| c.contains("tessera_session=")),
+        "the session is not replaced: {:?}",
+        forced.set_cookies
+    );
+    assert!(app
+        .store
+        .find_user_by_email(&tessera_core::Email::parse("new@switch.test").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    let team = admin.visit("/team").await;
+    assert_eq!(team.status, StatusCode::OK);
+    assert!(
+        team.body.contains("Ada Admin") && invitation_id(&team.body, "New@switch.test").is_some()
+    );
+
+    // Signing out returns to the invitation, which now offers the accept form.
+    let out = admin.post_form("/logout", &[("next", &link)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location.as_deref(), Some(link.as_str()));
+    let form = admin.visit(&link).await;
+    assert!(
+        form.body.contains("name=\"confirm_password\""),
+        "{}",
+        form.body
+    );
+    // `next` is followed only on this site.
+    let mut other = app.browser();
+    let out = other
+        .post_form("/logout", &[("next", "//evil.example/x")])
+        .await;
+    assert_eq!(out.location.as_deref(), Some("/login"));
+
+    // Signed in as the invited address itself (an account in no team): the usual flow.
+    let mut lead = app.sign_up("lead@switch.test", "Leaders").await;
+    admin
+        .post_form(
+            "/login",
+            &[("email", "admin@switch.test"), ("password", PASSWORD)],
+        )
+        .await;
+    let mut fay = accept(&app, &link, "Fay").await;
+    let team = admin.visit("/team").await;
+    let fay_id = member_id(&team.body, "New@switch.test").unwrap();
+    admin
+        .submit(&format!("/team/members/{fay_id}/remove"), &[])
+        .await;
+    lead.submit(
+        "/team/invitations",
+        &[("emails", "new@switch.test"), ("role", "manager")],
+    )
+    .await;
+    let lead_link = app.outbox_link("new@switch.test").await;
+    let signed_in = fay
+        .post_form(
+            "/login",
+            &[("email", "new@switch.test"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    let own = fay.get(&lead_link).await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(
+        own.body.contains("Enter its password to join"),
+        "{}",
+        own.body
+    );
+    let joined = fay.post_form(&lead_link, &[("password", PASSWORD)]).await;
+    assert_eq!(joined.status, StatusCode::SEE_OTHER, "{}", joined.body);
+    assert!(fay
+        .visit("/team")
+        .await
+        .body
+        .contains("Welcome to Leaders!"));
+    app.stop().await;
+}
+backend_test!(invitation_for_someone_else_asks_to_sign_out);
