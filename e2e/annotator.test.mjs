@@ -371,6 +371,23 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     await env.screenshot(labelerPage, 'annotator-empty');
   });
 
+  step('submitting no boxes asks for confirmation, keeping the page', async () => {
+    refusals.push(`/label/${taskId}`);
+    const res = await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(res.status(), 400);
+    assert.match(await labelerPage.locator('p.error[role="alert"]').textContent(), /This response has no boxes\./);
+    assert.equal(await labelerPage.getByRole('button', { name: 'Submit with no boxes' }).count(), 1);
+    assert.deepEqual(await responseJson(), { annotations: [], global_attributes: {} });
+    const res2 = await api('GET', `/v1/task/${taskId}`);
+    assert.equal(res2.json.status, 'pending', 'nothing was sent');
+    await labelerPage.locator('#annotator-image').waitFor({ state: 'visible' });
+    await waitFor('the attachment image to load again', async () => {
+      const now = await stage();
+      return now.complete && now.naturalWidth > 0 && now.canvas.pixelWidth === now.clientWidth ? now : null;
+    }, { timeoutMs: 10_000 });
+    await env.screenshot(labelerPage, 'annotator-no-boxes');
+  });
+
   step('dragging with "bus" selected writes one bus box in image pixels and draws it', async () => {
     await labelerPage.locator('#annotator-label').selectOption('bus');
     const dragged = await drag(50, 40, 250, 190);
@@ -520,6 +537,39 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     }, { timeoutMs: 20_000, intervalMs: 500 });
     assert.equal(task.status, 'completed');
     assert.deepEqual(task.response, submitted);
+  });
+
+  step('a dense task: 400 boxes are submitted from the page and reach the API', async () => {
+    const res = await api('POST', '/v1/task/imageannotation', {
+      instruction: `Box every car in the car park (${stamp}).`,
+      attachment: imageUrl,
+      geometries: { box: { objects_to_annotate: labels } },
+    });
+    assert.equal(res.status, 200, res.text);
+    const denseId = res.json.task_id;
+    await labelerPage.goto('/label');
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Next task' }).click());
+    assert.equal(pathOf(labelerPage), `/label/${denseId}`);
+    const annotations = Array.from({ length: 400 }, (_, i) => ({
+      type: 'box', label: labels[i % 2], left: (i * 7) % 380, top: (i * 3) % 280, width: 10 + (i % 9), height: 8 + (i % 7),
+    }));
+    const dense = JSON.stringify({ annotations, global_attributes: {} }, null, 2);
+    // Past the 64 KiB of other dashboard forms once form-encoded.
+    const encoded = new URLSearchParams({ response: dense }).toString().length;
+    assert.ok(encoded > 64 * 1024, `${encoded} bytes form-encoded`);
+    // Pasted in one go (typing 60 KiB key by key would take minutes).
+    await editor().evaluate((el, text) => {
+      el.value = text;
+      el.dispatchEvent(new Event('input', { bubbles: true }));
+    }, dense);
+    assert.equal((await boxes()).length, 400);
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(pathOf(labelerPage), '/label');
+    assert.equal(await flashText(labelerPage), `Task ${denseId} submitted. Thank you!`);
+    const done = await api('GET', `/v1/task/${denseId}`);
+    assert.equal(done.json.status, 'completed');
+    assert.equal(done.json.response.annotations.length, 400);
+    assert.deepEqual(done.json.response.annotations[399], annotations[399]);
   });
 
   step('no page raised a JavaScript error, logged a console error or violated the CSP', async () => {

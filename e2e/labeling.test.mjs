@@ -256,8 +256,27 @@ print(json.dumps(task.as_dict()))`,
     assert.equal((await link.textContent()).trim(), attachment);
     assert.equal(await link.getAttribute('href'), attachment);
     const template = JSON.parse(await labelerPage.getByLabel('Response JSON').inputValue());
-    assert.equal(typeof template, 'object', `a JSON template: ${JSON.stringify(template)}`);
+    assert.deepEqual(template, { category: null }, 'nothing is chosen yet');
+    // The lease, to the second, with a countdown and Extend.
+    assert.match(await labelerPage.locator('#lease-until').textContent(), /^\d\d:\d\d:\d\d UTC$/);
+    await waitFor('the lease countdown', async () => /\(\d+:\d\d left\)/.test(await labelerPage.locator('#lease-countdown').textContent()));
+    assert.equal(await labelerPage.getByRole('button', { name: 'Extend' }).count(), 1);
     await env.screenshot(labelerPage, 'label-task');
+  });
+
+  step('pressing Submit without choosing is refused: the template is not an answer', async () => {
+    const res = await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(res.status(), 400);
+    assert.equal((await labelerPage.locator('p.error[role="alert"]').textContent()).trim(), 'Choose a category: one of public, private.');
+    assert.deepEqual(JSON.parse(await labelerPage.getByLabel('Response JSON').inputValue()), { category: null });
+    // An unknown field is named, not passed on to the customer.
+    await labelerPage.getByLabel('Response JSON').fill('{"category": "private", "extra": 1}');
+    const again = await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(again.status(), 400);
+    assert.match(await labelerPage.locator('p.error[role="alert"]').textContent(), /Unknown field "extra" in the response/);
+    assert.equal(await labelerPage.getByLabel('Response JSON').inputValue(), '{"category": "private", "extra": 1}');
+    assert.deepEqual(callbacksTo(callbackPath), [], 'nothing was sent');
+    await env.screenshot(labelerPage, 'label-template-refused');
   });
 
   step('a response that is not JSON is refused, keeping what was typed', async () => {
@@ -354,6 +373,171 @@ print(json.dumps(scaleapi.ScaleClient(key, api_instance_url=url).get_task(task_i
 
   step('no page raised a JavaScript error or a server error', async () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(pageErrors, []);
+    assert.deepEqual(serverErrors, []);
+  });
+});
+
+// The lease on a task, in a real browser, with a short lease (12 s): the countdown, the warning
+// near the end, Extend (the typed response comes back), a late submission refused with the
+// typed response kept when another labeler took the task over, and accepted when nobody did.
+describe('Tessera labeling leases in a real browser', { timeout: 15 * STEP_TIMEOUT }, () => {
+  const LEASE_SECONDS = 12;
+  const lease = { admin: { ...admin, email: `lease.${stamp}@example.com`, team: `Leases ${stamp}` } };
+  const labelers = [
+    { email: `ann.${stamp}@example.com`, name: 'Ann Late', company: 'Slow Clicks', password: 'label-slowly-77' },
+    { email: `kai.${stamp}@example.com`, name: 'Kai Quick', company: 'Fast Clicks', password: 'label-quickly-77' },
+  ];
+  let env;
+  let failed = false;
+  let adminPage;
+  const pages = []; // the labelers' pages
+  const pageErrors = [];
+  const serverErrors = [];
+  let liveKey = '';
+  const tasks = [];
+
+  const step = (name, fn) => it(name, { timeout: STEP_TIMEOUT }, async (t) => {
+    if (failed) {
+      t.skip('an earlier step failed');
+      return;
+    }
+    try {
+      await fn(t);
+    } catch (err) {
+      failed = true;
+      for (const [who, page] of [['admin', adminPage], ['ann', pages[0]], ['kai', pages[1]]]) {
+        if (page && !page.isClosed()) await env.screenshot(page, `FAILED-${who}`).catch(() => {});
+      }
+      if (env) err.message += `\n--- last lines of the Tessera log ---\n${env.serverLog().split('\n').slice(-25).join('\n')}`;
+      throw err;
+    }
+  });
+  const watch = (page, who) => {
+    page.on('pageerror', (err) => pageErrors.push(`${who}: ${err.message}`));
+    page.on('response', (res) => {
+      if (res.status() >= 500) serverErrors.push(`${who}: ${res.request().method()} ${res.url()} -> ${res.status()}`);
+    });
+    return page;
+  };
+  const createTask = async (text) => {
+    const res = await fetch(`${env.baseUrl}/v1/task/categorization`, {
+      method: 'POST',
+      headers: { Authorization: `Basic ${Buffer.from(`${liveKey}:`).toString('base64')}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ instruction: text, attachment, attachment_type: 'website', categories }),
+    });
+    const json = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(json));
+    return json.task_id;
+  };
+  const apiTask = async (id) => (await fetch(`${env.baseUrl}/v1/task/${id}`, {
+    headers: { Authorization: `Basic ${Buffer.from(`${liveKey}:`).toString('base64')}` },
+  })).json();
+  const secondsLeft = async (page) => {
+    const m = /\((\d+):(\d\d) left\)/.exec(await page.locator('#lease-countdown').textContent());
+    return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
+  };
+  const nextTask = async (page) => {
+    await page.goto('/label');
+    await navigateBy(page, () => page.getByRole('button', { name: 'Next task' }).click());
+    return pathOf(page).replace('/label/', '');
+  };
+
+  before(async () => {
+    env = await startEnvironment({ label: 'labeling-lease', serverArgs: ['--label-lease', `${LEASE_SECONDS}s`] });
+    adminPage = watch(await (await env.newContext()).newPage(), 'admin');
+  });
+  after(async () => {
+    if (env) await env.stop();
+  });
+
+  step('an admin signs up, adds a live key, creates two tasks and invites two labelers', async () => {
+    await adminPage.goto('/signup');
+    await adminPage.getByLabel('Work email').fill(lease.admin.email);
+    await adminPage.getByLabel('Password', { exact: true }).fill(lease.admin.password);
+    await adminPage.getByLabel('Your name').fill(lease.admin.name);
+    await adminPage.getByLabel('Company').fill(lease.admin.company);
+    await adminPage.getByLabel('Team name').fill(lease.admin.team);
+    await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
+    await adminPage.goto('/keys');
+    const live = adminPage.locator('#mode-live');
+    await navigateBy(adminPage, () => live.getByRole('button', { name: 'Add live key' }).click());
+    liveKey = (await adminPage.locator('#secret-value').textContent()).trim();
+    tasks.push(await createTask(`lease one (${stamp})`), await createTask(`lease two (${stamp})`));
+    for (const person of labelers) {
+      await adminPage.goto('/team');
+      const invite = adminPage.locator('#invite');
+      await invite.getByLabel('Email addresses').fill(person.email);
+      await invite.locator('select[name="role"]').selectOption('labeler');
+      await navigateBy(adminPage, () => invite.getByRole('button', { name: 'Send invitations' }).click());
+      const [mail] = await env.mailsTo(person.email);
+      const page = watch(await (await env.newContext()).newPage(), person.name);
+      await page.goto(inviteLink(mail));
+      await page.getByLabel('Your name').fill(person.name);
+      await page.getByLabel('Company').fill(person.company);
+      await page.getByLabel('Password', { exact: true }).fill(person.password);
+      await page.getByLabel('Repeat password').fill(person.password);
+      await navigateBy(page, () => page.getByRole('button', { name: 'Accept invitation' }).click());
+      assert.equal(pathOf(page), '/label');
+      pages.push(page);
+    }
+  });
+
+  step('the countdown runs, warns near the end, and Extend gives a new lease keeping the typed text', async () => {
+    const [ann] = pages;
+    assert.equal(await nextTask(ann), tasks[0]);
+    const first = await secondsLeft(ann);
+    assert.ok(first > LEASE_SECONDS - 4 && first <= LEASE_SECONDS, `${first} s left`);
+    assert.ok(await ann.locator('#lease-warning').isHidden(), 'no warning at first');
+    await ann.getByLabel('Response JSON').fill('{"category": "public"} ');
+    const warning = ann.locator('#lease-warning');
+    await warning.waitFor({ state: 'visible', timeout: LEASE_SECONDS * 1000 });
+    assert.match(await warning.textContent(), /Your reservation ends in 0:0\d\. Press Extend to keep the task\./);
+    await env.screenshot(ann, 'lease-warning');
+    const before = (await ann.locator('#lease-until').textContent()).trim();
+    const res = await navigateBy(ann, () => ann.getByRole('button', { name: 'Extend' }).click());
+    assert.equal(res.status(), 200);
+    assert.match(await ann.locator('#notice').textContent(), new RegExp(`Reserved for you for another ${LEASE_SECONDS} seconds, until \\d\\d:\\d\\d:\\d\\d UTC\\.`));
+    assert.equal(await ann.getByLabel('Response JSON').inputValue(), '{"category": "public"} ', 'the typed response is kept');
+    assert.notEqual((await ann.locator('#lease-until').textContent()).trim(), before);
+    await waitFor('the new countdown', async () => (await secondsLeft(ann)) > LEASE_SECONDS - 4);
+    assert.ok(await ann.locator('#lease-warning').isHidden(), 'no warning after Extend');
+    await env.screenshot(ann, 'lease-extended');
+  });
+
+  step('once the lease ended and another labeler took the task, a late Submit keeps the typed response', async () => {
+    const [ann, kai] = pages;
+    await waitFor('the lease to end', async () => /ended/.test(await ann.locator('#lease-countdown').textContent()),
+      { timeoutMs: (LEASE_SECONDS + 5) * 1000, intervalMs: 500 });
+    assert.match(await ann.locator('#lease-warning').textContent(), /Your reservation has ended/);
+    assert.equal(await nextTask(kai), tasks[0], 'the task went back to the queue');
+    await ann.getByLabel('Response JSON').fill('{"category": "private"}');
+    const res = await navigateBy(ann, () => ann.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(res.status(), 409);
+    assert.match(await ann.locator('p.error[role="alert"]').textContent(), /You do not hold this task any more/);
+    assert.equal(await ann.getByLabel('Response JSON').inputValue(), '{"category": "private"}', 'the typed response is kept');
+    assert.equal((await apiTask(tasks[0])).status, 'pending');
+    await env.screenshot(ann, 'lease-taken-over');
+    await kai.getByLabel('Response JSON').fill('{"category": "public"}');
+    await navigateBy(kai, () => kai.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(await flashText(kai), `Task ${tasks[0]} submitted. Thank you!`);
+  });
+
+  step('once the lease ended with nobody else on the task, a late Submit is accepted', async () => {
+    const [ann] = pages;
+    assert.equal(await nextTask(ann), tasks[1]);
+    await ann.getByLabel('Response JSON').fill('{"category": "private"}');
+    await waitFor('the lease to end', async () => /ended/.test(await ann.locator('#lease-countdown').textContent()),
+      { timeoutMs: (LEASE_SECONDS + 5) * 1000, intervalMs: 500 });
+    await navigateBy(ann, () => ann.getByRole('button', { name: 'Submit', exact: true }).click());
+    assert.equal(pathOf(ann), '/label');
+    assert.equal(await flashText(ann), `Task ${tasks[1]} submitted. Thank you!`);
+    const task = await apiTask(tasks[1]);
+    assert.equal(task.status, 'completed');
+    assert.deepEqual(task.response, { category: 'private' });
+  });
+
+  step('no page raised a JavaScript error or a server error', async () => {
     assert.deepEqual(pageErrors, []);
     assert.deepEqual(serverErrors, []);
   });

@@ -386,9 +386,276 @@ pub fn synthetic_response(task_type: TaskType, params: &Map<String, Value>) -> V
 /// Largest response a labeler may submit, as JSON.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// The response the labeling editor starts from: the type's shape with nothing chosen
+/// (`{"category": null}`, a `null` answer per field, no annotations). Submitting it unchanged
+/// is refused, or for an empty annotation list asks for confirmation, so a labeler who presses
+/// Submit without looking never sends a label they did not pick.
+pub fn response_template(task_type: TaskType, params: &Map<String, Value>) -> Value {
+    use TaskType::*;
+    let unanswered = || {
+        Value::Object(
+            field_ids(params)
+                .into_iter()
+                .map(|id| (id, Value::Null))
+                .collect(),
+        )
+    };
+    match task_type {
+        ImageAnnotation => json!({ "annotations": [], "global_attributes": {} }),
+        Annotation
+        | PolygonAnnotation
+        | LineAnnotation
+        | PointAnnotation
+        | CuboidAnnotation
+        | NamedEntityRecognition => json!({ "annotations": [] }),
+        SegmentAnnotation => {
+            let mapping = synthetic_response(task_type, params)
+                .get("labelMapping")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            json!({ "annotations": null, "labelMapping": mapping })
+        }
+        Categorization => {
+            if labels(params, "categories").is_empty() {
+                let taxonomies: Map<String, Value> = params
+                    .get("taxonomies")
+                    .and_then(Value::as_object)
+                    .map(|t| t.keys().map(|name| (name.clone(), json!([]))).collect())
+                    .unwrap_or_default();
+                json!({ "taxonomies": taxonomies })
+            } else {
+                json!({ "category": null })
+            }
+        }
+        Transcription => json!({ "fields": unanswered(), "repeatable_fields": [] }),
+        DataCollection | TextCollection => json!({ "fields": unanswered() }),
+        DocumentTranscription => json!({ "fields": {}, "annotations": [] }),
+        Comparison => {
+            if labels(params, "choices").is_empty() {
+                json!({ "fields": unanswered() })
+            } else {
+                json!({ "choice": null })
+            }
+        }
+    }
+}
+
+/// Whether a response annotates nothing (no boxes, no entities, an empty document): a valid
+/// answer when the attachment really holds nothing to annotate, but also what an untouched
+/// editor sends, so the labeling page asks the labeler to confirm it.
+pub fn annotates_nothing(task_type: TaskType, response: &Value) -> bool {
+    use TaskType::*;
+    let empty = |key: &str| match response.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(_) => false,
+    };
+    match task_type {
+        ImageAnnotation
+        | Annotation
+        | PolygonAnnotation
+        | LineAnnotation
+        | PointAnnotation
+        | CuboidAnnotation
+        | NamedEntityRecognition => empty("annotations"),
+        DocumentTranscription => empty("annotations") && empty("fields"),
+        _ => false,
+    }
+}
+
+/// The top-level fields a response of this type has (scale-api.md §5).
+fn response_fields(task_type: TaskType, params: &Map<String, Value>) -> &'static [&'static str] {
+    use TaskType::*;
+    match task_type {
+        ImageAnnotation => &["annotations", "global_attributes"],
+        Annotation
+        | PolygonAnnotation
+        | LineAnnotation
+        | PointAnnotation
+        | CuboidAnnotation
+        | NamedEntityRecognition => &["annotations"],
+        SegmentAnnotation => &["annotations", "labelMapping", "instances"],
+        Categorization if labels(params, "categories").is_empty() => &["taxonomies"],
+        Categorization => &["category"],
+        Transcription => &["fields", "repeatable_fields"],
+        DataCollection | TextCollection => &["fields"],
+        DocumentTranscription => &["fields", "annotations"],
+        Comparison if labels(params, "choices").is_empty() => &["fields"],
+        Comparison => &["choice"],
+    }
+}
+
+/// The fields one annotation of a geometry kind may have, beside `label`, `attributes` and
+/// `uuid` (and `type`, which names the kind).
+fn annotation_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "box" => &["left", "top", "width", "height"],
+        "polygon" | "line" => &["vertices"],
+        "point" => &["x", "y"],
+        "ellipse" => &["x", "y", "rx", "ry", "rotation"],
+        "cuboid" => &["points", "vertices", "edges"],
+        "entity" => &["start", "end", "text"],
+        _ => &[],
+    }
+}
+
+/// "a" or "an", for "an entity annotation", "a box annotation".
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Refuses fields of `object` outside `allowed`, naming every unknown one, where it is
+/// (`place`) and what that thing (`what`) may have.
+fn only_fields(
+    object: &Map<String, Value>,
+    allowed: &[&str],
+    place: &str,
+    what: &str,
+) -> Result<(), Invalid> {
+    let unknown: Vec<&str> = object
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let noun = if unknown.len() == 1 {
+        "field"
+    } else {
+        "fields"
+    };
+    Err(Invalid(format!(
+        "Unknown {noun} {} in {place}; {what} has only {}.",
+        quoted(&unknown),
+        quoted(allowed)
+    )))
+}
+
+/// Checks one annotation: an object with a label from `allowed` and only the fields its
+/// geometry has.
+fn check_annotation(i: usize, a: &Value, kind: &str, allowed: &[String]) -> Result<(), Invalid> {
+    let object = a
+        .as_object()
+        .ok_or_else(|| Invalid(format!("Annotation {} must be an object.", i + 1)))?;
+    let mut fields = vec!["type", "label", "attributes", "uuid"];
+    fields.extend_from_slice(annotation_fields(kind));
+    only_fields(
+        object,
+        &fields,
+        &format!("annotation {}", i + 1),
+        &format!("{} {kind} annotation", article(kind)),
+    )?;
+    let label = a
+        .get("label")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Invalid(format!("Annotation {} needs a \"label\".", i + 1)))?;
+    if !allowed.is_empty() && !allowed.iter().any(|l| l == label) {
+        return Err(Invalid(format!(
+            "Annotation {} has the label \"{label}\", which is not one of: {}.",
+            i + 1,
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the `fields` answers: an object with an answer (not `null`) for every field the
+/// task asks for and no other field. Documents (`declared` false) may hold any fields.
+fn check_field_answers(
+    obj: &Map<String, Value>,
+    params: &Map<String, Value>,
+    declared: bool,
+) -> Result<(), Invalid> {
+    let fields = obj
+        .get("fields")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Invalid::new("The response needs \"fields\": an object."))?;
+    if !declared {
+        return Ok(());
+    }
+    let ids = field_ids(params);
+    if let Some(missing) = ids
+        .iter()
+        .find(|f| fields.get(f.as_str()).is_none_or(Value::is_null))
+    {
+        return Err(Invalid(format!("The field \"{missing}\" has no answer.")));
+    }
+    if !ids.is_empty() {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        only_fields(fields, &ids, "\"fields\"", "this task's \"fields\"")?;
+    }
+    Ok(())
+}
+
+/// Checks the answer to a categorization task with taxonomies: each taxonomy answered with
+/// at least one of its choices (when it lists any), and no taxonomy the task does not have.
+fn check_taxonomies(obj: &Map<String, Value>, params: &Map<String, Value>) -> Result<(), Invalid> {
+    let answers = obj
+        .get("taxonomies")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Invalid::new("The response needs \"taxonomies\": an object."))?;
+    let Some(asked) = params.get("taxonomies").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let names: Vec<&str> = asked.keys().map(String::as_str).collect();
+    only_fields(
+        answers,
+        &names,
+        "\"taxonomies\"",
+        "this task's \"taxonomies\"",
+    )?;
+    for (name, spec) in asked {
+        let choices: Vec<String> = spec
+            .get("choices")
+            .and_then(Value::as_array)
+            .map(|c| c.iter().filter_map(label_name).collect())
+            .unwrap_or_default();
+        if choices.is_empty() {
+            continue;
+        }
+        let picked: Vec<&str> = match answers.get(name) {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let choose = || {
+            Invalid(format!(
+                "Choose the taxonomy \"{name}\": one or more of {}.",
+                choices.join(", ")
+            ))
+        };
+        if picked.is_empty() {
+            return Err(choose());
+        }
+        if let Some(bad) = picked.iter().find(|p| !choices.iter().any(|c| c == *p)) {
+            return Err(Invalid(format!(
+                "\"{bad}\" is not a choice of the taxonomy \"{name}\": {}.",
+                choices.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks a labeler's response against the task: the shape its type's real response has
-/// (annotations, a category from the given ones, a value per field…), so customers never
-/// receive a result their code cannot read. The message names what is wrong.
+/// (annotations, a category from the given ones, a value per field…) and no field that shape
+/// lacks, so customers never receive a result their code cannot read, nor one with a label
+/// nobody chose. The message names what is wrong. An empty annotation list passes here (see
+/// [`annotates_nothing`]).
 pub fn check_response(
     task_type: TaskType,
     params: &Map<String, Value>,
@@ -401,30 +668,22 @@ pub fn check_response(
     if response.to_string().len() > MAX_RESPONSE_BYTES {
         return Err(Invalid::new("The response must be at most 1 MiB of JSON."));
     }
+    only_fields(
+        obj,
+        response_fields(task_type, params),
+        "the response",
+        &format!("{} {task_type} response", article(task_type.as_str())),
+    )?;
     let annotations = || -> Result<&Vec<Value>, Invalid> {
         obj.get("annotations")
             .and_then(Value::as_array)
             .ok_or_else(|| Invalid::new("The response needs \"annotations\": a list."))
     };
-    let check_label = |i: usize, a: &Value, allowed: &[String]| -> Result<(), Invalid> {
-        let label = a
-            .get("label")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Invalid(format!("Annotation {} needs a \"label\".", i + 1)))?;
-        if !allowed.is_empty() && !allowed.iter().any(|l| l == label) {
-            return Err(Invalid(format!(
-                "Annotation {} has the label \"{label}\", which is not one of: {}.",
-                i + 1,
-                allowed.join(", ")
-            )));
-        }
-        Ok(())
-    };
-    let check_labels = |items: &[Value], allowed: &[String]| -> Result<(), Invalid> {
-        items
+    let check_all = |kind: &str, allowed: &[String]| -> Result<(), Invalid> {
+        annotations()?
             .iter()
             .enumerate()
-            .try_for_each(|(i, a)| check_label(i, a, allowed))
+            .try_for_each(|(i, a)| check_annotation(i, a, kind, allowed))
     };
     match task_type {
         ImageAnnotation => {
@@ -448,7 +707,7 @@ pub fn check_response(
                     .and_then(Value::as_array)
                     .map(|a| a.iter().filter_map(label_name).collect())
                     .unwrap_or_default();
-                check_label(i, a, &allowed)?;
+                check_annotation(i, a, kind, &allowed)?;
                 if kind == "box" {
                     for key in ["left", "top", "width", "height"] {
                         if !a.get(key).is_some_and(Value::is_number) {
@@ -462,10 +721,12 @@ pub fn check_response(
             }
             Ok(())
         }
-        Annotation | PolygonAnnotation | LineAnnotation | PointAnnotation | CuboidAnnotation => {
-            check_labels(annotations()?, &labels(params, "objects_to_annotate"))
-        }
-        NamedEntityRecognition => check_labels(annotations()?, &labels(params, "labels")),
+        Annotation => check_all("box", &labels(params, "objects_to_annotate")),
+        PolygonAnnotation => check_all("polygon", &labels(params, "objects_to_annotate")),
+        LineAnnotation => check_all("line", &labels(params, "objects_to_annotate")),
+        PointAnnotation => check_all("point", &labels(params, "objects_to_annotate")),
+        CuboidAnnotation => check_all("cuboid", &labels(params, "objects_to_annotate")),
+        NamedEntityRecognition => check_all("entity", &labels(params, "labels")),
         SegmentAnnotation => obj
             .get("annotations")
             .filter(|a| a.is_object())
@@ -474,49 +735,46 @@ pub fn check_response(
         Categorization => {
             let categories = labels(params, "categories");
             if categories.is_empty() {
-                return obj
-                    .get("taxonomies")
-                    .filter(|t| t.is_object())
-                    .map(|_| ())
-                    .ok_or_else(|| Invalid::new("The response needs \"taxonomies\": an object."));
+                return check_taxonomies(obj, params);
             }
-            match obj.get("category").and_then(Value::as_str) {
-                Some(c) if categories.iter().any(|x| x == c) => Ok(()),
+            let multiple = params.get("allow_multiple") == Some(&Value::Bool(true));
+            let choose = || {
+                Invalid(format!(
+                    "Choose a category: {} of {}.",
+                    if multiple { "one or more" } else { "one" },
+                    categories.join(", ")
+                ))
+            };
+            let picked: Vec<&str> = match obj.get("category") {
+                Some(Value::String(c)) => vec![c.as_str()],
+                Some(Value::Array(a)) if multiple => a
+                    .iter()
+                    .map(|c| c.as_str().ok_or_else(choose))
+                    .collect::<Result<_, _>>()?,
+                _ => Vec::new(),
+            };
+            if picked.is_empty() {
+                return Err(choose());
+            }
+            match picked.iter().find(|c| !categories.iter().any(|x| x == *c)) {
                 Some(c) => Err(Invalid(format!(
                     "\"{c}\" is not one of the categories: {}.",
                     categories.join(", ")
                 ))),
-                None => Err(Invalid::new("The response needs a \"category\".")),
+                None => Ok(()),
             }
         }
-        Transcription | DataCollection | TextCollection | DocumentTranscription => {
-            let fields = obj
-                .get("fields")
-                .and_then(Value::as_object)
-                .ok_or_else(|| Invalid::new("The response needs \"fields\": an object."))?;
-            if task_type != DocumentTranscription {
-                if let Some(missing) = field_ids(params)
-                    .into_iter()
-                    .find(|f| !fields.contains_key(f))
-                {
-                    return Err(Invalid(format!("The field \"{missing}\" has no answer.")));
-                }
-            }
-            Ok(())
-        }
+        Transcription | DataCollection | TextCollection => check_field_answers(obj, params, true),
+        DocumentTranscription => check_field_answers(obj, params, false),
         Comparison => {
             let choices = labels(params, "choices");
             if choices.is_empty() {
-                return obj
-                    .get("fields")
-                    .filter(|f| f.is_object())
-                    .map(|_| ())
-                    .ok_or_else(|| Invalid::new("The response needs \"fields\": an object."));
+                return check_field_answers(obj, params, true);
             }
             match obj.get("choice").and_then(Value::as_str) {
                 Some(c) if choices.iter().any(|x| x == c) => Ok(()),
                 _ => Err(Invalid(format!(
-                    "The response needs a \"choice\", one of: {}.",
+                    "Choose one of: {} (the response needs a \"choice\").",
                     choices.join(", ")
                 ))),
             }
@@ -617,6 +875,161 @@ mod tests {
             let r = synthetic_response(t, &p);
             assert!(check_response(t, &p, &r).is_ok(), "{t:?}: {r}");
         }
+    }
+
+    /// Parameters of a realistic task of each type (as sdk-tests/support.py creates them).
+    fn realistic(t: TaskType) -> Map<String, Value> {
+        use TaskType::*;
+        params(match t {
+            ImageAnnotation => {
+                json!({"attachment": "a", "geometries": {"box": {"objects_to_annotate": ["car"]}, "point": {"objects_to_annotate": ["lamp"]}}})
+            }
+            SegmentAnnotation => json!({"attachment": "a", "labels": ["road", "sky"]}),
+            Categorization => {
+                json!({"attachment": "a", "attachment_type": "text", "categories": ["yes", "no"]})
+            }
+            Transcription | DataCollection => {
+                json!({"attachment": "a", "attachment_type": "image", "fields": {"phone": "Phone"}})
+            }
+            DocumentTranscription => json!({"attachment": "a"}),
+            Annotation | PolygonAnnotation | LineAnnotation | PointAnnotation
+            | CuboidAnnotation => {
+                json!({"attachment": "a", "objects_to_annotate": ["car"]})
+            }
+            NamedEntityRecognition => json!({"text": "Paris is big", "labels": [{"name": "CITY"}]}),
+            TextCollection => {
+                json!({"attachments": ["a"], "fields": [{"field_id": "summary", "type": "text"}]})
+            }
+            Comparison => {
+                json!({"attachments": ["a", "b"], "attachment_type": "image", "choices": ["left", "right"]})
+            }
+        })
+    }
+
+    #[test]
+    fn the_editor_template_is_not_an_answer() {
+        for t in TaskType::ALL {
+            let p = realistic(t);
+            let template = response_template(t, &p);
+            let refused = check_response(t, &p, &template).is_err();
+            assert!(
+                refused || annotates_nothing(t, &template),
+                "{t:?}: the template {template} would be accepted as an answer"
+            );
+            // The synthetic (test-mode) response stays a complete, valid answer.
+            let synthetic = synthetic_response(t, &p);
+            assert!(
+                check_response(t, &p, &synthetic).is_ok(),
+                "{t:?}: {synthetic}"
+            );
+            // (A document's synthetic response is empty: there is nothing in params to fill.)
+            if t != TaskType::DocumentTranscription {
+                assert!(!annotates_nothing(t, &synthetic), "{t:?}: {synthetic}");
+            }
+        }
+        let cat = realistic(TaskType::Categorization);
+        assert_eq!(
+            response_template(TaskType::Categorization, &cat),
+            json!({"category": null})
+        );
+        let err =
+            check_response(TaskType::Categorization, &cat, &json!({"category": null})).unwrap_err();
+        assert_eq!(err.0, "Choose a category: one of yes, no.");
+        let dc = realistic(TaskType::DataCollection);
+        let err = check_response(
+            TaskType::DataCollection,
+            &dc,
+            &response_template(TaskType::DataCollection, &dc),
+        )
+        .unwrap_err();
+        assert_eq!(err.0, "The field \"phone\" has no answer.");
+        let image = realistic(TaskType::ImageAnnotation);
+        let empty = json!({"annotations": [], "global_attributes": {}});
+        assert!(check_response(TaskType::ImageAnnotation, &image, &empty).is_ok());
+        assert!(annotates_nothing(TaskType::ImageAnnotation, &empty));
+        let multiple = params(json!({"categories": ["a", "b"], "allow_multiple": true}));
+        assert!(check_response(
+            TaskType::Categorization,
+            &multiple,
+            &json!({"category": ["a", "b"]})
+        )
+        .is_ok());
+        assert!(check_response(
+            TaskType::Categorization,
+            &multiple,
+            &json!({"category": []})
+        )
+        .is_err());
+        let tax = params(
+            json!({"taxonomies": {"color": {"type": "category", "choices": ["red", "blue"]}}}),
+        );
+        let template = response_template(TaskType::Categorization, &tax);
+        assert_eq!(template, json!({"taxonomies": {"color": []}}));
+        let err = check_response(TaskType::Categorization, &tax, &template).unwrap_err();
+        assert!(err.0.contains("Choose the taxonomy \"color\""), "{err:?}");
+        assert!(check_response(
+            TaskType::Categorization,
+            &tax,
+            &json!({"taxonomies": {"color": ["red"]}})
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let cat = realistic(TaskType::Categorization);
+        let err = check_response(
+            TaskType::Categorization,
+            &cat,
+            &json!({"category": "yes", "extra": 1}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.0,
+            "Unknown field \"extra\" in the response; a categorization response has only \"category\"."
+        );
+        let err = check_response(
+            TaskType::Categorization,
+            &cat,
+            &json!({"category": "yes", "b": 1, "a": 2}),
+        )
+        .unwrap_err();
+        assert!(
+            err.0
+                .starts_with("Unknown fields \"a\", \"b\" in the response"),
+            "{err:?}"
+        );
+        let image = realistic(TaskType::ImageAnnotation);
+        let err = check_response(
+            TaskType::ImageAnnotation,
+            &image,
+            &json!({"annotations": [{"type": "box", "label": "car", "left": 1, "top": 1, "width": 1, "height": 1, "colour": "red"}]}),
+        )
+        .unwrap_err();
+        assert!(
+            err.0
+                .starts_with("Unknown field \"colour\" in annotation 1; a box annotation has only"),
+            "{err:?}"
+        );
+        let dc = realistic(TaskType::DataCollection);
+        let err = check_response(
+            TaskType::DataCollection,
+            &dc,
+            &json!({"fields": {"phone": "1", "fax": "2"}}),
+        )
+        .unwrap_err();
+        assert!(
+            err.0.starts_with("Unknown field \"fax\" in \"fields\""),
+            "{err:?}"
+        );
+        let ner = realistic(TaskType::NamedEntityRecognition);
+        let err = check_response(
+            TaskType::NamedEntityRecognition,
+            &ner,
+            &json!({"annotations": [{"label": "CITY", "start": 0, "end": 5, "score": 1}]}),
+        )
+        .unwrap_err();
+        assert!(err.0.contains("an entity annotation"), "{err:?}");
     }
 
     #[test]

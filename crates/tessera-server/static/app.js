@@ -8,6 +8,61 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// A response editor says how large its text may be: a larger one is not sent (the server
+// could not keep it), and the labeler keeps their work.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  const editor = form.querySelector && form.querySelector("textarea[data-max-bytes]");
+  if (!editor || event.defaultPrevented) return;
+  const max = Number(editor.getAttribute("data-max-bytes"));
+  const size = new Blob([editor.value]).size;
+  const message = document.getElementById("response-size");
+  if (size > max) {
+    event.preventDefault();
+    message.textContent = `The response is ${Math.ceil(size / 1024)} KiB; it may be at most ${Math.floor(max / 1024)} KiB of JSON. Nothing was sent, and your text is still here.`;
+    message.hidden = false;
+  } else {
+    message.hidden = true;
+  }
+});
+
+// The lease on a labeler's task: a countdown beside "Reserved for you until …", and a warning
+// near the end (and once it ended) pointing at Extend. It counts from the time left when the
+// page was made, so a wrong clock in the browser does not matter.
+(() => {
+  const lease = document.getElementById("lease");
+  if (!lease) return;
+  const countdown = document.getElementById("lease-countdown");
+  const warning = document.getElementById("lease-warning");
+  const length = Number(lease.getAttribute("data-lease-ms"));
+  const ends = performance.now() + Number(lease.getAttribute("data-lease-left-ms"));
+  // The last quarter of the lease, at most two minutes.
+  const warnAt = Math.min(120000, length / 4);
+  const clock = (ms) => {
+    const s = Math.ceil(ms / 1000);
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  };
+  let timer = null;
+  const tick = () => {
+    const left = ends - performance.now();
+    if (left <= 0) {
+      countdown.textContent = " (ended)";
+      warning.textContent = "Your reservation has ended. You can still submit while nobody else takes the task; press Extend to reserve it again.";
+      warning.hidden = false;
+      lease.classList.add("ended");
+      clearInterval(timer);
+      return;
+    }
+    countdown.textContent = ` (${clock(left)} left)`;
+    if (left <= warnAt) {
+      warning.textContent = `Your reservation ends in ${clock(left)}. Press Extend to keep the task.`;
+      warning.hidden = false;
+    }
+  };
+  tick();
+  timer = setInterval(tick, 500);
+})();
+
 // Buttons marked data-copy copy the text of the element with that id.
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("[data-copy]");

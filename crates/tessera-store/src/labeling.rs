@@ -43,6 +43,36 @@ enum Finish<'a> {
     Error(&'a str),
 }
 
+/// Who holds a pending task, as one labeler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// This labeler, under a lease that ends then (epoch ms).
+    Mine(i64),
+    /// Nobody: never claimed, released, or the last lease ran out and nobody took it since.
+    Free,
+    /// Another labeler, under an unexpired lease.
+    Other,
+}
+
+/// Who holds the task now, from its claim columns.
+fn holding(
+    labeler_id: &str,
+    claimed_by: Option<&str>,
+    lease_until: Option<i64>,
+    now: i64,
+) -> Holding {
+    match (claimed_by, lease_until) {
+        (Some(by), Some(until)) if until >= now => {
+            if by == labeler_id {
+                Holding::Mine(until)
+            } else {
+                Holding::Other
+            }
+        }
+        _ => Holding::Free,
+    }
+}
+
 /// A task held by a labeler, and until when.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -126,15 +156,14 @@ impl Store {
         Ok(task.map(|task| Claim { task, lease_until }))
     }
 
-    /// The task if this labeler holds it now; otherwise why not (`NotFound` for no such live
-    /// task in the labeler's queue).
-    pub async fn claimed_task(
+    /// A live task of the labeler's queue and who holds it now, whatever its state
+    /// (`NotFound` for no such live task in the queue: outside it a task does not exist).
+    pub async fn task_for_labeler(
         &self,
         labeler_id: &str,
         queue: Queue<'_>,
         task_id: &str,
-    ) -> StoreResult<Result<Claim, ClaimProblem>> {
-        // Outside the labeler's queue a task does not exist, whatever its state.
+    ) -> StoreResult<(Task, Holding)> {
         let task = self
             .tasks_by_ids(&[task_id.to_owned()])
             .await?
@@ -150,23 +179,104 @@ impl Store {
                 .bind(task_id)
                 .fetch_optional(&self.writer)
                 .await?;
+        let (by, until) = holder.unwrap_or_default();
+        Ok((task, holding(labeler_id, by.as_deref(), until, now_ms())))
+    }
+
+    /// The task if this labeler holds it now; otherwise why not (`NotFound` for no such live
+    /// task in the labeler's queue).
+    pub async fn claimed_task(
+        &self,
+        labeler_id: &str,
+        queue: Queue<'_>,
+        task_id: &str,
+    ) -> StoreResult<Result<Claim, ClaimProblem>> {
+        let (task, holding) = self.task_for_labeler(labeler_id, queue, task_id).await?;
         if task.status != "pending" {
             return Ok(Err(ClaimProblem::NotPending(task.status)));
         }
-        match holder {
-            Some((Some(by), Some(until))) if by == labeler_id && until >= now_ms() => {
-                Ok(Ok(Claim {
-                    task,
-                    lease_until: until,
-                }))
-            }
-            _ => Ok(Err(ClaimProblem::NotYours)),
+        match holding {
+            Holding::Mine(lease_until) => Ok(Ok(Claim { task, lease_until })),
+            Holding::Free | Holding::Other => Ok(Err(ClaimProblem::NotYours)),
         }
     }
 
-    /// Completes a task the labeler holds: the response, `completed_at`, the callback delivery
-    /// (when the task has a callback URL), a usage record and the history line, in one
-    /// transaction. `Ok(Err(problem))` when the labeler no longer holds a pending task.
+    /// Locks a live task's row for the rest of `tx` (PostgreSQL; SQLite has one writer) and
+    /// says whether `labeler_id` may work on it: pending, and held by them or by nobody (a
+    /// lease that ran out with nobody taking the task since still lets its labeler finish).
+    /// `Ok(Ok(true))` when the labeler's own lease still runs, `Ok(Ok(false))` when the task
+    /// is free and would be re-claimed.
+    async fn lock_for_labeler(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        labeler_id: &str,
+        task_id: &str,
+        now: i64,
+    ) -> StoreResult<Result<bool, ClaimProblem>> {
+        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(&format!(
+            "SELECT status, claimed_by, lease_until FROM tasks WHERE id = $1 AND mode = 'live'{}",
+            self.for_update()
+        ))
+        .bind(task_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, by, until) = row.ok_or(StoreError::NotFound)?;
+        if status != "pending" {
+            return Ok(Err(ClaimProblem::NotPending(status)));
+        }
+        Ok(match holding(labeler_id, by.as_deref(), until, now) {
+            Holding::Mine(_) => Ok(true),
+            Holding::Free => Ok(false),
+            Holding::Other => Err(ClaimProblem::NotYours),
+        })
+    }
+
+    /// Extends the labeler's lease on a task to `lease_ms` from now, re-claiming it when the
+    /// lease ran out and nobody took the task since; recorded in the task's history
+    /// (`detail` says for how long). `Ok(Err(problem))` when the task is not pending any more
+    /// or another labeler holds it.
+    pub async fn extend_lease(
+        &self,
+        labeler_id: &str,
+        labeler_label: &str,
+        task_id: &str,
+        lease_ms: i64,
+        detail: &str,
+    ) -> StoreResult<Result<Claim, ClaimProblem>> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let still_mine = match self
+            .lock_for_labeler(&mut tx, labeler_id, task_id, now)
+            .await?
+        {
+            Ok(still_mine) => still_mine,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let lease_until = now + lease_ms;
+        sqlx::query(
+            "UPDATE tasks SET claimed_by = $1, lease_until = $2 WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(labeler_id)
+        .bind(lease_until)
+        .bind(task_id)
+        .execute(&mut *tx)
+        .await?;
+        let event = if still_mine {
+            "lease extended"
+        } else {
+            "re-claimed after the lease ran out"
+        };
+        let task =
+            crate::tasks::record_and_read(self, tx, task_id, now, labeler_label, event, detail)
+                .await?;
+        Ok(Ok(Claim { task, lease_until }))
+    }
+
+    /// Completes a task the labeler holds, or held until a lease that ran out with nobody
+    /// taking the task since (their work is not lost): the response, `completed_at`, the
+    /// callback delivery (when the task has a callback URL), a usage record and the history
+    /// line, in one transaction. `Ok(Err(problem))` when the task is not pending any more or
+    /// another labeler holds it.
     pub async fn submit_task(
         &self,
         labeler_id: &str,
@@ -183,7 +293,7 @@ impl Store {
         .await
     }
 
-    /// Ends a task the labeler holds as `error` (it cannot be labeled: broken attachment,
+    /// Ends a task the labeler holds (as [`Store::submit_task`] defines it) as `error` (it cannot be labeled: broken attachment,
     /// contradictory instruction…): the response is `{"error": reason}`, the customer gets the
     /// callback, nothing is billed.
     pub async fn error_task(
@@ -219,11 +329,27 @@ impl Store {
                 reason.to_owned(),
             ),
         };
+        // Re-claim (when the lease ran out and nobody took the task since) and finish in one
+        // transaction, with the row locked: a labeler claiming it meanwhile waits, then finds
+        // it finished; one who claimed it first makes this refuse.
         let mut tx = self.writer.begin().await?;
+        let still_mine = match self
+            .lock_for_labeler(&mut tx, labeler_id, task_id, now)
+            .await?
+        {
+            Ok(still_mine) => still_mine,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let detail = if still_mine {
+            detail
+        } else {
+            format!("{detail} (after the lease ran out; nobody else held the task)")
+        };
         let finished: Option<CompletedRow> = sqlx::query_as(
             "UPDATE tasks SET status = $1, response = $2, completed_at = $3, updated_at = $4, \
              claimed_by = NULL, lease_until = NULL \
-             WHERE id = $5 AND mode = 'live' AND status = 'pending' AND claimed_by = $6 AND lease_until >= $4 \
+             WHERE id = $5 AND mode = 'live' AND status = 'pending' \
+             AND (claimed_by = $6 OR claimed_by IS NULL OR lease_until < $4) \
              RETURNING team_id, mode, callback_url, project_id, batch_id, type",
         )
         .bind(status)
@@ -235,16 +361,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((team_id, mode, callback_url, project_id, batch_id, task_type)) = finished else {
-            drop(tx);
-            return Ok(Err(
-                match self
-                    .claimed_task(labeler_id, Queue::Everyone, task_id)
-                    .await?
-                {
-                    Ok(_) => ClaimProblem::NotYours,
-                    Err(problem) => problem,
-                },
-            ));
+            return Ok(Err(ClaimProblem::NotYours));
         };
         let mode: Mode = mode
             .parse()

@@ -1,22 +1,29 @@
 //! The labeler's pages: the queue (Next task claims the oldest pending live task under a
-//! lease), the task view with instruction, attachment, params and a response editor checked
-//! against the task type, Submit (completes the task, its callback and usage record in one
-//! transaction) and Release.
+//! lease), the task view with instruction, attachment, params, the lease's countdown with
+//! Extend, and a response editor checked against the task type, Submit (completes the task,
+//! its callback and usage record in one transaction; also after the lease ran out, while
+//! nobody else took the task) and Release. Every refusal shows the task page again with the
+//! labeler's typed response.
 
 use askama::Template;
 use axum::{
-    extract::State,
+    extract::{DefaultBodyLimit, FromRequest, Request, State},
     http::{header, HeaderValue, StatusCode},
     response::Response,
     routing::{get, post},
     Router,
 };
 
-use crate::web::{Form, Path};
-use serde::Deserialize;
+use crate::web::{
+    csrf::{OversizedForm, MAX_RESPONSE_FORM_BYTES},
+    humanize_ms, Form, Path,
+};
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::Value;
-use tessera_core::tasks::{check_response, synthetic_response, TaskType, MAX_RESPONSE_BYTES};
-use tessera_store::{Claim, ClaimProblem, StoreError};
+use tessera_core::tasks::{
+    annotates_nothing, check_response, response_template, TaskType, MAX_RESPONSE_BYTES,
+};
+use tessera_store::{Claim, ClaimProblem, Holding, StoreError, Task};
 
 use crate::{
     state::AppState,
@@ -24,10 +31,13 @@ use crate::{
 };
 
 pub fn router() -> Router<AppState> {
+    // The routes that carry a response take what the API takes (csrf::RESPONSE_FORM_ROUTES).
+    let response_limit = DefaultBodyLimit::max(MAX_RESPONSE_FORM_BYTES);
     Router::new()
         .route("/label", get(queue))
         .route("/label/next", post(next))
-        .route("/label/{id}", get(task).post(submit))
+        .route("/label/{id}", get(task).post(submit).layer(response_limit))
+        .route("/label/{id}/extend", post(extend).layer(response_limit))
         .route("/label/{id}/release", post(release))
         .route("/label/{id}/error", post(report_error))
 }
@@ -91,6 +101,17 @@ async fn next(State(state): State<AppState>, who: SignedIn) -> WebResult<Respons
     }
 }
 
+/// The lease, as the task page shows it (and app.js counts it down).
+struct LeaseView {
+    /// When it ends, `HH:MM:SS UTC`.
+    until: String,
+    /// Milliseconds left when the page was made (the countdown does not trust the browser's
+    /// clock).
+    left_ms: i64,
+    /// The lease length, for when to warn.
+    lease_ms: i64,
+}
+
 #[derive(Template)]
 #[template(path = "label_task.html")]
 struct TaskPage {
@@ -102,21 +123,72 @@ struct TaskPage {
     attachment_is_link: bool,
     params: String,
     response: String,
-    lease_until: String,
+    /// The lease, when this labeler holds the task.
+    lease: Option<LeaseView>,
+    /// Why the labeler does not hold the task (and what they can still do).
+    hold_note: Option<String>,
+    /// The task is pending and nobody else holds it: Submit and Extend are offered.
+    workable: bool,
     created: String,
     error: Option<String>,
+    /// A confirmation (lease extended).
+    notice: Option<String>,
+    /// The response annotates nothing: offer "Submit with no …".
+    confirm_empty: bool,
+    /// What there is none of ("boxes", "annotations").
+    nothing: &'static str,
+    max_response_bytes: usize,
     /// Labels for the box annotator (imageannotation tasks that ask for boxes on an http(s)
     /// image); `None` shows the JSON editor alone.
     box_labels: Option<Vec<String>>,
 }
 
+/// Formats epoch milliseconds as `HH:MM:SS UTC`: a lease is minutes long, so its end needs
+/// the seconds.
+fn format_clock(ms: i64) -> String {
+    let format = time::macros::format_description!("[hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+fn lease_ms(state: &AppState) -> i64 {
+    i64::try_from(state.config.label_lease.as_millis()).unwrap_or(600_000)
+}
+
+/// What the page says about a task the labeler cannot work on any more, if so.
+fn problem_message(problem: &ClaimProblem) -> String {
+    match problem {
+        ClaimProblem::NotPending(status) if status == "canceled" => {
+            "The customer canceled this task; your response was not sent (it is kept below if you want to copy it).".to_owned()
+        }
+        ClaimProblem::NotPending(status) => format!(
+            "This task is {status}; there is nothing left to label. Your response was not sent (it is kept below)."
+        ),
+        ClaimProblem::NotYours => {
+            "You do not hold this task any more: another labeler took it after your reservation ran out. Your response was not sent; it is kept below so you can copy it. Take the next task.".to_owned()
+        }
+    }
+}
+
+/// Why this labeler cannot work on the task now, if they cannot.
+fn problem_of(task: &Task, holding: Holding) -> Option<ClaimProblem> {
+    if task.status != "pending" {
+        return Some(ClaimProblem::NotPending(task.status.clone()));
+    }
+    (holding == Holding::Other).then_some(ClaimProblem::NotYours)
+}
+
+/// The task page: `response` is what the labeler typed (the template when `None`).
 fn task_page(
+    state: &AppState,
     who: &SignedIn,
-    claim: &Claim,
+    task: &Task,
+    holding: Holding,
     response: Option<String>,
     error: Option<String>,
 ) -> TaskPage {
-    let task = &claim.task;
     let params = task.params.as_object().cloned().unwrap_or_default();
     let attachment = params
         .get("attachment")
@@ -147,20 +219,30 @@ fn task_page(
         })
         .flatten()
         .filter(|labels| !labels.is_empty());
-    let draws_boxes = box_labels.is_some();
+    // The type's shape with nothing chosen: submitting it unchanged is refused (or, with no
+    // annotations, asks for confirmation).
     let template = || {
-        if draws_boxes {
-            // Boxes are drawn on the image; start from an empty response.
-            return serde_json::to_string_pretty(
-                &serde_json::json!({"annotations": [], "global_attributes": {}}),
-            )
-            .unwrap_or_default();
-        }
         task.task_type
             .parse::<TaskType>()
-            .map(|t| synthetic_response(t, &params))
+            .map(|t| response_template(t, &params))
             .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
             .unwrap_or_else(|_| "{}".into())
+    };
+    let problem = problem_of(task, holding);
+    let (lease, hold_note) = match (&problem, holding) {
+        (Some(_), _) => (None, None),
+        (None, Holding::Mine(until)) => (
+            Some(LeaseView {
+                until: format_clock(until),
+                left_ms: (until - tessera_store::now_ms()).max(0),
+                lease_ms: lease_ms(state),
+            }),
+            None,
+        ),
+        (None, _) => (
+            None,
+            Some("Your reservation ran out, but nobody else has taken this task: you can still submit it, or press Extend to reserve it again.".to_owned()),
+        ),
     };
     TaskPage {
         layout: Layout::signed_in(format!("Label task {}", task.id), who, "/label"),
@@ -169,16 +251,32 @@ fn task_page(
         instruction: task.instruction.clone().unwrap_or_default(),
         attachment_is_link,
         attachment,
+        nothing: if box_labels.is_some() {
+            "boxes"
+        } else {
+            "annotations"
+        },
         box_labels,
         params: serde_json::to_string_pretty(&task.params).unwrap_or_default(),
         response: response.unwrap_or_else(template),
-        lease_until: format_time(claim.lease_until),
+        lease,
+        hold_note,
+        workable: problem.is_none(),
         created: format_time(task.created_at),
         error,
+        notice: None,
+        confirm_empty: false,
+        max_response_bytes: MAX_RESPONSE_BYTES,
     }
 }
 
-/// Sends the labeler back to the queue with why this task is not theirs any more.
+/// Shows the task page with `status` (the attachment may load from the customer's host).
+fn show(status: StatusCode, page: &TaskPage) -> Response {
+    with_attachment_images(render(status, page))
+}
+
+/// Sends the labeler back to the queue with why this task is not theirs any more (opening a
+/// task page they do not hold).
 async fn dropped(state: &AppState, who: &SignedIn, problem: ClaimProblem) -> WebResult<Response> {
     let message = match problem {
         ClaimProblem::NotPending(status) if status == "canceled" => {
@@ -195,21 +293,17 @@ async fn dropped(state: &AppState, who: &SignedIn, problem: ClaimProblem) -> Web
     ))
 }
 
-async fn load(
-    state: &AppState,
-    who: &SignedIn,
-    id: &str,
-) -> WebResult<Result<Claim, ClaimProblem>> {
+/// A live task of the labeler's queue, whoever holds it (404 outside the queue).
+async fn load(state: &AppState, who: &SignedIn, id: &str) -> WebResult<(Task, Holding)> {
     let queue = who.labeling_queue().ok_or(WebError::Forbidden)?;
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    match state.store.claimed_task(&who.user.id, queue, id).await {
-        Ok(Ok(claim)) => {
-            who.authorize_labeling(&claim.task.team_id)?;
-            Ok(Ok(claim))
+    match state.store.task_for_labeler(&who.user.id, queue, id).await {
+        Ok((task, holding)) => {
+            who.authorize_labeling(&task.team_id)?;
+            Ok((task, holding))
         }
-        Ok(Err(problem)) => Ok(Err(problem)),
         Err(StoreError::NotFound) => Err(WebError::NotFound),
         Err(err) => Err(err.into()),
     }
@@ -220,11 +314,14 @@ async fn task(
     who: SignedIn,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    match load(&state, &who, &id).await? {
-        Ok(claim) => Ok(with_attachment_images(page(&task_page(
-            &who, &claim, None, None,
-        )))),
-        Err(problem) => dropped(&state, &who, problem).await,
+    let (task, holding) = load(&state, &who, &id).await?;
+    match (problem_of(&task, holding), holding) {
+        (None, Holding::Mine(_)) => Ok(show(
+            StatusCode::OK,
+            &task_page(&state, &who, &task, holding, None, None),
+        )),
+        (Some(problem), _) => dropped(&state, &who, problem).await,
+        (None, _) => dropped(&state, &who, ClaimProblem::NotYours).await,
     }
 }
 
@@ -240,42 +337,121 @@ fn with_attachment_images(mut response: Response) -> Response {
     response
 }
 
+/// A form that carries a labeler's response, or the mark that it was too large to read (see
+/// [`OversizedForm`]): then it was not CSRF-checked either, so the handler must only show the
+/// page.
+enum Submitted<T> {
+    Form(T),
+    TooLarge(usize),
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Submitted<T> {
+    type Rejection = WebError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(oversized) = request.extensions().get::<OversizedForm>() {
+            return Ok(Submitted::TooLarge(oversized.limit));
+        }
+        Form::<T>::from_request(request, state)
+            .await
+            .map(|Form(form)| Submitted::Form(form))
+    }
+}
+
+/// The page for a form too large to read: the editor (with the template: the typed text
+/// never arrived) and how large a response may be.
+fn too_large(
+    state: &AppState,
+    who: &SignedIn,
+    task: &Task,
+    holding: Holding,
+    limit: usize,
+) -> Response {
+    let message = format!(
+        "Your response was not received: the form was larger than {} MiB, so it could not be kept either. A response may be at most {} KiB of JSON; shorten it (fewer or simpler annotations) and submit again.",
+        limit / (1024 * 1024),
+        MAX_RESPONSE_BYTES / 1024
+    );
+    show(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &task_page(state, who, task, holding, None, Some(message)),
+    )
+}
+
 #[derive(Deserialize)]
 struct SubmitInput {
     #[serde(default)]
     response: String,
+    /// "Submit with no boxes": the labeler confirms an empty annotation list.
+    #[serde(default)]
+    confirm_empty: Option<String>,
 }
 
 async fn submit(
     State(state): State<AppState>,
     who: SignedIn,
     Path(id): Path<String>,
-    Form(input): Form<SubmitInput>,
+    form: Submitted<SubmitInput>,
 ) -> WebResult<Response> {
-    let claim = match load(&state, &who, &id).await? {
-        Ok(claim) => claim,
-        Err(problem) => return dropped(&state, &who, problem).await,
+    let (task, holding) = load(&state, &who, &id).await?;
+    let input = match form {
+        Submitted::Form(input) => input,
+        Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &task, holding, limit)),
     };
-    let invalid = |message: String| {
-        Ok(with_attachment_images(render(
-            StatusCode::BAD_REQUEST,
-            &task_page(&who, &claim, Some(input.response.clone()), Some(message)),
-        )))
+    let again = |status: StatusCode, task: &Task, holding: Holding, message: String| {
+        let page = task_page(
+            &state,
+            &who,
+            task,
+            holding,
+            Some(input.response.clone()),
+            Some(message),
+        );
+        show(status, &page)
     };
+    if let Some(problem) = problem_of(&task, holding) {
+        return Ok(again(
+            StatusCode::CONFLICT,
+            &task,
+            holding,
+            problem_message(&problem),
+        ));
+    }
+    let invalid = |message: String| Ok(again(StatusCode::BAD_REQUEST, &task, holding, message));
     if input.response.len() > MAX_RESPONSE_BYTES {
-        return invalid("The response must be at most 1 MiB of JSON.".into());
+        return invalid(format!(
+            "The response is {} KiB; it may be at most {} KiB of JSON.",
+            input.response.len().div_ceil(1024),
+            MAX_RESPONSE_BYTES / 1024
+        ));
     }
     let response: Value = match serde_json::from_str(&input.response) {
         Ok(v) => v,
         Err(e) => return invalid(format!("The response is not valid JSON: {e}.")),
     };
-    let task_type = match claim.task.task_type.parse::<TaskType>() {
+    let task_type = match task.task_type.parse::<TaskType>() {
         Ok(t) => t,
         Err(_) => return invalid("This task's type cannot be labeled here.".into()),
     };
-    let params = claim.task.params.as_object().cloned().unwrap_or_default();
+    let params = task.params.as_object().cloned().unwrap_or_default();
     if let Err(e) = check_response(task_type, &params, &response) {
         return invalid(e.0);
+    }
+    if annotates_nothing(task_type, &response) && input.confirm_empty.is_none() {
+        let mut page = task_page(
+            &state,
+            &who,
+            &task,
+            holding,
+            Some(input.response.clone()),
+            None,
+        );
+        page.error = Some(format!(
+            "This response has no {0}. If there really is nothing to annotate, press \u{201c}Submit with no {0}\u{201d}; otherwise add them first.",
+            page.nothing
+        ));
+        page.confirm_empty = true;
+        return Ok(show(StatusCode::BAD_REQUEST, &page));
     }
     let labeler = format!("labeler {}", who.user.email);
     match state
@@ -291,7 +467,69 @@ async fn submit(
                 &format!("Task {} submitted. Thank you!", task.id),
             ))
         }
-        Err(problem) => dropped(&state, &who, problem).await,
+        Err(problem) => {
+            // Changed since it was read: show it as it is now.
+            let (task, holding) = load(&state, &who, &id).await?;
+            Ok(again(
+                StatusCode::CONFLICT,
+                &task,
+                holding,
+                problem_message(&problem),
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ExtendInput {
+    /// The editor's text, sent along (Extend is a button of the response form) so it is
+    /// shown again.
+    response: Option<String>,
+}
+
+/// Extend: the labeler keeps the task for another lease from now (also re-claiming it when
+/// the lease ran out and nobody took it), recorded in the task's history; the page comes back
+/// with what they typed.
+async fn extend(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    form: Submitted<ExtendInput>,
+) -> WebResult<Response> {
+    let (task, holding) = load(&state, &who, &id).await?;
+    let typed = match form {
+        Submitted::Form(input) => input.response,
+        Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &task, holding, limit)),
+    };
+    let lease = lease_ms(&state);
+    let labeler = format!("labeler {}", who.user.email);
+    let detail = format!("reserved for another {}", humanize_ms(lease));
+    match state
+        .store
+        .extend_lease(&who.user.id, &labeler, &id, lease, &detail)
+        .await?
+    {
+        Ok(Claim { task, lease_until }) => {
+            let mut page = task_page(&state, &who, &task, Holding::Mine(lease_until), typed, None);
+            page.notice = Some(format!(
+                "Reserved for you for another {}, until {}.",
+                humanize_ms(lease),
+                format_clock(lease_until)
+            ));
+            Ok(show(StatusCode::OK, &page))
+        }
+        Err(problem) => {
+            let (task, holding) = load(&state, &who, &id).await?;
+            let page = task_page(
+                &state,
+                &who,
+                &task,
+                holding,
+                typed,
+                Some(problem_message(&problem)),
+            );
+            Ok(show(StatusCode::CONFLICT, &page))
+        }
     }
 }
 
@@ -309,17 +547,23 @@ async fn report_error(
     Path(id): Path<String>,
     Form(input): Form<ErrorInput>,
 ) -> WebResult<Response> {
-    let claim = match load(&state, &who, &id).await? {
-        Ok(claim) => claim,
-        Err(problem) => return dropped(&state, &who, problem).await,
-    };
+    let (task, holding) = load(&state, &who, &id).await?;
+    if let Some(problem) = problem_of(&task, holding) {
+        let page = task_page(
+            &state,
+            &who,
+            &task,
+            holding,
+            None,
+            Some(problem_message(&problem)),
+        );
+        return Ok(show(StatusCode::CONFLICT, &page));
+    }
     let reason = match tessera_core::clean_text("The reason", &input.reason, 1000, true) {
         Ok(r) => r,
         Err(e) => {
-            return Ok(with_attachment_images(render(
-                StatusCode::BAD_REQUEST,
-                &task_page(&who, &claim, None, Some(e.0)),
-            )))
+            let page = task_page(&state, &who, &task, holding, None, Some(e.0));
+            return Ok(show(StatusCode::BAD_REQUEST, &page));
         }
     };
     let labeler = format!("labeler {}", who.user.email);
@@ -336,7 +580,18 @@ async fn report_error(
                 &format!("Task {} reported as not labelable.", task.id),
             ))
         }
-        Err(problem) => dropped(&state, &who, problem).await,
+        Err(problem) => {
+            let (task, holding) = load(&state, &who, &id).await?;
+            let page = task_page(
+                &state,
+                &who,
+                &task,
+                holding,
+                None,
+                Some(problem_message(&problem)),
+            );
+            Ok(show(StatusCode::CONFLICT, &page))
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! forget it.
 
 use axum::{
-    body::{to_bytes, Body},
+    body::Body,
     extract::{FromRequestParts, Request, State},
     http::{header, request::Parts, HeaderValue, Method},
     middleware::Next,
@@ -25,6 +25,27 @@ use crate::{
 const CSRF_COOKIE: &str = "tessera_csrf";
 /// Largest dashboard form body accepted.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
+/// Largest labeling form body accepted: a labeler's response may be as large as the API
+/// takes (1 MiB of JSON), and form encoding writes most JSON punctuation as `%XX` (up to three
+/// bytes for one), plus room for the other fields.
+pub const MAX_RESPONSE_FORM_BYTES: usize =
+    3 * tessera_core::tasks::MAX_RESPONSE_BYTES + MAX_FORM_BYTES;
+
+/// Routes whose form carries a labeler's response: they take [`MAX_RESPONSE_FORM_BYTES`], and
+/// a larger form is not refused here but handed on, body emptied and unverified, marked
+/// [`OversizedForm`], so the page comes back with the editor and a message instead of a dead
+/// end. Their handlers must take the form through an extractor that checks the mark and
+/// changes nothing for a marked request (see `labeling::Submitted`).
+pub const RESPONSE_FORM_ROUTES: [&str; 2] = ["/label/{id}", "/label/{id}/extend"];
+
+/// Marks a request to a [`RESPONSE_FORM_ROUTES`] route whose form was over the limit (so
+/// neither read nor CSRF-checked): the handler shows the page with a message and writes
+/// nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct OversizedForm {
+    /// The limit, in bytes.
+    pub limit: usize,
+}
 
 /// The token to embed in this page's forms.
 #[derive(Clone, Debug)]
@@ -73,6 +94,30 @@ pub fn fresh_cookie(state: &AppState) -> HeaderValue {
     cookie_header(state, &random_token())
 }
 
+/// Reads a form body of at most `limit` bytes; `None` when it is larger (or the client broke
+/// off). A larger body is still read to its end, and thrown away, so the answer reaches a
+/// browser that is still sending (closing a connection with unread data resets it); the
+/// server-wide body limit and request timeout bound that.
+async fn read_form(mut body: Body, limit: usize) -> Option<axum::body::Bytes> {
+    use axum::body::HttpBody;
+    let mut bytes = Vec::new();
+    let mut over = false;
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue;
+        };
+        if !over && bytes.len() + data.len() <= limit {
+            bytes.extend_from_slice(&data);
+        } else if !over {
+            over = true;
+            bytes = Vec::new();
+        }
+    }
+    (!over).then(|| bytes.into())
+}
+
 /// Middleware: issues the cookie when missing, exposes the token, verifies unsafe requests.
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let existing = cookie_value(&request, &state);
@@ -86,9 +131,23 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !parts.uri.path().starts_with("/v1/");
     let request = if unsafe_method {
-        let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .map_or("(unmatched)", |m| m.as_str());
+        let carries_response = RESPONSE_FORM_ROUTES.contains(&route);
+        let limit = if carries_response {
+            MAX_RESPONSE_FORM_BYTES
+        } else {
+            MAX_FORM_BYTES
+        };
+        let bytes = match read_form(body, limit).await {
+            Some(bytes) => bytes,
+            None if carries_response => {
+                parts.extensions.insert(OversizedForm { limit });
+                return next.run(Request::from_parts(parts, Body::empty())).await;
+            }
+            None => {
                 return WebError::BadRequest(format!(
                     "The form is too large (the limit is {} KiB).",
                     MAX_FORM_BYTES / 1024
@@ -109,10 +168,6 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         let valid = existing.is_some() && sent.is_some_and(|sent| secure_eq(&sent, &token));
         if !valid {
             // The route template only: paths such as /invite/<token> carry credentials.
-            let route = parts
-                .extensions
-                .get::<axum::extract::MatchedPath>()
-                .map_or("(unmatched)", |m| m.as_str());
             tracing::warn!(route = %route, "rejected request with a missing or wrong CSRF token");
             return WebError::Refused(
                 "This form has expired or did not come from Tessera. Go back, reload the page and try again."

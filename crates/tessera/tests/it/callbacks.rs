@@ -358,6 +358,15 @@ async fn team_id(app: &TestApp, name: &str) -> String {
         .id
 }
 
+async fn user_id(app: &TestApp, email: &str) -> String {
+    app.store
+        .find_user_by_email(&tessera_core::Email::parse(email).unwrap())
+        .await
+        .unwrap()
+        .expect("user exists")
+        .id
+}
+
 /// The task's latest delivery once it is no longer pending.
 async fn finished_delivery(app: &TestApp, task_id: &str) -> Delivery {
     TestApp::eventually(20, || async {
@@ -1413,6 +1422,38 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     assert_ne!(foreign.status, StatusCode::OK);
     assert!(!foreign.body.contains("SECRET-OF-B"));
 
+    // The editor starts with nothing chosen, and that is not an answer: a labeler who
+    // presses Submit without looking is told to choose.
+    let template = extract_between(&view.body, "aria-label=\"Response JSON\"", "</textarea>")
+        .expect("the response editor");
+    let template = html_unescape(template.split_once('>').unwrap().1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&template).unwrap(),
+        json!({"category": null})
+    );
+    let bad = submit(&mut lee, &a1, &template).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        html_unescape(&bad.body).contains("Choose a category: one of yes, no."),
+        "{}",
+        bad.body
+    );
+    // Fields the type's response does not have are refused by name, not passed on.
+    let bad = submit(&mut lee, &a1, r#"{"category": "no", "extra": 1}"#).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        html_unescape(&bad.body).contains(
+            "Unknown field \"extra\" in the response; a categorization response has only \"category\"."
+        ),
+        "{}",
+        bad.body
+    );
+    assert!(
+        html_unescape(&bad.body).contains(r#"{"category": "no", "extra": 1}</textarea>"#),
+        "the typed response is kept: {}",
+        bad.body
+    );
+
     // Invalid responses: the form again with the message; the task stays pending.
     let bad = submit(&mut lee, &a1, "{not json").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -1476,6 +1517,53 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     // One left in team A's queue; then it is empty although team B's task still waits.
     assert_eq!(queue_length(&kim.visit("/label").await), 1);
     assert_eq!(label_next(&mut kim).await, a3);
+
+    // An imageannotation with no boxes is not sent silently: the labeler is asked to confirm.
+    let (s, image) = live
+        .post(
+            "/task/imageannotation",
+            json!({"attachment": "https://example.com/street.png",
+                   "geometries": {"box": {"objects_to_annotate": ["car"]}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{image}");
+    let image = id_of(&image);
+    assert_eq!(label_next(&mut lee).await, image);
+    let page = lee.visit(&format!("/label/{image}")).await;
+    assert!(
+        !page.body.contains("Submit with no"),
+        "no confirmation before it is needed"
+    );
+    let none = json!({"annotations": [], "global_attributes": {}}).to_string();
+    let asked = submit(&mut lee, &image, &none).await;
+    assert_eq!(asked.status, StatusCode::BAD_REQUEST);
+    assert!(
+        asked.body.contains("This response has no boxes"),
+        "{}",
+        asked.body
+    );
+    assert!(
+        asked.body.contains("name=\"confirm_empty\" value=\"1\"")
+            && asked.body.contains("Submit with no boxes"),
+        "{}",
+        asked.body
+    );
+    assert_eq!(live_status(&live, &image).await["status"], "pending");
+    let confirmed = lee
+        .post_form(
+            &format!("/label/{image}"),
+            &[("response", &none), ("confirm_empty", "1")],
+        )
+        .await;
+    assert_eq!(
+        confirmed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        confirmed.body
+    );
+    let done = live_status(&live, &image).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["response"]["annotations"], json!([]));
     lee.visit("/label").await;
     let empty = lee.post_form("/label/next", &[]).await;
     assert_eq!(empty.location.as_deref(), Some("/label"));
@@ -1505,21 +1593,95 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
     let mut lee = join_as_labeler(&app, &mut admin, "lee@lease.test").await;
     let mut kim = join_as_labeler(&app, &mut admin, "kim@lease.test").await;
 
-    // Lee's lease runs out: the task goes back to the queue and Kim gets it.
+    // The page shows the lease's end to the second and the Extend button (the countdown runs
+    // in app.js from the time left).
     assert_eq!(label_next(&mut lee).await, t);
+    let view = lee.visit(&format!("/label/{t}")).await;
+    let until = extract_between(&view.body, "<time id=\"lease-until\">", "</time>").unwrap();
+    assert!(
+        until.len() == "12:34:56 UTC".len() && until.ends_with(" UTC"),
+        "{until}"
+    );
+    assert!(view.body.contains("data-lease-left-ms=\""), "{}", view.body);
+    assert!(
+        view.body
+            .contains(&format!("formaction=\"/label/{t}/extend\"")),
+        "{}",
+        view.body
+    );
+
+    // Lee's lease runs out and Kim takes the task: Lee's late submission is refused, with the
+    // task page and what Lee typed, not a bare error.
     tokio::time::sleep(Duration::from_millis(2_600)).await;
     assert_eq!(label_next(&mut kim).await, t);
     let late = submit(&mut lee, &t, r#"{"category": "yes"}"#).await;
     assert_eq!(late.status, StatusCode::CONFLICT);
+    let body = html_unescape(&late.body);
     assert!(
-        late.body.contains("You do not hold this task"),
-        "{}",
-        late.body
+        body.contains("You do not hold this task any more"),
+        "{body}"
     );
+    assert!(
+        body.contains(r#"{"category": "yes"}</textarea>"#),
+        "the typed response is kept: {body}"
+    );
+    assert!(body.contains("lease"), "{body}");
     assert_eq!(live_status(&live, &t).await["status"], "pending");
+    // Extending a task another labeler holds is refused the same way.
+    let taken = lee
+        .post_form(
+            &format!("/label/{t}/extend"),
+            &[("response", r#"{"category": "no"}"#)],
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(html_unescape(&taken.body).contains(r#"{"category": "no"}</textarea>"#));
+
+    // Kim extends her lease: another full lease from now, the typed text shown again, and a
+    // line in the task's history.
+    let before = app
+        .store
+        .labeler_claim(&user_id(&app, "kim@lease.test").await)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let extended = kim
+        .post_form(
+            &format!("/label/{t}/extend"),
+            &[("response", r#"{"category": "maybe"}"#)],
+        )
+        .await;
+    assert_eq!(extended.status, StatusCode::OK, "{}", extended.body);
+    let body = html_unescape(&extended.body);
+    assert!(
+        body.contains("Reserved for you for another 2 seconds"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"{"category": "maybe"}</textarea>"#),
+        "{body}"
+    );
+    let after = app
+        .store
+        .labeler_claim(&user_id(&app, "kim@lease.test").await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        after.lease_until >= before.lease_until + 500,
+        "{} -> {}",
+        before.lease_until,
+        after.lease_until
+    );
+    let history = admin.visit(&format!("/tasks/{t}")).await;
+    let history = extract_between(&history.body, "id=\"history\"", "</table>").unwrap();
+    assert!(
+        history.contains("labeler kim@lease.test") && history.contains("lease extended"),
+        "{history}"
+    );
 
     // Kim releases it; Lee can take it again at once.
-    kim.visit("/label").await;
     let released = kim.post_form(&format!("/label/{t}/release"), &[]).await;
     assert_eq!(released.status, StatusCode::SEE_OTHER);
     assert!(kim
@@ -1528,20 +1690,169 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
         .body
         .contains("Task released back to the queue."));
     assert_eq!(label_next(&mut lee).await, t);
-    // An expired lease nobody took over is refused too.
+    // Lee's lease runs out, but nobody takes the task: Lee's work is not lost, the late
+    // submission re-claims and completes it.
     tokio::time::sleep(Duration::from_millis(2_600)).await;
-    let expired = submit(&mut lee, &t, r#"{"category": "yes"}"#).await;
-    assert_eq!(expired.status, StatusCode::CONFLICT);
-    assert_eq!(live_status(&live, &t).await["status"], "pending");
-    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 0);
-    // Within the lease, submitting works.
-    assert_eq!(label_next(&mut kim).await, t);
-    submit_ok(&mut kim, &t, json!({"category": "yes"})).await;
-    assert_eq!(live_status(&live, &t).await["status"], "completed");
+    submit_ok(&mut lee, &t, json!({"category": "yes"})).await;
+    let done = live_status(&live, &t).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["response"], json!({"category": "yes"}));
     assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 1);
+    let history = admin.visit(&format!("/tasks/{t}")).await;
+    let history = extract_between(&history.body, "id=\"history\"", "</table>").unwrap();
+    assert!(history.contains("after the lease ran out"), "{history}");
+
+    // Extend after the lease ran out with nobody else on the task re-claims it.
+    let t2 = id_of(&create_task(&live, categorization("lease 2")).await);
+    assert_eq!(label_next(&mut kim).await, t2);
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    let reclaimed = kim
+        .post_form(&format!("/label/{t2}/extend"), &[("response", "{}")])
+        .await;
+    assert_eq!(reclaimed.status, StatusCode::OK, "{}", reclaimed.body);
+    assert_eq!(label_next(&mut kim).await, t2, "Kim holds it again");
+    submit_ok(&mut kim, &t2, json!({"category": "no"})).await;
+
+    // Race: the late submission and another labeler's claim, at once, many times. Exactly one
+    // wins each time; the task is never both completed by Lee and held by Kim.
+    for round in 0..6 {
+        let task = id_of(&create_task(&live, categorization(&format!("race {round}"))).await);
+        assert_eq!(label_next(&mut lee).await, task);
+        tokio::time::sleep(Duration::from_millis(2_300)).await;
+        kim.visit("/label").await;
+        let body = json!({"category": "yes"}).to_string();
+        let (late, claim) = tokio::join!(
+            submit(&mut lee, &task, &body),
+            kim.post_form("/label/next", &[])
+        );
+        let status = live_status(&live, &task).await;
+        let kim_got_it = claim.location.as_deref() == Some(&format!("/label/{task}")[..]);
+        if late.status == StatusCode::SEE_OTHER {
+            assert_eq!(status["status"], "completed", "round {round}");
+            assert!(!kim_got_it, "round {round}: Kim holds a completed task");
+        } else {
+            assert_eq!(
+                late.status,
+                StatusCode::CONFLICT,
+                "round {round}: {}",
+                late.body
+            );
+            assert_eq!(status["status"], "pending", "round {round}");
+            assert!(
+                kim_got_it,
+                "round {round}: refused, yet Kim does not hold it"
+            );
+            submit_ok(&mut kim, &task, json!({"category": "no"})).await;
+        }
+    }
+    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 8);
     app.stop().await;
 }
 backend_test!(labeling_leases_expire_and_release_returns_tasks);
+
+/// `n` boxes labeled "car", as the box annotator writes them (pretty-printed).
+fn boxes(n: usize) -> String {
+    let annotations: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"type": "box", "label": "car", "left": i % 640, "top": i / 640,
+                   "width": 12 + i % 50, "height": 9 + i % 40})
+        })
+        .collect();
+    serde_json::to_string_pretty(&json!({"annotations": annotations, "global_attributes": {}}))
+        .unwrap()
+}
+
+async fn dense_tasks_can_be_submitted(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("dense@a.test", "Dense Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "q").await);
+    let image = || {
+        json!({"attachment": "https://example.com/crowd.png",
+               "geometries": {"box": {"objects_to_annotate": ["car"]}}})
+    };
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (s, task) = live.post("/task/imageannotation", image()).await;
+        assert_eq!(s, StatusCode::OK, "{task}");
+        ids.push(id_of(&task));
+    }
+    let mut lee = join_as_labeler(&app, &mut admin, "lee@dense.test").await;
+
+    // 2,000 boxes: far past the 64 KiB of other dashboard forms, well within the API's 1 MiB.
+    let t = label_next(&mut lee).await;
+    assert_eq!(t, ids[0]);
+    let dense = boxes(2_000);
+    assert!(
+        dense.len() > 200 * 1024 && dense.len() < 1024 * 1024,
+        "{}",
+        dense.len()
+    );
+    submit_ok(&mut lee, &t, serde_json::from_str(&dense).unwrap()).await;
+    let done = live_status(&live, &t).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(
+        done["response"]["annotations"].as_array().unwrap().len(),
+        2_000
+    );
+
+    // Past 1 MiB of JSON: the page again, with what was typed and the limit.
+    let t = label_next(&mut lee).await;
+    let huge = boxes(12_000);
+    assert!(
+        huge.len() > 1024 * 1024 && huge.len() < 3 * 1024 * 1024,
+        "{}",
+        huge.len()
+    );
+    let refused = submit(&mut lee, &t, &huge).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains("it may be at most 1024 KiB of JSON"),
+        "{}",
+        &refused.body[..2000.min(refused.body.len())]
+    );
+    assert!(html_unescape(&refused.body).contains(&format!("{huge}</textarea>")));
+
+    // A form past what the server reads at all (3 MiB and more): the task page with the editor
+    // and how large a response may be; nothing is written and the lease is kept.
+    let padding = "x".repeat(3 * 1024 * 1024 + 100 * 1024);
+    let oversized = submit(&mut lee, &t, &padding).await;
+    assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        oversized.body.contains("Your response was not received")
+            && oversized.body.contains("at most 1024 KiB of JSON"),
+        "{}",
+        oversized.body
+    );
+    assert!(oversized.body.contains("aria-label=\"Response JSON\""));
+    assert!(!oversized.body.contains("The form is too large"));
+    assert_eq!(live_status(&live, &t).await["status"], "pending");
+    assert_eq!(label_next(&mut lee).await, t, "still held");
+    // Oversized and without a CSRF token: the same page, and still nothing changes.
+    let forged = lee
+        .post_raw(&format!("/label/{t}"), &[("response", &padding)])
+        .await;
+    assert_eq!(forged.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(live_status(&live, &t).await["status"], "pending");
+    // Small enough, but without a token: refused as any forged form.
+    let forged = lee
+        .post_raw(&format!("/label/{t}"), &[("response", &boxes(3))])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(live_status(&live, &t).await["status"], "pending");
+    submit_ok(&mut lee, &t, serde_json::from_str(&boxes(3)).unwrap()).await;
+
+    // Other dashboard forms keep the 64 KiB limit.
+    let long = "y".repeat(100 * 1024);
+    let profile = admin.post_form("/profile", &[("name", &long)]).await;
+    assert_eq!(profile.status, StatusCode::BAD_REQUEST);
+    assert!(
+        profile.body.contains("The form is too large"),
+        "{}",
+        profile.body
+    );
+    app.stop().await;
+}
+backend_test!(dense_tasks_can_be_submitted);
 
 async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
