@@ -143,6 +143,8 @@ async fn invite(
     let mut sent = Vec::new();
     let mut already = Vec::new();
     let mut too_soon = Vec::new();
+    // Pending invitations asked again with another role: "… invited again as Manager (was Member)".
+    let mut role_changed = Vec::new();
     for email in emails {
         if let Some(existing) = state.store.find_user_by_email(&email).await? {
             if existing.team_id.as_deref() == Some(team_id.as_str()) {
@@ -169,9 +171,30 @@ async fn invite(
             ),
         };
         match state.store.invite(&new).await {
-            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
+            Ok(InviteOutcome::Refreshed { previous_role, .. }) if previous_role != role.role() => {
+                role_changed.push(format!(
+                    "{email} invited again as {} (was {}).",
+                    role.role().label(),
+                    previous_role.label()
+                ));
+                slots.pop();
+            }
+            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }) => {
                 sent.push(email.to_string());
                 slots.pop();
+            }
+            Ok(InviteOutcome::RoleChanged {
+                previous_role,
+                retry_in_ms,
+                ..
+            }) => {
+                role_changed.push(format!(
+                    "{email} invited again as {} (was {}); the invitation was emailed moments ago, so its link now grants {} and no new email was sent (resend possible in {}).",
+                    role.role().label(),
+                    previous_role.label(),
+                    role.role().label(),
+                    humanize_ms(retry_in_ms)
+                ));
             }
             Err(StoreError::TooSoon { retry_in_ms }) => {
                 too_soon.push(format!(
@@ -190,6 +213,10 @@ async fn invite(
     let mut message = String::new();
     if !sent.is_empty() {
         message.push_str(&format!("Invitation sent to {}.", sent.join(", ")));
+    }
+    for changed in &role_changed {
+        message.push(' ');
+        message.push_str(changed);
     }
     if !already.is_empty() {
         message.push_str(&format!(" Already in your team: {}.", already.join(", ")));

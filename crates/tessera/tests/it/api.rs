@@ -1003,3 +1003,44 @@ async fn random_key_floods_never_evict_valid_keys(backend: Backend) {
     app.stop().await;
 }
 backend_test!(random_key_floods_never_evict_valid_keys);
+
+/// `/v1/teams/invite` for an address already pending with another role changes the role
+/// (audited), also when the invitation was emailed moments ago and is not emailed again.
+async fn api_reinvite_with_another_role_changes_the_role(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("owner@reinvite.test", "Reinvite").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "team").await);
+    let invite = |role: &str| json!({"emails": ["gus@reinvite.test"], "team_role": role});
+    let (status, mates) = live.post("/teams/invite", invite("member")).await;
+    assert_eq!(status, StatusCode::OK, "{mates}");
+    let role_of = |mates: &Value| {
+        mates
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == "gus@reinvite.test")
+            .map(|m| m["role"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(role_of(&mates).as_deref(), Some("member"));
+    let (status, mates) = live.post("/teams/invite", invite("manager")).await;
+    assert_eq!(status, StatusCode::OK, "{mates}");
+    assert_eq!(role_of(&mates).as_deref(), Some("manager"), "{mates}");
+    let to_gus = app
+        .store
+        .list_mail(100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.to == "gus@reinvite.test")
+        .count();
+    assert_eq!(to_gus, 1, "within the resend interval: no second email");
+    let audit = admin.visit("/team/audit").await;
+    assert!(
+        audit.body.contains("invitation.role_changed"),
+        "{}",
+        audit.body
+    );
+    assert!(audit.body.contains("Member → Manager"), "{}", audit.body);
+    app.stop().await;
+}
+backend_test!(api_reinvite_with_another_role_changes_the_role);
