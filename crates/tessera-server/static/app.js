@@ -99,3 +99,14 @@ document.addEventListener("click", (event) => {
   window.addEventListener("resize", () => draw());
   if (image.complete) draw(); else image.addEventListener("load", () => draw());
 })();
+
+// Buttons shown disabled for a while (Resend while its interval runs) work again once it has
+// run out, without reloading the page.
+for (const button of document.querySelectorAll("button[data-enable-after-ms]")) {
+  const wait = Number(button.getAttribute("data-enable-after-ms")) || 0;
+  setTimeout(() => {
+    button.disabled = false;
+    button.textContent = button.getAttribute("data-enabled-label") || button.textContent;
+    button.removeAttribute("title");
+  }, wait);
+}

@@ -28,8 +28,8 @@ use crate::{
     ratelimit::{self, Limit},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
-        WebResult,
+        format_time, page, redirect_with_flash, redirect_with_warning, render, ClientIp, Layout,
+        SignedIn, WebError, WebResult,
     },
 };
 
@@ -281,7 +281,7 @@ async fn redeliver(
         return Err(WebError::NotFound);
     }
     if let Err(wait) = ratelimit::take(&state, Limit::CallbackSendsPerTeam, team_id).await? {
-        return Ok(redirect_with_flash(
+        return Ok(redirect_with_warning(
             &format!("/callbacks/{id}"),
             &format!(
                 "Your team sent {} test callbacks and redeliveries this hour; try again in {wait}.",
@@ -305,7 +305,7 @@ async fn redeliver(
                 "Redelivery queued: the callback is sent again now, with the same webhook-id.",
             ))
         }
-        Err(StoreError::InvalidState(_)) => Ok(redirect_with_flash(
+        Err(StoreError::InvalidState(_)) => Ok(redirect_with_warning(
             &format!("/callbacks/{id}"),
             "This callback is still being delivered; redeliver it once it has succeeded or failed.",
         )),

@@ -29,8 +29,8 @@ use crate::{
     state::AppState,
     team::team_page,
     web::{
-        format_time, humanize_ms, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
-        Layout, SignedIn, WebError, WebResult,
+        format_time, humanize_ms, page, redirect_with_flash, redirect_with_warning, render,
+        session, ClientIp, CsrfToken, Layout, SignedIn, WebError, WebResult,
     },
 };
 
@@ -227,6 +227,10 @@ async fn invite(
             too_soon.join(", ")
         ));
     }
+    // Nothing was sent and no role changed: what was asked was not done.
+    if sent.is_empty() && role_changed.is_empty() {
+        return Ok(redirect_with_warning("/team", message.trim()));
+    }
     Ok(redirect_with_flash("/team", message.trim()))
 }
 
@@ -284,7 +288,7 @@ async fn resend(
         }
         Err(StoreError::TooSoon { retry_in_ms }) => {
             slot.release(&state).await?;
-            Ok(redirect_with_flash(
+            Ok(redirect_with_warning(
                 "/team",
                 &format!(
                     "The invitation to {} was sent moments ago; you can resend it in {}.",

@@ -675,3 +675,84 @@ async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
     app.stop().await;
 }
 backend_test!(reinviting_with_another_role_changes_it_and_says_so);
+
+/// While the resend interval runs, Resend is shown disabled with the time left, and a resend
+/// refused by it is a warning, not the green success message.
+async fn resend_cooldown_is_a_warning_and_disables_resend(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            resend_interval: Some(Duration::from_millis(1_500)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("a@cool.test", "Cooldown").await;
+    let team = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "hal@cool.test"), ("role", "member")],
+        )
+        .await;
+    assert!(
+        team.body
+            .contains("<div class=\"flash\" role=\"status\">Invitation sent to"),
+        "a success is in the success style: {}",
+        team.body
+    );
+    let id = invitation_id(&team.body, "hal@cool.test").unwrap();
+    let row = &team.body[team.body.find("data-email=\"hal@cool.test\"").unwrap()..];
+    let button = extract_between(
+        row,
+        "<button type=\"submit\" class=\"small secondary\"",
+        "</button>",
+    )
+    .expect("the Resend button");
+    assert!(button.contains(" disabled"), "{button}");
+    assert!(button.contains(">Resend in ") && button.contains(" second"), "{button}");
+
+    let refused = admin
+        .submit(&format!("/team/invitations/{id}/resend"), &[])
+        .await;
+    assert!(
+        refused
+            .body
+            .contains("<div class=\"flash flash-warning\" role=\"status\">The invitation to hal@cool.test was sent moments ago"),
+        "{}",
+        refused.body
+    );
+    // Inviting the address again with the same role: nothing was done, a warning too.
+    let again = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "hal@cool.test"), ("role", "member")],
+        )
+        .await;
+    assert!(
+        again.body.contains("class=\"flash flash-warning\""),
+        "{}",
+        again.body
+    );
+
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let later = admin.visit("/team").await;
+    let row = &later.body[later.body.find("data-email=\"hal@cool.test\"").unwrap()..];
+    let button = extract_between(
+        row,
+        "<button type=\"submit\" class=\"small secondary\"",
+        "</button>",
+    )
+    .expect("the Resend button");
+    assert_eq!(button, ">Resend", "enabled once the interval ran out");
+    let sent = admin
+        .submit(&format!("/team/invitations/{id}/resend"), &[])
+        .await;
+    assert!(
+        sent.body
+            .contains("<div class=\"flash\" role=\"status\">A fresh invitation link was sent"),
+        "{}",
+        sent.body
+    );
+    app.stop().await;
+}
+backend_test!(resend_cooldown_is_a_warning_and_disables_resend);
