@@ -44,6 +44,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "session_idle",
         sql: include_str!("../migrations/0006_session_idle.sql"),
     },
+    Migration {
+        version: 8,
+        name: "key_nonces_attempt_requests",
+        sql: include_str!("../migrations/0008_key_nonces_attempt_requests.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

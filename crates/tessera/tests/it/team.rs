@@ -709,7 +709,10 @@ async fn resend_cooldown_is_a_warning_and_disables_resend(backend: Backend) {
     )
     .expect("the Resend button");
     assert!(button.contains(" disabled"), "{button}");
-    assert!(button.contains(">Resend in ") && button.contains(" second"), "{button}");
+    assert!(
+        button.contains(">Resend in ") && button.contains(" second"),
+        "{button}"
+    );
 
     let refused = admin
         .submit(&format!("/team/invitations/{id}/resend"), &[])
