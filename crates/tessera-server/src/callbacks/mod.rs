@@ -204,6 +204,8 @@ struct AttemptRow {
     latency_ms: i64,
     error: String,
     snippet: String,
+    /// What this attempt sent: headers (secrets masked when sent) and the exact body.
+    request: Option<tessera_store::SentRequest>,
 }
 
 #[derive(Template)]
@@ -243,22 +245,12 @@ async fn detail(
             latency_ms: a.latency_ms,
             error: a.error.unwrap_or_default(),
             snippet: a.response_snippet.unwrap_or_default(),
+            request: a.request,
         })
         .collect();
-    // Task callbacks are built from the task when sent: show what the next attempt sends.
-    let payload = match (&delivery.payload, &delivery.task_id) {
-        (Some(p), _) => Some(
-            serde_json::from_str::<serde_json::Value>(p)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or_else(|_| p.to_owned()),
-        ),
-        (None, Some(task_id)) => state
-            .store
-            .get_task(team_id, who.mode, task_id)
-            .await?
-            .map(|t| serde_json::to_string_pretty(&worker::task_payload(&t)).unwrap_or_default()),
-        (None, None) => None,
-    };
+    // Batch and test callbacks carry a fixed body; a task callback's is built from the task
+    // when sent, so only its attempts (below) show what was sent — never a body built now.
+    let payload = delivery.payload.clone();
     Ok(page(&DetailPage {
         layout: Layout::signed_in(format!("Callback {}", delivery.id), &who, "/callbacks"),
         can_redeliver: who.authorize(Action::SendCallbacks).is_ok() && delivery.status != "pending",

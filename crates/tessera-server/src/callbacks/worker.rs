@@ -14,7 +14,8 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Value};
 use tessera_core::{Email, Mode};
 use tessera_store::{
-    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep, Task,
+    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep, SentRequest,
+    Task,
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -256,7 +257,8 @@ impl CallbackWorker {
         let delivery = &claimed.delivery;
         let at = now_ms();
         let started = Instant::now();
-        let result = self.send(&claimed).await;
+        let mut request = None;
+        let result = self.send(&claimed, &mut request).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let failures = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
         let (attempt, next) = match result {
@@ -267,6 +269,7 @@ impl CallbackWorker {
                     latency_ms,
                     error: None,
                     response_snippet: Some(sent.snippet),
+                    request,
                 },
                 NextStep::Succeeded,
             ),
@@ -277,6 +280,7 @@ impl CallbackWorker {
                     latency_ms,
                     error: Some(format!("the receiver answered {}", sent.status)),
                     response_snippet: Some(sent.snippet),
+                    request,
                 },
                 self.retry(failures, sent.retry_after),
             ),
@@ -287,6 +291,7 @@ impl CallbackWorker {
                     latency_ms,
                     error: Some(error),
                     response_snippet: None,
+                    request,
                 },
                 self.retry(failures, None),
             ),
@@ -341,10 +346,20 @@ impl CallbackWorker {
         }
     }
 
-    async fn send(&self, claimed: &ClaimedDelivery) -> Result<Sent, String> {
+    /// Sends one attempt; `request` is set to what went out (headers masked, the exact body)
+    /// as soon as it is built, so a failed attempt records it too.
+    async fn send(
+        &self,
+        claimed: &ClaimedDelivery,
+        request: &mut Option<SentRequest>,
+    ) -> Result<Sent, String> {
         let delivery = &claimed.delivery;
         let body = Self::body(claimed)?;
         if !delivery.target.contains("://") {
+            *request = Some(SentRequest {
+                headers: vec![("to".into(), delivery.target.clone())],
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
             return self.send_email(claimed, &body).await;
         }
         let url = outbound::check_url(&delivery.target, self.state.config.allow_private_callbacks)?;
@@ -378,6 +393,10 @@ impl CallbackWorker {
                 &body,
             ))?,
         );
+        *request = Some(SentRequest {
+            headers: masked_headers(&headers),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
         let mut response = self
             .client
             .post(url)
@@ -527,6 +546,39 @@ pub fn lease_for(timeout: Duration) -> Duration {
     timeout + timeout.max(LEASE_MARGIN_MIN)
 }
 
+/// Headers whose values are secrets, shown masked on the dashboard.
+const SECRET_HEADERS: [&str; 2] = ["scale-callback-auth", "webhook-signature"];
+
+/// The first 4 characters of a secret and "…": enough to tell keys apart, useless to forge.
+fn mask(secret: &str) -> String {
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}…")
+}
+
+/// The request headers as the dashboard shows them: secrets masked (each signature of
+/// `webhook-signature` after its `v1,` version tag).
+fn masked_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or_default();
+            let shown = match name.as_str() {
+                "webhook-signature" => value
+                    .split(' ')
+                    .map(|sig| match sig.split_once(',') {
+                        Some((version, sig)) => format!("{version},{}", mask(sig)),
+                        None => mask(sig),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                n if SECRET_HEADERS.contains(&n) => mask(value),
+                _ => value.to_owned(),
+            };
+            (name.as_str().to_owned(), shown)
+        })
+        .collect()
+}
+
 /// The body of a task callback (scale-api.md §7.1), built from the task as it is now.
 pub fn task_payload(task: &Task) -> Value {
     json!({
@@ -605,6 +657,21 @@ mod tests {
         let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
         assert!(parsed > Duration::from_secs(590) && parsed <= Duration::from_secs(600));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn secrets_are_masked_in_recorded_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("scale-callback-auth", HeaderValue::from_static("abcdefgh"));
+        headers.insert(
+            "webhook-signature",
+            HeaderValue::from_static("v1,SECRETSIG1 v1,OTHERSIG2"),
+        );
+        headers.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        let shown: HashMap<_, _> = masked_headers(&headers).into_iter().collect();
+        assert_eq!(shown["scale-callback-auth"], "abcd…");
+        assert_eq!(shown["webhook-signature"], "v1,SECR… v1,OTHE…");
+        assert_eq!(shown["webhook-id"], "msg_1");
     }
 
     #[test]

@@ -1666,3 +1666,87 @@ async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
     app.stop().await;
 }
 backend_test!(workforce_labels_every_team_and_nothing_else);
+
+/// The detail page shows what each attempt sent — the exact body and the request headers,
+/// secrets masked — not a body built from the task as it is now (which would carry
+/// `callback_succeeded`, set only after the callback was sent).
+async fn detail_page_shows_each_attempts_exact_request(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("200ms,200ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan(
+        "/exact",
+        Plan::FailFirst {
+            remaining: 1,
+            status: 503,
+            retry_after: None,
+        },
+    );
+    let mut admin = app.sign_up("exact@acme.test", "Exact Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, _) = secrets(&mut admin, "test").await;
+    let id = id_of(&create_task(&api, with_callback(categorization("x"), &rx.url("/exact"))).await);
+    let hits = rx.wait_for("/exact", 2).await;
+    assert!(callback_succeeded(&api, &id).await);
+    let delivery = finished_delivery(&app, &id).await;
+    use_mode(&mut admin, "test").await;
+    let page = admin.visit(&format!("/callbacks/{}", delivery.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Built from the task"), "{}", page.body);
+    assert!(
+        !page.body.contains("id=\"delivery-body\""),
+        "no body built now"
+    );
+
+    let bodies: Vec<String> = page
+        .body
+        .split("<pre class=\"json attempt-body\">")
+        .skip(1)
+        .map(|rest| html_unescape(&rest[..rest.find("</pre>").unwrap()]))
+        .collect();
+    assert_eq!(bodies.len(), 2, "one body per attempt: {}", page.body);
+    for (shown, hit) in bodies.iter().zip(hits.iter().rev()) {
+        assert_eq!(shown.as_bytes(), hit.body.as_slice(), "the exact body sent");
+    }
+    assert!(
+        !bodies[0].contains("callback_succeeded\":true"),
+        "{}",
+        bodies[0]
+    );
+    let header = |name: &str| {
+        let at = page
+            .body
+            .find(&format!("<th scope=\"row\"><code>{name}</code></th>"))
+            .unwrap_or_else(|| panic!("header {name} shown: {}", page.body));
+        html_unescape(
+            &extract_between(&page.body[at..], "<td class=\"break\"><code>", "</code>").unwrap(),
+        )
+    };
+    assert_eq!(header("scale-callback-auth"), format!("{}…", &auth[..4]));
+    assert!(
+        !page.body.contains(&auth),
+        "the auth key is never shown whole"
+    );
+    let signature = header("webhook-signature");
+    assert!(
+        signature.starts_with("v1,") && signature.ends_with('…'),
+        "{signature}"
+    );
+    assert_eq!(
+        signature.chars().count(),
+        "v1,".len() + 4 + 1,
+        "{signature}"
+    );
+    assert!(!page.body.contains(&hits[0].header("webhook-signature")));
+    assert_eq!(header("webhook-id"), delivery.id);
+    assert_eq!(header("content-type"), "application/json");
+    app.stop().await;
+}
+backend_test!(detail_page_shows_each_attempts_exact_request);
