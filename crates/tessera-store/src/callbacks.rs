@@ -320,6 +320,34 @@ impl Store {
         delivery_from_row(&row)
     }
 
+    /// Records a delivery its caller attempts at once (a test callback sent while the person
+    /// waits): pending and held under a lease of `lease_ms`, as if claimed, so no worker takes
+    /// it meanwhile; the caller finishes it with [`Store::finish_deliveries`].
+    pub async fn start_delivery_now(
+        &self,
+        new: &NewDelivery,
+        lease_ms: i64,
+    ) -> StoreResult<Delivery> {
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {}",
+            returning_columns()
+        ))
+        .bind(new_delivery_id())
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .bind(new.kind.as_str())
+        .bind(new.batch_id.clone())
+        .bind(&new.target)
+        .bind(&new.payload)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        delivery_from_row(&row)
+    }
+
     /// Claims up to `limit` due deliveries for `lease_ms` (on PostgreSQL skipping rows other
     /// workers are claiming), with the tasks of task callbacks.
     pub async fn claim_due_deliveries(

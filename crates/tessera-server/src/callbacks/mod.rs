@@ -107,6 +107,22 @@ struct ListPage {
     test_url: String,
     error: Option<String>,
     can_send: bool,
+    /// The outcome of the test callback just sent, shown on the page that answers it.
+    test_result: Option<TestResult>,
+}
+
+/// How a test callback went: the receiver's answer (status, latency, the first 1 KiB of its
+/// body) or the error.
+struct TestResult {
+    delivery_id: String,
+    target: String,
+    succeeded: bool,
+    status_code: Option<i64>,
+    latency_ms: i64,
+    snippet: String,
+    error: Option<String>,
+    /// An email target: handed to the mail outbox, which sends it.
+    email: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -185,6 +201,7 @@ async fn list_page(
         test_url,
         error,
         can_send: who.authorize(Action::SendCallbacks).is_ok(),
+        test_result: None,
     })
 }
 
@@ -312,8 +329,10 @@ struct TestInput {
     url: String,
 }
 
-/// Queues a sample callback to a URL (or email address), sent like a real one: same worker,
-/// same headers and signature, shown in the list.
+/// Sends a sample callback to a URL (or email address) at once and answers with the result:
+/// sent like a real one (same code, headers and signature), tried once and never retried,
+/// recorded as a test delivery with its one attempt so it shows in the list. An email target
+/// is handed to the mail outbox, which sends it on its own schedule.
 async fn send_test(
     State(state): State<AppState>,
     who: SignedIn,
@@ -359,16 +378,20 @@ async fn send_test(
         "task": {"task_id": "000000000000000000000000", "status": "completed", "type": "categorization", "is_test": true},
         "response": {"category": "example"},
     });
+    let lease = worker::lease_for(state.config.callback_timeout);
     let delivery = state
         .store
-        .enqueue_delivery(&NewDelivery {
-            team_id: team_id.clone(),
-            mode: who.mode,
-            kind: DeliveryKind::Test,
-            batch_id: None,
-            target,
-            payload: payload.to_string(),
-        })
+        .start_delivery_now(
+            &NewDelivery {
+                team_id: team_id.clone(),
+                mode: who.mode,
+                kind: DeliveryKind::Test,
+                batch_id: None,
+                target,
+                payload: payload.to_string(),
+            },
+            i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4),
+        )
         .await?;
     let event = audit::event(
         &who,
@@ -378,9 +401,22 @@ async fn send_test(
         format!("{} mode, to {}", who.mode, delivery.target),
     );
     state.store.record_audit(Some(&team_id), &event).await?;
-    state.callbacks_queued.notify_one();
-    Ok(redirect_with_flash(
-        &format!("/callbacks/{}", delivery.id),
-        "Test callback queued.",
-    ))
+    let outcome = worker::send_test_now(&state, delivery.clone()).await;
+    state
+        .store
+        .finish_deliveries(std::slice::from_ref(&outcome))
+        .await?;
+    let attempt = outcome.attempt;
+    let mut page = list_page(&state, &who, ListQuery::default(), raw, None).await?;
+    page.test_result = Some(TestResult {
+        email: !delivery.target.contains("://"),
+        delivery_id: delivery.id,
+        target: delivery.target,
+        succeeded: outcome.next == tessera_store::NextStep::Succeeded,
+        status_code: attempt.status_code,
+        latency_ms: attempt.latency_ms,
+        snippet: attempt.response_snippet.unwrap_or_default(),
+        error: attempt.error,
+    });
+    Ok(render(StatusCode::OK, &page))
 }

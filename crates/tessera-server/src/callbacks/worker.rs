@@ -261,6 +261,15 @@ impl CallbackWorker {
         let result = self.send(&claimed, &mut request).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let failures = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        // A test callback is tried once: "Send test callback" shows its outcome at once, and a
+        // dead test URL must not be retried for a day.
+        let retry = |retry_after| {
+            if delivery.kind == DeliveryKind::Test {
+                NextStep::GiveUp
+            } else {
+                self.retry(failures, retry_after)
+            }
+        };
         let (attempt, next) = match result {
             Ok(sent) if (200..300).contains(&sent.status) => (
                 DeliveryAttempt {
@@ -282,7 +291,7 @@ impl CallbackWorker {
                     response_snippet: Some(sent.snippet),
                     request,
                 },
-                self.retry(failures, sent.retry_after),
+                retry(sent.retry_after),
             ),
             Err(error) => (
                 DeliveryAttempt {
@@ -293,7 +302,7 @@ impl CallbackWorker {
                     response_snippet: None,
                     request,
                 },
-                self.retry(failures, None),
+                retry(None),
             ),
         };
         match next {
@@ -522,6 +531,20 @@ impl CallbackWorker {
         cache.insert(key, (Instant::now(), secrets.clone()));
         Ok(secrets)
     }
+}
+
+/// Sends a test callback while the person waits, through the same code as every delivery
+/// (outbound guard, headers, the rule that only the team's default callback URL gets the real
+/// secrets, email targets handed to the mail outbox); one attempt, never retried. The caller
+/// records the outcome with `finish_deliveries`.
+pub async fn send_test_now(state: &AppState, delivery: tessera_store::Delivery) -> DeliveryOutcome {
+    let worker = CallbackWorker::new(state.clone());
+    worker
+        .attempt(ClaimedDelivery {
+            delivery,
+            task: None,
+        })
+        .await
 }
 
 /// The least time a lease leaves, beyond the attempt itself, for the work around it.
