@@ -63,6 +63,33 @@ document.addEventListener("submit", (event) => {
   timer = setInterval(tick, 500);
 })();
 
+// Forms marked data-submit-once (Add key) disable their buttons once sent, so a double click
+// sends one request (the server also answers a repeated form with the first one's result).
+// Registered after the data-confirm handler, so a cancelled confirmation leaves them enabled.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-submit-once")) return;
+  if (form.dataset.pending === "1") {
+    event.preventDefault();
+    return;
+  }
+  form.dataset.pending = "1";
+  for (const button of form.querySelectorAll("button")) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+  }
+});
+// Back to a page from the browser's cache: its forms can be sent again.
+window.addEventListener("pageshow", () => {
+  for (const form of document.querySelectorAll("form[data-submit-once]")) {
+    delete form.dataset.pending;
+    for (const button of form.querySelectorAll("button")) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+});
+
 // Buttons marked data-copy copy the text of the element with that id.
 document.addEventListener("click", (event) => {
   const button = event.target.closest && event.target.closest("[data-copy]");
@@ -154,3 +181,14 @@ document.addEventListener("click", (event) => {
   window.addEventListener("resize", () => draw());
   if (image.complete) draw(); else image.addEventListener("load", () => draw());
 })();
+
+// Buttons shown disabled for a while (Resend while its interval runs) work again once it has
+// run out, without reloading the page.
+for (const button of document.querySelectorAll("button[data-enable-after-ms]")) {
+  const wait = Number(button.getAttribute("data-enable-after-ms")) || 0;
+  setTimeout(() => {
+    button.disabled = false;
+    button.textContent = button.getAttribute("data-enabled-label") || button.textContent;
+    button.removeAttribute("title");
+  }, wait);
+}

@@ -78,6 +78,23 @@ pub struct DeliveryAttempt {
     pub latency_ms: i64,
     pub error: Option<String>,
     pub response_snippet: Option<String>,
+    /// What the attempt sent, when it got as far as building the request (attempts recorded
+    /// before this was kept have none).
+    pub request: Option<SentRequest>,
+}
+
+/// A request as it went out: the headers in order, secrets already masked by the sender
+/// (the store keeps them as given), and the exact body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// The key a body is kept under within its delivery.
+fn body_digest(body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(body.as_bytes()))
 }
 
 /// What became of a delivery after an attempt.
@@ -303,6 +320,34 @@ impl Store {
         delivery_from_row(&row)
     }
 
+    /// Records a delivery its caller attempts at once (a test callback sent while the person
+    /// waits): pending and held under a lease of `lease_ms`, as if claimed, so no worker takes
+    /// it meanwhile; the caller finishes it with [`Store::finish_deliveries`].
+    pub async fn start_delivery_now(
+        &self,
+        new: &NewDelivery,
+        lease_ms: i64,
+    ) -> StoreResult<Delivery> {
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {}",
+            returning_columns()
+        ))
+        .bind(new_delivery_id())
+        .bind(&new.team_id)
+        .bind(new.mode.as_str())
+        .bind(new.kind.as_str())
+        .bind(new.batch_id.clone())
+        .bind(&new.target)
+        .bind(&new.payload)
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        delivery_from_row(&row)
+    }
+
     /// Claims up to `limit` due deliveries for `lease_ms` (on PostgreSQL skipping rows other
     /// workers are claiming), with the tasks of task callbacks.
     pub async fn claim_due_deliveries(
@@ -430,14 +475,46 @@ impl Store {
                 .map(|(id,)| id)
                 .collect();
 
-            let rows = placeholders(self.dialect, chunk.len(), 7, 1);
+            // The bodies sent, once per delivery and digest (a retry usually sends the same).
+            let digests: Vec<Option<String>> = chunk
+                .iter()
+                .map(|o| o.attempt.request.as_ref().map(|r| body_digest(&r.body)))
+                .collect();
+            let mut bodies: Vec<(&str, &str, &str)> = chunk
+                .iter()
+                .zip(&digests)
+                .filter_map(|(o, d)| {
+                    let request = o.attempt.request.as_ref()?;
+                    Some((o.delivery_id.as_str(), d.as_deref()?, request.body.as_str()))
+                })
+                .collect();
+            bodies.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            bodies.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+            if !bodies.is_empty() {
+                let rows = placeholders(self.dialect, bodies.len(), 4, 1);
+                let sql = format!(
+                    "INSERT INTO callback_bodies (delivery_id, digest, body, created_at) VALUES {rows} \
+                     ON CONFLICT (delivery_id, digest) DO NOTHING"
+                );
+                let mut query = sqlx::query(&sql);
+                for (delivery_id, digest, body) in &bodies {
+                    query = query.bind(*delivery_id).bind(*digest).bind(*body).bind(now);
+                }
+                query.execute(&mut *tx).await?;
+            }
+
+            let rows = placeholders(self.dialect, chunk.len(), 9, 1);
             let sql = format!(
-                "INSERT INTO callback_attempts (id, delivery_id, at, status_code, latency_ms, error, response_snippet) \
-                 VALUES {rows}"
+                "INSERT INTO callback_attempts (id, delivery_id, at, status_code, latency_ms, error, response_snippet, \
+                 request_headers, body_digest) VALUES {rows}"
             );
             let mut query = sqlx::query(&sql);
-            for outcome in chunk {
+            for (outcome, digest) in chunk.iter().zip(&digests) {
                 let attempt = &outcome.attempt;
+                let headers = attempt
+                    .request
+                    .as_ref()
+                    .map(|r| serde_json::to_string(&r.headers).unwrap_or_default());
                 query = query
                     .bind(new_id("att"))
                     .bind(&outcome.delivery_id)
@@ -445,7 +522,9 @@ impl Store {
                     .bind(attempt.status_code)
                     .bind(attempt.latency_ms)
                     .bind(attempt.error.clone())
-                    .bind(attempt.response_snippet.clone());
+                    .bind(attempt.response_snippet.clone())
+                    .bind(headers)
+                    .bind(digest.clone());
             }
             query.execute(&mut *tx).await?;
 
@@ -579,20 +658,34 @@ impl Store {
     /// A delivery's attempts, newest first (the latest 100).
     pub async fn delivery_attempts(&self, delivery_id: &str) -> StoreResult<Vec<DeliveryAttempt>> {
         let rows = sqlx::query(
-            "SELECT at, status_code, latency_ms, error, response_snippet FROM callback_attempts \
-             WHERE delivery_id = $1 ORDER BY at DESC, id DESC LIMIT 100",
+            "SELECT a.at, a.status_code, a.latency_ms, a.error, a.response_snippet, a.request_headers, b.body \
+             FROM callback_attempts a LEFT JOIN callback_bodies b \
+             ON b.delivery_id = a.delivery_id AND b.digest = a.body_digest \
+             WHERE a.delivery_id = $1 ORDER BY a.at DESC, a.id DESC LIMIT 100",
         )
         .bind(delivery_id)
         .fetch_all(&self.reader)
         .await?;
         rows.iter()
             .map(|r| {
+                let headers: Option<String> = r.try_get("request_headers")?;
+                let body: Option<String> = r.try_get("body")?;
+                let request = match (headers, body) {
+                    (Some(headers), Some(body)) => Some(SentRequest {
+                        headers: serde_json::from_str(&headers).map_err(|e| {
+                            StoreError::Config(format!("bad attempt headers in database: {e}"))
+                        })?,
+                        body,
+                    }),
+                    _ => None,
+                };
                 Ok(DeliveryAttempt {
                     at: r.try_get("at")?,
                     status_code: r.try_get("status_code")?,
                     latency_ms: r.try_get("latency_ms")?,
                     error: r.try_get("error")?,
                     response_snippet: r.try_get("response_snippet")?,
+                    request,
                 })
             })
             .collect()
@@ -629,6 +722,15 @@ impl Store {
             .bind(before)
             .execute(&self.writer)
             .await?;
+        // Bodies as old that no remaining attempt sent (a newer retry may still point at one).
+        sqlx::query(
+            "DELETE FROM callback_bodies WHERE created_at < $1 AND NOT EXISTS (\
+             SELECT 1 FROM callback_attempts a WHERE a.delivery_id = callback_bodies.delivery_id \
+             AND a.body_digest = callback_bodies.digest)",
+        )
+        .bind(before)
+        .execute(&self.writer)
+        .await?;
         Ok(done.rows_affected())
     }
 }

@@ -50,11 +50,24 @@ pub struct NewLink {
     pub event: NewAuditEvent,
 }
 
-/// Whether inviting created an invitation or refreshed a pending one (new link, new expiry).
+/// Whether inviting created an invitation, refreshed a pending one (new link, new expiry,
+/// the role asked for), or — within the resend interval — only changed its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InviteOutcome {
     Created(Invitation),
-    Refreshed(Invitation),
+    /// Emailed again; `previous_role` is the role the invitation had before.
+    Refreshed {
+        invitation: Invitation,
+        previous_role: Role,
+    },
+    /// Emailed moments ago, so not emailed again, but asked with another role: the
+    /// invitation now grants the new one (its existing link included), so re-inviting never
+    /// silently keeps the old role. The email may be resent in `retry_in_ms`.
+    RoleChanged {
+        invitation: Invitation,
+        previous_role: Role,
+        retry_in_ms: i64,
+    },
 }
 
 /// What a link in an invitation email points at, for the accept page.
@@ -144,7 +157,9 @@ async fn insert_token(
 impl Store {
     /// Invites `email` to a team, or — when a pending invitation exists — gives it a fresh link
     /// (the old one dies), role and expiry, unless it was sent within
-    /// `min_resend_interval_ms` (`TooSoon`). The mail and audit entry commit with it.
+    /// `min_resend_interval_ms`: then `TooSoon` when the role is the same, and only the role
+    /// changed (`RoleChanged`, audited as `invitation.role_changed`) when it differs. The
+    /// mail and audit entry commit with it; a changed role is named in the audit detail.
     pub async fn invite(&self, new: &NewInvitation) -> StoreResult<InviteOutcome> {
         let mut tx = self.writer.begin().await?;
         // Read the clock once the write transaction is ours, so "now" is ordered with commits.
@@ -157,13 +172,37 @@ impl Store {
         .bind(new.email.normalized())
         .fetch_optional(&mut *tx)
         .await?;
-        let (invitation_id, refreshed) = match existing {
+        let (invitation_id, previous_role) = match existing {
             Some(row) => {
-                let id: String = row.try_get("id")?;
-                let last_sent: i64 = row.try_get("last_sent_at")?;
+                let previous = invitation_from_row(&row)?;
+                let id = previous.id;
+                let last_sent = previous.last_sent_at;
                 if last_sent > now - new.min_resend_interval_ms {
-                    return Err(StoreError::TooSoon {
-                        retry_in_ms: (last_sent + new.min_resend_interval_ms - now).max(1),
+                    let retry_in_ms = (last_sent + new.min_resend_interval_ms - now).max(1);
+                    if previous.role == new.role {
+                        return Err(StoreError::TooSoon { retry_in_ms });
+                    }
+                    sqlx::query("UPDATE invitations SET role = $1, invited_by = $2 WHERE id = $3")
+                        .bind(new.role.as_str())
+                        .bind(&new.invited_by)
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let event = NewAuditEvent {
+                        action: "invitation.role_changed".into(),
+                        detail: format!(
+                            "{} → {}: invited again with another role; the invitation was emailed moments ago, so not again",
+                            previous.role.label(),
+                            new.role.label()
+                        ),
+                        ..new.event.clone()
+                    };
+                    audit::insert(&mut tx, Some(&new.team_id), &event).await?;
+                    tx.commit().await?;
+                    return Ok(InviteOutcome::RoleChanged {
+                        invitation: self.get_invitation(&new.team_id, &id).await?,
+                        previous_role: previous.role,
+                        retry_in_ms,
                     });
                 }
                 sqlx::query(
@@ -177,7 +216,7 @@ impl Store {
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
-                (id, true)
+                (id, Some(previous.role))
             }
             None => {
                 let id = new_id("inv");
@@ -195,7 +234,7 @@ impl Store {
                 .bind(new.expires_at)
                 .execute(&mut *tx)
                 .await?;
-                (id, false)
+                (id, None)
             }
         };
         insert_token(
@@ -207,13 +246,19 @@ impl Store {
         )
         .await?;
         mail::insert(&mut tx, &new.mail).await?;
-        audit::insert(&mut tx, Some(&new.team_id), &new.event).await?;
+        let mut event = new.event.clone();
+        if let Some(previous) = previous_role.filter(|r| *r != new.role) {
+            event.detail = format!("{} (was {})", event.detail, previous.label());
+        }
+        audit::insert(&mut tx, Some(&new.team_id), &event).await?;
         tx.commit().await?;
         let invitation = self.get_invitation(&new.team_id, &invitation_id).await?;
-        Ok(if refreshed {
-            InviteOutcome::Refreshed(invitation)
-        } else {
-            InviteOutcome::Created(invitation)
+        Ok(match previous_role {
+            Some(previous_role) => InviteOutcome::Refreshed {
+                invitation,
+                previous_role,
+            },
+            None => InviteOutcome::Created(invitation),
         })
     }
 

@@ -30,6 +30,9 @@ pub struct NewApiKey {
     pub sealed: String,
     pub created_by: Option<String>,
     pub created_by_label: String,
+    /// The one-time nonce of the dashboard form that asks for the key: a second key with the
+    /// same nonce in the team is refused (`Conflict` naming `form_nonce`).
+    pub form_nonce: Option<String>,
     pub event: NewAuditEvent,
 }
 
@@ -77,8 +80,8 @@ impl Store {
         let id = new_id("key");
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, team_id, mode, label, prefix, digest, sealed, created_by, created_by_label, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO api_keys (id, team_id, mode, label, prefix, digest, sealed, created_by, created_by_label, created_at, form_nonce) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(&key.team_id)
@@ -90,11 +93,33 @@ impl Store {
         .bind(key.created_by.as_deref())
         .bind(&key.created_by_label)
         .bind(now_ms())
+        .bind(key.form_nonce.as_deref())
         .execute(&mut *tx)
         .await?;
         audit::insert(&mut tx, Some(&key.team_id), &key.event).await?;
         tx.commit().await?;
         self.get_api_key(&key.team_id, &id).await
+    }
+
+    /// The key a dashboard form with this nonce created, deleted ones included (then with
+    /// `true`), so a form sent twice finds the first one's key.
+    pub async fn api_key_by_form_nonce(
+        &self,
+        team_id: &str,
+        nonce: &str,
+    ) -> StoreResult<Option<(ApiKey, bool)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS}, deleted_at FROM api_keys WHERE team_id = $1 AND form_nonce = $2"
+        ))
+        .bind(team_id)
+        .bind(nonce)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| {
+            let deleted: Option<i64> = row.try_get("deleted_at")?;
+            Ok((key_from_row(&row)?, deleted.is_some()))
+        })
+        .transpose()
     }
 
     /// Live (not deleted) keys of a team, newest first.

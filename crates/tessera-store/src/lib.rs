@@ -40,7 +40,7 @@ pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};
 pub use callback_emails::{CallbackEmail, NewCallbackEmail};
 pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,
-    DeliveryOutcome, DeliveryPage, NewDelivery, NextStep,
+    DeliveryOutcome, DeliveryPage, NewDelivery, NextStep, SentRequest,
 };
 pub use error::{StoreError, StoreResult};
 pub use files::{new_file_id, FileRecord, NewFile};

@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "team_names",
         sql: include_str!("../migrations/0007_team_names.sql"),
     },
+    Migration {
+        version: 8,
+        name: "key_nonces_attempt_requests",
+        sql: include_str!("../migrations/0008_key_nonces_attempt_requests.sql"),
+    },
 ];
 
 /// Keeps the lines of `sql` that apply to `dialect`.

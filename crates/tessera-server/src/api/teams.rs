@@ -168,9 +168,11 @@ pub async fn invite_teammates(
             ),
         };
         match state.store.invite(&new).await {
-            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
+            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }) => {
                 slots.pop();
             }
+            // Emailed moments ago: the role is changed (and audited), nothing is sent.
+            Ok(InviteOutcome::RoleChanged { .. }) => {}
             Err(StoreError::TooSoon { .. } | StoreError::Conflict(_)) => {}
             Err(err) => return Err(err.into()),
         }

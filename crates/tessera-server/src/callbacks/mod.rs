@@ -28,8 +28,8 @@ use crate::{
     ratelimit::{self, Limit},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
-        WebResult,
+        format_time, page, redirect_with_flash, redirect_with_warning, render, ClientIp, Layout,
+        SignedIn, WebError, WebResult,
     },
 };
 
@@ -107,6 +107,22 @@ struct ListPage {
     test_url: String,
     error: Option<String>,
     can_send: bool,
+    /// The outcome of the test callback just sent, shown on the page that answers it.
+    test_result: Option<TestResult>,
+}
+
+/// How a test callback went: the receiver's answer (status, latency, the first 1 KiB of its
+/// body) or the error.
+struct TestResult {
+    delivery_id: String,
+    target: String,
+    succeeded: bool,
+    status_code: Option<i64>,
+    latency_ms: i64,
+    snippet: String,
+    error: Option<String>,
+    /// An email target: handed to the mail outbox, which sends it.
+    email: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -185,6 +201,7 @@ async fn list_page(
         test_url,
         error,
         can_send: who.authorize(Action::SendCallbacks).is_ok(),
+        test_result: None,
     })
 }
 
@@ -204,6 +221,8 @@ struct AttemptRow {
     latency_ms: i64,
     error: String,
     snippet: String,
+    /// What this attempt sent: headers (secrets masked when sent) and the exact body.
+    request: Option<tessera_store::SentRequest>,
 }
 
 #[derive(Template)]
@@ -243,22 +262,12 @@ async fn detail(
             latency_ms: a.latency_ms,
             error: a.error.unwrap_or_default(),
             snippet: a.response_snippet.unwrap_or_default(),
+            request: a.request,
         })
         .collect();
-    // Task callbacks are built from the task when sent: show what the next attempt sends.
-    let payload = match (&delivery.payload, &delivery.task_id) {
-        (Some(p), _) => Some(
-            serde_json::from_str::<serde_json::Value>(p)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or_else(|_| p.to_owned()),
-        ),
-        (None, Some(task_id)) => state
-            .store
-            .get_task(team_id, who.mode, task_id)
-            .await?
-            .map(|t| serde_json::to_string_pretty(&worker::task_payload(&t)).unwrap_or_default()),
-        (None, None) => None,
-    };
+    // Batch and test callbacks carry a fixed body; a task callback's is built from the task
+    // when sent, so only its attempts (below) show what was sent — never a body built now.
+    let payload = delivery.payload.clone();
     Ok(page(&DetailPage {
         layout: Layout::signed_in(format!("Callback {}", delivery.id), &who, "/callbacks"),
         can_redeliver: who.authorize(Action::SendCallbacks).is_ok() && delivery.status != "pending",
@@ -281,7 +290,7 @@ async fn redeliver(
         return Err(WebError::NotFound);
     }
     if let Err(wait) = ratelimit::take(&state, Limit::CallbackSendsPerTeam, team_id).await? {
-        return Ok(redirect_with_flash(
+        return Ok(redirect_with_warning(
             &format!("/callbacks/{id}"),
             &format!(
                 "Your team sent {} test callbacks and redeliveries this hour; try again in {wait}.",
@@ -305,7 +314,7 @@ async fn redeliver(
                 "Redelivery queued: the callback is sent again now, with the same webhook-id.",
             ))
         }
-        Err(StoreError::InvalidState(_)) => Ok(redirect_with_flash(
+        Err(StoreError::InvalidState(_)) => Ok(redirect_with_warning(
             &format!("/callbacks/{id}"),
             "This callback is still being delivered; redeliver it once it has succeeded or failed.",
         )),
@@ -320,8 +329,10 @@ struct TestInput {
     url: String,
 }
 
-/// Queues a sample callback to a URL (or email address), sent like a real one: same worker,
-/// same headers and signature, shown in the list.
+/// Sends a sample callback to a URL (or email address) at once and answers with the result:
+/// sent like a real one (same code, headers and signature), tried once and never retried,
+/// recorded as a test delivery with its one attempt so it shows in the list. An email target
+/// is handed to the mail outbox, which sends it on its own schedule.
 async fn send_test(
     State(state): State<AppState>,
     who: SignedIn,
@@ -367,16 +378,20 @@ async fn send_test(
         "task": {"task_id": "000000000000000000000000", "status": "completed", "type": "categorization", "is_test": true},
         "response": {"category": "example"},
     });
+    let lease = worker::lease_for(state.config.callback_timeout);
     let delivery = state
         .store
-        .enqueue_delivery(&NewDelivery {
-            team_id: team_id.clone(),
-            mode: who.mode,
-            kind: DeliveryKind::Test,
-            batch_id: None,
-            target,
-            payload: payload.to_string(),
-        })
+        .start_delivery_now(
+            &NewDelivery {
+                team_id: team_id.clone(),
+                mode: who.mode,
+                kind: DeliveryKind::Test,
+                batch_id: None,
+                target,
+                payload: payload.to_string(),
+            },
+            i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4),
+        )
         .await?;
     let event = audit::event(
         &who,
@@ -386,9 +401,22 @@ async fn send_test(
         format!("{} mode, to {}", who.mode, delivery.target),
     );
     state.store.record_audit(Some(&team_id), &event).await?;
-    state.callbacks_queued.notify_one();
-    Ok(redirect_with_flash(
-        &format!("/callbacks/{}", delivery.id),
-        "Test callback queued.",
-    ))
+    let outcome = worker::send_test_now(&state, delivery.clone()).await;
+    state
+        .store
+        .finish_deliveries(std::slice::from_ref(&outcome))
+        .await?;
+    let attempt = outcome.attempt;
+    let mut page = list_page(&state, &who, ListQuery::default(), raw, None).await?;
+    page.test_result = Some(TestResult {
+        email: !delivery.target.contains("://"),
+        delivery_id: delivery.id,
+        target: delivery.target,
+        succeeded: outcome.next == tessera_store::NextStep::Succeeded,
+        status_code: attempt.status_code,
+        latency_ms: attempt.latency_ms,
+        snippet: attempt.response_snippet.unwrap_or_default(),
+        error: attempt.error,
+    });
+    Ok(render(StatusCode::OK, &page))
 }

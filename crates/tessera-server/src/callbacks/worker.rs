@@ -14,7 +14,8 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Value};
 use tessera_core::{Email, Mode};
 use tessera_store::{
-    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep, Task,
+    now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep, SentRequest,
+    Task,
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -256,9 +257,19 @@ impl CallbackWorker {
         let delivery = &claimed.delivery;
         let at = now_ms();
         let started = Instant::now();
-        let result = self.send(&claimed).await;
+        let mut request = None;
+        let result = self.send(&claimed, &mut request).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let failures = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        // A test callback is tried once: "Send test callback" shows its outcome at once, and a
+        // dead test URL must not be retried for a day.
+        let retry = |retry_after| {
+            if delivery.kind == DeliveryKind::Test {
+                NextStep::GiveUp
+            } else {
+                self.retry(failures, retry_after)
+            }
+        };
         let (attempt, next) = match result {
             Ok(sent) if (200..300).contains(&sent.status) => (
                 DeliveryAttempt {
@@ -267,6 +278,7 @@ impl CallbackWorker {
                     latency_ms,
                     error: None,
                     response_snippet: Some(sent.snippet),
+                    request,
                 },
                 NextStep::Succeeded,
             ),
@@ -277,8 +289,9 @@ impl CallbackWorker {
                     latency_ms,
                     error: Some(format!("the receiver answered {}", sent.status)),
                     response_snippet: Some(sent.snippet),
+                    request,
                 },
-                self.retry(failures, sent.retry_after),
+                retry(sent.retry_after),
             ),
             Err(error) => (
                 DeliveryAttempt {
@@ -287,8 +300,9 @@ impl CallbackWorker {
                     latency_ms,
                     error: Some(error),
                     response_snippet: None,
+                    request,
                 },
-                self.retry(failures, None),
+                retry(None),
             ),
         };
         match next {
@@ -341,10 +355,20 @@ impl CallbackWorker {
         }
     }
 
-    async fn send(&self, claimed: &ClaimedDelivery) -> Result<Sent, String> {
+    /// Sends one attempt; `request` is set to what went out (headers masked, the exact body)
+    /// as soon as it is built, so a failed attempt records it too.
+    async fn send(
+        &self,
+        claimed: &ClaimedDelivery,
+        request: &mut Option<SentRequest>,
+    ) -> Result<Sent, String> {
         let delivery = &claimed.delivery;
         let body = Self::body(claimed)?;
         if !delivery.target.contains("://") {
+            *request = Some(SentRequest {
+                headers: vec![("to".into(), delivery.target.clone())],
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
             return self.send_email(claimed, &body).await;
         }
         let url = outbound::check_url(&delivery.target, self.state.config.allow_private_callbacks)?;
@@ -378,6 +402,10 @@ impl CallbackWorker {
                 &body,
             ))?,
         );
+        *request = Some(SentRequest {
+            headers: masked_headers(&headers),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
         let mut response = self
             .client
             .post(url)
@@ -505,6 +533,20 @@ impl CallbackWorker {
     }
 }
 
+/// Sends a test callback while the person waits, through the same code as every delivery
+/// (outbound guard, headers, the rule that only the team's default callback URL gets the real
+/// secrets, email targets handed to the mail outbox); one attempt, never retried. The caller
+/// records the outcome with `finish_deliveries`.
+pub async fn send_test_now(state: &AppState, delivery: tessera_store::Delivery) -> DeliveryOutcome {
+    let worker = CallbackWorker::new(state.clone());
+    worker
+        .attempt(ClaimedDelivery {
+            delivery,
+            task: None,
+        })
+        .await
+}
+
 /// The least time a lease leaves, beyond the attempt itself, for the work around it.
 const LEASE_MARGIN_MIN: Duration = Duration::from_secs(5);
 
@@ -525,6 +567,39 @@ const LEASE_MARGIN_MIN: Duration = Duration::from_secs(5);
 /// kept under the lease it was made under) and the delivery is attempted again: at least once.
 pub fn lease_for(timeout: Duration) -> Duration {
     timeout + timeout.max(LEASE_MARGIN_MIN)
+}
+
+/// Headers whose values are secrets, shown masked on the dashboard.
+const SECRET_HEADERS: [&str; 2] = ["scale-callback-auth", "webhook-signature"];
+
+/// The first 4 characters of a secret and "…": enough to tell keys apart, useless to forge.
+fn mask(secret: &str) -> String {
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}…")
+}
+
+/// The request headers as the dashboard shows them: secrets masked (each signature of
+/// `webhook-signature` after its `v1,` version tag).
+fn masked_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or_default();
+            let shown = match name.as_str() {
+                "webhook-signature" => value
+                    .split(' ')
+                    .map(|sig| match sig.split_once(',') {
+                        Some((version, sig)) => format!("{version},{}", mask(sig)),
+                        None => mask(sig),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                n if SECRET_HEADERS.contains(&n) => mask(value),
+                _ => value.to_owned(),
+            };
+            (name.as_str().to_owned(), shown)
+        })
+        .collect()
 }
 
 /// The body of a task callback (scale-api.md §7.1), built from the task as it is now.
@@ -605,6 +680,21 @@ mod tests {
         let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
         assert!(parsed > Duration::from_secs(590) && parsed <= Duration::from_secs(600));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn secrets_are_masked_in_recorded_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("scale-callback-auth", HeaderValue::from_static("abcdefgh"));
+        headers.insert(
+            "webhook-signature",
+            HeaderValue::from_static("v1,SECRETSIG1 v1,OTHERSIG2"),
+        );
+        headers.insert("webhook-id", HeaderValue::from_static("msg_1"));
+        let shown: HashMap<_, _> = masked_headers(&headers).into_iter().collect();
+        assert_eq!(shown["scale-callback-auth"], "abcd…");
+        assert_eq!(shown["webhook-signature"], "v1,SECR… v1,OTHE…");
+        assert_eq!(shown["webhook-id"], "msg_1");
     }
 
     #[test]

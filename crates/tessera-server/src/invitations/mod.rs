@@ -29,8 +29,8 @@ use crate::{
     state::AppState,
     team::team_page,
     web::{
-        format_time, humanize_ms, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
-        Layout, SignedIn, Viewer, WebError, WebResult,
+        format_time, humanize_ms, page, redirect_with_flash, redirect_with_warning, render,
+        session, ClientIp, CsrfToken, Layout, SignedIn, Viewer, WebError, WebResult,
     },
 };
 
@@ -143,6 +143,8 @@ async fn invite(
     let mut sent = Vec::new();
     let mut already = Vec::new();
     let mut too_soon = Vec::new();
+    // Pending invitations asked again with another role: "… invited again as Manager (was Member)".
+    let mut role_changed = Vec::new();
     for email in emails {
         if let Some(existing) = state.store.find_user_by_email(&email).await? {
             if existing.team_id.as_deref() == Some(team_id.as_str()) {
@@ -169,9 +171,30 @@ async fn invite(
             ),
         };
         match state.store.invite(&new).await {
-            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed(_)) => {
+            Ok(InviteOutcome::Refreshed { previous_role, .. }) if previous_role != role.role() => {
+                role_changed.push(format!(
+                    "{email} invited again as {} (was {}).",
+                    role.role().label(),
+                    previous_role.label()
+                ));
+                slots.pop();
+            }
+            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }) => {
                 sent.push(email.to_string());
                 slots.pop();
+            }
+            Ok(InviteOutcome::RoleChanged {
+                previous_role,
+                retry_in_ms,
+                ..
+            }) => {
+                role_changed.push(format!(
+                    "{email} invited again as {} (was {}); the invitation was emailed moments ago, so its link now grants {} and no new email was sent (resend possible in {}).",
+                    role.role().label(),
+                    previous_role.label(),
+                    role.role().label(),
+                    humanize_ms(retry_in_ms)
+                ));
             }
             Err(StoreError::TooSoon { retry_in_ms }) => {
                 too_soon.push(format!(
@@ -191,6 +214,10 @@ async fn invite(
     if !sent.is_empty() {
         message.push_str(&format!("Invitation sent to {}.", sent.join(", ")));
     }
+    for changed in &role_changed {
+        message.push(' ');
+        message.push_str(changed);
+    }
     if !already.is_empty() {
         message.push_str(&format!(" Already in your team: {}.", already.join(", ")));
     }
@@ -199,6 +226,10 @@ async fn invite(
             " Invited moments ago, not sent again: {}.",
             too_soon.join(", ")
         ));
+    }
+    // Nothing was sent and no role changed: what was asked was not done.
+    if sent.is_empty() && role_changed.is_empty() {
+        return Ok(redirect_with_warning("/team", message.trim()));
     }
     Ok(redirect_with_flash("/team", message.trim()))
 }
@@ -257,7 +288,7 @@ async fn resend(
         }
         Err(StoreError::TooSoon { retry_in_ms }) => {
             slot.release(&state).await?;
-            Ok(redirect_with_flash(
+            Ok(redirect_with_warning(
                 "/team",
                 &format!(
                     "The invitation to {} was sent moments ago; you can resend it in {}.",

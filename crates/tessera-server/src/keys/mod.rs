@@ -16,15 +16,15 @@ use axum::{
 use crate::web::{Form, Path};
 use serde::Deserialize;
 use tessera_core::{Action, Invalid, Mode};
-use tessera_store::StoreError;
+use tessera_store::{ApiKey, StoreError};
 
 use crate::{
     audit,
     crypto::Purpose,
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
-        WebResult,
+        format_time, page, redirect_with_flash, redirect_with_warning, render, ClientIp, Layout,
+        SignedIn, WebError, WebResult,
     },
 };
 use service::{CALLBACK_AUTH, CALLBACK_SIGNING};
@@ -83,6 +83,8 @@ struct KeyRow {
 struct ModeSection {
     mode: &'static str,
     label: &'static str,
+    /// The one-time nonce of this section's Add key form (see [`create`]).
+    form_nonce: String,
     keys: Vec<KeyRow>,
     callback_created: String,
     signing_created: String,
@@ -175,6 +177,7 @@ async fn keys_page(
                 .map(format_time),
             mode: mode.as_str(),
             label: mode.label(),
+            form_nonce: crate::crypto::random_token(),
             keys: keys
                 .iter()
                 .filter(|k| k.mode == mode)
@@ -229,9 +232,81 @@ struct CreateInput {
     mode: String,
     #[serde(default)]
     label: String,
+    /// The form's one-time nonce; absent from forms not rendered by the keys page.
+    #[serde(default)]
+    form_nonce: String,
 }
 
-/// Adds a key and shows it at once.
+/// Longest form nonce accepted (ours are 43 characters).
+const MAX_FORM_NONCE: usize = 64;
+
+/// The form nonce, checked: empty (no nonce), or URL-safe base64 of sensible length.
+fn parse_form_nonce(raw: &str) -> Result<Option<&str>, Invalid> {
+    let nonce = raw.trim();
+    if nonce.is_empty() {
+        return Ok(None);
+    }
+    let shaped = nonce.len() <= MAX_FORM_NONCE
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !shaped {
+        return Err(Invalid(
+            "This form is not one the API Keys page made; reload the page and add the key again."
+                .into(),
+        ));
+    }
+    Ok(Some(nonce))
+}
+
+/// The answer to a form sent again (a double click, a resubmission): the key the first
+/// submission created, shown again (audited as a reveal), or word that it has been deleted
+/// since — never a second key.
+async fn already_created(
+    state: &AppState,
+    who: &SignedIn,
+    ip: &ClientIp,
+    key: ApiKey,
+    deleted: bool,
+) -> WebResult<Response> {
+    if deleted {
+        return Ok(redirect_with_warning(
+            "/keys",
+            &format!(
+                "This form already created the key {}…, which has been deleted since; no other key was created.",
+                key.prefix
+            ),
+        ));
+    }
+    let value =
+        service::reveal_api_key(&state.config.master_key, &key).map_err(WebError::Internal)?;
+    let event = audit::event(
+        who,
+        ip,
+        "api_key.revealed",
+        &key.prefix,
+        format!(
+            "{} key {}: the Add key form was sent again, its key shown again",
+            key.mode.label(),
+            key.label
+        ),
+    );
+    state.store.record_audit(Some(&key.team_id), &event).await?;
+    let what = format!(
+        "New {} key {} (the form was sent twice; this is the one key it created)",
+        key.mode.label().to_lowercase(),
+        if key.label.is_empty() {
+            key.prefix.clone()
+        } else {
+            format!("“{}”", key.label)
+        }
+    );
+    Ok(show_once(state, who, &Revealed { what, value }))
+}
+
+/// Adds a key and shows it at once. Idempotent per form: the keys page renders a one-time
+/// nonce into each Add key form, stored with the key under a unique index, so the same form
+/// sent twice (even in parallel) makes one key.
 async fn create(
     State(state): State<AppState>,
     who: SignedIn,
@@ -243,9 +318,10 @@ async fn create(
         Ok((
             m,
             tessera_core::clean_text("Label", &input.label, MAX_LABEL, false)?,
+            parse_form_nonce(&input.form_nonce)?,
         ))
     });
-    let (mode, label) = match parsed {
+    let (mode, label, nonce) = match parsed {
         Ok(v) => v,
         Err(Invalid(message)) => {
             return Ok(render(
@@ -254,6 +330,11 @@ async fn create(
             ))
         }
     };
+    if let Some(nonce) = nonce {
+        if let Some((key, deleted)) = state.store.api_key_by_form_nonce(team_id, nonce).await? {
+            return already_created(&state, &who, &ip, key, deleted).await;
+        }
+    }
     let event = audit::event(
         &who,
         &ip,
@@ -261,16 +342,32 @@ async fn create(
         &label,
         format!("{} key", mode.label()),
     );
-    let (record, key) = service::create_api_key(
+    let created = service::create_api_key_once(
         &state.store,
         &state.config.master_key,
         team_id,
         mode,
         &label,
         Some(&who.user.id),
+        nonce,
         event,
     )
-    .await?;
+    .await;
+    let (record, key) = match (created, nonce) {
+        (Ok(created), _) => created,
+        // The same form's other submission won the race: show its key.
+        (Err(err), Some(nonce)) if err.is_conflict_on("form_nonce") => {
+            let (key, deleted) = state
+                .store
+                .api_key_by_form_nonce(team_id, nonce)
+                .await?
+                .ok_or(WebError::Internal(anyhow::anyhow!(
+                    "a key with this form nonce was refused but is not there"
+                )))?;
+            return already_created(&state, &who, &ip, key, deleted).await;
+        }
+        (Err(err), _) => return Err(err.into()),
+    };
     let what = format!(
         "New {} key {}",
         mode.label().to_lowercase(),

@@ -35,6 +35,22 @@ pub async fn create_api_key(
     created_by: Option<&str>,
     event: NewAuditEvent,
 ) -> StoreResult<(ApiKey, String)> {
+    create_api_key_once(store, master, team_id, mode, label, created_by, None, event).await
+}
+
+/// [`create_api_key`] for a dashboard form carrying a one-time `form_nonce`: a second key
+/// with the same nonce is refused by the schema (`Conflict` on `form_nonce`).
+#[allow(clippy::too_many_arguments)]
+pub async fn create_api_key_once(
+    store: &Store,
+    master: &MasterKey,
+    team_id: &str,
+    mode: Mode,
+    label: &str,
+    created_by: Option<&str>,
+    form_nonce: Option<&str>,
+    event: NewAuditEvent,
+) -> StoreResult<(ApiKey, String)> {
     // 256 random bits in hex: easy to copy, no punctuation to trip shells or URLs.
     let key = format!(
         "{}{}",
@@ -51,6 +67,7 @@ pub async fn create_api_key(
             sealed: master.seal(&Purpose::api_key(team_id, mode), key.as_bytes()),
             created_by: created_by.map(str::to_owned),
             created_by_label: event.actor.clone(),
+            form_nonce: form_nonce.map(str::to_owned),
             event,
         })
         .await?;

@@ -22,8 +22,8 @@ use crate::{
     audit,
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
-        WebResult,
+        format_time, humanize_ms, page, redirect_with_flash, render, ClientIp, Layout, SignedIn,
+        WebError, WebResult,
     },
 };
 
@@ -56,6 +56,9 @@ pub struct InvitationRow {
     pub expires: String,
     pub expired: bool,
     pub sent_count: i64,
+    /// While the resend interval since the last email runs: how long until Resend works
+    /// again, in words and in milliseconds (the button is shown disabled meanwhile).
+    pub resend_in: Option<(String, i64)>,
 }
 
 /// Options for role pickers: never Admin.
@@ -119,12 +122,16 @@ pub async fn team_page(
             }
         })
         .collect();
+    let resend_interval = crate::invitations::resend_interval_ms(state);
     let invitations = state
         .store
         .list_pending_invitations(team_id)
         .await?
         .into_iter()
         .map(|i| InvitationRow {
+            resend_in: Some(i.last_sent_at + resend_interval - now)
+                .filter(|wait| *wait > 0)
+                .map(|wait| (humanize_ms(wait), wait)),
             expired: i.expires_at <= now,
             expires: format_time(i.expires_at),
             role_label: i.role.label().to_owned(),

@@ -20,6 +20,26 @@ pub use session::{SignedIn, Viewer};
 
 const FLASH_COOKIE: &str = "tessera_flash";
 
+/// A one-shot message for the page after a redirect. A warning (something asked for was not
+/// done: "sent moments ago, resend in …") is shown in the warning style, never in the green
+/// success style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub warning: bool,
+}
+
+impl std::fmt::Display for Flash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The cookie value starts with the kind, so one cookie carries both and they are set and
+/// cleared together.
+const FLASH_INFO: &str = "i:";
+const FLASH_WARNING: &str = "w:";
+
 /// One link in the top navigation.
 pub struct NavLink {
     pub href: &'static str,
@@ -35,7 +55,7 @@ pub struct Layout {
     pub user_label: Option<String>,
     pub team_name: Option<String>,
     pub csrf: String,
-    pub flash: Option<String>,
+    pub flash: Option<Flash>,
     /// The live/test switch, for people who see tasks: the current mode.
     pub mode: Option<&'static str>,
     pub test_mode: bool,
@@ -45,7 +65,7 @@ pub struct Layout {
 
 impl Layout {
     /// Layout for someone not signed in.
-    pub fn anonymous(title: impl Into<String>, csrf: &CsrfToken, flash: Option<String>) -> Self {
+    pub fn anonymous(title: impl Into<String>, csrf: &CsrfToken, flash: Option<Flash>) -> Self {
         Self {
             title: title.into(),
             nav: Vec::new(),
@@ -200,8 +220,19 @@ pub fn page(page: &impl Template) -> Response {
 
 /// Redirects (303, so the browser follows with GET) and shows `message` on the next page.
 pub fn redirect_with_flash(to: &str, message: &str) -> Response {
+    flash_redirect(to, FLASH_INFO, message)
+}
+
+/// Like [`redirect_with_flash`], in the warning style: for outcomes where what was asked was
+/// not done (a cooldown, a budget used up).
+pub fn redirect_with_warning(to: &str, message: &str) -> Response {
+    flash_redirect(to, FLASH_WARNING, message)
+}
+
+fn flash_redirect(to: &str, kind: &str, message: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
-    let value: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    let value: String =
+        url::form_urlencoded::byte_serialize(format!("{kind}{message}").as_bytes()).collect();
     let cookie = format!("{FLASH_COOKIE}={value}; Path=/; Max-Age=60; HttpOnly; SameSite=Lax");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
@@ -210,13 +241,20 @@ pub fn redirect_with_flash(to: &str, message: &str) -> Response {
 }
 
 /// Reads the flash message set by the previous response, if any.
-pub fn read_flash(parts: &Parts) -> Option<String> {
+pub fn read_flash(parts: &Parts) -> Option<Flash> {
     let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
     let raw = jar.get(FLASH_COOKIE)?.value().to_owned();
     let decoded: String = url::form_urlencoded::parse(format!("m={raw}").as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())?;
-    (!decoded.is_empty()).then_some(decoded)
+    let (warning, text) = match decoded.strip_prefix(FLASH_WARNING) {
+        Some(text) => (true, text),
+        None => (false, decoded.strip_prefix(FLASH_INFO).unwrap_or(&decoded)),
+    };
+    (!text.is_empty()).then(|| Flash {
+        text: text.to_owned(),
+        warning,
+    })
 }
 
 /// Middleware: once a page has been shown with the flash message, clear it.

@@ -25,7 +25,7 @@ pub struct SignedIn {
     pub team_name: Option<String>,
     pub session_hash: String,
     pub csrf: CsrfToken,
-    pub flash: Option<String>,
+    pub flash: Option<super::Flash>,
     /// Which world the dashboard shows: live or test (the mode switch, a cookie).
     pub mode: Mode,
 }

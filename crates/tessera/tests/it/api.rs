@@ -1003,3 +1003,118 @@ async fn random_key_floods_never_evict_valid_keys(backend: Backend) {
     app.stop().await;
 }
 backend_test!(random_key_floods_never_evict_valid_keys);
+
+/// `/v1/teams/invite` for an address already pending with another role changes the role
+/// (audited), also when the invitation was emailed moments ago and is not emailed again.
+async fn api_reinvite_with_another_role_changes_the_role(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("owner@reinvite.test", "Reinvite").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "team").await);
+    let invite = |role: &str| json!({"emails": ["gus@reinvite.test"], "team_role": role});
+    let (status, mates) = live.post("/teams/invite", invite("member")).await;
+    assert_eq!(status, StatusCode::OK, "{mates}");
+    let role_of = |mates: &Value| {
+        mates
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == "gus@reinvite.test")
+            .map(|m| m["role"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(role_of(&mates).as_deref(), Some("member"));
+    let (status, mates) = live.post("/teams/invite", invite("manager")).await;
+    assert_eq!(status, StatusCode::OK, "{mates}");
+    assert_eq!(role_of(&mates).as_deref(), Some("manager"), "{mates}");
+    let to_gus = app
+        .store
+        .list_mail(100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.to == "gus@reinvite.test")
+        .count();
+    assert_eq!(to_gus, 1, "within the resend interval: no second email");
+    let audit = admin.visit("/team/audit").await;
+    assert!(
+        audit.body.contains("invitation.role_changed"),
+        "{}",
+        audit.body
+    );
+    assert!(audit.body.contains("Member → Manager"), "{}", audit.body);
+    app.stop().await;
+}
+backend_test!(api_reinvite_with_another_role_changes_the_role);
+
+/// The Add key form is idempotent: sent twice with its one-time nonce (a double click, a
+/// resubmission, two at once), it makes one key and the second answer shows that key.
+async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("twice@keys.test", "Twice").await;
+    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    let page = admin.visit("/keys").await;
+    let section = &page.body[page.body.find("id=\"mode-test\"").unwrap()..];
+    let nonce = extract_between(section, "name=\"form_nonce\" value=\"", "\"")
+        .expect("the Add key form carries a nonce");
+    let form = [
+        ("mode", "test"),
+        ("label", "double"),
+        ("form_nonce", nonce.as_str()),
+    ];
+    let first = admin.submit("/keys", &form).await;
+    let shown_first = extract_between(&first.body, "id=\"secret-value\">", "</code>").unwrap();
+    let second = admin.submit("/keys", &form).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    let shown_second = extract_between(&second.body, "id=\"secret-value\">", "</code>")
+        .expect("the second answer shows the key");
+    assert_eq!(shown_first, shown_second, "the same key, not a new one");
+    assert!(
+        second.body.contains("the form was sent twice"),
+        "{}",
+        second.body
+    );
+    assert_eq!(app.store.list_api_keys(&team_id).await.unwrap().len(), 1);
+
+    // Two at once with a fresh nonce: still one key.
+    let page = admin.visit("/keys").await;
+    let section = &page.body[page.body.find("id=\"mode-live\"").unwrap()..];
+    let nonce = extract_between(section, "name=\"form_nonce\" value=\"", "\"").unwrap();
+    let token = admin.ensure_csrf().await;
+    let fields = [
+        ("mode", "live"),
+        ("label", "parallel"),
+        ("form_nonce", nonce.as_str()),
+        ("csrf_token", token.as_str()),
+    ];
+    let (mut one, mut two) = (admin.same_session(), admin.same_session());
+    let (a, b) = tokio::join!(
+        one.post_raw("/keys", &fields),
+        two.post_raw("/keys", &fields)
+    );
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(b.status, StatusCode::SEE_OTHER, "{}", b.body);
+    let keys = app.store.list_api_keys(&team_id).await.unwrap();
+    assert_eq!(keys.iter().filter(|k| k.label == "parallel").count(), 1);
+
+    // Sent again after the key was deleted: says so, makes none.
+    let id = key_id(&admin.visit("/keys").await.body, "test");
+    admin.submit(&format!("/keys/{id}/delete"), &[]).await;
+    let again = admin.submit("/keys", &form).await;
+    assert!(
+        again.body.contains("has been deleted since"),
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains("flash-warning"), "{}", again.body);
+    assert_eq!(app.store.list_api_keys(&team_id).await.unwrap().len(), 1);
+    // A malformed nonce is refused with the form again.
+    let bad = admin
+        .post_form(
+            "/keys",
+            &[("mode", "test"), ("label", "x"), ("form_nonce", "<script>")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("reload the page"), "{}", bad.body);
+    app.stop().await;
+}
+backend_test!(add_key_form_sent_twice_makes_one_key);

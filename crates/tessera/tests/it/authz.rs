@@ -176,7 +176,8 @@ impl Ctx {
             .unwrap();
         let id = match outcome {
             tessera_store::InviteOutcome::Created(i)
-            | tessera_store::InviteOutcome::Refreshed(i) => i.id,
+            | tessera_store::InviteOutcome::Refreshed { invitation: i, .. }
+            | tessera_store::InviteOutcome::RoleChanged { invitation: i, .. } => i.id,
         };
         (id, token)
     }

@@ -1188,13 +1188,8 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
     let p = admin
         .post_form("/callbacks/test", &[("url", &rx.url("/probe"))])
         .await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let test_id = p
-        .location
-        .as_deref()
-        .and_then(|l| l.strip_prefix("/callbacks/"))
-        .expect("to the new delivery")
-        .to_owned();
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let test_id = extract_between(&p.body, "data-test-delivery=\"", "\"").expect("the result");
     let probe = rx.wait_for("/probe", 1).await.remove(0);
     assert_eq!(probe.webhook_id(), test_id);
     assert_eq!(probe.json()["test"], true);
@@ -1240,7 +1235,7 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
     let p = member
         .post_form("/callbacks/test", &[("url", &rx.url("/member-probe"))])
         .await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let probe = rx.wait_for("/member-probe", 1).await.remove(0);
     let (live_auth, live_signing) = secrets(&mut admin, "live").await;
     assert_ne!(probe.header("scale-callback-auth"), live_auth);
@@ -1256,7 +1251,7 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
     let p = member
         .post_form("/callbacks/test", &[("url", &configured)])
         .await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     let probe = rx.wait_for("/configured", 1).await.remove(0);
     // The member's dashboard is in live mode: the live secrets.
     assert_signed(&probe, &live_signing, &live_auth);
@@ -1978,3 +1973,184 @@ async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
     app.stop().await;
 }
 backend_test!(workforce_labels_every_team_and_nothing_else);
+
+/// The detail page shows what each attempt sent — the exact body and the request headers,
+/// secrets masked — not a body built from the task as it is now (which would carry
+/// `callback_succeeded`, set only after the callback was sent).
+async fn detail_page_shows_each_attempts_exact_request(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("200ms,200ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan(
+        "/exact",
+        Plan::FailFirst {
+            remaining: 1,
+            status: 503,
+            retry_after: None,
+        },
+    );
+    let mut admin = app.sign_up("exact@acme.test", "Exact Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let (auth, _) = secrets(&mut admin, "test").await;
+    let id = id_of(&create_task(&api, with_callback(categorization("x"), &rx.url("/exact"))).await);
+    let hits = rx.wait_for("/exact", 2).await;
+    assert!(callback_succeeded(&api, &id).await);
+    let delivery = finished_delivery(&app, &id).await;
+    use_mode(&mut admin, "test").await;
+    let page = admin.visit(&format!("/callbacks/{}", delivery.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Built from the task"), "{}", page.body);
+    assert!(
+        !page.body.contains("id=\"delivery-body\""),
+        "no body built now"
+    );
+
+    let bodies: Vec<String> = page
+        .body
+        .split("<pre class=\"json attempt-body\">")
+        .skip(1)
+        .map(|rest| html_unescape(&rest[..rest.find("</pre>").unwrap()]))
+        .collect();
+    assert_eq!(bodies.len(), 2, "one body per attempt: {}", page.body);
+    for (shown, hit) in bodies.iter().zip(hits.iter().rev()) {
+        assert_eq!(shown.as_bytes(), hit.body.as_slice(), "the exact body sent");
+    }
+    assert!(
+        !bodies[0].contains("callback_succeeded\":true"),
+        "{}",
+        bodies[0]
+    );
+    let header = |name: &str| {
+        let at = page
+            .body
+            .find(&format!("<dt><code>{name}</code></dt>"))
+            .unwrap_or_else(|| panic!("header {name} shown: {}", page.body));
+        html_unescape(
+            &extract_between(&page.body[at..], "<dd class=\"break\"><code>", "</code>").unwrap(),
+        )
+    };
+    assert_eq!(header("scale-callback-auth"), format!("{}…", &auth[..4]));
+    assert!(
+        !page.body.contains(&auth),
+        "the auth key is never shown whole"
+    );
+    let signature = header("webhook-signature");
+    assert!(
+        signature.starts_with("v1,") && signature.ends_with('…'),
+        "{signature}"
+    );
+    assert_eq!(
+        signature.chars().count(),
+        "v1,".len() + 4 + 1,
+        "{signature}"
+    );
+    assert!(!page.body.contains(&hits[0].header("webhook-signature")));
+    assert_eq!(header("webhook-id"), delivery.id);
+    assert_eq!(header("content-type"), "application/json");
+    app.stop().await;
+}
+backend_test!(detail_page_shows_each_attempts_exact_request);
+
+/// "Send test callback" answers with the receiver's response at once and never retries: a
+/// dead URL fails once (not for a day), a 500 is shown with its body, a success with its
+/// status, latency and body; each is listed as a test delivery with its one attempt.
+async fn test_callbacks_answer_at_once_and_are_never_retried(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("100ms,100ms,100ms"),
+            callback_timeout: Some(Duration::from_secs(2)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan("/down", Plan::Always(500));
+    let mut admin = app.sign_up("tester@acme.test", "Tester Co").await;
+    let team = team_id(&app, "Tester Co").await;
+
+    let ok = admin
+        .post_form("/callbacks/test", &[("url", &rx.url("/up"))])
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(rx.hits("/up").len(), 1, "sent before the answer");
+    assert!(ok.body.contains("Delivered to"), "{}", ok.body);
+    assert!(ok.body.contains("id=\"test-status\">200<"), "{}", ok.body);
+    assert!(ok.body.contains("id=\"test-response\">ok<"), "{}", ok.body);
+    assert!(ok.body.contains("id=\"test-latency\">"), "{}", ok.body);
+
+    let failed = admin
+        .post_form("/callbacks/test", &[("url", &rx.url("/down"))])
+        .await;
+    assert_eq!(failed.status, StatusCode::OK, "{}", failed.body);
+    assert!(failed.body.contains("Not delivered to"), "{}", failed.body);
+    assert!(
+        failed.body.contains("id=\"test-status\">500<"),
+        "{}",
+        failed.body
+    );
+    assert!(
+        failed.body.contains("id=\"test-response\">not now<"),
+        "{}",
+        failed.body
+    );
+
+    // Nothing listens on this port: the error, at once.
+    let dead_url = format!("http://127.0.0.1:{}/gone", free_port());
+    let dead = admin
+        .post_form("/callbacks/test", &[("url", &dead_url)])
+        .await;
+    assert_eq!(dead.status, StatusCode::OK, "{}", dead.body);
+    assert!(
+        dead.body.contains("id=\"test-error\">could not connect"),
+        "{}",
+        dead.body
+    );
+    let dead_id = extract_between(&dead.body, "data-test-delivery=\"", "\"").unwrap();
+
+    // Never retried: after several retry intervals, still one attempt each, none pending.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.hits("/down").len(), 1, "a failed test is not retried");
+    let counts = app.store.delivery_counts(Some(&team), None).await.unwrap();
+    assert_eq!((counts.pending, counts.succeeded, counts.failed), (0, 1, 2));
+    let attempts = app.store.delivery_attempts(&dead_id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    let list = admin.visit("/callbacks").await;
+    assert!(
+        list.body
+            .contains(&format!("data-delivery=\"{dead_id}\" data-kind=\"test\"")),
+        "{}",
+        list.body
+    );
+
+    // The outbound guard still applies (production refuses loopback).
+    let guarded = TestApp::spawn_with(
+        &backend,
+        Options {
+            refuse_private_callbacks: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut other = guarded.sign_up("guard@acme.test", "Guarded").await;
+    let refused = other
+        .post_form("/callbacks/test", &[("url", &rx.url("/guarded"))])
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(
+        refused.body.contains("Not delivered to"),
+        "{}",
+        refused.body
+    );
+    assert!(rx.hits("/guarded").is_empty());
+    guarded.stop().await;
+    app.stop().await;
+}
+backend_test!(test_callbacks_answer_at_once_and_are_never_retried);

@@ -452,6 +452,10 @@ fn outcome(
             latency_ms: 3,
             error: (!ok).then(|| "the receiver answered 500".into()),
             response_snippet: Some("ok".into()),
+            request: Some(tessera_store::SentRequest {
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: format!("{{\"delivery\":\"{}\"}}", d.id),
+            }),
         },
         next,
     }

@@ -491,6 +491,16 @@ impl Browser {
         }
     }
 
+    /// A second handle on this browser's session (shared cookies), e.g. for two requests at
+    /// once, as two tabs would send them.
+    pub fn same_session(&self) -> Browser {
+        Browser {
+            base: self.base.clone(),
+            client: self.client.clone(),
+            csrf: self.csrf.clone(),
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         let page = Self::page(
             self.client

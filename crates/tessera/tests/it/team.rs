@@ -720,3 +720,178 @@ async fn invitation_for_someone_else_asks_to_sign_out(backend: Backend) {
     app.stop().await;
 }
 backend_test!(invitation_for_someone_else_asks_to_sign_out);
+
+/// Re-inviting a pending address with another role changes the role and says so — within
+/// the resend interval too (no new email then, but the link already sent grants the new
+/// role) — and the change is in the audit log.
+async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            resend_interval: Some(Duration::from_millis(1_500)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("a@roles.test", "Re-inviters").await;
+    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "fay@roles.test"), ("role", "member")],
+        )
+        .await;
+    let link = app.outbox_link("fay@roles.test").await;
+    let mails_before = app.store.list_mail(100, 0).await.unwrap().len();
+
+    // Within the resend interval: the role changes, no email goes out, the flash says both.
+    let soon = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "fay@roles.test"), ("role", "manager")],
+        )
+        .await;
+    assert!(
+        soon.body
+            .contains("fay@roles.test invited again as Manager (was Member)"),
+        "{}",
+        soon.body
+    );
+    assert!(soon.body.contains("no new email was sent"), "{}", soon.body);
+    let pending = app.store.list_pending_invitations(&team_id).await.unwrap();
+    assert_eq!(pending[0].role, tessera_core::Role::Manager);
+    assert_eq!(pending[0].send_count, 1);
+    assert_eq!(
+        app.store.list_mail(100, 0).await.unwrap().len(),
+        mails_before
+    );
+    let accept_page = app.browser().get(&link).await;
+    assert!(accept_page.body.contains("Manager"), "{}", accept_page.body);
+    // The same role again within the interval is still just "not sent again".
+    let same = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "fay@roles.test"), ("role", "manager")],
+        )
+        .await;
+    assert!(
+        same.body
+            .contains("Invited moments ago, not sent again: fay@roles.test"),
+        "{}",
+        same.body
+    );
+
+    // After the interval: a fresh email with the new role, and the flash names the change.
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let later = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "fay@roles.test"), ("role", "labeler")],
+        )
+        .await;
+    assert!(
+        later
+            .body
+            .contains("fay@roles.test invited again as Labeler (was Manager)."),
+        "{}",
+        later.body
+    );
+    let pending = app.store.list_pending_invitations(&team_id).await.unwrap();
+    assert_eq!(pending[0].role, tessera_core::Role::Labeler);
+    assert_eq!(pending[0].send_count, 2);
+
+    let audit = admin.visit("/team/audit").await;
+    assert!(
+        audit.body.contains("invitation.role_changed"),
+        "{}",
+        audit.body
+    );
+    assert!(audit.body.contains("Member → Manager"), "{}", audit.body);
+    assert!(audit.body.contains("(was Manager)"), "{}", audit.body);
+    app.stop().await;
+}
+backend_test!(reinviting_with_another_role_changes_it_and_says_so);
+
+/// While the resend interval runs, Resend is shown disabled with the time left, and a resend
+/// refused by it is a warning, not the green success message.
+async fn resend_cooldown_is_a_warning_and_disables_resend(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            resend_interval: Some(Duration::from_millis(1_500)),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("a@cool.test", "Cooldown").await;
+    let team = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "hal@cool.test"), ("role", "member")],
+        )
+        .await;
+    assert!(
+        team.body
+            .contains("<div class=\"flash\" role=\"status\">Invitation sent to"),
+        "a success is in the success style: {}",
+        team.body
+    );
+    let id = invitation_id(&team.body, "hal@cool.test").unwrap();
+    let row = &team.body[team.body.find("data-email=\"hal@cool.test\"").unwrap()..];
+    let button = extract_between(
+        row,
+        "<button type=\"submit\" class=\"small secondary\"",
+        "</button>",
+    )
+    .expect("the Resend button");
+    assert!(button.contains(" disabled"), "{button}");
+    assert!(
+        button.contains(">Resend in ") && button.contains(" second"),
+        "{button}"
+    );
+
+    let refused = admin
+        .submit(&format!("/team/invitations/{id}/resend"), &[])
+        .await;
+    assert!(
+        refused
+            .body
+            .contains("<div class=\"flash flash-warning\" role=\"status\">The invitation to hal@cool.test was sent moments ago"),
+        "{}",
+        refused.body
+    );
+    // Inviting the address again with the same role: nothing was done, a warning too.
+    let again = admin
+        .submit(
+            "/team/invitations",
+            &[("emails", "hal@cool.test"), ("role", "member")],
+        )
+        .await;
+    assert!(
+        again.body.contains("class=\"flash flash-warning\""),
+        "{}",
+        again.body
+    );
+
+    tokio::time::sleep(Duration::from_millis(1_800)).await;
+    let later = admin.visit("/team").await;
+    let row = &later.body[later.body.find("data-email=\"hal@cool.test\"").unwrap()..];
+    let button = extract_between(
+        row,
+        "<button type=\"submit\" class=\"small secondary\"",
+        "</button>",
+    )
+    .expect("the Resend button");
+    assert_eq!(button, ">Resend", "enabled once the interval ran out");
+    let sent = admin
+        .submit(&format!("/team/invitations/{id}/resend"), &[])
+        .await;
+    assert!(
+        sent.body
+            .contains("<div class=\"flash\" role=\"status\">A fresh invitation link was sent"),
+        "{}",
+        sent.body
+    );
+    app.stop().await;
+}
+backend_test!(resend_cooldown_is_a_warning_and_disables_resend);
