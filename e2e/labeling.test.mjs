@@ -356,7 +356,9 @@ print(json.dumps(scaleapi.ScaleClient(key, api_instance_url=url).get_task(task_i
     await navigateBy(adminPage, () => row.getByRole('link', { name: deliveryId, exact: true }).click());
     assert.equal(pathOf(adminPage), `/callbacks/${deliveryId}`);
     assert.equal((await adminPage.locator('#delivery-state').textContent()).trim(), 'succeeded');
-    const attemptsTable = await tableRows(adminPage.locator('#attempts'));
+    // Each attempt's row is followed by a row with the request it sent (headers and body).
+    const attemptsTable = (await tableRows(adminPage.locator('#attempts'))).filter((r) => !String(r[0]).startsWith('Request sent'));
+    assert.equal(await adminPage.locator('#attempts tr.attempt-request').count(), 1, 'the request sent is shown');
     assert.equal(attemptsTable.length, 1, `one attempt: ${JSON.stringify(attemptsTable)}`);
     const [, status, latency, error, response] = attemptsTable[0];
     assert.equal(status, '200');
