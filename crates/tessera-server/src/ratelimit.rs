@@ -137,12 +137,9 @@ impl Slot {
 
 /// Takes one unit of `limit` for `key`: `Ok(Ok(slot))` when within the limit, else
 /// `Ok(Err(wait))` (and nothing is kept). Concurrent requests can never all pass: the check
-/// and the record are one step (see `Store::take_rate_slot`).
+/// and the record are one step (see `Store::take_rate_slots`).
 pub async fn take(state: &AppState, limit: Limit, key: &str) -> WebResult<Result<Slot, String>> {
-    let (_, max, window) = limit.spec();
-    Ok(take_bucket(state, bucket(limit, key), max, window)
-        .await?
-        .map_err(humanize_ms))
+    Ok(take_many(state, limit, key, 1).await?.map(one))
 }
 
 /// Like [`take`] for `count` units at once (an invitation form with several addresses):
@@ -154,7 +151,40 @@ pub async fn take_many(
     count: usize,
 ) -> WebResult<Result<Vec<Slot>, String>> {
     let (_, max, window) = limit.spec();
-    let bucket = bucket(limit, key);
+    Ok(take_bucket(state, bucket(limit, key), count, max, window)
+        .await?
+        .map_err(humanize_ms))
+}
+
+/// Like [`take`] for a budget whose size is configured (`max` per `window_ms`); the error
+/// is the wait in milliseconds.
+pub async fn take_configured(
+    state: &AppState,
+    name: &str,
+    key: &str,
+    max: i64,
+    window_ms: i64,
+) -> WebResult<Result<Slot, i64>> {
+    Ok(
+        take_bucket(state, format!("{name}:{key}"), 1, max, window_ms)
+            .await?
+            .map(one),
+    )
+}
+
+fn one(mut slots: Vec<Slot>) -> Slot {
+    slots.pop().expect("take_bucket returns at least one slot")
+}
+
+/// Takes `count` units (at least one) of `bucket` in one statement, or gives them all back
+/// and says how many milliseconds until the oldest unit of the window frees up.
+async fn take_bucket(
+    state: &AppState,
+    bucket: String,
+    count: usize,
+    max: i64,
+    window: i64,
+) -> WebResult<Result<Vec<Slot>, i64>> {
     let (at, used) = state.store.take_rate_slots(&bucket, count, window).await?;
     let slots: Vec<Slot> = (0..count.max(1))
         .map(|_| Slot {
@@ -174,38 +204,6 @@ pub async fn take_many(
     for slot in slots {
         slot.release(state).await?;
     }
-    Ok(Err(humanize_ms(oldest + window - now_ms())))
-}
-
-/// Like [`take`] for a budget whose size is configured (`max` per `window_ms`); the error
-/// is the wait in milliseconds.
-pub async fn take_configured(
-    state: &AppState,
-    name: &str,
-    key: &str,
-    max: i64,
-    window_ms: i64,
-) -> WebResult<Result<Slot, i64>> {
-    take_bucket(state, format!("{name}:{key}"), max, window_ms).await
-}
-
-async fn take_bucket(
-    state: &AppState,
-    bucket: String,
-    max: i64,
-    window: i64,
-) -> WebResult<Result<Slot, i64>> {
-    let (at, used) = state.store.take_rate_slot(&bucket, window).await?;
-    let slot = Slot { bucket, at, used };
-    if used <= max {
-        return Ok(Ok(slot));
-    }
-    let oldest = state
-        .store
-        .oldest_rate_event(&slot.bucket, window)
-        .await?
-        .unwrap_or_else(now_ms);
-    slot.release(state).await?;
     Ok(Err((oldest + window - now_ms()).max(1000)))
 }
 

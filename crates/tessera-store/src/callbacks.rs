@@ -301,23 +301,7 @@ pub(crate) async fn complete_batch_if_done(
 impl Store {
     /// Queues a batch or test callback.
     pub async fn enqueue_delivery(&self, new: &NewDelivery) -> StoreResult<Delivery> {
-        let now = now_ms();
-        let row = sqlx::query(&format!(
-            "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8, $8) RETURNING {}",
-            returning_columns()
-        ))
-        .bind(new_delivery_id())
-        .bind(&new.team_id)
-        .bind(new.mode.as_str())
-        .bind(new.kind.as_str())
-        .bind(new.batch_id.clone())
-        .bind(&new.target)
-        .bind(&new.payload)
-        .bind(now)
-        .fetch_one(&self.writer)
-        .await?;
-        delivery_from_row(&row)
+        self.insert_delivery(new, 0).await
     }
 
     /// Records a delivery its caller attempts at once (a test callback sent while the person
@@ -328,6 +312,11 @@ impl Store {
         new: &NewDelivery,
         lease_ms: i64,
     ) -> StoreResult<Delivery> {
+        self.insert_delivery(new, lease_ms).await
+    }
+
+    /// A pending delivery, first due `due_in_ms` from now.
+    async fn insert_delivery(&self, new: &NewDelivery, due_in_ms: i64) -> StoreResult<Delivery> {
         let now = now_ms();
         let row = sqlx::query(&format!(
             "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
@@ -341,7 +330,7 @@ impl Store {
         .bind(new.batch_id.clone())
         .bind(&new.target)
         .bind(&new.payload)
-        .bind(now + lease_ms)
+        .bind(now + due_in_ms)
         .bind(now)
         .fetch_one(&self.writer)
         .await?;

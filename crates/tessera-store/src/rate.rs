@@ -26,15 +26,11 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a slot in `bucket` and returns when it was taken and how many slots the window
-    /// holds counting it. The slot is committed before counting, so of any number of
-    /// concurrent takers the k-th to commit counts at least k: at most `max` ever see a count
-    /// within `max`, on either database and at any isolation level.
-    pub async fn take_rate_slot(&self, bucket: &str, window_ms: i64) -> StoreResult<(i64, i64)> {
-        self.take_rate_slots(bucket, 1, window_ms).await
-    }
-
-    /// Like [`Store::take_rate_slot`] for `n` slots at once (1 to 1,000), committed together.
+    /// Takes `n` slots (1 to 1,000) in `bucket`, committed together, and returns when they were
+    /// taken and how many slots the window holds counting them. The slots are committed before
+    /// counting, so of any number of concurrent takers the k-th to commit counts at least its
+    /// own and every earlier one: at most `max` units ever see a count within `max`, on either
+    /// database and at any isolation level.
     pub async fn take_rate_slots(
         &self,
         bucket: &str,
