@@ -15,7 +15,7 @@ use axum::{
 
 use crate::web::{Form, Path};
 use serde::Deserialize;
-use tessera_core::{Action, Invalid, Mode};
+use tessera_core::{Action, AuditAction, Invalid, Mode};
 use tessera_store::{ApiKey, StoreError};
 
 use crate::{
@@ -38,7 +38,8 @@ pub const SIGNING_OVERLAP_MS: i64 = 24 * 3_600_000;
 struct SecretKind {
     kind: &'static str,
     label: &'static str,
-    audit_name: &'static str,
+    revealed: AuditAction,
+    rotated: AuditAction,
     keep_previous_ms: i64,
     rotated_note: &'static str,
 }
@@ -46,14 +47,16 @@ struct SecretKind {
 const AUTH_KEY: SecretKind = SecretKind {
     kind: CALLBACK_AUTH,
     label: "callback auth key",
-    audit_name: "callback_auth_key",
+    revealed: AuditAction::CallbackAuthKeyRevealed,
+    rotated: AuditAction::CallbackAuthKeyRotated,
     keep_previous_ms: 0,
     rotated_note: "Callbacks carry the new key from now on. Update your receiver.",
 };
 const SIGNING_SECRET: SecretKind = SecretKind {
     kind: CALLBACK_SIGNING,
     label: "callback signing secret",
-    audit_name: "callback_signing_secret",
+    revealed: AuditAction::CallbackSigningSecretRevealed,
+    rotated: AuditAction::CallbackSigningSecretRotated,
     keep_previous_ms: SIGNING_OVERLAP_MS,
     rotated_note: "Callbacks are signed with both the new and the previous secret for 24 hours. Update your receiver.",
 };
@@ -283,7 +286,7 @@ async fn already_created(
     let event = audit::event(
         who,
         ip,
-        "api_key.revealed",
+        AuditAction::ApiKeyRevealed,
         &key.prefix,
         format!(
             "{} key {}: the Add key form was sent again, its key shown again",
@@ -338,7 +341,7 @@ async fn create(
     let event = audit::event(
         &who,
         &ip,
-        "api_key.created",
+        AuditAction::ApiKeyCreated,
         &label,
         format!("{} key", mode.label()),
     );
@@ -393,7 +396,7 @@ async fn reveal_key(
     let event = audit::event(
         &who,
         &ip,
-        "api_key.revealed",
+        AuditAction::ApiKeyRevealed,
         &key.prefix,
         format!("{} key {}", key.mode.label(), key.label),
     );
@@ -430,7 +433,7 @@ async fn delete_key(
     let event = audit::event(
         &who,
         &ip,
-        "api_key.deleted",
+        AuditAction::ApiKeyDeleted,
         &key.prefix,
         format!("{} key {}", key.mode.label(), key.label),
     );
@@ -511,13 +514,7 @@ async fn reveal_secret(
         &secret.sealed,
     )
     .map_err(WebError::Internal)?;
-    let event = audit::event(
-        &who,
-        &ip,
-        &format!("{}.revealed", kind.audit_name),
-        mode.as_str(),
-        String::new(),
-    );
+    let event = audit::event(&who, &ip, kind.revealed, mode.as_str(), String::new());
     state.store.record_audit(Some(team_id), &event).await?;
     Ok(show_once(
         &state,
@@ -544,13 +541,7 @@ async fn rotate(
     } else {
         "the previous key stops being sent"
     };
-    let event = audit::event(
-        &who,
-        &ip,
-        &format!("{}.rotated", kind.audit_name),
-        mode.as_str(),
-        detail.into(),
-    );
+    let event = audit::event(&who, &ip, kind.rotated, mode.as_str(), detail.into());
     service::rotate_secret(
         &state.store,
         &state.config.master_key,
