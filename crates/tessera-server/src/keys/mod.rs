@@ -27,7 +27,6 @@ use crate::{
         SignedIn, WebError, WebResult,
     },
 };
-use service::{CALLBACK_AUTH, CALLBACK_SIGNING};
 
 /// How long a rotated signing secret keeps signing beside the new one, so receivers can
 /// switch without rejecting callbacks in between.
@@ -35,8 +34,8 @@ pub const SIGNING_OVERLAP_MS: i64 = 24 * 3_600_000;
 
 /// The two callback secrets a team holds per mode, as the page names them.
 #[derive(Clone, Copy)]
-struct SecretKind {
-    kind: &'static str,
+struct SecretSpec {
+    kind: tessera_core::status::SecretKind,
     label: &'static str,
     revealed: AuditAction,
     rotated: AuditAction,
@@ -44,16 +43,16 @@ struct SecretKind {
     rotated_note: &'static str,
 }
 
-const AUTH_KEY: SecretKind = SecretKind {
-    kind: CALLBACK_AUTH,
+const AUTH_KEY: SecretSpec = SecretSpec {
+    kind: tessera_core::status::SecretKind::CallbackAuth,
     label: "callback auth key",
     revealed: AuditAction::CallbackAuthKeyRevealed,
     rotated: AuditAction::CallbackAuthKeyRotated,
     keep_previous_ms: 0,
     rotated_note: "Callbacks carry the new key from now on. Update your receiver.",
 };
-const SIGNING_SECRET: SecretKind = SecretKind {
-    kind: CALLBACK_SIGNING,
+const SIGNING_SECRET: SecretSpec = SecretSpec {
+    kind: tessera_core::status::SecretKind::CallbackSigning,
     label: "callback signing secret",
     revealed: AuditAction::CallbackSigningSecretRevealed,
     rotated: AuditAction::CallbackSigningSecretRotated,
@@ -159,7 +158,7 @@ async fn keys_page(
             &state.store,
             &state.config.master_key,
             team_id,
-            CALLBACK_AUTH,
+            tessera_core::status::SecretKind::CallbackAuth,
             mode,
         )
         .await?;
@@ -167,7 +166,7 @@ async fn keys_page(
             &state.store,
             &state.config.master_key,
             team_id,
-            CALLBACK_SIGNING,
+            tessera_core::status::SecretKind::CallbackSigning,
             mode,
         )
         .await?;
@@ -494,7 +493,7 @@ async fn reveal_secret(
     who: SignedIn,
     ip: ClientIp,
     Path(mode): Path<String>,
-    kind: SecretKind,
+    kind: SecretSpec,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;
@@ -532,7 +531,7 @@ async fn rotate(
     who: SignedIn,
     ip: ClientIp,
     Path(mode): Path<String>,
-    kind: SecretKind,
+    kind: SecretSpec,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;

@@ -312,7 +312,7 @@ pub async fn callback_auth_key(
         master,
         team_name,
         mode,
-        crate::keys::service::CALLBACK_AUTH,
+        tessera_core::status::SecretKind::CallbackAuth,
     )
     .await
 }
@@ -329,7 +329,7 @@ pub async fn callback_signing_secret(
         master,
         team_name,
         mode,
-        crate::keys::service::CALLBACK_SIGNING,
+        tessera_core::status::SecretKind::CallbackSigning,
     )
     .await
 }
@@ -339,7 +339,7 @@ async fn team_secret(
     master: &MasterKey,
     team_name: &str,
     mode: &str,
-    kind: &str,
+    kind: tessera_core::status::SecretKind,
 ) -> SupportResult<String> {
     let team = find_team(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;

@@ -725,13 +725,21 @@ async fn perform(
         }
         Act::RotateCallbackKey => {
             let before = store
-                .team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test)
+                .team_secret(
+                    &ctx.a.id,
+                    tessera_core::status::SecretKind::CallbackAuth,
+                    tessera_core::Mode::Test,
+                )
                 .await
                 .unwrap()
                 .map(|s| s.sealed);
             let p = b.post_form("/keys/callback/test/rotate", &[]).await;
             let after = store
-                .team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test)
+                .team_secret(
+                    &ctx.a.id,
+                    tessera_core::status::SecretKind::CallbackAuth,
+                    tessera_core::Mode::Test,
+                )
                 .await
                 .unwrap()
                 .map(|s| s.sealed);
@@ -820,7 +828,11 @@ async fn perform(
         Act::RotateSigningSecret => {
             let read = || async {
                 store
-                    .team_secret(&ctx.a.id, "callback_signing", tessera_core::Mode::Test)
+                    .team_secret(
+                        &ctx.a.id,
+                        tessera_core::status::SecretKind::CallbackSigning,
+                        tessera_core::Mode::Test,
+                    )
                     .await
                     .unwrap()
                     .map(|s| s.sealed)

@@ -556,7 +556,7 @@ backend_test!(loose_master_key_file_is_refused);
 async fn assert_all_sealed_under(store: &Store, new: &MasterKey, old: &MasterKey) -> u64 {
     let counts = store
         .reseal_all(|value| {
-            let purpose = purpose_of(value);
+            let purpose = purpose_of(value).unwrap();
             assert!(new.is_current(value.sealed()), "{}", value.describe());
             assert!(new.open(&purpose, value.sealed()).is_ok());
             assert!(old.open(&purpose, value.sealed()).is_err());
