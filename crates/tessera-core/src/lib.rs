@@ -5,21 +5,27 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod client_ip;
 pub mod email;
+pub mod ids;
 pub mod mode;
 pub mod policy;
 pub mod profile;
 pub mod retry;
 pub mod role;
+pub mod scope;
+pub mod status;
 pub mod storage;
 pub mod tasks;
 pub mod team;
 
+pub use audit::AuditAction;
 pub use email::Email;
 pub use mode::Mode;
 pub use policy::{can, Action, Actor};
 pub use role::{InvitableRole, Role};
+pub use scope::Scope;
 
 /// A value that failed validation, with a message fit to show the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -73,8 +73,12 @@ impl Purpose {
     }
 
     /// A team secret (`team_secrets.sealed` and `previous_sealed`), bound to its row.
-    pub fn team_secret(team_id: &str, kind: &str, mode: tessera_core::Mode) -> Self {
-        Self::new("team_secret", &[team_id, kind, mode.as_str()])
+    pub fn team_secret(
+        team_id: &str,
+        kind: tessera_core::status::SecretKind,
+        mode: tessera_core::Mode,
+    ) -> Self {
+        Self::new("team_secret", &[team_id, kind.as_str(), mode.as_str()])
     }
 
     /// A mail body in the outbox (`mail_outbox.body_sealed`), bound to its recipient.
@@ -440,7 +444,7 @@ const DUMMY_HASH: &str =
 
 #[cfg(test)]
 mod tests {
-    use tessera_core::Mode;
+    use tessera_core::{status::SecretKind, Mode};
 
     use super::*;
 
@@ -491,7 +495,7 @@ mod tests {
         for wrong in [
             Purpose::api_key("team_b", Mode::Live),
             Purpose::api_key("team_a", Mode::Test),
-            Purpose::team_secret("team_a", "callback_auth", Mode::Live),
+            Purpose::team_secret("team_a", SecretKind::CallbackAuth, Mode::Live),
             Purpose::mail_body("team_a"),
             Purpose::reveal_cookie("team_a"),
         ] {
@@ -500,8 +504,8 @@ mod tests {
         }
         // Length prefixes keep part boundaries: ("ab", "c") is not ("a", "bc").
         assert_ne!(
-            Purpose::team_secret("ab", "c", Mode::Live),
-            Purpose::team_secret("a", "bc", Mode::Live)
+            Purpose::new("team_secret", &["ab", "c", "live"]),
+            Purpose::new("team_secret", &["a", "bc", "live"])
         );
     }
 

@@ -2,19 +2,35 @@
 //! the change it describes.
 
 use sqlx::{any::AnyRow, Row};
+pub use tessera_core::AuditAction;
 
 use crate::{new_id, now_ms, Store, StoreResult};
 
 /// An audit entry about to be written. `actor` is a label that survives the user (their email,
 /// or "operator (CLI)").
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewAuditEvent {
     pub actor_user_id: Option<String>,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub target: String,
     pub detail: String,
     pub ip: String,
+}
+
+impl NewAuditEvent {
+    /// An entry by `actor` with no target, detail or address (operator tools and tests fill in
+    /// what they know).
+    pub fn new(action: AuditAction, actor: impl Into<String>) -> Self {
+        Self {
+            actor_user_id: None,
+            actor: actor.into(),
+            action,
+            target: String::new(),
+            detail: String::new(),
+            ip: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,7 +64,7 @@ pub(crate) async fn insert(
     .bind(team_id)
     .bind(event.actor_user_id.as_deref())
     .bind(&event.actor)
-    .bind(&event.action)
+    .bind(event.action.as_str())
     .bind(&event.target)
     .bind(&event.detail)
     .bind(&event.ip)

@@ -11,35 +11,7 @@ use tessera_core::Mode;
 
 use crate::{new_id, now_ms, tasks::Task, Dialect, Store, StoreError, StoreResult};
 
-/// What a delivery carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryKind {
-    /// A task reached a final state: the body is built from the task when sent.
-    Task,
-    /// Every task of a finalised batch is final.
-    Batch,
-    /// "Send test callback" from the dashboard.
-    Test,
-}
-
-impl DeliveryKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryKind::Task => "task",
-            DeliveryKind::Batch => "batch",
-            DeliveryKind::Test => "test",
-        }
-    }
-
-    fn parse(raw: &str) -> StoreResult<Self> {
-        match raw {
-            "task" => Ok(DeliveryKind::Task),
-            "batch" => Ok(DeliveryKind::Batch),
-            "test" => Ok(DeliveryKind::Test),
-            other => Err(StoreError::Config(format!("bad delivery kind {other}"))),
-        }
-    }
-}
+pub use tessera_core::status::DeliveryKind;
 
 /// A callback delivery as the dashboard and the worker see it.
 #[derive(Debug, Clone)]
@@ -163,7 +135,8 @@ fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
         mode: mode
             .parse()
             .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))?,
-        kind: DeliveryKind::parse(&kind)?,
+        kind: DeliveryKind::from_word(&kind)
+            .ok_or_else(|| StoreError::Config(format!("bad delivery kind {kind}")))?,
         task_id: row.try_get("task_id")?,
         batch_id: row.try_get("batch_id")?,
         target: row.try_get("target")?,

@@ -1,7 +1,7 @@
 //! Invitations and their single-use links.
 
 use sqlx::{any::AnyRow, Row};
-use tessera_core::{Email, Role};
+use tessera_core::{AuditAction, Email, Role};
 
 use crate::{
     audit, mail, new_id, now_ms,
@@ -189,7 +189,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     let event = NewAuditEvent {
-                        action: "invitation.role_changed".into(),
+                        action: AuditAction::InvitationRoleChanged,
                         detail: format!(
                             "{} → {}: invited again with another role; the invitation was emailed moments ago, so not again",
                             previous.role.label(),

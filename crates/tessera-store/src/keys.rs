@@ -1,6 +1,7 @@
 //! API keys and per-team secrets (callback auth keys, signing secrets).
 
 use sqlx::{any::AnyRow, Row};
+use tessera_core::status::SecretKind;
 use tessera_core::Mode;
 
 use crate::{audit, new_id, now_ms, NewAuditEvent, Store, StoreError, StoreResult};
@@ -205,7 +206,7 @@ impl Store {
     pub async fn team_secret(
         &self,
         team_id: &str,
-        kind: &str,
+        kind: SecretKind,
         mode: Mode,
     ) -> StoreResult<Option<TeamSecret>> {
         let row = sqlx::query(
@@ -213,7 +214,7 @@ impl Store {
              WHERE team_id = $1 AND kind = $2 AND mode = $3",
         )
         .bind(team_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(mode.as_str())
         .fetch_optional(&self.writer)
         .await?;
@@ -233,7 +234,7 @@ impl Store {
     pub async fn ensure_team_secret(
         &self,
         team_id: &str,
-        kind: &str,
+        kind: SecretKind,
         mode: Mode,
         sealed: &str,
     ) -> StoreResult<TeamSecret> {
@@ -242,7 +243,7 @@ impl Store {
              ON CONFLICT (team_id, kind, mode) DO NOTHING",
         )
         .bind(team_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(mode.as_str())
         .bind(sealed)
         .bind(now_ms())
@@ -257,7 +258,7 @@ impl Store {
     pub async fn rotate_team_secret(
         &self,
         team_id: &str,
-        kind: &str,
+        kind: SecretKind,
         mode: Mode,
         sealed: &str,
         keep_previous_ms: i64,
@@ -273,14 +274,14 @@ impl Store {
         .bind(sealed)
         .bind(now)
         .bind(team_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(mode.as_str())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             sqlx::query("INSERT INTO team_secrets (team_id, kind, mode, sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(team_id)
-                .bind(kind)
+                .bind(kind.as_str())
                 .bind(mode.as_str())
                 .bind(sealed)
                 .bind(now)

@@ -35,7 +35,7 @@ use sqlx::{
     AnyPool, Executor,
 };
 
-pub use audit::{AuditEvent, AuditPage, NewAuditEvent};
+pub use audit::{AuditAction, AuditEvent, AuditPage, NewAuditEvent};
 pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};
 pub use callback_emails::{CallbackEmail, NewCallbackEmail};
 pub use callbacks::{

@@ -2,6 +2,8 @@
 
 use sqlx::{any::AnyRow, Row};
 
+pub use tessera_core::status::MailStatus;
+
 use crate::{new_id, now_ms, Store, StoreResult};
 
 /// A message to queue. The body is already sealed (encrypted) by the caller.
@@ -11,38 +13,6 @@ pub struct NewMail {
     pub to: String,
     pub subject: String,
     pub body_sealed: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailStatus {
-    /// Waiting for (another) delivery attempt.
-    Queued,
-    /// Delivered to the SMTP server.
-    Sent,
-    /// No SMTP server configured: kept here for staff to read.
-    Held,
-    /// Given up after the retry schedule.
-    Failed,
-}
-
-impl MailStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailStatus::Queued => "queued",
-            MailStatus::Sent => "sent",
-            MailStatus::Held => "held",
-            MailStatus::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "sent" => MailStatus::Sent,
-            "held" => MailStatus::Held,
-            "failed" => MailStatus::Failed,
-            _ => MailStatus::Queued,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +40,7 @@ fn mail_from_row(row: &AnyRow) -> StoreResult<MailMessage> {
         to: row.try_get("to_addr")?,
         subject: row.try_get("subject")?,
         body_sealed: row.try_get("body_sealed")?,
-        status: MailStatus::parse(&status),
+        status: MailStatus::from_word(&status).unwrap_or(MailStatus::Queued),
         attempts: row.try_get("attempts")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,

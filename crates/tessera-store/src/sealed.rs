@@ -1,7 +1,7 @@
 //! Every column that holds a value sealed under the master key, walked for key rotation
 //! (`tessera admin rotate-master-key`). The store never decrypts: the caller re-seals.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use tessera_core::Mode;
 
 use crate::{keys::parse_mode, Store, StoreError};
@@ -88,139 +88,177 @@ impl Store {
     {
         let mut counts = ResealCounts::default();
         let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
-        let mut after = String::new();
-        loop {
-            let rows = sqlx::query(
-                "SELECT id, team_id, mode, sealed FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(&after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("id").map_err(StoreError::from)?;
-            for row in &rows {
-                let value = SealedValue::ApiKey {
-                    id: row.try_get("id").map_err(StoreError::from)?,
-                    team_id: row.try_get("team_id").map_err(StoreError::from)?,
-                    mode: parse_mode(row.try_get("mode").map_err(StoreError::from)?)?,
-                    sealed: row.try_get("sealed").map_err(StoreError::from)?,
+        reseal_api_keys(&mut tx, &mut reseal, &mut counts).await?;
+        reseal_team_secrets(&mut tx, &mut reseal, &mut counts).await?;
+        reseal_mail_bodies(&mut tx, &mut reseal, &mut counts).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(counts)
+    }
+}
+
+/// Re-seals the API keys, a page at a time.
+async fn reseal_api_keys<E, F>(
+    conn: &mut AnyConnection,
+    reseal: &mut F,
+    counts: &mut ResealCounts,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    F: FnMut(&SealedValue) -> Result<Option<String>, E>,
+{
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, team_id, mode, sealed FROM api_keys WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id").map_err(StoreError::from)?;
+        for row in &rows {
+            let value = SealedValue::ApiKey {
+                id: row.try_get("id").map_err(StoreError::from)?,
+                team_id: row.try_get("team_id").map_err(StoreError::from)?,
+                mode: parse_mode(row.try_get("mode").map_err(StoreError::from)?)?,
+                sealed: row.try_get("sealed").map_err(StoreError::from)?,
+            };
+            counts.examined += 1;
+            let Some(new) = reseal(&value)? else { continue };
+            let SealedValue::ApiKey { id, sealed, .. } = &value else {
+                unreachable!("built above")
+            };
+            let done = sqlx::query("UPDATE api_keys SET sealed = $1 WHERE id = $2 AND sealed = $3")
+                .bind(&new)
+                .bind(id)
+                .bind(sealed)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+            counts.add(done.rows_affected());
+        }
+    }
+    Ok(())
+}
+
+/// Re-seals the team secrets, the current and the previous value of each.
+async fn reseal_team_secrets<E, F>(
+    conn: &mut AnyConnection,
+    reseal: &mut F,
+    counts: &mut ResealCounts,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    F: FnMut(&SealedValue) -> Result<Option<String>, E>,
+{
+    let mut after = (String::new(), String::new(), String::new());
+    loop {
+        let rows = sqlx::query(
+            "SELECT team_id, kind, mode, sealed, previous_sealed FROM team_secrets \
+             WHERE (team_id, kind, mode) > ($1, $2, $3) ORDER BY team_id, kind, mode LIMIT $4",
+        )
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(&after.2)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(last) = rows.last() else { break };
+        after = (
+            last.try_get("team_id").map_err(StoreError::from)?,
+            last.try_get("kind").map_err(StoreError::from)?,
+            last.try_get("mode").map_err(StoreError::from)?,
+        );
+        for row in &rows {
+            let team_id: String = row.try_get("team_id").map_err(StoreError::from)?;
+            let kind: String = row.try_get("kind").map_err(StoreError::from)?;
+            let mode = parse_mode(row.try_get("mode").map_err(StoreError::from)?)?;
+            let current: String = row.try_get("sealed").map_err(StoreError::from)?;
+            let previous: Option<String> =
+                row.try_get("previous_sealed").map_err(StoreError::from)?;
+            let values = std::iter::once((false, current)).chain(previous.map(|p| (true, p)));
+            for (is_previous, sealed) in values {
+                let value = SealedValue::TeamSecret {
+                    team_id: team_id.clone(),
+                    kind: kind.clone(),
+                    mode,
+                    previous: is_previous,
+                    sealed,
                 };
                 counts.examined += 1;
                 let Some(new) = reseal(&value)? else { continue };
-                let SealedValue::ApiKey { id, sealed, .. } = &value else {
-                    unreachable!("built above")
+                let update = if is_previous {
+                    "UPDATE team_secrets SET previous_sealed = $1 \
+                     WHERE team_id = $2 AND kind = $3 AND mode = $4 AND previous_sealed = $5"
+                } else {
+                    "UPDATE team_secrets SET sealed = $1 \
+                     WHERE team_id = $2 AND kind = $3 AND mode = $4 AND sealed = $5"
                 };
-                let done =
-                    sqlx::query("UPDATE api_keys SET sealed = $1 WHERE id = $2 AND sealed = $3")
-                        .bind(&new)
-                        .bind(id)
-                        .bind(sealed)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                counts.add(done.rows_affected());
-            }
-        }
-
-        let mut after = (String::new(), String::new(), String::new());
-        loop {
-            let rows = sqlx::query(
-                "SELECT team_id, kind, mode, sealed, previous_sealed FROM team_secrets \
-                 WHERE (team_id, kind, mode) > ($1, $2, $3) ORDER BY team_id, kind, mode LIMIT $4",
-            )
-            .bind(&after.0)
-            .bind(&after.1)
-            .bind(&after.2)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-            let Some(last) = rows.last() else { break };
-            after = (
-                last.try_get("team_id").map_err(StoreError::from)?,
-                last.try_get("kind").map_err(StoreError::from)?,
-                last.try_get("mode").map_err(StoreError::from)?,
-            );
-            for row in &rows {
-                let team_id: String = row.try_get("team_id").map_err(StoreError::from)?;
-                let kind: String = row.try_get("kind").map_err(StoreError::from)?;
-                let mode = parse_mode(row.try_get("mode").map_err(StoreError::from)?)?;
-                let current: String = row.try_get("sealed").map_err(StoreError::from)?;
-                let previous: Option<String> =
-                    row.try_get("previous_sealed").map_err(StoreError::from)?;
-                let values = std::iter::once((false, current)).chain(previous.map(|p| (true, p)));
-                for (is_previous, sealed) in values {
-                    let value = SealedValue::TeamSecret {
-                        team_id: team_id.clone(),
-                        kind: kind.clone(),
-                        mode,
-                        previous: is_previous,
-                        sealed,
-                    };
-                    counts.examined += 1;
-                    let Some(new) = reseal(&value)? else { continue };
-                    let column = if is_previous {
-                        "previous_sealed"
-                    } else {
-                        "sealed"
-                    };
-                    let done = sqlx::query(&format!(
-                        "UPDATE team_secrets SET {column} = $1 \
-                         WHERE team_id = $2 AND kind = $3 AND mode = $4 AND {column} = $5"
-                    ))
+                let done = sqlx::query(update)
                     .bind(&new)
                     .bind(&team_id)
                     .bind(&kind)
                     .bind(mode.as_str())
                     .bind(value.sealed())
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await
                     .map_err(StoreError::from)?;
-                    counts.add(done.rows_affected());
-                }
-            }
-        }
-
-        let mut after = String::new();
-        loop {
-            let rows = sqlx::query(
-                "SELECT id, to_addr, body_sealed FROM mail_outbox WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(&after)
-            .bind(PAGE)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-            let Some(last) = rows.last() else { break };
-            after = last.try_get("id").map_err(StoreError::from)?;
-            for row in &rows {
-                let value = SealedValue::MailBody {
-                    id: row.try_get("id").map_err(StoreError::from)?,
-                    to: row.try_get("to_addr").map_err(StoreError::from)?,
-                    sealed: row.try_get("body_sealed").map_err(StoreError::from)?,
-                };
-                counts.examined += 1;
-                let Some(new) = reseal(&value)? else { continue };
-                let SealedValue::MailBody { id, sealed, .. } = &value else {
-                    unreachable!("built above")
-                };
-                let done = sqlx::query(
-                    "UPDATE mail_outbox SET body_sealed = $1 WHERE id = $2 AND body_sealed = $3",
-                )
-                .bind(&new)
-                .bind(id)
-                .bind(sealed)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
                 counts.add(done.rows_affected());
             }
         }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(counts)
     }
+    Ok(())
+}
+
+/// Re-seals the bodies in the mail outbox.
+async fn reseal_mail_bodies<E, F>(
+    conn: &mut AnyConnection,
+    reseal: &mut F,
+    counts: &mut ResealCounts,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    F: FnMut(&SealedValue) -> Result<Option<String>, E>,
+{
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, to_addr, body_sealed FROM mail_outbox WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id").map_err(StoreError::from)?;
+        for row in &rows {
+            let value = SealedValue::MailBody {
+                id: row.try_get("id").map_err(StoreError::from)?,
+                to: row.try_get("to_addr").map_err(StoreError::from)?,
+                sealed: row.try_get("body_sealed").map_err(StoreError::from)?,
+            };
+            counts.examined += 1;
+            let Some(new) = reseal(&value)? else { continue };
+            let SealedValue::MailBody { id, sealed, .. } = &value else {
+                unreachable!("built above")
+            };
+            let done = sqlx::query(
+                "UPDATE mail_outbox SET body_sealed = $1 WHERE id = $2 AND body_sealed = $3",
+            )
+            .bind(&new)
+            .bind(id)
+            .bind(sealed)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            counts.add(done.rows_affected());
+        }
+    }
+    Ok(())
 }
 
 impl ResealCounts {

@@ -8,6 +8,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use tessera_core::AuditAction;
 
 use crate::web::{Form, Query};
 use serde::Deserialize;
@@ -153,7 +154,7 @@ async fn signup(
     let event = NewAuditEvent {
         actor_user_id: None,
         actor: email.to_string(),
-        action: "team.signed_up".into(),
+        action: AuditAction::TeamSignedUp,
         target: team_name.clone(),
         detail: format!("{email} signed up and created the team as its Admin"),
         ip: ip.0.clone(),
@@ -518,7 +519,7 @@ async fn change_password(
     let event = audit::event(
         &who,
         &ip,
-        "user.password_changed",
+        AuditAction::UserPasswordChanged,
         &who.user.email,
         "password changed; other sessions signed out".into(),
     );

@@ -4,7 +4,7 @@
 use axum::{extract::State, Json};
 use serde_json::{json, Value};
 use tessera_core::Action;
-use tessera_core::{Email, InvitableRole, Role};
+use tessera_core::{AuditAction, Email, InvitableRole, Role};
 use tessera_store::{InviteOutcome, NewAuditEvent, NewInvitation, StoreError};
 
 use super::{
@@ -52,14 +52,14 @@ async fn teammates(state: &AppState, team_id: &str) -> ApiResult<Value> {
 fn event(
     caller: &ApiCaller,
     ip: &ClientIp,
-    action: &str,
+    action: AuditAction,
     target: &str,
     detail: String,
 ) -> NewAuditEvent {
     NewAuditEvent {
         actor_user_id: None,
         actor: caller.label(),
-        action: action.into(),
+        action,
         target: target.into(),
         detail,
         ip: ip.0.clone(),
@@ -162,7 +162,7 @@ pub async fn invite_teammates(
             event: event(
                 &caller,
                 &ip,
-                "invitation.sent",
+                AuditAction::InvitationSent,
                 email.as_str(),
                 format!("invited as {} through the API", role.role().label()),
             ),
@@ -240,7 +240,7 @@ pub async fn set_role(
                 let ev = event(
                     &caller,
                     &ip,
-                    "member.role_changed",
+                    AuditAction::MemberRoleChanged,
                     &m.email,
                     format!("{from} → {} through the API", role.role().label()),
                 );
@@ -256,7 +256,7 @@ pub async fn set_role(
             let ev = event(
                 &caller,
                 &ip,
-                "invitation.role_changed",
+                AuditAction::InvitationRoleChanged,
                 &i.email,
                 format!(
                     "{} → {} through the API",

@@ -5,7 +5,7 @@ use axum::{extract::State, response::Response, routing::get, Router};
 
 use crate::web::Query;
 use serde::Deserialize;
-use tessera_core::Action;
+use tessera_core::{Action, AuditAction};
 use tessera_store::NewAuditEvent;
 
 use crate::{
@@ -17,14 +17,14 @@ use crate::{
 pub fn event(
     who: &SignedIn,
     ip: &ClientIp,
-    action: &str,
+    action: AuditAction,
     target: &str,
     detail: String,
 ) -> NewAuditEvent {
     NewAuditEvent {
         actor_user_id: Some(who.user.id.clone()),
         actor: who.user.email.clone(),
-        action: action.to_owned(),
+        action,
         target: target.to_owned(),
         detail,
         ip: ip.0.clone(),

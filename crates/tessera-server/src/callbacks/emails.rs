@@ -12,7 +12,7 @@ use axum::{
 
 use crate::web::{Form, Path};
 use serde::Deserialize;
-use tessera_core::{Action, Email, Invalid};
+use tessera_core::{Action, AuditAction, Email, Invalid};
 use tessera_store::{NewAuditEvent, NewCallbackEmail, StoreError};
 
 use crate::{
@@ -161,7 +161,7 @@ async fn add(
         event: audit::event(
             &who,
             &ip,
-            "callback_email.added",
+            AuditAction::CallbackEmailAdded,
             email.as_str(),
             "confirmation link sent".into(),
         ),
@@ -189,7 +189,13 @@ async fn remove(
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    let event = audit::event(&who, &ip, "callback_email.removed", &id, String::new());
+    let event = audit::event(
+        &who,
+        &ip,
+        AuditAction::CallbackEmailRemoved,
+        &id,
+        String::new(),
+    );
     match state
         .store
         .remove_callback_email(team_id, &id, &event)
@@ -266,7 +272,7 @@ async fn confirm(
     let event = NewAuditEvent {
         actor_user_id: None,
         actor: pending.email.clone(),
-        action: "callback_email.verified".into(),
+        action: AuditAction::CallbackEmailVerified,
         target: pending.email.clone(),
         detail: "confirmed by the link mailed to it".into(),
         ip: ip.0.clone(),

@@ -19,7 +19,7 @@ use axum::{
 use crate::web::{Form, Path, Query};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::Action;
+use tessera_core::{Action, AuditAction};
 use tessera_store::{Delivery, DeliveryKind, NewDelivery, StoreError};
 
 use crate::{
@@ -303,7 +303,7 @@ async fn redeliver(
             let event = audit::event(
                 &who,
                 &ip,
-                "callback.redelivered",
+                AuditAction::CallbackRedelivered,
                 &delivery.id,
                 format!("{} mode, to {}", who.mode, delivery.target),
             );
@@ -396,7 +396,7 @@ async fn send_test(
     let event = audit::event(
         &who,
         &ip,
-        "callback.test_sent",
+        AuditAction::CallbackTestSent,
         &delivery.id,
         format!("{} mode, to {}", who.mode, delivery.target),
     );

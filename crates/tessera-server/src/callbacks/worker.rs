@@ -12,7 +12,7 @@ use std::{
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::{json, Value};
-use tessera_core::{Email, Mode};
+use tessera_core::{status::SecretKind, Email, Mode};
 use tessera_store::{
     now_ms, ClaimedDelivery, DeliveryAttempt, DeliveryKind, DeliveryOutcome, NextStep, SentRequest,
     Task,
@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::signing;
 use crate::{
     api::tasks::task_json,
-    keys::service::{self, CALLBACK_AUTH, CALLBACK_SIGNING},
+    keys::service,
     mail::{self, MailBody},
     outbound,
     state::AppState,
@@ -510,18 +510,20 @@ impl CallbackWorker {
         }
         let master = &self.state.config.master_key;
         let store = &self.state.store;
-        let auth = service::team_secret(store, master, team_id, CALLBACK_AUTH, mode).await?;
-        let signing = service::team_secret(store, master, team_id, CALLBACK_SIGNING, mode).await?;
+        let auth =
+            service::team_secret(store, master, team_id, SecretKind::CallbackAuth, mode).await?;
+        let signing =
+            service::team_secret(store, master, team_id, SecretKind::CallbackSigning, mode).await?;
         let reveal =
             |kind, sealed| service::reveal_team_secret(master, team_id, kind, mode, sealed);
-        let mut signing_secrets = vec![reveal(CALLBACK_SIGNING, &signing.sealed)?];
+        let mut signing_secrets = vec![reveal(SecretKind::CallbackSigning, &signing.sealed)?];
         if let (Some(previous), Some(until)) = (&signing.previous_sealed, signing.previous_until) {
             if until > now_ms() {
-                signing_secrets.push(reveal(CALLBACK_SIGNING, previous)?);
+                signing_secrets.push(reveal(SecretKind::CallbackSigning, previous)?);
             }
         }
         let secrets = Arc::new(TeamSecrets {
-            auth: reveal(CALLBACK_AUTH, &auth.sealed)?,
+            auth: reveal(SecretKind::CallbackAuth, &auth.sealed)?,
             signing: signing_secrets,
         });
         let mut cache = self.secrets.lock().expect("not poisoned");

@@ -8,6 +8,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use tessera_core::AuditAction;
 
 use crate::web::{Form, Path};
 use serde::Deserialize;
@@ -165,7 +166,7 @@ async fn invite(
             event: audit::event(
                 &who,
                 &ip,
-                "invitation.sent",
+                AuditAction::InvitationSent,
                 email.as_str(),
                 format!("invited as {}", role.role().label()),
             ),
@@ -260,7 +261,7 @@ async fn resend(
     let event = audit::event(
         &who,
         &ip,
-        "invitation.resent",
+        AuditAction::InvitationResent,
         &invitation.email,
         "fresh link sent; the previous link no longer works".into(),
     );
@@ -315,7 +316,7 @@ async fn revoke(
     let event = audit::event(
         &who,
         &ip,
-        "invitation.revoked",
+        AuditAction::InvitationRevoked,
         &invitation.email,
         "invitation removed; its link no longer works".into(),
     );
@@ -562,7 +563,7 @@ async fn accept(
     let event = NewAuditEvent {
         actor_user_id: None,
         actor: link.invitation.email.clone(),
-        action: "invitation.accepted".into(),
+        action: AuditAction::InvitationAccepted,
         target: link.invitation.email.clone(),
         detail: format!("joined as {}", link.invitation.role.label()),
         ip: ip.0.clone(),

@@ -15,7 +15,7 @@ use axum::{
 
 use crate::web::{Form, Path};
 use serde::Deserialize;
-use tessera_core::{Action, Invalid, Mode};
+use tessera_core::{Action, AuditAction, Invalid, Mode};
 use tessera_store::{ApiKey, StoreError};
 
 use crate::{
@@ -27,7 +27,6 @@ use crate::{
         SignedIn, WebError, WebResult,
     },
 };
-use service::{CALLBACK_AUTH, CALLBACK_SIGNING};
 
 /// How long a rotated signing secret keeps signing beside the new one, so receivers can
 /// switch without rejecting callbacks in between.
@@ -35,25 +34,28 @@ pub const SIGNING_OVERLAP_MS: i64 = 24 * 3_600_000;
 
 /// The two callback secrets a team holds per mode, as the page names them.
 #[derive(Clone, Copy)]
-struct SecretKind {
-    kind: &'static str,
+struct SecretSpec {
+    kind: tessera_core::status::SecretKind,
     label: &'static str,
-    audit_name: &'static str,
+    revealed: AuditAction,
+    rotated: AuditAction,
     keep_previous_ms: i64,
     rotated_note: &'static str,
 }
 
-const AUTH_KEY: SecretKind = SecretKind {
-    kind: CALLBACK_AUTH,
+const AUTH_KEY: SecretSpec = SecretSpec {
+    kind: tessera_core::status::SecretKind::CallbackAuth,
     label: "callback auth key",
-    audit_name: "callback_auth_key",
+    revealed: AuditAction::CallbackAuthKeyRevealed,
+    rotated: AuditAction::CallbackAuthKeyRotated,
     keep_previous_ms: 0,
     rotated_note: "Callbacks carry the new key from now on. Update your receiver.",
 };
-const SIGNING_SECRET: SecretKind = SecretKind {
-    kind: CALLBACK_SIGNING,
+const SIGNING_SECRET: SecretSpec = SecretSpec {
+    kind: tessera_core::status::SecretKind::CallbackSigning,
     label: "callback signing secret",
-    audit_name: "callback_signing_secret",
+    revealed: AuditAction::CallbackSigningSecretRevealed,
+    rotated: AuditAction::CallbackSigningSecretRotated,
     keep_previous_ms: SIGNING_OVERLAP_MS,
     rotated_note: "Callbacks are signed with both the new and the previous secret for 24 hours. Update your receiver.",
 };
@@ -156,7 +158,7 @@ async fn keys_page(
             &state.store,
             &state.config.master_key,
             team_id,
-            CALLBACK_AUTH,
+            tessera_core::status::SecretKind::CallbackAuth,
             mode,
         )
         .await?;
@@ -164,7 +166,7 @@ async fn keys_page(
             &state.store,
             &state.config.master_key,
             team_id,
-            CALLBACK_SIGNING,
+            tessera_core::status::SecretKind::CallbackSigning,
             mode,
         )
         .await?;
@@ -283,7 +285,7 @@ async fn already_created(
     let event = audit::event(
         who,
         ip,
-        "api_key.revealed",
+        AuditAction::ApiKeyRevealed,
         &key.prefix,
         format!(
             "{} key {}: the Add key form was sent again, its key shown again",
@@ -338,7 +340,7 @@ async fn create(
     let event = audit::event(
         &who,
         &ip,
-        "api_key.created",
+        AuditAction::ApiKeyCreated,
         &label,
         format!("{} key", mode.label()),
     );
@@ -393,7 +395,7 @@ async fn reveal_key(
     let event = audit::event(
         &who,
         &ip,
-        "api_key.revealed",
+        AuditAction::ApiKeyRevealed,
         &key.prefix,
         format!("{} key {}", key.mode.label(), key.label),
     );
@@ -430,7 +432,7 @@ async fn delete_key(
     let event = audit::event(
         &who,
         &ip,
-        "api_key.deleted",
+        AuditAction::ApiKeyDeleted,
         &key.prefix,
         format!("{} key {}", key.mode.label(), key.label),
     );
@@ -491,7 +493,7 @@ async fn reveal_secret(
     who: SignedIn,
     ip: ClientIp,
     Path(mode): Path<String>,
-    kind: SecretKind,
+    kind: SecretSpec,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;
@@ -511,13 +513,7 @@ async fn reveal_secret(
         &secret.sealed,
     )
     .map_err(WebError::Internal)?;
-    let event = audit::event(
-        &who,
-        &ip,
-        &format!("{}.revealed", kind.audit_name),
-        mode.as_str(),
-        String::new(),
-    );
+    let event = audit::event(&who, &ip, kind.revealed, mode.as_str(), String::new());
     state.store.record_audit(Some(team_id), &event).await?;
     Ok(show_once(
         &state,
@@ -535,7 +531,7 @@ async fn rotate(
     who: SignedIn,
     ip: ClientIp,
     Path(mode): Path<String>,
-    kind: SecretKind,
+    kind: SecretSpec,
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ManageApiKeys)?;
     let mode = parse_mode(&mode)?;
@@ -544,13 +540,7 @@ async fn rotate(
     } else {
         "the previous key stops being sent"
     };
-    let event = audit::event(
-        &who,
-        &ip,
-        &format!("{}.rotated", kind.audit_name),
-        mode.as_str(),
-        detail.into(),
-    );
+    let event = audit::event(&who, &ip, kind.rotated, mode.as_str(), detail.into());
     service::rotate_secret(
         &state.store,
         &state.config.master_key,

@@ -1,22 +1,28 @@
 //! Re-sealing every stored secret under a new master key (`tessera admin rotate-master-key`).
 
 use anyhow::Context;
+use tessera_core::status::SecretKind;
 use tessera_store::{ResealCounts, SealedValue, Store};
 
 use crate::crypto::{MasterKey, Purpose};
 
-/// The purpose a stored value was sealed for, rebuilt from its row.
-pub fn purpose_of(value: &SealedValue) -> Purpose {
-    match value {
+/// The purpose a stored value was sealed for, rebuilt from its row (a secret kind the schema's
+/// `CHECK` does not list cannot be read, so it is an error, not a guess).
+pub fn purpose_of(value: &SealedValue) -> anyhow::Result<Purpose> {
+    Ok(match value {
         SealedValue::ApiKey { team_id, mode, .. } => Purpose::api_key(team_id, *mode),
         SealedValue::TeamSecret {
             team_id,
             kind,
             mode,
             ..
-        } => Purpose::team_secret(team_id, kind, *mode),
+        } => {
+            let kind = SecretKind::from_word(kind)
+                .with_context(|| format!("unknown team secret kind {kind:?}"))?;
+            Purpose::team_secret(team_id, kind, *mode)
+        }
         SealedValue::MailBody { to, .. } => Purpose::mail_body(to),
-    }
+    })
 }
 
 /// Opens every sealed value in the database with `from` (its current and retired keys; `v1.`
@@ -34,7 +40,7 @@ pub async fn reseal_all(
             if to.is_current(value.sealed()) {
                 return Ok(None);
             }
-            let purpose = purpose_of(value);
+            let purpose = purpose_of(value)?;
             let plaintext = from.open(&purpose, value.sealed()).with_context(|| {
                 format!(
                     "{} does not open under the master key or the old keys; nothing was changed",

@@ -1,21 +1,14 @@
 //! Creating and revealing API keys and team secrets; shared by the dashboard and the CLI.
 
-use tessera_core::Mode;
+use tessera_core::{status::SecretKind, Mode};
 use tessera_store::{ApiKey, NewApiKey, NewAuditEvent, Store, StoreResult, TeamSecret};
 
 use crate::crypto::{random_token, token_digest, MasterKey, Purpose};
 
-/// The secret sent as `scale-callback-auth` on callbacks.
-pub const CALLBACK_AUTH: &str = "callback_auth";
-/// The Standard Webhooks signing secret (`whsec_…`) callbacks are signed with.
-pub const CALLBACK_SIGNING: &str = "callback_signing";
-/// Both callback secrets, in the order the API Keys page shows them.
-pub const CALLBACK_SECRETS: [&str; 2] = [CALLBACK_AUTH, CALLBACK_SIGNING];
-
 /// A fresh value for a team secret of `kind`: signing secrets in the `whsec_<base64>` form
 /// the Standard Webhooks libraries read, others as URL-safe random tokens.
-fn new_secret_value(kind: &str) -> String {
-    if kind == CALLBACK_SIGNING {
+fn new_secret_value(kind: SecretKind) -> String {
+    if kind == SecretKind::CallbackSigning {
         crate::callbacks::signing::new_signing_secret()
     } else {
         random_token()
@@ -86,7 +79,7 @@ pub fn reveal_api_key(master: &MasterKey, key: &ApiKey) -> anyhow::Result<String
 pub fn reveal_team_secret(
     master: &MasterKey,
     team_id: &str,
-    kind: &str,
+    kind: SecretKind,
     mode: Mode,
     sealed: &str,
 ) -> anyhow::Result<String> {
@@ -102,7 +95,7 @@ pub async fn team_secret(
     store: &Store,
     master: &MasterKey,
     team_id: &str,
-    kind: &str,
+    kind: SecretKind,
     mode: Mode,
 ) -> StoreResult<TeamSecret> {
     if let Some(secret) = store.team_secret(team_id, kind, mode).await? {
@@ -124,7 +117,7 @@ pub async fn team_secret(
 /// Creates both modes' callback auth keys and signing secrets for a new team.
 pub async fn provision_team(store: &Store, master: &MasterKey, team_id: &str) -> StoreResult<()> {
     for mode in Mode::ALL {
-        for kind in CALLBACK_SECRETS {
+        for &kind in SecretKind::ALL {
             team_secret(store, master, team_id, kind, mode).await?;
         }
     }
@@ -136,7 +129,7 @@ pub async fn rotate_secret(
     store: &Store,
     master: &MasterKey,
     team_id: &str,
-    kind: &str,
+    kind: SecretKind,
     mode: Mode,
     keep_previous_ms: i64,
     event: &NewAuditEvent,

@@ -1,6 +1,7 @@
 //! Support operations shared by the staff console and the `tessera admin` CLI, so both apply
 //! the same rules and write the same audit entries.
 
+use tessera_core::AuditAction;
 use tessera_core::{
     profile::{check_new_password, Profile},
     team::{looks_like_team_id, parse_team_name},
@@ -51,11 +52,11 @@ impl Operator {
         }
     }
 
-    fn event(&self, action: &str, target: &str, detail: String) -> NewAuditEvent {
+    fn event(&self, action: AuditAction, target: &str, detail: String) -> NewAuditEvent {
         NewAuditEvent {
             actor_user_id: self.user_id.clone(),
             actor: self.label.clone(),
-            action: action.into(),
+            action,
             target: target.into(),
             detail,
             ip: self.ip.clone(),
@@ -134,7 +135,7 @@ pub async fn create_team(
     let user = operator_account(admin_email, password).await?;
     let email = user.email.clone();
     let event = who.event(
-        "team.created",
+        AuditAction::TeamCreated,
         &name,
         format!("team created with {email} as Admin"),
     );
@@ -218,7 +219,7 @@ pub async fn move_user(
         None => "(no team)".into(),
     };
     let event = who.event(
-        "user.moved",
+        AuditAction::UserMoved,
         &user.email,
         format!("moved from {from} to {} as {}", team.name, role.label()),
     );
@@ -249,7 +250,7 @@ pub async fn set_admin(
     }
     let old_admin = store.get_user(&team.admin_user_id).await?;
     let event = who.event(
-        "team.admin_changed",
+        AuditAction::TeamAdminChanged,
         &user.email,
         format!(
             "Admin changed from {} to {}; {} is now a Manager",
@@ -281,7 +282,11 @@ pub async fn create_api_key(
     let team = find_team(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;
     let label = tessera_core::clean_text("Label", label, crate::keys::MAX_LABEL, false)?;
-    let event = who.event("api_key.created", &label, format!("{} key", mode.label()));
+    let event = who.event(
+        AuditAction::ApiKeyCreated,
+        &label,
+        format!("{} key", mode.label()),
+    );
     let (_, key) = crate::keys::service::create_api_key(
         store,
         master,
@@ -307,7 +312,7 @@ pub async fn callback_auth_key(
         master,
         team_name,
         mode,
-        crate::keys::service::CALLBACK_AUTH,
+        tessera_core::status::SecretKind::CallbackAuth,
     )
     .await
 }
@@ -324,7 +329,7 @@ pub async fn callback_signing_secret(
         master,
         team_name,
         mode,
-        crate::keys::service::CALLBACK_SIGNING,
+        tessera_core::status::SecretKind::CallbackSigning,
     )
     .await
 }
@@ -334,7 +339,7 @@ async fn team_secret(
     master: &MasterKey,
     team_name: &str,
     mode: &str,
-    kind: &str,
+    kind: tessera_core::status::SecretKind,
 ) -> SupportResult<String> {
     let team = find_team(store, team_name).await?;
     let mode: tessera_core::Mode = mode.parse()?;

@@ -8,6 +8,7 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use tessera_core::AuditAction;
 
 use crate::web::{Form, Path};
 use serde::Deserialize;
@@ -197,7 +198,7 @@ async fn change_role(
     let event = audit::event(
         &who,
         &ip,
-        "member.role_changed",
+        AuditAction::MemberRoleChanged,
         &target.email,
         format!("{} → {}", current.label(), new_role.label()),
     );
@@ -262,7 +263,7 @@ async fn remove(
     let event = audit::event(
         &who,
         &ip,
-        "member.removed",
+        AuditAction::MemberRemoved,
         &target.email,
         format!("removed ({})", target.role.map(Role::label).unwrap_or("")),
     );
@@ -345,7 +346,13 @@ async fn update_details(
     if changes.is_empty() {
         return Ok(redirect_with_flash("/team/details", "Nothing changed."));
     }
-    let event = audit::event(&who, &ip, "team.details_changed", &name, changes.join("; "));
+    let event = audit::event(
+        &who,
+        &ip,
+        AuditAction::TeamDetailsChanged,
+        &name,
+        changes.join("; "),
+    );
     match state
         .store
         .update_team_details(team_id, &name, url.as_deref(), event)

@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 use tessera_core::{profile::Profile, Email, Role};
 use tessera_server::crypto::{hash_password, token_digest, Purpose};
 use tessera_store::{
-    ClaimProblem, DeliveryKind, NewAuditEvent, NewDelivery, NewInvitation, NewMail, NewUser, Queue,
+    AuditAction, ClaimProblem, DeliveryKind, NewAuditEvent, NewDelivery, NewInvitation, NewMail,
+    NewUser, Queue,
 };
 
 use crate::{backend_test, helpers::*};
@@ -166,11 +167,7 @@ impl Ctx {
                 expires_at: tessera_store::now_ms() + 3_600_000,
                 min_resend_interval_ms: 0,
                 mail: self.mail(email),
-                event: NewAuditEvent {
-                    actor: "test".into(),
-                    action: "invitation.sent".into(),
-                    ..Default::default()
-                },
+                event: NewAuditEvent::new(AuditAction::InvitationSent, "test"),
             })
             .await
             .unwrap();
@@ -196,11 +193,7 @@ impl Ctx {
                     profile: Profile::parse("Matrix", "", "", "").unwrap(),
                 }),
                 None,
-                NewAuditEvent {
-                    actor: email.clone(),
-                    action: "invitation.accepted".into(),
-                    ..Default::default()
-                },
+                NewAuditEvent::new(AuditAction::InvitationAccepted, email.clone()),
             )
             .await
             .unwrap();
@@ -215,11 +208,7 @@ impl Ctx {
             tessera_core::Mode::Test,
             "matrix",
             None,
-            NewAuditEvent {
-                actor: "test".into(),
-                action: "api_key.created".into(),
-                ..Default::default()
-            },
+            NewAuditEvent::new(AuditAction::ApiKeyCreated, "test"),
         )
         .await
         .unwrap();
@@ -398,7 +387,11 @@ async fn authorization_matrix(backend: Backend) {
     let (teamless_id, teamless_email) = ctx.member(&ctx.a, Role::Member).await;
     ctx.app
         .store
-        .remove_member(&ctx.a.id, &teamless_id, NewAuditEvent::default())
+        .remove_member(
+            &ctx.a.id,
+            &teamless_id,
+            NewAuditEvent::new(AuditAction::MemberRemoved, "test"),
+        )
         .await
         .unwrap();
     people.push((
@@ -572,7 +565,12 @@ async fn perform(
             let changed = store.get_team(&ctx.a.id).await.unwrap().name == name;
             if changed {
                 store
-                    .update_team_details(&ctx.a.id, &ctx.a.name, None, NewAuditEvent::default())
+                    .update_team_details(
+                        &ctx.a.id,
+                        &ctx.a.name,
+                        None,
+                        NewAuditEvent::new(AuditAction::TeamDetailsChanged, "test"),
+                    )
                     .await
                     .unwrap();
             }
@@ -727,13 +725,21 @@ async fn perform(
         }
         Act::RotateCallbackKey => {
             let before = store
-                .team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test)
+                .team_secret(
+                    &ctx.a.id,
+                    tessera_core::status::SecretKind::CallbackAuth,
+                    tessera_core::Mode::Test,
+                )
                 .await
                 .unwrap()
                 .map(|s| s.sealed);
             let p = b.post_form("/keys/callback/test/rotate", &[]).await;
             let after = store
-                .team_secret(&ctx.a.id, "callback_auth", tessera_core::Mode::Test)
+                .team_secret(
+                    &ctx.a.id,
+                    tessera_core::status::SecretKind::CallbackAuth,
+                    tessera_core::Mode::Test,
+                )
                 .await
                 .unwrap()
                 .map(|s| s.sealed);
@@ -822,7 +828,11 @@ async fn perform(
         Act::RotateSigningSecret => {
             let read = || async {
                 store
-                    .team_secret(&ctx.a.id, "callback_signing", tessera_core::Mode::Test)
+                    .team_secret(
+                        &ctx.a.id,
+                        tessera_core::status::SecretKind::CallbackSigning,
+                        tessera_core::Mode::Test,
+                    )
                     .await
                     .unwrap()
                     .map(|s| s.sealed)

@@ -7,7 +7,9 @@ use tessera_server::{
     crypto::{token_digest, MasterKey, Purpose},
     keys::rotation::purpose_of,
 };
-use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError};
+use tessera_store::{
+    AuditAction, NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError,
+};
 
 use crate::{backend_test, helpers::*};
 
@@ -490,11 +492,7 @@ backend_test!(ambiguous_team_names_need_the_id);
 async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
     let team = store.find_teams_by_name(team).await.unwrap().remove(0).team;
     let token = unique("t");
-    let event = NewAuditEvent {
-        actor: "test".into(),
-        action: "test".into(),
-        ..Default::default()
-    };
+    let event = NewAuditEvent::new(AuditAction::InvitationSent, "test");
     store
         .invite(&NewInvitation {
             team_id: team.id.clone(),
@@ -558,7 +556,7 @@ backend_test!(loose_master_key_file_is_refused);
 async fn assert_all_sealed_under(store: &Store, new: &MasterKey, old: &MasterKey) -> u64 {
     let counts = store
         .reseal_all(|value| {
-            let purpose = purpose_of(value);
+            let purpose = purpose_of(value).unwrap();
             assert!(new.is_current(value.sealed()), "{}", value.describe());
             assert!(new.open(&purpose, value.sealed()).is_ok());
             assert!(old.open(&purpose, value.sealed()).is_err());

@@ -4,7 +4,9 @@
 use sqlx::Connection;
 use tessera_core::{profile::Profile, Email, Role};
 use tessera_server::crypto::token_digest;
-use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError};
+use tessera_store::{
+    AuditAction, NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError,
+};
 
 use crate::{backend_test, helpers::*};
 
@@ -19,11 +21,7 @@ fn new_user(email: &str) -> NewUser {
 }
 
 fn event() -> NewAuditEvent {
-    NewAuditEvent {
-        actor: "test".into(),
-        action: "test".into(),
-        ..Default::default()
-    }
+    NewAuditEvent::new(AuditAction::InvitationSent, "test")
 }
 
 fn invitation(team_id: &str, admin_id: &str, email: &str, token: &str) -> NewInvitation {

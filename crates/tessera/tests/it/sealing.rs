@@ -31,14 +31,18 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
     let (team_a, team_b) = (team("Team A").await, team("Team B").await);
     let alice_secret = app
         .store
-        .team_secret(&team_a, "callback_auth", Mode::Test)
+        .team_secret(
+            &team_a,
+            tessera_core::status::SecretKind::CallbackAuth,
+            Mode::Test,
+        )
         .await
         .unwrap()
         .unwrap();
     let alice_secret_value = tessera_server::keys::service::reveal_team_secret(
         &app.key,
         &team_a,
-        "callback_auth",
+        tessera_core::status::SecretKind::CallbackAuth,
         Mode::Test,
         &alice_secret.sealed,
     )

@@ -1,0 +1,52 @@
+//! The names of audit-log entries: one enum instead of string literals spread over the
+//! features, so the log's vocabulary is listed in one place and a typo cannot invent an event.
+
+use crate::{status::word_enum, Invalid};
+
+word_enum!(
+    /// What an audit entry records. The spelling (`noun.verb`) is what the audit page shows and
+    /// what existing rows hold: never rename a variant's word.
+    AuditAction {
+        TeamSignedUp = "team.signed_up",
+        TeamCreated = "team.created",
+        TeamDetailsChanged = "team.details_changed",
+        TeamAdminChanged = "team.admin_changed",
+        UserMoved = "user.moved",
+        UserPasswordChanged = "user.password_changed",
+        MemberRoleChanged = "member.role_changed",
+        MemberRemoved = "member.removed",
+        InvitationSent = "invitation.sent",
+        InvitationResent = "invitation.resent",
+        InvitationRoleChanged = "invitation.role_changed",
+        InvitationRevoked = "invitation.revoked",
+        InvitationAccepted = "invitation.accepted",
+        ApiKeyCreated = "api_key.created",
+        ApiKeyRevealed = "api_key.revealed",
+        ApiKeyDeleted = "api_key.deleted",
+        CallbackAuthKeyRevealed = "callback_auth_key.revealed",
+        CallbackAuthKeyRotated = "callback_auth_key.rotated",
+        CallbackSigningSecretRevealed = "callback_signing_secret.revealed",
+        CallbackSigningSecretRotated = "callback_signing_secret.rotated",
+        CallbackRedelivered = "callback.redelivered",
+        CallbackTestSent = "callback.test_sent",
+        CallbackEmailAdded = "callback_email.added",
+        CallbackEmailVerified = "callback_email.verified",
+        CallbackEmailRemoved = "callback_email.removed",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_unique_and_dotted() {
+        let mut seen = std::collections::HashSet::new();
+        for action in AuditAction::ALL {
+            assert!(seen.insert(action.as_str()), "{action} twice");
+            assert_eq!(action.as_str().matches('.').count(), 1, "{action}");
+            assert_eq!(action.as_str().parse::<AuditAction>().unwrap(), *action);
+        }
+        let _: Invalid = "team.exploded".parse::<AuditAction>().unwrap_err();
+    }
+}
