@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tessera_store::{FileStorage, Store};
 use tokio::sync::Notify;
 
-use crate::{api::auth::KeyCache, config::Config, outbound};
+use crate::{config::Config, keys::cache::KeyCache, outbound};
 
 /// Cheap to clone; handed to every handler and worker.
 #[derive(Clone)]

@@ -23,8 +23,8 @@ use tessera_core::Action;
 use tessera_store::{Delivery, DeliveryKind, NewDelivery, StoreError};
 
 use crate::{
-    api::wire::{decode_token, encode_token},
     audit,
+    paging::{decode_token, encode_token},
     ratelimit::{self, Limit},
     state::AppState,
     web::{

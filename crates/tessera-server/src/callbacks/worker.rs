@@ -21,11 +21,11 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::signing;
 use crate::{
-    api::tasks::task_json,
     keys::service::{self, CALLBACK_AUTH, CALLBACK_SIGNING},
     mail::{self, MailBody},
     outbound,
     state::AppState,
+    tasks::wire::task_json,
 };
 
 /// Attempts in flight at once, per server process.

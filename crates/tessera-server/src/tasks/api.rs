@@ -13,209 +13,23 @@ use tessera_core::{
 };
 use tessera_store::{NewTask, StoreError, Task, TaskFilter};
 
-use crate::callbacks::targets::check_target;
-
 use super::{
-    auth::ApiCaller,
-    wire::{
-        check_len, decode_token, encode_token, iso, json_bool, json_response, string_field,
-        ApiError, ApiResult, JsonBody, QueryPairs,
-    },
+    service::*,
+    wire::{task_json, TaskListPage, TaskWire},
 };
-use crate::state::AppState;
-
-pub const MAX_UNIQUE_ID: usize = 512;
-pub const MAX_INSTRUCTION: usize = 100_000;
-pub const MAX_TAGS: usize = 100;
-pub const MAX_TAG_LEN: usize = 128;
-pub const MAX_METADATA_BYTES: usize = 64 * 1024;
-
-/// Top-level fields of a create request that are not task params.
-const TOP_LEVEL: [&str; 7] = [
-    "project",
-    "batch",
-    "instruction",
-    "callback_url",
-    "unique_id",
-    "metadata",
-    "tags",
-];
-/// Legacy top-level fields passed through as they came.
-const PASSTHROUGH: [&str; 2] = ["urgency", "priority"];
+use crate::{
+    api::{
+        auth::ApiCaller,
+        wire::{json_bool, json_response, string_field, ApiError, ApiResult, JsonBody, QueryPairs},
+        ErrorBody,
+    },
+    callbacks::targets::check_target,
+    paging::{decode_token, encode_token},
+    state::AppState,
+};
 
 fn task_not_found() -> ApiError {
     ApiError::not_found("Task with that ID not found.")
-}
-
-/// The wire shape of a task (scale-api.md §4.1), written straight from the stored task (no
-/// intermediate JSON tree: list pages and task reads are the API's hottest paths). Keys such
-/// as `unique_id` and `tags` are absent when unset; `limited` keeps only what
-/// `limited_response` promises; legacy fields kept in `extra` never shadow a real one.
-pub struct TaskWire<'a> {
-    pub task: &'a Task,
-    pub limited: bool,
-}
-
-/// Every key [`TaskWire`] writes itself, so that `extra` cannot repeat one.
-const WIRE_KEYS: [&str; 20] = [
-    "task_id",
-    "status",
-    "metadata",
-    "project",
-    "type",
-    "created_at",
-    "updated_at",
-    "completed_at",
-    "instruction",
-    "callback_url",
-    "params",
-    "batch",
-    "unique_id",
-    "tags",
-    "response",
-    "callback_succeeded",
-    "is_test",
-    "customer_review_status",
-    "audits",
-    "processed_attachments",
-];
-
-impl serde::Serialize for TaskWire<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let task = self.task;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("task_id", &task.id)?;
-        map.serialize_entry("status", &task.status)?;
-        map.serialize_entry("metadata", &task.metadata)?;
-        if let Some(project) = &task.project_name {
-            map.serialize_entry("project", project)?;
-        }
-        if self.limited {
-            return map.end();
-        }
-        map.serialize_entry("type", &task.task_type)?;
-        map.serialize_entry("created_at", &iso(task.created_at))?;
-        map.serialize_entry("updated_at", &iso(task.updated_at))?;
-        if let Some(at) = task.completed_at {
-            map.serialize_entry("completed_at", &iso(at))?;
-        }
-        if let Some(instruction) = &task.instruction {
-            map.serialize_entry("instruction", instruction)?;
-        }
-        if let Some(url) = &task.callback_url {
-            map.serialize_entry("callback_url", url)?;
-        }
-        map.serialize_entry("params", &task.params)?;
-        if let Some(batch) = &task.batch_name {
-            map.serialize_entry("batch", batch)?;
-        }
-        if let Some(unique_id) = &task.unique_id {
-            map.serialize_entry("unique_id", unique_id)?;
-        }
-        if let Some(tags) = &task.tags {
-            map.serialize_entry("tags", tags)?;
-        }
-        if let Some(response) = &task.response {
-            map.serialize_entry("response", response)?;
-        }
-        if let Some(ok) = task.callback_succeeded {
-            map.serialize_entry("callback_succeeded", &ok)?;
-        }
-        if task.mode == Mode::Test {
-            map.serialize_entry("is_test", &true)?;
-        }
-        if let Some(review) = &task.customer_review_status {
-            map.serialize_entry("customer_review_status", review)?;
-        }
-        if task.audits.as_array().is_some_and(|a| !a.is_empty()) {
-            map.serialize_entry("audits", &task.audits)?;
-        }
-        if let Value::Object(extra) = &task.extra {
-            for (k, v) in extra {
-                if !WIRE_KEYS.contains(&k.as_str()) {
-                    map.serialize_entry(k, v)?;
-                }
-            }
-        }
-        map.serialize_entry("processed_attachments", &[(); 0])?;
-        map.end()
-    }
-}
-
-/// [`TaskWire`] as a JSON value, for bodies that embed a task (callbacks, changes).
-pub fn task_json(task: &Task, limited: bool) -> Value {
-    serde_json::to_value(TaskWire { task, limited }).unwrap_or(Value::Null)
-}
-
-/// A page of `GET /v1/tasks`, serialized without copying its tasks.
-#[derive(serde::Serialize)]
-struct TaskListPage<'a> {
-    docs: Vec<TaskWire<'a>>,
-    total: i64,
-    limit: i64,
-    offset: i64,
-    has_more: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_token: Option<String>,
-}
-
-fn parse_tags(value: Option<&Value>) -> ApiResult<Option<Vec<String>>> {
-    let items = match value {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(items)) => items.clone(),
-        Some(Value::String(one)) => vec![Value::String(one.clone())],
-        Some(_) => return Err(ApiError::bad_request("tags must be a list of strings.")),
-    };
-    let tags = items
-        .into_iter()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| ApiError::bad_request("tags must be a list of strings."))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    check_tags(&tags)?;
-    Ok(Some(tags))
-}
-
-fn check_tags(tags: &[String]) -> ApiResult<()> {
-    if tags.len() > MAX_TAGS {
-        return Err(ApiError::bad_request(format!(
-            "A task has at most {MAX_TAGS} tags."
-        )));
-    }
-    for tag in tags {
-        if tag.is_empty() {
-            return Err(ApiError::bad_request("Tags must not be empty."));
-        }
-        check_len("A tag", tag, MAX_TAG_LEN)?;
-    }
-    Ok(())
-}
-
-fn check_metadata(metadata: &Value) -> ApiResult<()> {
-    if !metadata.is_object() {
-        return Err(ApiError::bad_request("metadata must be a JSON object."));
-    }
-    if metadata.to_string().len() > MAX_METADATA_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "metadata must be at most {} KiB of JSON.",
-            MAX_METADATA_BYTES / 1024
-        )));
-    }
-    Ok(())
-}
-
-/// A callback target: an absolute http(s) URL or an email address.
-pub fn check_callback(raw: &str) -> ApiResult<String> {
-    let raw = raw.trim();
-    if raw.contains('@') && !raw.contains("://") {
-        return Ok(tessera_core::Email::parse(raw)?.to_string());
-    }
-    tessera_core::team::parse_callback_url(raw)?.ok_or_else(|| {
-        ApiError::bad_request("callback_url must be an absolute http(s) URL or an email address.")
-    })
 }
 
 /// Create a task of `task_type`. Fields other than project, batch, instruction,
@@ -227,9 +41,9 @@ pub fn check_callback(raw: &str) -> ApiResult<String> {
     request_body(content = serde_json::Value, description = "Task fields (scale-api.md §5)"),
     responses(
         (status = 200, description = "The task", body = serde_json::Value),
-        (status = 400, description = "A required field is missing or invalid", body = super::ErrorBody),
-        (status = 402, description = "Task type not enabled", body = super::ErrorBody),
-        (status = 409, description = "unique_id already used", body = super::ErrorBody),
+        (status = 400, description = "A required field is missing or invalid", body = ErrorBody),
+        (status = 402, description = "Task type not enabled", body = ErrorBody),
+        (status = 409, description = "unique_id already used", body = ErrorBody),
     ),
     security(("basic" = []), ("bearer" = []))
 )]
@@ -416,7 +230,7 @@ fn changed(result: Result<Task, StoreError>) -> ApiResult<Json<Value>> {
 #[utoipa::path(
     get, path = "/v1/task/{task}", tag = "tasks",
     params(("task" = String, Path, description = "The task id")),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn get_task(
@@ -450,7 +264,7 @@ pub async fn get_task(
         ("tags" = Option<Vec<String>>, Query), ("limit" = Option<i64>, Query), ("next_token" = Option<String>, Query),
         ("limited_response" = Option<bool>, Query), ("include_attachment_url" = Option<bool>, Query),
     ),
-    responses((status = 200, description = "{docs, total, limit, offset, has_more, next_token}", body = serde_json::Value), (status = 400, body = super::ErrorBody)),
+    responses((status = 200, description = "{docs, total, limit, offset, has_more, next_token}", body = serde_json::Value), (status = 400, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_tasks(
@@ -550,7 +364,7 @@ pub async fn list_tasks(
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/cancel", tag = "tasks",
     params(("task_id" = String, Path), ("clear_unique_id" = Option<bool>, Query)),
-    responses((status = 200, body = serde_json::Value), (status = 400, description = "Not pending", body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, description = "Not pending", body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn cancel_task(
@@ -584,7 +398,7 @@ pub async fn cancel_task(
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/audit", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn audit_task(
@@ -623,21 +437,11 @@ pub async fn audit_task(
     }
 }
 
-/// One entry of a task's `audits` list.
-pub fn audit_entry(auditor: &str, accepted: bool, comments: Option<&str>) -> Value {
-    json!({
-        "audited_by": auditor,
-        "audited_at": iso(tessera_store::now_ms()),
-        "audit_result": if accepted { "accepted" } else { "rejected" },
-        "comments": comments,
-    })
-}
-
 /// Set a task's unique_id (409 when another task of this mode uses it).
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 409, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_unique_id(
@@ -681,7 +485,7 @@ pub async fn set_unique_id(
 #[utoipa::path(
     delete, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
     params(("task_id" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn clear_unique_id(
@@ -703,7 +507,7 @@ pub async fn clear_unique_id(
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/setMetadata", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_metadata(
@@ -760,21 +564,11 @@ async fn update_tags(
     }
 }
 
-fn dedup(tags: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(tags.len());
-    for t in tags {
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    out
-}
-
 /// Replace a task's tags with the JSON list in the body.
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_tags(
@@ -791,7 +585,7 @@ pub async fn set_tags(
 #[utoipa::path(
     put, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn add_tags(
@@ -812,7 +606,7 @@ pub async fn add_tags(
 #[utoipa::path(
     delete, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn delete_tags(

@@ -8,14 +8,13 @@ use serde_json::{json, Value};
 use tessera_core::Action;
 use tessera_store::{Batch, BatchFilter, NewBatch, StoreError};
 
-use crate::callbacks::targets::check_target;
-
-use super::{
+use crate::api::{
     auth::ApiCaller,
-    projects::check_name,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody, QueryPairs},
+    ErrorBody,
 };
 use crate::state::AppState;
+use crate::{callbacks::targets::check_target, projects::service::check_name};
 
 fn batch_json(batch: &Batch) -> Value {
     let mut out = json!({
@@ -51,7 +50,7 @@ async fn load(state: &AppState, caller: &ApiCaller, name: &str) -> ApiResult<Bat
 /// be finalized; others start `in_progress`.
 #[utoipa::path(
     post, path = "/v1/batches", tag = "batches", request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn create_batch(
@@ -111,7 +110,7 @@ pub async fn create_batch(
 /// Get a batch by name.
 #[utoipa::path(
     get, path = "/v1/batches/{name}", tag = "batches", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn get_batch(
@@ -126,7 +125,7 @@ pub async fn get_batch(
 /// Finalize a batch (`staging` → `in_progress`; a batch already in progress is unchanged).
 #[utoipa::path(
     post, path = "/v1/batches/{name}/finalize", tag = "batches", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn finalize_batch(
@@ -145,7 +144,7 @@ pub async fn finalize_batch(
 /// A batch's status and its task counts by status.
 #[utoipa::path(
     get, path = "/v1/batches/{name}/status", tag = "batches", params(("name" = String, Path)),
-    responses((status = 200, description = "{status, pending, completed, error, canceled}", body = serde_json::Value), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, description = "{status, pending, completed, error, canceled}", body = serde_json::Value), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn batch_status(
@@ -169,7 +168,7 @@ pub async fn batch_status(
 #[utoipa::path(
     post, path = "/v1/batches/{name}/setMetadata", tag = "batches", params(("name" = String, Path)),
     request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_batch_metadata(
@@ -180,7 +179,7 @@ pub async fn set_batch_metadata(
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::EditProjects)?;
     let metadata = Value::Object(body.object()?);
-    if metadata.to_string().len() > super::tasks::MAX_METADATA_BYTES {
+    if metadata.to_string().len() > crate::tasks::service::MAX_METADATA_BYTES {
         return Err(ApiError::bad_request("metadata is too large."));
     }
     let batch = load(&state, &caller, &name).await?;
@@ -194,7 +193,7 @@ pub async fn set_batch_metadata(
     params(("project" = Option<String>, Query), ("status" = Option<String>, Query), ("start_time" = Option<String>, Query),
            ("end_time" = Option<String>, Query), ("exclude_archived" = Option<bool>, Query),
            ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "{docs, totalDocs, total, limit, offset, has_more}", body = serde_json::Value), (status = 400, body = super::ErrorBody)),
+    responses((status = 200, description = "{docs, totalDocs, total, limit, offset, has_more}", body = serde_json::Value), (status = 400, body = ErrorBody)),
     security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_batches(
