@@ -52,6 +52,27 @@ impl AppState {
     }
 }
 
+/// An outbox a write filled: services return it, and [`AppState::wake`] wakes its worker.
+/// Forgetting it only costs latency (the workers also poll), hence `must_use`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "pass it to AppState::wake so the worker sends now rather than at its next poll"]
+pub enum Wrote {
+    /// A callback delivery was queued (or a batch completed and may call back).
+    Callbacks,
+    /// An email was queued.
+    Mail,
+}
+
+impl AppState {
+    /// The one place that wakes the outbox workers of this process after a write.
+    pub fn wake(&self, wrote: Wrote) {
+        match wrote {
+            Wrote::Callbacks => self.callbacks_queued.notify_one(),
+            Wrote::Mail => self.mail_queued.notify_one(),
+        }
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Inner;
 

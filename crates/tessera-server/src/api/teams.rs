@@ -183,7 +183,7 @@ pub async fn invite_teammates(
             .await
             .map_err(|_| ApiError::internal("rate limit"))?;
     }
-    state.mail_queued.notify_one();
+    state.wake(crate::state::Wrote::Mail);
     Ok(Json(teammates(&state, &caller.team_id).await?))
 }
 

@@ -6,7 +6,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use tessera_core::Action;
-use tessera_store::{Batch, BatchFilter, NewBatch, StoreError};
+use tessera_store::{Batch, BatchFilter, NewBatch};
 
 use crate::api::{
     auth::ApiCaller,
@@ -14,7 +14,10 @@ use crate::api::{
     ErrorBody,
 };
 use crate::state::AppState;
-use crate::{callbacks::targets::check_target, projects::service::check_name};
+use crate::{
+    callbacks::targets::check_target,
+    projects::service::{check_name, created},
+};
 
 fn batch_json(batch: &Batch) -> Value {
     let mut out = json!({
@@ -98,13 +101,8 @@ pub async fn create_batch(
         calibration_batch: json_bool(body.get("calibration_batch")),
         self_label_batch: json_bool(body.get("self_label_batch")),
     };
-    match state.store.create_batch(&new).await {
-        Ok(batch) => Ok(Json(batch_json(&batch))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
-            "A batch named \"{name}\" already exists."
-        ))),
-        Err(err) => Err(err.into()),
-    }
+    let batch = created("batch", &name, state.store.create_batch(&new).await)?;
+    Ok(Json(batch_json(&batch)))
 }
 
 /// Get a batch by name.
@@ -137,7 +135,7 @@ pub async fn finalize_batch(
     let batch = load(&state, &caller, &name).await?;
     state.store.finalize_batch(&batch.id).await?;
     // A batch whose tasks are all final completes now and calls back.
-    state.callbacks_queued.notify_one();
+    state.wake(crate::state::Wrote::Callbacks);
     Ok(Json(batch_json(&load(&state, &caller, &name).await?)))
 }
 

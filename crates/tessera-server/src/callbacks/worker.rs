@@ -480,7 +480,7 @@ impl CallbackWorker {
             .enqueue_mail(&mail)
             .await
             .map_err(|e| format!("queueing the email failed: {e}"))?;
-        self.state.mail_queued.notify_one();
+        self.state.wake(crate::state::Wrote::Mail);
         Ok(Sent {
             status: 200,
             snippet: "queued as email".into(),

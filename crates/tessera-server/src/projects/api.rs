@@ -9,7 +9,9 @@ use serde_json::{json, Map, Value};
 use tessera_core::Action;
 use tessera_store::{Project, StoreError};
 
-use super::service::{check_name, check_params, history_entry, new_project, MAX_HISTORY, MAX_NAME};
+use super::service::{
+    check_name, check_params, created, history_entry, new_project, MAX_HISTORY, MAX_NAME,
+};
 use crate::api::{
     auth::ApiCaller,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody},
@@ -62,13 +64,8 @@ pub async fn create_project(
     new.rapid = json_bool(body.get("rapid"));
     new.studio = json_bool(body.get("studio"));
     new.dataset_id = string_field(&body, "datasetId", 200)?;
-    match state.store.create_project(&new).await {
-        Ok(project) => Ok(Json(project_json(&project))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
-            "A project named \"{name}\" already exists."
-        ))),
-        Err(err) => Err(err.into()),
-    }
+    let project = created("project", &name, state.store.create_project(&new).await)?;
+    Ok(Json(project_json(&project)))
 }
 
 /// Get a project by name (`/` inside a name is sent as `%2F`).

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 use tessera_core::tasks::{TaskType, TypeProblem, KNOWN_TYPES};
-use tessera_store::NewProject;
+use tessera_store::{NewProject, StoreError};
 
 use crate::api::wire::{iso, ApiError, ApiResult};
 
@@ -80,4 +80,14 @@ pub fn new_project(
         studio: false,
         dataset_id: None,
     })
+}
+
+/// The outcome of creating a project or batch, the name conflict worded as the API's 409.
+pub fn created<T>(what: &str, name: &str, result: Result<T, StoreError>) -> ApiResult<T> {
+    match result {
+        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+            "A {what} named \"{name}\" already exists."
+        ))),
+        other => Ok(other?),
+    }
 }

@@ -8,13 +8,13 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 use tessera_core::{
-    tasks::{synthetic_response, validate, TaskType, TypeProblem},
+    tasks::{TaskType, TypeProblem},
     Action, Mode,
 };
-use tessera_store::{NewTask, StoreError, Task, TaskFilter};
+use tessera_store::{StoreError, Task, TaskFilter};
 
 use super::{
-    service::*,
+    service::{self, *},
     wire::{task_json, TaskListPage, TaskWire},
 };
 use crate::{
@@ -25,7 +25,7 @@ use crate::{
     },
     callbacks::targets::check_target,
     paging::{decode_token, encode_token},
-    state::AppState,
+    state::{AppState, Wrote},
 };
 
 fn task_not_found() -> ApiError {
@@ -65,6 +65,28 @@ pub async fn create_task(
             ));
         }
     }
+    let request = create_request(&state, &caller, &task_type, body).await?;
+    let created = service::create_task(&state.store, &caller.team_id, caller.mode, request)
+        .await
+        .map_err(|err| match err {
+            CreateError::Refused(message) => ApiError::bad_request(message),
+            CreateError::UniqueIdTaken(message) => ApiError::conflict(message),
+            CreateError::Store(err) => err.into(),
+        })?;
+    if let Some(wrote) = created.wrote {
+        state.wake(wrote);
+    }
+    Ok(Json(task_json(&created.task, false)))
+}
+
+/// Reads a create request off the wire, each field checked on its own. Fields other than
+/// the top-level ones become the task's params.
+async fn create_request(
+    state: &AppState,
+    caller: &ApiCaller,
+    task_type: &str,
+    body: JsonBody,
+) -> ApiResult<CreateRequest> {
     let task_type: TaskType = task_type.parse().map_err(|TypeProblem::NotEnabled(t)| {
         ApiError::new(
             axum::http::StatusCode::PAYMENT_REQUIRED,
@@ -73,11 +95,11 @@ pub async fn create_task(
     })?;
     let mut body = body.object()?;
     let unique_id = string_field(&body, "unique_id", MAX_UNIQUE_ID)?.filter(|u| !u.is_empty());
-    let mut instruction = string_field(&body, "instruction", MAX_INSTRUCTION)?;
+    let instruction = string_field(&body, "instruction", MAX_INSTRUCTION)?;
     let callback_url = string_field(&body, "callback_url", tessera_core::team::MAX_URL_LEN)?
         .filter(|u| !u.trim().is_empty());
     let callback_url = match callback_url {
-        Some(raw) => Some(check_target(&state, &caller.team_id, &raw).await?),
+        Some(raw) => Some(check_target(state, &caller.team_id, &raw).await?),
         None => None,
     };
     let metadata = match body.get("metadata") {
@@ -88,8 +110,8 @@ pub async fn create_task(
         }
     };
     let tags = parse_tags(body.get("tags"))?;
-    let project_name = string_field(&body, "project", 512)?;
-    let batch_name = string_field(&body, "batch", 512)?;
+    let project = string_field(&body, "project", 512)?;
+    let batch = string_field(&body, "batch", 512)?;
     let mut extra = Map::new();
     for key in PASSTHROUGH {
         if let Some(v) = body.remove(key) {
@@ -99,115 +121,18 @@ pub async fn create_task(
     for key in TOP_LEVEL {
         body.remove(key);
     }
-    let mut params = body;
-
-    let batch = match &batch_name {
-        Some(name) => Some(
-            state
-                .store
-                .find_batch(&caller.team_id, caller.mode, name)
-                .await?
-                .ok_or_else(|| ApiError::bad_request(format!("Batch \"{name}\" not found.")))?,
-        ),
-        None => None,
-    };
-    if let Some(batch) = &batch {
-        if batch.status == "completed" {
-            return Err(ApiError::bad_request(format!(
-                "Batch \"{}\" is completed; it accepts no new tasks.",
-                batch.name
-            )));
-        }
-        if project_name
-            .as_deref()
-            .is_some_and(|p| p != batch.project_name)
-        {
-            return Err(ApiError::bad_request(format!(
-                "Batch \"{}\" belongs to project \"{}\", not \"{}\".",
-                batch.name,
-                batch.project_name,
-                project_name.as_deref().unwrap_or_default()
-            )));
-        }
-    }
-    let project_name = project_name.or_else(|| batch.as_ref().map(|b| b.project_name.clone()));
-    let project = match &project_name {
-        Some(name) => Some(
-            state
-                .store
-                .find_project(&caller.team_id, caller.mode, name)
-                .await?
-                .ok_or_else(|| ApiError::bad_request(format!("Project \"{name}\" not found.")))?,
-        ),
-        None => None,
-    };
-    if let Some(project) = &project {
-        if let Some(batch) = &batch {
-            if (project.rapid || project.studio) && batch.finalized {
-                return Err(ApiError::bad_request(format!(
-                    "Batch \"{}\" is finalized; it accepts no new tasks.",
-                    batch.name
-                )));
-            }
-        }
-        // Project params are defaults; the project's instruction follows the task's own.
-        if let Value::Object(defaults) = &project.params {
-            for (k, v) in defaults {
-                if k == "instruction" {
-                    if let Some(extra_instruction) = v.as_str().filter(|s| !s.is_empty()) {
-                        instruction = Some(match instruction.take() {
-                            Some(own) if !own.is_empty() => format!("{own}\n\n{extra_instruction}"),
-                            _ => extra_instruction.to_owned(),
-                        });
-                    }
-                } else if !params.contains_key(k) {
-                    params.insert(k.clone(), v.clone());
-                }
-            }
-        }
-    }
-    validate(task_type, &params)?;
-    // Without a callback_url the store applies the team's default callback URL.
-    let (status, response) = match caller.mode {
-        Mode::Test => ("completed", Some(synthetic_response(task_type, &params))),
-        Mode::Live => ("pending", None),
-    };
-    let new = NewTask {
-        team_id: caller.team_id.clone(),
-        mode: caller.mode,
-        task_type: task_type.as_str().to_owned(),
-        status: status.to_owned(),
-        project: project.map(|p| (p.id, p.name)),
-        batch: batch.map(|b| (b.id, b.name)),
-        unique_id: unique_id.clone(),
-        callback_url,
+    Ok(CreateRequest {
+        task_type,
+        unique_id,
         instruction,
-        params: Value::Object(params),
+        callback_url,
         metadata,
         tags,
-        response,
-        extra: Value::Object(extra),
-    };
-    match state.store.insert_task(&new).await {
-        Ok(task) => {
-            if task.completed_at.is_some() && task.callback_url.is_some() {
-                state.callbacks_queued.notify_one();
-            }
-            Ok(Json(task_json(&task, false)))
-        }
-        Err(StoreError::Conflict(_)) => {
-            let uid = unique_id.unwrap_or_default();
-            let existing = state
-                .store
-                .find_task_by_unique_id(&caller.team_id, caller.mode, &uid)
-                .await?;
-            Err(ApiError::conflict(format!(
-                "The unique_id (\"{uid}\") is already used for a different task ({}).",
-                existing.map(|t| t.id).unwrap_or_default()
-            )))
-        }
-        Err(err) => Err(err.into()),
-    }
+        project,
+        batch,
+        params: body,
+        extra,
+    })
 }
 
 /// Task ids are 24 hex digits; anything much longer is refused before any query.
@@ -322,25 +247,17 @@ pub async fn list_tasks(
             "At most 100 unique_id and 100 tags values per request.",
         ));
     }
-    if let Some(name) = q.get("project") {
-        match state
-            .store
-            .find_project(&caller.team_id, caller.mode, name)
-            .await?
-        {
-            Some(p) => filter.project_id = Some(p.id),
-            None => return Ok(empty().into_response()),
-        }
-    }
-    if let Some(name) = q.get("batch") {
-        match state
-            .store
-            .find_batch(&caller.team_id, caller.mode, name)
-            .await?
-        {
-            Some(b) => filter.batch_id = Some(b.id),
-            None => return Ok(empty().into_response()),
-        }
+    let known = resolve_names(
+        &state.store,
+        &caller.team_id,
+        caller.mode,
+        q.get("project"),
+        q.get("batch"),
+        &mut filter,
+    )
+    .await?;
+    if !known {
+        return Ok(empty().into_response());
     }
     let page = state
         .store
@@ -388,7 +305,7 @@ pub async fn cancel_task(
         ))),
         other => {
             // The last pending task of a finalized batch may have completed the batch.
-            state.callbacks_queued.notify_one();
+            state.wake(Wrote::Callbacks);
             changed(other)
         }
     }
@@ -467,16 +384,9 @@ pub async fn set_unique_id(
         )
         .await
     {
-        Err(StoreError::Conflict(_)) => {
-            let other = state
-                .store
-                .find_task_by_unique_id(&caller.team_id, caller.mode, &unique_id)
-                .await?;
-            Err(ApiError::conflict(format!(
-                "The unique_id (\"{unique_id}\") is already used for a different task ({}).",
-                other.map(|t| t.id).unwrap_or_default()
-            )))
-        }
+        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
+            unique_id_taken(&state.store, &caller.team_id, caller.mode, &unique_id).await?,
+        )),
         other => changed(other),
     }
 }

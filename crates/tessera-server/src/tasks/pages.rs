@@ -17,7 +17,7 @@ use serde_json::Value;
 use tessera_core::{tasks::TaskType, Action, Mode};
 use tessera_store::{StoreError, Task, TaskFilter};
 
-use super::service::audit_entry;
+use super::service::{audit_entry, resolve_names};
 use crate::{
     paging::{decode_token, encode_token},
     state::AppState,
@@ -176,28 +176,24 @@ async fn tasks(
         task_type: task_type.clone(),
         ..TaskFilter::default()
     };
-    let mut unknown = false;
-    if let Some(name) = &project {
-        match state.store.find_project(team_id, who.mode, name).await? {
-            Some(p) => filter.project_id = Some(p.id),
-            None => unknown = true,
-        }
-    }
-    if let Some(name) = &batch {
-        match state.store.find_batch(team_id, who.mode, name).await? {
-            Some(b) => filter.batch_id = Some(b.id),
-            None => unknown = true,
-        }
-    }
-    let page_of = if unknown {
-        None
-    } else {
+    let known = resolve_names(
+        &state.store,
+        team_id,
+        who.mode,
+        project.as_deref(),
+        batch.as_deref(),
+        &mut filter,
+    )
+    .await?;
+    let page_of = if known {
         Some(
             state
                 .store
                 .list_tasks(team_id, who.mode, &filter, TASKS_PAGE, after.clone())
                 .await?,
         )
+    } else {
+        None
     };
     let link = |cursor: Option<String>| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
