@@ -29,6 +29,8 @@ pub struct ErrorBody {
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
+    // Every v1 operation takes a key, by either scheme.
+    security(("basic" = []), ("bearer" = [])),
     tags(
         (name = "tasks", description = "Create, read, list and change tasks"),
         (name = "projects", description = "Projects: defaults for their tasks"),

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use tessera_core::Action;
 use tessera_store::{Batch, BatchFilter, NewBatch};
 
+use super::service::initial_status;
+
 use crate::api::{
     auth::ApiCaller,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody, QueryPairs},
@@ -54,7 +56,6 @@ async fn load(state: &AppState, caller: &ApiCaller, name: &str) -> ApiResult<Bat
 #[utoipa::path(
     post, path = "/v1/batches", tag = "batches", request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn create_batch(
     State(state): State<AppState>,
@@ -88,14 +89,9 @@ pub async fn create_batch(
     let new = NewBatch {
         team_id: caller.team_id.clone(),
         mode: caller.mode,
+        status: initial_status(&project),
         project_id: project.id,
         name: name.clone(),
-        status: if project.rapid || project.studio {
-            "staging"
-        } else {
-            "in_progress"
-        }
-        .into(),
         callback,
         metadata,
         calibration_batch: json_bool(body.get("calibration_batch")),
@@ -109,7 +105,6 @@ pub async fn create_batch(
 #[utoipa::path(
     get, path = "/v1/batches/{name}", tag = "batches", params(("name" = String, Path)),
     responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn get_batch(
     State(state): State<AppState>,
@@ -124,7 +119,6 @@ pub async fn get_batch(
 #[utoipa::path(
     post, path = "/v1/batches/{name}/finalize", tag = "batches", params(("name" = String, Path)),
     responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn finalize_batch(
     State(state): State<AppState>,
@@ -143,7 +137,6 @@ pub async fn finalize_batch(
 #[utoipa::path(
     get, path = "/v1/batches/{name}/status", tag = "batches", params(("name" = String, Path)),
     responses((status = 200, description = "{status, pending, completed, error, canceled}", body = serde_json::Value), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn batch_status(
     State(state): State<AppState>,
@@ -167,7 +160,6 @@ pub async fn batch_status(
     post, path = "/v1/batches/{name}/setMetadata", tag = "batches", params(("name" = String, Path)),
     request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_batch_metadata(
     State(state): State<AppState>,
@@ -192,7 +184,6 @@ pub async fn set_batch_metadata(
            ("end_time" = Option<String>, Query), ("exclude_archived" = Option<bool>, Query),
            ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, description = "{docs, totalDocs, total, limit, offset, has_more}", body = serde_json::Value), (status = 400, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_batches(
     State(state): State<AppState>,

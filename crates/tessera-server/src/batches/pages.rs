@@ -6,6 +6,7 @@ use serde_json::json;
 use tessera_core::Action;
 use tessera_store::{NewBatch, StoreError};
 
+use super::service::initial_status;
 use crate::{
     projects::{
         pages::{project_link, project_page},
@@ -48,12 +49,7 @@ pub(super) async fn create_batch(
         mode: who.mode,
         project_id: project.id.clone(),
         name: name.clone(),
-        status: if project.rapid || project.studio {
-            "staging"
-        } else {
-            "in_progress"
-        }
-        .into(),
+        status: initial_status(&project),
         callback: String::new(),
         metadata: json!({}),
         calibration_batch: false,

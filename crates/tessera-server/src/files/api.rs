@@ -283,7 +283,6 @@ async fn read_parts(
     post, path = "/v1/files/upload", tag = "files",
     request_body(content_type = "multipart/form-data", description = "A `file` part and optional `project_name`"),
     responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
@@ -320,7 +319,6 @@ pub async fn upload_file(
 #[utoipa::path(
     post, path = "/v1/files/import", tag = "files", request_body = serde_json::Value,
     responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn import_file(
     State(state): State<AppState>,

@@ -40,7 +40,6 @@ fn not_found(name: &str) -> ApiError {
 #[utoipa::path(
     post, path = "/v1/projects", tag = "projects", request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn create_project(
     State(state): State<AppState>,
@@ -72,7 +71,6 @@ pub async fn create_project(
 #[utoipa::path(
     get, path = "/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn get_project(
     State(state): State<AppState>,
@@ -92,7 +90,6 @@ pub async fn get_project(
 #[utoipa::path(
     get, path = "/v1/projects", tag = "projects",
     responses((status = 200, body = Vec<serde_json::Value>)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_projects(
     State(state): State<AppState>,
@@ -114,7 +111,6 @@ pub async fn list_projects(
     post, path = "/v1/projects/{name}/setParams", tag = "projects", params(("name" = String, Path)),
     request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_params(
     State(state): State<AppState>,
@@ -182,7 +178,6 @@ pub async fn set_params(
 #[utoipa::path(
     get, path = "/v1/projects/{name}/taskTemplates", tag = "projects", params(("name" = String, Path)),
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn task_templates(
     State(state): State<AppState>,

@@ -186,32 +186,7 @@ pub(crate) async fn project_page(
             0,
         )
         .await?;
-    let history = project
-        .param_history
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .rev()
-                .map(|entry| {
-                    let version = entry
-                        .get("version")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default();
-                    let at = entry
-                        .get("created_at")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    let mut shown = entry.clone();
-                    if let Value::Object(o) = &mut shown {
-                        o.remove("version");
-                        o.remove("created_at");
-                    }
-                    (version, at, pretty(&shown))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let history = history_rows(&project.param_history);
     let tasks_link = |extra: &str| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         q.append_pair("project", &project.name);
@@ -244,6 +219,35 @@ pub(crate) async fn project_page(
         name: project.name,
         error,
     })
+}
+
+/// The project's param versions, newest first: (version, time, the params shown).
+fn history_rows(param_history: &Value) -> Vec<(i64, String, String)> {
+    param_history
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .rev()
+                .map(|entry| {
+                    let version = entry
+                        .get("version")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default();
+                    let at = entry
+                        .get("created_at")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut shown = entry.clone();
+                    if let Value::Object(o) = &mut shown {
+                        o.remove("version");
+                        o.remove("created_at");
+                    }
+                    (version, at, pretty(&shown))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(super) async fn project_detail(

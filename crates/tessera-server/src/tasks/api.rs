@@ -45,7 +45,6 @@ fn task_not_found() -> ApiError {
         (status = 402, description = "Task type not enabled", body = ErrorBody),
         (status = 409, description = "unique_id already used", body = ErrorBody),
     ),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn create_task(
     State(state): State<AppState>,
@@ -156,7 +155,6 @@ fn changed(result: Result<Task, StoreError>) -> ApiResult<Json<Value>> {
     get, path = "/v1/task/{task}", tag = "tasks",
     params(("task" = String, Path, description = "The task id")),
     responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn get_task(
     State(state): State<AppState>,
@@ -190,7 +188,6 @@ pub async fn get_task(
         ("limited_response" = Option<bool>, Query), ("include_attachment_url" = Option<bool>, Query),
     ),
     responses((status = 200, description = "{docs, total, limit, offset, has_more, next_token}", body = serde_json::Value), (status = 400, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_tasks(
     State(state): State<AppState>,
@@ -203,50 +200,9 @@ pub async fn list_tasks(
     let after = q.get("next_token").map(decode_token).transpose()?;
     let limited = q.flag("limited_response")?.unwrap_or(false);
     q.flag("include_attachment_url")?;
-    let status = q.get("status").map(str::to_owned);
-    if let Some(s) = &status {
-        if !matches!(s.as_str(), "pending" | "completed" | "canceled" | "error") {
-            return Err(ApiError::bad_request(format!(
-                "status must be pending, completed, canceled or error (got \"{s}\")."
-            )));
-        }
-    }
-    let review_statuses: Vec<String> = q
-        .all("customer_review_status")
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if let Some(bad) = review_statuses.iter().find(|s| {
-        !matches!(
-            s.as_str(),
-            "pending" | "fixed" | "accepted" | "rejected" | "commented"
-        )
-    }) {
-        return Err(ApiError::bad_request(format!("customer_review_status \"{bad}\" is not one of pending, fixed, accepted, rejected, commented.")));
-    }
+    let mut filter = list_filter(&q)?;
     let empty =
         || Json(json!({"docs": [], "total": 0, "limit": limit, "offset": 0, "has_more": false}));
-    let mut filter = TaskFilter {
-        status,
-        task_type: q.get("type").map(str::to_owned),
-        created_after: q.time("start_time")?,
-        created_before: q.time("end_time")?,
-        completed_after: q.time("completed_after")?,
-        completed_before: q.time("completed_before")?,
-        updated_after: q.time("updated_after")?,
-        updated_before: q.time("updated_before")?,
-        review_statuses,
-        unique_ids: q.all("unique_id"),
-        tags: q.all("tags"),
-        ..TaskFilter::default()
-    };
-    if filter.unique_ids.len() > 100 || filter.tags.len() > 100 {
-        return Err(ApiError::bad_request(
-            "At most 100 unique_id and 100 tags values per request.",
-        ));
-    }
     let known = resolve_names(
         &state.store,
         &caller.team_id,
@@ -277,12 +233,58 @@ pub async fn list_tasks(
     }))
 }
 
+/// The filters of `GET /v1/tasks` other than project and batch, each checked.
+fn list_filter(q: &QueryPairs) -> ApiResult<TaskFilter> {
+    let status = q.get("status").map(str::to_owned);
+    if let Some(s) = &status {
+        if !matches!(s.as_str(), "pending" | "completed" | "canceled" | "error") {
+            return Err(ApiError::bad_request(format!(
+                "status must be pending, completed, canceled or error (got \"{s}\")."
+            )));
+        }
+    }
+    let review_statuses: Vec<String> = q
+        .all("customer_review_status")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(bad) = review_statuses.iter().find(|s| {
+        !matches!(
+            s.as_str(),
+            "pending" | "fixed" | "accepted" | "rejected" | "commented"
+        )
+    }) {
+        return Err(ApiError::bad_request(format!("customer_review_status \"{bad}\" is not one of pending, fixed, accepted, rejected, commented.")));
+    }
+    let filter = TaskFilter {
+        status,
+        task_type: q.get("type").map(str::to_owned),
+        created_after: q.time("start_time")?,
+        created_before: q.time("end_time")?,
+        completed_after: q.time("completed_after")?,
+        completed_before: q.time("completed_before")?,
+        updated_after: q.time("updated_after")?,
+        updated_before: q.time("updated_before")?,
+        review_statuses,
+        unique_ids: q.all("unique_id"),
+        tags: q.all("tags"),
+        ..TaskFilter::default()
+    };
+    if filter.unique_ids.len() > 100 || filter.tags.len() > 100 {
+        return Err(ApiError::bad_request(
+            "At most 100 unique_id and 100 tags values per request.",
+        ));
+    }
+    Ok(filter)
+}
+
 /// Cancel a pending task; `clear_unique_id=true` also frees its unique_id.
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/cancel", tag = "tasks",
     params(("task_id" = String, Path), ("clear_unique_id" = Option<bool>, Query)),
     responses((status = 200, body = serde_json::Value), (status = 400, description = "Not pending", body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn cancel_task(
     State(state): State<AppState>,
@@ -316,7 +318,6 @@ pub async fn cancel_task(
     post, path = "/v1/task/{task_id}/audit", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn audit_task(
     State(state): State<AppState>,
@@ -359,7 +360,6 @@ pub async fn audit_task(
     post, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_unique_id(
     State(state): State<AppState>,
@@ -396,7 +396,6 @@ pub async fn set_unique_id(
     delete, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
     params(("task_id" = String, Path)),
     responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn clear_unique_id(
     State(state): State<AppState>,
@@ -418,7 +417,6 @@ pub async fn clear_unique_id(
     post, path = "/v1/task/{task_id}/setMetadata", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_metadata(
     State(state): State<AppState>,
@@ -479,7 +477,6 @@ async fn update_tags(
     post, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_tags(
     State(state): State<AppState>,
@@ -496,7 +493,6 @@ pub async fn set_tags(
     put, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn add_tags(
     State(state): State<AppState>,
@@ -517,7 +513,6 @@ pub async fn add_tags(
     delete, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
     responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn delete_tags(
     State(state): State<AppState>,

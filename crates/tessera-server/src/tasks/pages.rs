@@ -138,6 +138,23 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+/// Refuses a status or type filter the list does not know.
+fn check_filters(status: Option<&str>, task_type: Option<&str>) -> WebResult<()> {
+    if let Some(s) = status.filter(|s| !TASK_STATUSES.contains(s)) {
+        return Err(WebError::BadRequest(format!(
+            "\"{s}\" is not a task status; the filter \"status\" takes {}.",
+            TASK_STATUSES.join(", ")
+        )));
+    }
+    if let Some(t) = task_type.filter(|t| t.parse::<TaskType>().is_err()) {
+        return Err(WebError::BadRequest(format!(
+            "\"{t}\" is not a task type; the filter \"type\" takes {}.",
+            type_names().join(", ")
+        )));
+    }
+    Ok(())
+}
+
 async fn tasks(
     State(state): State<AppState>,
     who: SignedIn,
@@ -145,22 +162,8 @@ async fn tasks(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ViewTasks)?;
     let status = nonempty(q.status);
-    if let Some(s) = status.as_deref().filter(|s| !TASK_STATUSES.contains(s)) {
-        return Err(WebError::BadRequest(format!(
-            "\"{s}\" is not a task status; the filter \"status\" takes {}.",
-            TASK_STATUSES.join(", ")
-        )));
-    }
     let task_type = nonempty(q.task_type);
-    if let Some(t) = task_type
-        .as_deref()
-        .filter(|t| t.parse::<TaskType>().is_err())
-    {
-        return Err(WebError::BadRequest(format!(
-            "\"{t}\" is not a task type; the filter \"type\" takes {}.",
-            type_names().join(", ")
-        )));
-    }
+    check_filters(status.as_deref(), task_type.as_deref())?;
     let project = nonempty(q.project);
     let batch = nonempty(q.batch);
     let after = match nonempty(q.cursor) {

@@ -215,6 +215,11 @@ pub async fn create_task(
         response,
         extra: Value::Object(req.extra),
     };
+    insert(store, new).await
+}
+
+/// Stores a new task; a taken unique_id is worded with the task that holds it.
+async fn insert(store: &Store, new: NewTask) -> Result<Created, CreateError> {
     match store.insert_task(&new).await {
         Ok(task) => {
             let queued = task.completed_at.is_some() && task.callback_url.is_some();
@@ -226,7 +231,7 @@ pub async fn create_task(
         Err(StoreError::Conflict(_)) => {
             let uid = new.unique_id.unwrap_or_default();
             Err(CreateError::UniqueIdTaken(
-                unique_id_taken(store, team_id, mode, &uid).await?,
+                unique_id_taken(store, &new.team_id, new.mode, &uid).await?,
             ))
         }
         Err(err) => Err(err.into()),
