@@ -6,23 +6,27 @@
 pub mod accounts;
 pub mod api;
 pub mod audit;
+pub mod batches;
 pub mod callbacks;
 pub mod config;
 pub mod crypto;
+pub mod files;
 pub mod health;
 pub mod invitations;
 pub mod keys;
 pub mod labeling;
 pub mod mail;
 pub mod outbound;
+pub mod paging;
+pub mod projects;
 pub mod quota;
 pub mod ratelimit;
 pub mod serve;
 pub mod staff;
 pub mod state;
+pub mod tasks;
 pub mod team;
 pub mod web;
-pub mod work;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -47,7 +51,7 @@ pub use state::AppState;
 /// Largest request body accepted anywhere: a file upload (the file plus room for the other
 /// multipart fields). It bounds bytes on the wire, not memory: uploads stream to disk. JSON
 /// bodies (1 MiB) and dashboard forms (64 KiB) are limited further.
-pub const MAX_BODY_BYTES: usize = api::files::MAX_FILE_BYTES as usize + 64 * 1024;
+pub const MAX_BODY_BYTES: usize = files::MAX_FILE_BYTES as usize + 64 * 1024;
 
 /// Every route, with the middleware that applies to it.
 pub fn router(state: AppState) -> Router {
@@ -56,7 +60,9 @@ pub fn router(state: AppState) -> Router {
         .merge(team::router())
         .merge(invitations::router())
         .merge(keys::router())
-        .merge(work::router())
+        .merge(projects::router())
+        .merge(batches::router())
+        .merge(tasks::router())
         .merge(callbacks::router())
         .merge(labeling::router())
         .merge(audit::router())
@@ -91,7 +97,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(api::files::json_body_limit))
+        .layer(middleware::from_fn(files::json_body_limit))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         // Invitation links carry a token in the path: never leak it in a Referer.

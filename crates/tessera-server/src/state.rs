@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tessera_store::{FileStorage, Store};
 use tokio::sync::Notify;
 
-use crate::{api::auth::KeyCache, config::Config, outbound};
+use crate::{config::Config, keys::cache::KeyCache, outbound};
 
 /// Cheap to clone; handed to every handler and worker.
 #[derive(Clone)]
@@ -49,6 +49,27 @@ impl AppState {
             outbound,
             files,
         }))
+    }
+}
+
+/// An outbox a write filled: services return it, and [`AppState::wake`] wakes its worker.
+/// Forgetting it only costs latency (the workers also poll), hence `must_use`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "pass it to AppState::wake so the worker sends now rather than at its next poll"]
+pub enum Wrote {
+    /// A callback delivery was queued (or a batch completed and may call back).
+    Callbacks,
+    /// An email was queued.
+    Mail,
+}
+
+impl AppState {
+    /// The one place that wakes the outbox workers of this process after a write.
+    pub fn wake(&self, wrote: Wrote) {
+        match wrote {
+            Wrote::Callbacks => self.callbacks_queued.notify_one(),
+            Wrote::Mail => self.mail_queued.notify_one(),
+        }
     }
 }
 

@@ -189,14 +189,14 @@ fn tag_rows(rows: &[TaskRow]) -> Vec<TagRow<'_>> {
         .collect()
 }
 
-/// `INSERT INTO tasks … SELECT … FROM {source} RETURNING {returning}`; a task without its
-/// own callback URL takes the team's default.
+/// `INSERT INTO tasks … SELECT … FROM {source} RETURNING {returning}` (the caller resolves the
+/// team's default callback URL).
 fn insert_tasks_sql(source: &str, returning: &str) -> String {
     format!(
         "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
          instruction, params, metadata, response, extra, tags, created_at, updated_at, completed_at) \
          SELECT r.id, r.team_id, r.mode, r.type, r.status, r.project_id, r.batch_id, r.unique_id, \
-         COALESCE(r.callback_url, (SELECT default_callback_url FROM teams WHERE id = r.team_id)), \
+         r.callback_url, \
          r.instruction, r.params, r.metadata, r.response, r.extra, r.tags, r.at, r.at, r.completed_at \
          FROM {source} RETURNING {returning}"
     )

@@ -210,7 +210,7 @@ async fn existing_account(
             .store
             .enqueue_mail(&crate::mail::signup_attempt(state, owner))
             .await?;
-        state.mail_queued.notify_one();
+        state.wake(crate::state::Wrote::Mail);
     }
     Ok(notice(
         csrf,

@@ -1,12 +1,5 @@
-//! API-key authentication. Keys are looked up by SHA-256 digest through a small in-memory
-//! cache so the hot path does not hit the database on every request; deleting a key evicts it
-//! at once on this replica, and other replicas notice within [`KEY_CACHE_TTL`].
-
-use std::{
-    collections::HashMap,
-    sync::{Mutex, RwLock},
-    time::{Duration, Instant},
-};
+//! API-key authentication: the [`ApiCaller`] extractor, through the key cache
+//! ([`crate::keys::cache`]) so the hot path does not hit the database on every request.
 
 use axum::{
     extract::FromRequestParts,
@@ -14,102 +7,9 @@ use axum::{
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 use tessera_core::{can, Action, Actor, Mode};
-use tessera_store::{KeyIdentity, Store};
 
 use super::wire::ApiError;
 use crate::{crypto::token_digest, state::AppState};
-
-/// How long a cached key lookup is trusted. A key deleted on another replica stops working
-/// here within this bound.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Valid keys remembered at most (the cache of found keys is cleared past this).
-const KEY_CACHE_MAX: usize = 50_000;
-/// Unknown keys remembered at most. Kept apart from found keys, so a flood of random keys
-/// fills only this map (cleared when full) and never evicts a customer's valid key.
-const MISS_CACHE_MAX: usize = 10_000;
-
-/// Remembers key lookups for a few seconds — found keys and misses in separate maps — and
-/// when keys were used.
-#[derive(Default)]
-pub struct KeyCache {
-    entries: RwLock<HashMap<String, (KeyIdentity, Instant)>>,
-    misses: RwLock<HashMap<String, Instant>>,
-    last_used: Mutex<HashMap<String, i64>>,
-}
-
-impl KeyCache {
-    /// The identity behind `digest`, from the cache when fresh, else from the store.
-    pub async fn lookup(
-        &self,
-        store: &Store,
-        digest: &str,
-    ) -> Result<Option<KeyIdentity>, ApiError> {
-        if let Some((identity, at)) = self.entries.read().expect("key cache lock").get(digest) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(Some(identity.clone()));
-            }
-        }
-        if let Some(at) = self.misses.read().expect("key cache lock").get(digest) {
-            if at.elapsed() < KEY_CACHE_TTL {
-                return Ok(None);
-            }
-        }
-        let identity = store.key_identity(digest).await?;
-        match &identity {
-            Some(found) => {
-                let mut entries = self.entries.write().expect("key cache lock");
-                if entries.len() >= KEY_CACHE_MAX {
-                    entries.clear();
-                }
-                entries.insert(digest.to_owned(), (found.clone(), Instant::now()));
-            }
-            None => {
-                let mut misses = self.misses.write().expect("key cache lock");
-                if misses.len() >= MISS_CACHE_MAX {
-                    misses.clear();
-                }
-                misses.insert(digest.to_owned(), Instant::now());
-            }
-        }
-        Ok(identity)
-    }
-
-    /// Valid keys and misses currently remembered (for tests).
-    pub fn sizes(&self) -> (usize, usize) {
-        (
-            self.entries.read().expect("key cache lock").len(),
-            self.misses.read().expect("key cache lock").len(),
-        )
-    }
-
-    /// Forgets a deleted key immediately.
-    pub fn evict_key(&self, key_id: &str) {
-        self.entries
-            .write()
-            .expect("key cache lock")
-            .retain(|_, (identity, _)| identity.key_id != key_id);
-    }
-
-    fn note_use(&self, key_id: &str) {
-        self.last_used
-            .lock()
-            .expect("key use lock")
-            .insert(key_id.to_owned(), tessera_store::now_ms());
-    }
-
-    /// Writes the recorded last-use times (called periodically and at shutdown).
-    pub async fn flush_uses(&self, store: &Store) {
-        let uses: Vec<(String, i64)> = self
-            .last_used
-            .lock()
-            .expect("key use lock")
-            .drain()
-            .collect();
-        if let Err(err) = store.touch_api_keys(&uses).await {
-            tracing::warn!(error = %err, "could not record API key use");
-        }
-    }
-}
 
 /// Who is calling the API: a team, in one mode, through one key. Keys act with the Admin's
 /// authority inside their mode.

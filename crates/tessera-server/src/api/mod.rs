@@ -3,10 +3,6 @@
 //! description, so `/v1/openapi.json` is generated from the same code that serves.
 
 pub mod auth;
-pub mod batches;
-pub mod files;
-pub mod projects;
-pub mod tasks;
 pub mod teams;
 pub mod wire;
 
@@ -33,6 +29,8 @@ pub struct ErrorBody {
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
+    // Every v1 operation takes a key, by either scheme.
+    security(("basic" = []), ("bearer" = [])),
     tags(
         (name = "tasks", description = "Create, read, list and change tasks"),
         (name = "projects", description = "Projects: defaults for their tasks"),
@@ -63,28 +61,10 @@ impl utoipa::Modify for SecuritySchemes {
 /// The v1 routes and the OpenAPI document describing exactly them.
 pub fn router() -> Router<AppState> {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(tasks::create_task, tasks::get_task))
-        .routes(routes!(tasks::list_tasks))
-        .routes(routes!(tasks::cancel_task))
-        .routes(routes!(tasks::audit_task))
-        .routes(routes!(tasks::set_unique_id, tasks::clear_unique_id))
-        .routes(routes!(tasks::set_metadata))
-        .routes(routes!(
-            tasks::set_tags,
-            tasks::add_tags,
-            tasks::delete_tags
-        ))
-        .routes(routes!(projects::create_project, projects::list_projects))
-        .routes(routes!(projects::get_project))
-        .routes(routes!(projects::set_params))
-        .routes(routes!(projects::task_templates))
-        .routes(routes!(batches::create_batch, batches::list_batches))
-        .routes(routes!(batches::get_batch))
-        .routes(routes!(batches::finalize_batch))
-        .routes(routes!(batches::batch_status))
-        .routes(routes!(batches::set_batch_metadata))
-        .routes(routes!(files::upload_file))
-        .routes(routes!(files::import_file))
+        .merge(crate::tasks::api_router())
+        .merge(crate::projects::api_router())
+        .merge(crate::batches::api_router())
+        .merge(crate::files::api_router())
         .routes(routes!(teams::list_teammates))
         .routes(routes!(teams::invite_teammates))
         .routes(routes!(teams::set_role))

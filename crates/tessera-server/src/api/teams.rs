@@ -102,7 +102,6 @@ fn parse_request(body: JsonBody) -> ApiResult<(Vec<Email>, InvitableRole)> {
 #[utoipa::path(
     get, path = "/v1/teams", tag = "teams",
     responses((status = 200, body = Vec<serde_json::Value>)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_teammates(
     State(state): State<AppState>,
@@ -116,7 +115,6 @@ pub async fn list_teammates(
 #[utoipa::path(
     post, path = "/v1/teams/invite", tag = "teams", request_body = serde_json::Value,
     responses((status = 200, description = "All teammates", body = Vec<serde_json::Value>), (status = 400, body = super::ErrorBody), (status = 429, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn invite_teammates(
     State(state): State<AppState>,
@@ -183,7 +181,7 @@ pub async fn invite_teammates(
             .await
             .map_err(|_| ApiError::internal("rate limit"))?;
     }
-    state.mail_queued.notify_one();
+    state.wake(crate::state::Wrote::Mail);
     Ok(Json(teammates(&state, &caller.team_id).await?))
 }
 
@@ -192,7 +190,6 @@ pub async fn invite_teammates(
 #[utoipa::path(
     post, path = "/v1/teams/set_role", tag = "teams", request_body = serde_json::Value,
     responses((status = 200, description = "All teammates", body = Vec<serde_json::Value>), (status = 400, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn set_role(
     State(state): State<AppState>,

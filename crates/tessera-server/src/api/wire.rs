@@ -1,5 +1,5 @@
 //! Wire conventions of the v1 API: the error body, lenient JSON bodies, repeated query keys,
-//! Python-style booleans, timestamps and pagination tokens (scale-api.md §2–§3.0).
+//! Python-style booleans and timestamps (scale-api.md §2–§3.0).
 
 use axum::{
     extract::{FromRequest, Request},
@@ -7,7 +7,6 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde_json::{Map, Value};
 use tessera_store::StoreError;
 
@@ -95,6 +94,12 @@ impl From<StoreError> for ApiError {
             ),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<crate::paging::InvalidToken> for ApiError {
+    fn from(_: crate::paging::InvalidToken) -> Self {
+        ApiError::bad_request("next_token is not valid; pass the value from the previous page.")
     }
 }
 
@@ -308,25 +313,6 @@ pub fn parse_time(key: &str, raw: &str) -> ApiResult<i64> {
     Err(invalid())
 }
 
-/// The opaque `next_token` of a task list: where the next page starts.
-pub fn encode_token(created_at: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{created_at}.{id}"))
-}
-
-pub fn decode_token(token: &str) -> ApiResult<(i64, String)> {
-    let invalid =
-        || ApiError::bad_request("next_token is not valid; pass the value from the previous page.");
-    let bytes = URL_SAFE_NO_PAD
-        .decode(token.trim())
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (at, id) = text.split_once('.').ok_or_else(invalid)?;
-    if id.is_empty() || id.len() > 64 {
-        return Err(invalid());
-    }
-    Ok((at.parse().map_err(|_| invalid())?, id.to_owned()))
-}
-
 /// Checks a free-text field's length.
 pub fn check_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
     if value.chars().count() > max {
@@ -375,6 +361,7 @@ mod tests {
 
     #[test]
     fn tokens_and_queries() {
+        use crate::paging::{decode_token, encode_token};
         let t = encode_token(42, "abc");
         assert_eq!(decode_token(&t).unwrap(), (42, "abc".into()));
         assert!(decode_token("!!").is_err());

@@ -168,7 +168,7 @@ async fn add(
     };
     match state.store.add_callback_email(&new).await {
         Ok(_) => {
-            state.mail_queued.notify_one();
+            state.wake(crate::state::Wrote::Mail);
             Ok(redirect_with_flash(
                 "/callbacks/emails",
                 &format!("A confirmation link was sent to {email}. Email callbacks go there once it is opened."),

@@ -23,8 +23,8 @@ use tessera_core::{Action, AuditAction};
 use tessera_store::{Delivery, DeliveryKind, NewDelivery, StoreError};
 
 use crate::{
-    api::wire::{decode_token, encode_token},
     audit,
+    paging::{decode_token, encode_token},
     ratelimit::{self, Limit},
     state::AppState,
     web::{
@@ -308,7 +308,7 @@ async fn redeliver(
                 format!("{} mode, to {}", who.mode, delivery.target),
             );
             state.store.record_audit(Some(team_id), &event).await?;
-            state.callbacks_queued.notify_one();
+            state.wake(crate::state::Wrote::Callbacks);
             Ok(redirect_with_flash(
                 &format!("/callbacks/{id}"),
                 "Redelivery queued: the callback is sent again now, with the same webhook-id.",

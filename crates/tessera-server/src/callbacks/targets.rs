@@ -5,12 +5,23 @@
 use tessera_core::Email;
 
 use crate::{
-    api::{tasks::check_callback, wire::ApiError, wire::ApiResult},
+    api::wire::{ApiError, ApiResult},
     ratelimit,
     state::AppState,
 };
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// A callback target: an absolute http(s) URL or an email address.
+pub fn check_callback(raw: &str) -> ApiResult<String> {
+    let raw = raw.trim();
+    if raw.contains('@') && !raw.contains("://") {
+        return Ok(tessera_core::Email::parse(raw)?.to_string());
+    }
+    tessera_core::team::parse_callback_url(raw)?.ok_or_else(|| {
+        ApiError::bad_request("callback_url must be an absolute http(s) URL or an email address.")
+    })
+}
 
 /// Checks a callback target of `team_id` (a task's `callback_url`, a batch's `callback`, a
 /// test send) and returns it normalised. An email address takes one unit of the team's

@@ -21,11 +21,11 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::signing;
 use crate::{
-    api::tasks::task_json,
     keys::service,
     mail::{self, MailBody},
     outbound,
     state::AppState,
+    tasks::wire::task_json,
 };
 
 /// Attempts in flight at once, per server process.
@@ -480,7 +480,7 @@ impl CallbackWorker {
             .enqueue_mail(&mail)
             .await
             .map_err(|e| format!("queueing the email failed: {e}"))?;
-        self.state.mail_queued.notify_one();
+        self.state.wake(crate::state::Wrote::Mail);
         Ok(Sent {
             status: 200,
             snippet: "queued as email".into(),

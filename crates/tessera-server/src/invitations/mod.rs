@@ -210,7 +210,7 @@ async fn invite(
     for unused in slots {
         unused.release(&state).await?;
     }
-    state.mail_queued.notify_one();
+    state.wake(crate::state::Wrote::Mail);
     let mut message = String::new();
     if !sent.is_empty() {
         message.push_str(&format!("Invitation sent to {}.", sent.join(", ")));
@@ -281,7 +281,7 @@ async fn resend(
         .await
     {
         Ok(_) => {
-            state.mail_queued.notify_one();
+            state.wake(crate::state::Wrote::Mail);
             Ok(redirect_with_flash(
                 "/team",
                 &format!("A fresh invitation link was sent to {}.", invitation.email),

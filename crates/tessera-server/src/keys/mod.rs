@@ -1,6 +1,7 @@
 //! The API Keys page (Managers and the Admin): live and test keys, and each mode's callback
 //! auth key. Every reveal is audited.
 
+pub mod cache;
 pub mod rotation;
 pub mod service;
 

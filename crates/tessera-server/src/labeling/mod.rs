@@ -461,7 +461,7 @@ async fn submit(
     {
         Ok(task) => {
             // The task's callback, or its batch's, may be queued now.
-            state.callbacks_queued.notify_one();
+            state.wake(crate::state::Wrote::Callbacks);
             Ok(redirect_with_flash(
                 "/label",
                 &format!("Task {} submitted. Thank you!", task.id),
@@ -574,7 +574,7 @@ async fn report_error(
     {
         Ok(task) => {
             // The task's callback, or its batch's, may be queued now.
-            state.callbacks_queued.notify_one();
+            state.wake(crate::state::Wrote::Callbacks);
             Ok(redirect_with_flash(
                 "/label",
                 &format!("Task {} reported as not labelable.", task.id),

@@ -161,7 +161,7 @@ async fn deleted_keys_stop_on_other_replicas_within_the_bound(backend: Backend) 
         (Api::new(&b, &key).get("/tasks").await.0 == StatusCode::UNAUTHORIZED).then_some(())
     })
     .await;
-    let bound = tessera_server::api::auth::KEY_CACHE_TTL + Duration::from_secs(1);
+    let bound = tessera_server::keys::cache::KEY_CACHE_TTL + Duration::from_secs(1);
     assert!(
         started.elapsed() <= bound,
         "replica B refused after {:?}",
@@ -990,7 +990,7 @@ async fn random_key_floods_never_evict_valid_keys(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("flood@keys.test", "Flood").await;
     let key = create_key(&mut admin, "test", "").await;
-    let cache = tessera_server::api::auth::KeyCache::default();
+    let cache = tessera_server::keys::cache::KeyCache::default();
     let digest = tessera_server::crypto::token_digest(&key);
     assert!(cache.lookup(&app.store, &digest).await.unwrap().is_some());
     for n in 0..10_050 {

@@ -1,6 +1,6 @@
-//! Projects and tasks on the dashboard (Members and up), scoped by the live/test switch:
-//! project list and detail with batches, task list with filters and pages, task detail with
-//! params, response, metadata, history, and accept/reject audits.
+//! Tasks on the dashboard (Members and up), scoped by the live/test switch: the switch itself,
+//! the task list with filters and pages, task detail with params, response, metadata,
+//! history, and accept/reject audits.
 
 use askama::Template;
 use axum::{
@@ -13,16 +13,13 @@ use axum::{
 
 use crate::web::{Form, Path, Query};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use tessera_core::{tasks::TaskType, Action, Mode};
-use tessera_store::{BatchFilter, NewBatch, StoreError, Task, TaskFilter};
+use tessera_store::{StoreError, Task, TaskFilter};
 
+use super::service::{audit_entry, resolve_names};
 use crate::{
-    api::{
-        projects::{check_name, new_project},
-        tasks::audit_entry,
-        wire::{decode_token, encode_token},
-    },
+    paging::{decode_token, encode_token},
     state::AppState,
     web::{
         format_time, page, redirect_with_flash, render, session::MODE_COOKIE, Layout, SignedIn,
@@ -33,9 +30,6 @@ use crate::{
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/mode", post(switch_mode))
-        .route("/projects", get(projects).post(create_project))
-        .route("/projects/view", get(project_detail))
-        .route("/projects/batches", post(create_batch))
         .route("/tasks", get(tasks))
         .route("/tasks/{id}", get(task_detail))
         .route("/tasks/{id}/audit", post(audit))
@@ -44,12 +38,12 @@ pub fn router() -> Router<AppState> {
 const TASKS_PAGE: i64 = 50;
 
 /// A choice in a select box.
-struct Choice {
-    value: &'static str,
-    selected: bool,
+pub(crate) struct Choice {
+    pub(crate) value: &'static str,
+    pub(crate) selected: bool,
 }
 
-fn choices(values: &[&'static str], current: &str) -> Vec<Choice> {
+pub(crate) fn choices(values: &[&'static str], current: &str) -> Vec<Choice> {
     values
         .iter()
         .map(|&value| Choice {
@@ -62,7 +56,7 @@ fn choices(values: &[&'static str], current: &str) -> Vec<Choice> {
 /// The statuses the task list filters by.
 const TASK_STATUSES: [&str; 4] = ["pending", "completed", "canceled", "error"];
 
-fn type_names() -> Vec<&'static str> {
+pub(crate) fn type_names() -> Vec<&'static str> {
     TaskType::ALL.iter().map(|t| t.as_str()).collect()
 }
 
@@ -101,310 +95,9 @@ async fn switch_mode(who: SignedIn, Form(input): Form<ModeInput>) -> WebResult<R
     Ok(response)
 }
 
-fn pretty(value: &Value) -> String {
+pub(crate) fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
-
-struct ProjectRow {
-    name: String,
-    display: String,
-    task_type: String,
-    created: String,
-}
-
-#[derive(Template)]
-#[template(path = "projects.html")]
-struct ProjectsPage {
-    layout: Layout,
-    projects: Vec<ProjectRow>,
-    can_edit: bool,
-    types: Vec<Choice>,
-    error: Option<String>,
-    name: String,
-    instruction: String,
-}
-
-async fn projects_page(
-    state: &AppState,
-    who: &SignedIn,
-    error: Option<String>,
-    input: ProjectInput,
-) -> WebResult<ProjectsPage> {
-    let team_id = who.authorize(Action::ViewTasks)?;
-    let team = who.team_name.clone().unwrap_or_default();
-    let projects = state
-        .store
-        .list_projects(team_id, who.mode)
-        .await?
-        .into_iter()
-        .rev()
-        .map(|p| ProjectRow {
-            display: format!("{team} / {}", p.name),
-            name: p.name,
-            task_type: p.task_type,
-            created: format_time(p.created_at),
-        })
-        .collect();
-    Ok(ProjectsPage {
-        layout: Layout::signed_in("Projects", who, "/projects"),
-        projects,
-        can_edit: who.authorize(Action::EditProjects).is_ok(),
-        types: choices(&type_names(), &input.task_type),
-        error,
-        name: input.name,
-        instruction: input.instruction,
-    })
-}
-
-async fn projects(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    Ok(page(
-        &projects_page(&state, &who, None, ProjectInput::default()).await?,
-    ))
-}
-
-#[derive(Deserialize, Default)]
-struct ProjectInput {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    task_type: String,
-    #[serde(default)]
-    instruction: String,
-}
-
-async fn create_project(
-    State(state): State<AppState>,
-    who: SignedIn,
-    Form(input): Form<ProjectInput>,
-) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditProjects)?.to_owned();
-    let mut params = Map::new();
-    if !input.instruction.trim().is_empty() {
-        params.insert("instruction".into(), json!(input.instruction.trim()));
-    }
-    let new = check_name("project", &input.name)
-        .and_then(|name| new_project(&team_id, who.mode, &name, &input.task_type, params));
-    let new = match new {
-        Ok(new) => new,
-        Err(err) => {
-            return Ok(render(
-                StatusCode::BAD_REQUEST,
-                &projects_page(&state, &who, Some(err.message), input).await?,
-            ))
-        }
-    };
-    match state.store.create_project(&new).await {
-        Ok(p) => Ok(redirect_with_flash(
-            &project_link(&p.name),
-            &format!("Project \"{}\" created in {} mode.", p.name, who.mode),
-        )),
-        Err(StoreError::Conflict(_)) => {
-            let message = format!(
-                "A project named \"{}\" already exists in {} mode.",
-                new.name, who.mode
-            );
-            Ok(render(
-                StatusCode::BAD_REQUEST,
-                &projects_page(&state, &who, Some(message), input).await?,
-            ))
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-fn project_link(name: &str) -> String {
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("name", name)
-        .finish();
-    format!("/projects/view?{q}")
-}
-
-struct BatchRow {
-    name: String,
-    status: String,
-    created: String,
-    tasks_link: String,
-}
-
-#[derive(Template)]
-#[template(path = "project.html")]
-struct ProjectPage {
-    layout: Layout,
-    name: String,
-    display: String,
-    task_type: String,
-    params: String,
-    history: Vec<(i64, String, String)>,
-    batches: Vec<BatchRow>,
-    can_edit: bool,
-    tasks_link: String,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NameQuery {
-    #[serde(default)]
-    name: String,
-}
-
-async fn project_page(
-    state: &AppState,
-    who: &SignedIn,
-    name: &str,
-    error: Option<String>,
-) -> WebResult<ProjectPage> {
-    let team_id = who.authorize(Action::ViewTasks)?;
-    let project = state
-        .store
-        .find_project(team_id, who.mode, name)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    let (batches, _) = state
-        .store
-        .list_batches(
-            team_id,
-            who.mode,
-            &BatchFilter {
-                project_id: Some(project.id.clone()),
-                ..BatchFilter::default()
-            },
-            100,
-            0,
-        )
-        .await?;
-    let history = project
-        .param_history
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .rev()
-                .map(|entry| {
-                    let version = entry
-                        .get("version")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default();
-                    let at = entry
-                        .get("created_at")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned();
-                    let mut shown = entry.clone();
-                    if let Value::Object(o) = &mut shown {
-                        o.remove("version");
-                        o.remove("created_at");
-                    }
-                    (version, at, pretty(&shown))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let tasks_link = |extra: &str| {
-        let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("project", &project.name);
-        if !extra.is_empty() {
-            q.append_pair("batch", extra);
-        }
-        format!("/tasks?{}", q.finish())
-    };
-    Ok(ProjectPage {
-        layout: Layout::signed_in(format!("Project {}", project.name), who, "/projects"),
-        display: format!(
-            "{} / {}",
-            who.team_name.clone().unwrap_or_default(),
-            project.name
-        ),
-        task_type: project.task_type.clone(),
-        params: pretty(&project.params),
-        history,
-        batches: batches
-            .into_iter()
-            .map(|b| BatchRow {
-                tasks_link: tasks_link(&b.name),
-                name: b.name,
-                status: b.status,
-                created: format_time(b.created_at),
-            })
-            .collect(),
-        can_edit: who.authorize(Action::EditProjects).is_ok(),
-        tasks_link: tasks_link(""),
-        name: project.name,
-        error,
-    })
-}
-
-async fn project_detail(
-    State(state): State<AppState>,
-    who: SignedIn,
-    Query(q): Query<NameQuery>,
-) -> WebResult<Response> {
-    Ok(page(&project_page(&state, &who, &q.name, None).await?))
-}
-
-#[derive(Deserialize)]
-struct BatchInput {
-    #[serde(default)]
-    project: String,
-    #[serde(default)]
-    name: String,
-}
-
-async fn create_batch(
-    State(state): State<AppState>,
-    who: SignedIn,
-    Form(input): Form<BatchInput>,
-) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditProjects)?.to_owned();
-    let project = state
-        .store
-        .find_project(&team_id, who.mode, &input.project)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    let name = match check_name("batch", &input.name) {
-        Ok(name) => name,
-        Err(err) => {
-            return Ok(render(
-                StatusCode::BAD_REQUEST,
-                &project_page(&state, &who, &project.name, Some(err.message)).await?,
-            ))
-        }
-    };
-    let new = NewBatch {
-        team_id,
-        mode: who.mode,
-        project_id: project.id.clone(),
-        name: name.clone(),
-        status: if project.rapid || project.studio {
-            "staging"
-        } else {
-            "in_progress"
-        }
-        .into(),
-        callback: String::new(),
-        metadata: json!({}),
-        calibration_batch: false,
-        self_label_batch: false,
-    };
-    match state.store.create_batch(&new).await {
-        Ok(_) => Ok(redirect_with_flash(
-            &project_link(&project.name),
-            &format!("Batch \"{name}\" created."),
-        )),
-        Err(StoreError::Conflict(_)) => {
-            let message = format!(
-                "A batch named \"{name}\" already exists in {} mode.",
-                who.mode
-            );
-            Ok(render(
-                StatusCode::BAD_REQUEST,
-                &project_page(&state, &who, &project.name, Some(message)).await?,
-            ))
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-// ----- tasks -------------------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -445,6 +138,23 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
+/// Refuses a status or type filter the list does not know.
+fn check_filters(status: Option<&str>, task_type: Option<&str>) -> WebResult<()> {
+    if let Some(s) = status.filter(|s| !TASK_STATUSES.contains(s)) {
+        return Err(WebError::BadRequest(format!(
+            "\"{s}\" is not a task status; the filter \"status\" takes {}.",
+            TASK_STATUSES.join(", ")
+        )));
+    }
+    if let Some(t) = task_type.filter(|t| t.parse::<TaskType>().is_err()) {
+        return Err(WebError::BadRequest(format!(
+            "\"{t}\" is not a task type; the filter \"type\" takes {}.",
+            type_names().join(", ")
+        )));
+    }
+    Ok(())
+}
+
 async fn tasks(
     State(state): State<AppState>,
     who: SignedIn,
@@ -452,22 +162,8 @@ async fn tasks(
 ) -> WebResult<Response> {
     let team_id = who.authorize(Action::ViewTasks)?;
     let status = nonempty(q.status);
-    if let Some(s) = status.as_deref().filter(|s| !TASK_STATUSES.contains(s)) {
-        return Err(WebError::BadRequest(format!(
-            "\"{s}\" is not a task status; the filter \"status\" takes {}.",
-            TASK_STATUSES.join(", ")
-        )));
-    }
     let task_type = nonempty(q.task_type);
-    if let Some(t) = task_type
-        .as_deref()
-        .filter(|t| t.parse::<TaskType>().is_err())
-    {
-        return Err(WebError::BadRequest(format!(
-            "\"{t}\" is not a task type; the filter \"type\" takes {}.",
-            type_names().join(", ")
-        )));
-    }
+    check_filters(status.as_deref(), task_type.as_deref())?;
     let project = nonempty(q.project);
     let batch = nonempty(q.batch);
     let after = match nonempty(q.cursor) {
@@ -483,28 +179,24 @@ async fn tasks(
         task_type: task_type.clone(),
         ..TaskFilter::default()
     };
-    let mut unknown = false;
-    if let Some(name) = &project {
-        match state.store.find_project(team_id, who.mode, name).await? {
-            Some(p) => filter.project_id = Some(p.id),
-            None => unknown = true,
-        }
-    }
-    if let Some(name) = &batch {
-        match state.store.find_batch(team_id, who.mode, name).await? {
-            Some(b) => filter.batch_id = Some(b.id),
-            None => unknown = true,
-        }
-    }
-    let page_of = if unknown {
-        None
-    } else {
+    let known = resolve_names(
+        &state.store,
+        team_id,
+        who.mode,
+        project.as_deref(),
+        batch.as_deref(),
+        &mut filter,
+    )
+    .await?;
+    let page_of = if known {
         Some(
             state
                 .store
                 .list_tasks(team_id, who.mode, &filter, TASKS_PAGE, after.clone())
                 .await?,
         )
+    } else {
+        None
     };
     let link = |cursor: Option<String>| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());

@@ -6,16 +6,20 @@ use axum::{
 };
 use serde_json::{json, Value};
 use tessera_core::Action;
-use tessera_store::{Batch, BatchFilter, NewBatch, StoreError};
+use tessera_store::{Batch, BatchFilter, NewBatch};
 
-use crate::callbacks::targets::check_target;
+use super::service::initial_status;
 
-use super::{
+use crate::api::{
     auth::ApiCaller,
-    projects::check_name,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody, QueryPairs},
+    ErrorBody,
 };
 use crate::state::AppState;
+use crate::{
+    callbacks::targets::check_target,
+    projects::service::{check_name, created},
+};
 
 fn batch_json(batch: &Batch) -> Value {
     let mut out = json!({
@@ -51,8 +55,7 @@ async fn load(state: &AppState, caller: &ApiCaller, name: &str) -> ApiResult<Bat
 /// be finalized; others start `in_progress`.
 #[utoipa::path(
     post, path = "/v1/batches", tag = "batches", request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody), (status = 409, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
 )]
 pub async fn create_batch(
     State(state): State<AppState>,
@@ -86,33 +89,22 @@ pub async fn create_batch(
     let new = NewBatch {
         team_id: caller.team_id.clone(),
         mode: caller.mode,
+        status: initial_status(&project),
         project_id: project.id,
         name: name.clone(),
-        status: if project.rapid || project.studio {
-            "staging"
-        } else {
-            "in_progress"
-        }
-        .into(),
         callback,
         metadata,
         calibration_batch: json_bool(body.get("calibration_batch")),
         self_label_batch: json_bool(body.get("self_label_batch")),
     };
-    match state.store.create_batch(&new).await {
-        Ok(batch) => Ok(Json(batch_json(&batch))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
-            "A batch named \"{name}\" already exists."
-        ))),
-        Err(err) => Err(err.into()),
-    }
+    let batch = created("batch", &name, state.store.create_batch(&new).await)?;
+    Ok(Json(batch_json(&batch)))
 }
 
 /// Get a batch by name.
 #[utoipa::path(
     get, path = "/v1/batches/{name}", tag = "batches", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
 )]
 pub async fn get_batch(
     State(state): State<AppState>,
@@ -126,8 +118,7 @@ pub async fn get_batch(
 /// Finalize a batch (`staging` → `in_progress`; a batch already in progress is unchanged).
 #[utoipa::path(
     post, path = "/v1/batches/{name}/finalize", tag = "batches", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
 )]
 pub async fn finalize_batch(
     State(state): State<AppState>,
@@ -138,15 +129,14 @@ pub async fn finalize_batch(
     let batch = load(&state, &caller, &name).await?;
     state.store.finalize_batch(&batch.id).await?;
     // A batch whose tasks are all final completes now and calls back.
-    state.callbacks_queued.notify_one();
+    state.wake(crate::state::Wrote::Callbacks);
     Ok(Json(batch_json(&load(&state, &caller, &name).await?)))
 }
 
 /// A batch's status and its task counts by status.
 #[utoipa::path(
     get, path = "/v1/batches/{name}/status", tag = "batches", params(("name" = String, Path)),
-    responses((status = 200, description = "{status, pending, completed, error, canceled}", body = serde_json::Value), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, description = "{status, pending, completed, error, canceled}", body = serde_json::Value), (status = 404, body = ErrorBody)),
 )]
 pub async fn batch_status(
     State(state): State<AppState>,
@@ -169,8 +159,7 @@ pub async fn batch_status(
 #[utoipa::path(
     post, path = "/v1/batches/{name}/setMetadata", tag = "batches", params(("name" = String, Path)),
     request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_batch_metadata(
     State(state): State<AppState>,
@@ -180,7 +169,7 @@ pub async fn set_batch_metadata(
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::EditProjects)?;
     let metadata = Value::Object(body.object()?);
-    if metadata.to_string().len() > super::tasks::MAX_METADATA_BYTES {
+    if metadata.to_string().len() > crate::tasks::service::MAX_METADATA_BYTES {
         return Err(ApiError::bad_request("metadata is too large."));
     }
     let batch = load(&state, &caller, &name).await?;
@@ -194,8 +183,7 @@ pub async fn set_batch_metadata(
     params(("project" = Option<String>, Query), ("status" = Option<String>, Query), ("start_time" = Option<String>, Query),
            ("end_time" = Option<String>, Query), ("exclude_archived" = Option<bool>, Query),
            ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "{docs, totalDocs, total, limit, offset, has_more}", body = serde_json::Value), (status = 400, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, description = "{docs, totalDocs, total, limit, offset, has_more}", body = serde_json::Value), (status = 400, body = ErrorBody)),
 )]
 pub async fn list_batches(
     State(state): State<AppState>,

@@ -17,9 +17,10 @@ use tessera_core::storage::{QuotaExceeded, StorageQuota, StorageUsage};
 use tessera_core::Action;
 use tessera_store::{new_file_id, remove_blob, FileRecord, NewFile, PartialFile, WriteError};
 
-use super::{
+use crate::api::{
     auth::ApiCaller,
     wire::{iso, string_field, ApiError, ApiResult, JsonBody},
+    ErrorBody,
 };
 use crate::{outbound, state::AppState};
 
@@ -266,7 +267,7 @@ async fn read_parts(
                     .text()
                     .await
                     .map_err(|e| multipart_error(&e, "Bad project_name field"))?;
-                super::wire::check_len("project_name", &text, 1000)?;
+                crate::api::wire::check_len("project_name", &text, 1000)?;
                 *project_name = Some(text);
             }
             _ => {}
@@ -281,8 +282,7 @@ async fn read_parts(
 #[utoipa::path(
     post, path = "/v1/files/upload", tag = "files",
     request_body(content_type = "multipart/form-data", description = "A `file` part and optional `project_name`"),
-    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 403, description = "Storage quota used up", body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
@@ -318,8 +318,7 @@ pub async fn upload_file(
 /// arrives.
 #[utoipa::path(
     post, path = "/v1/files/import", tag = "files", request_body = serde_json::Value,
-    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 403, description = "Storage quota used up", body = super::ErrorBody), (status = 413, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
 )]
 pub async fn import_file(
     State(state): State<AppState>,

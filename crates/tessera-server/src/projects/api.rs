@@ -6,20 +6,18 @@ use axum::{
     Json,
 };
 use serde_json::{json, Map, Value};
-use tessera_core::tasks::{TaskType, TypeProblem, KNOWN_TYPES};
 use tessera_core::Action;
-use tessera_store::{NewProject, Project, StoreError};
+use tessera_store::{Project, StoreError};
 
-use super::{
+use super::service::{
+    check_name, check_params, created, history_entry, new_project, MAX_HISTORY, MAX_NAME,
+};
+use crate::api::{
     auth::ApiCaller,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody},
+    ErrorBody,
 };
 use crate::state::AppState;
-
-pub const MAX_NAME: usize = 200;
-pub const MAX_PARAMS_BYTES: usize = 256 * 1024;
-/// Param versions kept per project.
-pub const MAX_HISTORY: usize = 200;
 
 fn project_json(project: &Project) -> Value {
     json!({
@@ -38,81 +36,10 @@ fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("Project \"{name}\" not found."))
 }
 
-/// Checks a project or batch name: 1–200 characters, no control characters (`/` allowed).
-pub fn check_name(what: &str, name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "Please include a {what} name."
-        )));
-    }
-    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "A {what} name has 1 to {MAX_NAME} characters and no control characters."
-        )));
-    }
-    Ok(name.to_owned())
-}
-
-fn check_params(params: &Value) -> ApiResult<()> {
-    if params.to_string().len() > MAX_PARAMS_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "params must be at most {} KiB of JSON.",
-            MAX_PARAMS_BYTES / 1024
-        )));
-    }
-    Ok(())
-}
-
-/// A version entry: the params flattened, plus `version` and `created_at`.
-fn history_entry(params: &Map<String, Value>, version: i64) -> Value {
-    let mut entry = params.clone();
-    entry.insert("version".into(), json!(version));
-    entry.insert("created_at".into(), json!(iso(tessera_store::now_ms())));
-    Value::Object(entry)
-}
-
-/// Validates a new project's type and params (shared with the dashboard).
-pub fn new_project(
-    team_id: &str,
-    mode: tessera_core::Mode,
-    name: &str,
-    task_type: &str,
-    params: Map<String, Value>,
-) -> ApiResult<NewProject> {
-    match task_type.parse::<TaskType>() {
-        Ok(_) => {}
-        Err(TypeProblem::NotEnabled(t)) if KNOWN_TYPES.contains(&t.as_str()) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::PAYMENT_REQUIRED,
-                format!("The task type \"{t}\" is not enabled for your account."),
-            ))
-        }
-        Err(TypeProblem::NotEnabled(t)) => {
-            return Err(ApiError::bad_request(format!(
-                "\"{t}\" is not a valid task type."
-            )))
-        }
-    }
-    check_params(&Value::Object(params.clone()))?;
-    Ok(NewProject {
-        team_id: team_id.to_owned(),
-        mode,
-        name: name.to_owned(),
-        task_type: task_type.to_owned(),
-        param_history: json!([history_entry(&params, 0)]),
-        params: Value::Object(params),
-        rapid: false,
-        studio: false,
-        dataset_id: None,
-    })
-}
-
 /// Create a project (`{"type", "name", "params", "rapid", "studio", "datasetId"}`).
 #[utoipa::path(
     post, path = "/v1/projects", tag = "projects", request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
 )]
 pub async fn create_project(
     State(state): State<AppState>,
@@ -136,20 +63,14 @@ pub async fn create_project(
     new.rapid = json_bool(body.get("rapid"));
     new.studio = json_bool(body.get("studio"));
     new.dataset_id = string_field(&body, "datasetId", 200)?;
-    match state.store.create_project(&new).await {
-        Ok(project) => Ok(Json(project_json(&project))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
-            "A project named \"{name}\" already exists."
-        ))),
-        Err(err) => Err(err.into()),
-    }
+    let project = created("project", &name, state.store.create_project(&new).await)?;
+    Ok(Json(project_json(&project)))
 }
 
 /// Get a project by name (`/` inside a name is sent as `%2F`).
 #[utoipa::path(
     get, path = "/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
 )]
 pub async fn get_project(
     State(state): State<AppState>,
@@ -169,7 +90,6 @@ pub async fn get_project(
 #[utoipa::path(
     get, path = "/v1/projects", tag = "projects",
     responses((status = 200, body = Vec<serde_json::Value>)),
-    security(("basic" = []), ("bearer" = []))
 )]
 pub async fn list_projects(
     State(state): State<AppState>,
@@ -190,8 +110,7 @@ pub async fn list_projects(
 #[utoipa::path(
     post, path = "/v1/projects/{name}/setParams", tag = "projects", params(("name" = String, Path)),
     request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_params(
     State(state): State<AppState>,
@@ -258,8 +177,7 @@ pub async fn set_params(
 /// project's current params version. Other types have no templates (400).
 #[utoipa::path(
     get, path = "/v1/projects/{name}/taskTemplates", tag = "projects", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
-    security(("basic" = []), ("bearer" = []))
+    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn task_templates(
     State(state): State<AppState>,

@@ -1,0 +1,259 @@
+//! Projects on the dashboard (Members and up; Managers edit), scoped by the live/test
+//! switch: the project list and a project's detail with its params history and batches.
+
+use askama::Template;
+use axum::{extract::State, http::StatusCode, response::Response};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tessera_core::Action;
+use tessera_store::{BatchFilter, StoreError};
+
+use super::service::{check_name, new_project};
+use crate::{
+    state::AppState,
+    tasks::pages::{choices, pretty, type_names, Choice},
+    web::{
+        format_time, page, redirect_with_flash, render, Form, Layout, Query, SignedIn, WebError,
+        WebResult,
+    },
+};
+
+struct ProjectRow {
+    name: String,
+    display: String,
+    task_type: String,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "projects.html")]
+struct ProjectsPage {
+    layout: Layout,
+    projects: Vec<ProjectRow>,
+    can_edit: bool,
+    types: Vec<Choice>,
+    error: Option<String>,
+    name: String,
+    instruction: String,
+}
+
+async fn projects_page(
+    state: &AppState,
+    who: &SignedIn,
+    error: Option<String>,
+    input: ProjectInput,
+) -> WebResult<ProjectsPage> {
+    let team_id = who.authorize(Action::ViewTasks)?;
+    let team = who.team_name.clone().unwrap_or_default();
+    let projects = state
+        .store
+        .list_projects(team_id, who.mode)
+        .await?
+        .into_iter()
+        .rev()
+        .map(|p| ProjectRow {
+            display: format!("{team} / {}", p.name),
+            name: p.name,
+            task_type: p.task_type,
+            created: format_time(p.created_at),
+        })
+        .collect();
+    Ok(ProjectsPage {
+        layout: Layout::signed_in("Projects", who, "/projects"),
+        projects,
+        can_edit: who.authorize(Action::EditProjects).is_ok(),
+        types: choices(&type_names(), &input.task_type),
+        error,
+        name: input.name,
+        instruction: input.instruction,
+    })
+}
+
+pub(super) async fn projects(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
+    Ok(page(
+        &projects_page(&state, &who, None, ProjectInput::default()).await?,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct ProjectInput {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    task_type: String,
+    #[serde(default)]
+    instruction: String,
+}
+
+pub(super) async fn create_project(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Form(input): Form<ProjectInput>,
+) -> WebResult<Response> {
+    let team_id = who.authorize(Action::EditProjects)?.to_owned();
+    let mut params = Map::new();
+    if !input.instruction.trim().is_empty() {
+        params.insert("instruction".into(), json!(input.instruction.trim()));
+    }
+    let new = check_name("project", &input.name)
+        .and_then(|name| new_project(&team_id, who.mode, &name, &input.task_type, params));
+    let new = match new {
+        Ok(new) => new,
+        Err(err) => {
+            return Ok(render(
+                StatusCode::BAD_REQUEST,
+                &projects_page(&state, &who, Some(err.message), input).await?,
+            ))
+        }
+    };
+    match state.store.create_project(&new).await {
+        Ok(p) => Ok(redirect_with_flash(
+            &project_link(&p.name),
+            &format!("Project \"{}\" created in {} mode.", p.name, who.mode),
+        )),
+        Err(StoreError::Conflict(_)) => {
+            let message = format!(
+                "A project named \"{}\" already exists in {} mode.",
+                new.name, who.mode
+            );
+            Ok(render(
+                StatusCode::BAD_REQUEST,
+                &projects_page(&state, &who, Some(message), input).await?,
+            ))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+pub(crate) fn project_link(name: &str) -> String {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("name", name)
+        .finish();
+    format!("/projects/view?{q}")
+}
+
+struct BatchRow {
+    name: String,
+    status: String,
+    created: String,
+    tasks_link: String,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+pub(crate) struct ProjectPage {
+    layout: Layout,
+    name: String,
+    display: String,
+    task_type: String,
+    params: String,
+    history: Vec<(i64, String, String)>,
+    batches: Vec<BatchRow>,
+    can_edit: bool,
+    tasks_link: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NameQuery {
+    #[serde(default)]
+    name: String,
+}
+
+pub(crate) async fn project_page(
+    state: &AppState,
+    who: &SignedIn,
+    name: &str,
+    error: Option<String>,
+) -> WebResult<ProjectPage> {
+    let team_id = who.authorize(Action::ViewTasks)?;
+    let project = state
+        .store
+        .find_project(team_id, who.mode, name)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let (batches, _) = state
+        .store
+        .list_batches(
+            team_id,
+            who.mode,
+            &BatchFilter {
+                project_id: Some(project.id.clone()),
+                ..BatchFilter::default()
+            },
+            100,
+            0,
+        )
+        .await?;
+    let history = history_rows(&project.param_history);
+    let tasks_link = |extra: &str| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("project", &project.name);
+        if !extra.is_empty() {
+            q.append_pair("batch", extra);
+        }
+        format!("/tasks?{}", q.finish())
+    };
+    Ok(ProjectPage {
+        layout: Layout::signed_in(format!("Project {}", project.name), who, "/projects"),
+        display: format!(
+            "{} / {}",
+            who.team_name.clone().unwrap_or_default(),
+            project.name
+        ),
+        task_type: project.task_type.clone(),
+        params: pretty(&project.params),
+        history,
+        batches: batches
+            .into_iter()
+            .map(|b| BatchRow {
+                tasks_link: tasks_link(&b.name),
+                name: b.name,
+                status: b.status,
+                created: format_time(b.created_at),
+            })
+            .collect(),
+        can_edit: who.authorize(Action::EditProjects).is_ok(),
+        tasks_link: tasks_link(""),
+        name: project.name,
+        error,
+    })
+}
+
+/// The project's param versions, newest first: (version, time, the params shown).
+fn history_rows(param_history: &Value) -> Vec<(i64, String, String)> {
+    param_history
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .rev()
+                .map(|entry| {
+                    let version = entry
+                        .get("version")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default();
+                    let at = entry
+                        .get("created_at")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut shown = entry.clone();
+                    if let Value::Object(o) = &mut shown {
+                        o.remove("version");
+                        o.remove("created_at");
+                    }
+                    (version, at, pretty(&shown))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) async fn project_detail(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<NameQuery>,
+) -> WebResult<Response> {
+    Ok(page(&project_page(&state, &who, &q.name, None).await?))
+}
