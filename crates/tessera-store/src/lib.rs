@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+#[cfg(feature = "bench-seed")]
 mod bench;
 mod blobs;
 mod callback_emails;
