@@ -160,47 +160,73 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests and the current worker
-    /// pass finish.
+    /// Starts the background components, serves until `shutdown` completes, then stops in a
+    /// deliberate order: stop accepting requests and let in-flight ones finish; drain the task
+    /// writer (every queued creation is written); stop the workers, each after its current
+    /// pass; record API key use; close the database.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let state = self.state;
+        let task_writer = state
+            .store
+            .start_task_writer()
+            .context("starting the task writer")?;
+        tracing::info!(component = "task writer", "started");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mail = mail::worker::MailWorker::new(self.state.clone())?;
-        let mail_task = tokio::spawn(mail.run(stop_rx.clone()));
-        let callbacks = callbacks::worker::CallbackWorker::new(self.state.clone());
-        let callbacks_task = tokio::spawn(callbacks.run(stop_rx.clone()));
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone(), stop_rx.clone()));
-        let task_changes = {
-            let store = self.state.store.clone();
-            let mut stop = stop_rx;
-            tokio::spawn(async move {
-                store
-                    .follow_task_changes(async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    })
-                    .await;
-            })
-        };
-        let limits = self.state.config.connection_limits();
-        serve::serve(
-            self.listener,
-            router(self.state.clone()),
-            limits,
-            async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            },
-        )
-        .await;
-        let _ = mail_task.await;
-        let _ = callbacks_task.await;
-        let _ = housekeeping.await;
-        let _ = task_changes.await;
-        self.state.api_keys.flush_uses(&self.state.store).await;
-        self.state.store.close().await;
+        let mail = mail::worker::MailWorker::new(state.clone())?;
+        let callbacks = callbacks::worker::CallbackWorker::new(state.clone());
+        let workers = [
+            Component::spawn("mail worker", mail.run(stop_rx.clone())),
+            Component::spawn("callback worker", callbacks.run(stop_rx.clone())),
+            Component::spawn("housekeeping", housekeeping(state.clone(), stop_rx.clone())),
+            Component::spawn("task cache follower", {
+                let store = state.store.clone();
+                let mut stop = stop_rx;
+                async move {
+                    store
+                        .follow_task_changes(async move {
+                            let _ = stop.wait_for(|stopped| *stopped).await;
+                        })
+                        .await;
+                }
+            }),
+        ];
+        let limits = state.config.connection_limits();
+        serve::serve(self.listener, router(state.clone()), limits, shutdown).await;
+        tracing::info!(component = "http server", "stopped");
+        task_writer.stop().await;
+        tracing::info!(component = "task writer", "stopped");
+        let _ = stop_tx.send(true);
+        for worker in workers {
+            worker.stop().await;
+        }
+        state.api_keys.flush_uses(&state.store).await;
+        state.store.close().await;
         Ok(())
+    }
+}
+
+/// A background task of the application, named so that its start and stop are logged.
+struct Component {
+    name: &'static str,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Component {
+    fn spawn(name: &'static str, run: impl Future<Output = ()> + Send + 'static) -> Self {
+        let task = tokio::spawn(run);
+        tracing::info!(component = name, "started");
+        Self { name, task }
+    }
+
+    /// Waits for the task to end (its stop signal has been sent).
+    async fn stop(self) {
+        if let Err(err) = self.task.await {
+            tracing::warn!(component = self.name, error = %err, "ended abnormally");
+        }
+        tracing::info!(component = self.name, "stopped");
     }
 }
 

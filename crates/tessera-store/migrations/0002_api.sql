@@ -115,14 +115,12 @@ CREATE TABLE task_tags (
 CREATE INDEX task_tags_tag_idx ON task_tags (team_id, mode, tag);
 
 -- The number of tasks per (team, mode), kept in the transaction that inserts a task, so an
--- unfiltered list can report its total without counting a million rows. Spread over 16 rows
--- (a random shard per insert) so concurrent inserts do not queue on one row lock.
+-- unfiltered list can report its total without counting a million rows.
 CREATE TABLE task_counts (
     team_id TEXT NOT NULL REFERENCES teams (id),
     mode TEXT NOT NULL CHECK (mode IN ('live', 'test')),
-    shard BIGINT NOT NULL CHECK (shard >= 0 AND shard < 16),
     total BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (team_id, mode, shard)
+    PRIMARY KEY (team_id, mode)
 );
 
 -- What happened to a task, for the dashboard's history.

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+#[cfg(feature = "bench-seed")]
 mod bench;
 mod blobs;
 mod callback_emails;
@@ -77,10 +78,33 @@ pub struct Store {
     task_cache: Arc<task_cache::TaskCache>,
     /// Task pages the database builds at once (see `list_tasks`).
     page_permits: Arc<tokio::sync::Semaphore>,
-    /// The group-commit writer of new tasks, started with the first one.
-    task_inserts: Arc<std::sync::OnceLock<task_insert::InsertQueue>>,
+    /// The queue of the group-commit task writer while it runs ([`Store::start_task_writer`]).
+    task_writer: Arc<std::sync::RwLock<Option<task_insert::InsertQueue>>>,
     /// PostgreSQL: where [`Store::follow_task_changes`] listens.
     database_url: String,
+}
+
+/// The running group-commit task writer of a [`Store`] (see [`Store::start_task_writer`]).
+/// Dropping it without [`TaskWriter::stop`] leaves the writer running until the store's last
+/// clone is gone.
+#[must_use = "stop the task writer at shutdown so queued tasks are written"]
+pub struct TaskWriter {
+    slot: Arc<std::sync::RwLock<Option<task_insert::InsertQueue>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TaskWriter {
+    /// Stops queueing new tasks (later ones are written alone) and waits until the writer has
+    /// written every task already queued.
+    pub async fn stop(self) {
+        let queue = self
+            .slot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        drop(queue);
+        let _ = self.task.await;
+    }
 }
 
 /// How long a cached task is served on SQLite: the staleness a second process serving the
@@ -141,7 +165,7 @@ impl Store {
                     // the expiry bounds what a second process on the same file would see.
                     task_cache: Arc::new(task_cache::TaskCache::new(SQLITE_TASK_CACHE_TTL, true)),
                     page_permits: page_permits(),
-                    task_inserts: Arc::default(),
+                    task_writer: Arc::default(),
                     database_url: database_url.to_owned(),
                 })
             }
@@ -162,7 +186,7 @@ impl Store {
                         false,
                     )),
                     page_permits: page_permits(),
-                    task_inserts: Arc::default(),
+                    task_writer: Arc::default(),
                     database_url: database_url.to_owned(),
                 })
             }
@@ -188,6 +212,38 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    /// Starts the group-commit writer of new tasks (`task_insert`): from now on
+    /// [`Store::insert_task`] on this store and its clones queues tasks for it, to be written
+    /// in batches. The server starts it before it takes requests and stops it after the last
+    /// one. Without a running writer (a CLI, a test on the bare store, or after
+    /// [`TaskWriter::stop`]) each task is written alone in its own transaction, with the same
+    /// statements and the same result: correct, only not batched.
+    ///
+    /// Must be called inside a Tokio runtime. `Err` if this store's writer already runs.
+    pub fn start_task_writer(&self) -> StoreResult<TaskWriter> {
+        let mut slot = self
+            .task_writer
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_some() {
+            return Err(StoreError::Config("the task writer already runs".into()));
+        }
+        let (queue, task) = task_insert::InsertQueue::start(self.writer.clone(), self.dialect);
+        *slot = Some(queue);
+        Ok(TaskWriter {
+            slot: self.task_writer.clone(),
+            task,
+        })
+    }
+
+    /// The running task writer's queue, if any.
+    fn task_writer_queue(&self) -> Option<task_insert::InsertQueue> {
+        self.task_writer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Closes both pools, letting in-flight statements finish.

@@ -54,7 +54,33 @@ const MIGRATIONS: &[Migration] = &[
         name: "key_nonces_attempt_requests",
         sql: include_str!("../migrations/0008_key_nonces_attempt_requests.sql"),
     },
+    Migration {
+        version: 9,
+        name: "task_counts_sharded",
+        sql: include_str!("../migrations/0009_task_counts_sharded.sql"),
+    },
 ];
+
+/// Checksums a released migration once had besides its current one, accepted when found in
+/// `schema_migrations`. Released migrations are never edited (ADR 0001); each entry here records
+/// a past mistake and says why the databases that recorded it are still sound. Any other
+/// difference is refused.
+const HISTORICAL_CHECKSUMS: &[(i64, &str)] = &[
+    // 0002 as edited in place by commit 057769c (task_counts gained `shard` and a new primary
+    // key). 0002 is back to its released text; 0009 brings both shapes to the sharded one.
+    (
+        2,
+        "714661ae032cebc8a95e4d16f0e1d2379788f1a506a4a47622cd4332c4fa2c31",
+    ),
+];
+
+/// Whether `recorded` is a checksum `migration` may have been applied with.
+fn accepted(migration: &Migration, checksum: &str, recorded: &str) -> bool {
+    recorded == checksum
+        || HISTORICAL_CHECKSUMS
+            .iter()
+            .any(|&(version, old)| version == migration.version && old == recorded)
+}
 
 /// Keeps the lines of `sql` that apply to `dialect`.
 fn sql_for(sql: &str, dialect: Dialect) -> String {
@@ -122,7 +148,7 @@ async fn apply_pending(
             .find(|r| r.try_get::<i64, _>("version").ok() == Some(migration.version))
         {
             let recorded: String = row.try_get("checksum")?;
-            if recorded != checksum {
+            if !accepted(migration, &checksum, &recorded) {
                 return Err(StoreError::Migration {
                     version: migration.version,
                     message: "the applied migration differs from this binary's copy".into(),
@@ -166,5 +192,70 @@ mod tests {
         let sql = "A;\n-- @dialect sqlite\nS;\n-- @dialect postgres\nP;\n-- @dialect all\nB;\n";
         assert_eq!(sql_for(sql, Dialect::Sqlite), "A;\nS;\nB;\n");
         assert_eq!(sql_for(sql, Dialect::Postgres), "A;\nP;\nB;\n");
+    }
+
+    /// Released migrations are frozen: a database records each one's checksum and refuses to
+    /// start when the binary's copy differs. Editing one fails here first; add a migration.
+    #[test]
+    fn released_migrations_are_unchanged() {
+        let pinned: &[(i64, &str)] = &[
+            (
+                1,
+                "430a6e1af7a85bcbbb29b3f4b3a44bdf0e3c9af9aeb72001ba86f1f4cac0b5bc",
+            ),
+            (
+                2,
+                "14190d8e708f2ac318499d12ad4f8b2f57cf778ba428b3d7aff44679766dba50",
+            ),
+            (
+                3,
+                "d46d1cd6eb102bbaf34467a836f94c133e8d4da1cfbc73f572f028297dc51f2b",
+            ),
+            (
+                4,
+                "af6b40ceeeb1aa17df9d8f093da0a05da0c9a59db4d26e8bcb4b450da81d6dd0",
+            ),
+            (
+                5,
+                "58e0147e4868557e63538d58854ab04f4c911c00922c3edb729af9398869c087",
+            ),
+            (
+                6,
+                "1e0dac370052739d091a3125151879864f7d5cb1d530df6f82477d17ffea1c24",
+            ),
+            (
+                7,
+                "784827570041ea2b24143ce48f40c597cbf1db51c0797ac0332a2c8ada66394e",
+            ),
+            (
+                8,
+                "86a129ac08a6e2408fceab4316039160e8605a5522b57c32bb791c2f6d3b2779",
+            ),
+            (
+                9,
+                "a1760440ecf489644e7c3f9d2465cd395ae02fdb8a59b5b279d044fcd97c86a1",
+            ),
+        ];
+        let actual: Vec<(i64, String)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, hex::encode(Sha256::digest(m.sql.as_bytes()))))
+            .collect();
+        let expected: Vec<(i64, String)> = pinned.iter().map(|&(v, c)| (v, c.to_owned())).collect();
+        assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn only_the_listed_earlier_checksum_is_accepted() {
+        let v2 = &MIGRATIONS[1];
+        let current = hex::encode(Sha256::digest(v2.sql.as_bytes()));
+        assert!(accepted(v2, &current, &current));
+        assert!(accepted(v2, &current, HISTORICAL_CHECKSUMS[0].1));
+        assert!(!accepted(v2, &current, &"0".repeat(64)));
+        let v3 = &MIGRATIONS[2];
+        let current = hex::encode(Sha256::digest(v3.sql.as_bytes()));
+        assert!(
+            !accepted(v3, &current, HISTORICAL_CHECKSUMS[0].1),
+            "an accepted checksum belongs to one version"
+        );
     }
 }

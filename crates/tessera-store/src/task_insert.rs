@@ -16,7 +16,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 
 use crate::{callbacks::complete_batch_if_done, Dialect, StoreError, StoreResult};
 
@@ -60,19 +63,20 @@ pub(crate) struct TaskRow {
 type Reply = oneshot::Sender<StoreResult<Option<String>>>;
 
 /// The queue in front of the task writer.
+#[derive(Clone)]
 pub(crate) struct InsertQueue {
     queue: mpsc::Sender<(TaskRow, Reply)>,
 }
 
 impl InsertQueue {
-    /// Starts the writer on the runtime; it ends when the queue is dropped. One writer: on
-    /// SQLite there is one write connection anyway, and on PostgreSQL one batch at a time
-    /// measured faster than several side by side (they contend for the team row that every
-    /// new task's foreign key locks).
-    pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> Self {
+    /// Starts the writer on the runtime; it ends once every clone of the queue is dropped
+    /// and the tasks still queued are written. One writer: on SQLite there is one write
+    /// connection anyway, and on PostgreSQL one batch at a time measured faster than several
+    /// side by side (they contend for the team row that every new task's foreign key locks).
+    pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> (Self, JoinHandle<()>) {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(pool, Statements::new(dialect), waiting));
-        Self { queue }
+        let writer = tokio::spawn(write_batches(pool, Statements::new(dialect), waiting));
+        (Self { queue }, writer)
     }
 
     /// Inserts the task with everything written alongside it (see the module doc); returns
@@ -83,6 +87,18 @@ impl InsertQueue {
         self.queue.send((row, reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+}
+
+/// Writes one task in its own transaction, with the writer's statements (a batch of one):
+/// the path of a store whose writer is not running (see [`crate::Store::start_task_writer`]).
+pub(crate) async fn insert_alone(
+    pool: &AnyPool,
+    dialect: Dialect,
+    row: TaskRow,
+) -> StoreResult<Option<String>> {
+    insert_rows(pool, &Statements::new(dialect), std::slice::from_ref(&row))
+        .await
+        .map(|mut urls| urls.pop().flatten())
 }
 
 async fn write_batches(

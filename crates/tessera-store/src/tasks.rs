@@ -9,7 +9,7 @@ use crate::{
     callbacks::{complete_batch_if_done, new_delivery_id},
     new_id, now_ms,
     projects::json_column,
-    task_insert::{InsertQueue, TaskRow},
+    task_insert::{self, TaskRow},
     Dialect, Store, StoreError, StoreResult,
 };
 
@@ -393,13 +393,13 @@ impl Store {
             completed_at,
             delivery_id: new_delivery_id(),
         };
-        // Through the group-commit writer (see `task_insert`).
-        let callback_url = self
-            .task_inserts
-            .get_or_init(|| InsertQueue::start(self.writer.clone(), self.dialect))
-            .insert(row)
-            .await
-            .map_err(unique_conflict)?;
+        // Through the group-commit writer when it runs (see `task_insert`), else alone.
+        let queue = self.task_writer_queue();
+        let written = match queue {
+            Some(queue) => queue.insert(row).await,
+            None => task_insert::insert_alone(&self.writer, self.dialect, row).await,
+        };
+        let callback_url = written.map_err(unique_conflict)?;
         Ok(Task {
             id,
             team_id: new.team_id.clone(),

@@ -35,14 +35,6 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(StorageArgs),
-    /// Benchmark support (see bench/run): reference measurements and bulk seeding.
-    #[command(hide = true)]
-    Bench {
-        #[command(flatten)]
-        storage: StorageArgs,
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
     /// Support operations on teams and users.
     Admin {
         #[command(flatten)]
@@ -148,58 +140,6 @@ struct ServeArgs {
     /// X-Forwarded-For names the client; without it the header is ignored.
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_parser = parse_trusted_proxies_arg)]
     trusted_proxies: Option<TrustedProxies>,
-}
-
-#[derive(Subcommand, Debug)]
-enum BenchCommand {
-    /// Measures plain one-row commits per second through the server's write pool.
-    Commits {
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-    },
-    /// Inserts COUNT completed tasks for a team in bulk.
-    Seed {
-        #[arg(long)]
-        team: String,
-        #[arg(long, default_value = "test")]
-        mode: String,
-        #[arg(long)]
-        count: i64,
-    },
-    /// Inserts COUNT completed test tasks for a team, each with a pending callback to URL.
-    SeedCallbacks {
-        #[arg(long)]
-        team: String,
-        #[arg(long, default_value = "test")]
-        mode: String,
-        #[arg(long)]
-        count: i64,
-        #[arg(long)]
-        url: String,
-    },
-    /// Prints the callback deliveries by status and the attempts made (`pending=… succeeded=…
-    /// failed=… attempts=…`); with `--wait-for N`, first polls until N deliveries are finished
-    /// (succeeded or failed) and also prints `seconds=… rate=…`: from the first attempt to the
-    /// last finish, by the server's clock.
-    DeliveryCounts {
-        #[arg(long)]
-        wait_for: Option<i64>,
-        /// Give up waiting after this long.
-        #[arg(long, default_value = "300s", value_parser = parse_duration_arg)]
-        timeout: Duration,
-    },
-    /// A minimal HTTP receiver for callback benchmarks: answers every request with STATUS
-    /// after DELAY_MS, counting requests and body bytes (`GET /__count` prints them).
-    Receiver {
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        listen: SocketAddr,
-        #[arg(long, default_value_t = 200)]
-        status: u16,
-        #[arg(long, default_value_t = 0)]
-        delay_ms: u64,
-    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -442,7 +382,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AdminCommand::RotateMasterKey { new_key_file },
         } => rotate_master_key(&storage, new_key_file).await,
         Command::Admin { storage, command } => admin(storage, command).await,
-        Command::Bench { storage, command } => bench(storage, command).await,
     }
 }
 
@@ -551,135 +490,6 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
-}
-
-async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()> {
-    if let BenchCommand::Receiver {
-        listen,
-        status,
-        delay_ms,
-    } = command
-    {
-        return bench_receiver(listen, status, Duration::from_millis(delay_ms)).await;
-    }
-    let store = storage.store().await?;
-    match command {
-        BenchCommand::Commits {
-            seconds,
-            concurrency,
-        } => {
-            let rate = store
-                .bench_single_row_commits(Duration::from_secs(seconds), concurrency)
-                .await?;
-            println!("{rate:.0}");
-        }
-        BenchCommand::Seed { team, mode, count } => {
-            let team = support::find_team(&store, &team)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mode: tessera_core::Mode = mode
-                .parse()
-                .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
-            store.seed_tasks(&team.id, mode, count).await?;
-            println!("seeded {count} tasks");
-        }
-        BenchCommand::SeedCallbacks {
-            team,
-            mode,
-            count,
-            url,
-        } => {
-            let team = support::find_team(&store, &team)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mode: tessera_core::Mode = mode
-                .parse()
-                .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
-            store.seed_callbacks(&team.id, mode, count, &url).await?;
-            println!("seeded {count} tasks with pending callbacks");
-        }
-        BenchCommand::DeliveryCounts { wait_for, timeout } => {
-            let started = std::time::Instant::now();
-            let mut counts = store.delivery_counts(None, None).await?;
-            if let Some(target) = wait_for {
-                while counts.succeeded + counts.failed < target {
-                    if started.elapsed() > timeout {
-                        bail!(
-                            "timed out: pending={} succeeded={} failed={}",
-                            counts.pending,
-                            counts.succeeded,
-                            counts.failed
-                        );
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    counts = store.delivery_counts(None, None).await?;
-                }
-            }
-            let (attempts, span) = store.bench_delivery_stats().await?;
-            print!(
-                "pending={} succeeded={} failed={} attempts={attempts}",
-                counts.pending, counts.succeeded, counts.failed
-            );
-            if let (Some(_), Some((first, last))) = (wait_for, span) {
-                let seconds = (last - first).max(1) as f64 / 1000.0;
-                let done = counts.succeeded + counts.failed;
-                print!(" seconds={seconds:.3} rate={:.1}", done as f64 / seconds);
-            }
-            println!();
-        }
-        BenchCommand::Receiver { .. } => unreachable!("handled above"),
-    }
-    store.close().await;
-    Ok(())
-}
-
-/// `tessera bench receiver`: every request is answered with `status` after `delay`; nothing is
-/// printed per request. `GET /__count` answers `requests=N bytes=M` (not counted itself).
-async fn bench_receiver(listen: SocketAddr, status: u16, delay: Duration) -> anyhow::Result<()> {
-    use std::sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    };
-
-    use axum::{body::Bytes, extract::State, http::StatusCode, routing::get, Router};
-
-    #[derive(Default)]
-    struct Counts {
-        requests: AtomicU64,
-        bytes: AtomicU64,
-    }
-    let status = StatusCode::from_u16(status).context("--status")?;
-    let counts = Arc::new(Counts::default());
-    let app = Router::new()
-        .route(
-            "/__count",
-            get(|State(c): State<Arc<Counts>>| async move {
-                format!(
-                    "requests={} bytes={}\n",
-                    c.requests.load(Ordering::Relaxed),
-                    c.bytes.load(Ordering::Relaxed)
-                )
-            }),
-        )
-        .fallback(
-            move |State(c): State<Arc<Counts>>, body: Bytes| async move {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                c.requests.fetch_add(1, Ordering::Relaxed);
-                c.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-                status
-            },
-        )
-        .with_state(counts);
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    println!("receiver listening on {}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
 }
 
 async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {

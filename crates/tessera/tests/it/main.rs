@@ -13,6 +13,7 @@ mod durability;
 mod files;
 mod invariants;
 mod mail;
+mod migrations;
 mod promises;
 mod sealing;
 mod server;
