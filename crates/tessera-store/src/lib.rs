@@ -22,6 +22,7 @@ mod projects;
 mod rate;
 mod sealed;
 mod sessions;
+mod sql;
 mod task_cache;
 mod task_insert;
 mod tasks;
