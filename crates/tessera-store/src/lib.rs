@@ -43,7 +43,7 @@ pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,
     DeliveryOutcome, DeliveryPage, NewDelivery, NextStep, SentRequest,
 };
-pub use error::{StoreError, StoreResult};
+pub use error::{Constraint, StoreError, StoreResult};
 pub use files::{new_file_id, FileRecord, NewFile};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,

@@ -150,7 +150,7 @@ fn batch_from_row(row: &AnyRow) -> StoreResult<Batch> {
 }
 
 impl Store {
-    /// Creates a project; `Conflict("projects_name_uq")` when the name is taken in this mode.
+    /// Creates a project; `Unique(ProjectName)` when the name is taken in this mode.
     pub async fn create_project(&self, new: &NewProject) -> StoreResult<Project> {
         let id = new_id("prj");
         let now = now_ms();
@@ -170,11 +170,7 @@ impl Store {
         .bind(new.dataset_id.as_deref())
         .bind(now)
         .execute(&self.writer)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            err if err.is_conflict_on("projects") || err.is_conflict_on("name") => StoreError::Conflict("projects_name_uq".into()),
-            err => err,
-        })?;
+        .await?;
         self.find_project(&new.team_id, new.mode, &new.name)
             .await?
             .ok_or(StoreError::NotFound)
@@ -245,7 +241,7 @@ impl Store {
         Ok(project)
     }
 
-    /// Creates a batch; `Conflict("batches_name_uq")` when the name is taken in this mode.
+    /// Creates a batch; `Unique(BatchName)` when the name is taken in this mode.
     pub async fn create_batch(&self, new: &NewBatch) -> StoreResult<Batch> {
         let id = new_id("bat");
         let now = now_ms();
@@ -265,11 +261,7 @@ impl Store {
         .bind(i64::from(new.self_label_batch))
         .bind(now)
         .execute(&self.writer)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            err if err.is_conflict_on("batches") || err.is_conflict_on("name") => StoreError::Conflict("batches_name_uq".into()),
-            err => err,
-        })?;
+        .await?;
         self.find_batch(&new.team_id, new.mode, &new.name)
             .await?
             .ok_or(StoreError::NotFound)

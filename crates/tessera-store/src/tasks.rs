@@ -388,19 +388,12 @@ impl Store {
     /// Inserts a task with its tag index rows, the team's task count, and (completed at
     /// creation with a callback URL) its callback delivery, all committed together — in a
     /// batch with other concurrent creations (`task_insert`). A completed task may complete
-    /// its finalized batch. `Conflict("tasks_unique_id_uq")` when its `unique_id` is taken in
-    /// this mode.
+    /// its finalized batch. `Unique(TaskUniqueId)` when its `unique_id` is taken in this
+    /// mode.
     pub async fn insert_task(&self, new: &NewTask) -> StoreResult<Task> {
         let id = new_task_id();
         let now = now_ms();
         let completed_at = (new.status == "completed").then_some(now);
-        let unique_conflict = |err: StoreError| {
-            if err.is_conflict_on("unique_id") {
-                StoreError::Conflict("tasks_unique_id_uq".into())
-            } else {
-                err
-            }
-        };
         let mut seen = std::collections::HashSet::new();
         let tag_index: Vec<String> = new
             .tags
@@ -435,8 +428,7 @@ impl Store {
             .task_inserts
             .get_or_init(|| InsertQueue::start(self.writer.clone(), self.dialect))
             .insert(row)
-            .await
-            .map_err(unique_conflict)?;
+            .await?;
         Ok(Task {
             id,
             team_id: new.team_id.clone(),
@@ -644,17 +636,7 @@ impl Store {
         if let Some(status) = change.only_if_status() {
             update.push(" AND status = ").bind(status);
         }
-        let done =
-            update
-                .query()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match StoreError::from(e) {
-                    err if err.is_conflict_on("unique_id") => {
-                        StoreError::Conflict("tasks_unique_id_uq".into())
-                    }
-                    err => err,
-                })?;
+        let done = update.query().execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             let status: Option<(String,)> = sqlx::query_as(
                 "SELECT status FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3",

@@ -101,7 +101,7 @@ pub async fn create_batch(
     };
     match state.store.create_batch(&new).await {
         Ok(batch) => Ok(Json(batch_json(&batch))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
             "A batch named \"{name}\" already exists."
         ))),
         Err(err) => Err(err.into()),

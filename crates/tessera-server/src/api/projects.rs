@@ -138,7 +138,7 @@ pub async fn create_project(
     new.dataset_id = string_field(&body, "datasetId", 200)?;
     match state.store.create_project(&new).await {
         Ok(project) => Ok(Json(project_json(&project))),
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
             "A project named \"{name}\" already exists."
         ))),
         Err(err) => Err(err.into()),

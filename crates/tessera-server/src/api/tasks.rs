@@ -381,7 +381,7 @@ pub async fn create_task(
             }
             Ok(Json(task_json(&task, false)))
         }
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let uid = unique_id.unwrap_or_default();
             let existing = state
                 .store
@@ -663,7 +663,7 @@ pub async fn set_unique_id(
         )
         .await
     {
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let other = state
                 .store
                 .find_task_by_unique_id(&caller.team_id, caller.mode, &unique_id)

@@ -198,7 +198,7 @@ async fn create_project(
             &project_link(&p.name),
             &format!("Project \"{}\" created in {} mode.", p.name, who.mode),
         )),
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let message = format!(
                 "A project named \"{}\" already exists in {} mode.",
                 new.name, who.mode
@@ -390,7 +390,7 @@ async fn create_batch(
             &project_link(&project.name),
             &format!("Batch \"{name}\" created."),
         )),
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let message = format!(
                 "A batch named \"{name}\" already exists in {} mode.",
                 who.mode

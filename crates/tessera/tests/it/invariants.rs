@@ -4,7 +4,9 @@
 use sqlx::Connection;
 use tessera_core::{profile::Profile, Email, Role};
 use tessera_server::crypto::token_digest;
-use tessera_store::{NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError};
+use tessera_store::{
+    Constraint, NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError,
+};
 
 use crate::{backend_test, helpers::*};
 
@@ -121,7 +123,10 @@ async fn exactly_one_admin_per_team(backend: Backend) {
         );
         for r in [a, b] {
             assert!(
-                matches!(r, Ok(()) | Err(StoreError::Conflict(_))),
+                matches!(
+                    r,
+                    Ok(()) | Err(StoreError::Unique(_) | StoreError::Conflict(_))
+                ),
                 "round {round}: {r:?}"
             );
         }
@@ -168,7 +173,13 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
     for t in tasks {
         let r = t.await.unwrap();
         assert!(
-            r.is_ok() || matches!(r, Err(StoreError::Conflict(_) | StoreError::TooSoon { .. })),
+            r.is_ok()
+                || matches!(
+                    r,
+                    Err(StoreError::Unique(_)
+                        | StoreError::Conflict(_)
+                        | StoreError::TooSoon { .. })
+                ),
             "{r:?}"
         );
     }
@@ -201,7 +212,7 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
     );
     let loser = if r1.is_ok() { &r2 } else { &r1 };
     assert!(
-        matches!(loser, Err(e) if e.is_conflict_on("email_key")),
+        matches!(loser, Err(e) if e.is_unique(&Constraint::UserEmail)),
         "{loser:?}"
     );
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
@@ -255,7 +266,7 @@ async fn invitation_links_are_single_use_and_stored_hashed(backend: Backend) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(StoreError::NotFound | StoreError::Conflict(_)) => {}
+            Err(StoreError::NotFound | StoreError::Unique(_) | StoreError::Conflict(_)) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
