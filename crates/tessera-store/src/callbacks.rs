@@ -5,7 +5,6 @@
 //! time to the end of its lease, so a worker that dies mid-attempt only delays the delivery
 //! until the lease runs out — nothing is lost, and no other worker takes it meanwhile.
 
-use serde_json::json;
 use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
@@ -213,62 +212,6 @@ pub(crate) async fn enqueue_task_delivery(
     .bind(mode.as_str())
     .bind(task_id)
     .bind(target)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Marks a finalised batch completed once every one of its tasks is final, and queues its
-/// callback; does nothing otherwise. Runs in the transaction that changed a task or the batch.
-pub(crate) async fn complete_batch_if_done(
-    conn: &mut sqlx::AnyConnection,
-    batch_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    let completed: Option<(String, String, String, String)> = sqlx::query_as(
-        "UPDATE batches SET status = 'completed', completed_at = $1, updated_at = $1 \
-         WHERE id = $2 AND finalized = 1 AND status <> 'completed' \
-         AND EXISTS (SELECT 1 FROM tasks WHERE batch_id = $2) \
-         AND NOT EXISTS (SELECT 1 FROM tasks WHERE batch_id = $2 AND status = 'pending') \
-         RETURNING team_id, mode, name, callback",
-    )
-    .bind(now)
-    .bind(batch_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((team_id, mode, name, callback)) = completed else {
-        return Ok(());
-    };
-    if callback.is_empty() {
-        return Ok(());
-    }
-    let counts: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM tasks WHERE batch_id = $1 GROUP BY status")
-            .bind(batch_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let count = |s: &str| {
-        counts
-            .iter()
-            .find(|(status, _)| status == s)
-            .map_or(0, |(_, n)| *n)
-    };
-    let payload = json!({
-        "batch": name,
-        "status": "completed",
-        "stats": {"completed": count("completed"), "canceled": count("canceled"), "error": count("error")},
-    });
-    sqlx::query(
-        "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'batch', $4, $5, $6, 'pending', $7, $7, $7)",
-    )
-    .bind(new_delivery_id())
-    .bind(team_id)
-    .bind(mode)
-    .bind(batch_id)
-    .bind(callback)
-    .bind(payload.to_string())
     .bind(now)
     .execute(&mut *conn)
     .await?;

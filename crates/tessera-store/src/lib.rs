@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod batch_completion;
 mod bench;
 mod blobs;
 mod callback_emails;

@@ -328,7 +328,7 @@ impl Store {
         .bind(batch_id)
         .execute(&mut *tx)
         .await?;
-        crate::callbacks::complete_batch_if_done(&mut tx, batch_id, now).await?;
+        crate::batch_completion::complete_batch_if_done(&mut tx, batch_id, now).await?;
         tx.commit().await?;
         Ok(())
     }

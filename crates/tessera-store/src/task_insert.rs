@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{callbacks::complete_batch_if_done, Dialect, StoreError, StoreResult};
+use crate::{batch_completion::complete_batch_if_done, Dialect, StoreError, StoreResult};
 
 /// Tasks written in one transaction at most.
 const MAX_BATCH: usize = 64;

@@ -6,7 +6,8 @@ use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
 use crate::{
-    callbacks::{complete_batch_if_done, new_delivery_id},
+    batch_completion::complete_batch_if_done,
+    callbacks::new_delivery_id,
     new_id, now_ms,
     projects::json_column,
     sql::Sql,
