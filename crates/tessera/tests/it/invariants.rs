@@ -413,3 +413,99 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
     store.close().await;
 }
 backend_test!(team_names_stop_being_unique_and_data_is_kept);
+
+/// The two decoders of a task — SQLite's JSON page (`list_tasks`) and the row decoder
+/// (`get_task`, PostgreSQL's pages) — yield the same `Task` for one with every field set.
+async fn task_decoders_agree(backend: Backend) {
+    use serde_json::json;
+    use tessera_core::Mode;
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let (team, _) = store
+        .create_team_with_admin("Decoders", &new_user("a@decoders.test"), event())
+        .await
+        .unwrap();
+    let project = store
+        .create_project(&tessera_store::NewProject {
+            team_id: team.id.clone(),
+            mode: Mode::Test,
+            name: "p".into(),
+            task_type: "categorization".into(),
+            params: json!({}),
+            param_history: json!([]),
+            rapid: false,
+            studio: false,
+            dataset_id: None,
+        })
+        .await
+        .unwrap();
+    let batch = store
+        .create_batch(&tessera_store::NewBatch {
+            team_id: team.id.clone(),
+            mode: Mode::Test,
+            project_id: project.id.clone(),
+            name: "b".into(),
+            status: "staging".into(),
+            callback: String::new(),
+            metadata: json!({}),
+            calibration_batch: false,
+            self_label_batch: false,
+        })
+        .await
+        .unwrap();
+    let task = store
+        .insert_task(&tessera_store::NewTask {
+            team_id: team.id.clone(),
+            mode: Mode::Test,
+            task_type: "categorization".into(),
+            status: "completed".into(),
+            project: Some((project.id.clone(), project.name.clone())),
+            batch: Some((batch.id.clone(), batch.name.clone())),
+            unique_id: Some("u-1".into()),
+            callback_url: Some("https://example.test/cb".into()),
+            instruction: Some("Pick \"one\" ✓".into()),
+            params: json!({"categories": ["a", "b"], "n": 1.5}),
+            metadata: json!({"k": [1, {"x": null}]}),
+            tags: Some(vec!["t1".into(), "t2".into()]),
+            response: Some(json!({"category": "a"})),
+            extra: json!({"e": true}),
+        })
+        .await
+        .unwrap();
+    store
+        .audit_task(
+            &team.id,
+            Mode::Test,
+            &task.id,
+            true,
+            json!({"comments": "ok"}),
+            "me",
+        )
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE tasks SET callback_succeeded = 1 WHERE id = $1")
+        .bind(&task.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let row = store
+        .get_task(&team.id, Mode::Test, &task.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let page = store
+        .list_tasks(&team.id, Mode::Test, &Default::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.tasks, vec![row.clone()]);
+    assert_eq!(row.callback_succeeded, Some(true));
+    assert_eq!(row.customer_review_status.as_deref(), Some("accepted"));
+    assert!(row.completed_at.is_some());
+    assert_eq!(row.project_name.as_deref(), Some("p"));
+    assert_eq!(row.batch_name.as_deref(), Some("b"));
+    store.close().await;
+}
+backend_test!(task_decoders_agree);
