@@ -5,11 +5,15 @@
 //! time to the end of its lease, so a worker that dies mid-attempt only delays the delivery
 //! until the lease runs out — nothing is lost, and no other worker takes it meanwhile.
 
-use serde_json::json;
 use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
-use crate::{new_id, now_ms, tasks::Task, Dialect, Store, StoreError, StoreResult};
+use crate::{
+    new_id, now_ms,
+    sql::{Arg, Sql},
+    tasks::Task,
+    Store, StoreError, StoreResult,
+};
 
 pub use tessera_core::status::DeliveryKind;
 
@@ -118,13 +122,16 @@ pub struct DeliveryCounts {
     pub failed: i64,
 }
 
+/// `SELECT {DELIVERY_COLUMNS} FROM callback_deliveries d`.
+static DELIVERY_SELECT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {DELIVERY_COLUMNS} FROM callback_deliveries d"));
+
 const DELIVERY_COLUMNS: &str = "d.id, d.team_id, d.mode, d.kind, d.task_id, d.batch_id, d.target, d.payload, \
     d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at";
 
 /// The columns for `RETURNING`, which names them without a table alias.
-fn returning_columns() -> String {
-    DELIVERY_COLUMNS.replace("d.", "")
-}
+static RETURNING_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| DELIVERY_COLUMNS.replace("d.", ""));
 
 fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
     let mode: String = row.try_get("mode")?;
@@ -155,37 +162,6 @@ fn delivery_from_row(row: &AnyRow) -> StoreResult<Delivery> {
 /// Most outcomes written per statement (7 parameters each, well under both databases' limits).
 const FINISH_CHUNK: usize = 500;
 
-/// `($n, $n+1, …), (…)`: `rows` groups of `width` numbered placeholders, from `$first`; on
-/// SQLite plain `?` instead (bound in order of appearance), because SQLite finds a numbered
-/// parameter's name by a linear scan, which makes binding thousands of them quadratic.
-fn placeholders(dialect: Dialect, rows: usize, width: usize, first: usize) -> String {
-    let mut out = String::with_capacity(rows * width * 6);
-    for row in 0..rows {
-        if row > 0 {
-            out.push_str(", ");
-        }
-        if width > 1 {
-            out.push('(');
-        }
-        for col in 0..width {
-            if col > 0 {
-                out.push_str(", ");
-            }
-            match dialect {
-                Dialect::Sqlite => out.push('?'),
-                Dialect::Postgres => {
-                    out.push('$');
-                    out.push_str(&(first + row * width + col).to_string());
-                }
-            }
-        }
-        if width > 1 {
-            out.push(')');
-        }
-    }
-    out
-}
-
 /// A fresh delivery id, in the `msg_…` shape Standard Webhooks receivers expect.
 pub fn new_delivery_id() -> String {
     new_id("msg")
@@ -215,62 +191,6 @@ pub(crate) async fn enqueue_task_delivery(
     Ok(())
 }
 
-/// Marks a finalised batch completed once every one of its tasks is final, and queues its
-/// callback; does nothing otherwise. Runs in the transaction that changed a task or the batch.
-pub(crate) async fn complete_batch_if_done(
-    conn: &mut sqlx::AnyConnection,
-    batch_id: &str,
-    now: i64,
-) -> StoreResult<()> {
-    let completed: Option<(String, String, String, String)> = sqlx::query_as(
-        "UPDATE batches SET status = 'completed', completed_at = $1, updated_at = $1 \
-         WHERE id = $2 AND finalized = 1 AND status <> 'completed' \
-         AND EXISTS (SELECT 1 FROM tasks WHERE batch_id = $2) \
-         AND NOT EXISTS (SELECT 1 FROM tasks WHERE batch_id = $2 AND status = 'pending') \
-         RETURNING team_id, mode, name, callback",
-    )
-    .bind(now)
-    .bind(batch_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((team_id, mode, name, callback)) = completed else {
-        return Ok(());
-    };
-    if callback.is_empty() {
-        return Ok(());
-    }
-    let counts: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, COUNT(*) FROM tasks WHERE batch_id = $1 GROUP BY status")
-            .bind(batch_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let count = |s: &str| {
-        counts
-            .iter()
-            .find(|(status, _)| status == s)
-            .map_or(0, |(_, n)| *n)
-    };
-    let payload = json!({
-        "batch": name,
-        "status": "completed",
-        "stats": {"completed": count("completed"), "canceled": count("canceled"), "error": count("error")},
-    });
-    sqlx::query(
-        "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'batch', $4, $5, $6, 'pending', $7, $7, $7)",
-    )
-    .bind(new_delivery_id())
-    .bind(team_id)
-    .bind(mode)
-    .bind(batch_id)
-    .bind(callback)
-    .bind(payload.to_string())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 impl Store {
     /// Queues a batch or test callback.
     pub async fn enqueue_delivery(&self, new: &NewDelivery) -> StoreResult<Delivery> {
@@ -294,7 +214,7 @@ impl Store {
         let row = sqlx::query(&format!(
             "INSERT INTO callback_deliveries (id, team_id, mode, kind, batch_id, target, payload, status, next_attempt_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $9) RETURNING {}",
-            returning_columns()
+            *RETURNING_COLUMNS
         ))
         .bind(new_delivery_id())
         .bind(&new.team_id)
@@ -320,25 +240,20 @@ impl Store {
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let now = now_ms();
         let claimed_until = now + lease_ms;
-        let skip = if skip_teams.is_empty() {
-            String::new()
-        } else {
-            let placeholders: Vec<String> =
-                (4..4 + skip_teams.len()).map(|i| format!("${i}")).collect();
-            format!(" AND team_id NOT IN ({})", placeholders.join(", "))
-        };
-        let sql = format!(
-            "UPDATE callback_deliveries SET next_attempt_at = $1 WHERE id IN (\
-             SELECT id FROM callback_deliveries WHERE status = 'pending' AND next_attempt_at <= $2{skip} \
-             ORDER BY next_attempt_at LIMIT $3{}) RETURNING {}",
-            self.skip_locked(),
-            returning_columns()
-        );
-        let mut query = sqlx::query(&sql).bind(claimed_until).bind(now).bind(limit);
-        for team in skip_teams {
-            query = query.bind(team);
+        let mut q = Sql::new(self.dialect);
+        q.push("UPDATE callback_deliveries SET next_attempt_at = ")
+            .bind(claimed_until)
+            .push(" WHERE id IN (SELECT id FROM callback_deliveries WHERE status = 'pending' AND next_attempt_at <= ")
+            .bind(now);
+        if !skip_teams.is_empty() {
+            q.push(" AND team_id NOT IN (").list(skip_teams).push(")");
         }
-        let rows = query.fetch_all(&self.writer).await?;
+        q.push(" ORDER BY next_attempt_at LIMIT ")
+            .bind(limit)
+            .push(self.skip_locked())
+            .push(") RETURNING ")
+            .push(&RETURNING_COLUMNS);
+        let rows = q.query().fetch_all(&self.writer).await?;
         let deliveries = rows
             .iter()
             .map(delivery_from_row)
@@ -401,95 +316,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let mut flagged: Vec<&str> = Vec::new();
         for chunk in sorted.chunks(FINISH_CHUNK) {
-            // The deliveries: (id, claimed_until, status, next_attempt_at, finished_at,
-            // last_status_code, last_error) per row; VALUES columns are column1… on both
-            // databases. Parameters appear in the order they are bound.
-            let now_param = placeholders(self.dialect, 1, 1, 1);
-            let rows = placeholders(self.dialect, chunk.len(), 7, 2);
-            let sql = format!(
-                "UPDATE callback_deliveries SET status = v.column3, next_attempt_at = v.column4, \
-                 finished_at = v.column5, attempts = attempts + 1, last_status_code = v.column6, \
-                 last_error = v.column7, updated_at = {now_param} \
-                 FROM (VALUES {rows}) AS v \
-                 WHERE id = v.column1 AND status = 'pending' AND next_attempt_at = v.column2 \
-                 RETURNING id"
-            );
-            let mut query = sqlx::query_as::<_, (String,)>(&sql).bind(now);
-            for outcome in chunk {
-                let (status, next_at, finished_at) = match outcome.next {
-                    NextStep::Succeeded => ("succeeded", None, Some(now)),
-                    NextStep::RetryAt(at) => ("pending", Some(at), None),
-                    NextStep::GiveUp => ("failed", None, Some(now)),
-                };
-                query = query
-                    .bind(&outcome.delivery_id)
-                    .bind(outcome.claimed_until)
-                    .bind(status)
-                    .bind(next_at)
-                    .bind(finished_at)
-                    .bind(outcome.attempt.status_code)
-                    .bind(outcome.attempt.error.clone());
-            }
-            let changed: std::collections::HashSet<String> = query
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|(id,)| id)
-                .collect();
-
-            // The bodies sent, once per delivery and digest (a retry usually sends the same).
-            let digests: Vec<Option<String>> = chunk
-                .iter()
-                .map(|o| o.attempt.request.as_ref().map(|r| body_digest(&r.body)))
-                .collect();
-            let mut bodies: Vec<(&str, &str, &str)> = chunk
-                .iter()
-                .zip(&digests)
-                .filter_map(|(o, d)| {
-                    let request = o.attempt.request.as_ref()?;
-                    Some((o.delivery_id.as_str(), d.as_deref()?, request.body.as_str()))
-                })
-                .collect();
-            bodies.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            bodies.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
-            if !bodies.is_empty() {
-                let rows = placeholders(self.dialect, bodies.len(), 4, 1);
-                let sql = format!(
-                    "INSERT INTO callback_bodies (delivery_id, digest, body, created_at) VALUES {rows} \
-                     ON CONFLICT (delivery_id, digest) DO NOTHING"
-                );
-                let mut query = sqlx::query(&sql);
-                for (delivery_id, digest, body) in &bodies {
-                    query = query.bind(*delivery_id).bind(*digest).bind(*body).bind(now);
-                }
-                query.execute(&mut *tx).await?;
-            }
-
-            let rows = placeholders(self.dialect, chunk.len(), 9, 1);
-            let sql = format!(
-                "INSERT INTO callback_attempts (id, delivery_id, at, status_code, latency_ms, error, response_snippet, \
-                 request_headers, body_digest) VALUES {rows}"
-            );
-            let mut query = sqlx::query(&sql);
-            for (outcome, digest) in chunk.iter().zip(&digests) {
-                let attempt = &outcome.attempt;
-                let headers = attempt
-                    .request
-                    .as_ref()
-                    .map(|r| serde_json::to_string(&r.headers).unwrap_or_default());
-                query = query
-                    .bind(new_id("att"))
-                    .bind(&outcome.delivery_id)
-                    .bind(attempt.at)
-                    .bind(attempt.status_code)
-                    .bind(attempt.latency_ms)
-                    .bind(attempt.error.clone())
-                    .bind(attempt.response_snippet.clone())
-                    .bind(headers)
-                    .bind(digest.clone());
-            }
-            query.execute(&mut *tx).await?;
-
+            let changed = self.update_deliveries(&mut tx, chunk, now).await?;
+            self.insert_attempts(&mut tx, chunk, now).await?;
             // Failures first: a success in the same batch then still wins.
             for (flag, step) in [(0_i64, NextStep::GiveUp), (1, NextStep::Succeeded)] {
                 let mut tasks: Vec<&str> = chunk
@@ -502,17 +330,13 @@ impl Store {
                 }
                 tasks.sort_unstable();
                 tasks.dedup();
-                let flag_param = placeholders(self.dialect, 1, 1, 1);
-                let list = placeholders(self.dialect, tasks.len(), 1, 2);
-                let sql = format!(
-                    "UPDATE tasks SET callback_succeeded = {flag_param} WHERE id IN ({list}) \
-                     AND (callback_succeeded IS NULL OR callback_succeeded = 0)"
-                );
-                let mut query = sqlx::query(&sql).bind(flag);
-                for task in &tasks {
-                    query = query.bind(*task);
-                }
-                query.execute(&mut *tx).await?;
+                let mut q = Sql::new(self.dialect);
+                q.push("UPDATE tasks SET callback_succeeded = ")
+                    .bind(flag)
+                    .push(" WHERE id IN (")
+                    .list(tasks.iter().copied())
+                    .push(") AND (callback_succeeded IS NULL OR callback_succeeded = 0)");
+                q.query().execute(&mut *tx).await?;
                 flagged.extend(tasks);
             }
         }
@@ -520,6 +344,125 @@ impl Store {
         self.announce_task_changes(&mut tx, &flagged).await?;
         tx.commit().await?;
         self.tasks_changed(flagged);
+        Ok(())
+    }
+
+    /// The deliveries' new state after `chunk`'s attempts, as one `UPDATE … FROM (VALUES …)`:
+    /// (id, claimed_until, status, next_attempt_at, finished_at, last_status_code,
+    /// last_error) per row; VALUES columns are column1… on both databases. The ids of the
+    /// deliveries still held under the attempt's lease, which it changed.
+    async fn update_deliveries(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        chunk: &[&DeliveryOutcome],
+        now: i64,
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        let mut q = Sql::new(self.dialect);
+        q.push(
+            "UPDATE callback_deliveries SET status = v.column3, next_attempt_at = v.column4, \
+             finished_at = v.column5, attempts = attempts + 1, last_status_code = v.column6, \
+             last_error = v.column7, updated_at = ",
+        )
+        .bind(now)
+        .push(" FROM (VALUES ");
+        for (i, outcome) in chunk.iter().enumerate() {
+            let (status, next_at, finished_at) = match outcome.next {
+                NextStep::Succeeded => ("succeeded", None, Some(now)),
+                NextStep::RetryAt(at) => ("pending", Some(at), None),
+                NextStep::GiveUp => ("failed", None, Some(now)),
+            };
+            if i > 0 {
+                q.push(", ");
+            }
+            q.tuple([
+                Arg::from(&outcome.delivery_id),
+                Arg::from(outcome.claimed_until),
+                Arg::from(status),
+                Arg::from(next_at),
+                Arg::from(finished_at),
+                Arg::from(outcome.attempt.status_code),
+                Arg::from(outcome.attempt.error.as_deref()),
+            ]);
+        }
+        q.push(
+            ") AS v WHERE id = v.column1 AND status = 'pending' AND next_attempt_at = v.column2 \
+             RETURNING id",
+        );
+        Ok(q.query_as::<(String,)>()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect())
+    }
+
+    /// The attempt rows of `chunk`, and the bodies they sent (once per delivery and digest:
+    /// a retry usually sends the same), each as one multi-row `INSERT`.
+    async fn insert_attempts(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        chunk: &[&DeliveryOutcome],
+        now: i64,
+    ) -> StoreResult<()> {
+        let digests: Vec<Option<String>> = chunk
+            .iter()
+            .map(|o| o.attempt.request.as_ref().map(|r| body_digest(&r.body)))
+            .collect();
+        let mut bodies: Vec<(&str, &str, &str)> = chunk
+            .iter()
+            .zip(&digests)
+            .filter_map(|(o, d)| {
+                let request = o.attempt.request.as_ref()?;
+                Some((o.delivery_id.as_str(), d.as_deref()?, request.body.as_str()))
+            })
+            .collect();
+        bodies.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        bodies.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+        if !bodies.is_empty() {
+            let mut q = Sql::new(self.dialect);
+            q.push("INSERT INTO callback_bodies (delivery_id, digest, body, created_at) VALUES ");
+            for (i, (delivery_id, digest, body)) in bodies.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.tuple([
+                    Arg::from(*delivery_id),
+                    Arg::from(*digest),
+                    Arg::from(*body),
+                    Arg::from(now),
+                ]);
+            }
+            q.push(" ON CONFLICT (delivery_id, digest) DO NOTHING");
+            q.query().execute(&mut *tx).await?;
+        }
+
+        let mut q = Sql::new(self.dialect);
+        q.push(
+            "INSERT INTO callback_attempts (id, delivery_id, at, status_code, latency_ms, error, \
+             response_snippet, request_headers, body_digest) VALUES ",
+        );
+        for (i, (outcome, digest)) in chunk.iter().zip(&digests).enumerate() {
+            let attempt = &outcome.attempt;
+            let headers = attempt
+                .request
+                .as_ref()
+                .map(|r| serde_json::to_string(&r.headers).unwrap_or_default());
+            if i > 0 {
+                q.push(", ");
+            }
+            q.tuple([
+                Arg::from(new_id("att")),
+                Arg::from(&outcome.delivery_id),
+                Arg::from(attempt.at),
+                Arg::from(attempt.status_code),
+                Arg::from(attempt.latency_ms),
+                Arg::from(attempt.error.as_deref()),
+                Arg::from(attempt.response_snippet.as_deref()),
+                Arg::from(headers),
+                Arg::from(digest.as_deref()),
+            ]);
+        }
+        q.query().execute(&mut *tx).await?;
         Ok(())
     }
 
@@ -532,23 +475,26 @@ impl Store {
         after: Option<(i64, String)>,
         limit: i64,
     ) -> StoreResult<DeliveryPage> {
-        let mut sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM callback_deliveries d WHERE d.team_id = $1 AND d.mode = $2 \
-             AND ($3 = '' OR d.status = $3)"
-        );
-        if after.is_some() {
-            sql.push_str(" AND (d.created_at < $5 OR (d.created_at = $5 AND d.id < $6))");
+        let mut q = Sql::new(self.dialect);
+        q.push(&DELIVERY_SELECT).push(" WHERE ");
+        let mut c = q.conditions();
+        c.eq("d.team_id", team_id).eq("d.mode", mode.as_str());
+        if let Some(status) = status.filter(|s| !s.is_empty()) {
+            c.eq("d.status", status);
         }
-        sql.push_str(" ORDER BY d.created_at DESC, d.id DESC LIMIT $4");
-        let mut query = sqlx::query(&sql)
-            .bind(team_id)
-            .bind(mode.as_str())
-            .bind(status.unwrap_or_default())
+        if let Some((at, id)) = &after {
+            c.and()
+                .push("(d.created_at < ")
+                .bind(*at)
+                .push(" OR (d.created_at = ")
+                .bind(*at)
+                .push(" AND d.id < ")
+                .bind(id)
+                .push("))");
+        }
+        q.push(" ORDER BY d.created_at DESC, d.id DESC LIMIT ")
             .bind(limit + 1);
-        if let Some((at, id)) = after {
-            query = query.bind(at).bind(id);
-        }
-        let rows = query.fetch_all(&self.reader).await?;
+        let rows = q.query().fetch_all(&self.reader).await?;
         let mut deliveries = rows
             .iter()
             .map(delivery_from_row)
@@ -661,7 +607,7 @@ impl Store {
             "UPDATE callback_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
              finished_at = NULL, updated_at = $1 \
              WHERE id = $2 AND team_id = $3 AND mode = $4 AND status <> 'pending' RETURNING {}",
-            returning_columns()
+            *RETURNING_COLUMNS
         ))
         .bind(now)
         .bind(id)

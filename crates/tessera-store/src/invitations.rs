@@ -6,7 +6,7 @@ use tessera_core::{AuditAction, Email, Role};
 use crate::{
     audit, mail, new_id, now_ms,
     users::{insert_user, NewUser},
-    NewAuditEvent, NewMail, Store, StoreError, StoreResult, User,
+    Constraint, NewAuditEvent, NewMail, Store, StoreError, StoreResult, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -479,7 +479,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict("users_email_key_uq".into()));
+                    return Err(StoreError::Unique(Constraint::UserEmail));
                 }
                 existing.to_owned()
             }

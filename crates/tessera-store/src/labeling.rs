@@ -6,8 +6,8 @@ use serde_json::Value;
 use tessera_core::Mode;
 
 use crate::{
-    callbacks::{complete_batch_if_done, enqueue_task_delivery},
-    new_id, now_ms, Store, StoreError, StoreResult, Task,
+    batch_completion::complete_batch_if_done, callbacks::enqueue_task_delivery, new_id, now_ms,
+    Store, StoreError, StoreResult, Task,
 };
 
 /// Whose queue a labeler works: one team's (its own `labeler` members) or every team's

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod batch_completion;
 #[cfg(feature = "bench-seed")]
 mod bench;
 mod blobs;
@@ -23,6 +24,7 @@ mod projects;
 mod rate;
 mod sealed;
 mod sessions;
+mod sql;
 mod task_cache;
 mod task_insert;
 mod tasks;
@@ -43,7 +45,7 @@ pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,
     DeliveryOutcome, DeliveryPage, NewDelivery, NextStep, SentRequest,
 };
-pub use error::{StoreError, StoreResult};
+pub use error::{Constraint, StoreError, StoreResult};
 pub use files::{new_file_id, FileRecord, NewFile};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,

@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
-use crate::{flag, new_id, now_ms, Store, StoreError, StoreResult};
+use crate::{flag, new_id, now_ms, sql::Sql, Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -108,6 +108,29 @@ fn project_from_row(row: &AnyRow) -> StoreResult<Project> {
 const BATCH_COLUMNS: &str = "b.id, b.name, b.project_id, p.name AS project_name, b.status, b.callback, \
     b.metadata, b.calibration_batch, b.self_label_batch, b.finalized, b.created_at, b.updated_at, b.completed_at";
 
+/// `SELECT {BATCH_COLUMNS}` from a batch with its project.
+static BATCH_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {BATCH_COLUMNS} FROM batches b JOIN projects p ON p.id = b.project_id")
+});
+
+/// The conditions of `filter` within one team and mode.
+fn push_batch_filter<'a>(q: &mut Sql<'a>, team_id: &'a str, mode: Mode, filter: &'a BatchFilter) {
+    let mut c = q.conditions();
+    c.eq("b.team_id", team_id).eq("b.mode", mode.as_str());
+    if let Some(project) = &filter.project_id {
+        c.eq("b.project_id", project);
+    }
+    if let Some(status) = &filter.status {
+        c.eq("b.status", status);
+    }
+    if let Some(after) = filter.created_after {
+        c.and().push("b.created_at >= ").bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        c.and().push("b.created_at <= ").bind(before);
+    }
+}
+
 fn batch_from_row(row: &AnyRow) -> StoreResult<Batch> {
     Ok(Batch {
         id: row.try_get("id")?,
@@ -127,7 +150,7 @@ fn batch_from_row(row: &AnyRow) -> StoreResult<Batch> {
 }
 
 impl Store {
-    /// Creates a project; `Conflict("projects_name_uq")` when the name is taken in this mode.
+    /// Creates a project; `Unique(ProjectName)` when the name is taken in this mode.
     pub async fn create_project(&self, new: &NewProject) -> StoreResult<Project> {
         let id = new_id("prj");
         let now = now_ms();
@@ -147,11 +170,7 @@ impl Store {
         .bind(new.dataset_id.as_deref())
         .bind(now)
         .execute(&self.writer)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            err if err.is_conflict_on("projects") || err.is_conflict_on("name") => StoreError::Conflict("projects_name_uq".into()),
-            err => err,
-        })?;
+        .await?;
         self.find_project(&new.team_id, new.mode, &new.name)
             .await?
             .ok_or(StoreError::NotFound)
@@ -222,7 +241,7 @@ impl Store {
         Ok(project)
     }
 
-    /// Creates a batch; `Conflict("batches_name_uq")` when the name is taken in this mode.
+    /// Creates a batch; `Unique(BatchName)` when the name is taken in this mode.
     pub async fn create_batch(&self, new: &NewBatch) -> StoreResult<Batch> {
         let id = new_id("bat");
         let now = now_ms();
@@ -242,11 +261,7 @@ impl Store {
         .bind(i64::from(new.self_label_batch))
         .bind(now)
         .execute(&self.writer)
-        .await
-        .map_err(|e| match StoreError::from(e) {
-            err if err.is_conflict_on("batches") || err.is_conflict_on("name") => StoreError::Conflict("batches_name_uq".into()),
-            err => err,
-        })?;
+        .await?;
         self.find_batch(&new.team_id, new.mode, &new.name)
             .await?
             .ok_or(StoreError::NotFound)
@@ -279,53 +294,19 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<Batch>, i64)> {
-        let mut conditions = vec!["b.team_id = $1".to_owned(), "b.mode = $2".to_owned()];
-        let mut texts: Vec<String> = Vec::new();
-        let mut ints: Vec<i64> = Vec::new();
-        let mut n = 2;
-        let mut next = || {
-            n += 1;
-            n
-        };
-        if let Some(project) = &filter.project_id {
-            conditions.push(format!("b.project_id = ${}", next()));
-            texts.push(project.clone());
-        }
-        if let Some(status) = &filter.status {
-            conditions.push(format!("b.status = ${}", next()));
-            texts.push(status.clone());
-        }
-        let text_count = texts.len();
-        if let Some(after) = filter.created_after {
-            conditions.push(format!("b.created_at >= ${}", next()));
-            ints.push(after);
-        }
-        if let Some(before) = filter.created_before {
-            conditions.push(format!("b.created_at <= ${}", next()));
-            ints.push(before);
-        }
-        let where_clause = conditions.join(" AND ");
-        let limit_at = next();
-        let offset_at = next();
-        let select = format!(
-            "SELECT {BATCH_COLUMNS} FROM batches b JOIN projects p ON p.id = b.project_id WHERE {where_clause} \
-             ORDER BY b.created_at DESC, b.id DESC LIMIT ${limit_at} OFFSET ${offset_at}"
-        );
-        let count = format!("SELECT COUNT(*) FROM batches b WHERE {where_clause}");
-        let mut q = sqlx::query(&select).bind(team_id).bind(mode.as_str());
-        let mut c = sqlx::query_as::<_, (i64,)>(&count)
-            .bind(team_id)
-            .bind(mode.as_str());
-        for t in &texts[..text_count] {
-            q = q.bind(t.clone());
-            c = c.bind(t.clone());
-        }
-        for i in &ints {
-            q = q.bind(*i);
-            c = c.bind(*i);
-        }
-        let rows = q.bind(limit).bind(offset).fetch_all(&self.reader).await?;
-        let (total,) = c.fetch_one(&self.reader).await?;
+        let mut select = Sql::new(self.dialect);
+        select.push(&BATCH_SELECT).push(" WHERE ");
+        push_batch_filter(&mut select, team_id, mode, filter);
+        select
+            .push(" ORDER BY b.created_at DESC, b.id DESC LIMIT ")
+            .bind(limit)
+            .push(" OFFSET ")
+            .bind(offset);
+        let mut count = Sql::new(self.dialect);
+        count.push("SELECT COUNT(*) FROM batches b WHERE ");
+        push_batch_filter(&mut count, team_id, mode, filter);
+        let rows = select.query().fetch_all(&self.reader).await?;
+        let (total,) = count.query_as::<(i64,)>().fetch_one(&self.reader).await?;
         Ok((
             rows.iter()
                 .map(batch_from_row)
@@ -347,7 +328,7 @@ impl Store {
         .bind(batch_id)
         .execute(&mut *tx)
         .await?;
-        crate::callbacks::complete_batch_if_done(&mut tx, batch_id, now).await?;
+        crate::batch_completion::complete_batch_if_done(&mut tx, batch_id, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -21,7 +21,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{callbacks::complete_batch_if_done, Dialect, StoreError, StoreResult};
+use crate::{batch_completion::complete_batch_if_done, Dialect, StoreError, StoreResult};
 
 /// Tasks written in one transaction at most.
 const MAX_BATCH: usize = 64;

@@ -6,9 +6,11 @@ use sqlx::{any::AnyRow, Row};
 use tessera_core::Mode;
 
 use crate::{
-    callbacks::{complete_batch_if_done, new_delivery_id},
+    batch_completion::complete_batch_if_done,
+    callbacks::new_delivery_id,
     new_id, now_ms,
     projects::json_column,
+    sql::Sql,
     task_insert::{self, TaskRow},
     Dialect, Store, StoreError, StoreResult,
 };
@@ -142,6 +144,9 @@ const TEXT_COLUMNS: [&str; 8] = [
 ];
 const TASK_FROM: &str =
     "tasks t LEFT JOIN projects p ON p.id = t.project_id LEFT JOIN batches b ON b.id = t.batch_id";
+/// `SELECT {TASK_COLUMNS} FROM {TASK_FROM}`, the start of every task read.
+static TASK_SELECT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM}"));
 
 fn optional_json(row: &AnyRow, column: &str) -> StoreResult<Option<Value>> {
     let text: Option<String> = row.try_get(column)?;
@@ -217,81 +222,114 @@ const DOC_FIELDS: [(&str, bool); 21] = [
     ("completed_at", false),
 ];
 
-/// Wraps `inner` (a `SELECT {TASK_COLUMNS} … ORDER BY created_at DESC, id DESC`) so that
-/// SQLite returns its rows as one JSON array of task objects, in the same order.
-fn sqlite_task_page_sql(inner: &str) -> String {
-    static OBJECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let fields: Vec<String> = DOC_FIELDS
-            .iter()
-            .map(|(name, json)| {
-                if *json {
-                    format!("'{name}', json({name})")
-                } else {
-                    format!("'{name}', {name}")
-                }
-            })
-            .collect();
-        format!("json_object({})", fields.join(", "))
-    });
-    format!(
-        "SELECT json_group_array({} ORDER BY created_at DESC, id DESC) FROM ({inner})",
-        *OBJECT
-    )
-}
+/// `json_object('id', id, …)` over the columns of a task page row: SQLite returns a page as
+/// one JSON array of these (see `list_tasks`).
+static SQLITE_TASK_OBJECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let fields: Vec<String> = DOC_FIELDS
+        .iter()
+        .map(|(name, json)| {
+            if *json {
+                format!("'{name}', json({name})")
+            } else {
+                format!("'{name}', {name}")
+            }
+        })
+        .collect();
+    format!("json_object({})", fields.join(", "))
+});
 
-/// A value bound into a dynamically built query.
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// Builds `WHERE` clauses with `$n` placeholders numbered in order.
-#[derive(Default)]
-struct Conditions {
-    parts: Vec<String>,
-    binds: Vec<Bind>,
-}
-
-impl Conditions {
-    fn placeholder(&mut self, bind: Bind) -> String {
-        self.binds.push(bind);
-        format!("${}", self.binds.len())
-    }
-
-    fn push(&mut self, template: &str, bind: Bind) {
-        let p = self.placeholder(bind);
-        self.parts.push(template.replace('?', &p));
-    }
-
-    fn push_in(&mut self, column: &str, values: &[String]) {
-        if values.is_empty() {
-            return;
+/// The conditions of `filter` within one team and mode.
+fn push_filter<'a>(q: &mut Sql<'a>, team_id: &'a str, mode: Mode, filter: &'a TaskFilter) {
+    let mut c = q.conditions();
+    c.eq("t.team_id", team_id).eq("t.mode", mode.as_str());
+    let equal = [
+        ("t.status", &filter.status),
+        ("t.type", &filter.task_type),
+        ("t.project_id", &filter.project_id),
+        ("t.batch_id", &filter.batch_id),
+    ];
+    for (column, value) in equal {
+        if let Some(v) = value {
+            c.eq(column, v);
         }
-        let list: Vec<String> = values
-            .iter()
-            .map(|v| self.placeholder(Bind::Text(v.clone())))
-            .collect();
-        self.parts
-            .push(format!("{column} IN ({})", list.join(", ")));
     }
-
-    fn sql(&self) -> String {
-        self.parts.join(" AND ")
+    let bounds = [
+        ("t.created_at >= ", filter.created_after),
+        ("t.created_at <= ", filter.created_before),
+        ("t.completed_at >= ", filter.completed_after),
+        ("t.completed_at <= ", filter.completed_before),
+        ("t.updated_at >= ", filter.updated_after),
+        ("t.updated_at <= ", filter.updated_before),
+    ];
+    for (condition, value) in bounds {
+        if let Some(v) = value {
+            c.and().push(condition).bind(v);
+        }
+    }
+    c.is_in("t.customer_review_status", &filter.review_statuses)
+        .is_in("t.unique_id", &filter.unique_ids);
+    if !filter.tags.is_empty() {
+        c.and()
+            .push("t.id IN (SELECT task_id FROM task_tags WHERE team_id = ")
+            .bind(team_id)
+            .push(" AND mode = ")
+            .bind(mode.as_str())
+            .push(" AND tag IN (")
+            .list(&filter.tags)
+            .push("))");
     }
 }
 
-fn bind_all<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    binds: &[Bind],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for bind in binds {
-        query = match bind {
-            Bind::Text(t) => query.bind(t.clone()),
-            Bind::Int(i) => query.bind(*i),
-        };
+/// The changes [`Store::change_task`] makes to one task row.
+enum TaskChange<'a> {
+    /// A pending task is canceled; a labeler holding it loses it, the claim ends with it.
+    Cancel { clear_unique_id: bool },
+    /// Sets or clears the unique_id.
+    UniqueId(Option<&'a str>),
+    /// Replaces the metadata (JSON text).
+    Metadata(String),
+}
+
+impl<'a> TaskChange<'a> {
+    /// The `SET` assignments of the change.
+    fn push_set(&self, q: &mut Sql<'a>) {
+        match self {
+            TaskChange::Cancel { clear_unique_id } => {
+                q.push("status = 'canceled', ");
+                if *clear_unique_id {
+                    q.push("unique_id = NULL, ");
+                }
+                q.push("claimed_by = NULL, lease_until = NULL");
+            }
+            TaskChange::UniqueId(Some(u)) => {
+                q.push("unique_id = ").bind(*u);
+            }
+            TaskChange::UniqueId(None) => {
+                q.push("unique_id = NULL");
+            }
+            TaskChange::Metadata(m) => {
+                q.push("metadata = ").bind(m.clone());
+            }
+        }
     }
-    query
+
+    /// The status the task must be in for the change to apply.
+    fn only_if_status(&self) -> Option<&'static str> {
+        match self {
+            TaskChange::Cancel { .. } => Some("pending"),
+            TaskChange::UniqueId(_) | TaskChange::Metadata(_) => None,
+        }
+    }
+
+    /// The history line: event and detail.
+    fn history(&self) -> (&'static str, String) {
+        match self {
+            TaskChange::Cancel { .. } => ("canceled", String::new()),
+            TaskChange::UniqueId(Some(u)) => ("unique_id", format!("set to {u}")),
+            TaskChange::UniqueId(None) => ("unique_id", "cleared".to_owned()),
+            TaskChange::Metadata(_) => ("metadata", "replaced".to_owned()),
+        }
+    }
 }
 
 async fn insert_tags(
@@ -351,19 +389,12 @@ impl Store {
     /// Inserts a task with its tag index rows, the team's task count, and (completed at
     /// creation with a callback URL) its callback delivery, all committed together — in a
     /// batch with other concurrent creations (`task_insert`). A completed task may complete
-    /// its finalized batch. `Conflict("tasks_unique_id_uq")` when its `unique_id` is taken in
-    /// this mode.
+    /// its finalized batch. `Unique(TaskUniqueId)` when its `unique_id` is taken in this
+    /// mode.
     pub async fn insert_task(&self, new: &NewTask) -> StoreResult<Task> {
         let id = new_task_id();
         let now = now_ms();
         let completed_at = (new.status == "completed").then_some(now);
-        let unique_conflict = |err: StoreError| {
-            if err.is_conflict_on("unique_id") {
-                StoreError::Conflict("tasks_unique_id_uq".into())
-            } else {
-                err
-            }
-        };
         let mut seen = std::collections::HashSet::new();
         let tag_index: Vec<String> = new
             .tags
@@ -399,7 +430,7 @@ impl Store {
             Some(queue) => queue.insert(row).await,
             None => task_insert::insert_alone(&self.writer, self.dialect, row).await,
         };
-        let callback_url = written.map_err(unique_conflict)?;
+        let callback_url = written?;
         Ok(Task {
             id,
             team_id: new.team_id.clone(),
@@ -468,16 +499,12 @@ impl Store {
     ) -> StoreResult<std::collections::HashMap<String, Task>> {
         let mut found = std::collections::HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&self.reader).await? {
+            let mut q = Sql::new(self.dialect);
+            q.push(&TASK_SELECT)
+                .push(" WHERE t.id IN (")
+                .list(chunk)
+                .push(")");
+            for row in q.query().fetch_all(&self.reader).await? {
                 let task = task_from_row(&row)?;
                 found.insert(task.id.clone(), task);
             }
@@ -513,64 +540,32 @@ impl Store {
         limit: i64,
         after: Option<(i64, String)>,
     ) -> StoreResult<TaskPage> {
-        let mut c = Conditions::default();
-        c.push("t.team_id = ?", Bind::Text(team_id.to_owned()));
-        c.push("t.mode = ?", Bind::Text(mode.as_str().to_owned()));
-        if let Some(v) = &filter.status {
-            c.push("t.status = ?", Bind::Text(v.clone()));
+        let mut select = Sql::new(self.dialect);
+        if self.dialect == Dialect::Sqlite {
+            // One row holding the page as JSON, in the page's order (see below).
+            select
+                .push("SELECT json_group_array(")
+                .push(&SQLITE_TASK_OBJECT)
+                .push(" ORDER BY created_at DESC, id DESC) FROM (");
         }
-        if let Some(v) = &filter.task_type {
-            c.push("t.type = ?", Bind::Text(v.clone()));
-        }
-        if let Some(v) = &filter.project_id {
-            c.push("t.project_id = ?", Bind::Text(v.clone()));
-        }
-        if let Some(v) = &filter.batch_id {
-            c.push("t.batch_id = ?", Bind::Text(v.clone()));
-        }
-        let bounds = [
-            ("t.created_at >= ?", filter.created_after),
-            ("t.created_at <= ?", filter.created_before),
-            ("t.completed_at >= ?", filter.completed_after),
-            ("t.completed_at <= ?", filter.completed_before),
-            ("t.updated_at >= ?", filter.updated_after),
-            ("t.updated_at <= ?", filter.updated_before),
-        ];
-        for (template, value) in bounds {
-            if let Some(v) = value {
-                c.push(template, Bind::Int(v));
-            }
-        }
-        c.push_in("t.customer_review_status", &filter.review_statuses);
-        c.push_in("t.unique_id", &filter.unique_ids);
-        if !filter.tags.is_empty() {
-            let team = c.placeholder(Bind::Text(team_id.to_owned()));
-            let mode_p = c.placeholder(Bind::Text(mode.as_str().to_owned()));
-            let tags: Vec<String> = filter
-                .tags
-                .iter()
-                .map(|t| c.placeholder(Bind::Text(t.clone())))
-                .collect();
-            c.parts.push(format!(
-                "t.id IN (SELECT task_id FROM task_tags WHERE team_id = {team} AND mode = {mode_p} AND tag IN ({}))",
-                tags.join(", ")
-            ));
-        }
-        let filtered_where = c.sql();
-        let count_binds = c.binds.clone();
-
+        select.push(&TASK_SELECT).push(" WHERE ");
+        push_filter(&mut select, team_id, mode, filter);
         if let Some((at, id)) = &after {
-            let at_p = c.placeholder(Bind::Int(*at));
-            let id_p = c.placeholder(Bind::Text(id.clone()));
-            c.parts.push(format!(
-                "(t.created_at < {at_p} OR (t.created_at = {at_p} AND t.id < {id_p}))"
-            ));
+            select
+                .push(" AND (t.created_at < ")
+                .bind(*at)
+                .push(" OR (t.created_at = ")
+                .bind(*at)
+                .push(" AND t.id < ")
+                .bind(id)
+                .push("))");
         }
-        let limit_p = c.placeholder(Bind::Int(limit + 1));
-        let select = format!(
-            "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE {} ORDER BY t.created_at DESC, t.id DESC LIMIT {limit_p}",
-            c.sql()
-        );
+        select
+            .push(" ORDER BY t.created_at DESC, t.id DESC LIMIT ")
+            .bind(limit + 1);
+        if self.dialect == Dialect::Sqlite {
+            select.push(")");
+        }
         // Pages are the heaviest reads: a few at a time, the rest queue here in order, rather
         // than every request competing for the CPU inside the database.
         let _permit = self.page_permits.acquire().await;
@@ -579,16 +574,14 @@ impl Store {
             // over between threads and converts every column for the Any driver, which made
             // up most of a page's cost.
             Dialect::Sqlite => {
-                let page: String = bind_all(sqlx::query(&sqlite_task_page_sql(&select)), &c.binds)
-                    .fetch_one(&self.reader)
-                    .await?
-                    .try_get(0)?;
+                let page: String = select.query().fetch_one(&self.reader).await?.try_get(0)?;
                 serde_json::from_str(&page)
                     .map_err(|e| StoreError::Config(format!("bad task page JSON: {e}")))?
             }
             // PostgreSQL streams rows on one socket; building the JSON there (json_agg)
             // measured slower than decoding the rows here.
-            Dialect::Postgres => bind_all(sqlx::query(&select), &c.binds)
+            Dialect::Postgres => select
+                .query()
                 .fetch_all(&self.reader)
                 .await?
                 .iter()
@@ -612,11 +605,10 @@ impl Store {
                     .await?;
             row.map_or(0, |r| r.0)
         } else {
-            let count = format!("SELECT COUNT(*) FROM tasks t WHERE {filtered_where}");
-            bind_all(sqlx::query(&count), &count_binds)
-                .fetch_one(&self.reader)
-                .await?
-                .try_get(0)?
+            let mut count = Sql::new(self.dialect);
+            count.push("SELECT COUNT(*) FROM tasks t WHERE ");
+            push_filter(&mut count, team_id, mode, filter);
+            count.query().fetch_one(&self.reader).await?.try_get(0)?
         };
         Ok(TaskPage { tasks, total, next })
     }
@@ -626,36 +618,27 @@ impl Store {
     async fn change_task(
         &self,
         (team_id, mode, task_id): (&str, Mode, &str),
-        set: &str,
-        binds: &[Bind],
-        only_if_status: Option<&str>,
-        history: (&str, &str, String),
+        change: TaskChange<'_>,
+        actor: &str,
     ) -> StoreResult<Task> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let n = binds.len();
-        let status_guard =
-            only_if_status.map_or_else(String::new, |s| format!(" AND status = '{s}'"));
-        let sql = format!(
-            "UPDATE tasks SET {set}, updated_at = ${} WHERE id = ${} AND team_id = ${} AND mode = ${}{status_guard}",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4
-        );
-        let done = bind_all(sqlx::query(&sql), binds)
+        let mut update = Sql::new(self.dialect);
+        update.push("UPDATE tasks SET ");
+        change.push_set(&mut update);
+        update
+            .push(", updated_at = ")
             .bind(now)
+            .push(" WHERE id = ")
             .bind(task_id)
+            .push(" AND team_id = ")
             .bind(team_id)
-            .bind(mode.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match StoreError::from(e) {
-                err if err.is_conflict_on("unique_id") => {
-                    StoreError::Conflict("tasks_unique_id_uq".into())
-                }
-                err => err,
-            })?;
+            .push(" AND mode = ")
+            .bind(mode.as_str());
+        if let Some(status) = change.only_if_status() {
+            update.push(" AND status = ").bind(status);
+        }
+        let done = update.query().execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             let status: Option<(String,)> = sqlx::query_as(
                 "SELECT status FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3",
@@ -670,7 +653,7 @@ impl Store {
                 None => StoreError::NotFound,
             });
         }
-        if only_if_status == Some("pending") {
+        if change.only_if_status() == Some("pending") {
             // The task became final: its batch may now be complete.
             let batch: Option<(Option<String>,)> =
                 sqlx::query_as("SELECT batch_id FROM tasks WHERE id = $1")
@@ -681,7 +664,7 @@ impl Store {
                 complete_batch_if_done(&mut tx, &batch_id, now).await?;
             }
         }
-        let (actor, event, detail) = history;
+        let (event, detail) = change.history();
         record_and_read(self, tx, task_id, now, actor, event, &detail).await
     }
 
@@ -695,18 +678,10 @@ impl Store {
         clear_unique_id: bool,
         actor: &str,
     ) -> StoreResult<Task> {
-        // A labeler holding the task loses it: the claim ends with the cancel.
-        let set = if clear_unique_id {
-            "status = 'canceled', unique_id = NULL, claimed_by = NULL, lease_until = NULL"
-        } else {
-            "status = 'canceled', claimed_by = NULL, lease_until = NULL"
-        };
         self.change_task(
             (team_id, mode, task_id),
-            set,
-            &[],
-            Some("pending"),
-            (actor, "canceled", String::new()),
+            TaskChange::Cancel { clear_unique_id },
+            actor,
         )
         .await
     }
@@ -719,29 +694,12 @@ impl Store {
         unique_id: Option<&str>,
         actor: &str,
     ) -> StoreResult<Task> {
-        let detail = unique_id.map_or_else(|| "cleared".to_owned(), |u| format!("set to {u}"));
-        match unique_id {
-            Some(u) => {
-                self.change_task(
-                    (team_id, mode, task_id),
-                    "unique_id = $1",
-                    &[Bind::Text(u.to_owned())],
-                    None,
-                    (actor, "unique_id", detail),
-                )
-                .await
-            }
-            None => {
-                self.change_task(
-                    (team_id, mode, task_id),
-                    "unique_id = NULL",
-                    &[],
-                    None,
-                    (actor, "unique_id", detail),
-                )
-                .await
-            }
-        }
+        self.change_task(
+            (team_id, mode, task_id),
+            TaskChange::UniqueId(unique_id),
+            actor,
+        )
+        .await
     }
 
     /// Replaces a task's metadata.
@@ -755,10 +713,8 @@ impl Store {
     ) -> StoreResult<Task> {
         self.change_task(
             (team_id, mode, task_id),
-            "metadata = $1",
-            &[Bind::Text(metadata.to_string())],
-            None,
-            (actor, "metadata", "replaced".into()),
+            TaskChange::Metadata(metadata.to_string()),
+            actor,
         )
         .await
     }

@@ -108,7 +108,7 @@ impl Store {
 
     async fn team_summaries(
         &self,
-        filter_and_order: &str,
+        filter_and_order: &'static str,
         name: Option<&str>,
     ) -> StoreResult<Vec<TeamSummary>> {
         let sql = format!(

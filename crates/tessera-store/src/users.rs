@@ -84,11 +84,7 @@ pub(crate) async fn insert_user(
     .bind(now)
     .bind(team.map(|_| now))
     .execute(&mut *conn)
-    .await
-    .map_err(|e| match StoreError::from(e) {
-        err if err.is_conflict_on("email_key") => StoreError::Conflict("users_email_key_uq".into()),
-        err => err,
-    })?;
+    .await?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use tessera_core::{
     team::parse_team_name,
     Email, Invalid,
 };
-use tessera_store::{NewAuditEvent, NewUser, StoreError};
+use tessera_store::{Constraint, NewAuditEvent, NewUser, StoreError};
 
 use crate::{
     audit,
@@ -186,7 +186,7 @@ async fn signup(
             Ok(response)
         }
         // Signed up at the same moment by another request.
-        Err(err) if err.is_conflict_on("email_key") => {
+        Err(err) if err.is_unique(&Constraint::UserEmail) => {
             existing_account(&state, &csrf, &email, &email).await
         }
         Err(err) => Err(err.into()),

@@ -171,7 +171,7 @@ pub async fn invite_teammates(
             }
             // Emailed moments ago: the role is changed (and audited), nothing is sent.
             Ok(InviteOutcome::RoleChanged { .. }) => {}
-            Err(StoreError::TooSoon { .. } | StoreError::Conflict(_)) => {}
+            Err(StoreError::TooSoon { .. } | StoreError::Unique(_) | StoreError::Conflict(_)) => {}
             Err(err) => return Err(err.into()),
         }
     }

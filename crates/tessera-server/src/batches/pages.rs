@@ -60,7 +60,7 @@ pub(super) async fn create_batch(
             &project_link(&project.name),
             &format!("Batch \"{name}\" created."),
         )),
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let message = format!(
                 "A batch named \"{name}\" already exists in {} mode.",
                 who.mode

@@ -175,6 +175,7 @@ async fn add(
             ))
         }
         Err(StoreError::Conflict(message)) => again(message).await,
+        Err(StoreError::Unique(constraint)) => again(constraint.to_string()).await,
         Err(err) => Err(err.into()),
     }
 }

@@ -18,8 +18,8 @@ use tessera_core::{
     Action, Email, Invalid, InvitableRole,
 };
 use tessera_store::{
-    AcceptOutcome, InvitationLink, InviteOutcome, NewAuditEvent, NewInvitation, NewLink, NewUser,
-    StoreError,
+    AcceptOutcome, Constraint, InvitationLink, InviteOutcome, NewAuditEvent, NewInvitation,
+    NewLink, NewUser, StoreError,
 };
 
 use crate::{
@@ -203,7 +203,9 @@ async fn invite(
                     humanize_ms(retry_in_ms)
                 ));
             }
-            Err(err) if err.is_conflict_on("invitations") => already.push(email.to_string()),
+            Err(err) if err.is_unique(&Constraint::InvitationPending) => {
+                already.push(email.to_string())
+            }
             Err(err) => return Err(err.into()),
         }
     }
@@ -619,7 +621,7 @@ async fn accept(
                 notice(&csrf, StatusCode::CONFLICT, "Please try again", "The invitation changed while you were filling in the form. Open the link again.".into())
             }));
         }
-        Err(err) if err.is_conflict_on("email_key") => {
+        Err(err) if err.is_unique(&Constraint::UserEmail) => {
             return Ok(notice(
                 &csrf,
                 StatusCode::CONFLICT,

@@ -17,7 +17,7 @@ use axum::{
 use crate::web::{Form, Path};
 use serde::Deserialize;
 use tessera_core::{Action, AuditAction, Invalid, Mode};
-use tessera_store::{ApiKey, StoreError};
+use tessera_store::{ApiKey, Constraint, StoreError};
 
 use crate::{
     audit,
@@ -359,7 +359,7 @@ async fn create(
     let (record, key) = match (created, nonce) {
         (Ok(created), _) => created,
         // The same form's other submission won the race: show its key.
-        (Err(err), Some(nonce)) if err.is_conflict_on("form_nonce") => {
+        (Err(err), Some(nonce)) if err.is_unique(&Constraint::ApiKeyFormNonce) => {
             let (key, deleted) = state
                 .store
                 .api_key_by_form_nonce(team_id, nonce)

@@ -111,7 +111,7 @@ pub(super) async fn create_project(
             &project_link(&p.name),
             &format!("Project \"{}\" created in {} mode.", p.name, who.mode),
         )),
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let message = format!(
                 "A project named \"{}\" already exists in {} mode.",
                 new.name, who.mode

@@ -85,7 +85,7 @@ pub fn new_project(
 /// The outcome of creating a project or batch, the name conflict worded as the API's 409.
 pub fn created<T>(what: &str, name: &str, result: Result<T, StoreError>) -> ApiResult<T> {
     match result {
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => Err(ApiError::conflict(format!(
             "A {what} named \"{name}\" already exists."
         ))),
         other => Ok(other?),

@@ -7,7 +7,7 @@ use tessera_core::{
     team::{looks_like_team_id, parse_team_name},
     Email, Invalid, Role,
 };
-use tessera_store::{NewAuditEvent, NewUser, Store, StoreError, Team, User};
+use tessera_store::{Constraint, NewAuditEvent, NewUser, Store, StoreError, Team, User};
 
 use crate::crypto::{hash_password, MasterKey};
 
@@ -144,7 +144,7 @@ pub async fn create_team(
             crate::keys::service::provision_team(store, master, &team.id).await?;
             Ok(team)
         }
-        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
+        Err(err) if err.is_unique(&Constraint::UserEmail) => Err(SupportError::Invalid(format!(
             "An account with the address {email} already exists."
         ))),
         Err(err) => Err(err.into()),
@@ -157,7 +157,7 @@ pub async fn create_staff(store: &Store, email: &str, password: &str) -> Support
     let email = user.email.clone();
     match store.create_staff(&user).await {
         Ok(user) => Ok(user),
-        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
+        Err(err) if err.is_unique(&Constraint::UserEmail) => Err(SupportError::Invalid(format!(
             "An account with the address {email} already exists."
         ))),
         Err(err) => Err(err.into()),
@@ -170,7 +170,7 @@ pub async fn create_labeler(store: &Store, email: &str, password: &str) -> Suppo
     let email = user.email.clone();
     match store.create_workforce_labeler(&user).await {
         Ok(user) => Ok(user),
-        Err(err) if err.is_conflict_on("email_key") => Err(SupportError::Invalid(format!(
+        Err(err) if err.is_unique(&Constraint::UserEmail) => Err(SupportError::Invalid(format!(
             "An account with the address {email} already exists."
         ))),
         Err(err) => Err(err.into()),
@@ -263,7 +263,7 @@ pub async fn set_admin(
             "{} is no longer a member of {}.",
             user.email, team.name
         ))),
-        Err(StoreError::Conflict(_)) => Err(SupportError::Invalid(
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => Err(SupportError::Invalid(
             "The team's Admin changed at the same moment; try again.".into(),
         )),
         Err(err) => Err(err.into()),

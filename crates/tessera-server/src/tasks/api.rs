@@ -384,7 +384,7 @@ pub async fn set_unique_id(
         )
         .await
     {
-        Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => Err(ApiError::conflict(
             unique_id_taken(&state.store, &caller.team_id, caller.mode, &unique_id).await?,
         )),
         other => changed(other),

@@ -228,7 +228,7 @@ async fn insert(store: &Store, new: NewTask) -> Result<Created, CreateError> {
                 wrote: queued.then_some(Wrote::Callbacks),
             })
         }
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let uid = new.unique_id.unwrap_or_default();
             Err(CreateError::UniqueIdTaken(
                 unique_id_taken(store, &new.team_id, new.mode, &uid).await?,

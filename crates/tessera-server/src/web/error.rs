@@ -36,7 +36,7 @@ impl From<StoreError> for WebError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => WebError::NotFound,
-            StoreError::Conflict(_) => WebError::Conflict(
+            StoreError::Unique(_) | StoreError::Conflict(_) => WebError::Conflict(
                 "That changed while you were working on it. Reload the page and try again.".into(),
             ),
             StoreError::TooSoon { retry_in_ms } => WebError::TooManyRequests(format!(

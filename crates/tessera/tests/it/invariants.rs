@@ -5,7 +5,7 @@ use sqlx::Connection;
 use tessera_core::{profile::Profile, Email, Role};
 use tessera_server::crypto::token_digest;
 use tessera_store::{
-    AuditAction, NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError,
+    AuditAction, Constraint, NewAuditEvent, NewInvitation, NewMail, NewUser, Store, StoreError,
 };
 
 use crate::{backend_test, helpers::*};
@@ -119,7 +119,10 @@ async fn exactly_one_admin_per_team(backend: Backend) {
         );
         for r in [a, b] {
             assert!(
-                matches!(r, Ok(()) | Err(StoreError::Conflict(_))),
+                matches!(
+                    r,
+                    Ok(()) | Err(StoreError::Unique(_) | StoreError::Conflict(_))
+                ),
                 "round {round}: {r:?}"
             );
         }
@@ -166,7 +169,13 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
     for t in tasks {
         let r = t.await.unwrap();
         assert!(
-            r.is_ok() || matches!(r, Err(StoreError::Conflict(_) | StoreError::TooSoon { .. })),
+            r.is_ok()
+                || matches!(
+                    r,
+                    Err(StoreError::Unique(_)
+                        | StoreError::Conflict(_)
+                        | StoreError::TooSoon { .. })
+                ),
             "{r:?}"
         );
     }
@@ -199,7 +208,7 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
     );
     let loser = if r1.is_ok() { &r2 } else { &r1 };
     assert!(
-        matches!(loser, Err(e) if e.is_conflict_on("email_key")),
+        matches!(loser, Err(e) if e.is_unique(&Constraint::UserEmail)),
         "{loser:?}"
     );
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
@@ -253,7 +262,7 @@ async fn invitation_links_are_single_use_and_stored_hashed(backend: Backend) {
     for t in tasks {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(StoreError::NotFound | StoreError::Conflict(_)) => {}
+            Err(StoreError::NotFound | StoreError::Unique(_) | StoreError::Conflict(_)) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
@@ -400,3 +409,99 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
     store.close().await;
 }
 backend_test!(team_names_stop_being_unique_and_data_is_kept);
+
+/// The two decoders of a task — SQLite's JSON page (`list_tasks`) and the row decoder
+/// (`get_task`, PostgreSQL's pages) — yield the same `Task` for one with every field set.
+async fn task_decoders_agree(backend: Backend) {
+    use serde_json::json;
+    use tessera_core::Mode;
+    let db = TestDb::new(&backend).await;
+    let store = db.store().await;
+    let (team, _) = store
+        .create_team_with_admin("Decoders", &new_user("a@decoders.test"), event())
+        .await
+        .unwrap();
+    let project = store
+        .create_project(&tessera_store::NewProject {
+            team_id: team.id.clone(),
+            mode: Mode::Test,
+            name: "p".into(),
+            task_type: "categorization".into(),
+            params: json!({}),
+            param_history: json!([]),
+            rapid: false,
+            studio: false,
+            dataset_id: None,
+        })
+        .await
+        .unwrap();
+    let batch = store
+        .create_batch(&tessera_store::NewBatch {
+            team_id: team.id.clone(),
+            mode: Mode::Test,
+            project_id: project.id.clone(),
+            name: "b".into(),
+            status: "staging".into(),
+            callback: String::new(),
+            metadata: json!({}),
+            calibration_batch: false,
+            self_label_batch: false,
+        })
+        .await
+        .unwrap();
+    let task = store
+        .insert_task(&tessera_store::NewTask {
+            team_id: team.id.clone(),
+            mode: Mode::Test,
+            task_type: "categorization".into(),
+            status: "completed".into(),
+            project: Some((project.id.clone(), project.name.clone())),
+            batch: Some((batch.id.clone(), batch.name.clone())),
+            unique_id: Some("u-1".into()),
+            callback_url: Some("https://example.test/cb".into()),
+            instruction: Some("Pick \"one\" ✓".into()),
+            params: json!({"categories": ["a", "b"], "n": 1.5}),
+            metadata: json!({"k": [1, {"x": null}]}),
+            tags: Some(vec!["t1".into(), "t2".into()]),
+            response: Some(json!({"category": "a"})),
+            extra: json!({"e": true}),
+        })
+        .await
+        .unwrap();
+    store
+        .audit_task(
+            &team.id,
+            Mode::Test,
+            &task.id,
+            true,
+            json!({"comments": "ok"}),
+            "me",
+        )
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE tasks SET callback_succeeded = 1 WHERE id = $1")
+        .bind(&task.id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let row = store
+        .get_task(&team.id, Mode::Test, &task.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let page = store
+        .list_tasks(&team.id, Mode::Test, &Default::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.tasks, vec![row.clone()]);
+    assert_eq!(row.callback_succeeded, Some(true));
+    assert_eq!(row.customer_review_status.as_deref(), Some("accepted"));
+    assert!(row.completed_at.is_some());
+    assert_eq!(row.project_name.as_deref(), Some("p"));
+    assert_eq!(row.batch_name.as_deref(), Some("b"));
+    store.close().await;
+}
+backend_test!(task_decoders_agree);

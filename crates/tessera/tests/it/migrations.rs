@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use tessera_core::{profile::Profile, Email, Mode};
-use tessera_store::{NewAuditEvent, NewUser, Store, TaskFilter};
+use tessera_store::{AuditAction, NewAuditEvent, NewUser, Store, TaskFilter};
 
 use crate::{backend_test, helpers::*};
 
@@ -20,11 +20,7 @@ async fn team(store: &Store, name: &str) -> String {
                 .into(),
         profile: Profile::parse("Test", "", "", "").unwrap(),
     };
-    let event = NewAuditEvent {
-        actor: "test".into(),
-        action: "test".into(),
-        ..Default::default()
-    };
+    let event = NewAuditEvent::new(AuditAction::TeamSignedUp, "test");
     store
         .create_team_with_admin(name, &admin, event)
         .await
