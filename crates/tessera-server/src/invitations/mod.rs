@@ -141,15 +141,11 @@ async fn invite(
         }
     };
     let team = state.store.get_team(&team_id).await?;
-    let mut sent = Vec::new();
-    let mut already = Vec::new();
-    let mut too_soon = Vec::new();
-    // Pending invitations asked again with another role: "… invited again as Manager (was Member)".
-    let mut role_changed = Vec::new();
+    let mut tally = InviteTally::default();
     for email in emails {
         if let Some(existing) = state.store.find_user_by_email(&email).await? {
             if existing.team_id.as_deref() == Some(team_id.as_str()) {
-                already.push(email.to_string());
+                tally.already.push(email.to_string());
                 continue;
             }
         }
@@ -171,70 +167,106 @@ async fn invite(
                 format!("invited as {}", role.role().label()),
             ),
         };
-        match state.store.invite(&new).await {
-            Ok(InviteOutcome::Refreshed { previous_role, .. }) if previous_role != role.role() => {
-                role_changed.push(format!(
-                    "{email} invited again as {} (was {}).",
-                    role.role().label(),
-                    previous_role.label()
-                ));
-                slots.pop();
-            }
-            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }) => {
-                sent.push(email.to_string());
-                slots.pop();
-            }
-            Ok(InviteOutcome::RoleChanged {
-                previous_role,
-                retry_in_ms,
-                ..
-            }) => {
-                role_changed.push(format!(
-                    "{email} invited again as {} (was {}); the invitation was emailed moments ago, so its link now grants {} and no new email was sent (resend possible in {}).",
-                    role.role().label(),
-                    previous_role.label(),
-                    role.role().label(),
-                    humanize_ms(retry_in_ms)
-                ));
-            }
-            Err(StoreError::TooSoon { retry_in_ms }) => {
-                too_soon.push(format!(
-                    "{email} (resend possible in {})",
-                    humanize_ms(retry_in_ms)
-                ));
-            }
-            Err(err) if err.is_unique(&Constraint::InvitationPending) => {
-                already.push(email.to_string())
-            }
-            Err(err) => return Err(err.into()),
+        if tally.record(&email, role.role(), state.store.invite(&new).await)? {
+            slots.pop();
         }
     }
     for unused in slots {
         unused.release(&state).await?;
     }
     state.wake(crate::state::Wrote::Mail);
-    let mut message = String::new();
-    if !sent.is_empty() {
-        message.push_str(&format!("Invitation sent to {}.", sent.join(", ")));
+    Ok(tally.summary())
+}
+
+/// What one invitation form did, address by address, for the message shown after it.
+#[derive(Default)]
+struct InviteTally {
+    sent: Vec<String>,
+    already: Vec<String>,
+    too_soon: Vec<String>,
+    /// Pending invitations asked again with another role: "… invited again as Manager (was Member)".
+    role_changed: Vec<String>,
+}
+
+impl InviteTally {
+    /// Notes the store's answer for `email`; `Ok(true)` when a mail was queued (its rate-limit
+    /// unit is used).
+    fn record(
+        &mut self,
+        email: &Email,
+        role: tessera_core::Role,
+        outcome: Result<InviteOutcome, StoreError>,
+    ) -> WebResult<bool> {
+        match outcome {
+            Ok(InviteOutcome::Refreshed { previous_role, .. }) if previous_role != role => {
+                self.role_changed.push(format!(
+                    "{email} invited again as {} (was {}).",
+                    role.label(),
+                    previous_role.label()
+                ));
+                Ok(true)
+            }
+            Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }) => {
+                self.sent.push(email.to_string());
+                Ok(true)
+            }
+            Ok(InviteOutcome::RoleChanged {
+                previous_role,
+                retry_in_ms,
+                ..
+            }) => {
+                self.role_changed.push(format!(
+                    "{email} invited again as {} (was {}); the invitation was emailed moments ago, so its link now grants {} and no new email was sent (resend possible in {}).",
+                    role.label(),
+                    previous_role.label(),
+                    role.label(),
+                    humanize_ms(retry_in_ms)
+                ));
+                Ok(false)
+            }
+            Err(StoreError::TooSoon { retry_in_ms }) => {
+                self.too_soon.push(format!(
+                    "{email} (resend possible in {})",
+                    humanize_ms(retry_in_ms)
+                ));
+                Ok(false)
+            }
+            Err(err) if err.is_unique(&Constraint::InvitationPending) => {
+                self.already.push(email.to_string());
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
-    for changed in &role_changed {
-        message.push(' ');
-        message.push_str(changed);
+
+    /// Back to the team page with what was done; a warning when nothing was sent and no role
+    /// changed (what was asked was not done).
+    fn summary(self) -> Response {
+        let mut message = String::new();
+        if !self.sent.is_empty() {
+            message.push_str(&format!("Invitation sent to {}.", self.sent.join(", ")));
+        }
+        for changed in &self.role_changed {
+            message.push(' ');
+            message.push_str(changed);
+        }
+        if !self.already.is_empty() {
+            message.push_str(&format!(
+                " Already in your team: {}.",
+                self.already.join(", ")
+            ));
+        }
+        if !self.too_soon.is_empty() {
+            message.push_str(&format!(
+                " Invited moments ago, not sent again: {}.",
+                self.too_soon.join(", ")
+            ));
+        }
+        if self.sent.is_empty() && self.role_changed.is_empty() {
+            return redirect_with_warning("/team", message.trim());
+        }
+        redirect_with_flash("/team", message.trim())
     }
-    if !already.is_empty() {
-        message.push_str(&format!(" Already in your team: {}.", already.join(", ")));
-    }
-    if !too_soon.is_empty() {
-        message.push_str(&format!(
-            " Invited moments ago, not sent again: {}.",
-            too_soon.join(", ")
-        ));
-    }
-    // Nothing was sent and no role changed: what was asked was not done.
-    if sent.is_empty() && role_changed.is_empty() {
-        return Ok(redirect_with_warning("/team", message.trim()));
-    }
-    Ok(redirect_with_flash("/team", message.trim()))
 }
 
 async fn resend(
@@ -570,69 +602,22 @@ async fn accept(
         detail: format!("joined as {}", link.invitation.role.label()),
         ip: ip.0.clone(),
     };
-    let result = match invitee {
-        Invitee::New => {
-            let parsed =
-                Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
-                    .and_then(|p| {
-                        check_new_password(&input.password, Some(&input.confirm_password))
-                            .map(|()| p)
-                    });
-            let profile = match parsed {
-                Ok(p) => p,
-                Err(Invalid(message)) => return Ok(again(message)),
-            };
-            let email = Email::parse(&link.invitation.email)
-                .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?;
-            let new_user = NewUser {
-                email,
-                password_hash: hash_password(input.password.clone()).await?,
-                profile,
-            };
-            state
-                .store
-                .accept_invitation(&token_digest(&token), Some(&new_user), None, event)
-                .await
-        }
-        Invitee::Teamless(user_id) => {
-            if input.password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
-                return Ok(again(
-                    "That password is not correct for this account.".into(),
-                ));
-            }
-            let hash = state.store.password_hash(&user_id).await?;
-            if !verify_password(input.password.clone(), Some(hash)).await? {
-                return Ok(again(
-                    "That password is not correct for this account.".into(),
-                ));
-            }
-            state
-                .store
-                .accept_invitation(&token_digest(&token), None, Some(&user_id), event)
-                .await
-        }
+    let result = match join(
+        &state,
+        invitee,
+        &input,
+        &token,
+        &link.invitation.email,
+        event,
+    )
+    .await?
+    {
+        Ok(result) => result,
+        Err(message) => return Ok(again(message)),
     };
     let user = match result {
         Ok(user) => user,
-        Err(StoreError::NotFound) => {
-            // Another request used, revoked or replaced the link meanwhile: explain which.
-            let link = load_link(&state, &token).await?;
-            return Ok(link_problem(&csrf, link.as_ref()).unwrap_or_else(|| {
-                notice(&csrf, StatusCode::CONFLICT, "Please try again", "The invitation changed while you were filling in the form. Open the link again.".into())
-            }));
-        }
-        Err(err) if err.is_unique(&Constraint::UserEmail) => {
-            return Ok(notice(
-                &csrf,
-                StatusCode::CONFLICT,
-                "Address belongs to another team",
-                format!(
-                    "The address {} belongs to another team — contact support to move it to {}.",
-                    link.invitation.email, link.team_name
-                ),
-            ));
-        }
-        Err(err) => return Err(err.into()),
+        Err(err) => return accept_failed(&state, &csrf, &token, &link, err).await,
     };
     let user_agent = headers
         .get(header::USER_AGENT)
@@ -657,4 +642,85 @@ async fn accept(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// Accepts the invitation for the invitee: a new account from the form, or the teamless
+/// account whose password the form proves. `Err(message)`: the form is shown again.
+async fn join(
+    state: &AppState,
+    invitee: Invitee,
+    input: &AcceptInput,
+    token: &str,
+    email: &str,
+    event: NewAuditEvent,
+) -> WebResult<Result<Result<tessera_store::User, StoreError>, String>> {
+    let digest = token_digest(token);
+    match invitee {
+        Invitee::New => {
+            let parsed =
+                Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
+                    .and_then(|p| {
+                        check_new_password(&input.password, Some(&input.confirm_password))
+                            .map(|()| p)
+                    });
+            let profile = match parsed {
+                Ok(p) => p,
+                Err(Invalid(message)) => return Ok(Err(message)),
+            };
+            let new_user = NewUser {
+                email: Email::parse(email)
+                    .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?,
+                password_hash: hash_password(input.password.clone()).await?,
+                profile,
+            };
+            Ok(Ok(state
+                .store
+                .accept_invitation(&digest, Some(&new_user), None, event)
+                .await))
+        }
+        Invitee::Teamless(user_id) => {
+            let wrong = || Ok(Err("That password is not correct for this account.".into()));
+            if input.password.len() > tessera_core::profile::MAX_PASSWORD * 4 {
+                return wrong();
+            }
+            let hash = state.store.password_hash(&user_id).await?;
+            if !verify_password(input.password.clone(), Some(hash)).await? {
+                return wrong();
+            }
+            Ok(Ok(state
+                .store
+                .accept_invitation(&digest, None, Some(&user_id), event)
+                .await))
+        }
+    }
+}
+
+/// The page for an acceptance the store refused: the link changed meanwhile, or the address
+/// belongs to another team.
+async fn accept_failed(
+    state: &AppState,
+    csrf: &CsrfToken,
+    token: &str,
+    link: &InvitationLink,
+    err: StoreError,
+) -> WebResult<Response> {
+    match err {
+        StoreError::NotFound => {
+            // Another request used, revoked or replaced the link meanwhile: explain which.
+            let link = load_link(state, token).await?;
+            Ok(link_problem(csrf, link.as_ref()).unwrap_or_else(|| {
+                notice(csrf, StatusCode::CONFLICT, "Please try again", "The invitation changed while you were filling in the form. Open the link again.".into())
+            }))
+        }
+        err if err.is_unique(&Constraint::UserEmail) => Ok(notice(
+            csrf,
+            StatusCode::CONFLICT,
+            "Address belongs to another team",
+            format!(
+                "The address {} belongs to another team — contact support to move it to {}.",
+                link.invitation.email, link.team_name
+            ),
+        )),
+        err => Err(err.into()),
+    }
 }
