@@ -67,6 +67,15 @@ pub async fn create_project(
     Ok(Json(project_json(&project)))
 }
 
+/// The caller's project of this name, or the API's 404.
+async fn load(state: &AppState, caller: &ApiCaller, name: &str) -> ApiResult<Project> {
+    state
+        .store
+        .find_project(&caller.team_id, caller.mode, name)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
 /// Get a project by name (`/` inside a name is sent as `%2F`).
 #[utoipa::path(
     get, path = "/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
@@ -78,11 +87,7 @@ pub async fn get_project(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::ViewTasks)?;
-    let project = state
-        .store
-        .find_project(&caller.team_id, caller.mode, &name)
-        .await?
-        .ok_or_else(|| not_found(&name))?;
+    let project = load(&state, &caller, &name).await?;
     Ok(Json(project_json(&project)))
 }
 
@@ -121,11 +126,7 @@ pub async fn set_params(
     caller.authorize(Action::EditProjects)?;
     let mut body = body.object()?;
     let patch = json_bool(body.remove("patch").as_ref());
-    let project = state
-        .store
-        .find_project(&caller.team_id, caller.mode, &name)
-        .await?
-        .ok_or_else(|| not_found(&name))?;
+    let project = load(&state, &caller, &name).await?;
     // The SDK sends update_project(name, params={...}) or the fields directly.
     let fields = match body.remove("params") {
         Some(Value::Object(p)) if body.is_empty() => p,
@@ -185,11 +186,7 @@ pub async fn task_templates(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.authorize(Action::ViewTasks)?;
-    let project = state
-        .store
-        .find_project(&caller.team_id, caller.mode, &name)
-        .await?
-        .ok_or_else(|| not_found(&name))?;
+    let project = load(&state, &caller, &name).await?;
     if project.task_type != "textcollection" {
         return Err(ApiError::bad_request(format!(
             "Task templates exist only for textcollection and chat projects; \"{}\" is a {} project.",
