@@ -1,13 +1,19 @@
 //! The tenant a request acts in: one team in one mode. Every store method that reads or writes a
-//! team's rows takes a [`Scope`], so "which team?" is answered once, by authentication, and not
+//! team's rows takes a [`Scope`], so "which team?" is answered once, by authorisation, and not
 //! by each query remembering a `WHERE team_id = …`.
+//!
+//! A `Scope` cannot be made from a bare team id: [`Scope::authorized`] asks the policy first,
+//! and [`Scope::operator`] is the one named elevation (the operator CLI, which has shell access
+//! to the server anyway, and tests). A handler that forgets to authorise has no `Scope` to pass
+//! to the store, so it does not compile.
 
-use crate::{ids::TeamId, Mode};
+use crate::{
+    ids::TeamId,
+    policy::{can, Action, Actor},
+    Mode,
+};
 
-/// A team and a mode, as authentication established them.
-///
-/// Only the authentication layer (API-key or session extractors) and the operator CLI should
-/// build one; everything below takes it as given.
+/// A team and a mode that an authorised caller may act in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
     team: TeamId,
@@ -15,8 +21,18 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The scope of a caller authenticated as a member (or key) of `team`, acting in `mode`.
-    pub fn new(team: TeamId, mode: Mode) -> Self {
+    /// The scope `actor` may perform `action` in, on `team`'s rows in `mode`; `None` when the
+    /// policy refuses.
+    pub fn authorized(actor: &Actor, action: Action, team: &str, mode: Mode) -> Option<Self> {
+        can(actor, action, Some(team)).then(|| Self {
+            team: TeamId::from_stored(team.to_owned()),
+            mode,
+        })
+    }
+
+    /// A scope without a policy decision: for the operator CLI (whose user already controls
+    /// the server) and tests. Nothing that serves a request calls this.
+    pub fn operator(team: TeamId, mode: Mode) -> Self {
         Self { team, mode }
     }
 
@@ -44,10 +60,37 @@ impl Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Role;
+
+    fn member(team: &str) -> Actor {
+        Actor::TeamUser {
+            user_id: "u".into(),
+            team_id: team.into(),
+            role: Role::Member,
+        }
+    }
+
+    #[test]
+    fn a_scope_comes_only_from_an_allowed_action_on_the_callers_team() {
+        let scope = Scope::authorized(&member("t1"), Action::ViewTasks, "t1", Mode::Test)
+            .expect("a member views their team's tasks");
+        assert_eq!(scope.team_id(), "t1");
+        assert_eq!(scope.mode(), Mode::Test);
+        assert_eq!(
+            Scope::authorized(&member("t1"), Action::ViewTasks, "t2", Mode::Test),
+            None,
+            "another team's rows"
+        );
+        assert_eq!(
+            Scope::authorized(&member("t1"), Action::ManageApiKeys, "t1", Mode::Live),
+            None,
+            "an action the role may not perform"
+        );
+    }
 
     #[test]
     fn switching_mode_keeps_the_team() {
-        let scope = Scope::new(TeamId::generate(), Mode::Live);
+        let scope = Scope::operator(TeamId::generate(), Mode::Live);
         let test = scope.with_mode(Mode::Test);
         assert_eq!(test.team(), scope.team());
         assert_eq!(test.mode(), Mode::Test);

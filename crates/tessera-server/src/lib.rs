@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod api;
 pub mod audit;
+pub mod authz;
 pub mod batches;
 pub mod callbacks;
 pub mod config;

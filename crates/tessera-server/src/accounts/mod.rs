@@ -46,7 +46,7 @@ pub fn home_path(who: &SignedIn) -> &'static str {
     match &who.actor {
         Actor::Staff { .. } => "/staff",
         _ if who.labeling_queue().is_some() => "/label",
-        _ if who.authorize(Action::ViewTeam).is_ok() => "/team",
+        _ if who.may(Action::ViewTeam) => "/team",
         _ => "/profile",
     }
 }

@@ -6,7 +6,7 @@ use axum::{
     http::{request::Parts, StatusCode},
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
-use tessera_core::{can, Action, Actor, Mode};
+use tessera_core::{Action, Actor, Mode, Scope};
 
 use super::wire::ApiError;
 use crate::{crypto::token_digest, state::AppState};
@@ -30,11 +30,12 @@ impl ApiCaller {
         }
     }
 
-    /// Asks the policy whether this key may perform `action` on its own team: 403 with a
-    /// message otherwise (a test key that tries to manage the team is told to use a live key).
-    pub fn authorize(&self, action: Action) -> Result<(), ApiError> {
-        if can(&self.actor(), action, Some(&self.team_id)) {
-            return Ok(());
+    /// Asks the policy whether this key may perform `action` on its own team, and returns the
+    /// scope the store needs for it: 403 with a message otherwise (a test key that tries to
+    /// manage the team is told to use a live key).
+    pub fn authorize(&self, action: Action) -> Result<Scope, ApiError> {
+        if let Some(scope) = Scope::authorized(&self.actor(), action, &self.team_id, self.mode) {
+            return Ok(scope);
         }
         let message = if self.mode == Mode::Test && action.manages_team() {
             "Managing the team through the API needs a live API key; test keys can only work with projects, batches, tasks and files."

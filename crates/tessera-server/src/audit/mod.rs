@@ -66,7 +66,8 @@ async fn show(
     who: SignedIn,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ViewAuditLog)?;
+    let scope = who.authorize(Action::ViewAuditLog)?;
+    let team_id = scope.team_id();
     let cursor = q.cursor.filter(|c| c.len() <= 100);
     let log = state
         .store

@@ -29,7 +29,8 @@ pub(super) async fn create_batch(
     who: SignedIn,
     Form(input): Form<BatchInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditProjects)?.to_owned();
+    let scope = who.authorize(Action::EditProjects)?;
+    let team_id = scope.team_id().to_owned();
     let project = state
         .store
         .find_project(&team_id, who.mode, &input.project)

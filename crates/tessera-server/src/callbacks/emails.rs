@@ -94,7 +94,8 @@ async fn list_page(
 }
 
 async fn list(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditTeamDetails)?;
+    let scope = who.authorize(Action::EditTeamDetails)?;
+    let team_id = scope.team_id();
     Ok(page(
         &list_page(&state, &who, team_id, String::new(), None).await?,
     ))
@@ -112,7 +113,8 @@ async fn add(
     ip: ClientIp,
     Form(input): Form<AddInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditTeamDetails)?.to_owned();
+    let scope = who.authorize(Action::EditTeamDetails)?;
+    let team_id = scope.team_id().to_owned();
     let again = |message: String| async {
         Ok::<_, WebError>(render(
             StatusCode::BAD_REQUEST,
@@ -186,7 +188,8 @@ async fn remove(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditTeamDetails)?;
+    let scope = who.authorize(Action::EditTeamDetails)?;
+    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }

@@ -139,7 +139,8 @@ async fn list_page(
     test_url: String,
     error: Option<String>,
 ) -> WebResult<ListPage> {
-    let team_id = who.authorize(Action::ViewCallbacks)?;
+    let scope = who.authorize(Action::ViewCallbacks)?;
+    let team_id = scope.team_id();
     let status = match query.state.filter(|s| !s.is_empty()) {
         Some(s) if STATES.contains(&s.as_str()) => Some(s),
         Some(s) => {
@@ -200,7 +201,7 @@ async fn list_page(
         first_link: after.map(|_| link(None)),
         test_url,
         error,
-        can_send: who.authorize(Action::SendCallbacks).is_ok(),
+        can_send: who.may(Action::SendCallbacks),
         test_result: None,
     })
 }
@@ -242,7 +243,8 @@ async fn detail(
     who: SignedIn,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ViewCallbacks)?;
+    let scope = who.authorize(Action::ViewCallbacks)?;
+    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
@@ -270,7 +272,7 @@ async fn detail(
     let payload = delivery.payload.clone();
     Ok(page(&DetailPage {
         layout: Layout::signed_in(format!("Callback {}", delivery.id), &who, "/callbacks"),
-        can_redeliver: who.authorize(Action::SendCallbacks).is_ok() && delivery.status != "pending",
+        can_redeliver: who.may(Action::SendCallbacks) && delivery.status != "pending",
         task_id: delivery.task_id.clone(),
         payload,
         finished: delivery.finished_at.map(format_time).unwrap_or_default(),
@@ -285,7 +287,8 @@ async fn redeliver(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::SendCallbacks)?;
+    let scope = who.authorize(Action::SendCallbacks)?;
+    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
@@ -339,7 +342,8 @@ async fn send_test(
     ip: ClientIp,
     Form(input): Form<TestInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::SendCallbacks)?.to_owned();
+    let scope = who.authorize(Action::SendCallbacks)?;
+    let team_id = scope.team_id().to_owned();
     let raw = input.url.trim().to_owned();
     let bad = |message: String| (StatusCode::BAD_REQUEST, message);
     // The budget first: a refused send must not use a unit of the email budget.

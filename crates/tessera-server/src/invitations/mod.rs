@@ -110,7 +110,8 @@ async fn invite(
     ip: ClientIp,
     Form(input): Form<InviteInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::InviteMember)?.to_owned();
+    let scope = who.authorize(Action::InviteMember)?;
+    let team_id = scope.team_id().to_owned();
     let again = |message: String| async {
         let page = team_page(
             &state,
@@ -275,7 +276,8 @@ async fn resend(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ResendInvitation)?;
+    let scope = who.authorize(Action::ResendInvitation)?;
+    let team_id = scope.team_id();
     let invitation = state.store.get_invitation(team_id, &id).await?;
     if let Some(page) = no_longer_pending(&invitation) {
         return Ok(page);
@@ -342,7 +344,8 @@ async fn revoke(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::RevokeInvitation)?;
+    let scope = who.authorize(Action::RevokeInvitation)?;
+    let team_id = scope.team_id();
     let invitation = state.store.get_invitation(team_id, &id).await?;
     if let Some(page) = no_longer_pending(&invitation) {
         return Ok(page);

@@ -151,7 +151,8 @@ async fn keys_page(
     revealed: Option<Revealed>,
     error: Option<String>,
 ) -> WebResult<KeysPage> {
-    let team_id = who.authorize(Action::ManageApiKeys)?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    let team_id = scope.team_id();
     let keys = state.store.list_api_keys(team_id).await?;
     let mut sections = Vec::new();
     for mode in [Mode::Live, Mode::Test] {
@@ -316,7 +317,8 @@ async fn create(
     ip: ClientIp,
     Form(input): Form<CreateInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ManageApiKeys)?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    let team_id = scope.team_id();
     let parsed = input.mode.parse::<Mode>().and_then(|m| {
         Ok((
             m,
@@ -389,7 +391,8 @@ async fn reveal_key(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ManageApiKeys)?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    let team_id = scope.team_id();
     let key = state.store.get_api_key(team_id, &id).await?;
     let value =
         service::reveal_api_key(&state.config.master_key, &key).map_err(WebError::Internal)?;
@@ -419,7 +422,8 @@ async fn delete_key(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ManageApiKeys)?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    let team_id = scope.team_id();
     let key = match state.store.get_api_key(team_id, &id).await {
         Ok(key) => key,
         Err(StoreError::NotFound) => {
@@ -496,7 +500,8 @@ async fn reveal_secret(
     Path(mode): Path<String>,
     kind: SecretSpec,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ManageApiKeys)?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    let team_id = scope.team_id();
     let mode = parse_mode(&mode)?;
     let secret = service::team_secret(
         &state.store,
@@ -534,7 +539,8 @@ async fn rotate(
     Path(mode): Path<String>,
     kind: SecretSpec,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ManageApiKeys)?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    let team_id = scope.team_id();
     let mode = parse_mode(&mode)?;
     let detail = if kind.keep_previous_ms > 0 {
         "the previous secret keeps signing for 24 hours"

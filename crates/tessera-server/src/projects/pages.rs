@@ -43,7 +43,8 @@ async fn projects_page(
     error: Option<String>,
     input: ProjectInput,
 ) -> WebResult<ProjectsPage> {
-    let team_id = who.authorize(Action::ViewTasks)?;
+    let scope = who.authorize(Action::ViewTasks)?;
+    let team_id = scope.team_id();
     let team = who.team_name.clone().unwrap_or_default();
     let projects = state
         .store
@@ -61,7 +62,7 @@ async fn projects_page(
     Ok(ProjectsPage {
         layout: Layout::signed_in("Projects", who, "/projects"),
         projects,
-        can_edit: who.authorize(Action::EditProjects).is_ok(),
+        can_edit: who.may(Action::EditProjects),
         types: choices(&type_names(), &input.task_type),
         error,
         name: input.name,
@@ -90,7 +91,8 @@ pub(super) async fn create_project(
     who: SignedIn,
     Form(input): Form<ProjectInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditProjects)?.to_owned();
+    let scope = who.authorize(Action::EditProjects)?;
+    let team_id = scope.team_id().to_owned();
     let mut params = Map::new();
     if !input.instruction.trim().is_empty() {
         params.insert("instruction".into(), json!(input.instruction.trim()));
@@ -167,7 +169,8 @@ pub(crate) async fn project_page(
     name: &str,
     error: Option<String>,
 ) -> WebResult<ProjectPage> {
-    let team_id = who.authorize(Action::ViewTasks)?;
+    let scope = who.authorize(Action::ViewTasks)?;
+    let team_id = scope.team_id();
     let project = state
         .store
         .find_project(team_id, who.mode, name)
@@ -214,7 +217,7 @@ pub(crate) async fn project_page(
                 created: format_time(b.created_at),
             })
             .collect(),
-        can_edit: who.authorize(Action::EditProjects).is_ok(),
+        can_edit: who.may(Action::EditProjects),
         tasks_link: tasks_link(""),
         name: project.name,
         error,

@@ -160,7 +160,8 @@ async fn tasks(
     who: SignedIn,
     Query(q): Query<TaskQuery>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ViewTasks)?;
+    let scope = who.authorize(Action::ViewTasks)?;
+    let team_id = scope.team_id();
     let status = nonempty(q.status);
     let task_type = nonempty(q.task_type);
     check_filters(status.as_deref(), task_type.as_deref())?;
@@ -290,7 +291,8 @@ async fn task_page(
     id: &str,
     error: Option<String>,
 ) -> WebResult<TaskPage> {
-    let team_id = who.authorize(Action::ViewTasks)?;
+    let scope = who.authorize(Action::ViewTasks)?;
+    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
@@ -321,7 +323,7 @@ async fn task_page(
             detail: e.detail,
         });
     }
-    let callbacks = if who.authorize(Action::ViewCallbacks).is_ok() {
+    let callbacks = if who.may(Action::ViewCallbacks) {
         state
             .store
             .task_deliveries(&task.id)
@@ -340,7 +342,7 @@ async fn task_page(
     Ok(TaskPage {
         layout: Layout::signed_in(format!("Task {}", task.id), who, "/tasks"),
         callbacks,
-        can_audit: who.authorize(Action::AuditTasks).is_ok() && task.status == "completed",
+        can_audit: who.may(Action::AuditTasks) && task.status == "completed",
         id: task.id.clone(),
         task_type: task.task_type.clone(),
         status: task.status.clone(),
@@ -381,7 +383,8 @@ async fn audit(
     Path(id): Path<String>,
     Form(input): Form<AuditInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::AuditTasks)?.to_owned();
+    let scope = who.authorize(Action::AuditTasks)?;
+    let team_id = scope.team_id().to_owned();
     let accepted = match input.result.as_str() {
         "accept" => true,
         "reject" => false,

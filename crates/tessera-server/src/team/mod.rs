@@ -101,7 +101,8 @@ pub async fn team_page(
     invite_emails: String,
     invite_role: String,
 ) -> WebResult<TeamPage> {
-    let team_id = who.authorize(Action::ViewTeam)?;
+    let scope = who.authorize(Action::ViewTeam)?;
+    let team_id = scope.team_id();
     let team = state.store.get_team(team_id).await?;
     let now = tessera_store::now_ms();
     let members = state
@@ -146,7 +147,7 @@ pub async fn team_page(
         team_name: team.name,
         members,
         invitations,
-        can_manage: who.authorize(Action::InviteMember).is_ok(),
+        can_manage: who.may(Action::InviteMember),
         roles: role_options(),
         invite_error,
         invite_emails,
@@ -173,7 +174,8 @@ async fn change_role(
     Path(user_id): Path<String>,
     Form(input): Form<RoleInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::ChangeMemberRole)?;
+    let scope = who.authorize(Action::ChangeMemberRole)?;
+    let team_id = scope.team_id();
     let target = state.store.find_member(team_id, &user_id).await?;
     let current = target.role.unwrap_or(Role::Member);
     let new_role: Role = input
@@ -226,7 +228,8 @@ async fn confirm_remove(
     who: SignedIn,
     Path(user_id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::RemoveMember)?;
+    let scope = who.authorize(Action::RemoveMember)?;
+    let team_id = scope.team_id();
     let target = state.store.find_member(team_id, &user_id).await?;
     check_removal(
         &who.user.id,
@@ -250,7 +253,8 @@ async fn remove(
     ip: ClientIp,
     Path(user_id): Path<String>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::RemoveMember)?;
+    let scope = who.authorize(Action::RemoveMember)?;
+    let team_id = scope.team_id();
     let target = state.store.find_member(team_id, &user_id).await?;
     check_removal(
         &who.user.id,
@@ -297,7 +301,8 @@ struct DetailsPage {
 }
 
 async fn details_form(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditTeamDetails)?;
+    let scope = who.authorize(Action::EditTeamDetails)?;
+    let team_id = scope.team_id();
     let team = state.store.get_team(team_id).await?;
     Ok(page(&DetailsPage {
         layout: Layout::signed_in("Team details", &who, "/team/details"),
@@ -313,7 +318,8 @@ async fn update_details(
     ip: ClientIp,
     Form(input): Form<DetailsInput>,
 ) -> WebResult<Response> {
-    let team_id = who.authorize(Action::EditTeamDetails)?;
+    let scope = who.authorize(Action::EditTeamDetails)?;
+    let team_id = scope.team_id();
     let again = |message: String| {
         render(
             StatusCode::BAD_REQUEST,

@@ -5,7 +5,7 @@ use axum::{
     http::{header, request::Parts, HeaderValue},
     response::{IntoResponse, Redirect, Response},
 };
-use tessera_core::{can, Action, Actor, Mode};
+use tessera_core::{can, Action, Actor, Mode, Scope};
 use tessera_store::User;
 
 use crate::{
@@ -32,14 +32,15 @@ pub struct SignedIn {
 
 impl SignedIn {
     /// Asks the policy whether this person may perform `action` in their own team, and
-    /// returns that team's id.
-    pub fn authorize(&self, action: Action) -> WebResult<&str> {
-        let team = self.user.team_id.as_deref();
-        if can(&self.actor, action, team) {
-            team.ok_or(WebError::Forbidden)
-        } else {
-            Err(WebError::Forbidden)
-        }
+    /// returns the scope (that team, in the dashboard's mode) the store needs for it.
+    pub fn authorize(&self, action: Action) -> WebResult<Scope> {
+        let team = self.user.team_id.as_deref().ok_or(WebError::Forbidden)?;
+        Scope::authorized(&self.actor, action, team, self.mode).ok_or(WebError::Forbidden)
+    }
+
+    /// Whether this person may perform `action` in their own team (what a page offers).
+    pub fn may(&self, action: Action) -> bool {
+        self.authorize(action).is_ok()
     }
 
     /// The labeling queue this person works, if any: their team's (a team `labeler`) or
