@@ -33,6 +33,7 @@ mod users;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
+pub use tessera_core::Scope;
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
     AnyPool, Executor,
@@ -269,6 +270,25 @@ impl Store {
         match self.dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
+        }
+    }
+}
+
+/// The store as the background machinery sees it: every team's rows at once (claiming due
+/// callbacks and mail, pruning, following changes, the staff console). Kept apart from
+/// [`Store`]'s tenant methods, which all take a [`Scope`], so code serving one team's request
+/// reaches other teams' rows only by asking for this handle by name.
+#[derive(Clone)]
+pub struct CrossTenant {
+    /// Its methods use the store's pools and dialect helpers (`self.store.writer`, …).
+    store: Store,
+}
+
+impl Store {
+    /// The cross-tenant handle for workers, housekeeping and platform staff.
+    pub fn cross_tenant(&self) -> CrossTenant {
+        CrossTenant {
+            store: self.clone(),
         }
     }
 }
