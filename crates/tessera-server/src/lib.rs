@@ -250,6 +250,7 @@ async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
         if ticks.is_multiple_of(PRUNE_EVERY) {
             if let Err(err) = state
                 .store
+                .cross_tenant()
                 .prune_expired(
                     ratelimit::Limit::LONGEST_WINDOW_MS,
                     i64::try_from(state.config.session_idle_timeout.as_millis())

@@ -33,11 +33,11 @@ mod users;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-pub use tessera_core::Scope;
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
     AnyPool, Executor,
 };
+pub use tessera_core::Scope;
 
 pub use audit::{AuditAction, AuditEvent, AuditPage, NewAuditEvent};
 pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};

@@ -3,7 +3,7 @@
 use crate::{
     now_ms,
     users::{user_from_row, USER_COLUMNS},
-    Store, StoreResult, User,
+    CrossTenant, Store, StoreResult, User,
 };
 
 impl Store {
@@ -66,7 +66,9 @@ impl Store {
             .await?;
         Ok(())
     }
+}
 
+impl CrossTenant {
     /// Housekeeping: drops expired and idle sessions and old rate-limit events.
     pub async fn prune_expired(
         &self,
@@ -78,12 +80,12 @@ impl Store {
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
                 .bind(now)
                 .bind(now - session_idle_ms)
-                .execute(&self.writer)
+                .execute(&self.store.writer)
                 .await?
                 .rows_affected();
         let events = sqlx::query("DELETE FROM rate_events WHERE at < $1")
             .bind(now - rate_window_ms)
-            .execute(&self.writer)
+            .execute(&self.store.writer)
             .await?
             .rows_affected();
         Ok(sessions + events)
