@@ -57,10 +57,42 @@ impl Actor {
     }
 }
 
-/// Everything a person can try to do. Later features' actions are listed already so the
-/// dashboard and API grow by adding routes, not by adding role checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
+/// Declares [`Action`], its [`Action::ALL`] list and one [`perm`] marker type per action, from
+/// one list, so a new action cannot be missing from either.
+macro_rules! actions {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Everything a person can try to do. Later features' actions are listed already so the
+        /// dashboard and API grow by adding routes, not by adding role checks.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl Action {
+            pub const ALL: [Action; [$(Action::$name),*].len()] = [$(Action::$name),*];
+        }
+
+        /// The actions as types: a handler that takes `Authorized<perm::ViewTasks>` (see the
+        /// server's `authz`) says in its signature what the policy must allow.
+        pub mod perm {
+            use super::{Action, Permission};
+            $(
+                #[doc = concat!("The type of [`Action::", stringify!($name), "`].")]
+                pub struct $name;
+                impl Permission for $name {
+                    const ACTION: Action = Action::$name;
+                }
+            )*
+        }
+    };
+}
+
+/// An [`Action`] named as a type (one per action, in [`perm`]).
+pub trait Permission {
+    const ACTION: Action;
+}
+
+actions! {
     /// See the team's members and pending invitations.
     ViewTeam,
     InviteMember,
@@ -92,31 +124,6 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
-        Action::ViewTeam,
-        Action::InviteMember,
-        Action::ResendInvitation,
-        Action::RevokeInvitation,
-        Action::RemoveMember,
-        Action::ChangeMemberRole,
-        Action::EditTeamDetails,
-        Action::ViewAuditLog,
-        Action::ViewTasks,
-        Action::AuditTasks,
-        Action::EditProjects,
-        Action::ManageApiKeys,
-        Action::ViewCallbacks,
-        Action::SendCallbacks,
-        Action::ViewBilling,
-        Action::EditPaymentInfo,
-        Action::ManageIntegrations,
-        Action::LabelTasks,
-        Action::StaffConsole,
-        Action::MoveUser,
-        Action::SetTeamAdmin,
-        Action::ReadMailOutbox,
-    ];
-
     /// Platform actions are not scoped to a team.
     pub fn is_platform(self) -> bool {
         matches!(

@@ -13,46 +13,11 @@ use axum::{
     http::request::Parts,
     response::{IntoResponse, Response},
 };
-use tessera_core::{Action, Scope};
+use tessera_core::Scope;
 
 use crate::{api::auth::ApiCaller, api::wire::ApiError, state::AppState, web::SignedIn};
 
-/// An action named as a type, so a handler's signature says what it is allowed to do.
-pub trait Permission {
-    const ACTION: Action;
-}
-
-/// One marker type per [`Action`] a route can perform.
-pub mod perm {
-    use super::{Action, Permission};
-
-    macro_rules! permissions {
-        ($($name:ident),* $(,)?) => {$(
-            #[doc = concat!("Permission to perform [`Action::", stringify!($name), "`].")]
-            pub struct $name;
-            impl Permission for $name {
-                const ACTION: Action = Action::$name;
-            }
-        )*};
-    }
-
-    permissions!(
-        ViewTeam,
-        InviteMember,
-        ResendInvitation,
-        RevokeInvitation,
-        RemoveMember,
-        ChangeMemberRole,
-        EditTeamDetails,
-        ViewAuditLog,
-        ViewTasks,
-        AuditTasks,
-        EditProjects,
-        ManageApiKeys,
-        ViewCallbacks,
-        SendCallbacks,
-    );
-}
+pub use tessera_core::policy::{perm, Permission};
 
 /// A caller (`C`: [`ApiCaller`] or [`SignedIn`]) the policy allowed to perform `P` in
 /// `scope`, their own team in their current mode.
