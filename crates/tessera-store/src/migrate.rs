@@ -13,53 +13,28 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "foundation",
-        sql: include_str!("../migrations/0001_foundation.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "api",
-        sql: include_str!("../migrations/0002_api.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "callbacks_labeling",
-        sql: include_str!("../migrations/0003_callbacks_labeling.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "callback_emails",
-        sql: include_str!("../migrations/0004_callback_emails.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "storage_usage",
-        sql: include_str!("../migrations/0005_storage_usage.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "session_idle",
-        sql: include_str!("../migrations/0006_session_idle.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "team_names",
-        sql: include_str!("../migrations/0007_team_names.sql"),
-    },
-    Migration {
-        version: 8,
-        name: "key_nonces_attempt_requests",
-        sql: include_str!("../migrations/0008_key_nonces_attempt_requests.sql"),
-    },
-    Migration {
-        version: 9,
-        name: "task_counts_sharded",
-        sql: include_str!("../migrations/0009_task_counts_sharded.sql"),
-    },
-];
+/// One line per migration: its version, its name and its file in `migrations/`.
+macro_rules! migrations {
+    ($($version:literal $name:literal $file:literal,)*) => {
+        &[$(Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../migrations/", $file)),
+        }),*]
+    };
+}
+
+const MIGRATIONS: &[Migration] = migrations! {
+    1 "foundation" "0001_foundation.sql",
+    2 "api" "0002_api.sql",
+    3 "callbacks_labeling" "0003_callbacks_labeling.sql",
+    4 "callback_emails" "0004_callback_emails.sql",
+    5 "storage_usage" "0005_storage_usage.sql",
+    6 "session_idle" "0006_session_idle.sql",
+    7 "team_names" "0007_team_names.sql",
+    8 "key_nonces_attempt_requests" "0008_key_nonces_attempt_requests.sql",
+    9 "task_counts_sharded" "0009_task_counts_sharded.sql",
+};
 
 /// Checksums a released migration once had besides its current one, accepted when found in
 /// `schema_migrations`. Released migrations are never edited (ADR 0001); each entry here records
