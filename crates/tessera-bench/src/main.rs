@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use tessera_core::retry::parse_duration;
+use tessera_core::{ids::TeamId, retry::parse_duration, Scope};
 use tessera_server::staff::support;
 use tessera_store::Store;
 
@@ -69,21 +69,13 @@ enum BenchCommand {
     },
     /// Inserts COUNT completed tasks for a team in bulk.
     Seed {
-        #[arg(long)]
-        team: String,
-        #[arg(long, default_value = "test")]
-        mode: String,
-        #[arg(long)]
-        count: i64,
+        #[command(flatten)]
+        seed: SeedArgs,
     },
     /// Inserts COUNT completed test tasks for a team, each with a pending callback to URL.
     SeedCallbacks {
-        #[arg(long)]
-        team: String,
-        #[arg(long, default_value = "test")]
-        mode: String,
-        #[arg(long)]
-        count: i64,
+        #[command(flatten)]
+        seed: SeedArgs,
         #[arg(long)]
         url: String,
     },
@@ -108,6 +100,32 @@ enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
     },
+}
+
+/// Which team's world to seed, and how many tasks.
+#[derive(Args, Debug)]
+struct SeedArgs {
+    /// The team's name or id.
+    #[arg(long)]
+    team: String,
+    #[arg(long, default_value = "test")]
+    mode: String,
+    #[arg(long)]
+    count: i64,
+}
+
+impl SeedArgs {
+    /// The team and mode to seed; the benchmark is an operator tool, so no policy applies.
+    async fn scope(&self, store: &Store) -> anyhow::Result<Scope> {
+        let team = support::find_team(store, &self.team)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mode: tessera_core::Mode = self
+            .mode
+            .parse()
+            .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
+        Ok(Scope::operator(TeamId::from_stored(team.id), mode))
+    }
 }
 
 fn parse_duration_arg(raw: &str) -> Result<Duration, String> {
@@ -146,30 +164,16 @@ async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()
                 .await?;
             println!("{rate:.0}");
         }
-        BenchCommand::Seed { team, mode, count } => {
-            let team = support::find_team(&store, &team)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mode: tessera_core::Mode = mode
-                .parse()
-                .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
-            store.seed_tasks(&team.id, mode, count).await?;
-            println!("seeded {count} tasks");
+        BenchCommand::Seed { seed } => {
+            store
+                .seed_tasks(&seed.scope(&store).await?, seed.count)
+                .await?;
+            println!("seeded {} tasks", seed.count);
         }
-        BenchCommand::SeedCallbacks {
-            team,
-            mode,
-            count,
-            url,
-        } => {
-            let team = support::find_team(&store, &team)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mode: tessera_core::Mode = mode
-                .parse()
-                .map_err(|e: tessera_core::Invalid| anyhow::anyhow!(e.0))?;
-            store.seed_callbacks(&team.id, mode, count, &url).await?;
-            println!("seeded {count} tasks with pending callbacks");
+        BenchCommand::SeedCallbacks { seed, url } => {
+            let scope = seed.scope(&store).await?;
+            store.seed_callbacks(&scope, seed.count, &url).await?;
+            println!("seeded {} tasks with pending callbacks", seed.count);
         }
         BenchCommand::DeliveryCounts { wait_for, timeout } => {
             let started = std::time::Instant::now();
@@ -250,28 +254,7 @@ async fn bench_receiver(listen: SocketAddr, status: u16, delay: Duration) -> any
         .with_context(|| format!("listening on {listen}"))?;
     println!("receiver listening on {}", listener.local_addr()?);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(tessera_server::serve::shutdown_signal())
         .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
 }

@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tessera_core::Mode;
-
-use crate::{new_id, now_ms, Dialect, Store, StoreResult};
+use crate::{new_id, now_ms, Dialect, Scope, Store, StoreResult};
 
 /// Rows per INSERT statement when seeding callbacks.
 const SEED_CHUNK: i64 = 5_000;
@@ -58,7 +56,8 @@ impl Store {
 
     /// Inserts `count` completed tasks for a team and mode in bulk (generated in SQL), and
     /// keeps the team's task count right. For benchmarks and capacity tests only.
-    pub async fn seed_tasks(&self, team_id: &str, mode: Mode, count: i64) -> StoreResult<()> {
+    pub async fn seed_tasks(&self, scope: &Scope, count: i64) -> StoreResult<()> {
+        let (team_id, mode) = (scope.team_id(), scope.mode());
         let base = now_ms() - count;
         let numbers = match self.dialect {
             Dialect::Postgres => "SELECT g AS n FROM generate_series(1, $1) AS g".to_owned(),
@@ -105,13 +104,8 @@ impl Store {
     /// writes them; keeps the team's task count right. Rows go in with multi-row INSERTs
     /// generated in SQL, [`SEED_CHUNK`] per statement, one transaction per
     /// [`SEED_TRANSACTION`] rows. For benchmarks only.
-    pub async fn seed_callbacks(
-        &self,
-        team_id: &str,
-        mode: Mode,
-        count: i64,
-        url: &str,
-    ) -> StoreResult<()> {
+    pub async fn seed_callbacks(&self, scope: &Scope, count: i64, url: &str) -> StoreResult<()> {
+        let (team_id, mode) = (scope.team_id(), scope.mode());
         // Ids unique to this run (`task_` / `msg_` + 12 random hex + 12-digit hex number), so
         // seeding twice into one database works.
         let run = new_id("x")[2..14].to_owned();

@@ -465,7 +465,7 @@ fn outcome(
 /// made under (its attempt is kept either way), a finished delivery sets the task's
 /// `callback_succeeded`, and a later round's failure never undoes a success.
 async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
-    use tessera_core::Mode;
+    use tessera_core::{ids::TeamId, Mode, Scope};
     use tessera_store::{Delivery, NextStep};
 
     let cluster = Cluster::new(&backend).await;
@@ -478,7 +478,11 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
         .remove(0)
         .team;
     store
-        .seed_callbacks(&team.id, Mode::Test, 3, "http://127.0.0.1:9/hook")
+        .seed_callbacks(
+            &Scope::operator(TeamId::from_stored(team.id.clone()), Mode::Test),
+            3,
+            "http://127.0.0.1:9/hook",
+        )
         .await
         .unwrap();
     let mut claimed = store.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
