@@ -62,3 +62,30 @@ impl<P: Permission + 'static> FromRequestParts<AppState> for Authorized<P, Signe
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Request code gets its `Scope` from the policy only: `Scope::operator` (the CLI's and
+    /// tests' elevation) must not appear anywhere in the server crate.
+    #[test]
+    fn the_server_never_elevates_to_an_operator_scope() {
+        let needle = concat!("Scope::", "operator");
+        let mut offenders = Vec::new();
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && std::fs::read_to_string(&path).unwrap().contains(needle)
+                {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{needle} in request code: {offenders:?}");
+    }
+}
