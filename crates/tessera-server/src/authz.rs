@@ -67,7 +67,7 @@ impl<P: Permission + 'static> FromRequestParts<AppState> for Authorized<P, Signe
 mod tests {
     use std::path::Path;
 
-    /// Request code gets its `Scope` from the policy only: `Scope::operator` (the CLI's and
+    /// Request code gets its `Scope` from the policy only: the operator elevation (the CLI's and
     /// tests' elevation) must not appear anywhere in the server crate.
     #[test]
     fn the_server_never_elevates_to_an_operator_scope() {
