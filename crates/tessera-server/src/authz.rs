@@ -86,6 +86,9 @@ mod tests {
                 }
             }
         }
-        assert!(offenders.is_empty(), "{needle} in request code: {offenders:?}");
+        assert!(
+            offenders.is_empty(),
+            "{needle} in request code: {offenders:?}"
+        );
     }
 }

@@ -1,0 +1,302 @@
+//! `tessera admin …`: support operations on teams and users, and master-key rotation.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use tessera_server::{
+    crypto::{write_key_file, MasterKey},
+    staff::support::{self, Operator, SupportError},
+};
+
+use super::{env_value, StorageArgs};
+
+#[derive(Subcommand, Debug)]
+pub(super) enum AdminCommand {
+    /// Create a team and its Admin account; prints the team id.
+    CreateTeam {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List teams with their Admin, member count and id (names are not unique; ids are).
+    ListTeams,
+    /// Move a user into a team (member by default; never Admin — use set-admin).
+    MoveUser {
+        #[arg(long)]
+        email: String,
+        /// The team's id (`team_…`) or its name, when no other team has that name.
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Make a member of the team its Admin; the previous Admin becomes a Manager.
+    SetAdmin {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Create an API key for a team; prints the key alone.
+    CreateApiKey {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
+        #[arg(long)]
+        team: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Print a team's callback auth key for a mode (the `scale-callback-auth` header value).
+    CallbackAuthKey {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
+        #[arg(long)]
+        team: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: String,
+    },
+    /// Print a team's callback signing secret for a mode (`whsec_…`, Standard Webhooks).
+    CallbackSigningSecret {
+        /// The team's id (`team_…`) or its name, when no other team has that name.
+        #[arg(long)]
+        team: String,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: String,
+    },
+    /// Create a platform workforce labeler, who labels every team's live tasks.
+    CreateLabeler {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Create a platform support (staff) user, who can open the staff console.
+    CreateStaff {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Re-seal every stored secret under a new master key and install it (stop the servers
+    /// first; see the README). With the key file, the new key replaces DATA_DIR/master.key
+    /// and the old one is kept in DATA_DIR/master.key.old.
+    RotateMasterKey {
+        /// File with the new key (64 hex characters), created with a fresh key when missing.
+        /// Required when the current key comes from TESSERA_MASTER_KEY, unless
+        /// TESSERA_NEW_MASTER_KEY is set.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+}
+
+/// Where an admin command reads a new account's password. Not from the command line by
+/// default: arguments are visible to every user in `ps` and land in shell history.
+#[derive(Args, Debug)]
+pub(super) struct PasswordArgs {
+    /// Deprecated (visible in `ps` and shell history): use the prompt, --password-stdin or
+    /// TESSERA_ADMIN_PASSWORD.
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+/// The environment variable an admin command reads a password from.
+const PASSWORD_ENV: &str = "TESSERA_ADMIN_PASSWORD";
+
+impl PasswordArgs {
+    /// The password from `--password` (with a warning), `--password-stdin`,
+    /// `TESSERA_ADMIN_PASSWORD` or, on a terminal, a prompt without echo, in that order.
+    fn read(self) -> anyhow::Result<String> {
+        use std::io::IsTerminal;
+        if let Some(password) = self.password {
+            eprintln!(
+                "warning: --password is deprecated: it is visible in `ps` and shell history. \
+                 Type the password at the prompt, pipe it with --password-stdin, or set \
+                 {PASSWORD_ENV}."
+            );
+            return Ok(password);
+        }
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.strip_suffix('\n').unwrap_or(&line);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            if password.is_empty() {
+                bail!("--password-stdin: standard input held no password");
+            }
+            return Ok(password.to_owned());
+        }
+        if let Some(password) = std::env::var(PASSWORD_ENV).ok().filter(|p| !p.is_empty()) {
+            return Ok(password);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: run the command in a terminal to be prompted, pipe it with \
+                 --password-stdin, or set {PASSWORD_ENV}"
+            );
+        }
+        let password = rpassword::prompt_password("Password: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+        if password != again {
+            bail!("the two passwords differ");
+        }
+        Ok(password)
+    }
+}
+
+pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {
+    let store = storage.store().await?;
+    let master = storage.master_key()?;
+    let operator = Operator::cli();
+    let result: Result<(), SupportError> = async {
+        match command {
+            AdminCommand::CreateTeam {
+                name,
+                admin_email,
+                password,
+            } => {
+                let password = password.read()?;
+                let team = support::create_team(
+                    &store,
+                    &master,
+                    &name,
+                    &admin_email,
+                    &password,
+                    &operator,
+                )
+                .await?;
+                println!("{}", team.id);
+            }
+            AdminCommand::ListTeams => {
+                let teams = store.list_teams().await?;
+                println!("{:<30}  {:<40}  {:>7}  ID", "TEAM", "ADMIN", "MEMBERS");
+                for t in teams {
+                    println!(
+                        "{:<30}  {:<40}  {:>7}  {}",
+                        t.team.name, t.admin_email, t.members, t.team.id
+                    );
+                }
+            }
+            AdminCommand::MoveUser { email, team, role } => {
+                let (user, team) =
+                    support::move_user(&store, &email, &team, role.as_deref(), &operator).await?;
+                println!(
+                    "{} is now in {} as {}",
+                    user.email,
+                    team.name,
+                    user.role.map(|r| r.as_str()).unwrap_or("")
+                );
+            }
+            AdminCommand::SetAdmin { team, email } => {
+                let team = support::set_admin(&store, &team, &email, &operator).await?;
+                println!("{} is now the Admin of {}", email.trim(), team.name);
+            }
+            AdminCommand::CreateApiKey { team, mode, label } => {
+                let key = support::create_api_key(&store, &master, &team, &mode, &label, &operator)
+                    .await?;
+                println!("{key}");
+            }
+            AdminCommand::CallbackAuthKey { team, mode } => {
+                println!(
+                    "{}",
+                    support::callback_auth_key(&store, &master, &team, &mode).await?
+                );
+            }
+            AdminCommand::CallbackSigningSecret { team, mode } => {
+                println!(
+                    "{}",
+                    support::callback_signing_secret(&store, &master, &team, &mode).await?
+                );
+            }
+            AdminCommand::CreateLabeler { email, password } => {
+                let user = support::create_labeler(&store, &email, &password.read()?).await?;
+                println!("{}", user.id);
+            }
+            AdminCommand::CreateStaff { email, password } => {
+                let user = support::create_staff(&store, &email, &password.read()?).await?;
+                println!("{}", user.id);
+            }
+            AdminCommand::RotateMasterKey { .. } => unreachable!("handled in run"),
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result.map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+/// `tessera admin rotate-master-key`: keys first, data second. With the key file, the current
+/// key joins `master.key.old` before `master.key` is replaced (each written atomically), so a
+/// crash at any point leaves every stored value readable by the next start; then every sealed
+/// value is re-sealed under the new key in one transaction. Running it again is harmless.
+pub(super) async fn rotate_master_key(
+    storage: &StorageArgs,
+    new_key_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let store = storage.store().await?;
+    let current = storage.master_key()?;
+    let from_env = env_value("TESSERA_MASTER_KEY").is_some();
+    let new = match (&new_key_file, env_value("TESSERA_NEW_MASTER_KEY")) {
+        (Some(path), _) => MasterKey::load_or_create(path)?,
+        (None, Some(hex)) => MasterKey::from_hex(&hex).context("TESSERA_NEW_MASTER_KEY")?,
+        (None, None) if from_env => bail!(
+            "the master key comes from TESSERA_MASTER_KEY, so the new key cannot be installed for \
+             you: pass --new-key-file PATH (created with a fresh key if missing) or set \
+             TESSERA_NEW_MASTER_KEY"
+        ),
+        (None, None) => MasterKey::generate(),
+    };
+    if !from_env && new != current {
+        let mut old = vec![current.to_hex()];
+        for key in MasterKey::load_list(&storage.old_key_path())? {
+            if key != new && !old.contains(&key.to_hex()) {
+                old.push(key.to_hex());
+            }
+        }
+        write_key_file(&storage.old_key_path(), &(old.join("\n") + "\n"))?;
+        write_key_file(&storage.key_path(), &new.to_hex())?;
+    }
+    let result = tessera_server::keys::rotation::reseal_all(&store, &current, &new).await;
+    store.close().await;
+    let counts = result?;
+    println!(
+        "Re-sealed {} of {} stored secrets under master key {}.",
+        counts.resealed,
+        counts.examined,
+        new.id()
+    );
+    if counts.changed_meanwhile > 0 {
+        println!(
+            "  {} changed while rotating (a server is running): run the command again once \
+             every server runs with the new key.",
+            counts.changed_meanwhile
+        );
+    }
+    if from_env {
+        println!(
+            "  Now set TESSERA_MASTER_KEY to the new key on every server and restart them; keep \
+             the previous key in TESSERA_OLD_MASTER_KEYS while you need to read older backups."
+        );
+    } else {
+        println!(
+            "  {} holds the new key; the previous key is kept in {} to read older backups. \
+             Start the servers again.",
+            storage.key_path().display(),
+            storage.old_key_path().display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `tessera serve`: its options, the [`Config`] they make, and the start-up banner.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tessera_core::{client_ip::TrustedProxies, retry::RetrySchedule};
+use tessera_server::{config::Config, Application};
+use url::Url;
+
+use super::{
+    init_logging, parse_duration_arg, parse_schedule_arg, parse_trusted_proxies_arg, StorageArgs,
+};
+
+#[derive(Args, Debug)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// SMTP server for outgoing mail (`smtp://host:25`, `smtps://user:pass@host:465`,
+    /// `smtp://host:587?tls=required`). Without it, mail stays in the outbox and the log.
+    #[arg(long, env = "TESSERA_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Sender of outgoing mail.
+    #[arg(
+        long,
+        env = "TESSERA_MAIL_FROM",
+        default_value = "Tessera <no-reply@tessera.local>"
+    )]
+    mail_from: String,
+    /// The URL people reach Tessera at, used in email links (default: http://LISTEN).
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<Url>,
+    /// How long invitation links stay valid (e.g. 7d, 12h).
+    #[arg(long, env = "TESSERA_INVITATION_TTL", default_value = "7d", value_parser = parse_duration_arg)]
+    invitation_ttl: Duration,
+    /// Allow outbound requests (callbacks, file imports) to loopback and private addresses.
+    /// For tests and local setups; keep off in production.
+    #[arg(long, env = "TESSERA_ALLOW_PRIVATE_CALLBACKS", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    allow_private_callbacks: bool,
+    /// Delays between mail delivery retries (e.g. 30s,1m,5m); default about a day in all.
+    #[arg(long, env = "TESSERA_MAIL_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
+    mail_retry_schedule: Option<RetrySchedule>,
+    /// Delays between callback retries (e.g. 1s,2s,5s); default 20 retries over about 24 hours.
+    #[arg(long, env = "TESSERA_CALLBACK_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
+    callback_retry_schedule: Option<RetrySchedule>,
+    /// Time allowed for one callback attempt.
+    #[arg(long, env = "TESSERA_CALLBACK_TIMEOUT", default_value = "10s", value_parser = parse_duration_arg)]
+    callback_timeout: Duration,
+    /// How long a labeler holds a claimed task before it returns to the queue.
+    #[arg(long, env = "TESSERA_LABEL_LEASE", default_value = "10m", value_parser = parse_duration_arg)]
+    label_lease: Duration,
+    /// Test tasks one team may create per hour on this server (0: no limit).
+    #[arg(
+        long,
+        env = "TESSERA_TEAM_TEST_TASKS_PER_HOUR",
+        default_value_t = 10_000
+    )]
+    team_test_tasks_per_hour: u64,
+    /// Email callbacks one team may send per hour (0: no limit).
+    #[arg(
+        long,
+        env = "TESSERA_TEAM_CALLBACK_EMAILS_PER_HOUR",
+        default_value_t = 100
+    )]
+    team_callback_emails_per_hour: u64,
+    /// A dashboard session unused for this long ends (sessions end after 14 days regardless).
+    #[arg(long, env = "TESSERA_SESSION_IDLE_TIMEOUT", default_value = "12h", value_parser = parse_duration_arg)]
+    session_idle_timeout: Duration,
+    /// Without --smtp-url, print whole mail bodies (invitation links included) to the log.
+    /// For a local trial only: links in logs are credentials.
+    #[arg(long, env = "TESSERA_LOG_MAIL_BODIES", value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    log_mail_bodies: bool,
+    /// Bytes of uploaded and imported files a team may store (live and test together).
+    #[arg(long, env = "TESSERA_STORAGE_QUOTA_BYTES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_BYTES)]
+    storage_quota_bytes: u64,
+    /// Number of uploaded and imported files a team may store (live and test together).
+    #[arg(long, env = "TESSERA_STORAGE_QUOTA_FILES", default_value_t = tessera_core::storage::DEFAULT_QUOTA_FILES)]
+    storage_quota_files: u64,
+    /// Time a client has to send a request's line and headers; slower connections are closed.
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration_arg)]
+    header_read_timeout: Duration,
+    /// How long a keep-alive connection may stay silent between requests before it is closed.
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration_arg)]
+    idle_timeout: Duration,
+    /// Connections served at once; further ones wait (in the listen backlog) until one closes.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+    /// Load balancers or reverse proxies (CIDRs, e.g. 10.0.0.0/8,fd00::/8) whose
+    /// X-Forwarded-For names the client; without it the header is ignored.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_parser = parse_trusted_proxies_arg)]
+    trusted_proxies: Option<TrustedProxies>,
+}
+
+impl ServeArgs {
+    /// The server's configuration from the options, refusing values it cannot run with.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let database_url = self.storage.prepare()?;
+        let master_key = self.storage.master_key()?;
+        let public_url = match self.public_url {
+            Some(url) => url,
+            None => {
+                Url::parse(&format!("http://{}", self.listen)).context("building the public URL")?
+            }
+        };
+        if !matches!(public_url.scheme(), "http" | "https") {
+            bail!("--public-url must be an http:// or https:// URL");
+        }
+        let mut config = Config::new(
+            self.listen,
+            self.storage.data_dir.clone(),
+            database_url,
+            public_url,
+            master_key,
+        );
+        config.smtp_url = self.smtp_url.filter(|s| !s.trim().is_empty());
+        config.mail_from = self.mail_from;
+        config.invitation_ttl = self.invitation_ttl;
+        config.allow_private_callbacks = self.allow_private_callbacks;
+        if let Some(schedule) = self.mail_retry_schedule {
+            config.mail_retry = schedule;
+        }
+        if let Some(schedule) = self.callback_retry_schedule {
+            config.callback_retry = schedule;
+        }
+        if self.callback_timeout.is_zero() || self.label_lease.is_zero() {
+            bail!("--callback-timeout and --label-lease must be longer than zero");
+        }
+        config.callback_timeout = self.callback_timeout;
+        config.label_lease = self.label_lease;
+        config.team_test_tasks_per_hour = self.team_test_tasks_per_hour;
+        config.team_callback_emails_per_hour = self.team_callback_emails_per_hour;
+        config.log_mail_bodies = self.log_mail_bodies;
+        if self.session_idle_timeout.is_zero() {
+            bail!("--session-idle-timeout must be longer than zero");
+        }
+        config.session_idle_timeout = self.session_idle_timeout;
+        config.storage_quota = tessera_core::storage::StorageQuota {
+            bytes: self.storage_quota_bytes,
+            files: self.storage_quota_files,
+        };
+        if self.header_read_timeout.is_zero() || self.idle_timeout.is_zero() {
+            bail!("--header-read-timeout and --idle-timeout must be longer than zero");
+        }
+        config.header_read_timeout = self.header_read_timeout;
+        config.idle_timeout = self.idle_timeout;
+        config.max_connections = self.max_connections as usize;
+        config.trusted_proxies = self.trusted_proxies.unwrap_or_default();
+        Ok(config)
+    }
+}
+
+pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
+    let config = args.into_config()?;
+    let app = Application::build(config.clone()).await?;
+    print_banner(app.local_addr(), &config);
+    app.run(shutdown_signal()).await?;
+    println!("Tessera stopped.");
+    Ok(())
+}
+
+/// Where the server runs and how to start using it (the README quotes these lines).
+fn print_banner(addr: SocketAddr, config: &Config) {
+    let backend = if config.database_url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let mail = match (config.smtp_url.is_some(), config.log_mail_bodies) {
+        (true, _) => "sent over SMTP",
+        (false, true) => "kept in the outbox and printed whole to this log (--log-mail-bodies)",
+        (false, false) => "kept in the outbox, not sent (no --smtp-url; --log-mail-bodies prints them here for a local trial)",
+    };
+    println!(
+        "Tessera is running at http://{addr}  (public URL {})",
+        config.public_url
+    );
+    println!(
+        "  Open it and sign up: the first person of each team creates it and becomes its Admin."
+    );
+    println!(
+        "  Database: {backend}; data directory: {}",
+        config.data_dir.display()
+    );
+    println!(
+        "  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`."
+    );
+}
+
+/// Completes on SIGINT or SIGTERM, and says that the server is shutting down.
+async fn shutdown_signal() {
+    tessera_server::serve::shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+}
