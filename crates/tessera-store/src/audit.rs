@@ -3,8 +3,9 @@
 
 use sqlx::{any::AnyRow, Row};
 pub use tessera_core::AuditAction;
+use tessera_core::{ids::AuditEventId, Scope};
 
-use crate::{new_id, now_ms, Store, StoreResult};
+use crate::{new_id, now_ms, Store, StoreError, StoreResult};
 
 /// An audit entry about to be written. `actor` is a label that survives the user (their email,
 /// or "operator (CLI)").
@@ -35,9 +36,9 @@ impl NewAuditEvent {
 
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    pub id: String,
+    pub id: AuditEventId,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub target: String,
     pub detail: String,
     pub ip: String,
@@ -75,10 +76,13 @@ pub(crate) async fn insert(
 }
 
 fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
+    let action: String = row.try_get("action")?;
     Ok(AuditEvent {
-        id: row.try_get("id")?,
+        id: AuditEventId::from_stored(row.try_get("id")?),
         actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
+        action: action
+            .parse()
+            .map_err(|e| StoreError::Config(format!("bad audit action in database: {e}")))?,
         target: row.try_get("target")?,
         detail: row.try_get("detail")?,
         ip: row.try_get("ip")?,
@@ -93,20 +97,18 @@ fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
 }
 
 impl Store {
-    /// Writes an audit entry on its own (for events with no other write, such as a reveal).
-    pub async fn record_audit(
-        &self,
-        team_id: Option<&str>,
-        event: &NewAuditEvent,
-    ) -> StoreResult<()> {
+    /// Writes an entry in the scope's team log on its own (for events with no other write,
+    /// such as a reveal).
+    pub async fn record_audit(&self, scope: &Scope, event: &NewAuditEvent) -> StoreResult<()> {
         let mut conn = self.writer.acquire().await?;
-        insert(&mut conn, team_id, event).await
+        insert(&mut conn, Some(scope.team_id()), event).await
     }
 
-    /// A page of `team_id`'s log, newest first. An unreadable cursor starts from the newest.
+    /// A page of the scope's team log, newest first. An unreadable cursor starts from the
+    /// newest.
     pub async fn list_audit(
         &self,
-        team_id: &str,
+        scope: &Scope,
         cursor: Option<&str>,
         limit: i64,
     ) -> StoreResult<AuditPage> {
@@ -117,7 +119,7 @@ impl Store {
              AND created_at <= $2 \
              ORDER BY created_at DESC, id DESC LIMIT $4",
         )
-        .bind(team_id)
+        .bind(scope.team_id())
         .bind(before_at)
         .bind(before_id)
         .bind(limit + 1)

@@ -1,22 +1,25 @@
 //! Invitations and their single-use links.
 
 use sqlx::{any::AnyRow, Row};
-use tessera_core::{AuditAction, Email, Role};
+use tessera_core::{
+    ids::{InvitationId, TeamId},
+    status::InvitationStatus,
+    AuditAction, Email, Role, Scope,
+};
 
 use crate::{
     audit, mail, new_id, now_ms,
     users::{insert_user, NewUser},
-    Constraint, NewAuditEvent, NewMail, Store, StoreError, StoreResult, User,
+    Constraint, CrossTenant, NewAuditEvent, NewMail, Store, StoreError, StoreResult, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
-    pub id: String,
-    pub team_id: String,
+    pub id: InvitationId,
+    pub team_id: TeamId,
     pub email: String,
     pub role: Role,
-    /// `pending`, `accepted` or `revoked`.
-    pub status: String,
+    pub status: InvitationStatus,
     pub invited_by: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
@@ -24,11 +27,10 @@ pub struct Invitation {
     pub send_count: i64,
 }
 
-/// An invitation to write, with the digest of its first link, the mail that carries the link
-/// and the audit entry — all committed together.
+/// An invitation to write (into the team of the scope it is written in), with the digest of
+/// its first link, the mail that carries the link and the audit entry — all committed together.
 #[derive(Debug, Clone)]
 pub struct NewInvitation {
-    pub team_id: String,
     pub email: Email,
     pub role: Role,
     pub invited_by: String,
@@ -92,9 +94,9 @@ pub enum AcceptOutcome {
 
 impl InvitationLink {
     pub fn state(&self, now: i64) -> AcceptOutcome {
-        if self.used_at.is_some() || self.invitation.status == "accepted" {
+        if self.used_at.is_some() || self.invitation.status == InvitationStatus::Accepted {
             AcceptOutcome::Used
-        } else if self.invitation.status == "revoked" {
+        } else if self.invitation.status == InvitationStatus::Revoked {
             AcceptOutcome::Revoked
         } else if self.superseded_at.is_some() {
             AcceptOutcome::Superseded
@@ -111,14 +113,17 @@ const INVITATION_COLUMNS: &str = "i.id, i.team_id, i.email, i.role, i.status, i.
 
 fn invitation_from_row(row: &AnyRow) -> StoreResult<Invitation> {
     let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
     Ok(Invitation {
-        id: row.try_get("id")?,
-        team_id: row.try_get("team_id")?,
+        id: InvitationId::from_stored(row.try_get("id")?),
+        team_id: TeamId::from_stored(row.try_get("team_id")?),
         email: row.try_get("email")?,
         role: role
             .parse()
             .map_err(|e| StoreError::Config(format!("bad role in database: {e}")))?,
-        status: row.try_get("status")?,
+        status: status
+            .parse()
+            .map_err(|e| StoreError::Config(format!("bad invitation status in database: {e}")))?,
         invited_by: row.try_get("invited_by")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
@@ -154,13 +159,86 @@ async fn insert_token(
     Ok(())
 }
 
+/// Inviting a pending address again, moments after its last email, with another role: the
+/// invitation (and its existing link) now grants the new role; nothing is emailed.
+async fn change_role_only(
+    conn: &mut sqlx::AnyConnection,
+    team_id: &str,
+    previous: &Invitation,
+    new: &NewInvitation,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE invitations SET role = $1, invited_by = $2 WHERE id = $3")
+        .bind(new.role.as_str())
+        .bind(&new.invited_by)
+        .bind(previous.id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let event = NewAuditEvent {
+        action: AuditAction::InvitationRoleChanged,
+        detail: format!(
+            "{} → {}: invited again with another role; the invitation was emailed moments ago, so not again",
+            previous.role.label(),
+            new.role.label()
+        ),
+        ..new.event.clone()
+    };
+    audit::insert(conn, Some(team_id), &event).await
+}
+
+/// A pending invitation asked for again: the role asked for, a new expiry, one more send.
+async fn refresh(
+    conn: &mut sqlx::AnyConnection,
+    id: &InvitationId,
+    new: &NewInvitation,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE invitations SET role = $1, expires_at = $2, last_sent_at = $3, \
+         send_count = send_count + 1, invited_by = $4 WHERE id = $5",
+    )
+    .bind(new.role.as_str())
+    .bind(new.expires_at)
+    .bind(now)
+    .bind(&new.invited_by)
+    .bind(id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A new pending invitation of `team_id`.
+async fn create(
+    conn: &mut sqlx::AnyConnection,
+    team_id: &str,
+    new: &NewInvitation,
+    now: i64,
+) -> StoreResult<InvitationId> {
+    let id = new_id(InvitationId::PREFIX);
+    sqlx::query(
+        "INSERT INTO invitations (id, team_id, email, email_key, role, status, invited_by, \
+         created_at, expires_at, last_sent_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $7)",
+    )
+    .bind(&id)
+    .bind(team_id)
+    .bind(new.email.as_str())
+    .bind(new.email.normalized())
+    .bind(new.role.as_str())
+    .bind(&new.invited_by)
+    .bind(now)
+    .bind(new.expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(InvitationId::from_stored(id))
+}
+
 impl Store {
-    /// Invites `email` to a team, or — when a pending invitation exists — gives it a fresh link
-    /// (the old one dies), role and expiry, unless it was sent within
+    /// Invites `email` to the scope's team, or — when a pending invitation exists — gives it a
+    /// fresh link (the old one dies), role and expiry, unless it was sent within
     /// `min_resend_interval_ms`: then `TooSoon` when the role is the same, and only the role
     /// changed (`RoleChanged`, audited as `invitation.role_changed`) when it differs. The
     /// mail and audit entry commit with it; a changed role is named in the audit detail.
-    pub async fn invite(&self, new: &NewInvitation) -> StoreResult<InviteOutcome> {
+    pub async fn invite(&self, scope: &Scope, new: &NewInvitation) -> StoreResult<InviteOutcome> {
+        let team_id = scope.team_id();
         let mut tx = self.writer.begin().await?;
         // Read the clock once the write transaction is ours, so "now" is ordered with commits.
         let now = now_ms();
@@ -168,78 +246,35 @@ impl Store {
             "SELECT {INVITATION_COLUMNS} FROM invitations i \
              WHERE i.team_id = $1 AND i.email_key = $2 AND i.status = 'pending'"
         ))
-        .bind(&new.team_id)
+        .bind(team_id)
         .bind(new.email.normalized())
         .fetch_optional(&mut *tx)
         .await?;
         let (invitation_id, previous_role) = match existing {
             Some(row) => {
                 let previous = invitation_from_row(&row)?;
-                let id = previous.id;
                 let last_sent = previous.last_sent_at;
                 if last_sent > now - new.min_resend_interval_ms {
                     let retry_in_ms = (last_sent + new.min_resend_interval_ms - now).max(1);
                     if previous.role == new.role {
                         return Err(StoreError::TooSoon { retry_in_ms });
                     }
-                    sqlx::query("UPDATE invitations SET role = $1, invited_by = $2 WHERE id = $3")
-                        .bind(new.role.as_str())
-                        .bind(&new.invited_by)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let event = NewAuditEvent {
-                        action: AuditAction::InvitationRoleChanged,
-                        detail: format!(
-                            "{} → {}: invited again with another role; the invitation was emailed moments ago, so not again",
-                            previous.role.label(),
-                            new.role.label()
-                        ),
-                        ..new.event.clone()
-                    };
-                    audit::insert(&mut tx, Some(&new.team_id), &event).await?;
+                    change_role_only(&mut tx, team_id, &previous, new).await?;
                     tx.commit().await?;
                     return Ok(InviteOutcome::RoleChanged {
-                        invitation: self.get_invitation(&new.team_id, &id).await?,
+                        invitation: self.get_invitation(scope, &previous.id).await?,
                         previous_role: previous.role,
                         retry_in_ms,
                     });
                 }
-                sqlx::query(
-                    "UPDATE invitations SET role = $1, expires_at = $2, last_sent_at = $3, \
-                     send_count = send_count + 1, invited_by = $4 WHERE id = $5",
-                )
-                .bind(new.role.as_str())
-                .bind(new.expires_at)
-                .bind(now)
-                .bind(&new.invited_by)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
-                (id, Some(previous.role))
+                refresh(&mut tx, &previous.id, new, now).await?;
+                (previous.id, Some(previous.role))
             }
-            None => {
-                let id = new_id("inv");
-                sqlx::query(
-                    "INSERT INTO invitations (id, team_id, email, email_key, role, status, invited_by, \
-                     created_at, expires_at, last_sent_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $7)",
-                )
-                .bind(&id)
-                .bind(&new.team_id)
-                .bind(new.email.as_str())
-                .bind(new.email.normalized())
-                .bind(new.role.as_str())
-                .bind(&new.invited_by)
-                .bind(now)
-                .bind(new.expires_at)
-                .execute(&mut *tx)
-                .await?;
-                (id, None)
-            }
+            None => (create(&mut tx, team_id, new, now).await?, None),
         };
         insert_token(
             &mut tx,
-            &invitation_id,
+            invitation_id.as_str(),
             &new.token_hash,
             new.expires_at,
             now,
@@ -250,9 +285,9 @@ impl Store {
         if let Some(previous) = previous_role.filter(|r| *r != new.role) {
             event.detail = format!("{} (was {})", event.detail, previous.label());
         }
-        audit::insert(&mut tx, Some(&new.team_id), &event).await?;
+        audit::insert(&mut tx, Some(team_id), &event).await?;
         tx.commit().await?;
-        let invitation = self.get_invitation(&new.team_id, &invitation_id).await?;
+        let invitation = self.get_invitation(scope, &invitation_id).await?;
         Ok(match previous_role {
             Some(previous_role) => InviteOutcome::Refreshed {
                 invitation,
@@ -262,17 +297,17 @@ impl Store {
         })
     }
 
-    /// A pending invitation of `team_id`, or `NotFound`.
+    /// An invitation of the scope's team, whatever its status, or `NotFound`.
     pub async fn get_invitation(
         &self,
-        team_id: &str,
-        invitation_id: &str,
+        scope: &Scope,
+        invitation_id: &InvitationId,
     ) -> StoreResult<Invitation> {
         let row = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i WHERE i.id = $1 AND i.team_id = $2"
         ))
-        .bind(invitation_id)
-        .bind(team_id)
+        .bind(invitation_id.as_str())
+        .bind(scope.team_id())
         .fetch_optional(&self.writer)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -280,12 +315,12 @@ impl Store {
     }
 
     /// Pending invitations (expired ones included, so they can be resent), newest first.
-    pub async fn list_pending_invitations(&self, team_id: &str) -> StoreResult<Vec<Invitation>> {
+    pub async fn list_pending_invitations(&self, scope: &Scope) -> StoreResult<Vec<Invitation>> {
         let rows = sqlx::query(&format!(
             "SELECT {INVITATION_COLUMNS} FROM invitations i \
              WHERE i.team_id = $1 AND i.status = 'pending' ORDER BY i.created_at DESC, i.id"
         ))
-        .bind(team_id)
+        .bind(scope.team_id())
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(invitation_from_row).collect()
@@ -295,8 +330,8 @@ impl Store {
     /// `min_interval_ms` of the previous send.
     pub async fn resend_invitation(
         &self,
-        team_id: &str,
-        invitation_id: &str,
+        scope: &Scope,
+        invitation_id: &InvitationId,
         link: &NewLink,
         min_interval_ms: i64,
     ) -> StoreResult<Invitation> {
@@ -315,8 +350,8 @@ impl Store {
         )
         .bind(*expires_at)
         .bind(now)
-        .bind(invitation_id)
-        .bind(team_id)
+        .bind(invitation_id.as_str())
+        .bind(scope.team_id())
         .bind(now - min_interval_ms)
         .execute(&mut *tx)
         .await?;
@@ -324,8 +359,8 @@ impl Store {
             let row = sqlx::query(
                 "SELECT last_sent_at FROM invitations WHERE id = $1 AND team_id = $2 AND status = 'pending'",
             )
-            .bind(invitation_id)
-            .bind(team_id)
+            .bind(invitation_id.as_str())
+            .bind(scope.team_id())
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -334,18 +369,25 @@ impl Store {
                 retry_in_ms: (last + min_interval_ms - now).max(1),
             });
         }
-        insert_token(&mut tx, invitation_id, token_hash, *expires_at, now).await?;
+        insert_token(
+            &mut tx,
+            invitation_id.as_str(),
+            token_hash,
+            *expires_at,
+            now,
+        )
+        .await?;
         mail::insert(&mut tx, mail).await?;
-        audit::insert(&mut tx, Some(team_id), event).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), event).await?;
         tx.commit().await?;
-        self.get_invitation(team_id, invitation_id).await
+        self.get_invitation(scope, invitation_id).await
     }
 
     /// Changes the role a pending invitation will grant.
     pub async fn set_invitation_role(
         &self,
-        team_id: &str,
-        invitation_id: &str,
+        scope: &Scope,
+        invitation_id: &InvitationId,
         role: Role,
         event: &NewAuditEvent,
     ) -> StoreResult<()> {
@@ -357,14 +399,14 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query("UPDATE invitations SET role = $1 WHERE id = $2 AND team_id = $3 AND status = 'pending'")
             .bind(role.as_str())
-            .bind(invitation_id)
-            .bind(team_id)
+            .bind(invitation_id.as_str())
+            .bind(scope.team_id())
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        audit::insert(&mut tx, Some(team_id), event).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -372,8 +414,8 @@ impl Store {
     /// Revokes a pending invitation: its links stop working at once.
     pub async fn revoke_invitation(
         &self,
-        team_id: &str,
-        invitation_id: &str,
+        scope: &Scope,
+        invitation_id: &InvitationId,
         event: &NewAuditEvent,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
@@ -382,18 +424,22 @@ impl Store {
              WHERE id = $2 AND team_id = $3 AND status = 'pending'",
         )
         .bind(now_ms())
-        .bind(invitation_id)
-        .bind(team_id)
+        .bind(invitation_id.as_str())
+        .bind(scope.team_id())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        audit::insert(&mut tx, Some(team_id), event).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), event).await?;
         tx.commit().await?;
         Ok(())
     }
+}
 
+/// Following an invitation link: the token's digest is all the request has, and the team is
+/// known only once the link is found, so there is no scope yet.
+impl CrossTenant {
     /// What the link with this token digest points at, whatever its state.
     pub async fn find_invitation_link(
         &self,
@@ -406,7 +452,7 @@ impl Store {
              WHERE k.token_hash = $1"
         ))
         .bind(token_hash)
-        .fetch_optional(&self.writer)
+        .fetch_optional(&self.store.writer)
         .await?;
         match row {
             None => Ok(None),
@@ -431,7 +477,7 @@ impl Store {
         existing_user_id: Option<&str>,
         event: NewAuditEvent,
     ) -> StoreResult<User> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.store.writer.begin().await?;
         // Read the clock once the write transaction is ours, so "now" is ordered with commits.
         let now = now_ms();
         let used = sqlx::query(
@@ -460,7 +506,7 @@ impl Store {
                     &mut tx,
                     &id,
                     new_user,
-                    Some((&invitation.team_id, invitation.role)),
+                    Some((invitation.team_id.as_str(), invitation.role)),
                     false,
                     now,
                 )
@@ -472,7 +518,7 @@ impl Store {
                     "UPDATE users SET team_id = $1, role = $2, joined_team_at = $3 \
                      WHERE id = $4 AND team_id IS NULL AND is_staff = 0 AND is_workforce = 0",
                 )
-                .bind(&invitation.team_id)
+                .bind(invitation.team_id.as_str())
                 .bind(invitation.role.as_str())
                 .bind(now)
                 .bind(existing)
@@ -491,7 +537,7 @@ impl Store {
         )
         .bind(now)
         .bind(&user_id)
-        .bind(&invitation.id)
+        .bind(invitation.id.as_str())
         .execute(&mut *tx)
         .await?;
         if accepted.rows_affected() != 1 {
@@ -499,8 +545,8 @@ impl Store {
         }
         let mut event = event;
         event.actor_user_id.get_or_insert_with(|| user_id.clone());
-        audit::insert(&mut tx, Some(&invitation.team_id), &event).await?;
+        audit::insert(&mut tx, Some(invitation.team_id.as_str()), &event).await?;
         tx.commit().await?;
-        self.get_user(&user_id).await
+        self.store.get_user(&user_id).await
     }
 }

@@ -1,12 +1,12 @@
 //! Teams and their membership: sign-up, roles, removal, moves and the Admin hand-over.
 
 use sqlx::{any::AnyRow, Row};
-use tessera_core::{team::team_name_key, Role};
+use tessera_core::{team::team_name_key, Role, Scope};
 
 use crate::{
     audit, new_id, now_ms,
     users::{insert_user, user_from_row, USER_COLUMNS},
-    NewAuditEvent, NewUser, Store, StoreError, StoreResult, User,
+    CrossTenant, NewAuditEvent, NewUser, Store, StoreError, StoreResult, User,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,8 @@ fn team_from_row(row: &AnyRow) -> StoreResult<Team> {
 
 impl Store {
     /// Creates a team and its Admin together (sign-up, or the operator CLI). The audit event's
-    /// actor defaults to the new Admin.
+    /// actor defaults to the new Admin. Takes no [`Scope`]: the team does not exist until this
+    /// commits, and it touches no other team's rows.
     pub async fn create_team_with_admin(
         &self,
         team_name: &str,
@@ -74,12 +75,17 @@ impl Store {
         audit::insert(&mut tx, Some(&team_id), &event).await?;
         tx.commit().await?;
         Ok((
-            self.get_team(&team_id).await?,
+            self.read_team(&team_id).await?,
             self.get_user(&user_id).await?,
         ))
     }
 
-    pub async fn get_team(&self, team_id: &str) -> StoreResult<Team> {
+    /// The team a request acts for.
+    pub async fn get_team(&self, scope: &Scope) -> StoreResult<Team> {
+        self.read_team(scope.team_id()).await
+    }
+
+    async fn read_team(&self, team_id: &str) -> StoreResult<Team> {
         let row = sqlx::query(&format!(
             "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1"
         ))
@@ -88,6 +94,131 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound)?;
         team_from_row(&row)
+    }
+
+    /// Renames the team and sets its default callback URL, auditing what changed.
+    pub async fn update_team_details(
+        &self,
+        scope: &Scope,
+        name: &str,
+        default_callback_url: Option<&str>,
+        event: NewAuditEvent,
+    ) -> StoreResult<Team> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE teams SET name = $1, name_key = $2, default_callback_url = $3 WHERE id = $4",
+        )
+        .bind(name)
+        .bind(team_name_key(name))
+        .bind(default_callback_url)
+        .bind(scope.team_id())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        audit::insert(&mut tx, Some(scope.team_id()), &event).await?;
+        tx.commit().await?;
+        self.get_team(scope).await
+    }
+
+    /// Members, Admin first, then by name.
+    pub async fn list_members(&self, scope: &Scope) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.team_id = $1 \
+             ORDER BY CASE WHEN u.role = 'admin' THEN 0 ELSE 1 END, LOWER(u.name), u.email_key"
+        ))
+        .bind(scope.team_id())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// A member of the scope's team, or `NotFound` (also when the user is in another team).
+    pub async fn find_member(&self, scope: &Scope, user_id: &str) -> StoreResult<User> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.team_id = $2"
+        ))
+        .bind(user_id)
+        .bind(scope.team_id())
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        user_from_row(&row)
+    }
+
+    /// Changes a non-Admin member's role. Never grants or takes Admin (the schema agrees).
+    pub async fn set_member_role(
+        &self,
+        scope: &Scope,
+        user_id: &str,
+        role: Role,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        if role == Role::Admin {
+            return Err(StoreError::Conflict(
+                "admin role is granted only by set_admin".into(),
+            ));
+        }
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET role = $1 WHERE id = $2 AND team_id = $3 AND role <> 'admin'",
+        )
+        .bind(role.as_str())
+        .bind(user_id)
+        .bind(scope.team_id())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if role != Role::Labeler {
+            crate::labeling::release_claims(&mut tx, user_id).await?;
+        }
+        audit::insert(&mut tx, Some(scope.team_id()), &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a non-Admin member out of the team and signs them out everywhere. The account
+    /// stays (its history is referenced), in no team, until support moves it.
+    pub async fn remove_member(
+        &self,
+        scope: &Scope,
+        user_id: &str,
+        event: NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET team_id = NULL, role = NULL, joined_team_at = NULL \
+             WHERE id = $1 AND team_id = $2 AND role <> 'admin'",
+        )
+        .bind(user_id)
+        .bind(scope.team_id())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        crate::labeling::release_claims(&mut tx, user_id).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Platform staff's view of teams: listings and support operations that span teams, or move
+/// people between them, so no one team's [`Scope`] describes them.
+impl CrossTenant {
+    /// A team by id, for code that has no scope for it: the session loader naming the signed-in
+    /// user's team before anything is authorised, workers, the staff console, and pages reached
+    /// from an emailed link.
+    pub async fn get_team(&self, team_id: &str) -> StoreResult<Team> {
+        self.store.read_team(team_id).await
     }
 
     /// Every team with this name, compared case-insensitively, oldest first. Names are not
@@ -120,7 +251,7 @@ impl Store {
         if let Some(name) = name {
             query = query.bind(team_name_key(name));
         }
-        let rows = query.fetch_all(&self.reader).await?;
+        let rows = query.fetch_all(&self.store.reader).await?;
         rows.iter()
             .map(|row| {
                 Ok(TeamSummary {
@@ -130,120 +261,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Renames the team and sets its default callback URL, auditing what changed.
-    pub async fn update_team_details(
-        &self,
-        team_id: &str,
-        name: &str,
-        default_callback_url: Option<&str>,
-        event: NewAuditEvent,
-    ) -> StoreResult<Team> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE teams SET name = $1, name_key = $2, default_callback_url = $3 WHERE id = $4",
-        )
-        .bind(name)
-        .bind(team_name_key(name))
-        .bind(default_callback_url)
-        .bind(team_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        audit::insert(&mut tx, Some(team_id), &event).await?;
-        tx.commit().await?;
-        self.get_team(team_id).await
-    }
-
-    /// Members, Admin first, then by name.
-    pub async fn list_members(&self, team_id: &str) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.team_id = $1 \
-             ORDER BY CASE WHEN u.role = 'admin' THEN 0 ELSE 1 END, LOWER(u.name), u.email_key"
-        ))
-        .bind(team_id)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    /// A member of `team_id`, or `NotFound` (also when the user is in another team).
-    pub async fn find_member(&self, team_id: &str, user_id: &str) -> StoreResult<User> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1 AND u.team_id = $2"
-        ))
-        .bind(user_id)
-        .bind(team_id)
-        .fetch_optional(&self.reader)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        user_from_row(&row)
-    }
-
-    /// Changes a non-Admin member's role. Never grants or takes Admin (the schema agrees).
-    pub async fn set_member_role(
-        &self,
-        team_id: &str,
-        user_id: &str,
-        role: Role,
-        event: NewAuditEvent,
-    ) -> StoreResult<()> {
-        if role == Role::Admin {
-            return Err(StoreError::Conflict(
-                "admin role is granted only by set_admin".into(),
-            ));
-        }
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET role = $1 WHERE id = $2 AND team_id = $3 AND role <> 'admin'",
-        )
-        .bind(role.as_str())
-        .bind(user_id)
-        .bind(team_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        if role != Role::Labeler {
-            crate::labeling::release_claims(&mut tx, user_id).await?;
-        }
-        audit::insert(&mut tx, Some(team_id), &event).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Takes a non-Admin member out of the team and signs them out everywhere. The account
-    /// stays (its history is referenced), in no team, until support moves it.
-    pub async fn remove_member(
-        &self,
-        team_id: &str,
-        user_id: &str,
-        event: NewAuditEvent,
-    ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE users SET team_id = NULL, role = NULL, joined_team_at = NULL \
-             WHERE id = $1 AND team_id = $2 AND role <> 'admin'",
-        )
-        .bind(user_id)
-        .bind(team_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        crate::labeling::release_claims(&mut tx, user_id).await?;
-        audit::insert(&mut tx, Some(team_id), &event).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Support operation: moves a user into `team_id` with `role` (not Admin). A team's Admin
@@ -260,7 +277,7 @@ impl Store {
                 "admin role is granted only by set_admin".into(),
             ));
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.store.writer.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
         ))
@@ -304,7 +321,7 @@ impl Store {
         }
         audit::insert(&mut tx, Some(team_id), &event).await?;
         tx.commit().await?;
-        self.get_user(user_id).await
+        self.store.get_user(user_id).await
     }
 
     /// Support operation: makes `user_id` (already in the team) its Admin; the previous Admin
@@ -316,7 +333,7 @@ impl Store {
         user_id: &str,
         event: NewAuditEvent,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.store.writer.begin().await?;
         let member = sqlx::query("SELECT role FROM users WHERE id = $1 AND team_id = $2")
             .bind(user_id)
             .bind(team_id)

@@ -3,7 +3,9 @@
 use sqlx::{any::AnyRow, Row};
 use tessera_core::{profile::Profile, Email, Role};
 
-use crate::{audit, flag, new_id, now_ms, NewAuditEvent, Store, StoreError, StoreResult};
+use crate::{
+    audit, flag, new_id, now_ms, CrossTenant, NewAuditEvent, Store, StoreError, StoreResult,
+};
 
 /// A person as the rest of Tessera sees them (never with the password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +205,10 @@ impl Store {
         tx.commit().await?;
         self.get_user(&id).await
     }
+}
 
+/// Staff search reads every team's people (and accounts in no team).
+impl CrossTenant {
     /// Staff search: users whose email or name contains `query` (case-insensitive).
     pub async fn search_users(
         &self,
@@ -227,7 +232,7 @@ impl Store {
         ))
         .bind(pattern)
         .bind(limit)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.store.reader)
         .await?;
         rows.iter()
             .map(|row| Ok((user_from_row(row)?, row.try_get("team_name")?)))
