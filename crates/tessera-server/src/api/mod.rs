@@ -3,12 +3,11 @@
 //! description, so `/v1/openapi.json` is generated from the same code that serves.
 
 pub mod auth;
-pub mod teams;
 pub mod wire;
 
 use axum::{routing::get, Json, Router};
 use utoipa::OpenApi;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
@@ -65,9 +64,8 @@ pub fn router() -> Router<AppState> {
         .merge(crate::projects::api_router())
         .merge(crate::batches::api_router())
         .merge(crate::files::api_router())
-        .routes(routes!(teams::list_teammates))
-        .routes(routes!(teams::invite_teammates))
-        .routes(routes!(teams::set_role))
+        .merge(crate::team::api_router())
+        .merge(crate::invitations::api_router())
         .split_for_parts();
     let document = openapi.to_json().unwrap_or_else(|_| "{}".into());
     let document: serde_json::Value = serde_json::from_str(&document).unwrap_or_default();

@@ -5,10 +5,12 @@ use axum::{extract::State, response::Response, routing::get, Router};
 
 use crate::web::Query;
 use serde::Deserialize;
-use tessera_core::{Action, AuditAction};
+use tessera_core::AuditAction;
 use tessera_store::NewAuditEvent;
 
 use crate::{
+    api::auth::ApiCaller,
+    authz::{perm, Authorized},
     state::AppState,
     web::{format_time, page, ClientIp, Layout, SignedIn, WebResult},
 };
@@ -31,6 +33,24 @@ pub fn event(
     }
 }
 
+/// An audit entry for something an API key did from `ip` (the actor is the key's label).
+pub fn api_event(
+    caller: &ApiCaller,
+    ip: &ClientIp,
+    action: AuditAction,
+    target: &str,
+    detail: String,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        actor_user_id: None,
+        actor: caller.label(),
+        action,
+        target: target.into(),
+        detail,
+        ip: ip.0.clone(),
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/team/audit", get(show))
 }
@@ -40,7 +60,7 @@ pub const PAGE_SIZE: i64 = 50;
 struct Row {
     when: String,
     actor: String,
-    action: String,
+    action: AuditAction,
     target: String,
     detail: String,
     ip: String,
@@ -63,15 +83,15 @@ struct AuditQuery {
 /// The team's audit log, newest first, 50 a page.
 async fn show(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::ViewAuditLog, SignedIn>,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::ViewAuditLog)?;
-    let team_id = scope.team_id();
     let cursor = q.cursor.filter(|c| c.len() <= 100);
     let log = state
         .store
-        .list_audit(team_id, cursor.as_deref(), PAGE_SIZE)
+        .list_audit(&scope, cursor.as_deref(), PAGE_SIZE)
         .await?;
     let rows = log
         .events

@@ -147,7 +147,7 @@ async fn add(
         ))
         .await;
     }
-    let team = state.store.get_team(&team_id).await?;
+    let team = state.store.get_team(&scope).await?;
     let token = random_token();
     let expires_at = tessera_store::now_ms() + LINK_TTL_MS;
     let link = state
@@ -251,7 +251,11 @@ async fn confirm_form(
     else {
         return Ok(link_gone(&csrf));
     };
-    let team = state.store.get_team(&pending.team_id).await?;
+    let team = state
+        .store
+        .cross_tenant()
+        .get_team(&pending.team_id)
+        .await?;
     Ok(page(&VerifyPage {
         layout: Layout::anonymous("Confirm callback emails", &csrf, None),
         team_name: team.name,

@@ -310,7 +310,7 @@ async fn redeliver(
                 &delivery.id,
                 format!("{} mode, to {}", who.mode, delivery.target),
             );
-            state.store.record_audit(Some(team_id), &event).await?;
+            state.store.record_audit(&scope, &event).await?;
             state.wake(crate::state::Wrote::Callbacks);
             Ok(redirect_with_flash(
                 &format!("/callbacks/{id}"),
@@ -404,7 +404,7 @@ async fn send_test(
         &delivery.id,
         format!("{} mode, to {}", who.mode, delivery.target),
     );
-    state.store.record_audit(Some(&team_id), &event).await?;
+    state.store.record_audit(&scope, &event).await?;
     let outcome = worker::send_test_now(&state, delivery.clone()).await;
     state
         .store

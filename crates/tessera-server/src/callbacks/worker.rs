@@ -494,6 +494,7 @@ impl CallbackWorker {
         let team = self
             .state
             .store
+            .cross_tenant()
             .get_team(team_id)
             .await
             .map_err(|e| format!("the team cannot be read: {e}"))?;

@@ -295,7 +295,8 @@ async fn already_created(
             key.label
         ),
     );
-    state.store.record_audit(Some(&key.team_id), &event).await?;
+    let scope = who.authorize(Action::ManageApiKeys)?;
+    state.store.record_audit(&scope, &event).await?;
     let what = format!(
         "New {} key {} (the form was sent twice; this is the one key it created)",
         key.mode.label().to_lowercase(),
@@ -403,7 +404,7 @@ async fn reveal_key(
         &key.prefix,
         format!("{} key {}", key.mode.label(), key.label),
     );
-    state.store.record_audit(Some(team_id), &event).await?;
+    state.store.record_audit(&scope, &event).await?;
     let what = format!(
         "{} key {}",
         key.mode.label(),
@@ -520,7 +521,7 @@ async fn reveal_secret(
     )
     .map_err(WebError::Internal)?;
     let event = audit::event(&who, &ip, kind.revealed, mode.as_str(), String::new());
-    state.store.record_audit(Some(team_id), &event).await?;
+    state.store.record_audit(&scope, &event).await?;
     Ok(show_once(
         &state,
         &who,

@@ -96,6 +96,7 @@ async fn console_page(
     } else {
         state
             .store
+            .cross_tenant()
             .search_users(&query, 50)
             .await?
             .into_iter()
@@ -115,6 +116,7 @@ async fn console_page(
     };
     let teams = state
         .store
+        .cross_tenant()
         .list_teams()
         .await?
         .into_iter()

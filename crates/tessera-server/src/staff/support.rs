@@ -89,7 +89,7 @@ async fn operator_account(email: &str, password: &str) -> SupportResult<NewUser>
 pub async fn find_team(store: &Store, reference: &str) -> SupportResult<Team> {
     let reference = reference.trim();
     if looks_like_team_id(reference) {
-        return match store.get_team(reference).await {
+        return match store.cross_tenant().get_team(reference).await {
             Ok(team) => Ok(team),
             Err(StoreError::NotFound) => Err(SupportError::Invalid(format!(
                 "No team has the id {reference}."
@@ -97,7 +97,7 @@ pub async fn find_team(store: &Store, reference: &str) -> SupportResult<Team> {
             Err(err) => Err(err.into()),
         };
     }
-    let mut matches = store.find_teams_by_name(reference).await?;
+    let mut matches = store.cross_tenant().find_teams_by_name(reference).await?;
     match matches.len() {
         0 => Err(SupportError::Invalid(format!(
             "No team is named \"{reference}\"."
@@ -215,7 +215,7 @@ pub async fn move_user(
         )));
     }
     let from = match user.team_id.as_deref() {
-        Some(id) => store.get_team(id).await?.name,
+        Some(id) => store.cross_tenant().get_team(id).await?.name,
         None => "(no team)".into(),
     };
     let event = who.event(
@@ -223,7 +223,10 @@ pub async fn move_user(
         &user.email,
         format!("moved from {from} to {} as {}", team.name, role.label()),
     );
-    let moved = store.move_user(&user.id, &team.id, role, event).await?;
+    let moved = store
+        .cross_tenant()
+        .move_user(&user.id, &team.id, role, event)
+        .await?;
     Ok((moved, team))
 }
 
@@ -257,7 +260,11 @@ pub async fn set_admin(
             old_admin.email, user.email, old_admin.email
         ),
     );
-    match store.set_admin(&team.id, &user.id, event).await {
+    match store
+        .cross_tenant()
+        .set_admin(&team.id, &user.id, event)
+        .await
+    {
         Ok(()) => Ok(team),
         Err(StoreError::NotFound) => Err(SupportError::Invalid(format!(
             "{} is no longer a member of {}.",

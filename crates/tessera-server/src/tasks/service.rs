@@ -197,7 +197,13 @@ pub async fn create_task(
     };
     let callback_url = match req.callback_url {
         Some(url) => Some(url),
-        None => store.get_team(team_id).await?.default_callback_url,
+        None => {
+            store
+                .cross_tenant()
+                .get_team(team_id)
+                .await?
+                .default_callback_url
+        }
     };
     let new = NewTask {
         team_id: team_id.to_owned(),

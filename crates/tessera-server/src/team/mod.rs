@@ -1,371 +1,39 @@
-//! The "Your Team" page (members, invitations, roles, removal) and team details.
+//! The team: the v1 teammates API (`/v1/teams`, `/v1/teams/set_role`) and the dashboard's
+//! "Your Team" and team details pages, over the rules in [`service`].
 
-use askama::Template;
+pub mod api;
+pub mod pages;
+pub mod service;
+
 use axum::{
-    extract::State,
-    http::StatusCode,
-    response::Response,
     routing::{get, post},
     Router,
 };
-use tessera_core::AuditAction;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::web::{Form, Path};
-use serde::Deserialize;
-use tessera_core::{
-    policy::{check_removal, check_role_change, MemberRef},
-    team::{parse_callback_url, parse_team_name},
-    Action, Invalid, InvitableRole, Role,
-};
-use tessera_store::StoreError;
+use crate::state::AppState;
 
-use crate::{
-    audit,
-    state::AppState,
-    web::{
-        format_time, humanize_ms, page, redirect_with_flash, render, ClientIp, Layout, SignedIn,
-        WebError, WebResult,
-    },
-};
+pub use pages::{role_options, team_page, RoleOption, TeamPage};
 
+/// The dashboard's team pages.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/team", get(show))
-        .route("/team/members/{user_id}/role", post(change_role))
+        .route("/team", get(pages::show))
+        .route("/team/members/{user_id}/role", post(pages::change_role))
         .route(
             "/team/members/{user_id}/remove",
-            get(confirm_remove).post(remove),
+            get(pages::confirm_remove).post(pages::remove),
         )
-        .route("/team/details", get(details_form).post(update_details))
-}
-
-pub struct MemberRow {
-    pub id: String,
-    pub name: String,
-    pub email: String,
-    pub role: String,
-    pub role_label: String,
-    pub joined: String,
-    pub is_admin: bool,
-    pub is_self: bool,
-}
-
-pub struct InvitationRow {
-    pub id: String,
-    pub email: String,
-    pub role_label: String,
-    pub expires: String,
-    pub expired: bool,
-    pub sent_count: i64,
-    /// While the resend interval since the last email runs: how long until Resend works
-    /// again, in words and in milliseconds (the button is shown disabled meanwhile).
-    pub resend_in: Option<(String, i64)>,
-}
-
-/// Options for role pickers: never Admin.
-pub struct RoleOption {
-    pub value: &'static str,
-    pub label: &'static str,
-}
-
-pub fn role_options() -> Vec<RoleOption> {
-    InvitableRole::ALL
-        .iter()
-        .map(|r| RoleOption {
-            value: r.as_str(),
-            label: r.label(),
-        })
-        .collect()
-}
-
-#[derive(Template)]
-#[template(path = "team.html")]
-pub struct TeamPage {
-    pub layout: Layout,
-    pub team_name: String,
-    pub members: Vec<MemberRow>,
-    pub invitations: Vec<InvitationRow>,
-    pub can_manage: bool,
-    pub roles: Vec<RoleOption>,
-    pub invite_error: Option<String>,
-    pub invite_emails: String,
-    pub invite_role: String,
-}
-
-/// Builds the team page; the invite form's state is passed in so a failed invite shows the
-/// form again with what was typed.
-pub async fn team_page(
-    state: &AppState,
-    who: &SignedIn,
-    invite_error: Option<String>,
-    invite_emails: String,
-    invite_role: String,
-) -> WebResult<TeamPage> {
-    let scope = who.authorize(Action::ViewTeam)?;
-    let team_id = scope.team_id();
-    let team = state.store.get_team(team_id).await?;
-    let now = tessera_store::now_ms();
-    let members = state
-        .store
-        .list_members(team_id)
-        .await?
-        .into_iter()
-        .map(|m| {
-            let role = m.role.unwrap_or(Role::Member);
-            MemberRow {
-                is_self: m.id == who.user.id,
-                is_admin: role == Role::Admin,
-                role: role.as_str().to_owned(),
-                role_label: role.label().to_owned(),
-                joined: m.joined_team_at.map(format_time).unwrap_or_default(),
-                name: m.name,
-                email: m.email,
-                id: m.id,
-            }
-        })
-        .collect();
-    let resend_interval = crate::invitations::resend_interval_ms(state);
-    let invitations = state
-        .store
-        .list_pending_invitations(team_id)
-        .await?
-        .into_iter()
-        .map(|i| InvitationRow {
-            resend_in: Some(i.last_sent_at + resend_interval - now)
-                .filter(|wait| *wait > 0)
-                .map(|wait| (humanize_ms(wait), wait)),
-            expired: i.expires_at <= now,
-            expires: format_time(i.expires_at),
-            role_label: i.role.label().to_owned(),
-            sent_count: i.send_count,
-            email: i.email,
-            id: i.id,
-        })
-        .collect();
-    Ok(TeamPage {
-        layout: Layout::signed_in("Your Team", who, "/team"),
-        team_name: team.name,
-        members,
-        invitations,
-        can_manage: who.may(Action::InviteMember),
-        roles: role_options(),
-        invite_error,
-        invite_emails,
-        invite_role,
-    })
-}
-
-async fn show(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    Ok(page(
-        &team_page(&state, &who, None, String::new(), "member".into()).await?,
-    ))
-}
-
-#[derive(Deserialize)]
-struct RoleInput {
-    #[serde(default)]
-    role: String,
-}
-
-async fn change_role(
-    State(state): State<AppState>,
-    who: SignedIn,
-    ip: ClientIp,
-    Path(user_id): Path<String>,
-    Form(input): Form<RoleInput>,
-) -> WebResult<Response> {
-    let scope = who.authorize(Action::ChangeMemberRole)?;
-    let team_id = scope.team_id();
-    let target = state.store.find_member(team_id, &user_id).await?;
-    let current = target.role.unwrap_or(Role::Member);
-    let new_role: Role = input
-        .role
-        .parse()
-        .map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    check_role_change(
-        &who.user.id,
-        MemberRef {
-            user_id: &target.id,
-            role: current,
-        },
-        new_role,
-    )
-    .map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    if new_role == current {
-        return Ok(redirect_with_flash(
-            "/team",
-            &format!("{} is already a {}.", target.email, current.label()),
-        ));
-    }
-    let event = audit::event(
-        &who,
-        &ip,
-        AuditAction::MemberRoleChanged,
-        &target.email,
-        format!("{} → {}", current.label(), new_role.label()),
-    );
-    state
-        .store
-        .set_member_role(team_id, &target.id, new_role, event)
-        .await?;
-    Ok(redirect_with_flash(
-        "/team",
-        &format!("{} is now a {}.", target.email, new_role.label()),
-    ))
-}
-
-#[derive(Template)]
-#[template(path = "confirm_remove.html")]
-struct ConfirmRemovePage {
-    layout: Layout,
-    user_id: String,
-    name: String,
-    email: String,
-}
-
-async fn confirm_remove(
-    State(state): State<AppState>,
-    who: SignedIn,
-    Path(user_id): Path<String>,
-) -> WebResult<Response> {
-    let scope = who.authorize(Action::RemoveMember)?;
-    let team_id = scope.team_id();
-    let target = state.store.find_member(team_id, &user_id).await?;
-    check_removal(
-        &who.user.id,
-        MemberRef {
-            user_id: &target.id,
-            role: target.role.unwrap_or(Role::Member),
-        },
-    )
-    .map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    Ok(page(&ConfirmRemovePage {
-        layout: Layout::signed_in("Remove member", &who, "/team"),
-        user_id: target.id,
-        name: target.name,
-        email: target.email,
-    }))
-}
-
-async fn remove(
-    State(state): State<AppState>,
-    who: SignedIn,
-    ip: ClientIp,
-    Path(user_id): Path<String>,
-) -> WebResult<Response> {
-    let scope = who.authorize(Action::RemoveMember)?;
-    let team_id = scope.team_id();
-    let target = state.store.find_member(team_id, &user_id).await?;
-    check_removal(
-        &who.user.id,
-        MemberRef {
-            user_id: &target.id,
-            role: target.role.unwrap_or(Role::Member),
-        },
-    )
-    .map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    let event = audit::event(
-        &who,
-        &ip,
-        AuditAction::MemberRemoved,
-        &target.email,
-        format!("removed ({})", target.role.map(Role::label).unwrap_or("")),
-    );
-    state
-        .store
-        .remove_member(team_id, &target.id, event)
-        .await?;
-    Ok(redirect_with_flash(
-        "/team",
-        &format!("{} has been removed from the team.", target.email),
-    ))
-}
-
-// ----- team details --------------------------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-struct DetailsInput {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    default_callback_url: String,
-}
-
-#[derive(Template)]
-#[template(path = "team_details.html")]
-struct DetailsPage {
-    layout: Layout,
-    error: Option<String>,
-    name: String,
-    default_callback_url: String,
-}
-
-async fn details_form(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id();
-    let team = state.store.get_team(team_id).await?;
-    Ok(page(&DetailsPage {
-        layout: Layout::signed_in("Team details", &who, "/team/details"),
-        error: None,
-        name: team.name,
-        default_callback_url: team.default_callback_url.unwrap_or_default(),
-    }))
-}
-
-async fn update_details(
-    State(state): State<AppState>,
-    who: SignedIn,
-    ip: ClientIp,
-    Form(input): Form<DetailsInput>,
-) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id();
-    let again = |message: String| {
-        render(
-            StatusCode::BAD_REQUEST,
-            &DetailsPage {
-                layout: Layout::signed_in("Team details", &who, "/team/details"),
-                error: Some(message),
-                name: input.name.clone(),
-                default_callback_url: input.default_callback_url.clone(),
-            },
+        .route(
+            "/team/details",
+            get(pages::details_form).post(pages::update_details),
         )
-    };
-    let parsed = parse_team_name(&input.name)
-        .and_then(|n| Ok((n, parse_callback_url(&input.default_callback_url)?)));
-    let (name, url) = match parsed {
-        Ok(v) => v,
-        Err(Invalid(message)) => return Ok(again(message)),
-    };
-    let before = state.store.get_team(team_id).await?;
-    let mut changes = Vec::new();
-    if before.name != name {
-        changes.push(format!("name: \"{}\" → \"{}\"", before.name, name));
-    }
-    if before.default_callback_url != url {
-        changes.push(format!(
-            "default callback URL: {} → {}",
-            before.default_callback_url.as_deref().unwrap_or("(none)"),
-            url.as_deref().unwrap_or("(none)")
-        ));
-    }
-    if changes.is_empty() {
-        return Ok(redirect_with_flash("/team/details", "Nothing changed."));
-    }
-    let event = audit::event(
-        &who,
-        &ip,
-        AuditAction::TeamDetailsChanged,
-        &name,
-        changes.join("; "),
-    );
-    match state
-        .store
-        .update_team_details(team_id, &name, url.as_deref(), event)
-        .await
-    {
-        Ok(_) => Ok(redirect_with_flash("/team/details", "Team details saved.")),
-        Err(StoreError::NotFound) => Err(WebError::NotFound),
-        Err(err) => Err(err.into()),
-    }
+}
+
+/// The v1 teammate routes, with their OpenAPI descriptions (inviting is in
+/// [`crate::invitations::api_router`]).
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(api::list_teammates))
+        .routes(routes!(api::set_role))
 }

@@ -107,7 +107,8 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
         return Ok(None);
     };
     let team_name = match user.team_id.as_deref() {
-        Some(team_id) => Some(state.store.get_team(team_id).await?.name),
+        // Before any authorisation: the signed-in user's own team, named in the layout.
+        Some(team_id) => Some(state.store.cross_tenant().get_team(team_id).await?.name),
         None => None,
     };
     let csrf = CsrfToken::from_request_parts(parts, state).await?;

@@ -181,7 +181,7 @@ pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow
                 println!("{}", team.id);
             }
             AdminCommand::ListTeams => {
-                let teams = store.list_teams().await?;
+                let teams = store.cross_tenant().list_teams().await?;
                 println!("{:<30}  {:<40}  {:>7}  ID", "TEAM", "ADMIN", "MEMBERS");
                 for t in teams {
                     println!(
