@@ -183,7 +183,7 @@ async fn sign_up_rejects_bad_input_and_keeps_what_was_typed(backend: Backend) {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        app.store.list_teams().await.unwrap().len(),
+        app.store.cross_tenant().list_teams().await.unwrap().len(),
         2,
         "only the two valid sign-ups created teams"
     );
@@ -234,7 +234,12 @@ async fn forms_without_a_valid_csrf_token_are_refused(backend: Backend) {
         StatusCode::FORBIDDEN
     );
     assert!(
-        app.store.list_teams().await.unwrap().is_empty(),
+        app.store
+            .cross_tenant()
+            .list_teams()
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was created"
     );
     app.stop().await;
@@ -359,6 +364,7 @@ async fn sign_up_does_not_confirm_addresses_and_counts_every_attempt(backend: Ba
     );
     assert!(app
         .store
+        .cross_tenant()
         .list_teams()
         .await
         .unwrap()
@@ -892,7 +898,12 @@ async fn two_companies_may_both_be_acme(backend: Backend) {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert!(!page.body.contains("already exists"));
-    let teams = app.store.find_teams_by_name("ACME").await.unwrap();
+    let teams = app
+        .store
+        .cross_tenant()
+        .find_teams_by_name("ACME")
+        .await
+        .unwrap();
     assert_eq!(teams.len(), 2, "two teams named Acme");
     assert_ne!(teams[0].team.id, teams[1].team.id);
 

@@ -1050,7 +1050,10 @@ backend_test!(api_reinvite_with_another_role_changes_the_role);
 async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("twice@keys.test", "Twice").await;
-    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    let team_id = app.store.cross_tenant().list_teams().await.unwrap()[0]
+        .team
+        .id
+        .clone();
     let page = admin.visit("/keys").await;
     let section = &page.body[page.body.find("id=\"mode-test\"").unwrap()..];
     let nonce = extract_between(section, "name=\"form_nonce\" value=\"", "\"")

@@ -158,23 +158,25 @@ impl Ctx {
         let outcome = self
             .app
             .store
-            .invite(&NewInvitation {
-                team_id: team.id.clone(),
-                email: Email::parse(email).unwrap(),
-                role,
-                invited_by: team.admin_id.clone(),
-                token_hash: token_digest(&token),
-                expires_at: tessera_store::now_ms() + 3_600_000,
-                min_resend_interval_ms: 0,
-                mail: self.mail(email),
-                event: NewAuditEvent::new(AuditAction::InvitationSent, "test"),
-            })
+            .invite(
+                &team_scope(&team.id),
+                &NewInvitation {
+                    email: Email::parse(email).unwrap(),
+                    role,
+                    invited_by: team.admin_id.clone(),
+                    token_hash: token_digest(&token),
+                    expires_at: tessera_store::now_ms() + 3_600_000,
+                    min_resend_interval_ms: 0,
+                    mail: self.mail(email),
+                    event: NewAuditEvent::new(AuditAction::InvitationSent, "test"),
+                },
+            )
             .await
             .unwrap();
         let id = match outcome {
             tessera_store::InviteOutcome::Created(i)
             | tessera_store::InviteOutcome::Refreshed { invitation: i, .. }
-            | tessera_store::InviteOutcome::RoleChanged { invitation: i, .. } => i.id,
+            | tessera_store::InviteOutcome::RoleChanged { invitation: i, .. } => i.id.into_string(),
         };
         (id, token)
     }
@@ -185,6 +187,7 @@ impl Ctx {
         let user = self
             .app
             .store
+            .cross_tenant()
             .accept_invitation(
                 &token_digest(&token),
                 Some(&NewUser {
@@ -351,7 +354,7 @@ async fn authorization_matrix(backend: Backend) {
     let hash = hash_password(PASSWORD.into()).await.unwrap();
     let mut admin_a = app.sign_up("admin@a.test", "Team A").await;
     let _admin_b = app.sign_up("admin@b.test", "Team B").await;
-    let teams = app.store.list_teams().await.unwrap();
+    let teams = app.store.cross_tenant().list_teams().await.unwrap();
     let ctx_team = |name: &str| {
         let t = teams.iter().find(|t| t.team.name == name).unwrap();
         TeamCtx {
@@ -388,7 +391,7 @@ async fn authorization_matrix(backend: Backend) {
     ctx.app
         .store
         .remove_member(
-            &ctx.a.id,
+            &team_scope(&ctx.a.id),
             &teamless_id,
             NewAuditEvent::new(AuditAction::MemberRemoved, "test"),
         )
@@ -562,11 +565,11 @@ async fn perform(
                     &[("name", &name), ("default_callback_url", "")],
                 )
                 .await;
-            let changed = store.get_team(&ctx.a.id).await.unwrap().name == name;
+            let changed = store.cross_tenant().get_team(&ctx.a.id).await.unwrap().name == name;
             if changed {
                 store
                     .update_team_details(
-                        &ctx.a.id,
+                        &team_scope(&ctx.a.id),
                         &ctx.a.name,
                         None,
                         NewAuditEvent::new(AuditAction::TeamDetailsChanged, "test"),
@@ -594,7 +597,7 @@ async fn perform(
             let mut found = false;
             for t in [&ctx.a, &ctx.b] {
                 found |= store
-                    .list_pending_invitations(&t.id)
+                    .list_pending_invitations(&team_scope(&t.id))
                     .await
                     .unwrap()
                     .iter()
@@ -612,7 +615,10 @@ async fn perform(
             (
                 p.status,
                 store
-                    .get_invitation(&team.id, &id)
+                    .get_invitation(
+                        &team_scope(&team.id),
+                        &tessera_core::ids::InvitationId::from_stored(id.clone()),
+                    )
                     .await
                     .unwrap()
                     .send_count
@@ -628,7 +634,15 @@ async fn perform(
                 .await;
             (
                 p.status,
-                store.get_invitation(&team.id, &id).await.unwrap().status == "revoked",
+                store
+                    .get_invitation(
+                        &team_scope(&team.id),
+                        &tessera_core::ids::InvitationId::from_stored(id.clone()),
+                    )
+                    .await
+                    .unwrap()
+                    .status
+                    == tessera_core::status::InvitationStatus::Revoked,
             )
         }
         Act::ChangeRole => {
@@ -689,7 +703,13 @@ async fn perform(
                 .await;
             (
                 p.status,
-                store.get_team(&ctx.b.id).await.unwrap().admin_user_id == id,
+                store
+                    .cross_tenant()
+                    .get_team(&ctx.b.id)
+                    .await
+                    .unwrap()
+                    .admin_user_id
+                    == id,
             )
         }
         Act::ViewKeys => {

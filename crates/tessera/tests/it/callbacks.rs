@@ -350,6 +350,7 @@ fn id_of(task: &Value) -> String {
 
 async fn team_id(app: &TestApp, name: &str) -> String {
     app.store
+        .cross_tenant()
         .find_teams_by_name(name)
         .await
         .unwrap()

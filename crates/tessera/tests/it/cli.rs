@@ -218,6 +218,7 @@ async fn operator_cli(backend: Backend) {
     let user = store.get_user(&invited).await.unwrap();
     assert_eq!(user.role, Some(Role::Manager));
     let other_team = store
+        .cross_tenant()
         .find_teams_by_name("Other")
         .await
         .unwrap()
@@ -239,6 +240,7 @@ async fn operator_cli(backend: Backend) {
     .await;
     assert!(handover.status.success(), "{}", stderr(&handover));
     let other_team = store
+        .cross_tenant()
         .find_teams_by_name("Other")
         .await
         .unwrap()
@@ -286,12 +288,18 @@ async fn operator_cli(backend: Backend) {
     );
 
     // The CLI's actions are in the teams' audit logs.
-    let log = store.list_audit(&other_team.id, None, 50).await.unwrap();
+    let log = store
+        .list_audit(&team_scope(&other_team.id), None, 50)
+        .await
+        .unwrap();
     assert!(log
         .events
         .iter()
-        .any(|e| e.action == "team.admin_changed" && e.actor == "operator (CLI)"));
-    assert!(log.events.iter().any(|e| e.action == "user.moved"));
+        .any(|e| e.action == AuditAction::TeamAdminChanged && e.actor == "operator (CLI)"));
+    assert!(log
+        .events
+        .iter()
+        .any(|e| e.action == AuditAction::UserMoved));
     store.close().await;
 }
 backend_test!(operator_cli);
@@ -399,7 +407,15 @@ async fn ambiguous_team_names_need_the_id(backend: Backend) {
     )
     .await;
     assert!(handover.status.success(), "{}", stderr(&handover));
-    assert_eq!(store.get_team(&other).await.unwrap().admin_user_id, max);
+    assert_eq!(
+        store
+            .cross_tenant()
+            .get_team(&other)
+            .await
+            .unwrap()
+            .admin_user_id,
+        max
+    );
     let key = tessera(
         &db,
         &[
@@ -490,26 +506,34 @@ backend_test!(ambiguous_team_names_need_the_id);
 
 /// Adds a member to the named team directly through the store (invite + accept).
 async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
-    let team = store.find_teams_by_name(team).await.unwrap().remove(0).team;
+    let team = store
+        .cross_tenant()
+        .find_teams_by_name(team)
+        .await
+        .unwrap()
+        .remove(0)
+        .team;
     let token = unique("t");
     let event = NewAuditEvent::new(AuditAction::InvitationSent, "test");
     store
-        .invite(&NewInvitation {
-            team_id: team.id.clone(),
-            email: Email::parse(email).unwrap(),
-            role: Role::Member,
-            invited_by: team.admin_user_id.clone(),
-            token_hash: token_digest(&token),
-            expires_at: tessera_store::now_ms() + 60_000,
-            min_resend_interval_ms: 0,
-            mail: NewMail {
-                team_id: None,
-                to: email.into(),
-                subject: "s".into(),
-                body_sealed: "v1.AAAA".into(),
+        .invite(
+            &team_scope(&team.id),
+            &NewInvitation {
+                email: Email::parse(email).unwrap(),
+                role: Role::Member,
+                invited_by: team.admin_user_id.clone(),
+                token_hash: token_digest(&token),
+                expires_at: tessera_store::now_ms() + 60_000,
+                min_resend_interval_ms: 0,
+                mail: NewMail {
+                    team_id: None,
+                    to: email.into(),
+                    subject: "s".into(),
+                    body_sealed: "v1.AAAA".into(),
+                },
+                event: event.clone(),
             },
-            event: event.clone(),
-        })
+        )
         .await
         .unwrap();
     let user = NewUser {
@@ -520,6 +544,7 @@ async fn member_via_store(store: &Store, team: &str, email: &str) -> String {
         profile: Profile::parse("Max", "", "", "").unwrap(),
     };
     store
+        .cross_tenant()
         .accept_invitation(&token_digest(&token), Some(&user), None, event)
         .await
         .unwrap()

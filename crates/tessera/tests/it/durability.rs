@@ -472,6 +472,7 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
     cluster.team_key().await;
     let store = cluster.db.store().await;
     let team = store
+        .cross_tenant()
         .find_teams_by_name("Durable")
         .await
         .unwrap()

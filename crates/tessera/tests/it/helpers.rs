@@ -580,6 +580,15 @@ pub fn invitation_id(team_page: &str, email: &str) -> Option<String> {
 }
 
 /// The user id of the member row for `email` on the team page (from its remove link).
+/// The scope of a team's team-level rows (members, invitations, audit log), as the operator
+/// has it: tests act on the store directly, with no request to authorise.
+pub fn team_scope(team_id: &str) -> tessera_store::Scope {
+    tessera_store::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
+        tessera_core::Mode::Live,
+    )
+}
+
 pub fn member_id(team_page: &str, email: &str) -> Option<String> {
     let row = &team_page[team_page.find(&format!("<tr data-email=\"{email}\""))?..];
     let row = &row[..row.find("</tr>")?];

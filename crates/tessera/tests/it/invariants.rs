@@ -24,9 +24,8 @@ fn event() -> NewAuditEvent {
     NewAuditEvent::new(AuditAction::InvitationSent, "test")
 }
 
-fn invitation(team_id: &str, admin_id: &str, email: &str, token: &str) -> NewInvitation {
+fn invitation(admin_id: &str, email: &str, token: &str) -> NewInvitation {
     NewInvitation {
-        team_id: team_id.into(),
         email: Email::parse(email).unwrap(),
         role: Role::Member,
         invited_by: admin_id.into(),
@@ -46,10 +45,11 @@ fn invitation(team_id: &str, admin_id: &str, email: &str, token: &str) -> NewInv
 async fn add_member(store: &Store, team_id: &str, admin_id: &str, email: &str) -> String {
     let token = unique("t");
     store
-        .invite(&invitation(team_id, admin_id, email, &token))
+        .invite(&team_scope(team_id), &invitation(admin_id, email, &token))
         .await
         .unwrap();
     store
+        .cross_tenant()
         .accept_invitation(&token_digest(&token), Some(&new_user(email)), None, event())
         .await
         .unwrap()
@@ -113,9 +113,10 @@ async fn exactly_one_admin_per_team(backend: Backend) {
 
     // Concurrent hand-overs: whatever interleaving, exactly one Admin, the one teams names.
     for round in 0..5 {
+        let staff = store.cross_tenant();
         let (a, b) = tokio::join!(
-            store.set_admin(&team.id, &bob, event()),
-            store.set_admin(&team.id, &cat, event()),
+            staff.set_admin(&team.id, &bob, event()),
+            staff.set_admin(&team.id, &cat, event()),
         );
         for r in [a, b] {
             assert!(
@@ -127,12 +128,21 @@ async fn exactly_one_admin_per_team(backend: Backend) {
             );
         }
         assert_eq!(admin_count(&db, &team.id).await, 1, "round {round}");
-        let named = store.get_team(&team.id).await.unwrap().admin_user_id;
+        let named = store
+            .cross_tenant()
+            .get_team(&team.id)
+            .await
+            .unwrap()
+            .admin_user_id;
         assert_eq!(
             store.get_user(&named).await.unwrap().role,
             Some(Role::Admin)
         );
-        store.set_admin(&team.id, &admin.id, event()).await.unwrap();
+        store
+            .cross_tenant()
+            .set_admin(&team.id, &admin.id, event())
+            .await
+            .unwrap();
     }
     store.close().await;
 }
@@ -154,8 +164,8 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
     let mut tasks = Vec::new();
     for i in 0..10 {
         let store = store.clone();
+        let scope = team_scope(&one.id);
         let inv = invitation(
-            &one.id,
             &one_admin.id,
             if i % 2 == 0 {
                 "Zed@x.test"
@@ -164,7 +174,9 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
             },
             &unique("t"),
         );
-        tasks.push(tokio::spawn(async move { store.invite(&inv).await }));
+        tasks.push(tokio::spawn(
+            async move { store.invite(&scope, &inv).await },
+        ));
     }
     for t in tasks {
         let r = t.await.unwrap();
@@ -180,7 +192,11 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
         );
     }
     assert_eq!(
-        store.list_pending_invitations(&one.id).await.unwrap().len(),
+        store
+            .list_pending_invitations(&team_scope(&one.id))
+            .await
+            .unwrap()
+            .len(),
         1
     );
 
@@ -188,18 +204,25 @@ async fn one_team_per_user_and_one_pending_invitation(backend: Backend) {
     // in exactly one team.
     let (t1, t2) = (unique("t"), unique("t"));
     store
-        .invite(&invitation(&one.id, &one_admin.id, "both@x.test", &t1))
+        .invite(
+            &team_scope(&one.id),
+            &invitation(&one_admin.id, "both@x.test", &t1),
+        )
         .await
         .unwrap();
     store
-        .invite(&invitation(&two.id, &two_admin.id, "both@x.test", &t2))
+        .invite(
+            &team_scope(&two.id),
+            &invitation(&two_admin.id, "both@x.test", &t2),
+        )
         .await
         .unwrap();
     let (u1, u2) = (new_user("both@x.test"), new_user("both@x.test"));
     let (h1, h2) = (token_digest(&t1), token_digest(&t2));
+    let links = store.cross_tenant();
     let (r1, r2) = tokio::join!(
-        store.accept_invitation(&h1, Some(&u1), None, event()),
-        store.accept_invitation(&h2, Some(&u2), None, event()),
+        links.accept_invitation(&h1, Some(&u1), None, event()),
+        links.accept_invitation(&h2, Some(&u2), None, event()),
     );
     assert_eq!(
         [&r1, &r2].iter().filter(|r| r.is_ok()).count(),
@@ -238,7 +261,10 @@ async fn invitation_links_are_single_use_and_stored_hashed(backend: Backend) {
         .unwrap();
     let token = unique("raw-token-");
     store
-        .invite(&invitation(&team.id, &admin.id, "once@links.test", &token))
+        .invite(
+            &team_scope(&team.id),
+            &invitation(&admin.id, "once@links.test", &token),
+        )
         .await
         .unwrap();
 
@@ -254,6 +280,7 @@ async fn invitation_links_are_single_use_and_stored_hashed(backend: Backend) {
         });
         tasks.push(tokio::spawn(async move {
             store
+                .cross_tenant()
                 .accept_invitation(&hash, Some(&user), None, event())
                 .await
         }));
@@ -336,12 +363,10 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
         .unwrap();
     let member = add_member(&store, &team.id, &admin.id, "bob@acme.test").await;
     store
-        .invite(&invitation(
-            &team.id,
-            &admin.id,
-            "cat@acme.test",
-            "pending-token",
-        ))
+        .invite(
+            &team_scope(&team.id),
+            &invitation(&admin.id, "cat@acme.test", "pending-token"),
+        )
         .await
         .unwrap();
     let refused = store
@@ -352,14 +377,14 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
         "under migration 6 the name is unique platform-wide"
     );
     let audit_before = store
-        .list_audit(&team.id, None, 100)
+        .list_audit(&team_scope(&team.id), None, 100)
         .await
         .unwrap()
         .events
         .len();
 
     store.migrate().await.unwrap();
-    let kept = store.get_team(&team.id).await.unwrap();
+    let kept = store.cross_tenant().get_team(&team.id).await.unwrap();
     assert_eq!(kept, team, "the team row is unchanged");
     assert_eq!(
         store.get_user(&member).await.unwrap().team_id,
@@ -371,7 +396,7 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
     );
     assert_eq!(
         store
-            .list_pending_invitations(&team.id)
+            .list_pending_invitations(&team_scope(&team.id))
             .await
             .unwrap()
             .len(),
@@ -379,7 +404,7 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
     );
     assert_eq!(
         store
-            .list_audit(&team.id, None, 100)
+            .list_audit(&team_scope(&team.id), None, 100)
             .await
             .unwrap()
             .events
@@ -400,7 +425,11 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
         .await
         .unwrap();
     assert_ne!(rockets.id, team.id);
-    let named = store.find_teams_by_name("acme").await.unwrap();
+    let named = store
+        .cross_tenant()
+        .find_teams_by_name("acme")
+        .await
+        .unwrap();
     assert_eq!(
         named.iter().map(|t| t.team.id.as_str()).collect::<Vec<_>>(),
         [team.id.as_str(), rockets.id.as_str()],

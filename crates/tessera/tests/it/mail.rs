@@ -183,7 +183,12 @@ async fn staff_console_tells_teams_with_one_name_apart(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut anvils = app.sign_up("boss@anvils.test", "Acme").await;
     let _rockets = app.sign_up("boss@rockets.test", "ACME").await;
-    let teams = app.store.find_teams_by_name("acme").await.unwrap();
+    let teams = app
+        .store
+        .cross_tenant()
+        .find_teams_by_name("acme")
+        .await
+        .unwrap();
     let anvils_id = teams
         .iter()
         .find(|t| t.admin_email == "boss@anvils.test")
@@ -314,7 +319,12 @@ async fn staff_console_tells_teams_with_one_name_apart(backend: Backend) {
         handed.body
     );
     assert_eq!(
-        app.store.get_team(&rockets_id).await.unwrap().admin_user_id,
+        app.store
+            .cross_tenant()
+            .get_team(&rockets_id)
+            .await
+            .unwrap()
+            .admin_user_id,
         wil_id
     );
     app.stop().await;

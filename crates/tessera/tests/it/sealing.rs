@@ -20,6 +20,7 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
         let store = app.store.clone();
         async move {
             store
+                .cross_tenant()
                 .find_teams_by_name(name)
                 .await
                 .unwrap()

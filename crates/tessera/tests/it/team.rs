@@ -80,10 +80,13 @@ async fn invite_accept_and_manage_roles(backend: Backend) {
     assert!(admin_role
         .body
         .contains("The Admin role cannot be granted here"));
-    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    let team_id = app.store.cross_tenant().list_teams().await.unwrap()[0]
+        .team
+        .id
+        .clone();
     assert_eq!(
         app.store
-            .list_pending_invitations(&team_id)
+            .list_pending_invitations(&team_scope(&team_id))
             .await
             .unwrap()
             .len(),
@@ -156,7 +159,7 @@ async fn invite_accept_and_manage_roles(backend: Backend) {
         )
         .await;
     assert_eq!(to_admin.status, StatusCode::BAD_REQUEST);
-    let admin_id = app.store.list_teams().await.unwrap()[0]
+    let admin_id = app.store.cross_tenant().list_teams().await.unwrap()[0]
         .team
         .admin_user_id
         .clone();
@@ -298,8 +301,15 @@ async fn resend_replaces_the_link_and_is_throttled(backend: Backend) {
         "{}",
         again.body
     );
-    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
-    let pending = app.store.list_pending_invitations(&team_id).await.unwrap();
+    let team_id = app.store.cross_tenant().list_teams().await.unwrap()[0]
+        .team
+        .id
+        .clone();
+    let pending = app
+        .store
+        .list_pending_invitations(&team_scope(&team_id))
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].role, tessera_core::Role::Manager);
     assert_eq!(pending[0].send_count, 2);
@@ -470,6 +480,7 @@ async fn team_details_are_validated_and_audited(backend: Backend) {
         .contains("value=\"https://hooks.example.com/scale\""));
     let team = app
         .store
+        .cross_tenant()
         .find_teams_by_name("details renamed")
         .await
         .unwrap()
@@ -499,6 +510,7 @@ async fn team_details_are_validated_and_audited(backend: Backend) {
     assert!(!same.body.contains("already exists"));
     assert_eq!(
         app.store
+            .cross_tenant()
             .find_teams_by_name("Taken Name")
             .await
             .unwrap()
@@ -565,6 +577,7 @@ async fn parallel_invitations_stay_within_the_hourly_budget(backend: Backend) {
     }
     let team = app
         .store
+        .cross_tenant()
         .list_teams()
         .await
         .unwrap()
@@ -574,7 +587,7 @@ async fn parallel_invitations_stay_within_the_hourly_budget(backend: Backend) {
         .team;
     let invited = app
         .store
-        .list_pending_invitations(&team.id)
+        .list_pending_invitations(&team_scope(&team.id))
         .await
         .unwrap()
         .len();
@@ -734,7 +747,10 @@ async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
     )
     .await;
     let mut admin = app.sign_up("a@roles.test", "Re-inviters").await;
-    let team_id = app.store.list_teams().await.unwrap()[0].team.id.clone();
+    let team_id = app.store.cross_tenant().list_teams().await.unwrap()[0]
+        .team
+        .id
+        .clone();
     admin
         .submit(
             "/team/invitations",
@@ -758,7 +774,11 @@ async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
         soon.body
     );
     assert!(soon.body.contains("no new email was sent"), "{}", soon.body);
-    let pending = app.store.list_pending_invitations(&team_id).await.unwrap();
+    let pending = app
+        .store
+        .list_pending_invitations(&team_scope(&team_id))
+        .await
+        .unwrap();
     assert_eq!(pending[0].role, tessera_core::Role::Manager);
     assert_eq!(pending[0].send_count, 1);
     assert_eq!(
@@ -796,7 +816,11 @@ async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
         "{}",
         later.body
     );
-    let pending = app.store.list_pending_invitations(&team_id).await.unwrap();
+    let pending = app
+        .store
+        .list_pending_invitations(&team_scope(&team_id))
+        .await
+        .unwrap();
     assert_eq!(pending[0].role, tessera_core::Role::Labeler);
     assert_eq!(pending[0].send_count, 2);
 
