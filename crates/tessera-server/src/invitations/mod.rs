@@ -15,8 +15,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
-pub use service::{fresh_link, resend_interval_ms, FreshLink};
-
 /// The dashboard's invitation actions and the accept page of an invitation link.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -12,7 +12,7 @@ use crate::{
     authz::{perm, Authorized},
     ratelimit::{self, Limit},
     state::AppState,
-    team::team_page,
+    team::pages::team_page,
     web::{
         humanize_ms, redirect_with_flash, redirect_with_warning, render, ClientIp, Form, Path,
         SignedIn, WebError, WebResult,

@@ -13,8 +13,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
-pub use pages::{role_options, team_page, RoleOption, TeamPage};
-
 /// The dashboard's team pages.
 pub fn router() -> Router<AppState> {
     Router::new()

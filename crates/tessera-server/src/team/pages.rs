@@ -105,7 +105,7 @@ pub async fn team_page(
             }
         })
         .collect();
-    let resend_interval = crate::invitations::resend_interval_ms(state);
+    let resend_interval = crate::invitations::service::resend_interval_ms(state);
     let invitations = roster
         .invitations
         .into_iter()
