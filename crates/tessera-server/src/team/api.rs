@@ -197,3 +197,56 @@ pub async fn set_role(
     }
     Ok(Json(teammates(&state.store, &scope).await?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body keeps the shape the untyped `json!` maps had: members with their profile
+    /// fields, invited people with `expiry` and nothing else, keys in alphabetical order.
+    #[test]
+    fn teammates_serialize_as_before() {
+        let member = Teammate {
+            company: Some("Acme".into()),
+            email: "ann@acme.test".into(),
+            expiry: None,
+            first_name: Some("Ann".into()),
+            is_studio_labeler: false,
+            last_name: Some("Lee".into()),
+            role: "admin".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&member).unwrap(),
+            r#"{"company":"Acme","email":"ann@acme.test","firstName":"Ann","isStudioLabeler":false,"lastName":"Lee","role":"admin"}"#
+        );
+        let invited = Teammate {
+            company: None,
+            email: "bob@acme.test".into(),
+            expiry: Some("2026-12-02T00:00:00.000Z".into()),
+            first_name: None,
+            is_studio_labeler: true,
+            last_name: None,
+            role: "labeler".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&invited).unwrap(),
+            r#"{"email":"bob@acme.test","expiry":"2026-12-02T00:00:00.000Z","isStudioLabeler":true,"role":"labeler"}"#
+        );
+    }
+
+    #[test]
+    fn the_openapi_document_describes_the_teammate_body() {
+        let (_, doc) = crate::team::api_router().split_for_parts();
+        let doc = serde_json::to_value(doc).unwrap();
+        let teammate = &doc["components"]["schemas"]["Teammate"];
+        assert!(
+            teammate["properties"]["isStudioLabeler"].is_object(),
+            "{doc}"
+        );
+        assert_eq!(
+            doc["paths"]["/v1/teams"]["get"]["responses"]["200"]["content"]["application/json"]
+                ["schema"]["items"]["$ref"],
+            "#/components/schemas/Teammate"
+        );
+    }
+}
