@@ -2,8 +2,10 @@
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
-use tessera_core::{email::parse_list, AuditAction, Email, Invalid, InvitableRole};
-use tessera_core::{ids::InvitationId, status::InvitationStatus};
+use tessera_core::{
+    email::parse_list, ids::InvitationId, status::InvitationStatus, AuditAction, Email, Invalid,
+    InvitableRole,
+};
 use tessera_store::{Constraint, Invitation, InviteOutcome, NewLink, StoreError};
 
 use super::service::{fresh_link, invite_one, resend_interval_ms, Answer, Inviter};
