@@ -12,11 +12,12 @@ use axum::{
 
 use crate::web::{Form, Path};
 use serde::Deserialize;
-use tessera_core::{Action, AuditAction, Email, Invalid};
+use tessera_core::{AuditAction, Email, Invalid, Scope};
 use tessera_store::{NewAuditEvent, NewCallbackEmail, StoreError};
 
 use crate::{
     audit,
+    authz::{perm, Authorized},
     crypto::{random_token, token_digest},
     mail,
     ratelimit::{self, Limit},
@@ -63,13 +64,13 @@ struct ListPage {
 async fn list_page(
     state: &AppState,
     who: &SignedIn,
-    team_id: &str,
+    scope: &Scope,
     email: String,
     error: Option<String>,
 ) -> WebResult<ListPage> {
     let rows = state
         .store
-        .list_callback_emails(team_id)
+        .list_callback_emails(scope)
         .await?
         .into_iter()
         .map(|e| Row {
@@ -80,7 +81,7 @@ async fn list_page(
                 (None, None) => String::new(),
             },
             added: format_time(e.created_at),
-            id: e.id,
+            id: e.id.into_string(),
             email: e.email,
         })
         .collect();
@@ -93,11 +94,12 @@ async fn list_page(
     })
 }
 
-async fn list(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id();
+async fn list(
+    State(state): State<AppState>,
+    Authorized { caller, scope, .. }: Authorized<perm::EditTeamDetails, SignedIn>,
+) -> WebResult<Response> {
     Ok(page(
-        &list_page(&state, &who, team_id, String::new(), None).await?,
+        &list_page(&state, &caller, &scope, String::new(), None).await?,
     ))
 }
 
@@ -109,16 +111,17 @@ struct AddInput {
 
 async fn add(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::EditTeamDetails, SignedIn>,
     ip: ClientIp,
     Form(input): Form<AddInput>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id().to_owned();
+    let team_id = scope.team_id();
     let again = |message: String| async {
         Ok::<_, WebError>(render(
             StatusCode::BAD_REQUEST,
-            &list_page(&state, &who, &team_id, input.email.clone(), Some(message)).await?,
+            &list_page(&state, &who, &scope, input.email.clone(), Some(message)).await?,
         ))
     };
     let email = match Email::parse(&input.email) {
@@ -128,7 +131,7 @@ async fn add(
     // Each confirmation is a mail to an address the team chose: bounded per team, and per
     // address (a pending one gets a new link at most every ten minutes).
     if let Err(wait) =
-        ratelimit::take(&state, Limit::CallbackEmailConfirmationsPerTeam, &team_id).await?
+        ratelimit::take(&state, Limit::CallbackEmailConfirmationsPerTeam, team_id).await?
     {
         return again(format!(
             "Your team sent many confirmation links recently; try again in {wait}."
@@ -147,14 +150,13 @@ async fn add(
         ))
         .await;
     }
-    let team = state.store.get_team(&team_id).await?;
+    let team = state.store.get_team(team_id).await?;
     let token = random_token();
     let expires_at = tessera_store::now_ms() + LINK_TTL_MS;
     let link = state
         .config
         .link(&format!("/callbacks/emails/verify/{token}"));
     let new = NewCallbackEmail {
-        team_id: team_id.clone(),
         email: email.clone(),
         added_by: Some(who.user.id.clone()),
         token_hash: token_digest(&token),
@@ -168,7 +170,7 @@ async fn add(
             "confirmation link sent".into(),
         ),
     };
-    match state.store.add_callback_email(&new).await {
+    match state.store.add_callback_email(&scope, &new).await {
         Ok(_) => {
             state.wake(crate::state::Wrote::Mail);
             Ok(redirect_with_flash(
@@ -184,12 +186,12 @@ async fn add(
 
 async fn remove(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::EditTeamDetails, SignedIn>,
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
@@ -200,11 +202,7 @@ async fn remove(
         &id,
         String::new(),
     );
-    match state
-        .store
-        .remove_callback_email(team_id, &id, &event)
-        .await
-    {
+    match state.store.remove_callback_email(&scope, &id, &event).await {
         Ok(removed) => Ok(redirect_with_flash(
             "/callbacks/emails",
             &format!(
@@ -246,6 +244,7 @@ async fn confirm_form(
     }
     let Some(pending) = state
         .store
+        .cross_tenant()
         .pending_callback_email(&token_digest(&token))
         .await?
     else {
@@ -270,7 +269,12 @@ async fn confirm(
         return Ok(link_gone(&csrf));
     }
     let digest = token_digest(&token);
-    let Some(pending) = state.store.pending_callback_email(&digest).await? else {
+    let Some(pending) = state
+        .store
+        .cross_tenant()
+        .pending_callback_email(&digest)
+        .await?
+    else {
         return Ok(link_gone(&csrf));
     };
     let event = NewAuditEvent {
@@ -281,7 +285,12 @@ async fn confirm(
         detail: "confirmed by the link mailed to it".into(),
         ip: ip.0.clone(),
     };
-    match state.store.verify_callback_email(&digest, &event).await {
+    match state
+        .store
+        .cross_tenant()
+        .verify_callback_email(&digest, &event)
+        .await
+    {
         Ok(verified) => Ok(notice(
             &csrf,
             StatusCode::OK,

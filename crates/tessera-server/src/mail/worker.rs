@@ -9,11 +9,15 @@ use lettre::{
     message::{Mailbox, MultiPart},
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
-use tessera_store::{now_ms, MailMessage, MailStatus};
+use tessera_store::{now_ms, CrossTenant, MailMessage, MailStatus};
 use tokio::sync::watch;
 
 use super::MailBody;
-use crate::{crypto::Purpose, state::AppState};
+use crate::{
+    crypto::Purpose,
+    jobs::{self, Job, Next},
+    state::AppState,
+};
 
 /// How long a claimed message is reserved for one attempt before another worker may retry it.
 const LEASE_MS: i64 = 120_000;
@@ -21,6 +25,8 @@ const BATCH: i64 = 20;
 /// Idle poll interval; queued mail also wakes the worker at once.
 const POLL: Duration = Duration::from_secs(2);
 
+/// The mail outbox as a [`Job`]: a pass claims a batch of due messages and sends them one by
+/// one, recording each attempt as it ends.
 pub struct MailWorker {
     state: AppState,
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
@@ -50,28 +56,14 @@ impl MailWorker {
         })
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            match self.run_once().await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "mail worker pass failed"),
-            }
-            tokio::select! {
-                _ = self.state.mail_queued.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-        }
+    /// The outbox serves every team (and mail of none).
+    fn outbox(&self) -> CrossTenant {
+        self.state.store.cross_tenant()
     }
 
     /// Processes one batch of due messages; returns how many were attempted.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let batch = self.state.store.claim_due_mail(LEASE_MS, BATCH).await?;
+        let batch = self.outbox().claim_due_mail(LEASE_MS, BATCH).await?;
         for message in &batch {
             self.deliver(message).await?;
         }
@@ -79,7 +71,7 @@ impl MailWorker {
     }
 
     async fn deliver(&self, mail: &MailMessage) -> anyhow::Result<()> {
-        let store = &self.state.store;
+        let store = self.outbox();
         let body: MailBody = match self
             .state
             .config
@@ -133,10 +125,8 @@ impl MailWorker {
             Err(err) => {
                 let failures = u32::try_from(mail.attempts).unwrap_or(u32::MAX);
                 let error = format!("{err:#}");
-                match self.state.config.mail_retry.delay_after(failures) {
-                    Some(delay) => {
-                        let next =
-                            now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+                match jobs::retry_at(&self.state.config.mail_retry, failures, None, None) {
+                    Some(next) => {
                         tracing::warn!(mail_id = %mail.id, attempt = failures, error = %error, "mail delivery failed; will retry");
                         store
                             .finish_mail_attempt(&mail.id, MailStatus::Queued, Some(&error), next)
@@ -172,5 +162,25 @@ impl MailWorker {
             .multipart(MultiPart::alternative_plain_html(body.text, body.html))?;
         transport.send(message).await?;
         Ok(())
+    }
+}
+
+impl Job for MailWorker {
+    const POLL: Duration = POLL;
+
+    /// A full batch may mean more is due: the next pass follows at once.
+    async fn pass(&mut self, _stop: &mut watch::Receiver<bool>) -> Next {
+        match self.run_once().await {
+            Ok(n) if n as i64 == BATCH => Next::Now,
+            Ok(_) => Next::Idle,
+            Err(err) => {
+                tracing::warn!(error = %err, "mail worker pass failed");
+                Next::Idle
+            }
+        }
+    }
+
+    async fn woken(&self) {
+        self.state.mail_queued.notified().await;
     }
 }
