@@ -1,5 +1,6 @@
 //! The "Callback email addresses" page (Managers): addresses besides the members' own that
-//! the team's email callbacks may go to, each confirmed by a link mailed to it.
+//! the team's email callbacks may go to, each confirmed by a link mailed to it. Adding one
+//! follows [`super::service::add_callback_email`].
 
 use askama::Template;
 use axum::{
@@ -10,26 +11,22 @@ use axum::{
     Router,
 };
 
-use crate::web::{Form, Path};
 use serde::Deserialize;
-use tessera_core::{AuditAction, Email, Invalid, Scope};
-use tessera_store::{NewAuditEvent, NewCallbackEmail, StoreError};
+use tessera_core::{AuditAction, Scope};
+use tessera_store::{NewAuditEvent, StoreError};
 
+use super::service;
 use crate::{
     audit,
     authz::{perm, Authorized},
-    crypto::{random_token, token_digest},
-    mail,
-    ratelimit::{self, Limit},
+    crypto::token_digest,
     state::AppState,
     web::{
-        format_time, notice, page, redirect_with_flash, render, ClientIp, CsrfToken, Layout,
-        SignedIn, WebError, WebResult,
+        format_time, notice, page, redirect_with_flash, render, ClientIp, CsrfToken, Form, Layout,
+        Path, SignedIn, WebError, WebResult,
     },
 };
 
-/// How long a confirmation link works.
-const LINK_TTL_MS: i64 = 7 * 86_400_000;
 /// Longest token accepted in a link (ours are 43 characters).
 const MAX_TOKEN_LEN: usize = 64;
 
@@ -117,70 +114,18 @@ async fn add(
     ip: ClientIp,
     Form(input): Form<AddInput>,
 ) -> WebResult<Response> {
-    let team_id = scope.team_id();
     let again = |message: String| async {
         Ok::<_, WebError>(render(
             StatusCode::BAD_REQUEST,
             &list_page(&state, &who, &scope, input.email.clone(), Some(message)).await?,
         ))
     };
-    let email = match Email::parse(&input.email) {
-        Ok(email) => email,
-        Err(Invalid(message)) => return again(message).await,
-    };
-    // Each confirmation is a mail to an address the team chose: bounded per team, and per
-    // address (a pending one gets a new link at most every ten minutes).
-    if let Err(wait) =
-        ratelimit::take(&state, Limit::CallbackEmailConfirmationsPerTeam, team_id).await?
-    {
-        return again(format!(
-            "Your team sent many confirmation links recently; try again in {wait}."
-        ))
-        .await;
-    }
-    if let Err(wait) = ratelimit::take(
-        &state,
-        Limit::CallbackEmailConfirmationsPerAddress,
-        email.normalized(),
-    )
-    .await?
-    {
-        return again(format!(
-            "A confirmation link was sent to {email} recently; try again in {wait}."
-        ))
-        .await;
-    }
-    let team = state.store.get_team(team_id).await?;
-    let token = random_token();
-    let expires_at = tessera_store::now_ms() + LINK_TTL_MS;
-    let link = state
-        .config
-        .link(&format!("/callbacks/emails/verify/{token}"));
-    let new = NewCallbackEmail {
-        email: email.clone(),
-        added_by: Some(who.user.id.clone()),
-        token_hash: token_digest(&token),
-        token_expires_at: expires_at,
-        mail: mail::callback_email_verification(&state, &team.name, &email, &link, expires_at),
-        event: audit::event(
-            &who,
-            &ip,
-            AuditAction::CallbackEmailAdded,
-            email.as_str(),
-            "confirmation link sent".into(),
-        ),
-    };
-    match state.store.add_callback_email(&scope, &new).await {
-        Ok(_) => {
-            state.wake(crate::state::Wrote::Mail);
-            Ok(redirect_with_flash(
-                "/callbacks/emails",
-                &format!("A confirmation link was sent to {email}. Email callbacks go there once it is opened."),
-            ))
-        }
-        Err(StoreError::Conflict(message)) => again(message).await,
-        Err(StoreError::Unique(constraint)) => again(constraint.to_string()).await,
-        Err(err) => Err(err.into()),
+    match service::add_callback_email(&state, &scope, &who, &ip, &input.email).await? {
+        Ok(email) => Ok(redirect_with_flash(
+            "/callbacks/emails",
+            &format!("A confirmation link was sent to {email}. Email callbacks go there once it is opened."),
+        )),
+        Err(message) => again(message).await,
     }
 }
 

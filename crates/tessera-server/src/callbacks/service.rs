@@ -1,15 +1,17 @@
 //! The rules of callbacks on the dashboard, apart from the pages that show them: the state
-//! filter, the team's hourly budget of test sends and redeliveries, redelivery, and the test
-//! callback sent while the person waits.
+//! filter, the team's hourly budget of test sends and redeliveries, redelivery, the test
+//! callback sent while the person waits, and adding a callback email address.
 
 use axum::http::StatusCode;
 use serde_json::json;
-use tessera_core::{status::DeliveryStatus, AuditAction, Scope};
-use tessera_store::{Delivery, DeliveryKind, DeliveryOutcome, NewDelivery};
+use tessera_core::{status::DeliveryStatus, AuditAction, Email, Invalid, Scope};
+use tessera_store::{Delivery, DeliveryKind, DeliveryOutcome, NewCallbackEmail, NewDelivery};
 
 use super::{targets, worker};
 use crate::{
     audit,
+    crypto::{random_token, token_digest},
+    mail,
     ratelimit::{self, Limit},
     state::{AppState, Wrote},
     web::{ClientIp, SignedIn, WebResult},
@@ -184,4 +186,66 @@ pub async fn send_test(
         .finish_deliveries(std::slice::from_ref(&outcome))
         .await?;
     Ok(Ok(TestSent { delivery, outcome }))
+}
+
+/// How long a confirmation link works.
+const LINK_TTL_MS: i64 = 7 * 86_400_000;
+
+/// Adds a callback address to the scope's team (or sends a fresh link for a pending one):
+/// the mail with the confirmation link and the audit entry are committed with it, and the
+/// mail worker is woken. Each link is a mail to an address the team chose, so links are
+/// bounded per team and per address (a pending one gets a new link at most every ten
+/// minutes). The address added, or why not, in words for the form.
+pub async fn add_callback_email(
+    state: &AppState,
+    scope: &Scope,
+    who: &SignedIn,
+    ip: &ClientIp,
+    raw: &str,
+) -> WebResult<Result<Email, String>> {
+    let email = match Email::parse(raw) {
+        Ok(email) => email,
+        Err(Invalid(message)) => return Ok(Err(message)),
+    };
+    let per_team = Limit::CallbackEmailConfirmationsPerTeam;
+    if let Err(wait) = ratelimit::take(state, per_team, scope.team_id()).await? {
+        return Ok(Err(format!(
+            "Your team sent many confirmation links recently; try again in {wait}."
+        )));
+    }
+    let per_address = Limit::CallbackEmailConfirmationsPerAddress;
+    if let Err(wait) = ratelimit::take(state, per_address, email.normalized()).await? {
+        return Ok(Err(format!(
+            "A confirmation link was sent to {email} recently; try again in {wait}."
+        )));
+    }
+    let team = state.store.get_team(scope.team_id()).await?;
+    let token = random_token();
+    let expires_at = tessera_store::now_ms() + LINK_TTL_MS;
+    let link = state
+        .config
+        .link(&format!("/callbacks/emails/verify/{token}"));
+    let new = NewCallbackEmail {
+        email: email.clone(),
+        added_by: Some(who.user.id.clone()),
+        token_hash: token_digest(&token),
+        token_expires_at: expires_at,
+        mail: mail::callback_email_verification(state, &team.name, &email, &link, expires_at),
+        event: audit::event(
+            who,
+            ip,
+            AuditAction::CallbackEmailAdded,
+            email.as_str(),
+            "confirmation link sent".into(),
+        ),
+    };
+    match state.store.add_callback_email(scope, &new).await {
+        Ok(_) => {
+            state.wake(Wrote::Mail);
+            Ok(Ok(email))
+        }
+        Err(tessera_store::StoreError::Conflict(message)) => Ok(Err(message)),
+        Err(tessera_store::StoreError::Unique(constraint)) => Ok(Err(constraint.to_string())),
+        Err(err) => Err(err.into()),
+    }
 }
