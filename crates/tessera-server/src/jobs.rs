@@ -6,8 +6,10 @@
 //! current pass once the application's stop signal is sent.
 //!
 //! The mail outbox, the callback outbox and housekeeping are jobs; the billing period close
-//! will be the next. Adding one is implementing [`Job`] and starting
-//! `jobs::run(job, stop)` as a component in `Application::run`.
+//! will be the next. Adding one is implementing [`Job`] (or, for rows claimed and run one by
+//! one as mail is, [`BatchWork`]) and starting `jobs::run(job, stop)` as a component in
+//! `Application::run`. The callback outbox implements [`Job`] itself: it runs many attempts
+//! at once, with a share per team, and records their outcomes in batches.
 
 use std::{future::Future, time::Duration};
 
@@ -82,6 +84,67 @@ pub async fn run<J: Job>(mut job: J, mut stop: watch::Receiver<bool>) {
     job.shut_down().await;
 }
 
+/// Work that comes as rows claimed in batches under a lease, each run and recorded in turn:
+/// the mail outbox now, the billing period close next. [`Batches`] makes it a [`Job`]: a
+/// full batch is followed by the next pass at once, a short one by a wait.
+pub trait BatchWork: Send + Sync + 'static {
+    /// One claimed row.
+    type Item: Send + Sync;
+    /// Most items claimed in one pass.
+    const BATCH: usize;
+    /// See [`Job::POLL`].
+    const POLL: Duration;
+    /// What the log says when a pass fails (the error goes with it).
+    const FAILED: &'static str;
+
+    /// Claims up to [`Self::BATCH`] due items, each under a lease long enough to run and
+    /// record it: an item whose holder dies is claimed again once the lease runs out, so work
+    /// is done at least once.
+    fn claim(&self) -> impl Future<Output = anyhow::Result<Vec<Self::Item>>> + Send;
+
+    /// Runs one item and records how it went: done, or due again when [`retry_at`] says, or
+    /// given up. An error ends the pass (the rest of the batch waits for its lease).
+    fn run(&self, item: &Self::Item) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// See [`Job::woken`].
+    fn woken(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+}
+
+/// [`BatchWork`] as a [`Job`].
+pub struct Batches<W>(pub W);
+
+impl<W: BatchWork> Batches<W> {
+    /// Claims a batch and runs it; how many items were claimed.
+    async fn run_batch(&self) -> anyhow::Result<usize> {
+        let batch = self.0.claim().await?;
+        for item in &batch {
+            self.0.run(item).await?;
+        }
+        Ok(batch.len())
+    }
+}
+
+impl<W: BatchWork> Job for Batches<W> {
+    const POLL: Duration = W::POLL;
+
+    async fn pass(&mut self, _stop: &mut watch::Receiver<bool>) -> Next {
+        match self.run_batch().await {
+            Ok(n) if n == W::BATCH => Next::Now,
+            Ok(_) => Next::Idle,
+            Err(err) => {
+                tracing::warn!(error = %err, "{}", W::FAILED);
+                Next::Idle
+            }
+        }
+    }
+
+    fn woken(&self) -> impl Future<Output = ()> + Send {
+        self.0.woken()
+    }
+}
+
 /// When to try again after failure number `failures`: the `schedule`'s delay, scaled by
 /// `jitter` when given, at least `at_least`; `None` when the schedule is used up.
 pub fn retry_at(
@@ -151,6 +214,41 @@ mod tests {
             "the wait ends without a pass"
         );
         assert_eq!(shut_down.load(Ordering::SeqCst), 1);
+    }
+
+    /// Has a full batch, then a short one; counts the items run.
+    struct Rows {
+        claims: std::sync::Mutex<Vec<usize>>,
+        ran: AtomicUsize,
+    }
+
+    impl BatchWork for Rows {
+        type Item = usize;
+        const BATCH: usize = 4;
+        const POLL: Duration = Duration::from_secs(3600);
+        const FAILED: &'static str = "test pass failed";
+
+        async fn claim(&self) -> anyhow::Result<Vec<usize>> {
+            let n = self.claims.lock().unwrap().pop().unwrap_or(0);
+            Ok((0..n).collect())
+        }
+
+        async fn run(&self, _item: &usize) -> anyhow::Result<()> {
+            self.ran.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_followed_at_once_a_short_one_by_a_wait() {
+        let mut job = Batches(Rows {
+            claims: std::sync::Mutex::new(vec![1, Rows::BATCH]),
+            ran: AtomicUsize::new(0),
+        });
+        let (_stop_tx, mut stop) = watch::channel(false);
+        assert_eq!(job.pass(&mut stop).await, Next::Now);
+        assert_eq!(job.pass(&mut stop).await, Next::Idle);
+        assert_eq!(job.0.ran.load(Ordering::SeqCst), Rows::BATCH + 1);
     }
 
     #[test]

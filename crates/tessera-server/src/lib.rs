@@ -182,7 +182,10 @@ impl Application {
         let callbacks = callbacks::worker::CallbackWorker::new(state.clone()).job();
         let upkeep = housekeeping::Housekeeping::new(state.clone());
         let workers = [
-            Component::spawn("mail worker", jobs::run(mail, stop_rx.clone())),
+            Component::spawn(
+                "mail worker",
+                jobs::run(jobs::Batches(mail), stop_rx.clone()),
+            ),
             Component::spawn("callback worker", jobs::run(callbacks, stop_rx.clone())),
             Component::spawn("housekeeping", jobs::run(upkeep, stop_rx.clone())),
             Component::spawn("task cache follower", {

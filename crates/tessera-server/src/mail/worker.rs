@@ -10,23 +10,22 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use tessera_store::{now_ms, CrossTenant, MailMessage, MailStatus};
-use tokio::sync::watch;
 
 use super::MailBody;
 use crate::{
     crypto::Purpose,
-    jobs::{self, Job, Next},
+    jobs::{self, BatchWork},
     state::AppState,
 };
 
 /// How long a claimed message is reserved for one attempt before another worker may retry it.
 const LEASE_MS: i64 = 120_000;
-const BATCH: i64 = 20;
+const BATCH: usize = 20;
 /// Idle poll interval; queued mail also wakes the worker at once.
 const POLL: Duration = Duration::from_secs(2);
 
-/// The mail outbox as a [`Job`]: a pass claims a batch of due messages and sends them one by
-/// one, recording each attempt as it ends.
+/// The mail outbox as [`BatchWork`]: a pass claims a batch of due messages and sends them one
+/// by one, recording each attempt as it ends.
 pub struct MailWorker {
     state: AppState,
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
@@ -59,15 +58,6 @@ impl MailWorker {
     /// The outbox serves every team (and mail of none).
     fn outbox(&self) -> CrossTenant {
         self.state.store.cross_tenant()
-    }
-
-    /// Processes one batch of due messages; returns how many were attempted.
-    pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let batch = self.outbox().claim_due_mail(LEASE_MS, BATCH).await?;
-        for message in &batch {
-            self.deliver(message).await?;
-        }
-        Ok(batch.len())
     }
 
     async fn deliver(&self, mail: &MailMessage) -> anyhow::Result<()> {
@@ -165,19 +155,18 @@ impl MailWorker {
     }
 }
 
-impl Job for MailWorker {
+impl BatchWork for MailWorker {
+    type Item = MailMessage;
+    const BATCH: usize = BATCH;
     const POLL: Duration = POLL;
+    const FAILED: &'static str = "mail worker pass failed";
 
-    /// A full batch may mean more is due: the next pass follows at once.
-    async fn pass(&mut self, _stop: &mut watch::Receiver<bool>) -> Next {
-        match self.run_once().await {
-            Ok(n) if n as i64 == BATCH => Next::Now,
-            Ok(_) => Next::Idle,
-            Err(err) => {
-                tracing::warn!(error = %err, "mail worker pass failed");
-                Next::Idle
-            }
-        }
+    async fn claim(&self) -> anyhow::Result<Vec<MailMessage>> {
+        Ok(self.outbox().claim_due_mail(LEASE_MS, BATCH as i64).await?)
+    }
+
+    async fn run(&self, mail: &MailMessage) -> anyhow::Result<()> {
+        self.deliver(mail).await
     }
 
     async fn woken(&self) {
