@@ -177,7 +177,7 @@ async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()
         }
         BenchCommand::DeliveryCounts { wait_for, timeout } => {
             let started = std::time::Instant::now();
-            let mut counts = store.delivery_counts(None, None).await?;
+            let mut counts = store.cross_tenant().delivery_counts(None).await?;
             if let Some(target) = wait_for {
                 while counts.succeeded + counts.failed < target {
                     if started.elapsed() > timeout {
@@ -189,7 +189,7 @@ async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()
                         );
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    counts = store.delivery_counts(None, None).await?;
+                    counts = store.cross_tenant().delivery_counts(None).await?;
                 }
             }
             let (attempts, span) = store.bench_delivery_stats().await?;

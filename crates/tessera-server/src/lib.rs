@@ -13,7 +13,9 @@ pub mod config;
 pub mod crypto;
 pub mod files;
 pub mod health;
+pub mod housekeeping;
 pub mod invitations;
+pub mod jobs;
 pub mod keys;
 pub mod labeling;
 pub mod mail;
@@ -177,11 +179,15 @@ impl Application {
         tracing::info!(component = "task writer", "started");
         let (stop_tx, stop_rx) = watch::channel(false);
         let mail = mail::worker::MailWorker::new(state.clone())?;
-        let callbacks = callbacks::worker::CallbackWorker::new(state.clone());
+        let callbacks = callbacks::worker::CallbackWorker::new(state.clone()).job();
+        let upkeep = housekeeping::Housekeeping::new(state.clone());
         let workers = [
-            Component::spawn("mail worker", mail.run(stop_rx.clone())),
-            Component::spawn("callback worker", callbacks.run(stop_rx.clone())),
-            Component::spawn("housekeeping", housekeeping(state.clone(), stop_rx.clone())),
+            Component::spawn(
+                "mail worker",
+                jobs::run(jobs::Batches(mail), stop_rx.clone()),
+            ),
+            Component::spawn("callback worker", jobs::run(callbacks, stop_rx.clone())),
+            Component::spawn("housekeeping", jobs::run(upkeep, stop_rx.clone())),
             Component::spawn("task cache follower", {
                 let store = state.store.clone();
                 let mut stop = stop_rx;
@@ -228,55 +234,5 @@ impl Component {
             tracing::warn!(component = self.name, error = %err, "ended abnormally");
         }
         tracing::info!(component = self.name, "stopped");
-    }
-}
-
-/// How often API key use is written to the database ("last used" on the keys page).
-const KEY_USE_FLUSH: Duration = Duration::from_secs(15);
-/// How often expired sessions, stale rate-limit events and old callback attempts are dropped.
-const PRUNE_EVERY: u32 = 20;
-/// How long the attempts of a callback stay on the dashboard.
-const CALLBACK_ATTEMPTS_KEPT_MS: i64 = 30 * 86_400_000;
-
-/// A partial upload untouched this long was left by a crash (requests time out after 30 s).
-const STALE_PARTIAL_FILE: Duration = Duration::from_secs(3600);
-
-/// Background upkeep: records API key use every few seconds; prunes expired sessions, stale
-/// rate-limit events and partial uploads left by a crash at start and every few minutes.
-async fn housekeeping(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut ticks: u32 = 0;
-    loop {
-        state.api_keys.flush_uses(&state.store).await;
-        if ticks.is_multiple_of(PRUNE_EVERY) {
-            if let Err(err) = state
-                .store
-                .cross_tenant()
-                .prune_expired(
-                    ratelimit::Limit::LONGEST_WINDOW_MS,
-                    i64::try_from(state.config.session_idle_timeout.as_millis())
-                        .unwrap_or(i64::MAX),
-                )
-                .await
-            {
-                tracing::warn!(error = %err, "housekeeping failed");
-            }
-            let before = tessera_store::now_ms() - CALLBACK_ATTEMPTS_KEPT_MS;
-            if let Err(err) = state.store.prune_callback_attempts(before).await {
-                tracing::warn!(error = %err, "pruning callback attempts failed");
-            }
-            match state.files.sweep_partials(STALE_PARTIAL_FILE).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "removed stale partial uploads"),
-                Err(err) => tracing::warn!(error = %err, "sweeping partial uploads failed"),
-            }
-        }
-        ticks = ticks.wrapping_add(1);
-        tokio::select! {
-            _ = tokio::time::sleep(KEY_USE_FLUSH) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            break;
-        }
     }
 }

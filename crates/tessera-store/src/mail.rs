@@ -1,10 +1,11 @@
 //! The durable mail outbox.
 
 use sqlx::{any::AnyRow, Row};
+use tessera_core::ids::MailId;
 
 pub use tessera_core::status::MailStatus;
 
-use crate::{new_id, now_ms, Store, StoreResult};
+use crate::{now_ms, CrossTenant, Store, StoreError, StoreResult};
 
 /// A message to queue. The body is already sealed (encrypted) by the caller.
 #[derive(Debug, Clone)]
@@ -15,9 +16,10 @@ pub struct NewMail {
     pub body_sealed: String,
 }
 
+/// A message in the outbox, as the worker and the staff console see it.
 #[derive(Debug, Clone)]
 pub struct MailMessage {
-    pub id: String,
+    pub id: MailId,
     pub team_id: Option<String>,
     pub to: String,
     pub subject: String,
@@ -35,12 +37,13 @@ const MAIL_COLUMNS: &str =
 fn mail_from_row(row: &AnyRow) -> StoreResult<MailMessage> {
     let status: String = row.try_get("status")?;
     Ok(MailMessage {
-        id: row.try_get("id")?,
+        id: MailId::from_stored(row.try_get("id")?),
         team_id: row.try_get("team_id")?,
         to: row.try_get("to_addr")?,
         subject: row.try_get("subject")?,
         body_sealed: row.try_get("body_sealed")?,
-        status: MailStatus::from_word(&status).unwrap_or(MailStatus::Queued),
+        status: MailStatus::from_word(&status)
+            .ok_or_else(|| StoreError::Config(format!("bad mail status {status}")))?,
         attempts: row.try_get("attempts")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
@@ -49,7 +52,7 @@ fn mail_from_row(row: &AnyRow) -> StoreResult<MailMessage> {
 }
 
 pub(crate) async fn insert(conn: &mut sqlx::AnyConnection, mail: &NewMail) -> StoreResult<String> {
-    let id = new_id("mail");
+    let id = MailId::generate().into_string();
     let now = now_ms();
     sqlx::query(
         "INSERT INTO mail_outbox (id, team_id, to_addr, subject, body_sealed, status, next_attempt_at, created_at) \
@@ -71,7 +74,11 @@ impl Store {
         let mut conn = self.writer.acquire().await?;
         insert(&mut conn, mail).await
     }
+}
 
+/// The outbox is one queue for every team (and for mail of no team): the worker claims from
+/// all of it, and only platform staff list it.
+impl CrossTenant {
     /// Claims up to `limit` due messages for `lease_ms`. A claim that is never finished (the
     /// process died) expires and the message is picked up again: at-least-once delivery.
     pub async fn claim_due_mail(&self, lease_ms: i64, limit: i64) -> StoreResult<Vec<MailMessage>> {
@@ -82,12 +89,12 @@ impl Store {
                           AND (locked_until IS NULL OR locked_until <= $2) \
                           ORDER BY next_attempt_at LIMIT $3{skip}) \
              AND (locked_until IS NULL OR locked_until <= $2) RETURNING {MAIL_COLUMNS}",
-            skip = self.skip_locked()
+            skip = self.store.skip_locked()
         ))
         .bind(now + lease_ms)
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.writer)
+        .fetch_all(&self.store.writer)
         .await?;
         rows.iter().map(mail_from_row).collect()
     }
@@ -96,7 +103,7 @@ impl Store {
     /// schedules another attempt at `next_attempt_at`.
     pub async fn finish_mail_attempt(
         &self,
-        id: &str,
+        id: &MailId,
         status: MailStatus,
         error: Option<&str>,
         next_attempt_at: i64,
@@ -110,8 +117,8 @@ impl Store {
         .bind(error)
         .bind(next_attempt_at)
         .bind(finished)
-        .bind(id)
-        .execute(&self.writer)
+        .bind(id.as_str())
+        .execute(&self.store.writer)
         .await?;
         Ok(())
     }
@@ -123,17 +130,18 @@ impl Store {
         ))
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.reader)
+        .fetch_all(&self.store.reader)
         .await?;
         rows.iter().map(mail_from_row).collect()
     }
 
+    /// One message of the outbox, for the staff console.
     pub async fn get_mail(&self, id: &str) -> StoreResult<Option<MailMessage>> {
         let row = sqlx::query(&format!(
             "SELECT {MAIL_COLUMNS} FROM mail_outbox WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.store.reader)
         .await?;
         row.as_ref().map(mail_from_row).transpose()
     }

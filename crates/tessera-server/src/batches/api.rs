@@ -62,7 +62,7 @@ pub async fn create_batch(
     caller: ApiCaller,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
+    let scope = caller.authorize(Action::EditProjects)?;
     let body = body.object()?;
     let name = check_name(
         "batch",
@@ -78,7 +78,7 @@ pub async fn create_batch(
     let callback = match string_field(&body, "callback", tessera_core::team::MAX_URL_LEN)?
         .filter(|c| !c.trim().is_empty())
     {
-        Some(raw) => check_target(&state, &caller.team_id, &raw).await?,
+        Some(raw) => check_target(&state, &scope, &raw).await?,
         None => String::new(),
     };
     let metadata = match body.get("metadata") {

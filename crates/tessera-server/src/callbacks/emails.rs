@@ -1,5 +1,6 @@
 //! The "Callback email addresses" page (Managers): addresses besides the members' own that
-//! the team's email callbacks may go to, each confirmed by a link mailed to it.
+//! the team's email callbacks may go to, each confirmed by a link mailed to it. Adding one
+//! follows [`super::service::add_callback_email`].
 
 use askama::Template;
 use axum::{
@@ -10,25 +11,22 @@ use axum::{
     Router,
 };
 
-use crate::web::{Form, Path};
 use serde::Deserialize;
-use tessera_core::{Action, AuditAction, Email, Invalid};
-use tessera_store::{NewAuditEvent, NewCallbackEmail, StoreError};
+use tessera_core::{AuditAction, Scope};
+use tessera_store::{NewAuditEvent, StoreError};
 
+use super::service;
 use crate::{
     audit,
-    crypto::{random_token, token_digest},
-    mail,
-    ratelimit::{self, Limit},
+    authz::{perm, Authorized},
+    crypto::token_digest,
     state::AppState,
     web::{
-        format_time, notice, page, redirect_with_flash, render, ClientIp, CsrfToken, Layout,
-        SignedIn, WebError, WebResult,
+        format_time, notice, page, redirect_with_flash, render, ClientIp, CsrfToken, Form, Layout,
+        Path, SignedIn, WebError, WebResult,
     },
 };
 
-/// How long a confirmation link works.
-const LINK_TTL_MS: i64 = 7 * 86_400_000;
 /// Longest token accepted in a link (ours are 43 characters).
 const MAX_TOKEN_LEN: usize = 64;
 
@@ -63,13 +61,13 @@ struct ListPage {
 async fn list_page(
     state: &AppState,
     who: &SignedIn,
-    team_id: &str,
+    scope: &Scope,
     email: String,
     error: Option<String>,
 ) -> WebResult<ListPage> {
     let rows = state
         .store
-        .list_callback_emails(team_id)
+        .list_callback_emails(scope)
         .await?
         .into_iter()
         .map(|e| Row {
@@ -80,7 +78,7 @@ async fn list_page(
                 (None, None) => String::new(),
             },
             added: format_time(e.created_at),
-            id: e.id,
+            id: e.id.into_string(),
             email: e.email,
         })
         .collect();
@@ -93,11 +91,12 @@ async fn list_page(
     })
 }
 
-async fn list(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id();
+async fn list(
+    State(state): State<AppState>,
+    Authorized { caller, scope, .. }: Authorized<perm::EditTeamDetails, SignedIn>,
+) -> WebResult<Response> {
     Ok(page(
-        &list_page(&state, &who, team_id, String::new(), None).await?,
+        &list_page(&state, &caller, &scope, String::new(), None).await?,
     ))
 }
 
@@ -109,87 +108,35 @@ struct AddInput {
 
 async fn add(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::EditTeamDetails, SignedIn>,
     ip: ClientIp,
     Form(input): Form<AddInput>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id().to_owned();
     let again = |message: String| async {
         Ok::<_, WebError>(render(
             StatusCode::BAD_REQUEST,
-            &list_page(&state, &who, &team_id, input.email.clone(), Some(message)).await?,
+            &list_page(&state, &who, &scope, input.email.clone(), Some(message)).await?,
         ))
     };
-    let email = match Email::parse(&input.email) {
-        Ok(email) => email,
-        Err(Invalid(message)) => return again(message).await,
-    };
-    // Each confirmation is a mail to an address the team chose: bounded per team, and per
-    // address (a pending one gets a new link at most every ten minutes).
-    if let Err(wait) =
-        ratelimit::take(&state, Limit::CallbackEmailConfirmationsPerTeam, &team_id).await?
-    {
-        return again(format!(
-            "Your team sent many confirmation links recently; try again in {wait}."
-        ))
-        .await;
-    }
-    if let Err(wait) = ratelimit::take(
-        &state,
-        Limit::CallbackEmailConfirmationsPerAddress,
-        email.normalized(),
-    )
-    .await?
-    {
-        return again(format!(
-            "A confirmation link was sent to {email} recently; try again in {wait}."
-        ))
-        .await;
-    }
-    let team = state.store.get_team(&scope).await?;
-    let token = random_token();
-    let expires_at = tessera_store::now_ms() + LINK_TTL_MS;
-    let link = state
-        .config
-        .link(&format!("/callbacks/emails/verify/{token}"));
-    let new = NewCallbackEmail {
-        team_id: team_id.clone(),
-        email: email.clone(),
-        added_by: Some(who.user.id.clone()),
-        token_hash: token_digest(&token),
-        token_expires_at: expires_at,
-        mail: mail::callback_email_verification(&state, &team.name, &email, &link, expires_at),
-        event: audit::event(
-            &who,
-            &ip,
-            AuditAction::CallbackEmailAdded,
-            email.as_str(),
-            "confirmation link sent".into(),
-        ),
-    };
-    match state.store.add_callback_email(&new).await {
-        Ok(_) => {
-            state.wake(crate::state::Wrote::Mail);
-            Ok(redirect_with_flash(
-                "/callbacks/emails",
-                &format!("A confirmation link was sent to {email}. Email callbacks go there once it is opened."),
-            ))
-        }
-        Err(StoreError::Conflict(message)) => again(message).await,
-        Err(StoreError::Unique(constraint)) => again(constraint.to_string()).await,
-        Err(err) => Err(err.into()),
+    match service::add_callback_email(&state, &scope, &who, &ip, &input.email).await? {
+        Ok(email) => Ok(redirect_with_flash(
+            "/callbacks/emails",
+            &format!("A confirmation link was sent to {email}. Email callbacks go there once it is opened."),
+        )),
+        Err(message) => again(message).await,
     }
 }
 
 async fn remove(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::EditTeamDetails, SignedIn>,
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditTeamDetails)?;
-    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
@@ -200,11 +147,7 @@ async fn remove(
         &id,
         String::new(),
     );
-    match state
-        .store
-        .remove_callback_email(team_id, &id, &event)
-        .await
-    {
+    match state.store.remove_callback_email(&scope, &id, &event).await {
         Ok(removed) => Ok(redirect_with_flash(
             "/callbacks/emails",
             &format!(
@@ -246,6 +189,7 @@ async fn confirm_form(
     }
     let Some(pending) = state
         .store
+        .cross_tenant()
         .pending_callback_email(&token_digest(&token))
         .await?
     else {
@@ -274,7 +218,12 @@ async fn confirm(
         return Ok(link_gone(&csrf));
     }
     let digest = token_digest(&token);
-    let Some(pending) = state.store.pending_callback_email(&digest).await? else {
+    let Some(pending) = state
+        .store
+        .cross_tenant()
+        .pending_callback_email(&digest)
+        .await?
+    else {
         return Ok(link_gone(&csrf));
     };
     let event = NewAuditEvent {
@@ -285,7 +234,12 @@ async fn confirm(
         detail: "confirmed by the link mailed to it".into(),
         ip: ip.0.clone(),
     };
-    match state.store.verify_callback_email(&digest, &event).await {
+    match state
+        .store
+        .cross_tenant()
+        .verify_callback_email(&digest, &event)
+        .await
+    {
         Ok(verified) => Ok(notice(
             &csrf,
             StatusCode::OK,

@@ -2,7 +2,7 @@
 //! addresses must be the team's own (a member's, or one verified by a link mailed to it)
 //! and are capped per team and hour, so Tessera is nobody's mail relay.
 
-use tessera_core::Email;
+use tessera_core::{Email, Scope};
 
 use crate::{
     api::wire::{ApiError, ApiResult},
@@ -23,16 +23,16 @@ pub fn check_callback(raw: &str) -> ApiResult<String> {
     })
 }
 
-/// Checks a callback target of `team_id` (a task's `callback_url`, a batch's `callback`, a
-/// test send) and returns it normalised. An email address takes one unit of the team's
+/// Checks a callback target of the scope's team (a task's `callback_url`, a batch's
+/// `callback`, a test send) and returns it normalised. An email address takes one unit of the team's
 /// hourly email budget: 429 with `Retry-After` when it is used up.
-pub async fn check_target(state: &AppState, team_id: &str, raw: &str) -> ApiResult<String> {
+pub async fn check_target(state: &AppState, scope: &Scope, raw: &str) -> ApiResult<String> {
     let target = check_callback(raw)?;
     if target.contains("://") {
         return Ok(target);
     }
     let email = Email::parse(&target)?;
-    if !state.store.callback_email_allowed(team_id, &email).await? {
+    if !state.store.callback_email_allowed(scope, &email).await? {
         return Err(ApiError::bad_request(format!(
             "{email} is not a callback address of your team. Email callbacks go to your teammates' own addresses and to addresses a Manager verified on the Team details page."
         )));
@@ -40,9 +40,10 @@ pub async fn check_target(state: &AppState, team_id: &str, raw: &str) -> ApiResu
     let max = state.config.team_callback_emails_per_hour;
     if max > 0 {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let taken = ratelimit::take_configured(state, "callback-email:team", team_id, max, HOUR_MS)
-            .await
-            .map_err(|_| ApiError::internal("rate limit"))?;
+        let taken =
+            ratelimit::take_configured(state, "callback-email:team", scope.team_id(), max, HOUR_MS)
+                .await
+                .map_err(|_| ApiError::internal("rate limit"))?;
         if let Err(wait_ms) = taken {
             let secs = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1);
             return Err(ApiError::too_many(

@@ -9,18 +9,23 @@ use lettre::{
     message::{Mailbox, MultiPart},
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
-use tessera_store::{now_ms, MailMessage, MailStatus};
-use tokio::sync::watch;
+use tessera_store::{now_ms, CrossTenant, MailMessage, MailStatus};
 
 use super::MailBody;
-use crate::{crypto::Purpose, state::AppState};
+use crate::{
+    crypto::Purpose,
+    jobs::{self, BatchWork},
+    state::AppState,
+};
 
 /// How long a claimed message is reserved for one attempt before another worker may retry it.
 const LEASE_MS: i64 = 120_000;
-const BATCH: i64 = 20;
+const BATCH: usize = 20;
 /// Idle poll interval; queued mail also wakes the worker at once.
 const POLL: Duration = Duration::from_secs(2);
 
+/// The mail outbox as [`BatchWork`]: a pass claims a batch of due messages and sends them one
+/// by one, recording each attempt as it ends.
 pub struct MailWorker {
     state: AppState,
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
@@ -50,36 +55,13 @@ impl MailWorker {
         })
     }
 
-    /// Runs until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            match self.run_once().await {
-                Ok(n) if n as i64 == BATCH => continue,
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "mail worker pass failed"),
-            }
-            tokio::select! {
-                _ = self.state.mail_queued.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-        }
-    }
-
-    /// Processes one batch of due messages; returns how many were attempted.
-    pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let batch = self.state.store.claim_due_mail(LEASE_MS, BATCH).await?;
-        for message in &batch {
-            self.deliver(message).await?;
-        }
-        Ok(batch.len())
+    /// The outbox serves every team (and mail of none).
+    fn outbox(&self) -> CrossTenant {
+        self.state.store.cross_tenant()
     }
 
     async fn deliver(&self, mail: &MailMessage) -> anyhow::Result<()> {
-        let store = &self.state.store;
+        let store = self.outbox();
         let body: MailBody = match self
             .state
             .config
@@ -133,10 +115,8 @@ impl MailWorker {
             Err(err) => {
                 let failures = u32::try_from(mail.attempts).unwrap_or(u32::MAX);
                 let error = format!("{err:#}");
-                match self.state.config.mail_retry.delay_after(failures) {
-                    Some(delay) => {
-                        let next =
-                            now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+                match jobs::retry_at(&self.state.config.mail_retry, failures, None, None) {
+                    Some(next) => {
                         tracing::warn!(mail_id = %mail.id, attempt = failures, error = %error, "mail delivery failed; will retry");
                         store
                             .finish_mail_attempt(&mail.id, MailStatus::Queued, Some(&error), next)
@@ -172,5 +152,24 @@ impl MailWorker {
             .multipart(MultiPart::alternative_plain_html(body.text, body.html))?;
         transport.send(message).await?;
         Ok(())
+    }
+}
+
+impl BatchWork for MailWorker {
+    type Item = MailMessage;
+    const BATCH: usize = BATCH;
+    const POLL: Duration = POLL;
+    const FAILED: &'static str = "mail worker pass failed";
+
+    async fn claim(&self) -> anyhow::Result<Vec<MailMessage>> {
+        Ok(self.outbox().claim_due_mail(LEASE_MS, BATCH as i64).await?)
+    }
+
+    async fn run(&self, mail: &MailMessage) -> anyhow::Result<()> {
+        self.deliver(mail).await
+    }
+
+    async fn woken(&self) {
+        self.state.mail_queued.notified().await;
     }
 }

@@ -130,13 +130,17 @@ async fn console_page(
         .collect();
     let mail_offset = q.mail_offset.unwrap_or(0).clamp(0, 1_000_000);
     let (mail, next_mail_offset) = if who.authorize_platform(Action::ReadMailOutbox).is_ok() {
-        let mut rows = state.store.list_mail(OUTBOX_PAGE + 1, mail_offset).await?;
+        let mut rows = state
+            .store
+            .cross_tenant()
+            .list_mail(OUTBOX_PAGE + 1, mail_offset)
+            .await?;
         let more = rows.len() as i64 > OUTBOX_PAGE;
         rows.truncate(OUTBOX_PAGE as usize);
         let rows = rows
             .into_iter()
             .map(|m| MailRow {
-                id: m.id,
+                id: m.id.into_string(),
                 to: m.to,
                 subject: m.subject,
                 status: m.status.as_str().to_owned(),
@@ -280,7 +284,12 @@ async fn show_mail(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ReadMailOutbox)?;
-    let mail = state.store.get_mail(&id).await?.ok_or(WebError::NotFound)?;
+    let mail = state
+        .store
+        .cross_tenant()
+        .get_mail(&id)
+        .await?
+        .ok_or(WebError::NotFound)?;
     let body: MailBody = state
         .config
         .master_key

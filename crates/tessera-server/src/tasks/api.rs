@@ -98,7 +98,9 @@ async fn create_request(
     let callback_url = string_field(&body, "callback_url", tessera_core::team::MAX_URL_LEN)?
         .filter(|u| !u.trim().is_empty());
     let callback_url = match callback_url {
-        Some(raw) => Some(check_target(state, &caller.team_id, &raw).await?),
+        Some(raw) => {
+            Some(check_target(state, &caller.authorize(Action::EditProjects)?, &raw).await?)
+        }
         None => None,
     };
     let metadata = match body.get("metadata") {

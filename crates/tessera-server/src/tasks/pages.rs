@@ -326,12 +326,12 @@ async fn task_page(
     let callbacks = if who.may(Action::ViewCallbacks) {
         state
             .store
-            .task_deliveries(&task.id)
+            .task_deliveries(&scope, &task.id)
             .await?
             .into_iter()
             .map(|d| CallbackRow {
-                id: d.id,
-                status: d.status,
+                id: d.id.into_string(),
+                status: d.status.as_str().to_owned(),
                 attempts: d.attempts,
                 created: format_time(d.created_at),
             })

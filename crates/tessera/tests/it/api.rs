@@ -766,6 +766,7 @@ async fn test_keys_never_manage_the_team(backend: Backend) {
     assert!(!mates.to_string().contains("mallory"), "{mates}");
     assert!(app
         .store
+        .cross_tenant()
         .list_mail(50, 0)
         .await
         .unwrap()
@@ -1027,6 +1028,7 @@ async fn api_reinvite_with_another_role_changes_the_role(backend: Backend) {
     assert_eq!(role_of(&mates).as_deref(), Some("manager"), "{mates}");
     let to_gus = app
         .store
+        .cross_tenant()
         .list_mail(100, 0)
         .await
         .unwrap()

@@ -254,22 +254,32 @@ impl Ctx {
                 let delivery = self
                     .app
                     .store
-                    .enqueue_delivery(&NewDelivery {
-                        team_id: team.id.clone(),
-                        mode: tessera_core::Mode::Live,
-                        kind: DeliveryKind::Test,
-                        batch_id: None,
-                        target: admin_email.clone(),
-                        payload: "{}".into(),
-                    })
+                    .enqueue_delivery(
+                        &tessera_core::Scope::operator(
+                            tessera_core::ids::TeamId::from_stored(team.id.clone()),
+                            tessera_core::Mode::Live,
+                        ),
+                        &NewDelivery {
+                            kind: DeliveryKind::Test,
+                            batch_id: None,
+                            target: admin_email.clone(),
+                            payload: "{}".into(),
+                        },
+                    )
                     .await
                     .unwrap();
-                ids.push(delivery.id);
+                ids.push(delivery.id.into_string());
             }
             self.deliveries.lock().unwrap().insert(team.id.clone(), ids);
         }
         TestApp::eventually(30, || async {
-            let counts = self.app.store.delivery_counts(None, None).await.unwrap();
+            let counts = self
+                .app
+                .store
+                .cross_tenant()
+                .delivery_counts(None)
+                .await
+                .unwrap();
             (counts.pending == 0).then_some(())
         })
         .await;
@@ -882,7 +892,13 @@ async fn perform(
             let id = ctx.delivery(team);
             let read = || async {
                 store
-                    .get_delivery(&team.id, tessera_core::Mode::Live, &id)
+                    .get_delivery(
+                        &tessera_core::Scope::operator(
+                            tessera_core::ids::TeamId::from_stored(team.id.clone()),
+                            tessera_core::Mode::Live,
+                        ),
+                        &id,
+                    )
                     .await
                     .unwrap()
                     .unwrap()
@@ -901,7 +917,15 @@ async fn perform(
             for t in [&ctx.a, &ctx.b] {
                 for mode in tessera_core::Mode::ALL {
                     found |= store
-                        .list_deliveries(&t.id, mode, None, None, 500)
+                        .list_deliveries(
+                            &tessera_core::Scope::operator(
+                                tessera_core::ids::TeamId::from_stored(t.id.clone()),
+                                mode,
+                            ),
+                            None,
+                            None,
+                            500,
+                        )
                         .await
                         .unwrap()
                         .deliveries
@@ -985,7 +1009,9 @@ async fn perform(
             effect
         }
         Act::StaffReadMail => {
-            let id = store.list_mail(1, 0).await.unwrap()[0].id.clone();
+            let id = store.cross_tenant().list_mail(1, 0).await.unwrap()[0]
+                .id
+                .clone();
             let p = b.get(&format!("/staff/mail/{id}")).await;
             (
                 p.status,

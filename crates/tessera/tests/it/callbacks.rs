@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use tessera_core::{ids::TeamId, status::DeliveryStatus, Scope};
 use tessera_server::crypto::Purpose;
 use tessera_store::Delivery;
 
@@ -368,16 +369,30 @@ async fn user_id(app: &TestApp, email: &str) -> String {
         .id
 }
 
+/// The scope of a delivery's own team and mode: tests read the store as the operator.
+pub(crate) fn delivery_scope(d: &Delivery) -> Scope {
+    Scope::operator(TeamId::from_stored(d.team_id.clone()), d.mode)
+}
+
+/// The scope a task was created in.
+pub(crate) async fn task_scope(app: &TestApp, task_id: &str) -> Scope {
+    let ids = [task_id.to_owned()];
+    let task = app.store.tasks_by_ids(&ids).await.unwrap().remove(task_id);
+    let task = task.expect("the task exists");
+    Scope::operator(TeamId::from_stored(task.team_id), task.mode)
+}
+
 /// The task's latest delivery once it is no longer pending.
 async fn finished_delivery(app: &TestApp, task_id: &str) -> Delivery {
+    let scope = task_scope(app, task_id).await;
     TestApp::eventually(20, || async {
         app.store
-            .task_deliveries(task_id)
+            .task_deliveries(&scope, task_id)
             .await
             .unwrap()
             .into_iter()
             .next()
-            .filter(|d| d.status != "pending")
+            .filter(|d| d.status != DeliveryStatus::Pending)
     })
     .await
 }
@@ -449,7 +464,7 @@ async fn task_callback_is_signed_and_delivered_once(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rx.total(), 1, "exactly one POST");
     let delivery = finished_delivery(&app, &id).await;
-    assert_eq!(delivery.id, hit.webhook_id());
+    assert_eq!(delivery.id.as_str(), hit.webhook_id());
     assert_eq!(
         (
             delivery.status.as_str(),
@@ -557,7 +572,7 @@ async fn delivery_gives_up_when_the_schedule_is_used_up(backend: Backend) {
     let id = id_of(&create_task(&api, with_callback(categorization("d"), &rx.url("/down"))).await);
 
     let delivery = finished_delivery(&app, &id).await;
-    assert_eq!(delivery.status, "failed");
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
     assert_eq!(delivery.attempts, 3);
     assert_eq!(delivery.last_status_code, Some(500));
     assert!(!callback_succeeded(&api, &id).await);
@@ -567,7 +582,11 @@ async fn delivery_gives_up_when_the_schedule_is_used_up(backend: Backend) {
         3,
         "exactly 3 attempts, then nothing"
     );
-    let attempts = app.store.delivery_attempts(&delivery.id).await.unwrap();
+    let attempts = app
+        .store
+        .delivery_attempts(&delivery_scope(&delivery), &delivery.id)
+        .await
+        .unwrap();
     assert_eq!(attempts.len(), 3);
     assert!(attempts
         .iter()
@@ -631,7 +650,8 @@ async fn a_hanging_receiver_does_not_hold_up_other_teams(backend: Backend) {
     // The stuck team's callbacks are still being attempted (none lost, none done yet).
     let counts = app
         .store
-        .delivery_counts(Some(&team_id(&app, "Stuck Co").await), None)
+        .cross_tenant()
+        .delivery_counts(Some(&team_id(&app, "Stuck Co").await))
         .await
         .unwrap();
     assert_eq!(counts.pending, stuck_ids.len() as i64);
@@ -692,7 +712,7 @@ async fn redirects_are_not_followed(backend: Backend) {
     let id = id_of(&create_task(&api, with_callback(categorization("m"), &rx.url("/moved"))).await);
 
     let delivery = finished_delivery(&app, &id).await;
-    assert_eq!(delivery.status, "failed");
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
     assert_eq!(delivery.last_status_code, Some(302));
     assert!(!callback_succeeded(&api, &id).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -733,9 +753,13 @@ async fn private_addresses_are_refused(backend: Backend) {
 
     for (id, refusal) in [(&literal, "not a public address"), (&named, "non-public")] {
         let delivery = finished_delivery(&app, id).await;
-        assert_eq!(delivery.status, "failed");
+        assert_eq!(delivery.status, DeliveryStatus::Failed);
         assert_eq!(delivery.last_status_code, None);
-        let attempts = app.store.delivery_attempts(&delivery.id).await.unwrap();
+        let attempts = app
+            .store
+            .delivery_attempts(&delivery_scope(&delivery), &delivery.id)
+            .await
+            .unwrap();
         assert_eq!(attempts.len(), 2);
         for a in &attempts {
             let error = a.error.as_deref().unwrap_or_default();
@@ -844,6 +868,7 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
     );
     let confirmations = app
         .store
+        .cross_tenant()
         .list_mail(100, 0)
         .await
         .unwrap()
@@ -864,6 +889,7 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
     );
     let confirmation = app
         .store
+        .cross_tenant()
         .list_mail(100, 0)
         .await
         .unwrap()
@@ -918,10 +944,11 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
     assert_eq!(task["callback_url"], "hooks@receiver.test");
 
     let delivery = finished_delivery(&app, &id).await;
-    assert_eq!(delivery.status, "succeeded");
+    assert_eq!(delivery.status, DeliveryStatus::Succeeded);
     assert!(callback_succeeded(&api, &id).await);
     let mail = TestApp::eventually(10, || async {
         app.store
+            .cross_tenant()
             .list_mail(100, 0)
             .await
             .unwrap()
@@ -999,7 +1026,7 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
     );
     let refused = TestApp::eventually(10, || async {
         app.store
-            .delivery_attempts(&delivery.id)
+            .delivery_attempts(&delivery_scope(&delivery), &delivery.id)
             .await
             .unwrap()
             .into_iter()
@@ -1259,7 +1286,12 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
     assert_eq!(probe.header("x-tessera-test-secrets"), "");
 
     // A bad URL: the form again with the message; nothing queued.
-    let before = app.store.delivery_counts(Some(&team), None).await.unwrap();
+    let before = app
+        .store
+        .cross_tenant()
+        .delivery_counts(Some(&team))
+        .await
+        .unwrap();
     for bad in ["ftp://nope.example.com/x", "", "not an address"] {
         let p = admin.post_form("/callbacks/test", &[("url", bad)]).await;
         assert_eq!(p.status, StatusCode::BAD_REQUEST, "{bad}: {}", p.body);
@@ -1270,7 +1302,12 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
             p.body
         );
     }
-    let after = app.store.delivery_counts(Some(&team), None).await.unwrap();
+    let after = app
+        .store
+        .cross_tenant()
+        .delivery_counts(Some(&team))
+        .await
+        .unwrap();
     assert_eq!(before, after);
     app.stop().await;
 }
@@ -2053,7 +2090,7 @@ async fn detail_page_shows_each_attempts_exact_request(backend: Backend) {
         "{signature}"
     );
     assert!(!page.body.contains(&hits[0].header("webhook-signature")));
-    assert_eq!(header("webhook-id"), delivery.id);
+    assert_eq!(header("webhook-id"), delivery.id.as_str());
     assert_eq!(header("content-type"), "application/json");
     app.stop().await;
 }
@@ -2119,9 +2156,17 @@ async fn test_callbacks_answer_at_once_and_are_never_retried(backend: Backend) {
     // Never retried: after several retry intervals, still one attempt each, none pending.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rx.hits("/down").len(), 1, "a failed test is not retried");
-    let counts = app.store.delivery_counts(Some(&team), None).await.unwrap();
+    let counts = app
+        .store
+        .cross_tenant()
+        .delivery_counts(Some(&team))
+        .await
+        .unwrap();
     assert_eq!((counts.pending, counts.succeeded, counts.failed), (0, 1, 2));
-    let attempts = app.store.delivery_attempts(&dead_id).await.unwrap();
+    // The dashboard starts in live mode.
+    let scope = Scope::operator(TeamId::from_stored(team.clone()), tessera_core::Mode::Live);
+    let dead_id = tessera_core::ids::DeliveryId::from_stored(dead_id);
+    let attempts = app.store.delivery_attempts(&scope, &dead_id).await.unwrap();
     assert_eq!(attempts.len(), 1);
     let list = admin.visit("/callbacks").await;
     assert!(

@@ -686,7 +686,7 @@ async fn master_key_rotation(backend: Backend) {
     assert_eq!(key_file_mode(&key_path), 0o600);
     assert_eq!(key_file_mode(&old_path), 0o600);
     assert_eq!(assert_all_sealed_under(&store, &new, &old).await, 6);
-    let mail = store.list_mail(10, 0).await.unwrap();
+    let mail = store.cross_tenant().list_mail(10, 0).await.unwrap();
     assert_eq!(
         new.open(&Purpose::mail_body(&mail[0].to), &mail[0].body_sealed)
             .unwrap(),

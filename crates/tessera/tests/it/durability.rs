@@ -301,7 +301,7 @@ async fn wait_for_all(
     let deadline = Instant::now() + limit;
     loop {
         let seen = receiver.seen();
-        let counts = store.delivery_counts(None, None).await.unwrap();
+        let counts = store.cross_tenant().delivery_counts(None).await.unwrap();
         let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
         if missing == 0 && counts.pending == 0 {
             return seen;
@@ -324,7 +324,7 @@ async fn assert_all_succeeded(store: &Store, ids: &[String]) {
         .filter(|t| t.callback_succeeded != Some(true))
         .count();
     assert_eq!(not, 0, "tasks without callback_succeeded = true");
-    let counts = store.delivery_counts(None, None).await.unwrap();
+    let counts = store.cross_tenant().delivery_counts(None).await.unwrap();
     assert_eq!(
         (counts.succeeded, counts.pending, counts.failed),
         (ids.len() as i64, 0, 0)
@@ -366,7 +366,12 @@ async fn sigkill_mid_delivery_loses_nothing(backend: Backend) {
         arrived > 0 && arrived < TASKS,
         "some but not all callbacks arrived before the kill: {arrived}"
     );
-    let pending = store.delivery_counts(None, None).await.unwrap().pending;
+    let pending = store
+        .cross_tenant()
+        .delivery_counts(None)
+        .await
+        .unwrap()
+        .pending;
     assert!(
         pending >= (TASKS - arrived) as i64,
         "the outbox still holds every callback not yet answered: {pending} pending, {arrived} arrived"
@@ -486,19 +491,24 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
         )
         .await
         .unwrap();
-    let mut claimed = store.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
+    let outbox = store.cross_tenant();
+    let scope = tessera_core::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team.id.clone()),
+        Mode::Test,
+    );
+    let mut claimed = outbox.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
     assert_eq!(claimed.len(), 3);
     assert!(claimed.iter().all(|c| c.task.is_some()));
     claimed.sort_by(|a, b| a.delivery.id.cmp(&b.delivery.id));
     assert!(
-        store
+        outbox
             .claim_due_deliveries(10, 60_000, &[])
             .await
             .unwrap()
             .is_empty(),
         "claimed deliveries are not due"
     );
-    store
+    outbox
         .finish_deliveries(&[
             outcome(&claimed[0], NextStep::Succeeded, 0),
             // Another worker holds it now (a different lease): only the attempt is kept.
@@ -507,11 +517,11 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
         ])
         .await
         .unwrap();
-    let get = |id: String| {
-        let (store, team) = (&store, team.id.clone());
+    let get = |id: tessera_core::ids::DeliveryId| {
+        let (store, scope) = (&store, &scope);
         async move {
             store
-                .get_delivery(&team, Mode::Test, &id)
+                .get_delivery(scope, id.as_str())
                 .await
                 .unwrap()
                 .unwrap()
@@ -546,21 +556,24 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
         (Some(true), None, Some(false))
     );
     for c in &claimed {
-        let attempts = store.delivery_attempts(&c.delivery.id).await.unwrap();
+        let attempts = store
+            .delivery_attempts(&scope, &c.delivery.id)
+            .await
+            .unwrap();
         assert_eq!(attempts.len(), 1, "every attempt is kept");
     }
 
     // A new round for the delivered one fails: its task stays called back successfully. The
     // failed one succeeds on its new round: now its task is.
-    store.redeliver(&team.id, Mode::Test, &d0.id).await.unwrap();
-    store.redeliver(&team.id, Mode::Test, &d2.id).await.unwrap();
-    let mut again = store.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
+    store.redeliver(&scope, d0.id.as_str()).await.unwrap();
+    store.redeliver(&scope, d2.id.as_str()).await.unwrap();
+    let mut again = outbox.claim_due_deliveries(10, 60_000, &[]).await.unwrap();
     again.sort_by(|a, b| a.delivery.id.cmp(&b.delivery.id));
     assert_eq!(
         again.iter().map(|c| &c.delivery.id).collect::<Vec<_>>(),
         [&d0.id, &d2.id]
     );
-    store
+    outbox
         .finish_deliveries(&[
             outcome(&again[0], NextStep::GiveUp, 0),
             outcome(&again[1], NextStep::Succeeded, 0),
@@ -617,7 +630,7 @@ async fn invitation_tokens_stay_out_of_the_log(backend: Backend) {
     let store = cluster.db.store().await;
     let key = tessera_server::crypto::MasterKey::from_hex(&cluster.master_key).unwrap();
     let mail = loop {
-        let all = store.list_mail(10, 0).await.unwrap();
+        let all = store.cross_tenant().list_mail(10, 0).await.unwrap();
         if let Some(m) = all
             .into_iter()
             .find(|m| m.to == "new@acme.test" && m.status.as_str() == "held")

@@ -366,7 +366,7 @@ impl TestApp {
 
     /// The newest invitation link path mailed to `to`, read from the outbox (no SMTP server).
     pub async fn outbox_link(&self, to: &str) -> String {
-        let mail = self.store.list_mail(500, 0).await.unwrap();
+        let mail = self.store.cross_tenant().list_mail(500, 0).await.unwrap();
         let message = mail
             .iter()
             .find(|m| m.to == to)

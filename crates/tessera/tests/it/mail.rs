@@ -58,7 +58,7 @@ async fn invitation_arrives_over_smtp_and_its_link_is_accepted(backend: Backend)
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     let team = gil.visit("/team").await;
     assert!(team.body.contains("You joined as Manager."));
-    let mail = app.store.list_mail(10, 0).await.unwrap();
+    let mail = app.store.cross_tenant().list_mail(10, 0).await.unwrap();
     assert_eq!(mail[0].status, MailStatus::Sent);
     app.stop().await;
     smtp.stop().await;
@@ -82,7 +82,7 @@ async fn mail_survives_a_failing_smtp_server(backend: Backend) {
         )
         .await;
     let failed_once = TestApp::eventually(20, || async {
-        let mail = app.store.list_mail(10, 0).await.unwrap();
+        let mail = app.store.cross_tenant().list_mail(10, 0).await.unwrap();
         let m = mail.into_iter().find(|m| m.to == "hal@retry.test")?;
         (m.attempts >= 2 && m.last_error.is_some() && m.status == MailStatus::Queued).then_some(m)
     })
@@ -100,7 +100,7 @@ async fn mail_survives_a_failing_smtp_server(backend: Backend) {
     let message = smtp.wait_for("hal@retry.test", 30).await;
     assert!(message.contains("/invite/"));
     TestApp::eventually(10, || async {
-        let mail = app.store.list_mail(10, 0).await.unwrap();
+        let mail = app.store.cross_tenant().list_mail(10, 0).await.unwrap();
         mail.iter()
             .any(|m| m.to == "hal@retry.test" && m.status == MailStatus::Sent)
             .then_some(())
@@ -122,7 +122,7 @@ async fn without_smtp_mail_is_held_for_the_staff_console(backend: Backend) {
         )
         .await;
     let mail = TestApp::eventually(10, || async {
-        let mail = app.store.list_mail(10, 0).await.unwrap();
+        let mail = app.store.cross_tenant().list_mail(10, 0).await.unwrap();
         mail.into_iter()
             .find(|m| m.to == "ivy@held.test" && m.status == MailStatus::Held)
     })

@@ -54,6 +54,7 @@ async fn invitations_take_at_most_20_addresses_a_form_and_50_a_call(backend: Bac
     assert!(body["error"].as_str().unwrap().contains("50"), "{body}");
     assert!(app
         .store
+        .cross_tenant()
         .list_mail(200, 0)
         .await
         .unwrap()
@@ -170,18 +171,23 @@ async fn callback_responses_are_read_up_to_64_kib(backend: Backend) {
     let (status, task) = api.post("/task/categorization", task).await;
     assert_eq!(status, StatusCode::OK, "{task}");
     let id = task["task_id"].as_str().unwrap().to_owned();
+    let scope = crate::callbacks::task_scope(&app, &id).await;
     let delivery = TestApp::eventually(10, || async {
         app.store
-            .task_deliveries(&id)
+            .task_deliveries(&scope, &id)
             .await
             .unwrap()
             .into_iter()
             .next()
-            .filter(|d| d.status != "pending")
+            .filter(|d| d.status.as_str() != "pending")
     })
     .await;
-    assert_eq!(delivery.status, "succeeded");
-    let attempts = app.store.delivery_attempts(&delivery.id).await.unwrap();
+    assert_eq!(delivery.status.as_str(), "succeeded");
+    let attempts = app
+        .store
+        .delivery_attempts(&scope, &delivery.id)
+        .await
+        .unwrap();
     assert_eq!(attempts.len(), 1);
     let snippet = attempts[0].response_snippet.clone().unwrap_or_default();
     assert!(

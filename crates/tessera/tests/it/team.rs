@@ -597,7 +597,7 @@ async fn parallel_invitations_stay_within_the_hourly_budget(backend: Backend) {
         0,
         "a form is sent whole or not at all: {invited}"
     );
-    let mail = app.store.list_mail(500, 0).await.unwrap();
+    let mail = app.store.cross_tenant().list_mail(500, 0).await.unwrap();
     assert!(
         mail.iter()
             .filter(|m| m.to.ends_with("@burst.test"))
@@ -758,7 +758,13 @@ async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
         )
         .await;
     let link = app.outbox_link("fay@roles.test").await;
-    let mails_before = app.store.list_mail(100, 0).await.unwrap().len();
+    let mails_before = app
+        .store
+        .cross_tenant()
+        .list_mail(100, 0)
+        .await
+        .unwrap()
+        .len();
 
     // Within the resend interval: the role changes, no email goes out, the flash says both.
     let soon = admin
@@ -782,7 +788,12 @@ async fn reinviting_with_another_role_changes_it_and_says_so(backend: Backend) {
     assert_eq!(pending[0].role, tessera_core::Role::Manager);
     assert_eq!(pending[0].send_count, 1);
     assert_eq!(
-        app.store.list_mail(100, 0).await.unwrap().len(),
+        app.store
+            .cross_tenant()
+            .list_mail(100, 0)
+            .await
+            .unwrap()
+            .len(),
         mails_before
     );
     let accept_page = app.browser().get(&link).await;
