@@ -262,7 +262,7 @@ impl Store {
             .iter()
             .filter_map(|d| d.task_id.clone())
             .collect();
-        let mut tasks = self.tasks_by_ids(&task_ids).await?;
+        let mut tasks = self.cross_tenant().tasks_by_ids(&task_ids).await?;
         Ok(deliveries
             .into_iter()
             .map(|delivery| {

@@ -56,7 +56,7 @@ pub use labeling::{Claim, ClaimProblem, Holding, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
-pub use tasks::{new_task_id, NewTask, Task, TaskEvent, TaskFilter, TaskPage};
+pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
 pub use users::{NewUser, User};
 
