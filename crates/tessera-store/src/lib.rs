@@ -83,7 +83,7 @@ pub struct Store {
     page_permits: Arc<tokio::sync::Semaphore>,
     /// The queue of the group-commit task writer while it runs ([`Store::start_task_writer`]).
     task_writer: Arc<std::sync::RwLock<Option<task_insert::InsertQueue>>>,
-    /// PostgreSQL: where [`Store::follow_task_changes`] listens.
+    /// PostgreSQL: where [`CrossTenant::follow_task_changes`] listens.
     database_url: String,
 }
 

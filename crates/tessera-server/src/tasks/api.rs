@@ -316,10 +316,20 @@ pub async fn cancel_task(
     }
 }
 
+/// The body of an audit, for the OpenAPI document: the handler reads it field by field, so
+/// that each problem gets its own message.
+#[derive(utoipa::ToSchema)]
+pub struct AuditRequest {
+    /// Accept (true) or reject (false) the task's response.
+    pub accepted: bool,
+    /// Why, for the record (at most 10,000 characters).
+    pub comments: Option<String>,
+}
+
 /// Accept or reject a completed task (`{"accepted": bool, "comments": str}`).
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/audit", tag = "tasks",
-    params(("task_id" = String, Path)), request_body = serde_json::Value,
+    params(("task_id" = String, Path)), request_body = AuditRequest,
     responses((status = 200, body = TaskWire), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn audit_task(
@@ -350,10 +360,18 @@ pub async fn audit_task(
     }
 }
 
+/// The body that sets a unique_id, for the OpenAPI document (read field by field, as
+/// [`AuditRequest`]).
+#[derive(utoipa::ToSchema)]
+pub struct UniqueIdRequest {
+    /// Non-empty, at most 512 characters, unused by the mode's other tasks.
+    pub unique_id: String,
+}
+
 /// Set a task's unique_id (409 when another task of this mode uses it).
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
-    params(("task_id" = String, Path)), request_body = serde_json::Value,
+    params(("task_id" = String, Path)), request_body = UniqueIdRequest,
     responses((status = 200, body = TaskWire), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_unique_id(
