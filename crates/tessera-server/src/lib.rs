@@ -193,6 +193,7 @@ impl Application {
                 let mut stop = stop_rx;
                 async move {
                     store
+                        .cross_tenant()
                         .follow_task_changes(async move {
                             let _ = stop.wait_for(|stopped| *stopped).await;
                         })

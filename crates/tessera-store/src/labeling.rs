@@ -129,6 +129,7 @@ impl Store {
             return Ok(None);
         };
         let task = self
+            .cross_tenant()
             .tasks_by_ids(std::slice::from_ref(&task_id))
             .await?
             .remove(&task_id);
@@ -150,6 +151,7 @@ impl Store {
             return Ok(None);
         };
         let task = self
+            .cross_tenant()
             .tasks_by_ids(std::slice::from_ref(&task_id))
             .await?
             .remove(&task_id);
@@ -165,6 +167,7 @@ impl Store {
         task_id: &str,
     ) -> StoreResult<(Task, Holding)> {
         let task = self
+            .cross_tenant()
             .tasks_by_ids(&[task_id.to_owned()])
             .await?
             .remove(task_id)
@@ -192,8 +195,10 @@ impl Store {
         task_id: &str,
     ) -> StoreResult<Result<Claim, ClaimProblem>> {
         let (task, holding) = self.task_for_labeler(labeler_id, queue, task_id).await?;
-        if task.status != "pending" {
-            return Ok(Err(ClaimProblem::NotPending(task.status)));
+        if task.status != tessera_core::status::TaskStatus::Pending {
+            return Ok(Err(ClaimProblem::NotPending(
+                task.status.as_str().to_owned(),
+            )));
         }
         match holding {
             Holding::Mine(lease_until) => Ok(Ok(Claim { task, lease_until })),

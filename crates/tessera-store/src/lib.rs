@@ -56,7 +56,7 @@ pub use labeling::{Claim, ClaimProblem, Holding, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
-pub use tasks::{new_task_id, NewTask, Task, TaskEvent, TaskFilter, TaskPage};
+pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
 pub use users::{NewUser, User};
 
@@ -83,7 +83,7 @@ pub struct Store {
     page_permits: Arc<tokio::sync::Semaphore>,
     /// The queue of the group-commit task writer while it runs ([`Store::start_task_writer`]).
     task_writer: Arc<std::sync::RwLock<Option<task_insert::InsertQueue>>>,
-    /// PostgreSQL: where [`Store::follow_task_changes`] listens.
+    /// PostgreSQL: where [`CrossTenant::follow_task_changes`] listens.
     database_url: String,
 }
 

@@ -5,7 +5,7 @@
 //! - every change to a task row goes through the [`Store`](crate::Store), which evicts the task
 //!   here once its transaction has committed;
 //! - on PostgreSQL the same transaction sends `NOTIFY tessera_task_changed` with the task ids,
-//!   and every replica's listener ([`Store::follow_task_changes`](crate::Store::follow_task_changes))
+//!   and every replica's listener ([`CrossTenant::follow_task_changes`](crate::CrossTenant::follow_task_changes))
 //!   evicts them; while that listener is not connected the cache is off and empty, since
 //!   notifications sent meanwhile are lost;
 //! - a read only fills the cache if no invalidation touched its shard between the moment it
@@ -26,9 +26,9 @@ use std::{
 };
 
 use sqlx::postgres::PgListener;
-use tessera_core::Mode;
+use tessera_core::Scope;
 
-use crate::{Dialect, Store, StoreResult, Task, TASK_CHANGED_CHANNEL};
+use crate::{CrossTenant, Dialect, Store, StoreResult, Task, TASK_CHANGED_CHANNEL};
 
 /// Generation shards: an invalidation only blocks concurrent fills of tasks in its shard.
 const SHARDS: usize = 64;
@@ -158,21 +158,20 @@ impl TaskCache {
 }
 
 impl Store {
-    /// One task of a team and mode, served from the read cache when it holds a fresh copy.
-    /// For the API's task reads; pages that then change the task read it with
-    /// [`Store::get_task`].
+    /// One task of `scope`, served from the read cache when it holds a fresh copy. For the
+    /// API's task reads; pages that then change the task read it with [`Store::get_task`].
     pub async fn cached_task(
         &self,
-        team_id: &str,
-        mode: Mode,
+        scope: &Scope,
         task_id: &str,
     ) -> StoreResult<Option<Arc<Task>>> {
         let cache = &self.task_cache;
         if let Some(task) = cache.get(task_id) {
-            return Ok((task.team_id == team_id && task.mode == mode).then_some(task));
+            let in_scope = task.team_id == scope.team_id() && task.mode == scope.mode();
+            return Ok(in_scope.then_some(task));
         }
         let generation = cache.generation(task_id);
-        let Some((task, bytes)) = self.read_task_sized(team_id, mode, task_id).await? else {
+        let Some((task, bytes)) = self.read_task_sized(scope, task_id).await? else {
             return Ok(None);
         };
         let task = Arc::new(task);
@@ -205,24 +204,28 @@ impl Store {
     pub(crate) fn tasks_changed<'a>(&self, task_ids: impl IntoIterator<Item = &'a str>) {
         self.task_cache.invalidate(task_ids);
     }
+}
 
+impl CrossTenant {
     /// PostgreSQL: listens for other replicas' task changes and evicts them from the read
     /// cache, which is on only while this listener is connected; reconnects with a pause
-    /// after a failure. Returns when `stop` completes. Nothing to do on SQLite.
+    /// after a failure. Returns when `stop` completes. Nothing to do on SQLite. Cross-tenant:
+    /// a change of any team's task evicts it.
     pub async fn follow_task_changes(&self, stop: impl std::future::Future<Output = ()>) {
-        if self.dialect != Dialect::Postgres {
+        let store = &self.store;
+        if store.dialect != Dialect::Postgres {
             return stop.await;
         }
         tokio::pin!(stop);
         loop {
             let listening = async {
-                let mut listener = PgListener::connect(&self.database_url).await?;
+                let mut listener = PgListener::connect(&store.database_url).await?;
                 listener.listen(TASK_CHANGED_CHANNEL).await?;
                 // Changes committed before LISTEN took effect were never heard: start empty.
-                self.task_cache.set_live(true);
+                store.task_cache.set_live(true);
                 loop {
                     match listener.try_recv().await? {
-                        Some(note) => self.task_cache.invalidate(note.payload().split(',')),
+                        Some(note) => store.task_cache.invalidate(note.payload().split(',')),
                         None => return Ok::<(), sqlx::Error>(()),
                     }
                 }
@@ -230,11 +233,11 @@ impl Store {
             let result = tokio::select! {
                 result = listening => result,
                 () = &mut stop => {
-                    self.task_cache.set_live(false);
+                    store.task_cache.set_live(false);
                     return;
                 }
             };
-            self.task_cache.set_live(false);
+            store.task_cache.set_live(false);
             match result {
                 Ok(()) => tracing::warn!("task change listener lost its connection; reconnecting"),
                 Err(err) => tracing::warn!(error = %err, "task change listener failed; retrying"),
@@ -254,14 +257,15 @@ const LISTENER_RETRY: Duration = Duration::from_secs(1);
 mod tests {
     use super::*;
     use serde_json::json;
+    use tessera_core::{status::TaskStatus, tasks::TaskType, Mode};
 
-    fn task(id: &str, status: &str) -> Arc<Task> {
+    fn task(id: &str, status: TaskStatus) -> Arc<Task> {
         Arc::new(Task {
             id: id.into(),
             team_id: "team_1".into(),
             mode: Mode::Test,
-            task_type: "categorization".into(),
-            status: status.into(),
+            task_type: TaskType::Categorization,
+            status,
             project_name: None,
             batch_name: None,
             unique_id: None,
@@ -286,12 +290,12 @@ mod tests {
         let cache = TaskCache::new(Duration::from_secs(60), true);
         let before = cache.generation("a");
         cache.invalidate(["a"]);
-        cache.fill(task("a", "pending"), 100, before);
+        cache.fill(task("a", TaskStatus::Pending), 100, before);
         assert!(cache.get("a").is_none(), "stale read must not be cached");
 
         let now = cache.generation("a");
-        cache.fill(task("a", "canceled"), 100, now);
-        assert_eq!(cache.get("a").unwrap().status, "canceled");
+        cache.fill(task("a", TaskStatus::Canceled), 100, now);
+        assert_eq!(cache.get("a").unwrap().status, TaskStatus::Canceled);
         cache.invalidate(["a"]);
         assert!(cache.get("a").is_none());
     }
@@ -300,17 +304,17 @@ mod tests {
     fn off_means_empty_and_no_fills() {
         let cache = TaskCache::new(Duration::from_secs(60), true);
         let g = cache.generation("a");
-        cache.fill(task("a", "pending"), 100, g);
+        cache.fill(task("a", TaskStatus::Pending), 100, g);
         assert!(cache.get("a").is_some());
         let g = cache.generation("b");
         cache.set_live(false);
         assert!(cache.get("a").is_none());
-        cache.fill(task("b", "pending"), 100, g);
+        cache.fill(task("b", TaskStatus::Pending), 100, g);
         let g = cache.generation("b");
-        cache.fill(task("b", "pending"), 100, g);
+        cache.fill(task("b", TaskStatus::Pending), 100, g);
         assert_eq!(cache.len(), 0);
         cache.set_live(true);
-        cache.fill(task("b", "pending"), 100, g);
+        cache.fill(task("b", TaskStatus::Pending), 100, g);
         assert!(
             cache.get("b").is_none(),
             "generation taken before going live"
@@ -321,17 +325,17 @@ mod tests {
     fn expires_and_stays_bounded() {
         let cache = TaskCache::new(Duration::ZERO, true);
         let g = cache.generation("a");
-        cache.fill(task("a", "pending"), 100, g);
+        cache.fill(task("a", TaskStatus::Pending), 100, g);
         assert!(cache.get("a").is_none(), "expired");
 
         let cache = TaskCache::new(Duration::from_secs(60), true);
         let g = cache.generation("big");
-        cache.fill(task("big", "pending"), MAX_ENTRY_BYTES + 1, g);
+        cache.fill(task("big", TaskStatus::Pending), MAX_ENTRY_BYTES + 1, g);
         assert_eq!(cache.len(), 0, "too large to cache");
         for i in 0..(MAX_BYTES / MAX_ENTRY_BYTES + 3) {
             let id = format!("t{i}");
             let g = cache.generation(&id);
-            cache.fill(task(&id, "pending"), MAX_ENTRY_BYTES, g);
+            cache.fill(task(&id, TaskStatus::Pending), MAX_ENTRY_BYTES, g);
         }
         assert!(cache.read().bytes <= MAX_BYTES);
         assert!(cache.len() <= MAX_BYTES / MAX_ENTRY_BYTES);

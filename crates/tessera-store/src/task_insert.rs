@@ -13,7 +13,7 @@
 //! If a batch fails (a duplicate `unique_id`, say), its tasks are written again one at a
 //! time, so each request gets its own answer and one bad task never fails another.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use sqlx::AnyPool;
 use tokio::{
@@ -21,7 +21,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::{batch_completion::complete_batch_if_done, Dialect, StoreError, StoreResult};
+use crate::{
+    batch_completion::complete_batch_if_done,
+    tasks::{insert_tasks_sql, INSERT_ROW_FIELDS},
+    Dialect, StoreError, StoreResult,
+};
 
 /// Tasks written in one transaction at most.
 const MAX_BATCH: usize = 64;
@@ -30,18 +34,20 @@ const QUEUE: usize = 1024;
 /// Rows the per-team task count is spread over (see the `task_counts` table).
 pub(crate) const COUNT_SHARDS: u8 = 16;
 
-/// One task row to insert.
+/// One task row to insert, as the insert's JSON parameter carries it: its field names are
+/// the `insert_from` names of the table description (`tasks::columns`).
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct TaskRow {
     pub id: String,
     pub team_id: String,
     pub mode: &'static str,
     #[serde(rename = "type")]
-    pub task_type: String,
-    pub status: String,
+    pub task_type: &'static str,
+    pub status: &'static str,
     pub project_id: Option<String>,
     pub batch_id: Option<String>,
     pub unique_id: Option<String>,
+    /// As stored: the tasks service has already applied the team's default.
     pub callback_url: Option<String>,
     pub instruction: Option<String>,
     pub params: String,
@@ -59,8 +65,8 @@ pub(crate) struct TaskRow {
     pub delivery_id: String,
 }
 
-/// The task's callback URL as stored (its own, else the team's default), or the failure.
-type Reply = oneshot::Sender<StoreResult<Option<String>>>;
+/// Whether the task was written.
+type Reply = oneshot::Sender<StoreResult<()>>;
 
 /// The queue in front of the task writer.
 #[derive(Clone)]
@@ -79,9 +85,8 @@ impl InsertQueue {
         (Self { queue }, writer)
     }
 
-    /// Inserts the task with everything written alongside it (see the module doc); returns
-    /// the stored callback URL.
-    pub(crate) async fn insert(&self, row: TaskRow) -> StoreResult<Option<String>> {
+    /// Inserts the task with everything written alongside it (see the module doc).
+    pub(crate) async fn insert(&self, row: TaskRow) -> StoreResult<()> {
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Config("the task writer has stopped".into());
         self.queue.send((row, reply)).await.map_err(|_| stopped())?;
@@ -95,10 +100,8 @@ pub(crate) async fn insert_alone(
     pool: &AnyPool,
     dialect: Dialect,
     row: TaskRow,
-) -> StoreResult<Option<String>> {
-    insert_rows(pool, &Statements::new(dialect), std::slice::from_ref(&row))
-        .await
-        .map(|mut urls| urls.pop().flatten())
+) -> StoreResult<()> {
+    insert_rows(pool, &Statements::new(dialect), std::slice::from_ref(&row)).await
 }
 
 async fn write_batches(
@@ -110,9 +113,9 @@ async fn write_batches(
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (rows, replies): (Vec<TaskRow>, Vec<Reply>) = batch.drain(..).unzip();
         match insert_rows(&pool, &sql, &rows).await {
-            Ok(urls) => {
-                for (reply, url) in replies.into_iter().zip(urls) {
-                    let _ = reply.send(Ok(url));
+            Ok(()) => {
+                for reply in replies {
+                    let _ = reply.send(Ok(()));
                 }
             }
             Err(err) if rows.len() == 1 => {
@@ -120,9 +123,7 @@ async fn write_batches(
             }
             Err(_) => {
                 for (row, reply) in rows.into_iter().zip(replies) {
-                    let result = insert_rows(&pool, &sql, std::slice::from_ref(&row))
-                        .await
-                        .map(|mut urls| urls.pop().flatten());
+                    let result = insert_rows(&pool, &sql, std::slice::from_ref(&row)).await;
                     let _ = reply.send(result);
                 }
             }
@@ -205,19 +206,6 @@ fn tag_rows(rows: &[TaskRow]) -> Vec<TagRow<'_>> {
         .collect()
 }
 
-/// `INSERT INTO tasks … SELECT … FROM {source} RETURNING {returning}` (the caller resolves the
-/// team's default callback URL).
-fn insert_tasks_sql(source: &str, returning: &str) -> String {
-    format!(
-        "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, callback_url, \
-         instruction, params, metadata, response, extra, tags, created_at, updated_at, completed_at) \
-         SELECT r.id, r.team_id, r.mode, r.type, r.status, r.project_id, r.batch_id, r.unique_id, \
-         r.callback_url, \
-         r.instruction, r.params, r.metadata, r.response, r.extra, r.tags, r.at, r.at, r.completed_at \
-         FROM {source} RETURNING {returning}"
-    )
-}
-
 /// The batch's statements, built once when the writer starts: their text never changes.
 enum Statements {
     /// A transaction: the tasks, then their deliveries, then their tag rows.
@@ -234,10 +222,7 @@ impl Statements {
     fn new(dialect: Dialect) -> Self {
         match dialect {
             Dialect::Sqlite => Statements::Sqlite {
-                tasks: insert_tasks_sql(
-                    &json_rows(dialect, &TASK_FIELDS, 1, "r"),
-                    "id, callback_url",
-                ),
+                tasks: insert_tasks_sql(&json_rows(dialect, &INSERT_ROW_FIELDS, 1, "r")),
                 deliveries: format!(
                     "INSERT INTO callback_deliveries (id, team_id, mode, kind, task_id, target, status, \
                      next_attempt_at, created_at, updated_at) \
@@ -273,12 +258,8 @@ fn encode<T: serde::Serialize>(rows: &T) -> StoreResult<String> {
     serde_json::to_string(rows).map_err(|e| StoreError::Config(format!("task batch: {e}")))
 }
 
-/// Writes `rows` in one transaction; the stored callback URL of each, in order.
-async fn insert_rows(
-    pool: &AnyPool,
-    sql: &Statements,
-    rows: &[TaskRow],
-) -> StoreResult<Vec<Option<String>>> {
+/// Writes `rows` in one transaction.
+async fn insert_rows(pool: &AnyPool, sql: &Statements, rows: &[TaskRow]) -> StoreResult<()> {
     let (tasks_sql, deliveries_sql, tags_sql) = match sql {
         Statements::Postgres { batch } => {
             return insert_rows_in_one_statement(pool, batch, rows).await
@@ -290,53 +271,12 @@ async fn insert_rows(
         } => (tasks, deliveries, tags),
     };
     let mut tx = pool.begin().await?;
-    let stored: HashMap<String, Option<String>> = sqlx::query_as(tasks_sql)
+    sqlx::query(tasks_sql)
         .bind(encode(&rows)?)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-    let urls: Vec<Option<String>> = rows
-        .iter()
-        .map(|row| stored.get(&row.id).cloned().flatten())
-        .collect();
-
-    // The team's task count, one row per (team, mode) of the batch, locked in key order so
-    // that concurrent batches never wait on each other in a cycle.
-    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-    for row in rows {
-        *counts.entry((row.team_id.as_str(), row.mode)).or_default() += 1;
-    }
-    for ((team_id, mode), n) in counts {
-        sqlx::query(
-            "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + excluded.total",
-        )
-        .bind(team_id)
-        .bind(mode)
-        .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
-        .bind(n)
         .execute(&mut *tx)
         .await?;
-    }
-
-    // The callbacks of tasks that completed at creation (test mode): the outbox row is
-    // written with the task.
-    let deliveries: Vec<DeliveryRow> = rows
-        .iter()
-        .zip(&urls)
-        .filter(|(row, _)| row.completed_at.is_some())
-        .filter_map(|(row, url)| {
-            url.as_deref().map(|target| DeliveryRow {
-                id: row.delivery_id.clone(),
-                team_id: &row.team_id,
-                mode: row.mode,
-                task_id: &row.id,
-                target,
-                at: row.at,
-            })
-        })
-        .collect();
+    add_to_counts(&mut tx, rows).await?;
+    let deliveries = delivery_rows(rows);
     if !deliveries.is_empty() {
         sqlx::query(deliveries_sql)
             .bind(encode(&deliveries)?)
@@ -354,7 +294,47 @@ async fn insert_rows(
         complete_batch_if_done(&mut tx, batch_id, at).await?;
     }
     tx.commit().await?;
-    Ok(urls)
+    Ok(())
+}
+
+/// The team's task count, one row per (team, mode) of the batch, locked in key order so that
+/// concurrent batches never wait on each other in a cycle.
+async fn add_to_counts(conn: &mut sqlx::AnyConnection, rows: &[TaskRow]) -> StoreResult<()> {
+    let mut counts: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for row in rows {
+        *counts.entry((row.team_id.as_str(), row.mode)).or_default() += 1;
+    }
+    for ((team_id, mode), n) in counts {
+        sqlx::query(
+            "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + excluded.total",
+        )
+        .bind(team_id)
+        .bind(mode)
+        .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
+        .bind(n)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The callbacks of tasks that completed at creation (test mode) with a callback URL: the
+/// outbox row is written with the task.
+fn delivery_rows(rows: &[TaskRow]) -> Vec<DeliveryRow<'_>> {
+    rows.iter()
+        .filter(|row| row.completed_at.is_some())
+        .filter_map(|row| {
+            row.callback_url.as_deref().map(|target| DeliveryRow {
+                id: row.delivery_id.clone(),
+                team_id: &row.team_id,
+                mode: row.mode,
+                task_id: &row.id,
+                target,
+                at: row.at,
+            })
+        })
+        .collect()
 }
 
 /// PostgreSQL: the same writes as [`insert_rows`] as one statement (data-modifying `WITH`),
@@ -363,7 +343,7 @@ async fn insert_rows(
 fn postgres_batch_sql() -> String {
     format!(
         "WITH r AS (SELECT * FROM {source}), \
-         inserted AS ({insert}), \
+         inserted AS ({insert} RETURNING id, team_id, mode, callback_url, completed_at, created_at), \
          counted AS (INSERT INTO task_counts (team_id, mode, shard, total) \
            SELECT team_id, mode, $2, COUNT(*) FROM inserted GROUP BY team_id, mode ORDER BY team_id, mode \
            ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + excluded.total), \
@@ -374,9 +354,9 @@ fn postgres_batch_sql() -> String {
            WHERE i.completed_at IS NOT NULL AND i.callback_url IS NOT NULL), \
          tagged AS (INSERT INTO task_tags (task_id, team_id, mode, tag) \
            SELECT g.task_id, g.team_id, g.mode, g.tag FROM {tags} JOIN inserted i ON i.id = g.task_id) \
-         SELECT id, callback_url FROM inserted",
-        source = json_rows(Dialect::Postgres, &TASK_FIELDS, 1, "r"),
-        insert = insert_tasks_sql("r", "id, team_id, mode, callback_url, completed_at, created_at"),
+         SELECT id FROM inserted",
+        source = json_rows(Dialect::Postgres, &INSERT_ROW_FIELDS, 1, "r"),
+        insert = insert_tasks_sql("r"),
         tags = json_rows(Dialect::Postgres, &TAG_FIELDS, 3, "g"),
     )
 }
@@ -385,47 +365,60 @@ async fn insert_rows_in_one_statement(
     pool: &AnyPool,
     sql: &str,
     rows: &[TaskRow],
-) -> StoreResult<Vec<Option<String>>> {
-    let query = sqlx::query_as::<_, (String, Option<String>)>(sql)
+) -> StoreResult<()> {
+    let query = sqlx::query(sql)
         .bind(encode(&rows)?)
         .bind(i64::from(rand::random::<u8>() % COUNT_SHARDS))
         .bind(encode(&tag_rows(rows))?);
     let batches = batches_to_check(rows);
-    let stored: HashMap<String, Option<String>> = if batches.is_empty() {
-        query.fetch_all(pool).await?.into_iter().collect()
+    if batches.is_empty() {
+        query.execute(pool).await?;
     } else {
         // A test task completing in a finalized batch may complete it: same transaction.
         let mut tx = pool.begin().await?;
-        let stored = query.fetch_all(&mut *tx).await?.into_iter().collect();
+        query.execute(&mut *tx).await?;
         for (batch_id, at) in batches {
             complete_batch_if_done(&mut tx, batch_id, at).await?;
         }
         tx.commit().await?;
-        stored
-    };
-    Ok(rows
-        .iter()
-        .map(|row| stored.get(&row.id).cloned().flatten())
-        .collect())
+    }
+    Ok(())
 }
 
-const TASK_FIELDS: [(&str, &str); 18] = [
-    ("id", "TEXT"),
-    ("team_id", "TEXT"),
-    ("mode", "TEXT"),
-    ("type", "TEXT"),
-    ("status", "TEXT"),
-    ("project_id", "TEXT"),
-    ("batch_id", "TEXT"),
-    ("unique_id", "TEXT"),
-    ("callback_url", "TEXT"),
-    ("instruction", "TEXT"),
-    ("params", "TEXT"),
-    ("metadata", "TEXT"),
-    ("response", "TEXT"),
-    ("extra", "TEXT"),
-    ("tags", "TEXT"),
-    ("at", "BIGINT"),
-    ("completed_at", "BIGINT"),
-    ("delivery_id", "TEXT"),
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_row_carries_every_field_the_insert_reads() {
+        let row = TaskRow {
+            id: "t".into(),
+            team_id: "team".into(),
+            mode: "test",
+            task_type: "categorization",
+            status: "pending",
+            project_id: None,
+            batch_id: None,
+            unique_id: None,
+            callback_url: None,
+            instruction: None,
+            params: "{}".into(),
+            metadata: "{}".into(),
+            response: None,
+            extra: "{}".into(),
+            tags: None,
+            tag_index: Vec::new(),
+            at: 1,
+            completed_at: None,
+            delivery_id: "d".into(),
+        };
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&row) else {
+            panic!("a row is a JSON object");
+        };
+        let mut sent: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let mut read: Vec<&str> = INSERT_ROW_FIELDS.iter().map(|(name, _)| *name).collect();
+        sent.sort_unstable();
+        read.sort_unstable();
+        assert_eq!(sent, read);
+    }
+}

@@ -131,6 +131,23 @@ impl fmt::Display for TaskType {
     }
 }
 
+/// Sent and stored as its word (`"categorization"`), as Scale's `type` field is.
+impl serde::Serialize for TaskType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Read from its word; a type Tessera does not offer is an error (a stored task only ever
+/// has a type it accepted).
+impl<'de> serde::Deserialize<'de> for TaskType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+        word.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown task type \"{word}\"")))
+    }
+}
+
 /// Why a task type string cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypeProblem {

@@ -174,8 +174,8 @@ fn problem_message(problem: &ClaimProblem) -> String {
 
 /// Why this labeler cannot work on the task now, if they cannot.
 fn problem_of(task: &Task, holding: Holding) -> Option<ClaimProblem> {
-    if task.status != "pending" {
-        return Some(ClaimProblem::NotPending(task.status.clone()));
+    if task.status != tessera_core::status::TaskStatus::Pending {
+        return Some(ClaimProblem::NotPending(task.status.as_str().to_owned()));
     }
     (holding == Holding::Other).then_some(ClaimProblem::NotYours)
 }
@@ -197,7 +197,7 @@ fn task_page(
     let attachment_is_link = attachment
         .as_deref()
         .is_some_and(|a| a.starts_with("https://") || a.starts_with("http://"));
-    let box_labels = (task.task_type == TaskType::ImageAnnotation.as_str() && attachment_is_link)
+    let box_labels = (task.task_type == TaskType::ImageAnnotation && attachment_is_link)
         .then(|| {
             params
                 .get("geometries")
@@ -222,11 +222,8 @@ fn task_page(
     // The type's shape with nothing chosen: submitting it unchanged is refused (or, with no
     // annotations, asks for confirmation).
     let template = || {
-        task.task_type
-            .parse::<TaskType>()
-            .map(|t| response_template(t, &params))
-            .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
-            .unwrap_or_else(|_| "{}".into())
+        serde_json::to_string_pretty(&response_template(task.task_type, &params))
+            .unwrap_or_default()
     };
     let problem = problem_of(task, holding);
     let (lease, hold_note) = match (&problem, holding) {
@@ -247,7 +244,7 @@ fn task_page(
     TaskPage {
         layout: Layout::signed_in(format!("Label task {}", task.id), who, "/label"),
         id: task.id.clone(),
-        task_type: task.task_type.clone(),
+        task_type: task.task_type.as_str().to_owned(),
         instruction: task.instruction.clone().unwrap_or_default(),
         attachment_is_link,
         attachment,
@@ -429,10 +426,7 @@ async fn submit(
         Ok(v) => v,
         Err(e) => return invalid(format!("The response is not valid JSON: {e}.")),
     };
-    let task_type = match task.task_type.parse::<TaskType>() {
-        Ok(t) => t,
-        Err(_) => return invalid("This task's type cannot be labeled here.".into()),
-    };
+    let task_type = task.task_type;
     let params = task.params.as_object().cloned().unwrap_or_default();
     if let Err(e) = check_response(task_type, &params, &response) {
         return invalid(e.0);

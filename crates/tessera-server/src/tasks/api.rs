@@ -3,15 +3,16 @@
 
 use axum::{
     extract::{Path, RawQuery, State},
-    response::{IntoResponse, Response},
+    response::Response,
     Json,
 };
 use serde_json::{json, Map, Value};
 use tessera_core::{
+    status::{ReviewStatus, TaskStatus},
     tasks::{TaskType, TypeProblem},
-    Action, Mode,
+    Mode, Scope,
 };
-use tessera_store::{StoreError, Task, TaskFilter};
+use tessera_store::{PageCursor, StoreError, Task, TaskFilter};
 
 use super::{
     service::{self, *},
@@ -19,10 +20,10 @@ use super::{
 };
 use crate::{
     api::{
-        auth::ApiCaller,
         wire::{json_bool, json_response, string_field, ApiError, ApiResult, JsonBody, QueryPairs},
         ErrorBody,
     },
+    authz::{perm, Authorized},
     callbacks::targets::check_target,
     paging::{decode_token, encode_token},
     state::{AppState, Wrote},
@@ -40,7 +41,7 @@ fn task_not_found() -> ApiError {
     params(("task" = String, Path, description = "The task type: imageannotation, categorization, …")),
     request_body(content = serde_json::Value, description = "Task fields (scale-api.md §5)"),
     responses(
-        (status = 200, description = "The task", body = serde_json::Value),
+        (status = 200, description = "The task", body = TaskWire),
         (status = 400, description = "A required field is missing or invalid", body = ErrorBody),
         (status = 402, description = "Task type not enabled", body = ErrorBody),
         (status = 409, description = "unique_id already used", body = ErrorBody),
@@ -48,13 +49,12 @@ fn task_not_found() -> ApiError {
 )]
 pub async fn create_task(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::EditProjects>,
     Path(task_type): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
-    if caller.mode == Mode::Test {
-        if let Err(secs) = state.test_tasks.take(&caller.team_id) {
+    if scope.mode() == Mode::Test {
+        if let Err(secs) = state.test_tasks.take(scope.team_id()) {
             return Err(ApiError::too_many(
                 format!(
                     "Your team created its {} test tasks for this hour; try again in {secs} s.",
@@ -64,8 +64,8 @@ pub async fn create_task(
             ));
         }
     }
-    let request = create_request(&state, &caller, &task_type, body).await?;
-    let created = service::create_task(&state.store, &caller.team_id, caller.mode, request)
+    let request = create_request(&state, &scope, &task_type, body).await?;
+    let created = service::create_task(&state.store, &scope, request)
         .await
         .map_err(|err| match err {
             CreateError::Refused(message) => ApiError::bad_request(message),
@@ -82,7 +82,7 @@ pub async fn create_task(
 /// the top-level ones become the task's params.
 async fn create_request(
     state: &AppState,
-    caller: &ApiCaller,
+    scope: &Scope,
     task_type: &str,
     body: JsonBody,
 ) -> ApiResult<CreateRequest> {
@@ -98,9 +98,7 @@ async fn create_request(
     let callback_url = string_field(&body, "callback_url", tessera_core::team::MAX_URL_LEN)?
         .filter(|u| !u.trim().is_empty());
     let callback_url = match callback_url {
-        Some(raw) => {
-            Some(check_target(state, &caller.authorize(Action::EditProjects)?, &raw).await?)
-        }
+        Some(raw) => Some(check_target(state, scope, &raw).await?),
         None => None,
     };
     let metadata = match body.get("metadata") {
@@ -156,18 +154,17 @@ fn changed(result: Result<Task, StoreError>) -> ApiResult<Json<Value>> {
 #[utoipa::path(
     get, path = "/v1/task/{task}", tag = "tasks",
     params(("task" = String, Path, description = "The task id")),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 404, body = ErrorBody)),
 )]
 pub async fn get_task(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::ViewTasks>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    caller.authorize(Action::ViewTasks)?;
     check_id(&id)?;
     let task = state
         .store
-        .cached_task(&caller.team_id, caller.mode, &id)
+        .cached_task(&scope, &id)
         .await?
         .ok_or_else(task_not_found)?;
     Ok(json_response(&TaskWire {
@@ -189,37 +186,45 @@ pub async fn get_task(
         ("tags" = Option<Vec<String>>, Query), ("limit" = Option<i64>, Query), ("next_token" = Option<String>, Query),
         ("limited_response" = Option<bool>, Query), ("include_attachment_url" = Option<bool>, Query),
     ),
-    responses((status = 200, description = "{docs, total, limit, offset, has_more, next_token}", body = serde_json::Value), (status = 400, body = ErrorBody)),
+    responses((status = 200, body = TaskListPage), (status = 400, body = ErrorBody)),
 )]
 pub async fn list_tasks(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::ViewTasks>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    caller.authorize(Action::ViewTasks)?;
     let q = QueryPairs::parse(raw.as_deref());
     let limit = q.limit()?;
     let after = q.get("next_token").map(decode_token).transpose()?;
     let limited = q.flag("limited_response")?.unwrap_or(false);
     q.flag("include_attachment_url")?;
-    let mut filter = list_filter(&q)?;
-    let empty =
-        || Json(json!({"docs": [], "total": 0, "limit": limit, "offset": 0, "has_more": false}));
+    let filter = list_filter(&q)?;
+    let empty = TaskListPage {
+        docs: Vec::new(),
+        total: 0,
+        limit,
+        offset: 0,
+        has_more: false,
+        next_token: None,
+    };
+    let Some(mut filter) = filter else {
+        return Ok(json_response(&empty));
+    };
     let known = resolve_names(
         &state.store,
-        &caller.team_id,
-        caller.mode,
+        &scope,
         q.get("project"),
         q.get("batch"),
         &mut filter,
     )
     .await?;
     if !known {
-        return Ok(empty().into_response());
+        return Ok(json_response(&empty));
     }
+    let after = after.map(|(created_at, id)| PageCursor { created_at, id });
     let page = state
         .store
-        .list_tasks(&caller.team_id, caller.mode, &filter, limit, after)
+        .list_tasks(&scope, &filter, limit, after)
         .await?;
     Ok(json_response(&TaskListPage {
         docs: page
@@ -231,38 +236,35 @@ pub async fn list_tasks(
         limit,
         offset: 0,
         has_more: page.next.is_some(),
-        next_token: page.next.map(|(at, id)| encode_token(at, &id)),
+        next_token: page.next.map(|n| encode_token(n.created_at, &n.id)),
     }))
 }
 
-/// The filters of `GET /v1/tasks` other than project and batch, each checked.
-fn list_filter(q: &QueryPairs) -> ApiResult<TaskFilter> {
-    let status = q.get("status").map(str::to_owned);
-    if let Some(s) = &status {
-        if !matches!(s.as_str(), "pending" | "completed" | "canceled" | "error") {
-            return Err(ApiError::bad_request(format!(
+/// The filters of `GET /v1/tasks` other than project and batch, each checked; `None` when
+/// nothing can match (a task type Tessera does not offer: no task has it).
+fn list_filter(q: &QueryPairs) -> ApiResult<Option<TaskFilter>> {
+    let status = match q.get("status") {
+        Some(s) => Some(TaskStatus::from_word(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
                 "status must be pending, completed, canceled or error (got \"{s}\")."
-            )));
-        }
-    }
-    let review_statuses: Vec<String> = q
+            ))
+        })?),
+        None => None,
+    };
+    let review_statuses = q
         .all("customer_review_status")
         .iter()
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_owned())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
-        .collect();
-    if let Some(bad) = review_statuses.iter().find(|s| {
-        !matches!(
-            s.as_str(),
-            "pending" | "fixed" | "accepted" | "rejected" | "commented"
-        )
-    }) {
-        return Err(ApiError::bad_request(format!("customer_review_status \"{bad}\" is not one of pending, fixed, accepted, rejected, commented.")));
-    }
+        .map(|s| {
+            ReviewStatus::from_word(s).ok_or_else(|| ApiError::bad_request(format!("customer_review_status \"{s}\" is not one of pending, fixed, accepted, rejected, commented.")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let task_type = q.get("type").map(|t| t.parse::<TaskType>().ok());
     let filter = TaskFilter {
         status,
-        task_type: q.get("type").map(str::to_owned),
+        task_type: task_type.flatten(),
         created_after: q.time("start_time")?,
         created_before: q.time("end_time")?,
         completed_after: q.time("completed_after")?,
@@ -279,29 +281,28 @@ fn list_filter(q: &QueryPairs) -> ApiResult<TaskFilter> {
             "At most 100 unique_id and 100 tags values per request.",
         ));
     }
-    Ok(filter)
+    Ok((task_type != Some(None)).then_some(filter))
 }
 
 /// Cancel a pending task; `clear_unique_id=true` also frees its unique_id.
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/cancel", tag = "tasks",
     params(("task_id" = String, Path), ("clear_unique_id" = Option<bool>, Query)),
-    responses((status = 200, body = serde_json::Value), (status = 400, description = "Not pending", body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 400, description = "Not pending", body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn cancel_task(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
     let clear = QueryPairs::parse(raw.as_deref())
         .flag("clear_unique_id")?
         .unwrap_or(false);
     check_id(&id)?;
     match state
         .store
-        .cancel_task(&caller.team_id, caller.mode, &id, clear, &caller.label())
+        .cancel_task(&scope, &id, clear, &caller.label())
         .await
     {
         Err(StoreError::InvalidState(status)) => Err(ApiError::bad_request(format!(
@@ -315,19 +316,28 @@ pub async fn cancel_task(
     }
 }
 
+/// The body of an audit, for the OpenAPI document: the handler reads it field by field, so
+/// that each problem gets its own message.
+#[derive(utoipa::ToSchema)]
+pub struct AuditRequest {
+    /// Accept (true) or reject (false) the task's response.
+    pub accepted: bool,
+    /// Why, for the record (at most 10,000 characters).
+    pub comments: Option<String>,
+}
+
 /// Accept or reject a completed task (`{"accepted": bool, "comments": str}`).
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/audit", tag = "tasks",
-    params(("task_id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("task_id" = String, Path)), request_body = AuditRequest,
+    responses((status = 200, body = TaskWire), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn audit_task(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::AuditTasks>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::AuditTasks)?;
     let body = body.object()?;
     if !body.contains_key("accepted") {
         return Err(ApiError::bad_request(
@@ -340,14 +350,7 @@ pub async fn audit_task(
     let entry = audit_entry(&caller.label(), accepted, comments.as_deref());
     match state
         .store
-        .audit_task(
-            &caller.team_id,
-            caller.mode,
-            &id,
-            accepted,
-            entry,
-            &caller.label(),
-        )
+        .audit_task(&scope, &id, accepted, entry, &caller.label())
         .await
     {
         Err(StoreError::InvalidState(status)) => Err(ApiError::bad_request(format!(
@@ -357,19 +360,26 @@ pub async fn audit_task(
     }
 }
 
+/// The body that sets a unique_id, for the OpenAPI document (read field by field, as
+/// [`AuditRequest`]).
+#[derive(utoipa::ToSchema)]
+pub struct UniqueIdRequest {
+    /// Non-empty, at most 512 characters, unused by the mode's other tasks.
+    pub unique_id: String,
+}
+
 /// Set a task's unique_id (409 when another task of this mode uses it).
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
-    params(("task_id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
+    params(("task_id" = String, Path)), request_body = UniqueIdRequest,
+    responses((status = 200, body = TaskWire), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_unique_id(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
     let body = body.object()?;
     let unique_id = string_field(&body, "unique_id", MAX_UNIQUE_ID)?
         .filter(|u| !u.is_empty())
@@ -377,17 +387,11 @@ pub async fn set_unique_id(
     check_id(&id)?;
     match state
         .store
-        .set_task_unique_id(
-            &caller.team_id,
-            caller.mode,
-            &id,
-            Some(&unique_id),
-            &caller.label(),
-        )
+        .set_task_unique_id(&scope, &id, Some(&unique_id), &caller.label())
         .await
     {
         Err(StoreError::Unique(_) | StoreError::Conflict(_)) => Err(ApiError::conflict(
-            unique_id_taken(&state.store, &caller.team_id, caller.mode, &unique_id).await?,
+            unique_id_taken(&state.store, &scope, &unique_id).await?,
         )),
         other => changed(other),
     }
@@ -397,19 +401,18 @@ pub async fn set_unique_id(
 #[utoipa::path(
     delete, path = "/v1/task/{task_id}/unique_id", tag = "tasks",
     params(("task_id" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 404, body = ErrorBody)),
 )]
 pub async fn clear_unique_id(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
     check_id(&id)?;
     changed(
         state
             .store
-            .set_task_unique_id(&caller.team_id, caller.mode, &id, None, &caller.label())
+            .set_task_unique_id(&scope, &id, None, &caller.label())
             .await,
     )
 }
@@ -418,35 +421,31 @@ pub async fn clear_unique_id(
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/setMetadata", tag = "tasks",
     params(("task_id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_metadata(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
     let metadata = Value::Object(body.object()?);
     check_metadata(&metadata)?;
     check_id(&id)?;
     changed(
         state
             .store
-            .set_task_metadata(
-                &caller.team_id,
-                caller.mode,
-                &id,
-                &metadata,
-                &caller.label(),
-            )
+            .set_task_metadata(&scope, &id, &metadata, &caller.label())
             .await,
     )
 }
 
+/// Changes the tags of task `id` of `scope` with `op` (current tags, given tags), recorded
+/// as done by `actor`.
 async fn update_tags(
     state: &AppState,
-    caller: &ApiCaller,
+    scope: &Scope,
+    actor: &str,
     id: &str,
     body: JsonBody,
     op: fn(Vec<String>, Vec<String>) -> Vec<String>,
@@ -456,17 +455,11 @@ async fn update_tags(
     check_id(id)?;
     let result = state
         .store
-        .update_task_tags(
-            &caller.team_id,
-            caller.mode,
-            id,
-            &caller.label(),
-            |current| {
-                let tags = op(current, given);
-                check_tags(&tags).map_err(|e| e.message)?;
-                Ok(tags)
-            },
-        )
+        .update_task_tags(scope, id, actor, |current| {
+            let tags = op(current, given);
+            check_tags(&tags).map_err(|e| e.message)?;
+            Ok(tags)
+        })
         .await;
     match result {
         Err(StoreError::InvalidState(message)) => Err(ApiError::bad_request(message)),
@@ -478,35 +471,43 @@ async fn update_tags(
 #[utoipa::path(
     post, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_tags(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
-    update_tags(&state, &caller, &id, body, |_, given| dedup(given)).await
+    update_tags(&state, &scope, &caller.label(), &id, body, |_, given| {
+        dedup(given)
+    })
+    .await
 }
 
 /// Add tags (those not present yet, in order).
 #[utoipa::path(
     put, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn add_tags(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
-    update_tags(&state, &caller, &id, body, |mut current, given| {
-        current.extend(given);
-        dedup(current)
-    })
+    update_tags(
+        &state,
+        &scope,
+        &caller.label(),
+        &id,
+        body,
+        |mut current, given| {
+            current.extend(given);
+            dedup(current)
+        },
+    )
     .await
 }
 
@@ -514,17 +515,21 @@ pub async fn add_tags(
 #[utoipa::path(
     delete, path = "/v1/task/{task_id}/tags", tag = "tasks",
     params(("task_id" = String, Path)), request_body = Vec<String>,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskWire), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn delete_tags(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
-    update_tags(&state, &caller, &id, body, |current, given| {
-        current.into_iter().filter(|t| !given.contains(t)).collect()
-    })
+    update_tags(
+        &state,
+        &scope,
+        &caller.label(),
+        &id,
+        body,
+        |current, given| current.into_iter().filter(|t| !given.contains(t)).collect(),
+    )
     .await
 }

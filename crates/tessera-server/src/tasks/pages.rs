@@ -14,11 +14,12 @@ use axum::{
 use crate::web::{Form, Path, Query};
 use serde::Deserialize;
 use serde_json::Value;
-use tessera_core::{tasks::TaskType, Action, Mode};
-use tessera_store::{StoreError, Task, TaskFilter};
+use tessera_core::{status::TaskStatus, tasks::TaskType, Action, Mode, Scope};
+use tessera_store::{PageCursor, StoreError, Task, TaskFilter};
 
 use super::service::{audit_entry, resolve_names};
 use crate::{
+    authz::{perm, Authorized},
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
@@ -54,7 +55,9 @@ pub(crate) fn choices(values: &[&'static str], current: &str) -> Vec<Choice> {
 }
 
 /// The statuses the task list filters by.
-const TASK_STATUSES: [&str; 4] = ["pending", "completed", "canceled", "error"];
+fn status_names() -> Vec<&'static str> {
+    TaskStatus::ALL.iter().map(|s| s.as_str()).collect()
+}
 
 pub(crate) fn type_names() -> Vec<&'static str> {
     TaskType::ALL.iter().map(|t| t.as_str()).collect()
@@ -69,8 +72,10 @@ struct ModeInput {
 }
 
 /// The live/test switch: remembered in a cookie, every task page follows it.
-async fn switch_mode(who: SignedIn, Form(input): Form<ModeInput>) -> WebResult<Response> {
-    who.authorize(Action::ViewTasks)?;
+async fn switch_mode(
+    _: Authorized<perm::ViewTasks, SignedIn>,
+    Form(input): Form<ModeInput>,
+) -> WebResult<Response> {
     let mode: Mode = input
         .mode
         .parse()
@@ -112,12 +117,12 @@ struct TaskQuery {
 
 struct TaskRow {
     id: String,
-    task_type: String,
-    status: String,
+    task_type: &'static str,
+    status: &'static str,
     project: String,
     batch: String,
     created: String,
-    review: String,
+    review: &'static str,
 }
 
 #[derive(Template)]
@@ -138,52 +143,65 @@ fn nonempty(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-/// Refuses a status or type filter the list does not know.
-fn check_filters(status: Option<&str>, task_type: Option<&str>) -> WebResult<()> {
-    if let Some(s) = status.filter(|s| !TASK_STATUSES.contains(s)) {
-        return Err(WebError::BadRequest(format!(
-            "\"{s}\" is not a task status; the filter \"status\" takes {}.",
-            TASK_STATUSES.join(", ")
-        )));
-    }
-    if let Some(t) = task_type.filter(|t| t.parse::<TaskType>().is_err()) {
-        return Err(WebError::BadRequest(format!(
-            "\"{t}\" is not a task type; the filter \"type\" takes {}.",
-            type_names().join(", ")
-        )));
-    }
-    Ok(())
+/// The status and type filters as the list takes them; refuses ones it does not know.
+fn check_filters(
+    status: Option<&str>,
+    task_type: Option<&str>,
+) -> WebResult<(Option<TaskStatus>, Option<TaskType>)> {
+    let status = match status {
+        Some(s) => Some(TaskStatus::from_word(s).ok_or_else(|| {
+            WebError::BadRequest(format!(
+                "\"{s}\" is not a task status; the filter \"status\" takes {}.",
+                status_names().join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let task_type = match task_type {
+        Some(t) => Some(t.parse::<TaskType>().map_err(|_| {
+            WebError::BadRequest(format!(
+                "\"{t}\" is not a task type; the filter \"type\" takes {}.",
+                type_names().join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    Ok((status, task_type))
 }
 
 async fn tasks(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::ViewTasks, SignedIn>,
     Query(q): Query<TaskQuery>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::ViewTasks)?;
-    let team_id = scope.team_id();
     let status = nonempty(q.status);
     let task_type = nonempty(q.task_type);
-    check_filters(status.as_deref(), task_type.as_deref())?;
+    let (status_filter, type_filter) = check_filters(status.as_deref(), task_type.as_deref())?;
     let project = nonempty(q.project);
     let batch = nonempty(q.batch);
     let after = match nonempty(q.cursor) {
-        Some(c) => Some(decode_token(&c).map_err(|_| {
-            WebError::BadRequest(
-                "The page link's \"cursor\" is not valid; start again from the first page.".into(),
-            )
-        })?),
+        Some(c) => Some(
+            decode_token(&c)
+                .map(|(created_at, id)| PageCursor { created_at, id })
+                .map_err(|_| {
+                    WebError::BadRequest(
+                        "The page link's \"cursor\" is not valid; start again from the first page."
+                            .into(),
+                    )
+                })?,
+        ),
         None => None,
     };
     let mut filter = TaskFilter {
-        status: status.clone(),
-        task_type: task_type.clone(),
+        status: status_filter,
+        task_type: type_filter,
         ..TaskFilter::default()
     };
     let known = resolve_names(
         &state.store,
-        team_id,
-        who.mode,
+        &scope,
         project.as_deref(),
         batch.as_deref(),
         &mut filter,
@@ -193,7 +211,7 @@ async fn tasks(
         Some(
             state
                 .store
-                .list_tasks(team_id, who.mode, &filter, TASKS_PAGE, after.clone())
+                .list_tasks(&scope, &filter, TASKS_PAGE, after.clone())
                 .await?,
         )
     } else {
@@ -219,14 +237,15 @@ async fn tasks(
         Some(p) => (
             p.tasks.iter().map(task_row).collect(),
             p.total,
-            p.next.map(|(at, id)| link(Some(encode_token(at, &id)))),
+            p.next
+                .map(|n| link(Some(encode_token(n.created_at, &n.id)))),
         ),
     };
     Ok(page(&TasksPage {
         layout: Layout::signed_in("Tasks", &who, "/tasks"),
         rows,
         total,
-        statuses: choices(&TASK_STATUSES, status.as_deref().unwrap_or_default()),
+        statuses: choices(&status_names(), status.as_deref().unwrap_or_default()),
         types: choices(&type_names(), task_type.as_deref().unwrap_or_default()),
         project: project.clone().unwrap_or_default(),
         batch: batch.clone().unwrap_or_default(),
@@ -238,12 +257,12 @@ async fn tasks(
 fn task_row(t: &Task) -> TaskRow {
     TaskRow {
         id: t.id.clone(),
-        task_type: t.task_type.clone(),
-        status: t.status.clone(),
+        task_type: t.task_type.as_str(),
+        status: t.status.as_str(),
         project: t.project_name.clone().unwrap_or_default(),
         batch: t.batch_name.clone().unwrap_or_default(),
         created: format_time(t.created_at),
-        review: t.customer_review_status.clone().unwrap_or_default(),
+        review: t.customer_review_status.map_or("", |r| r.as_str()),
     }
 }
 
@@ -267,15 +286,15 @@ struct HistoryRow {
 struct TaskPage {
     layout: Layout,
     id: String,
-    task_type: String,
-    status: String,
+    task_type: &'static str,
+    status: &'static str,
     project: String,
     batch: String,
     unique_id: String,
     instruction: String,
     callback_url: String,
     tags: String,
-    review: String,
+    review: &'static str,
     params: String,
     response: Option<String>,
     metadata: String,
@@ -285,20 +304,20 @@ struct TaskPage {
     error: Option<String>,
 }
 
+/// The task page of task `id` of `scope` (a scope to view tasks in), with `error` above the
+/// audit form.
 async fn task_page(
     state: &AppState,
-    who: &SignedIn,
+    (who, scope): (&SignedIn, &Scope),
     id: &str,
     error: Option<String>,
 ) -> WebResult<TaskPage> {
-    let scope = who.authorize(Action::ViewTasks)?;
-    let team_id = scope.team_id();
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
     let task = state
         .store
-        .get_task(team_id, who.mode, id)
+        .get_task(scope, id)
         .await?
         .ok_or(WebError::NotFound)?;
     let mut history = vec![HistoryRow {
@@ -315,7 +334,7 @@ async fn task_page(
             detail: "synthetic response".into(),
         });
     }
-    for e in state.store.task_events(&task.id).await? {
+    for e in state.store.task_events(scope, &task.id).await? {
         history.push(HistoryRow {
             when: format_time(e.at),
             actor: e.actor,
@@ -326,7 +345,7 @@ async fn task_page(
     let callbacks = if who.may(Action::ViewCallbacks) {
         state
             .store
-            .task_deliveries(&scope, &task.id)
+            .task_deliveries(scope, &task.id)
             .await?
             .into_iter()
             .map(|d| CallbackRow {
@@ -342,17 +361,17 @@ async fn task_page(
     Ok(TaskPage {
         layout: Layout::signed_in(format!("Task {}", task.id), who, "/tasks"),
         callbacks,
-        can_audit: who.may(Action::AuditTasks) && task.status == "completed",
+        can_audit: who.may(Action::AuditTasks) && task.status == TaskStatus::Completed,
         id: task.id.clone(),
-        task_type: task.task_type.clone(),
-        status: task.status.clone(),
+        task_type: task.task_type.as_str(),
+        status: task.status.as_str(),
         project: task.project_name.clone().unwrap_or_default(),
         batch: task.batch_name.clone().unwrap_or_default(),
         unique_id: task.unique_id.clone().unwrap_or_default(),
         instruction: task.instruction.clone().unwrap_or_default(),
         callback_url: task.callback_url.clone().unwrap_or_default(),
         tags: task.tags.clone().unwrap_or_default().join(", "),
-        review: task.customer_review_status.clone().unwrap_or_default(),
+        review: task.customer_review_status.map_or("", |r| r.as_str()),
         params: pretty(&task.params),
         response: task.response.as_ref().map(pretty),
         metadata: pretty(&task.metadata),
@@ -363,10 +382,12 @@ async fn task_page(
 
 async fn task_detail(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::ViewTasks, SignedIn>,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    Ok(page(&task_page(&state, &who, &id, None).await?))
+    Ok(page(&task_page(&state, (&who, &scope), &id, None).await?))
 }
 
 #[derive(Deserialize)]
@@ -377,14 +398,21 @@ struct AuditInput {
     comments: String,
 }
 
+/// Records an audit from the task page; a refusal re-renders the page (viewed with the
+/// person's own view permission) with the reason.
 async fn audit(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::AuditTasks, SignedIn>,
     Path(id): Path<String>,
     Form(input): Form<AuditInput>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::AuditTasks)?;
-    let team_id = scope.team_id().to_owned();
+    let rerender = |message: String| async {
+        let view = who.authorize(Action::ViewTasks)?;
+        let page = task_page(&state, (&who, &view), &id, Some(message)).await?;
+        Ok::<_, WebError>(render(StatusCode::BAD_REQUEST, &page))
+    };
     let accepted = match input.result.as_str() {
         "accept" => true,
         "reject" => false,
@@ -392,12 +420,7 @@ async fn audit(
     };
     let comments = match tessera_core::clean_text("Comments", &input.comments, 2000, false) {
         Ok(c) => c,
-        Err(e) => {
-            return Ok(render(
-                StatusCode::BAD_REQUEST,
-                &task_page(&state, &who, &id, Some(e.0)).await?,
-            ))
-        }
+        Err(e) => return rerender(e.0).await,
     };
     let auditor = who.user.email.clone();
     let entry = audit_entry(
@@ -409,7 +432,7 @@ async fn audit(
     );
     match state
         .store
-        .audit_task(&team_id, who.mode, &id, accepted, entry, &auditor)
+        .audit_task(&scope, &id, accepted, entry, &auditor)
         .await
     {
         Ok(_) => Ok(redirect_with_flash(
@@ -421,11 +444,10 @@ async fn audit(
             },
         )),
         Err(StoreError::InvalidState(status)) => {
-            let message = format!("This task is {status}; only completed tasks can be audited.");
-            Ok(render(
-                StatusCode::BAD_REQUEST,
-                &task_page(&state, &who, &id, Some(message)).await?,
+            rerender(format!(
+                "This task is {status}; only completed tasks can be audited."
             ))
+            .await
         }
         Err(StoreError::NotFound) => Err(WebError::NotFound),
         Err(err) => Err(err.into()),

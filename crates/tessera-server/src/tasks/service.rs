@@ -4,10 +4,11 @@
 
 use serde_json::{json, Map, Value};
 use tessera_core::{
+    status::TaskStatus,
     tasks::{synthetic_response, validate, TaskType},
-    Mode,
+    Mode, Scope,
 };
-use tessera_store::{Batch, NewTask, Store, StoreError, Task, TaskFilter};
+use tessera_store::{Batch, NewTask, Parent, Store, StoreError, Task, TaskFilter};
 
 use crate::{
     api::wire::{check_len, iso, ApiError, ApiResult},
@@ -147,20 +148,18 @@ pub struct Created {
     pub wrote: Option<Wrote>,
 }
 
-/// Creates a task of `team_id` in `mode`. A completed batch refuses tasks, and so does a
-/// finalized batch of a rapid/studio project; the project's params are defaults and its
-/// instruction follows the task's own; without a callback URL the team's default applies;
-/// a test task completes at once with a synthetic response.
+/// Creates a task in `scope`. A completed batch refuses tasks, and so does a finalized batch
+/// of a rapid/studio project; the project's params are defaults and its instruction follows
+/// the task's own; without a callback URL the team's default applies (resolved here, not in
+/// SQL); a test task completes at once with a synthetic response.
 pub async fn create_task(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     mut req: CreateRequest,
 ) -> Result<Created, CreateError> {
+    let (team_id, mode) = (scope.team_id(), scope.mode());
     let batch = match &req.batch {
-        Some(name) => {
-            Some(find_open_batch(store, team_id, mode, name, req.project.as_deref()).await?)
-        }
+        Some(name) => Some(find_open_batch(store, scope, name, req.project.as_deref()).await?),
         None => None,
     };
     let project_name = req
@@ -190,10 +189,10 @@ pub async fn create_task(
     validate(req.task_type, &req.params)?;
     let (status, response) = match mode {
         Mode::Test => (
-            "completed",
+            TaskStatus::Completed,
             Some(synthetic_response(req.task_type, &req.params)),
         ),
-        Mode::Live => ("pending", None),
+        Mode::Live => (TaskStatus::Pending, None),
     };
     let callback_url = match req.callback_url {
         Some(url) => Some(url),
@@ -206,12 +205,16 @@ pub async fn create_task(
         }
     };
     let new = NewTask {
-        team_id: team_id.to_owned(),
-        mode,
-        task_type: req.task_type.as_str().to_owned(),
-        status: status.to_owned(),
-        project: project.map(|p| (p.id, p.name)),
-        batch: batch.map(|b| (b.id, b.name)),
+        task_type: req.task_type,
+        status,
+        project: project.map(|p| Parent {
+            id: p.id,
+            name: p.name,
+        }),
+        batch: batch.map(|b| Parent {
+            id: b.id,
+            name: b.name,
+        }),
         unique_id: req.unique_id,
         callback_url,
         instruction: req.instruction,
@@ -221,12 +224,12 @@ pub async fn create_task(
         response,
         extra: Value::Object(req.extra),
     };
-    insert(store, new).await
+    insert(store, scope, new).await
 }
 
 /// Stores a new task; a taken unique_id is worded with the task that holds it.
-async fn insert(store: &Store, new: NewTask) -> Result<Created, CreateError> {
-    match store.insert_task(&new).await {
+async fn insert(store: &Store, scope: &Scope, new: NewTask) -> Result<Created, CreateError> {
+    match store.insert_task(scope, &new).await {
         Ok(task) => {
             let queued = task.completed_at.is_some() && task.callback_url.is_some();
             Ok(Created {
@@ -237,7 +240,7 @@ async fn insert(store: &Store, new: NewTask) -> Result<Created, CreateError> {
         Err(StoreError::Unique(_) | StoreError::Conflict(_)) => {
             let uid = new.unique_id.unwrap_or_default();
             Err(CreateError::UniqueIdTaken(
-                unique_id_taken(store, &new.team_id, new.mode, &uid).await?,
+                unique_id_taken(store, scope, &uid).await?,
             ))
         }
         Err(err) => Err(err.into()),
@@ -248,13 +251,12 @@ async fn insert(store: &Store, new: NewTask) -> Result<Created, CreateError> {
 /// the request names one too.
 async fn find_open_batch(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     name: &str,
     project: Option<&str>,
 ) -> Result<Batch, CreateError> {
     let batch = store
-        .find_batch(team_id, mode, name)
+        .find_batch(scope.team_id(), scope.mode(), name)
         .await?
         .ok_or_else(|| CreateError::Refused(format!("Batch \"{name}\" not found.")))?;
     if batch.status == "completed" {
@@ -298,13 +300,10 @@ fn apply_defaults(
 /// The 409 wording when `unique_id` is taken: it names the task holding it.
 pub async fn unique_id_taken(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     unique_id: &str,
 ) -> Result<String, StoreError> {
-    let existing = store
-        .find_task_by_unique_id(team_id, mode, unique_id)
-        .await?;
+    let existing = store.find_task_by_unique_id(scope, unique_id).await?;
     Ok(format!(
         "The unique_id (\"{unique_id}\") is already used for a different task ({}).",
         existing.map(|t| t.id).unwrap_or_default()
@@ -315,12 +314,12 @@ pub async fn unique_id_taken(
 /// when a name is unknown: then nothing matches and the list is empty.
 pub async fn resolve_names(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     project: Option<&str>,
     batch: Option<&str>,
     filter: &mut TaskFilter,
 ) -> Result<bool, StoreError> {
+    let (team_id, mode) = (scope.team_id(), scope.mode());
     if let Some(name) = project {
         match store.find_project(team_id, mode, name).await? {
             Some(p) => filter.project_id = Some(p.id),

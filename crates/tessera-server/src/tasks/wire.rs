@@ -1,8 +1,16 @@
 //! The wire shape of a task, shared by the v1 API and the callback bodies.
 
 use serde_json::Value;
-use tessera_core::Mode;
+use tessera_core::{
+    status::{ReviewStatus, TaskStatus},
+    tasks::TaskType,
+    Mode,
+};
 use tessera_store::Task;
+use utoipa::openapi::{
+    schema::{AdditionalProperties, Array, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type},
+    RefOr,
+};
 
 use crate::api::wire::iso;
 
@@ -102,13 +110,107 @@ impl serde::Serialize for TaskWire<'_> {
     }
 }
 
+/// The OpenAPI description of the object [`TaskWire`] writes: its serializer is written by
+/// hand (see there), so its schema is too. `limited_response` pages keep only `task_id`,
+/// `status`, `metadata` and `project`.
+impl utoipa::PartialSchema for TaskWire<'_> {
+    fn schema() -> RefOr<Schema> {
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "A task (scale-api.md §4.1); legacy top-level fields it was created with follow as they came. \
+                 With limited_response, only task_id, status, metadata and project.",
+            ))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+        for (name, mut schema, description) in task_properties() {
+            if let (Schema::Object(o), false) = (&mut schema, description.is_empty()) {
+                o.description = Some(description.to_owned());
+            }
+            object = object.property(name, schema);
+        }
+        for required in ["task_id", "status", "metadata"] {
+            object = object.required(required);
+        }
+        RefOr::T(Schema::Object(object.build()))
+    }
+}
+
+/// The keys [`TaskWire`] writes, in its order: name, schema, description.
+fn task_properties() -> [(&'static str, Schema, &'static str); 20] {
+    fn of(kind: Type) -> Schema {
+        ObjectBuilder::new().schema_type(kind).into()
+    }
+    fn words(words: Vec<&'static str>) -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(words))
+            .into()
+    }
+    let time = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .into()
+    };
+    let json = || Schema::from(ObjectBuilder::new());
+    let list = |item: Schema| Schema::from(Array::new(item));
+    let text = || of(Type::String);
+    let statuses = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let types = TaskType::ALL.iter().map(|t| t.as_str()).collect();
+    let reviews = ReviewStatus::ALL.iter().map(|s| s.as_str()).collect();
+    [
+        ("task_id", text(), "24 hex digits"),
+        ("status", words(statuses), ""),
+        ("metadata", json(), "The caller's own JSON object"),
+        ("project", text(), "Absent without a project"),
+        ("type", words(types), ""),
+        ("created_at", time(), ""),
+        ("updated_at", time(), ""),
+        ("completed_at", time(), "Absent until completed"),
+        ("instruction", text(), "Absent when unset"),
+        ("callback_url", text(), "Absent when unset"),
+        ("params", json(), "The task type's parameters"),
+        ("batch", text(), "Absent without a batch"),
+        ("unique_id", text(), "Absent when unset"),
+        ("tags", list(text()), "Absent when the task never had tags"),
+        ("response", json(), "The answer, once completed"),
+        (
+            "callback_succeeded",
+            of(Type::Boolean),
+            "Absent until a callback was attempted",
+        ),
+        (
+            "is_test",
+            of(Type::Boolean),
+            "Present (true) only on test-mode tasks",
+        ),
+        (
+            "customer_review_status",
+            words(reviews),
+            "Absent until reviewed",
+        ),
+        (
+            "audits",
+            list(json()),
+            "Absent while the task has no audits",
+        ),
+        ("processed_attachments", list(json()), "Always empty"),
+    ]
+}
+
+impl utoipa::ToSchema for TaskWire<'_> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Task".into()
+    }
+}
+
 /// [`TaskWire`] as a JSON value, for bodies that embed a task (callbacks, changes).
 pub fn task_json(task: &Task, limited: bool) -> Value {
     serde_json::to_value(TaskWire { task, limited }).unwrap_or(Value::Null)
 }
 
 /// A page of `GET /v1/tasks`, serialized without copying its tasks.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct TaskListPage<'a> {
     pub docs: Vec<TaskWire<'a>>,
     pub total: i64,
@@ -117,4 +219,15 @@ pub struct TaskListPage<'a> {
     pub has_more: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_describes_every_key_the_serializer_writes() {
+        let described: Vec<&str> = task_properties().iter().map(|(name, ..)| *name).collect();
+        assert_eq!(described, WIRE_KEYS);
+    }
 }

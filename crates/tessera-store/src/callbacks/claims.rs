@@ -48,7 +48,7 @@ impl CrossTenant {
             .iter()
             .filter_map(|d| d.task_id.clone())
             .collect();
-        let mut tasks = self.store.tasks_by_ids(&task_ids).await?;
+        let mut tasks = self.tasks_by_ids(&task_ids).await?;
         Ok(deliveries
             .into_iter()
             .map(|delivery| {

@@ -129,6 +129,14 @@ struct TeamCtx {
     admin_id: String,
 }
 
+/// The team's live world, for reading and writing its tasks straight through the store.
+fn live_scope(team: &TeamCtx) -> tessera_core::Scope {
+    tessera_core::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team.id.clone()),
+        tessera_core::Mode::Live,
+    )
+}
+
 struct Ctx {
     app: TestApp,
     hash: String,
@@ -222,11 +230,11 @@ impl Ctx {
         let task = self
             .app
             .store
-            .insert_task(&tessera_store::NewTask {
-                team_id: team.id.clone(),
-                mode: tessera_core::Mode::Live,
-                task_type: "categorization".into(),
-                status: "completed".into(),
+            .insert_task(
+                &live_scope(team),
+                &tessera_store::NewTask {
+                task_type: tessera_core::tasks::TaskType::Categorization,
+                status: tessera_core::status::TaskStatus::Completed,
                 project: None,
                 batch: None,
                 unique_id: None,
@@ -237,7 +245,8 @@ impl Ctx {
                 tags: None,
                 response: Some(serde_json::json!({"category": "x"})),
                 extra: serde_json::json!({}),
-            })
+            },
+            )
             .await
             .unwrap();
         task.id
@@ -302,11 +311,11 @@ impl Ctx {
         let task = self
             .app
             .store
-            .insert_task(&tessera_store::NewTask {
-                team_id: team.id.clone(),
-                mode: tessera_core::Mode::Live,
-                task_type: "categorization".into(),
-                status: "pending".into(),
+            .insert_task(
+                &live_scope(team),
+                &tessera_store::NewTask {
+                task_type: tessera_core::tasks::TaskType::Categorization,
+                status: tessera_core::status::TaskStatus::Pending,
                 project: None,
                 batch: None,
                 unique_id: None,
@@ -317,7 +326,8 @@ impl Ctx {
                 tags: None,
                 response: None,
                 extra: serde_json::json!({}),
-            })
+            },
+            )
             .await
             .unwrap();
         if let Some(holder) = holder {
@@ -338,7 +348,7 @@ impl Ctx {
         let _ = self
             .app
             .store
-            .cancel_task(&team.id, tessera_core::Mode::Live, task_id, false, "test")
+            .cancel_task(&live_scope(team), task_id, false, "test")
             .await;
     }
 
@@ -827,13 +837,13 @@ async fn perform(
                 )
                 .await;
             let task = store
-                .get_task(&team.id, tessera_core::Mode::Live, &id)
+                .get_task(&live_scope(team), &id)
                 .await
                 .unwrap()
                 .unwrap();
             (
                 p.status,
-                task.customer_review_status.as_deref() == Some("accepted"),
+                task.customer_review_status == Some(tessera_core::status::ReviewStatus::Accepted),
             )
         }
         Act::SwitchMode => {
@@ -984,11 +994,14 @@ async fn perform(
                         )
                         .await;
                     let task = store
-                        .get_task(&team.id, tessera_core::Mode::Live, &id)
+                        .get_task(&live_scope(team), &id)
                         .await
                         .unwrap()
                         .unwrap();
-                    (p.status, task.status == "completed")
+                    (
+                        p.status,
+                        task.status == tessera_core::status::TaskStatus::Completed,
+                    )
                 }
                 _ => {
                     let p = b.post_form(&format!("/label/{id}/release"), &[]).await;

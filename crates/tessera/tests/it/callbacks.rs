@@ -377,7 +377,13 @@ pub(crate) fn delivery_scope(d: &Delivery) -> Scope {
 /// The scope a task was created in.
 pub(crate) async fn task_scope(app: &TestApp, task_id: &str) -> Scope {
     let ids = [task_id.to_owned()];
-    let task = app.store.tasks_by_ids(&ids).await.unwrap().remove(task_id);
+    let task = app
+        .store
+        .cross_tenant()
+        .tasks_by_ids(&ids)
+        .await
+        .unwrap()
+        .remove(task_id);
     let task = task.expect("the task exists");
     Scope::operator(TeamId::from_stored(task.team_id), task.mode)
 }

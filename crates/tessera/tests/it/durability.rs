@@ -317,7 +317,7 @@ async fn wait_for_all(
 
 /// Every task ends with `callback_succeeded: true` and every delivery succeeded.
 async fn assert_all_succeeded(store: &Store, ids: &[String]) {
-    let tasks = store.tasks_by_ids(ids).await.unwrap();
+    let tasks = store.cross_tenant().tasks_by_ids(ids).await.unwrap();
     assert_eq!(tasks.len(), ids.len());
     let not = tasks
         .values()
@@ -531,7 +531,12 @@ async fn outcomes_are_kept_only_under_their_lease(backend: Backend) {
         let store = &store;
         async move {
             let id = d.task_id.unwrap();
-            store.tasks_by_ids(std::slice::from_ref(&id)).await.unwrap()[&id].callback_succeeded
+            store
+                .cross_tenant()
+                .tasks_by_ids(std::slice::from_ref(&id))
+                .await
+                .unwrap()[&id]
+                .callback_succeeded
         }
     };
     let d0 = get(claimed[0].delivery.id.clone()).await;

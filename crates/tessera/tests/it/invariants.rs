@@ -478,34 +478,38 @@ async fn task_decoders_agree(backend: Backend) {
         })
         .await
         .unwrap();
+    let scope = tessera_core::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team.id.clone()),
+        Mode::Test,
+    );
     let task = store
-        .insert_task(&tessera_store::NewTask {
-            team_id: team.id.clone(),
-            mode: Mode::Test,
-            task_type: "categorization".into(),
-            status: "completed".into(),
-            project: Some((project.id.clone(), project.name.clone())),
-            batch: Some((batch.id.clone(), batch.name.clone())),
-            unique_id: Some("u-1".into()),
-            callback_url: Some("https://example.test/cb".into()),
-            instruction: Some("Pick \"one\" ✓".into()),
-            params: json!({"categories": ["a", "b"], "n": 1.5}),
-            metadata: json!({"k": [1, {"x": null}]}),
-            tags: Some(vec!["t1".into(), "t2".into()]),
-            response: Some(json!({"category": "a"})),
-            extra: json!({"e": true}),
-        })
+        .insert_task(
+            &scope,
+            &tessera_store::NewTask {
+                task_type: tessera_core::tasks::TaskType::Categorization,
+                status: tessera_core::status::TaskStatus::Completed,
+                project: Some(tessera_store::Parent {
+                    id: project.id.clone(),
+                    name: project.name.clone(),
+                }),
+                batch: Some(tessera_store::Parent {
+                    id: batch.id.clone(),
+                    name: batch.name.clone(),
+                }),
+                unique_id: Some("u-1".into()),
+                callback_url: Some("https://example.test/cb".into()),
+                instruction: Some("Pick \"one\" ✓".into()),
+                params: json!({"categories": ["a", "b"], "n": 1.5}),
+                metadata: json!({"k": [1, {"x": null}]}),
+                tags: Some(vec!["t1".into(), "t2".into()]),
+                response: Some(json!({"category": "a"})),
+                extra: json!({"e": true}),
+            },
+        )
         .await
         .unwrap();
     store
-        .audit_task(
-            &team.id,
-            Mode::Test,
-            &task.id,
-            true,
-            json!({"comments": "ok"}),
-            "me",
-        )
+        .audit_task(&scope, &task.id, true, json!({"comments": "ok"}), "me")
         .await
         .unwrap();
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
@@ -516,18 +520,17 @@ async fn task_decoders_agree(backend: Backend) {
         .unwrap();
     conn.close().await.unwrap();
 
-    let row = store
-        .get_task(&team.id, Mode::Test, &task.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = store.get_task(&scope, &task.id).await.unwrap().unwrap();
     let page = store
-        .list_tasks(&team.id, Mode::Test, &Default::default(), 10, None)
+        .list_tasks(&scope, &Default::default(), 10, None)
         .await
         .unwrap();
     assert_eq!(page.tasks, vec![row.clone()]);
     assert_eq!(row.callback_succeeded, Some(true));
-    assert_eq!(row.customer_review_status.as_deref(), Some("accepted"));
+    assert_eq!(
+        row.customer_review_status,
+        Some(tessera_core::status::ReviewStatus::Accepted)
+    );
     assert!(row.completed_at.is_some());
     assert_eq!(row.project_name.as_deref(), Some("p"));
     assert_eq!(row.batch_name.as_deref(), Some("b"));
@@ -546,11 +549,13 @@ async fn task_writer_and_direct_insert_agree(backend: Backend) {
         .create_team_with_admin("Writers", &new_user("a@writers.test"), event())
         .await
         .unwrap();
+    let scope = tessera_core::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team.id.clone()),
+        Mode::Test,
+    );
     let new_task = |unique_id: &str| tessera_store::NewTask {
-        team_id: team.id.clone(),
-        mode: Mode::Test,
-        task_type: "categorization".into(),
-        status: "completed".into(),
+        task_type: tessera_core::tasks::TaskType::Categorization,
+        status: tessera_core::status::TaskStatus::Completed,
         project: None,
         batch: None,
         unique_id: Some(unique_id.into()),
@@ -562,28 +567,25 @@ async fn task_writer_and_direct_insert_agree(backend: Backend) {
         response: Some(json!({"category": "a"})),
         extra: json!({}),
     };
-    let alone = store.insert_task(&new_task("alone")).await.unwrap();
+    let alone = store.insert_task(&scope, &new_task("alone")).await.unwrap();
     let writer = store.start_task_writer().unwrap();
     assert!(store.start_task_writer().is_err(), "one writer per store");
-    let batched = store.insert_task(&new_task("batched")).await.unwrap();
-    let duplicate = store.insert_task(&new_task("batched")).await;
+    let batched = store
+        .insert_task(&scope, &new_task("batched"))
+        .await
+        .unwrap();
+    let duplicate = store.insert_task(&scope, &new_task("batched")).await;
     assert!(
         matches!(duplicate, Err(StoreError::Unique(Constraint::TaskUniqueId))),
         "{duplicate:?}"
     );
     writer.stop().await;
-    let after_stop = store.insert_task(&new_task("after")).await.unwrap();
+    let after_stop = store.insert_task(&scope, &new_task("after")).await.unwrap();
 
     let read = |id: String| {
         let store = store.clone();
-        let team = team.id.clone();
-        async move {
-            store
-                .get_task(&team, Mode::Test, &id)
-                .await
-                .unwrap()
-                .unwrap()
-        }
+        let scope = scope.clone();
+        async move { store.get_task(&scope, &id).await.unwrap().unwrap() }
     };
     let normalise = |mut task: tessera_store::Task| {
         task.id = String::new();
@@ -597,7 +599,7 @@ async fn task_writer_and_direct_insert_agree(backend: Backend) {
     assert_eq!(alone, normalise(read(batched.id).await));
     assert_eq!(alone, normalise(read(after_stop.id).await));
     let page = store
-        .list_tasks(&team.id, Mode::Test, &Default::default(), 10, None)
+        .list_tasks(&scope, &Default::default(), 10, None)
         .await
         .unwrap();
     assert_eq!(page.tasks.len(), 3);

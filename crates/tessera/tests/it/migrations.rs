@@ -31,7 +31,15 @@ async fn team(store: &Store, name: &str) -> String {
 
 async fn total(store: &Store, team_id: &str, mode: Mode) -> i64 {
     store
-        .list_tasks(team_id, mode, &TaskFilter::default(), 1, None)
+        .list_tasks(
+            &tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
+                mode,
+            ),
+            &TaskFilter::default(),
+            1,
+            None,
+        )
         .await
         .unwrap()
         .total
