@@ -52,7 +52,7 @@ pub async fn create_task(
     Path(task_type): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
+    let scope = caller.authorize(Action::EditProjects)?;
     if caller.mode == Mode::Test {
         if let Err(secs) = state.test_tasks.take(&caller.team_id) {
             return Err(ApiError::too_many(
@@ -65,7 +65,7 @@ pub async fn create_task(
         }
     }
     let request = create_request(&state, &caller, &task_type, body).await?;
-    let created = service::create_task(&state.store, &caller.team_id, caller.mode, request)
+    let created = service::create_task(&state.store, &scope, request)
         .await
         .map_err(|err| match err {
             CreateError::Refused(message) => ApiError::bad_request(message),
@@ -194,7 +194,7 @@ pub async fn list_tasks(
     caller: ApiCaller,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    caller.authorize(Action::ViewTasks)?;
+    let scope = caller.authorize(Action::ViewTasks)?;
     let q = QueryPairs::parse(raw.as_deref());
     let limit = q.limit()?;
     let after = q.get("next_token").map(decode_token).transpose()?;
@@ -205,8 +205,7 @@ pub async fn list_tasks(
         || Json(json!({"docs": [], "total": 0, "limit": limit, "offset": 0, "has_more": false}));
     let known = resolve_names(
         &state.store,
-        &caller.team_id,
-        caller.mode,
+        &scope,
         q.get("project"),
         q.get("batch"),
         &mut filter,

@@ -182,8 +182,7 @@ async fn tasks(
     };
     let known = resolve_names(
         &state.store,
-        team_id,
-        who.mode,
+        &scope,
         project.as_deref(),
         batch.as_deref(),
         &mut filter,

@@ -4,8 +4,9 @@
 
 use serde_json::{json, Map, Value};
 use tessera_core::{
+    status::BatchStatus,
     tasks::{synthetic_response, validate, TaskType},
-    Mode,
+    Mode, Scope,
 };
 use tessera_store::{Batch, NewTask, Store, StoreError, Task, TaskFilter};
 
@@ -147,20 +148,18 @@ pub struct Created {
     pub wrote: Option<Wrote>,
 }
 
-/// Creates a task of `team_id` in `mode`. A completed batch refuses tasks, and so does a
+/// Creates a task in `scope`. A completed batch refuses tasks, and so does a
 /// finalized batch of a rapid/studio project; the project's params are defaults and its
 /// instruction follows the task's own; without a callback URL the team's default applies;
 /// a test task completes at once with a synthetic response.
 pub async fn create_task(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     mut req: CreateRequest,
 ) -> Result<Created, CreateError> {
+    let (team_id, mode) = (scope.team_id(), scope.mode());
     let batch = match &req.batch {
-        Some(name) => {
-            Some(find_open_batch(store, team_id, mode, name, req.project.as_deref()).await?)
-        }
+        Some(name) => Some(find_open_batch(store, scope, name, req.project.as_deref()).await?),
         None => None,
     };
     let project_name = req
@@ -170,7 +169,7 @@ pub async fn create_task(
     let project = match &project_name {
         Some(name) => Some(
             store
-                .find_project(team_id, mode, name)
+                .find_project(scope, name)
                 .await?
                 .ok_or_else(|| CreateError::Refused(format!("Project \"{name}\" not found.")))?,
         ),
@@ -210,8 +209,8 @@ pub async fn create_task(
         mode,
         task_type: req.task_type.as_str().to_owned(),
         status: status.to_owned(),
-        project: project.map(|p| (p.id, p.name)),
-        batch: batch.map(|b| (b.id, b.name)),
+        project: project.map(|p| (p.id.into_string(), p.name)),
+        batch: batch.map(|b| (b.id.into_string(), b.name)),
         unique_id: req.unique_id,
         callback_url,
         instruction: req.instruction,
@@ -248,16 +247,15 @@ async fn insert(store: &Store, new: NewTask) -> Result<Created, CreateError> {
 /// the request names one too.
 async fn find_open_batch(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     name: &str,
     project: Option<&str>,
 ) -> Result<Batch, CreateError> {
     let batch = store
-        .find_batch(team_id, mode, name)
+        .find_batch(scope, name)
         .await?
         .ok_or_else(|| CreateError::Refused(format!("Batch \"{name}\" not found.")))?;
-    if batch.status == "completed" {
+    if batch.status == BatchStatus::Completed {
         return Err(CreateError::Refused(format!(
             "Batch \"{}\" is completed; it accepts no new tasks.",
             batch.name
@@ -315,21 +313,20 @@ pub async fn unique_id_taken(
 /// when a name is unknown: then nothing matches and the list is empty.
 pub async fn resolve_names(
     store: &Store,
-    team_id: &str,
-    mode: Mode,
+    scope: &Scope,
     project: Option<&str>,
     batch: Option<&str>,
     filter: &mut TaskFilter,
 ) -> Result<bool, StoreError> {
     if let Some(name) = project {
-        match store.find_project(team_id, mode, name).await? {
-            Some(p) => filter.project_id = Some(p.id),
+        match store.find_project(scope, name).await? {
+            Some(p) => filter.project_id = Some(p.id.into_string()),
             None => return Ok(false),
         }
     }
     if let Some(name) = batch {
-        match store.find_batch(team_id, mode, name).await? {
-            Some(b) => filter.batch_id = Some(b.id),
+        match store.find_batch(scope, name).await? {
+            Some(b) => filter.batch_id = Some(b.id.into_string()),
             None => return Ok(false),
         }
     }

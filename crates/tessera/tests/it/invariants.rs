@@ -450,32 +450,38 @@ async fn task_decoders_agree(backend: Backend) {
         .create_team_with_admin("Decoders", &new_user("a@decoders.test"), event())
         .await
         .unwrap();
+    let scope = tessera_core::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team.id.clone()),
+        Mode::Test,
+    );
     let project = store
-        .create_project(&tessera_store::NewProject {
-            team_id: team.id.clone(),
-            mode: Mode::Test,
-            name: "p".into(),
-            task_type: "categorization".into(),
-            params: json!({}),
-            param_history: json!([]),
-            rapid: false,
-            studio: false,
-            dataset_id: None,
-        })
+        .create_project(
+            &scope,
+            &tessera_store::NewProject {
+                name: "p".into(),
+                task_type: tessera_core::tasks::TaskType::Categorization,
+                params: json!({}),
+                param_history: json!([]),
+                rapid: false,
+                studio: false,
+                dataset_id: None,
+            },
+        )
         .await
         .unwrap();
     let batch = store
-        .create_batch(&tessera_store::NewBatch {
-            team_id: team.id.clone(),
-            mode: Mode::Test,
-            project_id: project.id.clone(),
-            name: "b".into(),
-            status: "staging".into(),
-            callback: String::new(),
-            metadata: json!({}),
-            calibration_batch: false,
-            self_label_batch: false,
-        })
+        .create_batch(
+            &scope,
+            &tessera_store::NewBatch {
+                project_id: project.id.clone(),
+                name: "b".into(),
+                status: tessera_core::status::BatchStatus::Staging,
+                callback: String::new(),
+                metadata: json!({}),
+                calibration_batch: false,
+                self_label_batch: false,
+            },
+        )
         .await
         .unwrap();
     let task = store
@@ -484,8 +490,8 @@ async fn task_decoders_agree(backend: Backend) {
             mode: Mode::Test,
             task_type: "categorization".into(),
             status: "completed".into(),
-            project: Some((project.id.clone(), project.name.clone())),
-            batch: Some((batch.id.clone(), batch.name.clone())),
+            project: Some((project.id.to_string(), project.name.clone())),
+            batch: Some((batch.id.to_string(), batch.name.clone())),
             unique_id: Some("u-1".into()),
             callback_url: Some("https://example.test/cb".into()),
             instruction: Some("Pick \"one\" ✓".into()),
