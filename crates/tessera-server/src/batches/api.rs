@@ -22,8 +22,8 @@ use crate::{
     projects::service::{check_name, created},
 };
 
-/// A batch as the API returns it (Scale's Batch). The fields are in alphabetical order, the
-/// order the keys have always had on the wire.
+/// A batch as the API returns it (Scale's Batch).
+// Fields in alphabetical order: the order the keys have always had on the wire.
 #[derive(Serialize, ToSchema)]
 pub struct BatchBody {
     calibration_batch: bool,
@@ -31,6 +31,7 @@ pub struct BatchBody {
     callback: String,
     /// Only once the batch is completed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     completed_at: Option<String>,
     created_at: String,
     /// The customer's own data: whatever JSON object was given.
@@ -63,7 +64,8 @@ impl From<Batch> for BatchBody {
     }
 }
 
-/// A batch's status and its tasks counted by status (alphabetical order, as on the wire).
+/// A batch's status and its tasks counted by status.
+// Fields in alphabetical order: the order the keys have always had on the wire.
 #[derive(Serialize, ToSchema)]
 pub struct BatchStatusBody {
     canceled: i64,
@@ -74,8 +76,8 @@ pub struct BatchStatusBody {
     status: BatchStatus,
 }
 
-/// A page of batches: Scale's list envelope with offset pagination (alphabetical order, as
-/// on the wire).
+/// A page of batches: Scale's list envelope with offset pagination.
+// Fields in alphabetical order: the order the keys have always had on the wire.
 #[derive(Serialize, ToSchema)]
 pub struct BatchList {
     docs: Vec<BatchBody>,
@@ -279,4 +281,69 @@ pub async fn list_batches(
         total,
         total_docs: total,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_core::ids::{BatchId, ProjectId};
+
+    use super::*;
+
+    fn batch(completed_at: Option<i64>) -> Batch {
+        Batch {
+            id: BatchId::generate(),
+            name: "b/1".into(),
+            project_id: ProjectId::generate(),
+            project_name: "p".into(),
+            status: BatchStatus::InProgress,
+            callback: "https://example.test/cb".into(),
+            metadata: json!({"k": [1, null]}),
+            calibration_batch: true,
+            self_label_batch: false,
+            finalized: true,
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_123,
+            completed_at,
+        }
+    }
+
+    /// The bodies are byte for byte what the `json!` maps they replaced produced.
+    #[test]
+    fn bodies_keep_their_wire_shape() {
+        for completed_at in [None, Some(1_700_000_000_999)] {
+            let b = batch(completed_at);
+            let mut old = json!({
+                "name": b.name, "project": b.project_name, "status": "in_progress",
+                "callback": b.callback, "metadata": b.metadata,
+                "calibration_batch": true, "self_label_batch": false,
+                "created_at": iso(b.created_at), "updated_at": iso(b.updated_at),
+            });
+            if let Some(at) = completed_at {
+                old["completed_at"] = json!(iso(at));
+            }
+            let new = serde_json::to_string(&BatchBody::from(b.clone())).unwrap();
+            assert_eq!(new, old.to_string());
+            let list = BatchList {
+                docs: vec![BatchBody::from(b)],
+                has_more: true,
+                limit: 1,
+                offset: 0,
+                total: 2,
+                total_docs: 2,
+            };
+            let old_list = json!({"docs": [old], "totalDocs": 2, "total": 2, "limit": 1, "offset": 0, "has_more": true});
+            assert_eq!(serde_json::to_string(&list).unwrap(), old_list.to_string());
+        }
+        let status = BatchStatusBody {
+            canceled: 1,
+            completed: 2,
+            error: 3,
+            pending: 4,
+            status: BatchStatus::Staging,
+        };
+        let old =
+            json!({"status": "staging", "pending": 4, "completed": 2, "error": 3, "canceled": 1});
+        assert_eq!(serde_json::to_string(&status).unwrap(), old.to_string());
+    }
 }

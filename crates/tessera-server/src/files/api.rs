@@ -31,8 +31,8 @@ use crate::{outbound, state::AppState};
 
 pub use tessera_core::storage::MAX_FILE_BYTES;
 
-/// A stored file as the API returns it (Scale's File). The fields are in alphabetical order,
-/// the order the keys have always had on the wire.
+/// A stored file as the API returns it (Scale's File).
+// Fields in alphabetical order: the order the keys have always had on the wire.
 #[derive(Serialize, ToSchema)]
 pub struct FileBody {
     /// `scaledata://<team>/<file id>`: what a task's attachment may name.
@@ -312,5 +312,41 @@ fn describe(err: &reqwest::Error) -> String {
         "could not connect to the host.".into()
     } else {
         format!("{text}.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_core::{
+        ids::{FileId, TeamId},
+        Mode,
+    };
+
+    use super::*;
+
+    /// The body is byte for byte what the `json!` map it replaced produced.
+    #[test]
+    fn the_body_keeps_its_wire_shape() {
+        let scope = Scope::operator(TeamId::generate(), Mode::Test);
+        let file = FileRecord {
+            id: FileId::generate(),
+            filename: "a.png".into(),
+            mime_type: "image/png".into(),
+            size: 12,
+            sha256: "00".into(),
+            storage_key: "k".into(),
+            project_names: json!(["p"]),
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_123,
+        };
+        let old = json!({
+            "id": file.id,
+            "attachment_url": format!("scaledata://{}/{}", scope.team_id(), file.id),
+            "mime_type": file.mime_type, "size": file.size, "project_names": file.project_names,
+            "created_at": iso(file.created_at), "updated_at": iso(file.updated_at),
+        });
+        let new = serde_json::to_string(&FileBody::new(&scope, file)).unwrap();
+        assert_eq!(new, old.to_string());
     }
 }

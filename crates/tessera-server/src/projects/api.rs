@@ -21,8 +21,8 @@ use crate::api::{
 use crate::authz::{perm, Authorized};
 use crate::state::AppState;
 
-/// A project as the API returns it (Scale's Project). The fields are in alphabetical order,
-/// the order the keys have always had on the wire.
+/// A project as the API returns it (Scale's Project).
+// Fields in alphabetical order: the order the keys have always had on the wire.
 #[derive(Serialize, ToSchema)]
 pub struct ProjectBody {
     created_at: String,
@@ -56,8 +56,8 @@ impl From<Project> for ProjectBody {
     }
 }
 
-/// The fields of a textcollection project's tasks, as Scale's TaskTemplate (alphabetical
-/// order, as on the wire).
+/// The fields of a textcollection project's tasks, as Scale's TaskTemplate.
+// Fields in alphabetical order: the order the keys have always had on the wire.
 #[derive(Serialize, ToSchema)]
 pub struct TaskTemplateBody {
     auto_onboard_enabled: bool,
@@ -205,4 +205,53 @@ pub async fn task_templates(
         updated_at: iso(project.updated_at),
         version: template.version,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_core::{ids::ProjectId, tasks::TaskType};
+
+    use super::*;
+
+    /// The bodies are byte for byte what the `json!` maps they replaced produced.
+    #[test]
+    fn bodies_keep_their_wire_shape() {
+        let project = Project {
+            id: ProjectId::generate(),
+            name: "p/1".into(),
+            task_type: TaskType::TextCollection,
+            params: json!({"fields": [{"field_id": "a"}], "instruction": "x"}),
+            param_history: json!([{"version": 0, "instruction": "x"}]),
+            rapid: true,
+            studio: false,
+            dataset_id: Some("d".into()),
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_123,
+        };
+        let old = json!({
+            "name": project.name, "type": "textcollection", "params": project.params,
+            "param_history": project.param_history, "rapid": true, "studio": false,
+            "created_at": iso(project.created_at), "updated_at": iso(project.updated_at),
+        });
+        let new = serde_json::to_string(&ProjectBody::from(project.clone())).unwrap();
+        assert_eq!(new, old.to_string());
+        let template = TaskTemplateBody {
+            auto_onboard_enabled: false,
+            created_at: iso(project.created_at),
+            id: project.id.to_string(),
+            response_schema: ResponseSchema {
+                fields: json!([{"field_id": "a"}]),
+            },
+            template_variables: vec![json!("a")],
+            updated_at: iso(project.updated_at),
+            version: 0,
+        };
+        let old = json!({
+            "id": project.id, "version": 0, "created_at": iso(project.created_at),
+            "updated_at": iso(project.updated_at), "template_variables": ["a"],
+            "response_schema": {"fields": [{"field_id": "a"}]}, "auto_onboard_enabled": false,
+        });
+        assert_eq!(serde_json::to_string(&template).unwrap(), old.to_string());
+    }
 }
