@@ -320,7 +320,7 @@ mod tests {
     use serde_json::json;
     use tessera_core::{
         ids::{FileId, TeamId},
-        Mode,
+        Action, Actor, Mode,
     };
 
     use super::*;
@@ -328,7 +328,14 @@ mod tests {
     /// The body is byte for byte what the `json!` map it replaced produced.
     #[test]
     fn the_body_keeps_its_wire_shape() {
-        let scope = Scope::operator(TeamId::generate(), Mode::Test);
+        let team = TeamId::generate();
+        let key = Actor::ApiKey {
+            key_id: "key".into(),
+            team_id: team.to_string(),
+            mode: Mode::Test,
+        };
+        let scope = Scope::authorized(&key, Action::EditProjects, team.as_str(), Mode::Test)
+            .expect("a key acts in its own team");
         let file = FileRecord {
             id: FileId::generate(),
             filename: "a.png".into(),
