@@ -788,13 +788,7 @@ async fn perform(
             for t in [&ctx.a, &ctx.b] {
                 for mode in tessera_core::Mode::ALL {
                     found |= store
-                        .find_project(
-                            &tessera_core::Scope::operator(
-                                tessera_core::ids::TeamId::from_stored(t.id.clone()),
-                                mode,
-                            ),
-                            &name,
-                        )
+                        .find_project(&team_scope(&t.id).with_mode(mode), &name)
                         .await
                         .unwrap()
                         .is_some();

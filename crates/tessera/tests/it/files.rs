@@ -153,7 +153,7 @@ async fn uploads_stream_to_disk_within_the_file_limit(backend: Backend) {
     let row = app
         .store
         .get_file(
-            &operator_scope(team_of(&file), tessera_core::Mode::Test),
+            &team_scope(&team_of(&file)).with_mode(tessera_core::Mode::Test),
             &tessera_core::ids::FileId::from_stored(file["id"].as_str().unwrap().to_owned()),
         )
         .await
@@ -260,11 +260,6 @@ fn assert_over_quota(answer: &(StatusCode, Value), needle: &str) {
     assert!(text.contains(needle), "{text:?} lacks {needle:?}");
 }
 
-/// The scope of `team` in `mode`, for reading the store directly.
-fn operator_scope(team: String, mode: tessera_core::Mode) -> tessera_core::Scope {
-    tessera_core::Scope::operator(tessera_core::ids::TeamId::from_stored(team), mode)
-}
-
 /// The team id of a stored file, from its `attachment_url`.
 fn team_of(file: &Value) -> String {
     let url = file["attachment_url"].as_str().unwrap();
@@ -302,11 +297,7 @@ async fn storage_quotas_hold_per_team(backend: Backend) {
         on_disk,
         "refused files leave nothing on disk"
     );
-    let usage = app
-        .store
-        .storage_usage(&operator_scope(team.clone(), tessera_core::Mode::Test))
-        .await
-        .unwrap();
+    let usage = app.store.storage_usage(&team_scope(&team)).await.unwrap();
     assert_eq!((usage.bytes, usage.files), (6000, 1));
 
     let (status, file) = bytes.import(&format!("{server}/4000")).await;
@@ -315,11 +306,7 @@ async fn storage_quotas_hold_per_team(backend: Backend) {
     assert_over_quota(&bytes.upload("c.bin", vec![3; 1]).await, "10000 bytes");
     assert_over_quota(&bytes.import(&format!("{server}/1")).await, "10000 bytes");
     assert_eq!(stored_files(&app), full);
-    let usage = app
-        .store
-        .storage_usage(&operator_scope(team.clone(), tessera_core::Mode::Test))
-        .await
-        .unwrap();
+    let usage = app.store.storage_usage(&team_scope(&team)).await.unwrap();
     assert_eq!((usage.bytes, usage.files), (10_000, 2));
 
     // Files: the count is a limit of its own, for uploads and imports alike.
@@ -390,7 +377,7 @@ async fn concurrent_uploads_never_pass_the_quota(backend: Backend) {
     assert_eq!(stored, 14);
     let usage = app
         .store
-        .storage_usage(&operator_scope(team.unwrap(), tessera_core::Mode::Test))
+        .storage_usage(&team_scope(&team.unwrap()))
         .await
         .unwrap();
     assert_eq!((usage.bytes, usage.files), (98_000, 14));

@@ -450,10 +450,7 @@ async fn task_decoders_agree(backend: Backend) {
         .create_team_with_admin("Decoders", &new_user("a@decoders.test"), event())
         .await
         .unwrap();
-    let scope = tessera_core::Scope::operator(
-        tessera_core::ids::TeamId::from_stored(team.id.clone()),
-        Mode::Test,
-    );
+    let scope = team_scope(&team.id).with_mode(Mode::Test);
     let project = store
         .create_project(
             &scope,
