@@ -4,6 +4,7 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
+use tessera_core::Scope;
 use tessera_store::now_ms;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -30,9 +31,10 @@ impl HourlyBudget {
         self.max
     }
 
-    /// Takes one event of `team`'s budget, or says in how many seconds the next hour starts.
-    pub fn take(&self, team: &str) -> Result<(), u64> {
-        self.take_at(team, now_ms())
+    /// Takes one event of the scope's team's budget (whatever the mode), or says in how many
+    /// seconds the next hour starts. Only an authorised caller has a scope to spend.
+    pub fn take(&self, scope: &Scope) -> Result<(), u64> {
+        self.take_at(scope.team_id(), now_ms())
     }
 
     fn take_at(&self, team: &str, now: i64) -> Result<(), u64> {

@@ -1,17 +1,20 @@
-//! Files uploaded or imported through the v1 API (the bytes live in file storage).
+//! Files uploaded or imported through the v1 API (the bytes live in file storage). Files
+//! belong to a team and mode (the [`Scope`]); the storage quota is the team's, both modes
+//! together.
 
 use serde_json::Value;
 use sqlx::{any::AnyRow, Row};
 use tessera_core::{
+    ids::FileId,
     storage::{QuotaExceeded, StorageQuota, StorageUsage},
-    Mode,
+    Scope,
 };
 
-use crate::{new_id, now_ms, projects::json_column, Store, StoreResult};
+use crate::{now_ms, projects::json_column, Store, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct FileRecord {
-    pub id: String,
+    pub id: FileId,
     pub filename: String,
     pub mime_type: String,
     pub size: i64,
@@ -22,11 +25,10 @@ pub struct FileRecord {
     pub updated_at: i64,
 }
 
+/// A file to record in a scope; its id was chosen first because its storage key holds it.
 #[derive(Debug, Clone)]
 pub struct NewFile {
-    pub id: String,
-    pub team_id: String,
-    pub mode: Mode,
+    pub id: FileId,
     pub filename: String,
     pub mime_type: String,
     pub size: i64,
@@ -36,14 +38,9 @@ pub struct NewFile {
     pub source_url: Option<String>,
 }
 
-/// A fresh file id (also used in its storage key before the row exists).
-pub fn new_file_id() -> String {
-    new_id("file")
-}
-
 fn file_from_row(row: &AnyRow) -> StoreResult<FileRecord> {
     Ok(FileRecord {
-        id: row.try_get("id")?,
+        id: FileId::from_stored(row.try_get("id")?),
         filename: row.try_get("filename")?,
         mime_type: row.try_get("mime_type")?,
         size: row.try_get("size")?,
@@ -68,21 +65,23 @@ fn usage_from(bytes: i64, files: i64) -> StorageUsage {
 }
 
 impl Store {
-    /// What a team stores now, both modes together.
-    pub async fn storage_usage(&self, team_id: &str) -> StoreResult<StorageUsage> {
+    /// What the scope's team stores now, both modes together.
+    pub async fn storage_usage(&self, scope: &Scope) -> StoreResult<StorageUsage> {
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT bytes, files FROM team_storage WHERE team_id = $1")
-                .bind(team_id)
+                .bind(scope.team_id())
                 .fetch_optional(&self.reader)
                 .await?;
         Ok(row.map_or_else(StorageUsage::default, |(b, f)| usage_from(b, f)))
     }
 
-    /// Records a stored file if it fits the team's `quota`: the usage row is raised with a
-    /// conditional UPDATE in the transaction that inserts the file, so concurrent uploads (on
-    /// any replica) can never together pass the quota; the loser gets what is used now.
+    /// Records a stored file in `scope` if it fits the team's `quota`: the usage row is raised
+    /// with a conditional UPDATE in the transaction that inserts the file, so concurrent
+    /// uploads (on any replica) can never together pass the quota; the loser gets what is
+    /// used now.
     pub async fn insert_file_within_quota(
         &self,
+        scope: &Scope,
         new: &NewFile,
         quota: StorageQuota,
     ) -> StoreResult<Result<FileRecord, QuotaExceeded>> {
@@ -92,7 +91,7 @@ impl Store {
             "INSERT INTO team_storage (team_id, bytes, files, updated_at) VALUES ($1, 0, 0, $2) \
              ON CONFLICT (team_id) DO NOTHING",
         )
-        .bind(&new.team_id)
+        .bind(scope.team_id())
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -100,7 +99,7 @@ impl Store {
             "UPDATE team_storage SET bytes = bytes + $2, files = files + 1, updated_at = $3 \
              WHERE team_id = $1 AND bytes + $2 <= $4 AND files + 1 <= $5",
         )
-        .bind(&new.team_id)
+        .bind(scope.team_id())
         .bind(new.size)
         .bind(now)
         .bind(bigint(quota.bytes))
@@ -110,7 +109,7 @@ impl Store {
         if reserved.rows_affected() == 0 {
             let (bytes, files): (i64, i64) =
                 sqlx::query_as("SELECT bytes, files FROM team_storage WHERE team_id = $1")
-                    .bind(&new.team_id)
+                    .bind(scope.team_id())
                     .fetch_one(&mut *tx)
                     .await?;
             tx.rollback().await?;
@@ -129,9 +128,9 @@ impl Store {
             "INSERT INTO files (id, team_id, mode, filename, mime_type, size, sha256, storage_key, project_names, source_url, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
         )
-        .bind(&new.id)
-        .bind(&new.team_id)
-        .bind(new.mode.as_str())
+        .bind(new.id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .bind(&new.filename)
         .bind(&new.mime_type)
         .bind(new.size)
@@ -156,19 +155,19 @@ impl Store {
         }))
     }
 
+    /// The scope's file with this id.
     pub async fn get_file(
         &self,
-        team_id: &str,
-        mode: Mode,
-        file_id: &str,
+        scope: &Scope,
+        file_id: &FileId,
     ) -> StoreResult<Option<FileRecord>> {
         let row = sqlx::query(
             "SELECT id, filename, mime_type, size, sha256, storage_key, project_names, created_at, updated_at \
              FROM files WHERE id = $1 AND team_id = $2 AND mode = $3",
         )
-        .bind(file_id)
-        .bind(team_id)
-        .bind(mode.as_str())
+        .bind(file_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .fetch_optional(&self.reader)
         .await?;
         row.as_ref().map(file_from_row).transpose()

@@ -47,7 +47,7 @@ pub use callbacks::{
     DeliveryOutcome, DeliveryPage, NewDelivery, NextStep, SentRequest,
 };
 pub use error::{Constraint, StoreError, StoreResult};
-pub use files::{new_file_id, FileRecord, NewFile};
+pub use files::{FileRecord, NewFile};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };

@@ -1,16 +1,22 @@
-//! Projects and batches of the v1 API, partitioned by (team, mode).
+//! Projects and batches of the v1 API, partitioned by (team, mode): every method takes the
+//! caller's [`Scope`] and reads or writes only that team's rows in that mode.
 
 use serde_json::Value;
 use sqlx::{any::AnyRow, Row};
-use tessera_core::Mode;
+use tessera_core::{
+    ids::{BatchId, ProjectId},
+    status::BatchStatus,
+    tasks::TaskType,
+    Scope,
+};
 
-use crate::{flag, new_id, now_ms, sql::Sql, Store, StoreError, StoreResult};
+use crate::{flag, now_ms, sql::Sql, Store, StoreError, StoreResult};
 
 #[derive(Debug, Clone)]
 pub struct Project {
-    pub id: String,
+    pub id: ProjectId,
     pub name: String,
-    pub task_type: String,
+    pub task_type: TaskType,
     pub params: Value,
     pub param_history: Value,
     pub rapid: bool,
@@ -20,12 +26,11 @@ pub struct Project {
     pub updated_at: i64,
 }
 
+/// A project to create; its team and mode are the scope it is created in.
 #[derive(Debug, Clone)]
 pub struct NewProject {
-    pub team_id: String,
-    pub mode: Mode,
     pub name: String,
-    pub task_type: String,
+    pub task_type: TaskType,
     pub params: Value,
     pub param_history: Value,
     pub rapid: bool,
@@ -35,11 +40,11 @@ pub struct NewProject {
 
 #[derive(Debug, Clone)]
 pub struct Batch {
-    pub id: String,
+    pub id: BatchId,
     pub name: String,
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub project_name: String,
-    pub status: String,
+    pub status: BatchStatus,
     pub callback: String,
     pub metadata: Value,
     pub calibration_batch: bool,
@@ -50,13 +55,12 @@ pub struct Batch {
     pub completed_at: Option<i64>,
 }
 
+/// A batch to create in one of the scope's projects.
 #[derive(Debug, Clone)]
 pub struct NewBatch {
-    pub team_id: String,
-    pub mode: Mode,
-    pub project_id: String,
+    pub project_id: ProjectId,
     pub name: String,
-    pub status: String,
+    pub status: BatchStatus,
     pub callback: String,
     pub metadata: Value,
     pub calibration_batch: bool,
@@ -66,8 +70,8 @@ pub struct NewBatch {
 /// Filters of `GET /v1/batches`.
 #[derive(Debug, Clone, Default)]
 pub struct BatchFilter {
-    pub project_id: Option<String>,
-    pub status: Option<String>,
+    pub project_id: Option<ProjectId>,
+    pub status: Option<BatchStatus>,
     pub created_after: Option<i64>,
     pub created_before: Option<i64>,
 }
@@ -91,10 +95,13 @@ const PROJECT_COLUMNS: &str =
     "id, name, type, params, param_history, rapid, studio, dataset_id, created_at, updated_at";
 
 fn project_from_row(row: &AnyRow) -> StoreResult<Project> {
+    let task_type: String = row.try_get("type")?;
     Ok(Project {
-        id: row.try_get("id")?,
+        id: ProjectId::from_stored(row.try_get("id")?),
         name: row.try_get("name")?,
-        task_type: row.try_get("type")?,
+        task_type: task_type.parse().map_err(|_| {
+            StoreError::Config(format!("bad task type in projects.type: {task_type}"))
+        })?,
         params: json_column(row, "params")?,
         param_history: json_column(row, "param_history")?,
         rapid: flag(row.try_get("rapid")?),
@@ -113,15 +120,16 @@ static BATCH_SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("SELECT {BATCH_COLUMNS} FROM batches b JOIN projects p ON p.id = b.project_id")
 });
 
-/// The conditions of `filter` within one team and mode.
-fn push_batch_filter<'a>(q: &mut Sql<'a>, team_id: &'a str, mode: Mode, filter: &'a BatchFilter) {
+/// The conditions of `filter` within the scope's team and mode.
+fn push_batch_filter<'a>(q: &mut Sql<'a>, scope: &'a Scope, filter: &'a BatchFilter) {
     let mut c = q.conditions();
-    c.eq("b.team_id", team_id).eq("b.mode", mode.as_str());
+    c.eq("b.team_id", scope.team_id())
+        .eq("b.mode", scope.mode().as_str());
     if let Some(project) = &filter.project_id {
-        c.eq("b.project_id", project);
+        c.eq("b.project_id", project.as_str());
     }
-    if let Some(status) = &filter.status {
-        c.eq("b.status", status);
+    if let Some(status) = filter.status {
+        c.eq("b.status", status.as_str());
     }
     if let Some(after) = filter.created_after {
         c.and().push("b.created_at >= ").bind(after);
@@ -132,12 +140,15 @@ fn push_batch_filter<'a>(q: &mut Sql<'a>, team_id: &'a str, mode: Mode, filter: 
 }
 
 fn batch_from_row(row: &AnyRow) -> StoreResult<Batch> {
+    let status: String = row.try_get("status")?;
     Ok(Batch {
-        id: row.try_get("id")?,
+        id: BatchId::from_stored(row.try_get("id")?),
         name: row.try_get("name")?,
-        project_id: row.try_get("project_id")?,
+        project_id: ProjectId::from_stored(row.try_get("project_id")?),
         project_name: row.try_get("project_name")?,
-        status: row.try_get("status")?,
+        status: BatchStatus::from_word(&status).ok_or_else(|| {
+            StoreError::Config(format!("bad batch status in batches.status: {status}"))
+        })?,
         callback: row.try_get("callback")?,
         metadata: json_column(row, "metadata")?,
         calibration_batch: flag(row.try_get("calibration_batch")?),
@@ -150,19 +161,19 @@ fn batch_from_row(row: &AnyRow) -> StoreResult<Batch> {
 }
 
 impl Store {
-    /// Creates a project; `Unique(ProjectName)` when the name is taken in this mode.
-    pub async fn create_project(&self, new: &NewProject) -> StoreResult<Project> {
-        let id = new_id("prj");
+    /// Creates a project in `scope`; `Unique(ProjectName)` when the name is taken in this mode.
+    pub async fn create_project(&self, scope: &Scope, new: &NewProject) -> StoreResult<Project> {
+        let id = ProjectId::generate();
         let now = now_ms();
         sqlx::query(
             "INSERT INTO projects (id, team_id, mode, name, type, params, param_history, rapid, studio, dataset_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
         )
-        .bind(&id)
-        .bind(&new.team_id)
-        .bind(new.mode.as_str())
+        .bind(id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .bind(&new.name)
-        .bind(&new.task_type)
+        .bind(new.task_type.as_str())
         .bind(new.params.to_string())
         .bind(new.param_history.to_string())
         .bind(i64::from(new.rapid))
@@ -171,35 +182,31 @@ impl Store {
         .bind(now)
         .execute(&self.writer)
         .await?;
-        self.find_project(&new.team_id, new.mode, &new.name)
+        self.find_project(scope, &new.name)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
-    pub async fn find_project(
-        &self,
-        team_id: &str,
-        mode: Mode,
-        name: &str,
-    ) -> StoreResult<Option<Project>> {
+    /// The scope's project of this name.
+    pub async fn find_project(&self, scope: &Scope, name: &str) -> StoreResult<Option<Project>> {
         let row = sqlx::query(&format!(
             "SELECT {PROJECT_COLUMNS} FROM projects WHERE team_id = $1 AND mode = $2 AND name = $3"
         ))
-        .bind(team_id)
-        .bind(mode.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .bind(name)
         .fetch_optional(&self.writer)
         .await?;
         row.as_ref().map(project_from_row).transpose()
     }
 
-    /// Projects of a team in one mode, oldest first (as they were created).
-    pub async fn list_projects(&self, team_id: &str, mode: Mode) -> StoreResult<Vec<Project>> {
+    /// The scope's projects, oldest first (as they were created).
+    pub async fn list_projects(&self, scope: &Scope) -> StoreResult<Vec<Project>> {
         let rows = sqlx::query(&format!(
             "SELECT {PROJECT_COLUMNS} FROM projects WHERE team_id = $1 AND mode = $2 ORDER BY created_at, id"
         ))
-        .bind(team_id)
-        .bind(mode.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(project_from_row).collect()
@@ -207,18 +214,21 @@ impl Store {
 
     /// Changes a project's params and history with `change` (given the project as it is) in
     /// one transaction that locks the project, so concurrent updates each get their own
-    /// version.
+    /// version. `NotFound` unless the project is the scope's.
     pub async fn update_project_params(
         &self,
-        project_id: &str,
+        scope: &Scope,
+        project_id: &ProjectId,
         change: impl FnOnce(&Project) -> Result<(Value, Value), String>,
     ) -> StoreResult<Project> {
         let mut tx = self.writer.begin().await?;
         let row = sqlx::query(&format!(
-            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1{}",
+            "SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND team_id = $2 AND mode = $3{}",
             self.for_update()
         ))
-        .bind(project_id)
+        .bind(project_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?;
@@ -226,12 +236,15 @@ impl Store {
         let (params, history) = change(&project).map_err(StoreError::InvalidState)?;
         let now = now_ms();
         sqlx::query(
-            "UPDATE projects SET params = $1, param_history = $2, updated_at = $3 WHERE id = $4",
+            "UPDATE projects SET params = $1, param_history = $2, updated_at = $3 \
+             WHERE id = $4 AND team_id = $5 AND mode = $6",
         )
         .bind(params.to_string())
         .bind(history.to_string())
         .bind(now)
-        .bind(project_id)
+        .bind(project_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -241,62 +254,62 @@ impl Store {
         Ok(project)
     }
 
-    /// Creates a batch; `Unique(BatchName)` when the name is taken in this mode.
-    pub async fn create_batch(&self, new: &NewBatch) -> StoreResult<Batch> {
-        let id = new_id("bat");
+    /// Creates a batch in one of the scope's projects: `Unique(BatchName)` when the name is
+    /// taken in this mode, `NotFound` when the project is not the scope's.
+    pub async fn create_batch(&self, scope: &Scope, new: &NewBatch) -> StoreResult<Batch> {
+        let id = BatchId::generate();
         let now = now_ms();
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO batches (id, team_id, mode, project_id, name, status, callback, metadata, calibration_batch, self_label_batch, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+             SELECT $1, team_id, mode, id, $2, $3, $4, $5, $6, $7, $8, $8 FROM projects \
+             WHERE id = $9 AND team_id = $10 AND mode = $11",
         )
-        .bind(&id)
-        .bind(&new.team_id)
-        .bind(new.mode.as_str())
-        .bind(&new.project_id)
+        .bind(id.as_str())
         .bind(&new.name)
-        .bind(&new.status)
+        .bind(new.status.as_str())
         .bind(&new.callback)
         .bind(new.metadata.to_string())
         .bind(i64::from(new.calibration_batch))
         .bind(i64::from(new.self_label_batch))
         .bind(now)
+        .bind(new.project_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .execute(&self.writer)
         .await?;
-        self.find_batch(&new.team_id, new.mode, &new.name)
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.find_batch(scope, &new.name)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
-    pub async fn find_batch(
-        &self,
-        team_id: &str,
-        mode: Mode,
-        name: &str,
-    ) -> StoreResult<Option<Batch>> {
+    /// The scope's batch of this name, with its project's name.
+    pub async fn find_batch(&self, scope: &Scope, name: &str) -> StoreResult<Option<Batch>> {
         let row = sqlx::query(&format!(
-            "SELECT {BATCH_COLUMNS} FROM batches b JOIN projects p ON p.id = b.project_id \
-             WHERE b.team_id = $1 AND b.mode = $2 AND b.name = $3"
+            "{} WHERE b.team_id = $1 AND b.mode = $2 AND b.name = $3",
+            *BATCH_SELECT
         ))
-        .bind(team_id)
-        .bind(mode.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .bind(name)
         .fetch_optional(&self.writer)
         .await?;
         row.as_ref().map(batch_from_row).transpose()
     }
 
-    /// A page of batches, newest first, and the number of all that match.
+    /// A page of the scope's batches, newest first, and the number of all that match.
     pub async fn list_batches(
         &self,
-        team_id: &str,
-        mode: Mode,
+        scope: &Scope,
         filter: &BatchFilter,
         limit: i64,
         offset: i64,
     ) -> StoreResult<(Vec<Batch>, i64)> {
         let mut select = Sql::new(self.dialect);
         select.push(&BATCH_SELECT).push(" WHERE ");
-        push_batch_filter(&mut select, team_id, mode, filter);
+        push_batch_filter(&mut select, scope, filter);
         select
             .push(" ORDER BY b.created_at DESC, b.id DESC LIMIT ")
             .bind(limit)
@@ -304,7 +317,7 @@ impl Store {
             .bind(offset);
         let mut count = Sql::new(self.dialect);
         count.push("SELECT COUNT(*) FROM batches b WHERE ");
-        push_batch_filter(&mut count, team_id, mode, filter);
+        push_batch_filter(&mut count, scope, filter);
         let rows = select.query().fetch_all(&self.reader).await?;
         let (total,) = count.query_as::<(i64,)>().fetch_one(&self.reader).await?;
         Ok((
@@ -315,39 +328,71 @@ impl Store {
         ))
     }
 
-    /// Finalizes a batch (`staging` → `in_progress`); harmless on one already in progress.
-    /// A batch whose tasks are all final completes at once (and calls back).
-    pub async fn finalize_batch(&self, batch_id: &str) -> StoreResult<()> {
+    /// Finalizes one of the scope's batches (`staging` → `in_progress`); harmless on one
+    /// already in progress, `NotFound` when the batch is not the scope's. A batch whose tasks
+    /// are all final completes at once (and calls back).
+    pub async fn finalize_batch(&self, scope: &Scope, batch_id: &BatchId) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE batches SET finalized = 1, updated_at = $1, \
-             status = CASE WHEN status = 'staging' THEN 'in_progress' ELSE status END WHERE id = $2",
+             status = CASE WHEN status = 'staging' THEN 'in_progress' ELSE status END \
+             WHERE id = $2 AND team_id = $3 AND mode = $4",
         )
         .bind(now)
-        .bind(batch_id)
+        .bind(batch_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .execute(&mut *tx)
         .await?;
-        crate::batch_completion::complete_batch_if_done(&mut tx, batch_id, now).await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        crate::batch_completion::complete_batch_if_done(&mut tx, batch_id.as_str(), now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn set_batch_metadata(&self, batch_id: &str, metadata: &Value) -> StoreResult<()> {
-        sqlx::query("UPDATE batches SET metadata = $1, updated_at = $2 WHERE id = $3")
-            .bind(metadata.to_string())
-            .bind(now_ms())
-            .bind(batch_id)
-            .execute(&self.writer)
-            .await?;
+    /// Replaces the metadata of one of the scope's batches; `NotFound` when it is not the
+    /// scope's.
+    pub async fn set_batch_metadata(
+        &self,
+        scope: &Scope,
+        batch_id: &BatchId,
+        metadata: &Value,
+    ) -> StoreResult<()> {
+        let updated = sqlx::query(
+            "UPDATE batches SET metadata = $1, updated_at = $2 \
+             WHERE id = $3 AND team_id = $4 AND mode = $5",
+        )
+        .bind(metadata.to_string())
+        .bind(now_ms())
+        .bind(batch_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
+        .execute(&self.writer)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
         Ok(())
     }
 
-    pub async fn batch_counts(&self, batch_id: &str) -> StoreResult<BatchCounts> {
+    /// The task counts by status of one of the scope's batches (all zero for another's). The
+    /// scope is checked on the batch, so the count still reads the tasks by their batch index.
+    pub async fn batch_counts(
+        &self,
+        scope: &Scope,
+        batch_id: &BatchId,
+    ) -> StoreResult<BatchCounts> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM tasks WHERE batch_id = $1 GROUP BY status",
+            "SELECT status, COUNT(*) FROM tasks WHERE batch_id = $1 \
+             AND EXISTS (SELECT 1 FROM batches WHERE id = $1 AND team_id = $2 AND mode = $3) \
+             GROUP BY status",
         )
-        .bind(batch_id)
+        .bind(batch_id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .fetch_all(&self.reader)
         .await?;
         let mut counts = BatchCounts::default();

@@ -2,12 +2,11 @@
 
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
-use serde_json::json;
-use tessera_core::Action;
-use tessera_store::{NewBatch, StoreError};
+use tessera_store::StoreError;
 
-use super::service::initial_status;
+use super::service::new_batch;
 use crate::{
+    authz::{perm, Authorized},
     projects::{
         pages::{project_link, project_page},
         service::check_name,
@@ -26,14 +25,14 @@ pub(super) struct BatchInput {
 
 pub(super) async fn create_batch(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::EditProjects, SignedIn>,
     Form(input): Form<BatchInput>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditProjects)?;
-    let team_id = scope.team_id().to_owned();
     let project = state
         .store
-        .find_project(&team_id, who.mode, &input.project)
+        .find_project(&scope, &input.project)
         .await?
         .ok_or(WebError::NotFound)?;
     let name = match check_name("batch", &input.name) {
@@ -41,22 +40,15 @@ pub(super) async fn create_batch(
         Err(err) => {
             return Ok(render(
                 StatusCode::BAD_REQUEST,
-                &project_page(&state, &who, &project.name, Some(err.message)).await?,
+                &project_page(&state, &who, &scope, &project.name, Some(err.message)).await?,
             ))
         }
     };
-    let new = NewBatch {
-        team_id,
-        mode: who.mode,
-        project_id: project.id.clone(),
-        name: name.clone(),
-        status: initial_status(&project),
-        callback: String::new(),
-        metadata: json!({}),
-        calibration_batch: false,
-        self_label_batch: false,
-    };
-    match state.store.create_batch(&new).await {
+    match state
+        .store
+        .create_batch(&scope, &new_batch(&project, name.clone()))
+        .await
+    {
         Ok(_) => Ok(redirect_with_flash(
             &project_link(&project.name),
             &format!("Batch \"{name}\" created."),
@@ -68,7 +60,7 @@ pub(super) async fn create_batch(
             );
             Ok(render(
                 StatusCode::BAD_REQUEST,
-                &project_page(&state, &who, &project.name, Some(message)).await?,
+                &project_page(&state, &who, &scope, &project.name, Some(message)).await?,
             ))
         }
         Err(err) => Err(err.into()),

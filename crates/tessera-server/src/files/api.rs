@@ -12,76 +12,54 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::{json, Value};
-use tessera_core::storage::{QuotaExceeded, StorageQuota, StorageUsage};
-use tessera_core::Action;
-use tessera_store::{new_file_id, remove_blob, FileRecord, NewFile, PartialFile, WriteError};
+use serde::Serialize;
+use serde_json::Value;
+use tessera_core::Scope;
+use tessera_store::{FileRecord, PartialFile};
+use utoipa::ToSchema;
 
+use super::service::{
+    attachment_url, clean_filename, guess_mime, project_names, store_received, too_large, Received,
+    Room,
+};
 use crate::api::{
-    auth::ApiCaller,
     wire::{iso, string_field, ApiError, ApiResult, JsonBody},
     ErrorBody,
 };
+use crate::authz::{perm, Authorized};
 use crate::{outbound, state::AppState};
 
 pub use tessera_core::storage::MAX_FILE_BYTES;
 
-fn file_json(team_id: &str, file: &FileRecord) -> Value {
-    json!({
-        "id": file.id,
-        "attachment_url": format!("scaledata://{team_id}/{}", file.id),
-        "mime_type": file.mime_type,
-        "size": file.size,
-        "project_names": file.project_names,
-        "created_at": iso(file.created_at),
-        "updated_at": iso(file.updated_at),
-    })
-}
-
-/// A MIME type from the filename's extension, for parts that do not state one.
-fn guess_mime(filename: &str) -> &'static str {
-    let ext = filename
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "pdf" => "application/pdf",
-        "txt" => "text/plain",
-        "csv" => "text/csv",
-        "json" => "application/json",
-        "mp4" => "video/mp4",
-        "mp3" => "audio/mpeg",
-        "wav" => "audio/wav",
-        _ => "application/octet-stream",
-    }
-}
-
-fn clean_filename(raw: &str) -> String {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
-    if cleaned.is_empty() {
-        "file".into()
-    } else {
-        cleaned
-    }
-}
-
-/// A file received into a partial file, with what the request said about it.
-struct Received {
-    filename: String,
+/// A stored file as the API returns it (Scale's File).
+// Fields in alphabetical order: the order the keys have always had on the wire.
+#[derive(Serialize, ToSchema)]
+pub struct FileBody {
+    /// `scaledata://<team>/<file id>`: what a task's attachment may name.
+    attachment_url: String,
+    created_at: String,
+    id: String,
     mime_type: String,
-    partial: PartialFile,
+    /// The names of the projects the file was uploaded for.
+    #[schema(value_type = Vec<String>)]
+    project_names: Value,
+    /// In bytes.
+    size: i64,
+    updated_at: String,
 }
 
-fn too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("Files are limited to {} MiB.", MAX_FILE_BYTES / 1024 / 1024),
-    )
+impl FileBody {
+    fn new(scope: &Scope, file: FileRecord) -> Self {
+        Self {
+            attachment_url: attachment_url(scope, &file),
+            created_at: iso(file.created_at),
+            id: file.id.into_string(),
+            mime_type: file.mime_type,
+            project_names: file.project_names,
+            size: file.size,
+            updated_at: iso(file.updated_at),
+        }
+    }
 }
 
 /// The request-body limit answers an oversized `Content-Length` with a plain-text 413 before
@@ -104,98 +82,6 @@ pub async fn json_body_limit(request: Request, next: Next) -> Response {
         .into_response();
     }
     response
-}
-
-/// A team's storage quota is used up: 403, saying what is used and what is allowed.
-fn over_quota(err: &QuotaExceeded) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, err.to_string())
-}
-
-/// The team's storage as a request found it, and the largest file that may be written.
-struct Room {
-    quota: StorageQuota,
-    usage: StorageUsage,
-    cap: u64,
-}
-
-impl Room {
-    /// Reads the team's usage and refuses at once when not even one more byte or file fits,
-    /// before anything is read or written.
-    async fn check(state: &AppState, caller: &ApiCaller) -> ApiResult<Room> {
-        let quota = state.config.storage_quota;
-        let usage = state.store.storage_usage(&caller.team_id).await?;
-        quota.admit(usage, 1).map_err(|e| over_quota(&e))?;
-        Ok(Room {
-            quota,
-            usage,
-            cap: quota.largest_file(usage),
-        })
-    }
-
-    /// Why writing stopped: the file passed the per-file limit (413) or the free quota (403).
-    fn write_error(&self, err: WriteError) -> ApiError {
-        match err {
-            WriteError::TooLarge { cap } if cap < MAX_FILE_BYTES => {
-                match self.quota.admit(self.usage, cap.saturating_add(1)) {
-                    Err(exceeded) => over_quota(&exceeded),
-                    Ok(()) => too_large(),
-                }
-            }
-            WriteError::TooLarge { .. } => too_large(),
-            WriteError::Io(err) => ApiError::internal(err),
-        }
-    }
-}
-
-/// Moves a received file to its final name and records it within the team's quota (the
-/// reservation that holds under concurrency); a file that cannot be recorded is removed again.
-async fn store_received(
-    state: &AppState,
-    caller: &ApiCaller,
-    received: Received,
-    project_names: Vec<String>,
-    source_url: Option<String>,
-) -> ApiResult<Json<Value>> {
-    let id = new_file_id();
-    let storage_key = format!("{}/{}/{id}", caller.team_id, caller.mode);
-    let blob = received
-        .partial
-        .persist(&state.files, &storage_key)
-        .await
-        .map_err(ApiError::internal)?;
-    let inserted = state
-        .store
-        .insert_file_within_quota(
-            &NewFile {
-                id,
-                team_id: caller.team_id.clone(),
-                mode: caller.mode,
-                filename: received.filename,
-                mime_type: received.mime_type,
-                size: i64::try_from(blob.size).unwrap_or(i64::MAX),
-                sha256: blob.sha256,
-                storage_key,
-                project_names: json!(project_names),
-                source_url,
-            },
-            state.config.storage_quota,
-        )
-        .await;
-    match inserted {
-        Ok(Ok(record)) => Ok(Json(file_json(&caller.team_id, &record))),
-        Ok(Err(exceeded)) => {
-            remove_blob(&blob.path).await;
-            Err(over_quota(&exceeded))
-        }
-        Err(err) => {
-            remove_blob(&blob.path).await;
-            Err(err.into())
-        }
-    }
-}
-
-fn project_names(value: Option<String>) -> Vec<String> {
-    value.into_iter().filter(|p| !p.is_empty()).collect()
 }
 
 /// A multipart read that failed: 413 when the body passed the request limit, else 400.
@@ -282,21 +168,20 @@ async fn read_parts(
 #[utoipa::path(
     post, path = "/v1/files/upload", tag = "files",
     request_body(content_type = "multipart/form-data", description = "A `file` part and optional `project_name`"),
-    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
+    responses((status = 200, body = FileBody), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::EditProjects>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
+) -> ApiResult<Json<FileBody>> {
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(format!(
             "Send the file as multipart/form-data with a part named \"file\" ({}).",
             e.body_text()
         ))
     })?;
-    let room = Room::check(&state, &caller).await?;
+    let room = Room::check(&state, &scope).await?;
     let mut file = None;
     let mut project_name = None;
     if let Err(err) = read_parts(&state, &room, &mut multipart, &mut file, &mut project_name).await
@@ -309,7 +194,9 @@ pub async fn upload_file(
     let received = file.ok_or_else(|| {
         ApiError::bad_request("Please include the file as a multipart part named \"file\".")
     })?;
-    store_received(&state, &caller, received, project_names(project_name), None).await
+    let record =
+        store_received(&state, &scope, received, project_names(project_name), None).await?;
+    Ok(Json(FileBody::new(&scope, record)))
 }
 
 /// Import a file from a URL (`{"file_url", "project_name"}`). The URL must be public unless
@@ -318,30 +205,60 @@ pub async fn upload_file(
 /// arrives.
 #[utoipa::path(
     post, path = "/v1/files/import", tag = "files", request_body = serde_json::Value,
-    responses((status = 200, description = "{id, attachment_url, …}", body = serde_json::Value), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
+    responses((status = 200, body = FileBody), (status = 400, body = ErrorBody), (status = 403, description = "Storage quota used up", body = ErrorBody), (status = 413, body = ErrorBody)),
 )]
 pub async fn import_file(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::EditProjects>,
     body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
+) -> ApiResult<Json<FileBody>> {
     let body = body.object()?;
     let file_url = string_field(&body, "file_url", tessera_core::team::MAX_URL_LEN)?
         .ok_or_else(|| ApiError::bad_request("Please include \"file_url\"."))?;
     let project_name = string_field(&body, "project_name", 1000)?;
     let url = outbound::check_url(&file_url, state.config.allow_private_callbacks)
         .map_err(|e| ApiError::bad_request(format!("Cannot import file_url: {e}")))?;
-    let room = Room::check(&state, &caller).await?;
-    let cannot = |why: String| ApiError::bad_request(format!("Could not fetch file_url: {why}"));
+    let room = Room::check(&state, &scope).await?;
+    let (partial, mime) = fetch(&state, &room, url.clone()).await?;
+    let filename = clean_filename(
+        url.path_segments()
+            .and_then(|mut s| s.next_back())
+            .unwrap_or("file"),
+    );
+    let mime_type = mime
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| guess_mime(&filename).to_owned());
+    let received = Received {
+        filename,
+        mime_type,
+        partial,
+    };
+    let names = project_names(project_name);
+    let record = store_received(&state, &scope, received, names, Some(file_url)).await?;
+    Ok(Json(FileBody::new(&scope, record)))
+}
+
+/// A fetch of `file_url` that failed: 400 with the reason.
+fn cannot_fetch(why: String) -> ApiError {
+    ApiError::bad_request(format!("Could not fetch file_url: {why}"))
+}
+
+/// Fetches `url` into a partial file, chunk by chunk, refusing at once a response whose
+/// announced length passes the per-file limit or the quota; with the MIME type the server
+/// stated, if any.
+async fn fetch(
+    state: &AppState,
+    room: &Room,
+    url: url::Url,
+) -> ApiResult<(PartialFile, Option<String>)> {
     let mut response = state
         .outbound
-        .get(url.clone())
+        .get(url)
         .send()
         .await
-        .map_err(|e| cannot(describe(&e)))?;
+        .map_err(|e| cannot_fetch(describe(&e)))?;
     if !response.status().is_success() {
-        return Err(cannot(format!(
+        return Err(cannot_fetch(format!(
             "the server answered HTTP {}.",
             response.status().as_u16()
         )));
@@ -353,9 +270,7 @@ pub async fn import_file(
         return Err(too_large());
     }
     if let Some(size) = response.content_length() {
-        room.quota
-            .admit(room.usage, size)
-            .map_err(|e| over_quota(&e))?;
+        room.admit(size)?;
     }
     let mime = response
         .headers()
@@ -373,33 +288,12 @@ pub async fn import_file(
                 Ok(()) => continue,
                 Err(err) => room.write_error(err),
             },
-            Ok(None) => break,
-            Err(err) => cannot(describe(&err)),
+            Ok(None) => return Ok((partial, mime)),
+            Err(err) => cannot_fetch(describe(&err)),
         };
         partial.discard().await;
         return Err(failed);
     }
-    let filename = clean_filename(
-        url.path_segments()
-            .and_then(|mut s| s.next_back())
-            .unwrap_or("file"),
-    );
-    let mime_type = mime
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| guess_mime(&filename).to_owned());
-    let received = Received {
-        filename,
-        mime_type,
-        partial,
-    };
-    store_received(
-        &state,
-        &caller,
-        received,
-        project_names(project_name),
-        Some(file_url),
-    )
-    .await
 }
 
 /// A short reason for a failed fetch, without internal detail.
@@ -418,5 +312,48 @@ fn describe(err: &reqwest::Error) -> String {
         "could not connect to the host.".into()
     } else {
         format!("{text}.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_core::{
+        ids::{FileId, TeamId},
+        Action, Actor, Mode,
+    };
+
+    use super::*;
+
+    /// The body is byte for byte what the `json!` map it replaced produced.
+    #[test]
+    fn the_body_keeps_its_wire_shape() {
+        let team = TeamId::generate();
+        let key = Actor::ApiKey {
+            key_id: "key".into(),
+            team_id: team.to_string(),
+            mode: Mode::Test,
+        };
+        let scope = Scope::authorized(&key, Action::EditProjects, team.as_str(), Mode::Test)
+            .expect("a key acts in its own team");
+        let file = FileRecord {
+            id: FileId::generate(),
+            filename: "a.png".into(),
+            mime_type: "image/png".into(),
+            size: 12,
+            sha256: "00".into(),
+            storage_key: "k".into(),
+            project_names: json!(["p"]),
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_123,
+        };
+        let old = json!({
+            "id": file.id,
+            "attachment_url": format!("scaledata://{}/{}", scope.team_id(), file.id),
+            "mime_type": file.mime_type, "size": file.size, "project_names": file.project_names,
+            "created_at": iso(file.created_at), "updated_at": iso(file.updated_at),
+        });
+        let new = serde_json::to_string(&FileBody::new(&scope, file)).unwrap();
+        assert_eq!(new, old.to_string());
     }
 }

@@ -1,6 +1,8 @@
-//! Files: uploads and imports of task attachments (`/v1/files…`).
+//! Files: uploads and imports of task attachments (`/v1/files…`), over the rules in
+//! [`service`].
 
 pub mod api;
+pub mod service;
 
 use utoipa_axum::{router::OpenApiRouter, routes};
 

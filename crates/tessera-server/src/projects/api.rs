@@ -5,31 +5,79 @@ use axum::{
     extract::{Path, State},
     Json,
 };
-use serde_json::{json, Map, Value};
-use tessera_core::Action;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tessera_core::Scope;
 use tessera_store::{Project, StoreError};
+use utoipa::ToSchema;
 
 use super::service::{
-    check_name, check_params, created, history_entry, new_project, MAX_HISTORY, MAX_NAME,
+    check_name, created, new_project, next_version, param_fields, task_template, MAX_NAME,
 };
 use crate::api::{
-    auth::ApiCaller,
     wire::{iso, json_bool, string_field, ApiError, ApiResult, JsonBody},
     ErrorBody,
 };
+use crate::authz::{perm, Authorized};
 use crate::state::AppState;
 
-fn project_json(project: &Project) -> Value {
-    json!({
-        "name": project.name,
-        "type": project.task_type,
-        "params": project.params,
-        "param_history": project.param_history,
-        "rapid": project.rapid,
-        "studio": project.studio,
-        "created_at": iso(project.created_at),
-        "updated_at": iso(project.updated_at),
-    })
+/// A project as the API returns it (Scale's Project).
+// Fields in alphabetical order: the order the keys have always had on the wire.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectBody {
+    created_at: String,
+    name: String,
+    /// The params of every version, each flattened with its `version` and `created_at`.
+    #[schema(value_type = Vec<Object>)]
+    param_history: Value,
+    /// Default params of the project's tasks: whatever the project was given.
+    #[schema(value_type = Object)]
+    params: Value,
+    rapid: bool,
+    studio: bool,
+    /// The task type.
+    #[serde(rename = "type")]
+    task_type: &'static str,
+    updated_at: String,
+}
+
+impl From<Project> for ProjectBody {
+    fn from(project: Project) -> Self {
+        Self {
+            created_at: iso(project.created_at),
+            name: project.name,
+            param_history: project.param_history,
+            params: project.params,
+            rapid: project.rapid,
+            studio: project.studio,
+            task_type: project.task_type.as_str(),
+            updated_at: iso(project.updated_at),
+        }
+    }
+}
+
+/// The fields of a textcollection project's tasks, as Scale's TaskTemplate.
+// Fields in alphabetical order: the order the keys have always had on the wire.
+#[derive(Serialize, ToSchema)]
+pub struct TaskTemplateBody {
+    auto_onboard_enabled: bool,
+    created_at: String,
+    /// The project's id.
+    id: String,
+    response_schema: ResponseSchema,
+    /// The field ids, as the template's variables.
+    #[schema(value_type = Vec<Object>)]
+    template_variables: Vec<Value>,
+    updated_at: String,
+    /// The project's params version the template is taken from.
+    version: i64,
+}
+
+/// The response a template's task is answered with: the project's fields.
+#[derive(Serialize, ToSchema)]
+pub struct ResponseSchema {
+    #[schema(value_type = Object)]
+    fields: Value,
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -39,14 +87,13 @@ fn not_found(name: &str) -> ApiError {
 /// Create a project (`{"type", "name", "params", "rapid", "studio", "datasetId"}`).
 #[utoipa::path(
     post, path = "/v1/projects", tag = "projects", request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 200, body = ProjectBody), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
 )]
 pub async fn create_project(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::EditProjects>,
     body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
+) -> ApiResult<Json<ProjectBody>> {
     let body = body.object()?;
     let name = check_name(
         "project",
@@ -59,19 +106,23 @@ pub async fn create_project(
         Some(Value::Object(p)) => p.clone(),
         Some(_) => return Err(ApiError::bad_request("params must be a JSON object.")),
     };
-    let mut new = new_project(&caller.team_id, caller.mode, &name, &task_type, params)?;
+    let mut new = new_project(&name, &task_type, params)?;
     new.rapid = json_bool(body.get("rapid"));
     new.studio = json_bool(body.get("studio"));
     new.dataset_id = string_field(&body, "datasetId", 200)?;
-    let project = created("project", &name, state.store.create_project(&new).await)?;
-    Ok(Json(project_json(&project)))
+    let project = created(
+        "project",
+        &name,
+        state.store.create_project(&scope, &new).await,
+    )?;
+    Ok(Json(project.into()))
 }
 
-/// The caller's project of this name, or the API's 404.
-async fn load(state: &AppState, caller: &ApiCaller, name: &str) -> ApiResult<Project> {
+/// The scope's project of this name, or the API's 404.
+async fn load(state: &AppState, scope: &Scope, name: &str) -> ApiResult<Project> {
     state
         .store
-        .find_project(&caller.team_id, caller.mode, name)
+        .find_project(scope, name)
         .await?
         .ok_or_else(|| not_found(name))
 }
@@ -79,35 +130,27 @@ async fn load(state: &AppState, caller: &ApiCaller, name: &str) -> ApiResult<Pro
 /// Get a project by name (`/` inside a name is sent as `%2F`).
 #[utoipa::path(
     get, path = "/v1/projects/{name}", tag = "projects", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ProjectBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn get_project(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::ViewTasks>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::ViewTasks)?;
-    let project = load(&state, &caller, &name).await?;
-    Ok(Json(project_json(&project)))
+) -> ApiResult<Json<ProjectBody>> {
+    Ok(Json(load(&state, &scope, &name).await?.into()))
 }
 
 /// All projects of this mode, as a bare JSON array.
 #[utoipa::path(
     get, path = "/v1/projects", tag = "projects",
-    responses((status = 200, body = Vec<serde_json::Value>)),
+    responses((status = 200, body = Vec<ProjectBody>)),
 )]
 pub async fn list_projects(
     State(state): State<AppState>,
-    caller: ApiCaller,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::ViewTasks)?;
-    let projects = state
-        .store
-        .list_projects(&caller.team_id, caller.mode)
-        .await?;
-    Ok(Json(Value::Array(
-        projects.iter().map(project_json).collect(),
-    )))
+    Authorized { scope, .. }: Authorized<perm::ViewTasks>,
+) -> ApiResult<Json<Vec<ProjectBody>>> {
+    let projects = state.store.list_projects(&scope).await?;
+    Ok(Json(projects.into_iter().map(ProjectBody::from).collect()))
 }
 
 /// Update a project's params: appends a `param_history` version. With `"patch": true` the
@@ -115,60 +158,24 @@ pub async fn list_projects(
 #[utoipa::path(
     post, path = "/v1/projects/{name}/setParams", tag = "projects", params(("name" = String, Path)),
     request_body = serde_json::Value,
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ProjectBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn set_params(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::EditProjects>,
     Path(name): Path<String>,
     body: JsonBody,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::EditProjects)?;
-    let mut body = body.object()?;
-    let patch = json_bool(body.remove("patch").as_ref());
-    let project = load(&state, &caller, &name).await?;
-    // The SDK sends update_project(name, params={...}) or the fields directly.
-    let fields = match body.remove("params") {
-        Some(Value::Object(p)) if body.is_empty() => p,
-        Some(other) => {
-            body.insert("params".into(), other);
-            body
-        }
-        None => body,
-    };
+) -> ApiResult<Json<ProjectBody>> {
+    let (fields, patch) = param_fields(body.object()?);
+    let project = load(&state, &scope, &name).await?;
     let updated = state
         .store
-        .update_project_params(&project.id, |current| {
-            let mut params = if patch {
-                current.params.as_object().cloned().unwrap_or_default()
-            } else {
-                Map::new()
-            };
-            params.extend(fields);
-            let params = Value::Object(params);
-            check_params(&params).map_err(|e| e.message)?;
-            let mut history = current
-                .param_history
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let version = history
-                .last()
-                .and_then(|h| h.get("version"))
-                .and_then(Value::as_i64)
-                .map_or(0, |v| v + 1);
-            history.push(history_entry(
-                params.as_object().expect("params is an object"),
-                version,
-            ));
-            if history.len() > MAX_HISTORY {
-                history.drain(..history.len() - MAX_HISTORY);
-            }
-            Ok((params, Value::Array(history)))
+        .update_project_params(&scope, &project.id, |current| {
+            next_version(current, fields, patch)
         })
         .await;
     match updated {
-        Ok(project) => Ok(Json(project_json(&project))),
+        Ok(project) => Ok(Json(project.into())),
         Err(StoreError::InvalidState(message)) => Err(ApiError::bad_request(message)),
         Err(err) => Err(err.into()),
     }
@@ -178,53 +185,73 @@ pub async fn set_params(
 /// project's current params version. Other types have no templates (400).
 #[utoipa::path(
     get, path = "/v1/projects/{name}/taskTemplates", tag = "projects", params(("name" = String, Path)),
-    responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TaskTemplateBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
 )]
 pub async fn task_templates(
     State(state): State<AppState>,
-    caller: ApiCaller,
+    Authorized { scope, .. }: Authorized<perm::ViewTasks>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    caller.authorize(Action::ViewTasks)?;
-    let project = load(&state, &caller, &name).await?;
-    if project.task_type != "textcollection" {
-        return Err(ApiError::bad_request(format!(
-            "Task templates exist only for textcollection and chat projects; \"{}\" is a {} project.",
-            project.name, project.task_type
-        )));
+) -> ApiResult<Json<TaskTemplateBody>> {
+    let project = load(&state, &scope, &name).await?;
+    let template = task_template(&project)?;
+    Ok(Json(TaskTemplateBody {
+        auto_onboard_enabled: false,
+        created_at: iso(project.created_at),
+        id: project.id.into_string(),
+        response_schema: ResponseSchema {
+            fields: template.fields,
+        },
+        template_variables: template.variables,
+        updated_at: iso(project.updated_at),
+        version: template.version,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tessera_core::{ids::ProjectId, tasks::TaskType};
+
+    use super::*;
+
+    /// The bodies are byte for byte what the `json!` maps they replaced produced.
+    #[test]
+    fn bodies_keep_their_wire_shape() {
+        let project = Project {
+            id: ProjectId::generate(),
+            name: "p/1".into(),
+            task_type: TaskType::TextCollection,
+            params: json!({"fields": [{"field_id": "a"}], "instruction": "x"}),
+            param_history: json!([{"version": 0, "instruction": "x"}]),
+            rapid: true,
+            studio: false,
+            dataset_id: Some("d".into()),
+            created_at: 1_700_000_000_000,
+            updated_at: 1_700_000_000_123,
+        };
+        let old = json!({
+            "name": project.name, "type": "textcollection", "params": project.params,
+            "param_history": project.param_history, "rapid": true, "studio": false,
+            "created_at": iso(project.created_at), "updated_at": iso(project.updated_at),
+        });
+        let new = serde_json::to_string(&ProjectBody::from(project.clone())).unwrap();
+        assert_eq!(new, old.to_string());
+        let template = TaskTemplateBody {
+            auto_onboard_enabled: false,
+            created_at: iso(project.created_at),
+            id: project.id.to_string(),
+            response_schema: ResponseSchema {
+                fields: json!([{"field_id": "a"}]),
+            },
+            template_variables: vec![json!("a")],
+            updated_at: iso(project.updated_at),
+            version: 0,
+        };
+        let old = json!({
+            "id": project.id, "version": 0, "created_at": iso(project.created_at),
+            "updated_at": iso(project.updated_at), "template_variables": ["a"],
+            "response_schema": {"fields": [{"field_id": "a"}]}, "auto_onboard_enabled": false,
+        });
+        assert_eq!(serde_json::to_string(&template).unwrap(), old.to_string());
     }
-    let version = project
-        .param_history
-        .as_array()
-        .and_then(|h| h.last())
-        .and_then(|h| h.get("version"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let fields = project
-        .params
-        .get("fields")
-        .cloned()
-        .unwrap_or_else(|| json!([]));
-    let variables: Vec<Value> = match &fields {
-        Value::Object(o) => o.keys().map(|k| json!(k)).collect(),
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|f| {
-                f.get("field_id")
-                    .or_else(|| f.get("id"))
-                    .cloned()
-                    .or_else(|| f.as_str().map(|s| json!(s)))
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Json(json!({
-        "id": project.id,
-        "version": version,
-        "created_at": iso(project.created_at),
-        "updated_at": iso(project.updated_at),
-        "template_variables": variables,
-        "response_schema": {"fields": fields},
-        "auto_onboard_enabled": false,
-    })))
 }

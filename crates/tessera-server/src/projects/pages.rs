@@ -5,11 +5,12 @@ use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tessera_core::Action;
+use tessera_core::{Action, Scope};
 use tessera_store::{BatchFilter, StoreError};
 
 use super::service::{check_name, new_project};
 use crate::{
+    authz::{perm, Authorized},
     state::AppState,
     tasks::pages::{choices, pretty, type_names, Choice},
     web::{
@@ -37,25 +38,26 @@ struct ProjectsPage {
     instruction: String,
 }
 
+/// The project list of `scope` (whose caller may view its tasks: managing projects includes
+/// seeing them), with the creation form as `input` left it.
 async fn projects_page(
     state: &AppState,
     who: &SignedIn,
+    scope: &Scope,
     error: Option<String>,
     input: ProjectInput,
 ) -> WebResult<ProjectsPage> {
-    let scope = who.authorize(Action::ViewTasks)?;
-    let team_id = scope.team_id();
     let team = who.team_name.clone().unwrap_or_default();
     let projects = state
         .store
-        .list_projects(team_id, who.mode)
+        .list_projects(scope)
         .await?
         .into_iter()
         .rev()
         .map(|p| ProjectRow {
             display: format!("{team} / {}", p.name),
             name: p.name,
-            task_type: p.task_type,
+            task_type: p.task_type.as_str().to_owned(),
             created: format_time(p.created_at),
         })
         .collect();
@@ -70,9 +72,14 @@ async fn projects_page(
     })
 }
 
-pub(super) async fn projects(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
+pub(super) async fn projects(
+    State(state): State<AppState>,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::ViewTasks, SignedIn>,
+) -> WebResult<Response> {
     Ok(page(
-        &projects_page(&state, &who, None, ProjectInput::default()).await?,
+        &projects_page(&state, &who, &scope, None, ProjectInput::default()).await?,
     ))
 }
 
@@ -88,27 +95,27 @@ pub(super) struct ProjectInput {
 
 pub(super) async fn create_project(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::EditProjects, SignedIn>,
     Form(input): Form<ProjectInput>,
 ) -> WebResult<Response> {
-    let scope = who.authorize(Action::EditProjects)?;
-    let team_id = scope.team_id().to_owned();
     let mut params = Map::new();
     if !input.instruction.trim().is_empty() {
         params.insert("instruction".into(), json!(input.instruction.trim()));
     }
     let new = check_name("project", &input.name)
-        .and_then(|name| new_project(&team_id, who.mode, &name, &input.task_type, params));
+        .and_then(|name| new_project(&name, &input.task_type, params));
     let new = match new {
         Ok(new) => new,
         Err(err) => {
             return Ok(render(
                 StatusCode::BAD_REQUEST,
-                &projects_page(&state, &who, Some(err.message), input).await?,
+                &projects_page(&state, &who, &scope, Some(err.message), input).await?,
             ))
         }
     };
-    match state.store.create_project(&new).await {
+    match state.store.create_project(&scope, &new).await {
         Ok(p) => Ok(redirect_with_flash(
             &project_link(&p.name),
             &format!("Project \"{}\" created in {} mode.", p.name, who.mode),
@@ -120,7 +127,7 @@ pub(super) async fn create_project(
             );
             Ok(render(
                 StatusCode::BAD_REQUEST,
-                &projects_page(&state, &who, Some(message), input).await?,
+                &projects_page(&state, &who, &scope, Some(message), input).await?,
             ))
         }
         Err(err) => Err(err.into()),
@@ -163,24 +170,24 @@ pub(super) struct NameQuery {
     name: String,
 }
 
+/// The page of `scope`'s project of this name (whose caller may view its tasks: managing
+/// projects includes seeing them), with its batches and an error from a form, if any.
 pub(crate) async fn project_page(
     state: &AppState,
     who: &SignedIn,
+    scope: &Scope,
     name: &str,
     error: Option<String>,
 ) -> WebResult<ProjectPage> {
-    let scope = who.authorize(Action::ViewTasks)?;
-    let team_id = scope.team_id();
     let project = state
         .store
-        .find_project(team_id, who.mode, name)
+        .find_project(scope, name)
         .await?
         .ok_or(WebError::NotFound)?;
     let (batches, _) = state
         .store
         .list_batches(
-            team_id,
-            who.mode,
+            scope,
             &BatchFilter {
                 project_id: Some(project.id.clone()),
                 ..BatchFilter::default()
@@ -205,7 +212,7 @@ pub(crate) async fn project_page(
             who.team_name.clone().unwrap_or_default(),
             project.name
         ),
-        task_type: project.task_type.clone(),
+        task_type: project.task_type.as_str().to_owned(),
         params: pretty(&project.params),
         history,
         batches: batches
@@ -213,7 +220,7 @@ pub(crate) async fn project_page(
             .map(|b| BatchRow {
                 tasks_link: tasks_link(&b.name),
                 name: b.name,
-                status: b.status,
+                status: b.status.as_str().to_owned(),
                 created: format_time(b.created_at),
             })
             .collect(),
@@ -255,8 +262,12 @@ fn history_rows(param_history: &Value) -> Vec<(i64, String, String)> {
 
 pub(super) async fn project_detail(
     State(state): State<AppState>,
-    who: SignedIn,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::ViewTasks, SignedIn>,
     Query(q): Query<NameQuery>,
 ) -> WebResult<Response> {
-    Ok(page(&project_page(&state, &who, &q.name, None).await?))
+    Ok(page(
+        &project_page(&state, &who, &scope, &q.name, None).await?,
+    ))
 }

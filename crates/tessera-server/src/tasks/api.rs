@@ -54,7 +54,7 @@ pub async fn create_task(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     if scope.mode() == Mode::Test {
-        if let Err(secs) = state.test_tasks.take(scope.team_id()) {
+        if let Err(secs) = state.test_tasks.take(&scope) {
             return Err(ApiError::too_many(
                 format!(
                     "Your team created its {} test tasks for this hour; try again in {secs} s.",

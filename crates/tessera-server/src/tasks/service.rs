@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 use tessera_core::{
-    status::TaskStatus,
+    status::{BatchStatus, TaskStatus},
     tasks::{synthetic_response, validate, TaskType},
     Mode, Scope,
 };
@@ -157,7 +157,6 @@ pub async fn create_task(
     scope: &Scope,
     mut req: CreateRequest,
 ) -> Result<Created, CreateError> {
-    let (team_id, mode) = (scope.team_id(), scope.mode());
     let batch = match &req.batch {
         Some(name) => Some(find_open_batch(store, scope, name, req.project.as_deref()).await?),
         None => None,
@@ -169,7 +168,7 @@ pub async fn create_task(
     let project = match &project_name {
         Some(name) => Some(
             store
-                .find_project(team_id, mode, name)
+                .find_project(scope, name)
                 .await?
                 .ok_or_else(|| CreateError::Refused(format!("Project \"{name}\" not found.")))?,
         ),
@@ -187,7 +186,7 @@ pub async fn create_task(
         apply_defaults(&project.params, &mut req.instruction, &mut req.params);
     }
     validate(req.task_type, &req.params)?;
-    let (status, response) = match mode {
+    let (status, response) = match scope.mode() {
         Mode::Test => (
             TaskStatus::Completed,
             Some(synthetic_response(req.task_type, &req.params)),
@@ -196,23 +195,17 @@ pub async fn create_task(
     };
     let callback_url = match req.callback_url {
         Some(url) => Some(url),
-        None => {
-            store
-                .cross_tenant()
-                .get_team(team_id)
-                .await?
-                .default_callback_url
-        }
+        None => store.get_team(scope).await?.default_callback_url,
     };
     let new = NewTask {
         task_type: req.task_type,
         status,
         project: project.map(|p| Parent {
-            id: p.id,
+            id: p.id.into_string(),
             name: p.name,
         }),
         batch: batch.map(|b| Parent {
-            id: b.id,
+            id: b.id.into_string(),
             name: b.name,
         }),
         unique_id: req.unique_id,
@@ -256,10 +249,10 @@ async fn find_open_batch(
     project: Option<&str>,
 ) -> Result<Batch, CreateError> {
     let batch = store
-        .find_batch(scope.team_id(), scope.mode(), name)
+        .find_batch(scope, name)
         .await?
         .ok_or_else(|| CreateError::Refused(format!("Batch \"{name}\" not found.")))?;
-    if batch.status == "completed" {
+    if batch.status == BatchStatus::Completed {
         return Err(CreateError::Refused(format!(
             "Batch \"{}\" is completed; it accepts no new tasks.",
             batch.name
@@ -319,16 +312,15 @@ pub async fn resolve_names(
     batch: Option<&str>,
     filter: &mut TaskFilter,
 ) -> Result<bool, StoreError> {
-    let (team_id, mode) = (scope.team_id(), scope.mode());
     if let Some(name) = project {
-        match store.find_project(team_id, mode, name).await? {
-            Some(p) => filter.project_id = Some(p.id),
+        match store.find_project(scope, name).await? {
+            Some(p) => filter.project_id = Some(p.id.into_string()),
             None => return Ok(false),
         }
     }
     if let Some(name) = batch {
-        match store.find_batch(team_id, mode, name).await? {
-            Some(b) => filter.batch_id = Some(b.id),
+        match store.find_batch(scope, name).await? {
+            Some(b) => filter.batch_id = Some(b.id.into_string()),
             None => return Ok(false),
         }
     }

@@ -808,7 +808,7 @@ async fn perform(
             for t in [&ctx.a, &ctx.b] {
                 for mode in tessera_core::Mode::ALL {
                     found |= store
-                        .find_project(&t.id, mode, &name)
+                        .find_project(&team_scope(&t.id).with_mode(mode), &name)
                         .await
                         .unwrap()
                         .is_some();

@@ -153,15 +153,8 @@ async fn uploads_stream_to_disk_within_the_file_limit(backend: Backend) {
     let row = app
         .store
         .get_file(
-            file["attachment_url"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("scaledata://")
-                .split('/')
-                .next()
-                .unwrap(),
-            tessera_core::Mode::Test,
-            file["id"].as_str().unwrap(),
+            &team_scope(&team_of(&file)).with_mode(tessera_core::Mode::Test),
+            &tessera_core::ids::FileId::from_stored(file["id"].as_str().unwrap().to_owned()),
         )
         .await
         .unwrap()
@@ -304,7 +297,7 @@ async fn storage_quotas_hold_per_team(backend: Backend) {
         on_disk,
         "refused files leave nothing on disk"
     );
-    let usage = app.store.storage_usage(&team).await.unwrap();
+    let usage = app.store.storage_usage(&team_scope(&team)).await.unwrap();
     assert_eq!((usage.bytes, usage.files), (6000, 1));
 
     let (status, file) = bytes.import(&format!("{server}/4000")).await;
@@ -313,7 +306,7 @@ async fn storage_quotas_hold_per_team(backend: Backend) {
     assert_over_quota(&bytes.upload("c.bin", vec![3; 1]).await, "10000 bytes");
     assert_over_quota(&bytes.import(&format!("{server}/1")).await, "10000 bytes");
     assert_eq!(stored_files(&app), full);
-    let usage = app.store.storage_usage(&team).await.unwrap();
+    let usage = app.store.storage_usage(&team_scope(&team)).await.unwrap();
     assert_eq!((usage.bytes, usage.files), (10_000, 2));
 
     // Files: the count is a limit of its own, for uploads and imports alike.
@@ -382,7 +375,11 @@ async fn concurrent_uploads_never_pass_the_quota(backend: Backend) {
     }
     // 14 files of 7000 bytes fit in 100,000; the 15th never does, whatever the interleaving.
     assert_eq!(stored, 14);
-    let usage = app.store.storage_usage(&team.unwrap()).await.unwrap();
+    let usage = app
+        .store
+        .storage_usage(&team_scope(&team.unwrap()))
+        .await
+        .unwrap();
     assert_eq!((usage.bytes, usage.files), (98_000, 14));
     let on_disk = stored_files(&app);
     assert_eq!(on_disk.len(), 14, "{on_disk:?}");

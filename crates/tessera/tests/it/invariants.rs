@@ -450,32 +450,35 @@ async fn task_decoders_agree(backend: Backend) {
         .create_team_with_admin("Decoders", &new_user("a@decoders.test"), event())
         .await
         .unwrap();
+    let scope = team_scope(&team.id).with_mode(Mode::Test);
     let project = store
-        .create_project(&tessera_store::NewProject {
-            team_id: team.id.clone(),
-            mode: Mode::Test,
-            name: "p".into(),
-            task_type: "categorization".into(),
-            params: json!({}),
-            param_history: json!([]),
-            rapid: false,
-            studio: false,
-            dataset_id: None,
-        })
+        .create_project(
+            &scope,
+            &tessera_store::NewProject {
+                name: "p".into(),
+                task_type: tessera_core::tasks::TaskType::Categorization,
+                params: json!({}),
+                param_history: json!([]),
+                rapid: false,
+                studio: false,
+                dataset_id: None,
+            },
+        )
         .await
         .unwrap();
     let batch = store
-        .create_batch(&tessera_store::NewBatch {
-            team_id: team.id.clone(),
-            mode: Mode::Test,
-            project_id: project.id.clone(),
-            name: "b".into(),
-            status: "staging".into(),
-            callback: String::new(),
-            metadata: json!({}),
-            calibration_batch: false,
-            self_label_batch: false,
-        })
+        .create_batch(
+            &scope,
+            &tessera_store::NewBatch {
+                project_id: project.id.clone(),
+                name: "b".into(),
+                status: tessera_core::status::BatchStatus::Staging,
+                callback: String::new(),
+                metadata: json!({}),
+                calibration_batch: false,
+                self_label_batch: false,
+            },
+        )
         .await
         .unwrap();
     let scope = tessera_core::Scope::operator(
@@ -489,11 +492,11 @@ async fn task_decoders_agree(backend: Backend) {
                 task_type: tessera_core::tasks::TaskType::Categorization,
                 status: tessera_core::status::TaskStatus::Completed,
                 project: Some(tessera_store::Parent {
-                    id: project.id.clone(),
+                    id: project.id.to_string(),
                     name: project.name.clone(),
                 }),
                 batch: Some(tessera_store::Parent {
-                    id: batch.id.clone(),
+                    id: batch.id.to_string(),
                     name: batch.name.clone(),
                 }),
                 unique_id: Some("u-1".into()),
