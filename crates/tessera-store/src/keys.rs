@@ -1,16 +1,23 @@
 //! API keys and per-team secrets (callback auth keys, signing secrets).
+//!
+//! A team's keys and secrets are read and changed through its [`Scope`]. Three things happen
+//! before any team is known, or for every team, and live on [`CrossTenant`]: looking a key up
+//! by its digest (that lookup *is* the API's authentication), recording when keys were used
+//! (one flush for all teams) and reading a secret for the callback worker, which signs each
+//! delivery for the delivery's own team.
 
-use sqlx::{any::AnyRow, Row};
+use sqlx::{any::AnyRow, AnyPool, Row};
+use tessera_core::ids::{ApiKeyId, TeamId};
 use tessera_core::status::SecretKind;
 use tessera_core::Mode;
 
-use crate::{audit, new_id, now_ms, NewAuditEvent, Store, StoreError, StoreResult};
+use crate::{audit, now_ms, CrossTenant, NewAuditEvent, Scope, Store, StoreError, StoreResult};
 
 /// An API key as listed on the dashboard (the key itself only as ciphertext).
 #[derive(Debug, Clone)]
 pub struct ApiKey {
-    pub id: String,
-    pub team_id: String,
+    pub id: ApiKeyId,
+    pub team_id: TeamId,
     pub mode: Mode,
     pub label: String,
     pub prefix: String,
@@ -20,11 +27,10 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
 }
 
-/// A key to store: its digest for lookup and its sealed value for reveal.
+/// A key to store in a scope (its team and mode): its digest for lookup and its sealed value
+/// for reveal.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
-    pub team_id: String,
-    pub mode: Mode,
     pub label: String,
     pub prefix: String,
     pub digest: String,
@@ -32,7 +38,7 @@ pub struct NewApiKey {
     pub created_by: Option<String>,
     pub created_by_label: String,
     /// The one-time nonce of the dashboard form that asks for the key: a second key with the
-    /// same nonce in the team is refused (`Conflict` naming `form_nonce`).
+    /// same nonce in the team is refused (`Unique(ApiKeyFormNonce)`).
     pub form_nonce: Option<String>,
     pub event: NewAuditEvent,
 }
@@ -40,8 +46,8 @@ pub struct NewApiKey {
 /// Who an API key acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyIdentity {
-    pub key_id: String,
-    pub team_id: String,
+    pub key_id: ApiKeyId,
+    pub team_id: TeamId,
     pub mode: Mode,
 }
 
@@ -61,8 +67,8 @@ pub(crate) fn parse_mode(raw: String) -> StoreResult<Mode> {
 
 fn key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
     Ok(ApiKey {
-        id: row.try_get("id")?,
-        team_id: row.try_get("team_id")?,
+        id: ApiKeyId::from_stored(row.try_get("id")?),
+        team_id: TeamId::from_stored(row.try_get("team_id")?),
         mode: parse_mode(row.try_get("mode")?)?,
         label: row.try_get("label")?,
         prefix: row.try_get("prefix")?,
@@ -77,16 +83,17 @@ const KEY_COLUMNS: &str =
     "id, team_id, mode, label, prefix, sealed, created_by_label, created_at, last_used_at";
 
 impl Store {
-    pub async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKey> {
-        let id = new_id("key");
+    /// Stores a key in `scope`'s team and mode, with its audit entry.
+    pub async fn create_api_key(&self, scope: &Scope, key: &NewApiKey) -> StoreResult<ApiKey> {
+        let id = ApiKeyId::generate();
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, team_id, mode, label, prefix, digest, sealed, created_by, created_by_label, created_at, form_nonce) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
-        .bind(&id)
-        .bind(&key.team_id)
-        .bind(key.mode.as_str())
+        .bind(id.as_str())
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .bind(&key.label)
         .bind(&key.prefix)
         .bind(&key.digest)
@@ -97,22 +104,23 @@ impl Store {
         .bind(key.form_nonce.as_deref())
         .execute(&mut *tx)
         .await?;
-        audit::insert(&mut tx, Some(&key.team_id), &key.event).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), &key.event).await?;
         tx.commit().await?;
-        self.get_api_key(&key.team_id, &id).await
+        self.get_api_key(scope, id.as_str()).await
     }
 
-    /// The key a dashboard form with this nonce created, deleted ones included (then with
-    /// `true`), so a form sent twice finds the first one's key.
+    /// The key a dashboard form with this nonce created in the scope's team (whatever its
+    /// mode), deleted ones included (then with `true`), so a form sent twice finds the first
+    /// one's key.
     pub async fn api_key_by_form_nonce(
         &self,
-        team_id: &str,
+        scope: &Scope,
         nonce: &str,
     ) -> StoreResult<Option<(ApiKey, bool)>> {
         let row = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS}, deleted_at FROM api_keys WHERE team_id = $1 AND form_nonce = $2"
         ))
-        .bind(team_id)
+        .bind(scope.team_id())
         .bind(nonce)
         .fetch_optional(&self.writer)
         .await?;
@@ -123,33 +131,35 @@ impl Store {
         .transpose()
     }
 
-    /// Live (not deleted) keys of a team, newest first.
-    pub async fn list_api_keys(&self, team_id: &str) -> StoreResult<Vec<ApiKey>> {
+    /// Live (not deleted) keys of the scope's team, both modes (the keys page shows them
+    /// side by side), newest first.
+    pub async fn list_api_keys(&self, scope: &Scope) -> StoreResult<Vec<ApiKey>> {
         let rows = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE team_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC, id"
         ))
-        .bind(team_id)
+        .bind(scope.team_id())
         .fetch_all(&self.reader)
         .await?;
         rows.iter().map(key_from_row).collect()
     }
 
-    pub async fn get_api_key(&self, team_id: &str, key_id: &str) -> StoreResult<ApiKey> {
+    /// A live key of the scope's team (whatever its mode: the keys page manages both).
+    pub async fn get_api_key(&self, scope: &Scope, key_id: &str) -> StoreResult<ApiKey> {
         let row = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL"
         ))
         .bind(key_id)
-        .bind(team_id)
+        .bind(scope.team_id())
         .fetch_optional(&self.writer)
         .await?
         .ok_or(StoreError::NotFound)?;
         key_from_row(&row)
     }
 
-    /// Deletes (revokes) a key; the audit entry commits with it.
+    /// Deletes (revokes) a key of the scope's team; the audit entry commits with it.
     pub async fn delete_api_key(
         &self,
-        team_id: &str,
+        scope: &Scope,
         key_id: &str,
         event: &NewAuditEvent,
     ) -> StoreResult<()> {
@@ -157,109 +167,42 @@ impl Store {
         let done = sqlx::query("UPDATE api_keys SET deleted_at = $1 WHERE id = $2 AND team_id = $3 AND deleted_at IS NULL")
             .bind(now_ms())
             .bind(key_id)
-            .bind(team_id)
+            .bind(scope.team_id())
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        audit::insert(&mut tx, Some(team_id), event).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), event).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The team and mode a key digest belongs to, if the key exists and is not deleted.
-    pub async fn key_identity(&self, digest: &str) -> StoreResult<Option<KeyIdentity>> {
-        let row = sqlx::query(
-            "SELECT id, team_id, mode FROM api_keys WHERE digest = $1 AND deleted_at IS NULL",
-        )
-        .bind(digest)
-        .fetch_optional(&self.reader)
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(Some(KeyIdentity {
-                key_id: row.try_get("id")?,
-                team_id: row.try_get("team_id")?,
-                mode: parse_mode(row.try_get("mode")?)?,
-            })),
-        }
-    }
-
-    /// Records when keys were last used (batched by the caller, not written per request).
-    pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()> {
-        if uses.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.writer.begin().await?;
-        for (key_id, at) in uses {
-            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-                .bind(*at)
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
+    /// The scope's secret of `kind` (in the scope's mode), if it has been made.
     pub async fn team_secret(
         &self,
-        team_id: &str,
+        scope: &Scope,
         kind: SecretKind,
-        mode: Mode,
     ) -> StoreResult<Option<TeamSecret>> {
-        let row = sqlx::query(
-            "SELECT sealed, created_at, previous_sealed, previous_until FROM team_secrets \
-             WHERE team_id = $1 AND kind = $2 AND mode = $3",
-        )
-        .bind(team_id)
-        .bind(kind.as_str())
-        .bind(mode.as_str())
-        .fetch_optional(&self.writer)
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(row) => Ok(Some(TeamSecret {
-                sealed: row.try_get("sealed")?,
-                created_at: row.try_get("created_at")?,
-                previous_sealed: row.try_get("previous_sealed")?,
-                previous_until: row.try_get("previous_until")?,
-            })),
-        }
+        read_secret(&self.writer, scope.team_id(), kind, scope.mode()).await
     }
 
     /// Stores a secret unless one exists already (first use, or sign-up); returns the one
     /// that is in force.
     pub async fn ensure_team_secret(
         &self,
-        team_id: &str,
+        scope: &Scope,
         kind: SecretKind,
-        mode: Mode,
         sealed: &str,
     ) -> StoreResult<TeamSecret> {
-        sqlx::query(
-            "INSERT INTO team_secrets (team_id, kind, mode, sealed, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (team_id, kind, mode) DO NOTHING",
-        )
-        .bind(team_id)
-        .bind(kind.as_str())
-        .bind(mode.as_str())
-        .bind(sealed)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        self.team_secret(team_id, kind, mode)
-            .await?
-            .ok_or(StoreError::NotFound)
+        ensure_secret(&self.writer, scope.team_id(), kind, scope.mode(), sealed).await
     }
 
     /// Replaces a secret; the previous one stays valid for `keep_previous_ms` (0: not at all).
     pub async fn rotate_team_secret(
         &self,
-        team_id: &str,
+        scope: &Scope,
         kind: SecretKind,
-        mode: Mode,
         sealed: &str,
         keep_previous_ms: i64,
         event: &NewAuditEvent,
@@ -273,23 +216,135 @@ impl Store {
         .bind(now + keep_previous_ms)
         .bind(sealed)
         .bind(now)
-        .bind(team_id)
+        .bind(scope.team_id())
         .bind(kind.as_str())
-        .bind(mode.as_str())
+        .bind(scope.mode().as_str())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             sqlx::query("INSERT INTO team_secrets (team_id, kind, mode, sealed, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(team_id)
+                .bind(scope.team_id())
                 .bind(kind.as_str())
-                .bind(mode.as_str())
+                .bind(scope.mode().as_str())
                 .bind(sealed)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
         }
-        audit::insert(&mut tx, Some(team_id), event).await?;
+        audit::insert(&mut tx, Some(scope.team_id()), event).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+impl CrossTenant {
+    /// The team and mode a key digest belongs to, if the key exists and is not deleted.
+    /// Cross-tenant because this is how a request's team becomes known at all: the API's
+    /// authentication.
+    pub async fn key_identity(&self, digest: &str) -> StoreResult<Option<KeyIdentity>> {
+        let row = sqlx::query(
+            "SELECT id, team_id, mode FROM api_keys WHERE digest = $1 AND deleted_at IS NULL",
+        )
+        .bind(digest)
+        .fetch_optional(&self.store.reader)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => Ok(Some(KeyIdentity {
+                key_id: ApiKeyId::from_stored(row.try_get("id")?),
+                team_id: TeamId::from_stored(row.try_get("team_id")?),
+                mode: parse_mode(row.try_get("mode")?)?,
+            })),
+        }
+    }
+
+    /// Records when keys were last used: the key cache collects every team's uses and writes
+    /// them out in one batch, not per request.
+    pub async fn touch_api_keys(&self, uses: &[(ApiKeyId, i64)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.writer.begin().await?;
+        for (key_id, at) in uses {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
+                .bind(*at)
+                .bind(key_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A team's secret of `kind` and `mode`, for the callback worker: it sends every team's
+    /// deliveries and signs each one for the team the delivery belongs to.
+    pub async fn team_secret(
+        &self,
+        team_id: &str,
+        kind: SecretKind,
+        mode: Mode,
+    ) -> StoreResult<Option<TeamSecret>> {
+        read_secret(&self.store.writer, team_id, kind, mode).await
+    }
+
+    /// [`Store::ensure_team_secret`] for the callback worker (a team older than secrets gets
+    /// its first one when its first callback is sent).
+    pub async fn ensure_team_secret(
+        &self,
+        team_id: &str,
+        kind: SecretKind,
+        mode: Mode,
+        sealed: &str,
+    ) -> StoreResult<TeamSecret> {
+        ensure_secret(&self.store.writer, team_id, kind, mode, sealed).await
+    }
+}
+
+async fn read_secret(
+    pool: &AnyPool,
+    team_id: &str,
+    kind: SecretKind,
+    mode: Mode,
+) -> StoreResult<Option<TeamSecret>> {
+    let row = sqlx::query(
+        "SELECT sealed, created_at, previous_sealed, previous_until FROM team_secrets \
+         WHERE team_id = $1 AND kind = $2 AND mode = $3",
+    )
+    .bind(team_id)
+    .bind(kind.as_str())
+    .bind(mode.as_str())
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => Ok(Some(TeamSecret {
+            sealed: row.try_get("sealed")?,
+            created_at: row.try_get("created_at")?,
+            previous_sealed: row.try_get("previous_sealed")?,
+            previous_until: row.try_get("previous_until")?,
+        })),
+    }
+}
+
+async fn ensure_secret(
+    pool: &AnyPool,
+    team_id: &str,
+    kind: SecretKind,
+    mode: Mode,
+    sealed: &str,
+) -> StoreResult<TeamSecret> {
+    sqlx::query(
+        "INSERT INTO team_secrets (team_id, kind, mode, sealed, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (team_id, kind, mode) DO NOTHING",
+    )
+    .bind(team_id)
+    .bind(kind.as_str())
+    .bind(mode.as_str())
+    .bind(sealed)
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    read_secret(pool, team_id, kind, mode)
+        .await?
+        .ok_or(StoreError::NotFound)
 }

@@ -3,32 +3,92 @@
 //! transaction (the outbox pattern), so a completed task always calls back and is billed once.
 
 use serde_json::Value;
-use tessera_core::Mode;
+use tessera_core::ids::TeamId;
+use tessera_core::status::TaskStatus;
+use tessera_core::{can, Action, Actor, Mode};
 
 use crate::{
     batch_completion::complete_batch_if_done, callbacks::enqueue_task_delivery, new_id, now_ms,
-    Store, StoreError, StoreResult, Task,
+    Scope, Store, StoreError, StoreResult, Task,
 };
 
 /// Whose queue a labeler works: one team's (its own `labeler` members) or every team's
 /// (platform workforce).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queue<'a> {
-    Team(&'a str),
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queue {
+    Team(TeamId),
     Everyone,
+}
+
+/// The labeling lane's scope: one labeler, and the queue the policy lets them work.
+///
+/// Labeling is not a tenant [`Scope`]: the platform workforce labels every team's tasks
+/// (`Queue::Everyone`), and a claim belongs to the labeler, whichever team the task is in.
+/// Nor is it [`crate::CrossTenant`]: a team's labeler must only ever see their own team's
+/// queue. So the labeler methods take this scope, which (like `Scope`) only the policy makes
+/// ([`LabelerScope::authorized`]): it carries the labeler the claims are keyed by and the
+/// queue that admits tasks, and a handler without it cannot reach the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelerScope {
+    labeler_id: String,
+    queue: Queue,
+}
+
+impl LabelerScope {
+    /// The queue `actor` labels, if the policy lets them label: every team's for the platform
+    /// workforce, their own team's for a team member allowed to label.
+    pub fn authorized(actor: &Actor) -> Option<Self> {
+        let queue = match actor {
+            Actor::Workforce { .. } => Queue::Everyone,
+            Actor::TeamUser { team_id, .. } if can(actor, Action::LabelTasks, Some(team_id)) => {
+                Queue::Team(TeamId::from_stored(team_id.clone()))
+            }
+            _ => return None,
+        };
+        Some(Self {
+            labeler_id: actor.user_id().to_owned(),
+            queue,
+        })
+    }
+
+    /// A labeler scope without a policy decision: for tests (as [`Scope::operator`]). Nothing
+    /// that serves a request calls this.
+    pub fn operator(labeler_id: &str, queue: Queue) -> Self {
+        Self {
+            labeler_id: labeler_id.to_owned(),
+            queue,
+        }
+    }
+
+    /// The labeler whose claims these are.
+    pub fn labeler_id(&self) -> &str {
+        &self.labeler_id
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Whether a task of `team_id` is in this labeler's queue.
+    fn admits(&self, team_id: &str) -> bool {
+        match &self.queue {
+            Queue::Team(team) => team.as_str() == team_id,
+            Queue::Everyone => true,
+        }
+    }
 }
 
 /// Why a task cannot be worked on by this labeler any more.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimProblem {
     /// Not pending any more (canceled, or completed by someone else): the status it has.
-    NotPending(String),
+    NotPending(TaskStatus),
     /// Another labeler holds it, or this labeler's lease ran out and it went back to the queue.
     NotYours,
 }
 
-/// What completing a task returns: team, mode, callback URL, project, batch and type.
-type CompletedRow = (
+/// What finishing a task returns: team, mode, callback URL, project, batch and type.
+type FinishedRow = (
     String,
     String,
     Option<String>,
@@ -41,6 +101,40 @@ type CompletedRow = (
 enum Finish<'a> {
     Completed(&'a Value),
     Error(&'a str),
+}
+
+/// The columns a [`Finish`] writes, and the history line's detail.
+struct Outcome {
+    status: TaskStatus,
+    response: Value,
+    completed_at: Option<i64>,
+    detail: String,
+}
+
+impl Finish<'_> {
+    fn outcome(&self, now: i64) -> Outcome {
+        match self {
+            Finish::Completed(response) => Outcome {
+                status: TaskStatus::Completed,
+                response: (*response).clone(),
+                completed_at: Some(now),
+                detail: "labeled".to_owned(),
+            },
+            Finish::Error(reason) => Outcome {
+                status: TaskStatus::Error,
+                response: serde_json::json!({ "error": reason }),
+                completed_at: None,
+                detail: (*reason).to_owned(),
+            },
+        }
+    }
+}
+
+/// A task status read from the database (a word the schema does not allow is an error, not
+/// a guess).
+fn parse_status(raw: &str) -> StoreResult<TaskStatus> {
+    raw.parse()
+        .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))
 }
 
 /// Who holds a pending task, as one labeler sees it.
@@ -95,21 +189,30 @@ pub(crate) async fn release_claims(
 }
 
 impl Store {
+    /// A task by id whatever its team (cross-tenant: the workforce's queue is every team's);
+    /// the labeler methods check it against their queue.
+    async fn labeling_task(&self, task_id: &str) -> StoreResult<Option<Task>> {
+        Ok(self
+            .cross_tenant()
+            .tasks_by_ids(&[task_id.to_owned()])
+            .await?
+            .remove(task_id))
+    }
+
     /// The labeler's current claim if it is still valid, else the oldest pending live task of
-    /// the queue that nobody holds, claimed for `lease_ms`. `None` when the queue is empty.
+    /// their queue that nobody holds, claimed for `lease_ms`. `None` when the queue is empty.
     pub async fn claim_next_task(
         &self,
-        labeler_id: &str,
-        queue: Queue<'_>,
+        labeler: &LabelerScope,
         lease_ms: i64,
     ) -> StoreResult<Option<Claim>> {
         let now = now_ms();
-        if let Some(claim) = self.labeler_claim(labeler_id).await? {
+        if let Some(claim) = self.labeler_claim(labeler).await? {
             return Ok(Some(claim));
         }
         let lease_until = now + lease_ms;
-        let (team_filter, team) = match queue {
-            Queue::Team(team_id) => ("team_id = $4 AND ", team_id),
+        let (team_filter, team) = match &labeler.queue {
+            Queue::Team(team_id) => ("team_id = $4 AND ", team_id.as_str()),
             Queue::Everyone => ("$4 = $4 AND ", ""),
         };
         let claimed: Option<(String,)> = sqlx::query_as(&format!(
@@ -119,7 +222,7 @@ impl Store {
              AND status = 'pending' RETURNING id",
             self.skip_locked()
         ))
-        .bind(labeler_id)
+        .bind(labeler.labeler_id())
         .bind(lease_until)
         .bind(now)
         .bind(team)
@@ -128,33 +231,27 @@ impl Store {
         let Some((task_id,)) = claimed else {
             return Ok(None);
         };
-        let task = self
-            .cross_tenant()
-            .tasks_by_ids(std::slice::from_ref(&task_id))
-            .await?
-            .remove(&task_id);
+        let task = self.labeling_task(&task_id).await?;
         Ok(task.map(|task| Claim { task, lease_until }))
     }
 
-    /// The task this labeler holds under an unexpired lease, if any.
-    pub async fn labeler_claim(&self, labeler_id: &str) -> StoreResult<Option<Claim>> {
+    /// The task this labeler holds under an unexpired lease, if any (a claim is the
+    /// labeler's own: its task was in their queue when they took it, and leaving a team gives
+    /// every claim back, see `release_claims`).
+    pub async fn labeler_claim(&self, labeler: &LabelerScope) -> StoreResult<Option<Claim>> {
         let now = now_ms();
         let held: Option<(String, i64)> = sqlx::query_as(
             "SELECT id, lease_until FROM tasks WHERE claimed_by = $1 AND status = 'pending' \
              AND lease_until >= $2 ORDER BY lease_until DESC LIMIT 1",
         )
-        .bind(labeler_id)
+        .bind(labeler.labeler_id())
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
         let Some((task_id, lease_until)) = held else {
             return Ok(None);
         };
-        let task = self
-            .cross_tenant()
-            .tasks_by_ids(std::slice::from_ref(&task_id))
-            .await?
-            .remove(&task_id);
+        let task = self.labeling_task(&task_id).await?;
         Ok(task.map(|task| Claim { task, lease_until }))
     }
 
@@ -162,20 +259,14 @@ impl Store {
     /// (`NotFound` for no such live task in the queue: outside it a task does not exist).
     pub async fn task_for_labeler(
         &self,
-        labeler_id: &str,
-        queue: Queue<'_>,
+        labeler: &LabelerScope,
         task_id: &str,
     ) -> StoreResult<(Task, Holding)> {
         let task = self
-            .cross_tenant()
-            .tasks_by_ids(&[task_id.to_owned()])
+            .labeling_task(task_id)
             .await?
-            .remove(task_id)
             .filter(|t| t.mode == Mode::Live)
-            .filter(|t| match queue {
-                Queue::Team(team_id) => t.team_id == team_id,
-                Queue::Everyone => true,
-            })
+            .filter(|t| labeler.admits(t.team_id.as_str()))
             .ok_or(StoreError::NotFound)?;
         let holder: Option<(Option<String>, Option<i64>)> =
             sqlx::query_as("SELECT claimed_by, lease_until FROM tasks WHERE id = $1")
@@ -183,22 +274,22 @@ impl Store {
                 .fetch_optional(&self.writer)
                 .await?;
         let (by, until) = holder.unwrap_or_default();
-        Ok((task, holding(labeler_id, by.as_deref(), until, now_ms())))
+        Ok((
+            task,
+            holding(labeler.labeler_id(), by.as_deref(), until, now_ms()),
+        ))
     }
 
     /// The task if this labeler holds it now; otherwise why not (`NotFound` for no such live
     /// task in the labeler's queue).
     pub async fn claimed_task(
         &self,
-        labeler_id: &str,
-        queue: Queue<'_>,
+        labeler: &LabelerScope,
         task_id: &str,
     ) -> StoreResult<Result<Claim, ClaimProblem>> {
-        let (task, holding) = self.task_for_labeler(labeler_id, queue, task_id).await?;
-        if task.status != tessera_core::status::TaskStatus::Pending {
-            return Ok(Err(ClaimProblem::NotPending(
-                task.status.as_str().to_owned(),
-            )));
+        let (task, holding) = self.task_for_labeler(labeler, task_id).await?;
+        if task.status != TaskStatus::Pending {
+            return Ok(Err(ClaimProblem::NotPending(task.status)));
         }
         match holding {
             Holding::Mine(lease_until) => Ok(Ok(Claim { task, lease_until })),
@@ -207,33 +298,39 @@ impl Store {
     }
 
     /// Locks a live task's row for the rest of `tx` (PostgreSQL; SQLite has one writer) and
-    /// says whether `labeler_id` may work on it: pending, and held by them or by nobody (a
-    /// lease that ran out with nobody taking the task since still lets its labeler finish).
-    /// `Ok(Ok(true))` when the labeler's own lease still runs, `Ok(Ok(false))` when the task
-    /// is free and would be re-claimed.
+    /// says whether the labeler may work on it: in their queue (`NotFound` otherwise),
+    /// pending, and held by them or by nobody (a lease that ran out with nobody taking the
+    /// task since still lets its labeler finish). `Ok(Ok(true))` when the labeler's own lease
+    /// still runs, `Ok(Ok(false))` when the task is free and would be re-claimed.
     async fn lock_for_labeler(
         &self,
         tx: &mut sqlx::AnyConnection,
-        labeler_id: &str,
+        labeler: &LabelerScope,
         task_id: &str,
         now: i64,
     ) -> StoreResult<Result<bool, ClaimProblem>> {
-        let row: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(&format!(
-            "SELECT status, claimed_by, lease_until FROM tasks WHERE id = $1 AND mode = 'live'{}",
-            self.for_update()
-        ))
-        .bind(task_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, by, until) = row.ok_or(StoreError::NotFound)?;
-        if status != "pending" {
+        let row: Option<(String, String, Option<String>, Option<i64>)> =
+            sqlx::query_as(&format!(
+                "SELECT team_id, status, claimed_by, lease_until FROM tasks WHERE id = $1 AND mode = 'live'{}",
+                self.for_update()
+            ))
+            .bind(task_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (_, status, by, until) = row
+            .filter(|(team_id, ..)| labeler.admits(team_id))
+            .ok_or(StoreError::NotFound)?;
+        let status = parse_status(&status)?;
+        if status != TaskStatus::Pending {
             return Ok(Err(ClaimProblem::NotPending(status)));
         }
-        Ok(match holding(labeler_id, by.as_deref(), until, now) {
-            Holding::Mine(_) => Ok(true),
-            Holding::Free => Ok(false),
-            Holding::Other => Err(ClaimProblem::NotYours),
-        })
+        Ok(
+            match holding(labeler.labeler_id(), by.as_deref(), until, now) {
+                Holding::Mine(_) => Ok(true),
+                Holding::Free => Ok(false),
+                Holding::Other => Err(ClaimProblem::NotYours),
+            },
+        )
     }
 
     /// Extends the labeler's lease on a task to `lease_ms` from now, re-claiming it when the
@@ -242,7 +339,7 @@ impl Store {
     /// or another labeler holds it.
     pub async fn extend_lease(
         &self,
-        labeler_id: &str,
+        labeler: &LabelerScope,
         labeler_label: &str,
         task_id: &str,
         lease_ms: i64,
@@ -251,7 +348,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let still_mine = match self
-            .lock_for_labeler(&mut tx, labeler_id, task_id, now)
+            .lock_for_labeler(&mut tx, labeler, task_id, now)
             .await?
         {
             Ok(still_mine) => still_mine,
@@ -261,7 +358,7 @@ impl Store {
         sqlx::query(
             "UPDATE tasks SET claimed_by = $1, lease_until = $2 WHERE id = $3 AND status = 'pending'",
         )
-        .bind(labeler_id)
+        .bind(labeler.labeler_id())
         .bind(lease_until)
         .bind(task_id)
         .execute(&mut *tx)
@@ -284,114 +381,78 @@ impl Store {
     /// another labeler holds it.
     pub async fn submit_task(
         &self,
-        labeler_id: &str,
+        labeler: &LabelerScope,
         labeler_label: &str,
         task_id: &str,
         response: &Value,
     ) -> StoreResult<Result<Task, ClaimProblem>> {
-        self.finish_claimed(
-            labeler_id,
-            labeler_label,
-            task_id,
-            Finish::Completed(response),
-        )
-        .await
+        self.finish_claimed(labeler, labeler_label, task_id, Finish::Completed(response))
+            .await
     }
 
-    /// Ends a task the labeler holds (as [`Store::submit_task`] defines it) as `error` (it cannot be labeled: broken attachment,
-    /// contradictory instruction…): the response is `{"error": reason}`, the customer gets the
-    /// callback, nothing is billed.
+    /// Ends a task the labeler holds (as [`Store::submit_task`] defines it) as `error` (it
+    /// cannot be labeled: broken attachment, contradictory instruction…): the response is
+    /// `{"error": reason}`, the customer gets the callback, nothing is billed.
     pub async fn error_task(
         &self,
-        labeler_id: &str,
+        labeler: &LabelerScope,
         labeler_label: &str,
         task_id: &str,
         reason: &str,
     ) -> StoreResult<Result<Task, ClaimProblem>> {
-        self.finish_claimed(labeler_id, labeler_label, task_id, Finish::Error(reason))
+        self.finish_claimed(labeler, labeler_label, task_id, Finish::Error(reason))
             .await
     }
 
     async fn finish_claimed(
         &self,
-        labeler_id: &str,
+        labeler: &LabelerScope,
         labeler_label: &str,
         task_id: &str,
         finish: Finish<'_>,
     ) -> StoreResult<Result<Task, ClaimProblem>> {
         let now = now_ms();
-        let (status, response, completed_at, detail) = match finish {
-            Finish::Completed(response) => (
-                "completed",
-                response.clone(),
-                Some(now),
-                "labeled".to_owned(),
-            ),
-            Finish::Error(reason) => (
-                "error",
-                serde_json::json!({ "error": reason }),
-                None,
-                reason.to_owned(),
-            ),
-        };
+        let outcome = finish.outcome(now);
         // Re-claim (when the lease ran out and nobody took the task since) and finish in one
         // transaction, with the row locked: a labeler claiming it meanwhile waits, then finds
         // it finished; one who claimed it first makes this refuse.
         let mut tx = self.writer.begin().await?;
         let still_mine = match self
-            .lock_for_labeler(&mut tx, labeler_id, task_id, now)
+            .lock_for_labeler(&mut tx, labeler, task_id, now)
             .await?
         {
             Ok(still_mine) => still_mine,
             Err(problem) => return Ok(Err(problem)),
         };
         let detail = if still_mine {
-            detail
+            outcome.detail.clone()
         } else {
-            format!("{detail} (after the lease ran out; nobody else held the task)")
+            format!(
+                "{} (after the lease ran out; nobody else held the task)",
+                outcome.detail
+            )
         };
-        let finished: Option<CompletedRow> = sqlx::query_as(
+        let finished: Option<FinishedRow> = sqlx::query_as(
             "UPDATE tasks SET status = $1, response = $2, completed_at = $3, updated_at = $4, \
              claimed_by = NULL, lease_until = NULL \
              WHERE id = $5 AND mode = 'live' AND status = 'pending' \
              AND (claimed_by = $6 OR claimed_by IS NULL OR lease_until < $4) \
              RETURNING team_id, mode, callback_url, project_id, batch_id, type",
         )
-        .bind(status)
-        .bind(response.to_string())
-        .bind(completed_at)
+        .bind(outcome.status.as_str())
+        .bind(outcome.response.to_string())
+        .bind(outcome.completed_at)
         .bind(now)
         .bind(task_id)
-        .bind(labeler_id)
+        .bind(labeler.labeler_id())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((team_id, mode, callback_url, project_id, batch_id, task_type)) = finished else {
+        let Some(finished) = finished else {
             return Ok(Err(ClaimProblem::NotYours));
         };
-        let mode: Mode = mode
-            .parse()
-            .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))?;
-        if let Some(target) = &callback_url {
-            enqueue_task_delivery(&mut tx, &team_id, mode, task_id, target, now).await?;
-        }
-        if status == "completed" {
-            sqlx::query(
-                "INSERT INTO usage_records (id, team_id, task_id, project_id, task_type, labeled_by, completed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(new_id("use"))
-            .bind(&team_id)
-            .bind(task_id)
-            .bind(project_id)
-            .bind(task_type)
-            .bind(labeler_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(batch_id) = &batch_id {
-            complete_batch_if_done(&mut tx, batch_id, now).await?;
-        }
+        let billed = outcome.status == TaskStatus::Completed;
+        after_finish(&mut tx, labeler, task_id, finished, billed, now).await?;
+        let status = outcome.status.as_str();
         let task =
             crate::tasks::record_and_read(self, tx, task_id, now, labeler_label, status, &detail)
                 .await?;
@@ -399,23 +460,23 @@ impl Store {
     }
 
     /// Gives a held task back to the queue.
-    pub async fn release_task(&self, labeler_id: &str, task_id: &str) -> StoreResult<bool> {
+    pub async fn release_task(&self, labeler: &LabelerScope, task_id: &str) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE tasks SET claimed_by = NULL, lease_until = NULL WHERE id = $1 AND claimed_by = $2",
         )
         .bind(task_id)
-        .bind(labeler_id)
+        .bind(labeler.labeler_id())
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Live tasks waiting in a queue (for the labeler's page).
-    pub async fn queue_length(&self, queue: Queue<'_>) -> StoreResult<i64> {
-        let (sql, team) = match queue {
+    /// Live tasks waiting in the labeler's queue (for the labeler's page).
+    pub async fn queue_length(&self, labeler: &LabelerScope) -> StoreResult<i64> {
+        let (sql, team) = match &labeler.queue {
             Queue::Team(team_id) => (
                 "SELECT COUNT(*) FROM tasks WHERE team_id = $1 AND mode = 'live' AND status = 'pending'",
-                team_id,
+                team_id.as_str(),
             ),
             Queue::Everyone => (
                 "SELECT COUNT(*) FROM tasks WHERE $1 = $1 AND mode = 'live' AND status = 'pending'",
@@ -429,12 +490,51 @@ impl Store {
         Ok(n)
     }
 
-    /// Usage records of a team (billing reads these; tests check there is one per task).
-    pub async fn usage_record_count(&self, team_id: &str) -> StoreResult<i64> {
+    /// Usage records of the scope's team, both modes (billing reads these; tests check there
+    /// is one per task).
+    pub async fn usage_record_count(&self, scope: &Scope) -> StoreResult<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_records WHERE team_id = $1")
-            .bind(team_id)
+            .bind(scope.team_id())
             .fetch_one(&self.reader)
             .await?;
         Ok(n)
     }
+}
+
+/// What a finished task sets off, in its transaction: the callback delivery (when the task
+/// has a callback URL), the usage record (`billed`: completed, not ended as `error`), and the
+/// completion of its batch when this was the batch's last open task.
+async fn after_finish(
+    tx: &mut sqlx::AnyConnection,
+    labeler: &LabelerScope,
+    task_id: &str,
+    (team_id, mode, callback_url, project_id, batch_id, task_type): FinishedRow,
+    billed: bool,
+    now: i64,
+) -> StoreResult<()> {
+    let mode: Mode = mode
+        .parse()
+        .map_err(|e: tessera_core::Invalid| StoreError::Config(e.0))?;
+    if let Some(target) = &callback_url {
+        enqueue_task_delivery(&mut *tx, &team_id, mode, task_id, target, now).await?;
+    }
+    if billed {
+        sqlx::query(
+            "INSERT INTO usage_records (id, team_id, task_id, project_id, task_type, labeled_by, completed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("use"))
+        .bind(&team_id)
+        .bind(task_id)
+        .bind(project_id)
+        .bind(task_type)
+        .bind(labeler.labeler_id())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(batch_id) = &batch_id {
+        complete_batch_if_done(&mut *tx, batch_id, now).await?;
+    }
+    Ok(())
 }

@@ -52,7 +52,7 @@ pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
 pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
-pub use labeling::{Claim, ClaimProblem, Holding, Queue};
+pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};

@@ -2,9 +2,11 @@
 //! (`tessera admin rotate-master-key`). The store never decrypts: the caller re-seals.
 
 use sqlx::{AnyConnection, Row};
+use tessera_core::ids::{ApiKeyId, TeamId};
+use tessera_core::status::SecretKind;
 use tessera_core::Mode;
 
-use crate::{keys::parse_mode, Store, StoreError};
+use crate::{keys::parse_mode, CrossTenant, StoreError};
 
 /// Rows read per query while walking a table.
 const PAGE: i64 = 500;
@@ -14,15 +16,15 @@ const PAGE: i64 = 500;
 pub enum SealedValue {
     /// `api_keys.sealed` (deleted keys too: their ciphertext is still stored).
     ApiKey {
-        id: String,
-        team_id: String,
+        id: ApiKeyId,
+        team_id: TeamId,
         mode: Mode,
         sealed: String,
     },
     /// `team_secrets.sealed`, or `previous_sealed` when `previous`.
     TeamSecret {
-        team_id: String,
-        kind: String,
+        team_id: TeamId,
+        kind: SecretKind,
         mode: Mode,
         previous: bool,
         sealed: String,
@@ -56,8 +58,9 @@ impl SealedValue {
                 previous,
                 ..
             } => format!(
-                "{}{kind} secret ({}) of team {team_id}",
+                "{}{} secret ({}) of team {team_id}",
                 if *previous { "previous " } else { "" },
+                kind.as_str(),
                 mode.as_str()
             ),
             SealedValue::MailBody { id, .. } => format!("mail {id}"),
@@ -77,17 +80,18 @@ pub struct ResealCounts {
     pub changed_meanwhile: u64,
 }
 
-impl Store {
+impl CrossTenant {
     /// Passes every sealed value to `reseal` and stores what it returns (`None`: keep it), all
     /// in one transaction: if `reseal` fails on any value, nothing is changed. A row is only
-    /// overwritten if it still holds the value that was read.
+    /// overwritten if it still holds the value that was read. Cross-tenant: the master key
+    /// seals every team's secrets, so rotating it walks them all.
     pub async fn reseal_all<E, F>(&self, mut reseal: F) -> Result<ResealCounts, E>
     where
         E: From<StoreError>,
         F: FnMut(&SealedValue) -> Result<Option<String>, E>,
     {
         let mut counts = ResealCounts::default();
-        let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.writer.begin().await.map_err(StoreError::from)?;
         reseal_api_keys(&mut tx, &mut reseal, &mut counts).await?;
         reseal_team_secrets(&mut tx, &mut reseal, &mut counts).await?;
         reseal_mail_bodies(&mut tx, &mut reseal, &mut counts).await?;
@@ -120,8 +124,8 @@ where
         after = last.try_get("id").map_err(StoreError::from)?;
         for row in &rows {
             let value = SealedValue::ApiKey {
-                id: row.try_get("id").map_err(StoreError::from)?,
-                team_id: row.try_get("team_id").map_err(StoreError::from)?,
+                id: ApiKeyId::from_stored(row.try_get("id").map_err(StoreError::from)?),
+                team_id: TeamId::from_stored(row.try_get("team_id").map_err(StoreError::from)?),
                 mode: parse_mode(row.try_get("mode").map_err(StoreError::from)?)?,
                 sealed: row.try_get("sealed").map_err(StoreError::from)?,
             };
@@ -132,7 +136,7 @@ where
             };
             let done = sqlx::query("UPDATE api_keys SET sealed = $1 WHERE id = $2 AND sealed = $3")
                 .bind(&new)
-                .bind(id)
+                .bind(id.as_str())
                 .bind(sealed)
                 .execute(&mut *conn)
                 .await
@@ -173,8 +177,11 @@ where
             last.try_get("mode").map_err(StoreError::from)?,
         );
         for row in &rows {
-            let team_id: String = row.try_get("team_id").map_err(StoreError::from)?;
+            let team_id = TeamId::from_stored(row.try_get("team_id").map_err(StoreError::from)?);
             let kind: String = row.try_get("kind").map_err(StoreError::from)?;
+            let kind = SecretKind::from_word(&kind).ok_or_else(|| {
+                StoreError::Config(format!("unknown team secret kind {kind:?} in the database"))
+            })?;
             let mode = parse_mode(row.try_get("mode").map_err(StoreError::from)?)?;
             let current: String = row.try_get("sealed").map_err(StoreError::from)?;
             let previous: Option<String> =
@@ -183,7 +190,7 @@ where
             for (is_previous, sealed) in values {
                 let value = SealedValue::TeamSecret {
                     team_id: team_id.clone(),
-                    kind: kind.clone(),
+                    kind,
                     mode,
                     previous: is_previous,
                     sealed,
@@ -199,8 +206,8 @@ where
                 };
                 let done = sqlx::query(update)
                     .bind(&new)
-                    .bind(&team_id)
-                    .bind(&kind)
+                    .bind(team_id.as_str())
+                    .bind(kind.as_str())
                     .bind(mode.as_str())
                     .bind(value.sealed())
                     .execute(&mut *conn)

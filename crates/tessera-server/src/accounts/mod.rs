@@ -17,7 +17,7 @@ use tessera_core::{
     team::parse_team_name,
     Email, Invalid,
 };
-use tessera_store::{Constraint, NewAuditEvent, NewUser, StoreError};
+use tessera_store::{Constraint, NewAuditEvent, NewUser, StoreError, Team, User};
 
 use crate::{
     audit,
@@ -45,7 +45,7 @@ pub fn home_path(who: &SignedIn) -> &'static str {
     use tessera_core::{Action, Actor};
     match &who.actor {
         Actor::Staff { .. } => "/staff",
-        _ if who.labeling_queue().is_some() => "/label",
+        _ if who.labeler_scope().is_some() => "/label",
         _ if who.may(Action::ViewTeam) => "/team",
         _ => "/profile",
     }
@@ -169,28 +169,42 @@ async fn signup(
         .create_team_with_admin(&team_name, &new_user, event)
         .await
     {
-        Ok((team, user)) => {
-            crate::keys::service::provision_team(&state.store, &state.config.master_key, &team.id)
-                .await?;
-            let cookies = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
-            let mut response = redirect_with_flash(
-                "/team",
-                &format!(
-                    "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin.",
-                    team.name
-                ),
-            );
-            for cookie in cookies {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
-            Ok(response)
-        }
+        Ok((team, user)) => welcome(&state, &team, &user, &ip, &headers).await,
         // Signed up at the same moment by another request.
         Err(err) if err.is_unique(&Constraint::UserEmail) => {
             existing_account(&state, &csrf, &email, &email).await
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// A new team's first steps: its callback secrets, made in the scope of its Admin (who may
+/// manage the team's keys), and the Admin signed in on the team page.
+async fn welcome(
+    state: &AppState,
+    team: &Team,
+    user: &User,
+    ip: &ClientIp,
+    headers: &HeaderMap,
+) -> WebResult<Response> {
+    let scope = crate::keys::service::new_team_scope(team.id.as_str(), user).ok_or_else(|| {
+        WebError::Internal(anyhow::anyhow!(
+            "a new team's Admin may not manage its keys"
+        ))
+    })?;
+    crate::keys::service::provision_team(&state.store, &state.config.master_key, &scope).await?;
+    let cookies = session::start(state, &user.id, &ip.0, &user_agent(headers)).await?;
+    let mut response = redirect_with_flash(
+        "/team",
+        &format!(
+            "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin.",
+            team.name
+        ),
+    );
+    for cookie in cookies {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// The answer to a sign-up with an address that already has an account: the owner gets an
@@ -292,30 +306,13 @@ async fn login(
             "Email or password is incorrect.".into(),
         ));
     }
-    // Each attempt takes its slots before the password is checked, in one step per limit,
-    // so parallel guesses cannot all slip under the limit; a success gives its slots back.
-    // Failures count per (account, network) and per network: a stranger elsewhere cannot lock
-    // the owner out.
-    let account_key = ratelimit::account_at(email.normalized(), &ip.0);
-    let account_slot = match ratelimit::take(&state, Limit::LoginPerAccount, &account_key).await?
-    {
-        Ok(slot) => slot,
-        Err(wait) => {
-            return Ok(again(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many failed sign-in attempts for this account from your network. Try again in {wait}."),
-            ))
-        }
-    };
-    let ip_slot = match ratelimit::take(&state, Limit::LoginPerIp, &ip.0).await? {
-        Ok(slot) => slot,
-        Err(wait) => {
-            account_slot.release(&state).await?;
-            return Ok(again(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("Too many failed sign-in attempts from your network. Try again in {wait}."),
-            ));
-        }
+    let LoginSlots {
+        account_key,
+        account_slot,
+        ip_slot,
+    } = match take_login_slots(&state, &email, &ip).await? {
+        Ok(slots) => slots,
+        Err(message) => return Ok(again(StatusCode::TOO_MANY_REQUESTS, message)),
     };
     let found = state.store.user_credentials(&email).await?;
     let (user, hash) = match found {
@@ -324,16 +321,10 @@ async fn login(
     };
     let valid = verify_password(input.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| valid) else {
-        let left = Limit::LoginPerAccount.max() - account_slot.used();
-        let message = if left == 1 {
-            format!(
-                "Email or password is incorrect. One more failed attempt locks sign-in to this account from your network for {}.",
-                crate::web::humanize_ms(Limit::LoginPerAccount.window_ms())
-            )
-        } else {
-            "Email or password is incorrect.".to_owned()
-        };
-        return Ok(again(StatusCode::UNAUTHORIZED, message));
+        return Ok(again(
+            StatusCode::UNAUTHORIZED,
+            failed_login_message(&account_slot),
+        ));
     };
     ip_slot.release(&state).await?;
     ratelimit::clear(&state, Limit::LoginPerAccount, &account_key).await?;
@@ -344,6 +335,60 @@ async fn login(
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
+}
+
+/// The rate-limit slots a sign-in attempt holds while its password is checked.
+struct LoginSlots {
+    /// The (account, network) key of the per-account limit.
+    account_key: String,
+    account_slot: ratelimit::Slot,
+    ip_slot: ratelimit::Slot,
+}
+
+/// Takes a sign-in attempt's slots before the password is checked, in one step per limit,
+/// so parallel guesses cannot all slip under the limit; a success gives its slots back.
+/// Failures count per (account, network) and per network: a stranger elsewhere cannot lock
+/// the owner out. `Err` carries what the page says when a limit is reached.
+async fn take_login_slots(
+    state: &AppState,
+    email: &Email,
+    ip: &ClientIp,
+) -> WebResult<Result<LoginSlots, String>> {
+    let account_key = ratelimit::account_at(email.normalized(), &ip.0);
+    let account_slot = match ratelimit::take(state, Limit::LoginPerAccount, &account_key).await? {
+        Ok(slot) => slot,
+        Err(wait) => {
+            return Ok(Err(format!("Too many failed sign-in attempts for this account from your network. Try again in {wait}.")))
+        }
+    };
+    let ip_slot = match ratelimit::take(state, Limit::LoginPerIp, &ip.0).await? {
+        Ok(slot) => slot,
+        Err(wait) => {
+            account_slot.release(state).await?;
+            return Ok(Err(format!(
+                "Too many failed sign-in attempts from your network. Try again in {wait}."
+            )));
+        }
+    };
+    Ok(Ok(LoginSlots {
+        account_key,
+        account_slot,
+        ip_slot,
+    }))
+}
+
+/// What a wrong email or password is told: with a warning when the next failure locks the
+/// account's sign-in from this network.
+fn failed_login_message(account_slot: &ratelimit::Slot) -> String {
+    let left = Limit::LoginPerAccount.max() - account_slot.used();
+    if left == 1 {
+        format!(
+            "Email or password is incorrect. One more failed attempt locks sign-in to this account from your network for {}.",
+            crate::web::humanize_ms(Limit::LoginPerAccount.window_ms())
+        )
+    } else {
+        "Email or password is incorrect.".to_owned()
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -87,9 +87,9 @@ impl FromRequestParts<AppState> for ApiCaller {
             .ok_or_else(|| ApiError::unauthorized("Invalid API key."))?;
         state.api_keys.note_use(&identity.key_id);
         Ok(ApiCaller {
-            team_id: identity.team_id,
+            team_id: identity.team_id.into_string(),
             mode: identity.mode,
-            key_id: identity.key_id,
+            key_id: identity.key_id.into_string(),
         })
     }
 }

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tessera_core::ids::ApiKeyId;
 use tessera_store::{KeyIdentity, Store, StoreError};
 
 /// How long a cached key lookup is trusted. A key deleted on another replica stops working
@@ -25,7 +26,7 @@ const MISS_CACHE_MAX: usize = 10_000;
 pub struct KeyCache {
     entries: RwLock<HashMap<String, (KeyIdentity, Instant)>>,
     misses: RwLock<HashMap<String, Instant>>,
-    last_used: Mutex<HashMap<String, i64>>,
+    last_used: Mutex<HashMap<ApiKeyId, i64>>,
 }
 
 impl KeyCache {
@@ -45,7 +46,8 @@ impl KeyCache {
                 return Ok(None);
             }
         }
-        let identity = store.key_identity(digest).await?;
+        // Before the lookup no team is known: it is what authenticates the request.
+        let identity = store.cross_tenant().key_identity(digest).await?;
         match &identity {
             Some(found) => {
                 let mut entries = self.entries.write().expect("key cache lock");
@@ -74,30 +76,31 @@ impl KeyCache {
     }
 
     /// Forgets a deleted key immediately.
-    pub fn evict_key(&self, key_id: &str) {
+    pub fn evict_key(&self, key_id: &ApiKeyId) {
         self.entries
             .write()
             .expect("key cache lock")
-            .retain(|_, (identity, _)| identity.key_id != key_id);
+            .retain(|_, (identity, _)| identity.key_id != *key_id);
     }
 
     /// Remembers that a key was used now; written out by [`KeyCache::flush_uses`].
-    pub fn note_use(&self, key_id: &str) {
+    pub fn note_use(&self, key_id: &ApiKeyId) {
         self.last_used
             .lock()
             .expect("key use lock")
-            .insert(key_id.to_owned(), tessera_store::now_ms());
+            .insert(key_id.clone(), tessera_store::now_ms());
     }
 
-    /// Writes the recorded last-use times (called periodically and at shutdown).
+    /// Writes the recorded last-use times of every team's keys (called periodically and at
+    /// shutdown).
     pub async fn flush_uses(&self, store: &Store) {
-        let uses: Vec<(String, i64)> = self
+        let uses: Vec<(ApiKeyId, i64)> = self
             .last_used
             .lock()
             .expect("key use lock")
             .drain()
             .collect();
-        if let Err(err) = store.touch_api_keys(&uses).await {
+        if let Err(err) = store.cross_tenant().touch_api_keys(&uses).await {
             tracing::warn!(error = %err, "could not record API key use");
         }
     }

@@ -140,8 +140,14 @@ pub async fn create_team(
         format!("team created with {email} as Admin"),
     );
     match store.create_team_with_admin(&name, &user, event).await {
-        Ok((team, _)) => {
-            crate::keys::service::provision_team(store, master, &team.id).await?;
+        Ok((team, admin)) => {
+            let scope =
+                crate::keys::service::new_team_scope(&team.id, &admin).ok_or_else(|| {
+                    SupportError::Internal(anyhow::anyhow!(
+                        "a new team's Admin may not manage its keys"
+                    ))
+                })?;
+            crate::keys::service::provision_team(store, master, &scope).await?;
             Ok(team)
         }
         Err(err) if err.is_unique(&Constraint::UserEmail) => Err(SupportError::Invalid(format!(
@@ -277,85 +283,84 @@ pub async fn set_admin(
     }
 }
 
-/// Creates an API key for a team; returns the key itself.
+/// Creates an API key in `scope` (the operator's, made by the CLI); returns the key itself.
 pub async fn create_api_key(
     store: &Store,
     master: &MasterKey,
-    team_name: &str,
-    mode: &str,
+    scope: &tessera_core::Scope,
     label: &str,
     who: &Operator,
 ) -> SupportResult<String> {
-    let team = find_team(store, team_name).await?;
-    let mode: tessera_core::Mode = mode.parse()?;
     let label = tessera_core::clean_text("Label", label, crate::keys::MAX_LABEL, false)?;
     let event = who.event(
         AuditAction::ApiKeyCreated,
         &label,
-        format!("{} key", mode.label()),
+        format!("{} key", scope.mode().label()),
     );
-    let (_, key) = crate::keys::service::create_api_key(
-        store,
-        master,
-        &team.id,
-        mode,
-        &label,
-        who.user_id.as_deref(),
+    let request = crate::keys::service::KeyRequest {
+        label: &label,
+        created_by: who.user_id.as_deref(),
+        form_nonce: None,
         event,
-    )
-    .await?;
+    };
+    let (_, key) = crate::keys::service::create_api_key(store, master, scope, request).await?;
     Ok(key)
 }
 
-/// A team's callback auth key for a mode (created on first use).
+/// A team's callback auth key for the scope's mode (created on first use).
 pub async fn callback_auth_key(
     store: &Store,
     master: &MasterKey,
-    team_name: &str,
-    mode: &str,
+    scope: &tessera_core::Scope,
 ) -> SupportResult<String> {
     team_secret(
         store,
         master,
-        team_name,
-        mode,
+        scope,
         tessera_core::status::SecretKind::CallbackAuth,
     )
     .await
 }
 
-/// A team's callback signing secret (`whsec_…`) for a mode (created on first use).
+/// A team's callback signing secret (`whsec_…`) for the scope's mode (created on first use).
 pub async fn callback_signing_secret(
     store: &Store,
     master: &MasterKey,
-    team_name: &str,
-    mode: &str,
+    scope: &tessera_core::Scope,
 ) -> SupportResult<String> {
     team_secret(
         store,
         master,
-        team_name,
-        mode,
+        scope,
         tessera_core::status::SecretKind::CallbackSigning,
     )
     .await
 }
 
+/// The team and mode a support command names (`team`: a name or an id), for the CLI to make
+/// its operator scope from.
+pub async fn team_and_mode(
+    store: &Store,
+    team: &str,
+    mode: &str,
+) -> SupportResult<(Team, tessera_core::Mode)> {
+    let team = find_team(store, team).await?;
+    let mode: tessera_core::Mode = mode.parse()?;
+    Ok((team, mode))
+}
+
 async fn team_secret(
     store: &Store,
     master: &MasterKey,
-    team_name: &str,
-    mode: &str,
+    scope: &tessera_core::Scope,
     kind: tessera_core::status::SecretKind,
 ) -> SupportResult<String> {
-    let team = find_team(store, team_name).await?;
-    let mode: tessera_core::Mode = mode.parse()?;
-    let secret = crate::keys::service::team_secret(store, master, &team.id, kind, mode).await?;
+    let secret = crate::keys::service::team_secret(store, master, scope, kind).await?;
     Ok(crate::keys::service::reveal_team_secret(
         master,
-        &team.id,
+        scope.team_id(),
         kind,
-        mode,
+        scope.mode(),
         &secret.sealed,
     )?)
 }

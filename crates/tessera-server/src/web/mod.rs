@@ -98,7 +98,7 @@ impl Layout {
         if allowed(Action::ViewCallbacks) {
             add("/callbacks", "Callbacks");
         }
-        if who.labeling_queue().is_some() {
+        if who.labeler_scope().is_some() {
             add("/label", "Labeling");
         }
         if allowed(Action::ViewTeam) {

@@ -43,18 +43,10 @@ impl SignedIn {
         self.authorize(action).is_ok()
     }
 
-    /// The labeling queue this person works, if any: their team's (a team `labeler`) or
-    /// every team's (platform workforce).
-    pub fn labeling_queue(&self) -> Option<tessera_store::Queue<'_>> {
-        match &self.actor {
-            Actor::Workforce { .. } => Some(tessera_store::Queue::Everyone),
-            Actor::TeamUser { team_id, .. }
-                if can(&self.actor, Action::LabelTasks, Some(team_id)) =>
-            {
-                Some(tessera_store::Queue::Team(team_id))
-            }
-            _ => None,
-        }
+    /// The labeling scope this person works in, if the policy lets them label: their team's
+    /// queue (a team `labeler`) or every team's (platform workforce).
+    pub fn labeler_scope(&self) -> Option<tessera_store::LabelerScope> {
+        tessera_store::LabelerScope::authorized(&self.actor)
     }
 
     /// Asks the policy whether this person may label a task of `team_id`.

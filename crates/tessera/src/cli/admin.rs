@@ -157,6 +157,20 @@ impl PasswordArgs {
     }
 }
 
+/// The operator's scope in the team and mode a command names: the CLI's user controls the
+/// server already, so this is the one place the product elevates (`Scope::operator`).
+async fn operator_scope(
+    store: &tessera_store::Store,
+    team: &str,
+    mode: &str,
+) -> Result<tessera_core::Scope, SupportError> {
+    let (team, mode) = support::team_and_mode(store, team, mode).await?;
+    Ok(tessera_core::Scope::operator(
+        tessera_core::ids::TeamId::from_stored(team.id),
+        mode,
+    ))
+}
+
 pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {
     let store = storage.store().await?;
     let master = storage.master_key()?;
@@ -205,20 +219,31 @@ pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow
                 println!("{} is now the Admin of {}", email.trim(), team.name);
             }
             AdminCommand::CreateApiKey { team, mode, label } => {
-                let key = support::create_api_key(&store, &master, &team, &mode, &label, &operator)
-                    .await?;
+                let scope = operator_scope(&store, &team, &mode).await?;
+                let key =
+                    support::create_api_key(&store, &master, &scope, &label, &operator).await?;
                 println!("{key}");
             }
             AdminCommand::CallbackAuthKey { team, mode } => {
                 println!(
                     "{}",
-                    support::callback_auth_key(&store, &master, &team, &mode).await?
+                    support::callback_auth_key(
+                        &store,
+                        &master,
+                        &operator_scope(&store, &team, &mode).await?
+                    )
+                    .await?
                 );
             }
             AdminCommand::CallbackSigningSecret { team, mode } => {
                 println!(
                     "{}",
-                    support::callback_signing_secret(&store, &master, &team, &mode).await?
+                    support::callback_signing_secret(
+                        &store,
+                        &master,
+                        &operator_scope(&store, &team, &mode).await?
+                    )
+                    .await?
                 );
             }
             AdminCommand::CreateLabeler { email, password } => {

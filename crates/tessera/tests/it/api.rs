@@ -1077,7 +1077,17 @@ async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
         "{}",
         second.body
     );
-    assert_eq!(app.store.list_api_keys(&team_id).await.unwrap().len(), 1);
+    assert_eq!(
+        app.store
+            .list_api_keys(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Two at once with a fresh nonce: still one key.
     let page = admin.visit("/keys").await;
@@ -1097,7 +1107,14 @@ async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
     );
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(b.status, StatusCode::SEE_OTHER, "{}", b.body);
-    let keys = app.store.list_api_keys(&team_id).await.unwrap();
+    let keys = app
+        .store
+        .list_api_keys(&tessera_core::Scope::operator(
+            tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
+            tessera_core::Mode::Live,
+        ))
+        .await
+        .unwrap();
     assert_eq!(keys.iter().filter(|k| k.label == "parallel").count(), 1);
 
     // Sent again after the key was deleted: says so, makes none.
@@ -1110,7 +1127,17 @@ async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
         again.body
     );
     assert!(again.body.contains("flash-warning"), "{}", again.body);
-    assert_eq!(app.store.list_api_keys(&team_id).await.unwrap().len(), 1);
+    assert_eq!(
+        app.store
+            .list_api_keys(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // A malformed nonce is refused with the form again.
     let bad = admin
         .post_form(

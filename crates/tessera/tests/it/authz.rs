@@ -215,15 +215,20 @@ impl Ctx {
         let (record, key) = tessera_server::keys::service::create_api_key(
             &self.app.store,
             &self.app.key,
-            &team.id,
-            tessera_core::Mode::Test,
-            "matrix",
-            None,
-            NewAuditEvent::new(AuditAction::ApiKeyCreated, "test"),
+            &tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team.id.to_owned()),
+                tessera_core::Mode::Test,
+            ),
+            tessera_server::keys::service::KeyRequest {
+                label: "matrix",
+                created_by: None,
+                form_nonce: None,
+                event: NewAuditEvent::new(AuditAction::ApiKeyCreated, "test"),
+            },
         )
         .await
         .unwrap();
-        (record.id, key)
+        (record.id.into_string(), key)
     }
 
     async fn task(&self, team: &TeamCtx) -> String {
@@ -334,7 +339,13 @@ impl Ctx {
             let claim = self
                 .app
                 .store
-                .claim_next_task(holder, Queue::Team(&team.id), 600_000)
+                .claim_next_task(
+                    &tessera_store::LabelerScope::operator(
+                        holder,
+                        Queue::Team(tessera_core::ids::TeamId::from_stored(team.id.clone())),
+                    ),
+                    600_000,
+                )
                 .await
                 .unwrap()
                 .expect("the task is claimed");
@@ -740,11 +751,25 @@ async fn perform(
             )
         }
         Act::CreateKey => {
-            let before = store.list_api_keys(&ctx.a.id).await.unwrap().len();
+            let before = store
+                .list_api_keys(&tessera_core::Scope::operator(
+                    tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
+                    tessera_core::Mode::Live,
+                ))
+                .await
+                .unwrap()
+                .len();
             let p = b
                 .post_form("/keys", &[("mode", "test"), ("label", "matrix")])
                 .await;
-            let after = store.list_api_keys(&ctx.a.id).await.unwrap().len();
+            let after = store
+                .list_api_keys(&tessera_core::Scope::operator(
+                    tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
+                    tessera_core::Mode::Live,
+                ))
+                .await
+                .unwrap()
+                .len();
             (p.status, after == before + 1)
         }
         Act::RevealKey => {
@@ -756,7 +781,19 @@ async fn perform(
         Act::DeleteKey => {
             let (id, _) = ctx.key(team).await;
             let p = b.post_form(&format!("/keys/{id}/delete"), &[]).await;
-            (p.status, store.get_api_key(&team.id, &id).await.is_err())
+            (
+                p.status,
+                store
+                    .get_api_key(
+                        &tessera_core::Scope::operator(
+                            tessera_core::ids::TeamId::from_stored(team.id.to_owned()),
+                            tessera_core::Mode::Live,
+                        ),
+                        &id,
+                    )
+                    .await
+                    .is_err(),
+            )
         }
         Act::RevealCallbackKey => {
             let p = b.post_form("/keys/callback/test/reveal", &[]).await;
@@ -766,9 +803,11 @@ async fn perform(
         Act::RotateCallbackKey => {
             let before = store
                 .team_secret(
-                    &ctx.a.id,
+                    &tessera_core::Scope::operator(
+                        tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
+                        tessera_core::Mode::Test,
+                    ),
                     tessera_core::status::SecretKind::CallbackAuth,
-                    tessera_core::Mode::Test,
                 )
                 .await
                 .unwrap()
@@ -776,9 +815,11 @@ async fn perform(
             let p = b.post_form("/keys/callback/test/rotate", &[]).await;
             let after = store
                 .team_secret(
-                    &ctx.a.id,
+                    &tessera_core::Scope::operator(
+                        tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
+                        tessera_core::Mode::Test,
+                    ),
                     tessera_core::status::SecretKind::CallbackAuth,
-                    tessera_core::Mode::Test,
                 )
                 .await
                 .unwrap()
@@ -869,9 +910,11 @@ async fn perform(
             let read = || async {
                 store
                     .team_secret(
-                        &ctx.a.id,
+                        &tessera_core::Scope::operator(
+                            tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
+                            tessera_core::Mode::Test,
+                        ),
                         tessera_core::status::SecretKind::CallbackSigning,
-                        tessera_core::Mode::Test,
                     )
                     .await
                     .unwrap()
@@ -957,7 +1000,10 @@ async fn perform(
             let p = b.post_form("/label/next", &[]).await;
             let claimed = match user_id {
                 Some(user) => store
-                    .labeler_claim(user)
+                    .labeler_claim(&tessera_store::LabelerScope::operator(
+                        user,
+                        Queue::Everyone,
+                    ))
                     .await
                     .unwrap()
                     .is_some_and(|c| c.task.id == id),
@@ -1008,7 +1054,15 @@ async fn perform(
                     let released = match holder {
                         Some(h) => matches!(
                             store
-                                .claimed_task(h, Queue::Team(&team.id), &id)
+                                .claimed_task(
+                                    &tessera_store::LabelerScope::operator(
+                                        h,
+                                        Queue::Team(tessera_core::ids::TeamId::from_stored(
+                                            team.id.clone(),
+                                        )),
+                                    ),
+                                    &id,
+                                )
                                 .await
                                 .unwrap(),
                             Err(ClaimProblem::NotYours)

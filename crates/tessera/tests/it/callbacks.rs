@@ -427,8 +427,13 @@ async fn task_callback_is_signed_and_delivered_once(backend: Backend) {
         tessera_server::staff::support::callback_signing_secret(
             &app.store,
             &app.key,
-            "Callback Co",
-            "test"
+            &team_scope(
+                &tessera_server::staff::support::find_team(&app.store, "Callback Co")
+                    .await
+                    .unwrap()
+                    .id
+            )
+            .with_mode(tessera_core::Mode::Test),
         )
         .await
         .unwrap(),
@@ -1512,7 +1517,16 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     let bad = submit(&mut lee, &a1, "[1, 2]").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(live_status(&live, &a1).await["status"], "pending");
-    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 0);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        0
+    );
 
     // A valid response completes the task, calls back and is billed once.
     submit_ok(&mut lee, &a1, json!({"category": "no"})).await;
@@ -1525,7 +1539,16 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     assert_eq!(hit.json()["response"], json!({"category": "no"}));
     assert_eq!(hit.json()["task"]["status"], "completed");
     assert!(callback_succeeded(&live, &a1).await);
-    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
     let history = admin.visit(&format!("/tasks/{a1}")).await;
     let history = extract_between(&history.body, "id=\"history\"", "</table>").unwrap();
     assert!(history.contains("labeler lee@a.test"), "{history}");
@@ -1536,7 +1559,16 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
         live_status(&live, &a1).await["response"],
         json!({"category": "no"})
     );
-    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
 
     // The customer cancels the task Kim holds: her submit is refused and writes nothing.
     let (s, _) = live.post(&format!("/task/{a2}/cancel"), json!({})).await;
@@ -1551,7 +1583,16 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     let canceled = live_status(&live, &a2).await;
     assert_eq!(canceled["status"], "canceled");
     assert!(canceled.get("response").is_none() && canceled.get("completed_at").is_none());
-    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
 
     // One left in team A's queue; then it is empty although team B's task still waits.
     assert_eq!(queue_length(&kim.visit("/label").await), 1);
@@ -1680,7 +1721,10 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
     // line in the task's history.
     let before = app
         .store
-        .labeler_claim(&user_id(&app, "kim@lease.test").await)
+        .labeler_claim(&tessera_store::LabelerScope::operator(
+            &user_id(&app, "kim@lease.test").await,
+            tessera_store::Queue::Everyone,
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -1703,7 +1747,10 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
     );
     let after = app
         .store
-        .labeler_claim(&user_id(&app, "kim@lease.test").await)
+        .labeler_claim(&tessera_store::LabelerScope::operator(
+            &user_id(&app, "kim@lease.test").await,
+            tessera_store::Queue::Everyone,
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -1736,7 +1783,16 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
     let done = live_status(&live, &t).await;
     assert_eq!(done["status"], "completed");
     assert_eq!(done["response"], json!({"category": "yes"}));
-    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
     let history = admin.visit(&format!("/tasks/{t}")).await;
     let history = extract_between(&history.body, "id=\"history\"", "</table>").unwrap();
     assert!(history.contains("after the lease ran out"), "{history}");
@@ -1784,7 +1840,16 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
             submit_ok(&mut kim, &task, json!({"category": "no"})).await;
         }
     }
-    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 8);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        8
+    );
     app.stop().await;
 }
 backend_test!(labeling_leases_expire_and_release_returns_tasks);
@@ -1944,8 +2009,26 @@ async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
         live_status(&live_a, &a1).await["response"],
         json!({"category": "no"})
     );
-    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
-    assert_eq!(app.store.usage_record_count(&team_b).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_b.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
     let history = admin_a.visit(&format!("/tasks/{a1}")).await;
     assert!(history.body.contains("labeler crowd@tessera.test"));
 
@@ -2011,7 +2094,16 @@ async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
     ]
     .contains(&p.status));
     assert_eq!(live_status(&live_a, &a2).await["status"], "pending");
-    assert_eq!(app.store.usage_record_count(&team_a).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(label_next(&mut lee).await, b2, "team B's queue now");
     assert_eq!(label_next(&mut crowd).await, a2, "released by the move");
     app.stop().await;

@@ -318,7 +318,16 @@ async fn report_error_ends_the_task_and_counts_in_the_batch(backend: Backend) {
         .unwrap()
         .team_id
         .unwrap();
-    assert_eq!(app.store.usage_record_count(&team).await.unwrap(), 0);
+    assert_eq!(
+        app.store
+            .usage_record_count(&tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team.to_owned()),
+                tessera_core::Mode::Live
+            ))
+            .await
+            .unwrap(),
+        0
+    );
     app.stop().await;
 }
 backend_test!(report_error_ends_the_task_and_counts_in_the_batch);

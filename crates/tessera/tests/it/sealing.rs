@@ -33,9 +33,11 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
     let alice_secret = app
         .store
         .team_secret(
-            &team_a,
+            &tessera_core::Scope::operator(
+                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
+                Mode::Test,
+            ),
             tessera_core::status::SecretKind::CallbackAuth,
-            Mode::Test,
         )
         .await
         .unwrap()

@@ -330,11 +330,13 @@ impl CallbackWorker {
             }
         }
         let master = &self.state.config.master_key;
-        let store = &self.state.store;
+        let store = &self.state.store.cross_tenant();
         let auth =
-            service::team_secret(store, master, team_id, SecretKind::CallbackAuth, mode).await?;
+            service::worker_team_secret(store, master, team_id, SecretKind::CallbackAuth, mode)
+                .await?;
         let signing =
-            service::team_secret(store, master, team_id, SecretKind::CallbackSigning, mode).await?;
+            service::worker_team_secret(store, master, team_id, SecretKind::CallbackSigning, mode)
+                .await?;
         let reveal =
             |kind, sealed| service::reveal_team_secret(master, team_id, kind, mode, sealed);
         let mut signing_secrets = vec![reveal(SecretKind::CallbackSigning, &signing.sealed)?];
