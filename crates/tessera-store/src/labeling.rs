@@ -3,7 +3,7 @@
 //! transaction (the outbox pattern), so a completed task always calls back and is billed once.
 
 use serde_json::Value;
-use tessera_core::ids::TeamId;
+use tessera_core::ids::{TeamId, UserId};
 use tessera_core::status::TaskStatus;
 use tessera_core::{can, Action, Actor, Mode};
 
@@ -30,7 +30,7 @@ pub enum Queue {
 /// queue that admits tasks, and a handler without it cannot reach the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelerScope {
-    labeler_id: String,
+    labeler: UserId,
     queue: Queue,
 }
 
@@ -46,7 +46,7 @@ impl LabelerScope {
             _ => return None,
         };
         Some(Self {
-            labeler_id: actor.user_id().to_owned(),
+            labeler: UserId::from_stored(actor.user_id().to_owned()),
             queue,
         })
     }
@@ -55,16 +55,17 @@ impl LabelerScope {
     /// that serves a request calls this.
     pub fn operator(labeler_id: &str, queue: Queue) -> Self {
         Self {
-            labeler_id: labeler_id.to_owned(),
+            labeler: UserId::from_stored(labeler_id.to_owned()),
             queue,
         }
     }
 
-    /// The labeler whose claims these are.
+    /// The labeler whose claims these are (as the claim columns hold the id).
     pub fn labeler_id(&self) -> &str {
-        &self.labeler_id
+        self.labeler.as_str()
     }
 
+    /// Whose tasks this labeler sees (the queue page says which).
     pub fn queue(&self) -> &Queue {
         &self.queue
     }
