@@ -539,3 +539,44 @@ async fn after_finish(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::Role;
+
+    fn team_user(role: Role) -> Actor {
+        Actor::TeamUser {
+            user_id: "usr_1".into(),
+            team_id: "team_a".into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn only_the_policy_makes_a_labeler_scope_and_it_names_the_right_queue() {
+        let workforce = Actor::Workforce {
+            user_id: "usr_w".into(),
+        };
+        let scope = LabelerScope::authorized(&workforce).expect("the workforce labels");
+        assert_eq!(scope.queue(), &Queue::Everyone);
+        assert_eq!(scope.labeler_id(), "usr_w");
+        assert!(scope.admits("team_a") && scope.admits("team_b"));
+
+        let scope = LabelerScope::authorized(&team_user(Role::Labeler)).expect("a team labeler");
+        assert_eq!(
+            scope.queue(),
+            &Queue::Team(TeamId::from_stored("team_a".into()))
+        );
+        assert!(scope.admits("team_a"));
+        assert!(!scope.admits("team_b"), "another team's task");
+
+        for role in [Role::Member, Role::Manager, Role::Admin] {
+            assert_eq!(LabelerScope::authorized(&team_user(role)), None, "{role:?}");
+        }
+        let staff = Actor::Staff {
+            user_id: "usr_s".into(),
+        };
+        assert_eq!(LabelerScope::authorized(&staff), None);
+    }
+}
