@@ -1079,10 +1079,7 @@ async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
     );
     assert_eq!(
         app.store
-            .list_api_keys(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .list_api_keys(&team_scope(&team_id))
             .await
             .unwrap()
             .len(),
@@ -1109,10 +1106,7 @@ async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
     assert_eq!(b.status, StatusCode::SEE_OTHER, "{}", b.body);
     let keys = app
         .store
-        .list_api_keys(&tessera_core::Scope::operator(
-            tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
-            tessera_core::Mode::Live,
-        ))
+        .list_api_keys(&team_scope(&team_id))
         .await
         .unwrap();
     assert_eq!(keys.iter().filter(|k| k.label == "parallel").count(), 1);
@@ -1129,10 +1123,7 @@ async fn add_key_form_sent_twice_makes_one_key(backend: Backend) {
     assert!(again.body.contains("flash-warning"), "{}", again.body);
     assert_eq!(
         app.store
-            .list_api_keys(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_id.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .list_api_keys(&team_scope(&team_id))
             .await
             .unwrap()
             .len(),

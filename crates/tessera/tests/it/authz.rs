@@ -215,10 +215,7 @@ impl Ctx {
         let (record, key) = tessera_server::keys::service::create_api_key(
             &self.app.store,
             &self.app.key,
-            &tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team.id.to_owned()),
-                tessera_core::Mode::Test,
-            ),
+            &team_scope(&team.id).with_mode(tessera_core::Mode::Test),
             tessera_server::keys::service::KeyRequest {
                 label: "matrix",
                 created_by: None,
@@ -752,10 +749,7 @@ async fn perform(
         }
         Act::CreateKey => {
             let before = store
-                .list_api_keys(&tessera_core::Scope::operator(
-                    tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
-                    tessera_core::Mode::Live,
-                ))
+                .list_api_keys(&team_scope(&ctx.a.id))
                 .await
                 .unwrap()
                 .len();
@@ -763,10 +757,7 @@ async fn perform(
                 .post_form("/keys", &[("mode", "test"), ("label", "matrix")])
                 .await;
             let after = store
-                .list_api_keys(&tessera_core::Scope::operator(
-                    tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
-                    tessera_core::Mode::Live,
-                ))
+                .list_api_keys(&team_scope(&ctx.a.id))
                 .await
                 .unwrap()
                 .len();
@@ -783,16 +774,7 @@ async fn perform(
             let p = b.post_form(&format!("/keys/{id}/delete"), &[]).await;
             (
                 p.status,
-                store
-                    .get_api_key(
-                        &tessera_core::Scope::operator(
-                            tessera_core::ids::TeamId::from_stored(team.id.to_owned()),
-                            tessera_core::Mode::Live,
-                        ),
-                        &id,
-                    )
-                    .await
-                    .is_err(),
+                store.get_api_key(&team_scope(&team.id), &id).await.is_err(),
             )
         }
         Act::RevealCallbackKey => {
@@ -803,10 +785,7 @@ async fn perform(
         Act::RotateCallbackKey => {
             let before = store
                 .team_secret(
-                    &tessera_core::Scope::operator(
-                        tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
-                        tessera_core::Mode::Test,
-                    ),
+                    &team_scope(&ctx.a.id).with_mode(tessera_core::Mode::Test),
                     tessera_core::status::SecretKind::CallbackAuth,
                 )
                 .await
@@ -815,10 +794,7 @@ async fn perform(
             let p = b.post_form("/keys/callback/test/rotate", &[]).await;
             let after = store
                 .team_secret(
-                    &tessera_core::Scope::operator(
-                        tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
-                        tessera_core::Mode::Test,
-                    ),
+                    &team_scope(&ctx.a.id).with_mode(tessera_core::Mode::Test),
                     tessera_core::status::SecretKind::CallbackAuth,
                 )
                 .await
@@ -910,10 +886,7 @@ async fn perform(
             let read = || async {
                 store
                     .team_secret(
-                        &tessera_core::Scope::operator(
-                            tessera_core::ids::TeamId::from_stored(ctx.a.id.to_owned()),
-                            tessera_core::Mode::Test,
-                        ),
+                        &team_scope(&ctx.a.id).with_mode(tessera_core::Mode::Test),
                         tessera_core::status::SecretKind::CallbackSigning,
                     )
                     .await

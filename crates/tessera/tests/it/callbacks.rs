@@ -1519,10 +1519,7 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     assert_eq!(live_status(&live, &a1).await["status"], "pending");
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_a))
             .await
             .unwrap(),
         0
@@ -1541,10 +1538,7 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     assert!(callback_succeeded(&live, &a1).await);
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_a))
             .await
             .unwrap(),
         1
@@ -1561,10 +1555,7 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     );
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_a))
             .await
             .unwrap(),
         1
@@ -1585,10 +1576,7 @@ async fn labeling_queue_claims_validates_and_completes(backend: Backend) {
     assert!(canceled.get("response").is_none() && canceled.get("completed_at").is_none());
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_a))
             .await
             .unwrap(),
         1
@@ -1785,10 +1773,7 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
     assert_eq!(done["response"], json!({"category": "yes"}));
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team))
             .await
             .unwrap(),
         1
@@ -1842,10 +1827,7 @@ async fn labeling_leases_expire_and_release_returns_tasks(backend: Backend) {
     }
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team))
             .await
             .unwrap(),
         8
@@ -2011,20 +1993,14 @@ async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
     );
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_a))
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_b.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_b))
             .await
             .unwrap(),
         1
@@ -2096,10 +2072,7 @@ async fn workforce_labels_every_team_and_nothing_else(backend: Backend) {
     assert_eq!(live_status(&live_a, &a2).await["status"], "pending");
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team_a))
             .await
             .unwrap(),
         1

@@ -320,10 +320,7 @@ async fn report_error_ends_the_task_and_counts_in_the_batch(backend: Backend) {
         .unwrap();
     assert_eq!(
         app.store
-            .usage_record_count(&tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team.to_owned()),
-                tessera_core::Mode::Live
-            ))
+            .usage_record_count(&team_scope(&team))
             .await
             .unwrap(),
         0

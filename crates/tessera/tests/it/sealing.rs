@@ -33,10 +33,7 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
     let alice_secret = app
         .store
         .team_secret(
-            &tessera_core::Scope::operator(
-                tessera_core::ids::TeamId::from_stored(team_a.to_owned()),
-                Mode::Test,
-            ),
+            &team_scope(&team_a).with_mode(Mode::Test),
             tessera_core::status::SecretKind::CallbackAuth,
         )
         .await
