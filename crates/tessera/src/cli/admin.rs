@@ -225,26 +225,14 @@ pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow
                 println!("{key}");
             }
             AdminCommand::CallbackAuthKey { team, mode } => {
-                println!(
-                    "{}",
-                    support::callback_auth_key(
-                        &store,
-                        &master,
-                        &operator_scope(&store, &team, &mode).await?
-                    )
-                    .await?
-                );
+                let scope = operator_scope(&store, &team, &mode).await?;
+                let secret = support::callback_auth_key(&store, &master, &scope).await?;
+                println!("{secret}");
             }
             AdminCommand::CallbackSigningSecret { team, mode } => {
-                println!(
-                    "{}",
-                    support::callback_signing_secret(
-                        &store,
-                        &master,
-                        &operator_scope(&store, &team, &mode).await?
-                    )
-                    .await?
-                );
+                let scope = operator_scope(&store, &team, &mode).await?;
+                let secret = support::callback_signing_secret(&store, &master, &scope).await?;
+                println!("{secret}");
             }
             AdminCommand::CreateLabeler { email, password } => {
                 let user = support::create_labeler(&store, &email, &password.read()?).await?;
