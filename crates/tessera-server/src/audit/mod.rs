@@ -15,37 +15,39 @@ use crate::{
     web::{format_time, page, ClientIp, Layout, SignedIn, WebResult},
 };
 
-/// An audit entry for something `who` did from `ip`.
-pub fn event(
-    who: &SignedIn,
-    ip: &ClientIp,
-    action: AuditAction,
-    target: &str,
-    detail: String,
-) -> NewAuditEvent {
-    NewAuditEvent {
-        actor_user_id: Some(who.user.id.clone()),
-        actor: who.user.email.clone(),
-        action,
-        target: target.to_owned(),
-        detail,
-        ip: ip.0.clone(),
+/// Whoever an audit entry names as having acted: a signed-in person or an API key.
+pub trait AuditActor {
+    /// The acting user's id (none for a key) and the name the log shows.
+    fn audit_actor(&self) -> (Option<String>, String);
+}
+
+impl AuditActor for SignedIn {
+    fn audit_actor(&self) -> (Option<String>, String) {
+        (Some(self.user.id.clone()), self.user.email.clone())
     }
 }
 
-/// An audit entry for something an API key did from `ip` (the actor is the key's label).
-pub fn api_event(
-    caller: &ApiCaller,
+/// A key is named by its label ("API key …"); no user acted.
+impl AuditActor for ApiCaller {
+    fn audit_actor(&self) -> (Option<String>, String) {
+        (None, self.label())
+    }
+}
+
+/// An audit entry for something `who` did from `ip`.
+pub fn event(
+    who: &impl AuditActor,
     ip: &ClientIp,
     action: AuditAction,
     target: &str,
     detail: String,
 ) -> NewAuditEvent {
+    let (actor_user_id, actor) = who.audit_actor();
     NewAuditEvent {
-        actor_user_id: None,
-        actor: caller.label(),
+        actor_user_id,
+        actor,
         action,
-        target: target.into(),
+        target: target.to_owned(),
         detail,
         ip: ip.0.clone(),
     }

@@ -2,7 +2,10 @@
 //! stored under `DATA_DIR/files/<team>/<mode>/<file id>`; the returned `attachment_url`
 //! (`scaledata://<team>/<file id>`) can be used as a task attachment.
 
+use std::future::Future;
+
 use axum::{
+    body::Bytes,
     extract::{
         multipart::{Field, MultipartError, MultipartRejection},
         Multipart, Request, State,
@@ -99,19 +102,53 @@ async fn receive_part(
     field: &mut Field<'_>,
     room: &Room,
 ) -> ApiResult<PartialFile> {
+    stream_to_disk(state, room, field, |err: MultipartError| {
+        multipart_error(&err, "The upload was interrupted")
+    })
+    .await
+}
+
+/// A body that arrives in chunks: an upload's file part or an imported URL's response.
+trait Chunks: Send {
+    type Error;
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, Self::Error>> + Send;
+}
+
+impl Chunks for Field<'_> {
+    type Error = MultipartError;
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, MultipartError>> + Send {
+        self.chunk()
+    }
+}
+
+impl Chunks for reqwest::Response {
+    type Error = reqwest::Error;
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, reqwest::Error>> + Send {
+        self.chunk()
+    }
+}
+
+/// Writes the chunks of `source` into a new partial file within `room`; a failed read is
+/// answered with `read_failed`'s error. The partial file is discarded on any error.
+async fn stream_to_disk<C: Chunks>(
+    state: &AppState,
+    room: &Room,
+    source: &mut C,
+    read_failed: impl Fn(C::Error) -> ApiError + Send,
+) -> ApiResult<PartialFile> {
     let mut partial = state
         .files
         .begin(room.cap)
         .await
         .map_err(ApiError::internal)?;
     loop {
-        let failed = match field.chunk().await {
+        let failed = match source.next_chunk().await {
             Ok(Some(chunk)) => match partial.write(&chunk).await {
                 Ok(()) => continue,
                 Err(err) => room.write_error(err),
             },
             Ok(None) => return Ok(partial),
-            Err(err) => multipart_error(&err, "The upload was interrupted"),
+            Err(err) => read_failed(err),
         };
         partial.discard().await;
         return Err(failed);
@@ -277,23 +314,11 @@ async fn fetch(
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
-    let mut partial = state
-        .files
-        .begin(room.cap)
-        .await
-        .map_err(ApiError::internal)?;
-    loop {
-        let failed = match response.chunk().await {
-            Ok(Some(chunk)) => match partial.write(&chunk).await {
-                Ok(()) => continue,
-                Err(err) => room.write_error(err),
-            },
-            Ok(None) => return Ok((partial, mime)),
-            Err(err) => cannot_fetch(describe(&err)),
-        };
-        partial.discard().await;
-        return Err(failed);
-    }
+    let partial = stream_to_disk(state, room, &mut response, |err: reqwest::Error| {
+        cannot_fetch(describe(&err))
+    })
+    .await?;
+    Ok((partial, mime))
 }
 
 /// A short reason for a failed fetch, without internal detail.

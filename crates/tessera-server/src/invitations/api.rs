@@ -53,7 +53,7 @@ pub async fn invite_teammates(
         name: &admin.name,
     };
     for email in emails {
-        let event = audit::api_event(
+        let event = audit::event(
             &caller,
             &ip,
             AuditAction::InvitationSent,

@@ -43,6 +43,14 @@ pub fn sealed(
     }
 }
 
+/// A message to `to` outside any team, its HTML `body` framed as every Tessera mail is.
+fn message(state: &AppState, to: &Email, subject: String, text: String, body: &str) -> NewMail {
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">{body}</body></html>"
+    );
+    sealed(state, None, to, subject, &MailBody { text, html })
+}
+
 /// The invitation email: who invited whom to which team with which role, and the link.
 pub fn invitation(
     state: &AppState,
@@ -61,21 +69,20 @@ pub fn invitation(
          The link works once and expires on {expires}. If you were not expecting this, ignore this email.\n\n-- Tessera\n"
     );
     let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
-         <p>Hello,</p><p>{inviter} invited you to join the team <strong>{team}</strong> on Tessera as a <strong>{role}</strong>.</p>\
+        "<p>Hello,</p><p>{inviter} invited you to join the team <strong>{team}</strong> on Tessera as a <strong>{role}</strong>.</p>\
          <p><a href=\"{link}\" style=\"display:inline-block;padding:10px 16px;background:#3b5bdb;color:#fff;border-radius:6px;text-decoration:none\">Accept the invitation</a></p>\
          <p>Or open this link: <a href=\"{link}\">{link}</a></p>\
-         <p style=\"color:#666\">The link works once and expires on {expires}. If you were not expecting this, ignore this email.</p></body></html>",
+         <p style=\"color:#666\">The link works once and expires on {expires}. If you were not expecting this, ignore this email.</p>",
         inviter = escape(inviter),
         team = escape(team_name),
         link = escape(link),
     );
-    sealed(
+    message(
         state,
-        None,
         to,
         format!("You're invited to join {team_name} on Tessera"),
-        &MailBody { text, html },
+        text,
+        &html,
     )
 }
 
@@ -88,18 +95,17 @@ pub fn signup_attempt(state: &AppState, to: &Email) -> NewMail {
          If it was not you, you can ignore this email; nothing was changed.\n\n-- Tessera\n"
     );
     let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
-         <p>Hello,</p><p>Someone (perhaps you) tried to create a new Tessera team with this address, which already has an account.</p>\
+        "<p>Hello,</p><p>Someone (perhaps you) tried to create a new Tessera team with this address, which already has an account.</p>\
          <p><a href=\"{login}\">Sign in to Tessera</a></p>\
-         <p style=\"color:#666\">If it was not you, you can ignore this email; nothing was changed.</p></body></html>",
+         <p style=\"color:#666\">If it was not you, you can ignore this email; nothing was changed.</p>",
         login = escape(&login),
     );
-    sealed(
+    message(
         state,
-        None,
         to,
         "Your Tessera account already exists".into(),
-        &MailBody { text, html },
+        text,
+        &html,
     )
 }
 
@@ -118,18 +124,17 @@ pub fn callback_email_verification(
          The link expires on {expires}. If you did not expect this, ignore this email: nothing will be sent to you.\n\n-- Tessera\n"
     );
     let html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">\
-         <p>Hello,</p><p>The team <strong>{team}</strong> on Tessera asks to send task results (callbacks) to this address.</p>\
+        "<p>Hello,</p><p>The team <strong>{team}</strong> on Tessera asks to send task results (callbacks) to this address.</p>\
          <p><a href=\"{link}\">Confirm this address</a></p>\
-         <p style=\"color:#666\">The link expires on {expires}. If you did not expect this, ignore this email: nothing will be sent to you.</p></body></html>",
+         <p style=\"color:#666\">The link expires on {expires}. If you did not expect this, ignore this email: nothing will be sent to you.</p>",
         team = escape(team_name),
         link = escape(link),
     );
-    sealed(
+    message(
         state,
-        None,
         to,
         format!("Confirm callback emails from {team_name} on Tessera"),
-        &MailBody { text, html },
+        text,
+        &html,
     )
 }

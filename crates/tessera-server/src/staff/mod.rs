@@ -83,6 +83,30 @@ struct ConsoleQuery {
     mail_offset: Option<i64>,
 }
 
+/// One page of the mail outbox from `offset`, and the offset of the next page if any.
+async fn outbox_page(state: &AppState, offset: i64) -> WebResult<(Vec<MailRow>, Option<i64>)> {
+    let mut rows = state
+        .store
+        .cross_tenant()
+        .list_mail(OUTBOX_PAGE + 1, offset)
+        .await?;
+    let more = rows.len() as i64 > OUTBOX_PAGE;
+    rows.truncate(OUTBOX_PAGE as usize);
+    let rows = rows
+        .into_iter()
+        .map(|m| MailRow {
+            id: m.id.into_string(),
+            to: m.to,
+            subject: m.subject,
+            status: m.status.as_str().to_owned(),
+            attempts: m.attempts,
+            created: format_time(m.created_at),
+            last_error: m.last_error.unwrap_or_default(),
+        })
+        .collect();
+    Ok((rows, more.then_some(offset + OUTBOX_PAGE)))
+}
+
 async fn console_page(
     state: &AppState,
     who: &SignedIn,
@@ -130,26 +154,7 @@ async fn console_page(
         .collect();
     let mail_offset = q.mail_offset.unwrap_or(0).clamp(0, 1_000_000);
     let (mail, next_mail_offset) = if who.authorize_platform(Action::ReadMailOutbox).is_ok() {
-        let mut rows = state
-            .store
-            .cross_tenant()
-            .list_mail(OUTBOX_PAGE + 1, mail_offset)
-            .await?;
-        let more = rows.len() as i64 > OUTBOX_PAGE;
-        rows.truncate(OUTBOX_PAGE as usize);
-        let rows = rows
-            .into_iter()
-            .map(|m| MailRow {
-                id: m.id.into_string(),
-                to: m.to,
-                subject: m.subject,
-                status: m.status.as_str().to_owned(),
-                attempts: m.attempts,
-                created: format_time(m.created_at),
-                last_error: m.last_error.unwrap_or_default(),
-            })
-            .collect();
-        (rows, more.then_some(mail_offset + OUTBOX_PAGE))
+        outbox_page(state, mail_offset).await?
     } else {
         (Vec::new(), None)
     };

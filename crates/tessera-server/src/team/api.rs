@@ -169,7 +169,7 @@ pub async fn set_role(
         if let Some(m) = member_with(email) {
             if m.role != Some(role) {
                 let from = m.role.map(Role::label).unwrap_or_default();
-                let ev = audit::api_event(
+                let ev = audit::event(
                     &caller,
                     &ip,
                     AuditAction::MemberRoleChanged,
@@ -179,7 +179,7 @@ pub async fn set_role(
                 state.store.set_member_role(&scope, &m.id, role, ev).await?;
             }
         } else if let Some(i) = invitation_to(email) {
-            let ev = audit::api_event(
+            let ev = audit::event(
                 &caller,
                 &ip,
                 AuditAction::InvitationRoleChanged,
