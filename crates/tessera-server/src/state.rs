@@ -28,6 +28,8 @@ pub struct Inner {
     pub test_tasks: crate::quota::HourlyBudget,
     /// Uploaded and imported file bytes, under `DATA_DIR/files`.
     pub files: FileStorage,
+    /// Teams' default callback URLs, remembered for a moment (task creation reads them).
+    pub team_defaults: crate::team::defaults::TeamDefaults,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             api_keys: KeyCache::default(),
             outbound,
             files,
+            team_defaults: Default::default(),
         }))
     }
 }

@@ -307,36 +307,6 @@ pub async fn create_api_key(
     Ok(key)
 }
 
-/// A team's callback auth key for the scope's mode (created on first use).
-pub async fn callback_auth_key(
-    store: &Store,
-    master: &MasterKey,
-    scope: &tessera_core::Scope,
-) -> SupportResult<String> {
-    team_secret(
-        store,
-        master,
-        scope,
-        tessera_core::status::SecretKind::CallbackAuth,
-    )
-    .await
-}
-
-/// A team's callback signing secret (`whsec_…`) for the scope's mode (created on first use).
-pub async fn callback_signing_secret(
-    store: &Store,
-    master: &MasterKey,
-    scope: &tessera_core::Scope,
-) -> SupportResult<String> {
-    team_secret(
-        store,
-        master,
-        scope,
-        tessera_core::status::SecretKind::CallbackSigning,
-    )
-    .await
-}
-
 /// The team and mode a support command names (`team`: a name or an id), for the CLI to make
 /// its operator scope from.
 pub async fn team_and_mode(
@@ -349,7 +319,9 @@ pub async fn team_and_mode(
     Ok((team, mode))
 }
 
-async fn team_secret(
+/// A team's callback secret of `kind` (the auth key or the `whsec_…` signing secret) for the
+/// scope's mode, created on first use.
+pub async fn team_secret(
     store: &Store,
     master: &MasterKey,
     scope: &tessera_core::Scope,

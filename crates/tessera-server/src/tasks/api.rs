@@ -65,7 +65,7 @@ pub async fn create_task(
         }
     }
     let request = create_request(&state, &scope, &task_type, body).await?;
-    let created = service::create_task(&state.store, &scope, request)
+    let created = service::create_task(&state.store, &state.team_defaults, &scope, request)
         .await
         .map_err(|err| match err {
             CreateError::Refused(message) => ApiError::bad_request(message),

@@ -13,6 +13,7 @@ use tessera_store::{Batch, NewTask, Parent, Store, StoreError, Task, TaskFilter}
 use crate::{
     api::wire::{check_len, iso, ApiError, ApiResult},
     state::Wrote,
+    team::defaults::TeamDefaults,
 };
 
 pub const MAX_UNIQUE_ID: usize = 512;
@@ -154,6 +155,7 @@ pub struct Created {
 /// SQL); a test task completes at once with a synthetic response.
 pub async fn create_task(
     store: &Store,
+    defaults: &TeamDefaults,
     scope: &Scope,
     mut req: CreateRequest,
 ) -> Result<Created, CreateError> {
@@ -195,7 +197,7 @@ pub async fn create_task(
     };
     let callback_url = match req.callback_url {
         Some(url) => Some(url),
-        None => store.get_team(scope).await?.default_callback_url,
+        None => defaults.callback_url(store, scope).await?,
     };
     let new = NewTask {
         task_type: req.task_type,

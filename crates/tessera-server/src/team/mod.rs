@@ -2,6 +2,7 @@
 //! "Your Team" and team details pages, over the rules in [`service`].
 
 pub mod api;
+pub mod defaults;
 pub mod pages;
 pub mod service;
 

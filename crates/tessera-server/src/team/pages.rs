@@ -321,7 +321,10 @@ pub(super) async fn update_details(
         .update_team_details(&scope, &name, url.as_deref(), event)
         .await
     {
-        Ok(_) => Ok(redirect_with_flash("/team/details", "Team details saved.")),
+        Ok(_) => {
+            state.team_defaults.forget(scope.team_id());
+            Ok(redirect_with_flash("/team/details", "Team details saved."))
+        }
         Err(StoreError::NotFound) => Err(WebError::NotFound),
         Err(err) => Err(err.into()),
     }

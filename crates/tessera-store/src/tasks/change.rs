@@ -200,16 +200,8 @@ impl Store {
         change: impl FnOnce(Vec<String>) -> Result<Vec<String>, String>,
     ) -> StoreResult<Task> {
         let mut tx = self.writer.begin().await?;
-        let row: Option<(Option<String>,)> = sqlx::query_as(&format!(
-            "SELECT tags FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3{}",
-            self.for_update()
-        ))
-        .bind(task_id)
-        .bind(scope.team_id())
-        .bind(scope.mode().as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (current,) = row.ok_or(StoreError::NotFound)?;
+        let (current,): (Option<String>,) =
+            self.locked_task(&mut tx, scope, task_id, "tags").await?;
         let current: Vec<String> = current
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
@@ -252,16 +244,9 @@ impl Store {
         // Read-modify-write of the audits list under the row lock, so concurrent audits
         // never drop each other's entry.
         let mut tx = self.writer.begin().await?;
-        let row: Option<(String, String)> = sqlx::query_as(&format!(
-            "SELECT status, audits FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3{}",
-            self.for_update()
-        ))
-        .bind(task_id)
-        .bind(scope.team_id())
-        .bind(scope.mode().as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, audits) = row.ok_or(StoreError::NotFound)?;
+        let (status, audits): (String, String) = self
+            .locked_task(&mut tx, scope, task_id, "status, audits")
+            .await?;
         if status != TaskStatus::Completed.as_str() {
             return Err(StoreError::InvalidState(status));
         }
@@ -287,5 +272,29 @@ impl Store {
             .await?;
         let detail = format!("{result}{comments}");
         record_and_read(self, tx, task_id, now, auditor, "audited", &detail).await
+    }
+
+    /// Reads `columns` (a static list) of the scope's task `task_id` in `tx`, locking the row
+    /// where the database can, for a read-modify-write; `NotFound` outside the scope.
+    async fn locked_task<T>(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        scope: &Scope,
+        task_id: &str,
+        columns: &'static str,
+    ) -> StoreResult<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let row: Option<T> = sqlx::query_as(&format!(
+            "SELECT {columns} FROM tasks WHERE id = $1 AND team_id = $2 AND mode = $3{}",
+            self.for_update()
+        ))
+        .bind(task_id)
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.ok_or(StoreError::NotFound)
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use tessera_core::status::SecretKind;
 use tessera_server::{
     crypto::{write_key_file, MasterKey},
     staff::support::{self, Operator, SupportError},
@@ -226,13 +227,19 @@ pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow
             }
             AdminCommand::CallbackAuthKey { team, mode } => {
                 let scope = operator_scope(&store, &team, &mode).await?;
-                let secret = support::callback_auth_key(&store, &master, &scope).await?;
-                println!("{secret}");
+                let kind = SecretKind::CallbackAuth;
+                println!(
+                    "{}",
+                    support::team_secret(&store, &master, &scope, kind).await?
+                );
             }
             AdminCommand::CallbackSigningSecret { team, mode } => {
                 let scope = operator_scope(&store, &team, &mode).await?;
-                let secret = support::callback_signing_secret(&store, &master, &scope).await?;
-                println!("{secret}");
+                let kind = SecretKind::CallbackSigning;
+                println!(
+                    "{}",
+                    support::team_secret(&store, &master, &scope, kind).await?
+                );
             }
             AdminCommand::CreateLabeler { email, password } => {
                 let user = support::create_labeler(&store, &email, &password.read()?).await?;

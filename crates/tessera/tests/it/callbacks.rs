@@ -424,7 +424,7 @@ async fn task_callback_is_signed_and_delivered_once(backend: Backend) {
     let (auth, signing) = secrets(&mut admin, "test").await;
     // The dashboard shows what the store holds.
     assert_eq!(
-        tessera_server::staff::support::callback_signing_secret(
+        tessera_server::staff::support::team_secret(
             &app.store,
             &app.key,
             &team_scope(
@@ -434,6 +434,7 @@ async fn task_callback_is_signed_and_delivered_once(backend: Backend) {
                     .id
             )
             .with_mode(tessera_core::Mode::Test),
+            tessera_core::status::SecretKind::CallbackSigning,
         )
         .await
         .unwrap(),
