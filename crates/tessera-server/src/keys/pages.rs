@@ -187,7 +187,8 @@ async fn keys_page(
     let keys = state.store.list_api_keys(scope).await?;
     let mut sections = Vec::new();
     for mode in [Mode::Live, Mode::Test] {
-        sections.push(mode_section(state, &scope.with_mode(mode), &keys).await?);
+        let in_mode = scope.with_mode(mode).ok_or(WebError::Forbidden)?;
+        sections.push(mode_section(state, &in_mode, &keys).await?);
     }
     Ok(KeysPage {
         layout: Layout::signed_in("API Keys", who, "/keys"),
@@ -313,7 +314,7 @@ async fn create(
         form_nonce,
         event,
     };
-    let scope = scope.with_mode(mode);
+    let scope = scope.with_mode(mode).ok_or(WebError::Forbidden)?;
     let master = &state.config.master_key;
     let (record, key) =
         match service::create_api_key_once(&state.store, master, &scope, request).await? {
@@ -392,7 +393,7 @@ async fn delete_key(
 /// The scope in the mode a secret's route names.
 fn in_mode(scope: &Scope, raw: &str) -> WebResult<Scope> {
     let mode: Mode = raw.parse().map_err(|Invalid(m)| WebError::BadRequest(m))?;
-    Ok(scope.with_mode(mode))
+    scope.with_mode(mode).ok_or(WebError::Forbidden)
 }
 
 /// Shows a callback secret once, and audits that it was seen.

@@ -130,7 +130,7 @@ pub async fn worker_team_secret(
 /// The scope a new team's Admin acts in for its keys: provisioning the team's secrets when it
 /// is made (sign-up, the operator's create-team) is theirs to do, so the policy is asked for
 /// them rather than the scope elevated. `None` only if the policy refused the Admin.
-pub fn new_team_scope(team_id: &str, admin: &User) -> Option<Scope> {
+pub(crate) fn new_team_scope(team_id: &str, admin: &User) -> Option<Scope> {
     let actor = crate::web::session::actor_for(admin);
     Scope::authorized(&actor, Action::ManageApiKeys, team_id, Mode::Live)
 }
@@ -139,8 +139,14 @@ pub fn new_team_scope(team_id: &str, admin: &User) -> Option<Scope> {
 /// team: the scope's mode does not matter).
 pub async fn provision_team(store: &Store, master: &MasterKey, scope: &Scope) -> StoreResult<()> {
     for mode in Mode::ALL {
+        // A new team's scope is its Admin's (never a key's), so every mode is open to it.
+        let Some(in_mode) = scope.with_mode(mode) else {
+            return Err(StoreError::Config(
+                "a key's scope cannot provision a team".into(),
+            ));
+        };
         for &kind in SecretKind::ALL {
-            team_secret(store, master, &scope.with_mode(mode), kind).await?;
+            team_secret(store, master, &in_mode, kind).await?;
         }
     }
     Ok(())

@@ -215,7 +215,9 @@ impl Ctx {
         let (record, key) = tessera_server::keys::service::create_api_key(
             &self.app.store,
             &self.app.key,
-            &team_scope(&team.id).with_mode(tessera_core::Mode::Test),
+            &team_scope(&team.id)
+                .with_mode(tessera_core::Mode::Test)
+                .unwrap(),
             tessera_server::keys::service::KeyRequest {
                 label: "matrix",
                 created_by: None,
@@ -785,7 +787,9 @@ async fn perform(
         Act::RotateCallbackKey => {
             let before = store
                 .team_secret(
-                    &team_scope(&ctx.a.id).with_mode(tessera_core::Mode::Test),
+                    &team_scope(&ctx.a.id)
+                        .with_mode(tessera_core::Mode::Test)
+                        .unwrap(),
                     tessera_core::status::SecretKind::CallbackAuth,
                 )
                 .await
@@ -794,7 +798,9 @@ async fn perform(
             let p = b.post_form("/keys/callback/test/rotate", &[]).await;
             let after = store
                 .team_secret(
-                    &team_scope(&ctx.a.id).with_mode(tessera_core::Mode::Test),
+                    &team_scope(&ctx.a.id)
+                        .with_mode(tessera_core::Mode::Test)
+                        .unwrap(),
                     tessera_core::status::SecretKind::CallbackAuth,
                 )
                 .await
@@ -825,7 +831,7 @@ async fn perform(
             for t in [&ctx.a, &ctx.b] {
                 for mode in tessera_core::Mode::ALL {
                     found |= store
-                        .find_project(&team_scope(&t.id).with_mode(mode), &name)
+                        .find_project(&team_scope(&t.id).with_mode(mode).unwrap(), &name)
                         .await
                         .unwrap()
                         .is_some();
@@ -886,7 +892,9 @@ async fn perform(
             let read = || async {
                 store
                     .team_secret(
-                        &team_scope(&ctx.a.id).with_mode(tessera_core::Mode::Test),
+                        &team_scope(&ctx.a.id)
+                            .with_mode(tessera_core::Mode::Test)
+                            .unwrap(),
                         tessera_core::status::SecretKind::CallbackSigning,
                     )
                     .await

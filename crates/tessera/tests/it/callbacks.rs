@@ -433,7 +433,8 @@ async fn task_callback_is_signed_and_delivered_once(backend: Backend) {
                     .unwrap()
                     .id
             )
-            .with_mode(tessera_core::Mode::Test),
+            .with_mode(tessera_core::Mode::Test)
+            .unwrap(),
             tessera_core::status::SecretKind::CallbackSigning,
         )
         .await

@@ -153,7 +153,9 @@ async fn uploads_stream_to_disk_within_the_file_limit(backend: Backend) {
     let row = app
         .store
         .get_file(
-            &team_scope(&team_of(&file)).with_mode(tessera_core::Mode::Test),
+            &team_scope(&team_of(&file))
+                .with_mode(tessera_core::Mode::Test)
+                .unwrap(),
             &tessera_core::ids::FileId::from_stored(file["id"].as_str().unwrap().to_owned()),
         )
         .await

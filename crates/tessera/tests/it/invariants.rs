@@ -450,7 +450,7 @@ async fn task_decoders_agree(backend: Backend) {
         .create_team_with_admin("Decoders", &new_user("a@decoders.test"), event())
         .await
         .unwrap();
-    let scope = team_scope(&team.id).with_mode(Mode::Test);
+    let scope = team_scope(&team.id).with_mode(Mode::Test).unwrap();
     let project = store
         .create_project(
             &scope,

@@ -33,7 +33,7 @@ async fn sealed_values_are_bound_to_their_row(backend: Backend) {
     let alice_secret = app
         .store
         .team_secret(
-            &team_scope(&team_a).with_mode(Mode::Test),
+            &team_scope(&team_a).with_mode(Mode::Test).unwrap(),
             tessera_core::status::SecretKind::CallbackAuth,
         )
         .await
