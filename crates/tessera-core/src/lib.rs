@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod email;
 pub mod ids;
 pub mod mode;
+pub mod money;
 pub mod policy;
 pub mod profile;
 pub mod retry;
