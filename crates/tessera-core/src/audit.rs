@@ -32,6 +32,14 @@ word_enum!(
         CallbackEmailAdded = "callback_email.added",
         CallbackEmailVerified = "callback_email.verified",
         CallbackEmailRemoved = "callback_email.removed",
+        BillingPlanChanged = "billing.plan_changed",
+        PriceSet = "price.set",
+        CreditGranted = "credit.granted",
+        InvoiceIssued = "invoice.issued",
+        InvoicePaid = "invoice.paid",
+        InvoicePaymentFailed = "invoice.payment_failed",
+        SpendLimitChanged = "spend_limit.changed",
+        PaymentMethodUpdated = "payment_method.updated",
     }
 );
 

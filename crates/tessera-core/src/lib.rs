@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod billing;
 pub mod client_ip;
 pub mod email;
 pub mod ids;

@@ -118,25 +118,27 @@ impl Money {
     }
 }
 
+impl Money {
+    /// The amount without its currency (`12.34`, `500`): what a form field shows for editing.
+    pub fn amount_string(&self) -> String {
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let units = self.minor.unsigned_abs();
+        match self.currency.exponent() {
+            0 => format!("{sign}{units}"),
+            exponent => {
+                let scale = 10u64.pow(exponent);
+                let width = exponent as usize;
+                format!("{sign}{}.{:0width$}", units / scale, units % scale)
+            }
+        }
+    }
+}
+
 /// `12.34 USD`, `-0.05 EUR`, `500 JPY`: for pages, invoices and mail.
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code = self.currency.as_str().to_ascii_uppercase();
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let units = self.minor.unsigned_abs();
-        match self.currency.exponent() {
-            0 => write!(f, "{sign}{units} {code}"),
-            exponent => {
-                let scale = 10u64.pow(exponent);
-                let width = exponent as usize;
-                write!(
-                    f,
-                    "{sign}{}.{:0width$} {code}",
-                    units / scale,
-                    units % scale
-                )
-            }
-        }
+        write!(f, "{} {code}", self.amount_string())
     }
 }
 

@@ -111,7 +111,10 @@ actions! {
     ViewCallbacks,
     /// Redeliver a callback, send a test callback.
     SendCallbacks,
+    /// See plan, usage, invoices and the card summary (a test key too: billing belongs to the
+    /// team, and reading it changes nothing).
     ViewBilling,
+    /// Add or replace the card, set the spend limit.
     EditPaymentInfo,
     ManageIntegrations,
     /// Work the team's labeling queue.
@@ -121,6 +124,8 @@ actions! {
     MoveUser,
     SetTeamAdmin,
     ReadMailOutbox,
+    /// Set a team's plan, prices and credits; close its period now (staff console, CLI).
+    ManageBilling,
 }
 
 impl Action {
@@ -128,7 +133,11 @@ impl Action {
     pub fn is_platform(self) -> bool {
         matches!(
             self,
-            Action::StaffConsole | Action::MoveUser | Action::SetTeamAdmin | Action::ReadMailOutbox
+            Action::StaffConsole
+                | Action::MoveUser
+                | Action::SetTeamAdmin
+                | Action::ReadMailOutbox
+                | Action::ManageBilling
         )
     }
 
@@ -144,19 +153,26 @@ impl Action {
             | ChangeMemberRole | EditTeamDetails | ViewAuditLog | ManageApiKeys | ViewBilling
             | ManageIntegrations => role.manages_team(),
             EditPaymentInfo => role == Role::Admin,
-            StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox => false,
+            StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox | ManageBilling => false,
         }
     }
 
     /// What an API key of `mode` may do: a live key what a Manager may, except creating
-    /// keys; a test key only the work on projects, tasks and callbacks a Member does.
+    /// keys; a test key only the work on projects, tasks and callbacks a Member does, and
+    /// reading the team's billing.
     fn allowed_for_key(self, mode: Mode) -> bool {
         use Action::*;
         match mode {
             Mode::Live => self.allowed_for(Role::Manager) && self != ManageApiKeys,
             Mode::Test => matches!(
                 self,
-                ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks
+                ViewTeam
+                    | ViewTasks
+                    | AuditTasks
+                    | EditProjects
+                    | ViewCallbacks
+                    | SendCallbacks
+                    | ViewBilling
             ),
         }
     }
@@ -340,7 +356,8 @@ mod tests {
             for action in Action::ALL {
                 let expected = match mode {
                     Mode::Live => expected(Role::Manager, action) && action != ManageApiKeys,
-                    Mode::Test => expected(Role::Member, action),
+                    // Billing belongs to the team: a test key reads it too.
+                    Mode::Test => expected(Role::Member, action) || action == ViewBilling,
                 };
                 if action.is_platform() {
                     assert!(!can(&key, action, None), "{mode:?} {action:?}");

@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod authz;
 pub mod batches;
+pub mod billing;
 pub mod callbacks;
 pub mod config;
 pub mod crypto;
@@ -29,6 +30,7 @@ pub mod staff;
 pub mod state;
 pub mod tasks;
 pub mod team;
+pub mod ttl;
 pub mod web;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(callbacks::router())
         .merge(labeling::router())
         .merge(audit::router())
+        .merge(billing::router())
         .merge(staff::router())
         // Unknown pages get the 404 page, in the signed-in frame for people signed in.
         .fallback(health::not_found)
@@ -188,6 +191,13 @@ impl Application {
             ),
             Component::spawn("callback worker", jobs::run(callbacks, stop_rx.clone())),
             Component::spawn("housekeeping", jobs::run(upkeep, stop_rx.clone())),
+            Component::spawn(
+                "period close",
+                jobs::run(
+                    jobs::Batches(billing::jobs::PeriodClose::new(state.clone())),
+                    stop_rx.clone(),
+                ),
+            ),
             Component::spawn("task cache follower", {
                 let store = state.store.clone();
                 let mut stop = stop_rx;

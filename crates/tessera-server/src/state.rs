@@ -30,6 +30,9 @@ pub struct Inner {
     pub files: FileStorage,
     /// Teams' default callback URLs, remembered for a moment (task creation reads them).
     pub team_defaults: crate::team::defaults::TeamDefaults,
+    /// Teams' spend limits and accrued amounts, remembered for a moment (live task creation
+    /// checks them).
+    pub spend_states: crate::billing::service::SpendStates,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             outbound,
             files,
             team_defaults: Default::default(),
+            spend_states: Default::default(),
         }))
     }
 }

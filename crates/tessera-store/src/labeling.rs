@@ -8,8 +8,8 @@ use tessera_core::status::TaskStatus;
 use tessera_core::{can, Action, Actor, Mode};
 
 use crate::{
-    batch_completion::complete_batch_if_done, callbacks::enqueue_task_delivery, new_id, now_ms,
-    Scope, Store, StoreError, StoreResult, Task,
+    batch_completion::complete_batch_if_done, callbacks::enqueue_task_delivery, now_ms, Scope,
+    Store, StoreError, StoreResult, Task,
 };
 
 /// Whose queue a labeler works: one team's (its own `labeler` members) or every team's
@@ -520,18 +520,15 @@ async fn after_finish(
         enqueue_task_delivery(&mut *tx, &team_id, mode, task_id, target, now).await?;
     }
     if billed {
-        sqlx::query(
-            "INSERT INTO usage_records (id, team_id, task_id, project_id, task_type, labeled_by, completed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        crate::billing::record_usage(
+            &mut *tx,
+            &team_id,
+            task_id,
+            project_id.as_deref(),
+            &task_type,
+            labeler.labeler_id(),
+            now,
         )
-        .bind(new_id("use"))
-        .bind(&team_id)
-        .bind(task_id)
-        .bind(project_id)
-        .bind(task_type)
-        .bind(labeler.labeler_id())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
     }
     if let Some(batch_id) = &batch_id {

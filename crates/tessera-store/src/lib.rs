@@ -10,6 +10,7 @@ mod audit;
 mod batch_completion;
 #[cfg(feature = "bench-seed")]
 mod bench;
+mod billing;
 mod blobs;
 mod callback_emails;
 mod callbacks;
@@ -40,6 +41,11 @@ use sqlx::{
 pub use tessera_core::Scope;
 
 pub use audit::{AuditAction, AuditEvent, AuditPage, NewAuditEvent};
+pub use billing::{
+    BilledTask, BillingAccount, CardSummary, ChargeDue, CloseOutcome, CreditEntry, Invoice,
+    InvoiceDetail, InvoiceLine, NewPaymentAttempt, NewPrice, PaymentAttempt, Price, SpendState,
+    UsageGroup, UsageRow, UsageTotals,
+};
 pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};
 pub use callback_emails::{CallbackEmail, NewCallbackEmail};
 pub use callbacks::{

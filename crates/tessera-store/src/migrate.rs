@@ -34,6 +34,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     7 "team_names" "0007_team_names.sql",
     8 "key_nonces_attempt_requests" "0008_key_nonces_attempt_requests.sql",
     9 "task_counts_sharded" "0009_task_counts_sharded.sql",
+    10 "billing" "0010_billing.sql",
 };
 
 /// Checksums a released migration once had besides its current one, accepted when found in

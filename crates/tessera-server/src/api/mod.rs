@@ -65,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::batches::api_router())
         .merge(crate::files::api_router())
         .merge(crate::team::api_router())
+        .merge(crate::billing::api_router())
         .merge(crate::invitations::api_router())
         .split_for_parts();
     let document = openapi.to_json().unwrap_or_else(|_| "{}".into());

@@ -52,7 +52,8 @@ impl Operator {
         }
     }
 
-    fn event(&self, action: AuditAction, target: &str, detail: String) -> NewAuditEvent {
+    /// An audit entry of this operator's (billing changes fill in their own action and detail).
+    pub fn event(&self, action: AuditAction, target: &str, detail: String) -> NewAuditEvent {
         NewAuditEvent {
             actor_user_id: self.user_id.clone(),
             actor: self.label.clone(),

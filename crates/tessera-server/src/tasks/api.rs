@@ -64,6 +64,22 @@ pub async fn create_task(
             ));
         }
     }
+    if scope.mode() == Mode::Live
+        && state
+            .spend_states
+            .limit_reached(&state.store, &scope)
+            .await?
+    {
+        let account = state.store.billing_account(&scope).await?;
+        let limit = tessera_core::money::Money::new(
+            account.spend_limit.unwrap_or_default(),
+            account.currency,
+        );
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYMENT_REQUIRED,
+            crate::billing::service::spend_limit_message(limit),
+        ));
+    }
     let request = create_request(&state, &scope, &task_type, body).await?;
     let created = service::create_task(&state.store, &state.team_defaults, &scope, request)
         .await

@@ -4,24 +4,23 @@
 //! once (the details page forgets the entry); one made on another replica within
 //! [`TEAM_DEFAULTS_TTL`].
 
-use std::{
-    collections::HashMap,
-    sync::RwLock,
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use tessera_core::Scope;
 use tessera_store::{Store, StoreError};
 
+use crate::ttl::TtlMap;
+
 /// How long a team's default callback URL is trusted after it was read.
 pub const TEAM_DEFAULTS_TTL: Duration = Duration::from_secs(2);
-/// Teams remembered at most (the map is cleared past this).
-const TEAM_DEFAULTS_MAX: usize = 50_000;
 
-/// Teams' default callback URLs, by team id, with when each was read.
-#[derive(Default)]
-pub struct TeamDefaults {
-    entries: RwLock<HashMap<String, (Option<String>, Instant)>>,
+/// Teams' default callback URLs, by team id.
+pub struct TeamDefaults(TtlMap<Option<String>>);
+
+impl Default for TeamDefaults {
+    fn default() -> Self {
+        Self(TtlMap::new(TEAM_DEFAULTS_TTL))
+    }
 }
 
 impl TeamDefaults {
@@ -31,34 +30,15 @@ impl TeamDefaults {
         store: &Store,
         scope: &Scope,
     ) -> Result<Option<String>, StoreError> {
-        if let Some((url, at)) = self.read().get(scope.team_id()) {
-            if at.elapsed() < TEAM_DEFAULTS_TTL {
-                return Ok(url.clone());
-            }
-        }
-        let url = store.get_team(scope).await?.default_callback_url;
-        let mut entries = self.write();
-        if entries.len() >= TEAM_DEFAULTS_MAX {
-            entries.clear();
-        }
-        entries.insert(scope.team_id().to_owned(), (url.clone(), Instant::now()));
-        Ok(url)
+        self.0
+            .get_or_load(scope.team_id(), async {
+                Ok(store.get_team(scope).await?.default_callback_url)
+            })
+            .await
     }
 
     /// Drops what is remembered of `team_id`, after its details changed.
     pub fn forget(&self, team_id: &str) {
-        self.write().remove(team_id);
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, (Option<String>, Instant)>> {
-        self.entries
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (Option<String>, Instant)>> {
-        self.entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.forget(team_id);
     }
 }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use tessera_core::status::SecretKind;
 use tessera_server::{
+    billing::service::{self as billing, PriceChange},
     crypto::{write_key_file, MasterKey},
     staff::support::{self, Operator, SupportError},
 };
@@ -42,6 +43,46 @@ pub(super) enum AdminCommand {
         team: String,
         #[arg(long)]
         email: String,
+    },
+    /// Set a price per completed task, effective now: in the price book, or with --team as that
+    /// team's override. Past usage keeps the price it was frozen with.
+    SetPrice {
+        /// A Scale task type (imageannotation, categorization, …) or `*` for every other type.
+        #[arg(long)]
+        task_type: String,
+        /// Minor units (cents for usd).
+        #[arg(long, allow_hyphen_values = true)]
+        amount: i64,
+        #[arg(long, default_value = "usd")]
+        currency: String,
+        /// The team's id (`team_…`) or its name; without it, the price book.
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Set a team's plan: on_demand (charged to its card) or enterprise (invoiced).
+    SetPlan {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        plan: String,
+    },
+    /// Grant a team credits (minor units; a negative amount corrects an earlier grant).
+    GrantCredit {
+        #[arg(long)]
+        team: String,
+        #[arg(long, allow_hyphen_values = true)]
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close a team's unbilled usage completed before --end (default: the start of the current
+    /// UTC month) into an invoice; prints the invoice id, or that there was nothing to close.
+    ClosePeriod {
+        #[arg(long)]
+        team: String,
+        /// RFC 3339 time (or a date): usage completed before it is invoiced.
+        #[arg(long)]
+        end: Option<String>,
     },
     /// Create an API key for a team; prints the key alone.
     CreateApiKey {
@@ -172,6 +213,13 @@ async fn operator_scope(
     ))
 }
 
+/// Billing changes by the CLI's operator, for the team's audit log.
+fn staff_change(operator: &Operator) -> billing::StaffChange {
+    billing::StaffChange {
+        event: operator.event(tessera_core::AuditAction::PriceSet, "", String::new()),
+    }
+}
+
 pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow::Result<()> {
     let store = storage.store().await?;
     let master = storage.master_key()?;
@@ -218,6 +266,94 @@ pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow
             AdminCommand::SetAdmin { team, email } => {
                 let team = support::set_admin(&store, &team, &email, &operator).await?;
                 println!("{} is now the Admin of {}", email.trim(), team.name);
+            }
+            AdminCommand::SetPrice {
+                task_type,
+                amount,
+                currency,
+                team,
+            } => {
+                let scope = match &team {
+                    Some(team) => Some(operator_scope(&store, team, "live").await?),
+                    None => None,
+                };
+                let change = PriceChange {
+                    task_type: &task_type,
+                    amount,
+                    currency: &currency,
+                };
+                let who = staff_change(&operator);
+                let price = billing::set_price(&store, scope.as_ref(), &change, &who)
+                    .await?
+                    .map_err(SupportError::from)?;
+                let money = tessera_core::money::Money::new(
+                    price.unit_amount,
+                    tessera_core::money::Currency::parse(&price.currency)?,
+                );
+                match team {
+                    Some(team) => {
+                        println!("{}: {money} per task for {team}, from now", price.task_type)
+                    }
+                    None => println!(
+                        "{}: {money} per task in the price book, from now",
+                        price.task_type
+                    ),
+                }
+            }
+            AdminCommand::SetPlan { team, plan } => {
+                let plan: tessera_core::billing::Plan = plan.trim().parse()?;
+                let scope = operator_scope(&store, &team, "live").await?;
+                billing::set_plan(&store, &scope, plan, &staff_change(&operator)).await?;
+                println!("{team} is now on the {plan} plan");
+            }
+            AdminCommand::GrantCredit {
+                team,
+                amount,
+                reason,
+            } => {
+                let scope = operator_scope(&store, &team, "live").await?;
+                let entry = billing::grant_credit(
+                    &store,
+                    &scope,
+                    amount,
+                    &reason,
+                    &staff_change(&operator),
+                )
+                .await?
+                .map_err(SupportError::from)?;
+                let currency = store.billing_account(&scope).await?.currency;
+                println!(
+                    "credit balance of {team}: {}",
+                    tessera_core::money::Money::new(entry.balance_after, currency)
+                );
+            }
+            AdminCommand::ClosePeriod { team, end } => {
+                let scope = operator_scope(&store, &team, "live").await?;
+                let now = tessera_store::now_ms();
+                let end = match end {
+                    Some(raw) => tessera_server::api::wire::parse_time("--end", &raw)
+                        .map_err(|e| SupportError::Invalid(e.message))?,
+                    None => tessera_core::billing::month_start(now),
+                };
+                if end > now {
+                    return Err(SupportError::Invalid(
+                        "--end is in the future: only usage already completed can be invoiced."
+                            .into(),
+                    ));
+                }
+                // The CLI cannot charge: invoices it closes open as the server would without a
+                // payment provider, and the server's payment job (once configured) takes over.
+                let payment = tessera_core::billing::PaymentStatus::NotConfigured;
+                match billing::close_period(&store, &scope, end, payment, &staff_change(&operator))
+                    .await?
+                {
+                    tessera_store::CloseOutcome::Closed { invoice_id, .. } => {
+                        println!("{invoice_id}")
+                    }
+                    tessera_store::CloseOutcome::NothingToClose => {
+                        eprintln!("nothing to close: no unbilled usage completed before --end")
+                    }
+                }
             }
             AdminCommand::CreateApiKey { team, mode, label } => {
                 let scope = operator_scope(&store, &team, &mode).await?;

@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod api;
 mod authz;
+mod billing;
 mod callbacks;
 mod cli;
 mod client_ip;

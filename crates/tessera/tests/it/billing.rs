@@ -1,0 +1,257 @@
+//! Billing end to end through the API and the store: prices frozen at completion (a later
+//! price leaves them), team overrides beating the book, errored and test tasks unbilled,
+//! credits consumed and never negative, the close idempotent, open invoices refused edits by
+//! the schema, the spend limit's 402 for live tasks only, and billing read by a test key.
+
+use serde_json::{json, Value};
+use tessera_core::{billing::PaymentStatus, ids::TeamId, Email};
+use tessera_store::{CloseOutcome, LabelerScope, NewPrice, Queue};
+
+use crate::{backend_test, helpers::*};
+
+fn categorization(instruction: &str) -> Value {
+    json!({
+        "attachment": "https://example.com/review.txt",
+        "attachment_type": "text",
+        "categories": ["yes", "no"],
+        "instruction": instruction,
+    })
+}
+
+async fn billing_flow(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("owner@billing.test", "Billing Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
+    let test = Api::new(&app, &create_key(&mut admin, "test", "ci").await);
+    let user = app
+        .store
+        .find_user_by_email(&Email::parse("owner@billing.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let team_id = user.team_id.clone().unwrap();
+    let scope = team_scope(&team_id);
+    let labeler =
+        LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id.clone())));
+
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (status, task) = live
+            .post("/task/categorization", categorization(&format!("t{n}")))
+            .await;
+        assert_eq!(status, 200, "{task}");
+        ids.push(task["task_id"].as_str().unwrap().to_owned());
+    }
+    let (status, _) = test
+        .post("/task/categorization", categorization("free"))
+        .await;
+    assert_eq!(status, 200);
+
+    let complete = |labeler: LabelerScope| {
+        let store = app.store.clone();
+        async move {
+            let claim = store
+                .claim_next_task(&labeler, 60_000)
+                .await
+                .unwrap()
+                .unwrap();
+            store
+                .submit_task(
+                    &labeler,
+                    "labeler",
+                    &claim.task.id,
+                    &json!({"category": "yes"}),
+                )
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    };
+    // The book's categorization price (8 cents) freezes into the first.
+    complete(labeler.clone()).await;
+    // A team override wins from now on; the first task keeps its price.
+    app.store
+        .add_team_price(
+            &scope,
+            &NewPrice {
+                task_type: "categorization",
+                currency: "usd",
+                unit_amount: 7,
+                effective_from: tessera_store::now_ms(),
+                created_by: "test",
+            },
+        )
+        .await
+        .unwrap();
+    complete(labeler.clone()).await;
+    // An errored task is not billed.
+    let claim = app
+        .store
+        .claim_next_task(&labeler, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .error_task(&labeler, "labeler", &claim.task.id, "broken attachment")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (status, billing) = live.get("/billing").await;
+    assert_eq!(status, 200, "{billing}");
+    assert_eq!(billing["plan"], "on_demand");
+    assert_eq!(billing["currency"], "usd");
+    assert_eq!(billing["completed_tasks"], 2, "{billing}");
+    assert_eq!(billing["accrued_amount"], 15, "{billing}");
+    // Billing belongs to the team: the test key reads the same numbers.
+    let (status, seen_by_test) = test.get("/billing").await;
+    assert_eq!(status, 200);
+    assert_eq!(seen_by_test["accrued_amount"], 15);
+    let (status, usage) = live.get("/billing/usage?group_by=task_type").await;
+    assert_eq!(status, 200, "{usage}");
+    assert_eq!(usage["docs"][0]["task_type"], "categorization");
+    assert_eq!(usage["docs"][0]["completed_tasks"], 2);
+    assert_eq!(usage["amount"], 15);
+    let (status, bad) = live.get("/billing/usage?group_by=week").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("group_by"));
+
+    // Credits: 10 granted, consumed by the close; never below zero.
+    app.store
+        .grant_credit(&scope, 10, "welcome", "test")
+        .await
+        .unwrap();
+    let end = tessera_store::now_ms() + 1;
+    let closed = app
+        .store
+        .close_period(&scope, end, PaymentStatus::NotConfigured)
+        .await
+        .unwrap();
+    let CloseOutcome::Closed { invoice_id, number } = closed else {
+        panic!("nothing closed")
+    };
+    assert_eq!(
+        app.store
+            .close_period(&scope, end, PaymentStatus::NotConfigured)
+            .await
+            .unwrap(),
+        CloseOutcome::NothingToClose,
+        "a second close of the same period makes no second invoice"
+    );
+    let (status, invoice) = live.get(&format!("/billing/invoices/{invoice_id}")).await;
+    assert_eq!(status, 200, "{invoice}");
+    assert_eq!(invoice["number"], number.as_str());
+    assert_eq!(invoice["status"], "open");
+    assert_eq!(invoice["payment_status"], "not_configured");
+    assert_eq!(invoice["subtotal"], 15);
+    assert_eq!(invoice["credits_applied"], 10);
+    assert_eq!(invoice["total"], 5);
+    assert_eq!(invoice["amount_due"], 5);
+    let lines = invoice["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{invoice}");
+    let amounts: Vec<i64> = lines
+        .iter()
+        .map(|l| l["amount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(amounts.iter().sum::<i64>(), 15);
+    assert!(lines.iter().all(|l| l["quantity"] == 1));
+    let (status, list) = live.get("/billing/invoices?limit=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["docs"][0]["id"], invoice_id.as_str());
+    assert!(list["next_token"].is_null());
+    let account = app.store.billing_account(&scope).await.unwrap();
+    assert_eq!(account.credit_balance, 0);
+    assert!(app
+        .store
+        .grant_credit(&scope, -1, "oops", "test")
+        .await
+        .is_err());
+    // The closed usage is not this period's any more.
+    let (_, billing) = live.get("/billing").await;
+    assert_eq!(billing["accrued_amount"], 0);
+
+    // The schema refuses edits to an open invoice's amounts, and to prices.
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&app.db.url)
+        .await
+        .unwrap();
+    for edit in [
+        format!("UPDATE invoices SET subtotal = 0 WHERE id = '{invoice_id}'"),
+        format!("UPDATE invoices SET status = 'draft' WHERE id = '{invoice_id}'"),
+        format!("DELETE FROM invoice_lines WHERE invoice_id = '{invoice_id}'"),
+        format!("UPDATE usage_records SET unit_amount = 1 WHERE invoice_id = '{invoice_id}'"),
+        "UPDATE price_book SET unit_amount = 0".to_owned(),
+        "DELETE FROM credit_ledger".to_owned(),
+    ] {
+        assert!(
+            sqlx::query(&edit).execute(&pool).await.is_err(),
+            "{edit} was allowed"
+        );
+    }
+    sqlx::query(&format!(
+        "UPDATE invoices SET status = 'paid', paid_at = 1 WHERE id = '{invoice_id}'"
+    ))
+    .execute(&pool)
+    .await
+    .expect("status and payment columns still change");
+    pool.close().await;
+
+    // Another team's invoice does not exist for this team.
+    let mut other = app.sign_up("other@billing.test", "Other Co").await;
+    let other_live = Api::new(&app, &create_key(&mut other, "live", "ci").await);
+    let (status, body) = other_live
+        .get(&format!("/billing/invoices/{invoice_id}"))
+        .await;
+    assert_eq!(status, 404, "{body}");
+
+    // Spend limit: live creation refused once reached, test tasks unaffected.
+    complete_one(&app, &live, &labeler).await;
+    app.store.set_spend_limit(&scope, Some(7)).await.unwrap();
+    let refused = TestApp::eventually(10, || {
+        let live = live.clone();
+        async move {
+            let (status, body) = live
+                .post("/task/categorization", categorization("over"))
+                .await;
+            (status == 402).then_some(body)
+        }
+    })
+    .await;
+    assert_eq!(refused["status_code"], 402);
+    assert!(
+        refused["error"].as_str().unwrap().contains("spend limit"),
+        "{refused}"
+    );
+    let (status, _) = test
+        .post("/task/categorization", categorization("still free"))
+        .await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
+
+/// Creates and completes one more live task (7 cents at the team price).
+async fn complete_one(app: &TestApp, live: &Api, labeler: &LabelerScope) {
+    let (status, _) = live
+        .post("/task/categorization", categorization("one more"))
+        .await;
+    assert_eq!(status, 200);
+    let claim = app
+        .store
+        .claim_next_task(labeler, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .submit_task(
+            labeler,
+            "labeler",
+            &claim.task.id,
+            &json!({"category": "no"}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+backend_test!(billing_flow);
