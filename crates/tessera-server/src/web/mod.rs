@@ -113,6 +113,9 @@ impl Layout {
         if allowed(Action::ViewAuditLog) {
             add("/team/audit", "Audit log");
         }
+        if allowed(Action::ViewBilling) {
+            add("/billing", "Billing");
+        }
         if matches!(who.actor, Actor::Staff { .. }) {
             add("/staff", "Staff console");
         }

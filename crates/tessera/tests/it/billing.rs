@@ -170,6 +170,31 @@ async fn billing_flow(backend: Backend) {
     let (_, billing) = live.get("/billing").await;
     assert_eq!(billing["accrued_amount"], 0);
 
+    // The pages agree with the API, and the CSV lists every billed task.
+    let billing_page = admin.get("/billing").await;
+    assert_eq!(billing_page.status, 200, "{}", billing_page.body);
+    assert!(billing_page.body.contains(&number), "the invoice is listed");
+    assert!(
+        billing_page.body.contains("<svg"),
+        "the usage chart is drawn"
+    );
+    assert!(billing_page.body.contains("class=\"bar\""));
+    let invoice_page = admin.get(&format!("/billing/invoices/{invoice_id}")).await;
+    assert_eq!(invoice_page.status, 200);
+    assert!(invoice_page.body.contains("0.15 USD") && invoice_page.body.contains("0.05 USD"));
+    let csv = admin
+        .get(&format!("/billing/invoices/{invoice_id}/csv"))
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.body.lines().count(), 3, "{}", csv.body);
+    assert!(csv.body.contains(&ids[0]) || csv.body.contains(&ids[1]));
+    let foreign = app
+        .sign_up("nosy@billing.test", "Nosy Co")
+        .await
+        .get(&format!("/billing/invoices/{invoice_id}"))
+        .await;
+    assert_eq!(foreign.status, 404, "another team's invoice page");
+
     // The schema refuses edits to an open invoice's amounts, and to prices.
     let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
