@@ -280,3 +280,123 @@ async fn complete_one(app: &TestApp, live: &Api, labeler: &LabelerScope) {
 }
 
 backend_test!(billing_flow);
+
+/// Two closers race for one team while labelers keep completing tasks: one invoice for the
+/// period, and every billed task in exactly one invoice (none twice, none lost).
+async fn racing_closers(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("race@billing.test", "Race Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
+    let user = app
+        .store
+        .find_user_by_email(&Email::parse("race@billing.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let team_id = user.team_id.clone().unwrap();
+    let scope = team_scope(&team_id);
+    let labeler =
+        LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id.clone())));
+    for n in 0..30 {
+        let (status, _) = live
+            .post("/task/categorization", categorization(&format!("r{n}")))
+            .await;
+        assert_eq!(status, 200);
+    }
+    for _ in 0..10 {
+        complete_next(&app, &labeler).await;
+    }
+    let end = tessera_store::now_ms() + 60_000;
+    let store = app.store.clone();
+    let worker = {
+        let app_store = app.store.clone();
+        let labeler = labeler.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                let claim = app_store
+                    .claim_next_task(&labeler, 60_000)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                app_store
+                    .submit_task(
+                        &labeler,
+                        "labeler",
+                        &claim.task.id,
+                        &json!({"category": "yes"}),
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        })
+    };
+    let (a, b) = tokio::join!(
+        store.close_period(&scope, end, PaymentStatus::NotConfigured),
+        store.close_period(&scope, end, PaymentStatus::NotConfigured),
+    );
+    worker.await.unwrap();
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let closed = outcomes
+        .iter()
+        .filter(|o| matches!(o, CloseOutcome::Closed { .. }))
+        .count();
+    assert_eq!(closed, 1, "{outcomes:?}");
+    // Whatever the first close missed is billed by the next one, once.
+    let later = store
+        .close_period(&scope, end + 120_000, PaymentStatus::NotConfigured)
+        .await
+        .unwrap();
+    let invoices = store.list_invoices(&scope, 10, None).await.unwrap();
+    let quantities: i64 = {
+        let mut sum = 0;
+        for invoice in &invoices {
+            let detail = store
+                .get_invoice(&scope, &invoice.id)
+                .await
+                .unwrap()
+                .unwrap();
+            sum += detail.lines.iter().map(|l| l.quantity).sum::<i64>();
+            assert_eq!(
+                detail.lines.iter().map(|l| l.amount).sum::<i64>(),
+                invoice.subtotal
+            );
+        }
+        sum
+    };
+    assert_eq!(
+        quantities, 30,
+        "every completed task billed exactly once ({later:?})"
+    );
+    assert_eq!(
+        store.unbilled_totals(&scope).await.unwrap().completed_tasks,
+        0
+    );
+    let numbers: Vec<i64> = invoices.iter().map(|i| i.sequence).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] == w[1] + 1),
+        "gap-free: {numbers:?}"
+    );
+    app.stop().await;
+}
+
+async fn complete_next(app: &TestApp, labeler: &LabelerScope) {
+    let claim = app
+        .store
+        .claim_next_task(labeler, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .submit_task(
+            labeler,
+            "labeler",
+            &claim.task.id,
+            &json!({"category": "yes"}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+backend_test!(racing_closers);
