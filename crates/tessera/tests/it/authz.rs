@@ -66,6 +66,8 @@ enum Act {
     ViewLabelTask,
     SubmitLabel,
     ReleaseLabel,
+    ViewBilling,
+    SetSpendLimit,
 }
 
 impl Act {
@@ -120,6 +122,8 @@ fn allowed(who: Who, act: Act) -> bool {
         ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel => {
             matches!(who, Who::Labeler | Who::Workforce)
         }
+        ViewBilling => matches!(who, Who::Admin | Who::Manager),
+        SetSpendLimit => who == Who::Admin,
     }
 }
 
@@ -458,6 +462,8 @@ async fn authorization_matrix(backend: Backend) {
     ));
 
     let acts = [
+        Act::ViewBilling,
+        Act::SetSpendLimit,
         Act::ViewProfile,
         Act::ViewTeam,
         Act::ViewDetails,
@@ -606,6 +612,27 @@ async fn perform(
                     )
                     .await
                     .unwrap();
+            }
+            (p.status, changed)
+        }
+        Act::ViewBilling => {
+            let p = b.get("/billing").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Accrued balance"),
+            )
+        }
+        Act::SetSpendLimit => {
+            let p = b
+                .post_form("/billing/spend-limit", &[("spend_limit", "123.45")])
+                .await;
+            let mut changed = false;
+            for t in [&ctx.a, &ctx.b] {
+                let scope = team_scope(&t.id);
+                if store.billing_account(&scope).await.unwrap().spend_limit == Some(12_345) {
+                    changed = true;
+                    store.set_spend_limit(&scope, None).await.unwrap();
+                }
             }
             (p.status, changed)
         }
