@@ -211,6 +211,10 @@ mod tests {
                 9,
                 "a1760440ecf489644e7c3f9d2465cd395ae02fdb8a59b5b279d044fcd97c86a1",
             ),
+            (
+                10,
+                "243377ff07af2299c205d9fee282c058e3d2703eeb92f813dcea8ff032215de0",
+            ),
         ];
         let actual: Vec<(i64, String)> = MIGRATIONS
             .iter()

@@ -62,7 +62,6 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        crate::billing::open_account(&mut tx, &team_id, now).await?;
         insert_user(
             &mut tx,
             &user_id,

@@ -259,8 +259,9 @@ fn credit_from_row(row: &AnyRow) -> StoreResult<CreditEntry> {
     })
 }
 
-/// Opens a new team's billing account (on-demand, US dollars, first close due at the start of
-/// next month), in the transaction that creates the team.
+/// Opens a team's billing account (on-demand, US dollars, first close due at the start of next
+/// month) the first time billing touches the team: its first completed task, or a billing
+/// read. A team that never completes a task has nothing to close.
 pub(crate) async fn open_account(
     conn: &mut sqlx::AnyConnection,
     team_id: &str,
@@ -278,8 +279,8 @@ pub(crate) async fn open_account(
     Ok(())
 }
 
-/// The team's account, opened now if the team predates billing and somehow has none (the
-/// migration opened one for every team then).
+/// The team's account, opened now if it has none yet (the migration opened one for every team
+/// that existed then).
 pub(crate) async fn account_in(
     conn: &mut sqlx::AnyConnection,
     team_id: &str,

@@ -139,7 +139,7 @@ mod tests {
             svg.contains("<title>2026-11-22: 1 tasks, 0.60 USD</title>"),
             "{svg}"
         );
-        assert!(svg.contains("2026-11-21 to 2026-12-20: 29 tasks, 17.40 USD"));
+        assert!(svg.contains("2026-11-21 to 2026-12-20: 30 tasks, 18.00 USD"));
         assert!(svg.contains("<polyline"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(!svg.contains("style="));
