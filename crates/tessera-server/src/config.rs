@@ -55,6 +55,54 @@ pub struct Config {
     /// Peers (load balancers) whose `X-Forwarded-For` names the client; empty: the header is
     /// ignored and the socket's address is the client's.
     pub trusted_proxies: TrustedProxies,
+    /// The payment provider; `None` (the development default): on-demand invoices open as
+    /// "payment not configured" and nothing is charged.
+    pub stripe: Option<StripeConfig>,
+    /// Delays between charge attempts of an invoice after a failure (default 1, 3 and 5 days);
+    /// when used up the invoice's payment is `failed` until the Admin saves a new card.
+    pub payment_retry: RetrySchedule,
+}
+
+/// Stripe's keys and where its API and Stripe.js live.
+#[derive(Clone)]
+pub struct StripeConfig {
+    /// `sk_…`: server-side calls only; never logged.
+    pub secret_key: String,
+    /// `pk_…`: handed to Stripe.js on the card page.
+    pub publishable_key: String,
+    /// `whsec_…`: verifies webhooks; without it the webhook endpoint answers 404.
+    pub webhook_secret: Option<String>,
+    /// `https://api.stripe.com` unless tests point it at a `localstripe`.
+    pub api_base: Url,
+    /// Stripe.js (`https://js.stripe.com/v3/`), loaded by the card page.
+    pub js_url: Url,
+}
+
+impl StripeConfig {
+    /// Stripe's production endpoints with these keys.
+    pub fn new(secret_key: String, publishable_key: String) -> Self {
+        Self {
+            secret_key,
+            publishable_key,
+            webhook_secret: None,
+            api_base: Url::parse("https://api.stripe.com").expect("a valid URL"),
+            js_url: Url::parse("https://js.stripe.com/v3/").expect("a valid URL"),
+        }
+    }
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("publishable_key", &self.publishable_key)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "(set)"),
+            )
+            .field("api_base", &self.api_base.as_str())
+            .field("js_url", &self.js_url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -91,6 +139,8 @@ impl Config {
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
             trusted_proxies: TrustedProxies::default(),
+            stripe: None,
+            payment_retry: default_payment_retry(),
         }
     }
 
@@ -132,6 +182,16 @@ pub fn default_mail_retry() -> RetrySchedule {
         .collect();
     delays.extend(std::iter::repeat_n(Duration::from_secs(3600), 22));
     RetrySchedule::new(delays)
+}
+
+/// Charge retries: 1, 3 and 5 days after the failures before them.
+pub fn default_payment_retry() -> RetrySchedule {
+    RetrySchedule::new(
+        [1, 3, 5]
+            .into_iter()
+            .map(|days| Duration::from_secs(days * 86_400))
+            .collect(),
+    )
 }
 
 /// Callback retries: 20 after the first attempt, backing off from 30 seconds to two hours,

@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(health::router())
+        .merge(billing::webhook_router())
         .merge(api::router().layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)))
         .merge(dashboard)
         .layer(
@@ -184,7 +185,7 @@ impl Application {
         let mail = mail::worker::MailWorker::new(state.clone())?;
         let callbacks = callbacks::worker::CallbackWorker::new(state.clone()).job();
         let upkeep = housekeeping::Housekeeping::new(state.clone());
-        let workers = [
+        let mut workers = vec![
             Component::spawn(
                 "mail worker",
                 jobs::run(jobs::Batches(mail), stop_rx.clone()),
@@ -198,9 +199,16 @@ impl Application {
                     stop_rx.clone(),
                 ),
             ),
+            Component::spawn(
+                "spend alerts",
+                jobs::run(
+                    jobs::Batches(billing::jobs::SpendAlerts::new(state.clone())),
+                    stop_rx.clone(),
+                ),
+            ),
             Component::spawn("task cache follower", {
                 let store = state.store.clone();
-                let mut stop = stop_rx;
+                let mut stop = stop_rx.clone();
                 async move {
                     store
                         .cross_tenant()
@@ -211,6 +219,15 @@ impl Application {
                 }
             }),
         ];
+        if let Some(provider) = state.payments.clone() {
+            workers.push(Component::spawn(
+                "charges",
+                jobs::run(
+                    jobs::Batches(billing::jobs::Charges::new(state.clone(), provider)),
+                    stop_rx,
+                ),
+            ));
+        }
         let limits = state.config.connection_limits();
         serve::serve(self.listener, router(state.clone()), limits, shutdown).await;
         tracing::info!(component = "http server", "stopped");

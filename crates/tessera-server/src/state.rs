@@ -33,6 +33,10 @@ pub struct Inner {
     /// Teams' spend limits and accrued amounts, remembered for a moment (live task creation
     /// checks them).
     pub spend_states: crate::billing::service::SpendStates,
+    /// The payment provider, when one is configured (`--stripe-secret-key`).
+    pub payments: Option<Arc<dyn crate::billing::provider::PaymentProvider>>,
+    /// Wakes the charge job as soon as this process opened an invoice to charge.
+    pub charges_due: Notify,
 }
 
 impl AppState {
@@ -43,6 +47,14 @@ impl AppState {
             std::time::Duration::from_secs(30),
         );
         let files = FileStorage::new(config.data_dir.join("files"));
+        let payments = config.stripe.as_ref().map(|stripe| {
+            let provider = crate::billing::provider::StripeProvider::new(
+                stripe.api_base.clone(),
+                stripe.secret_key.clone(),
+            )
+            .expect("the HTTP client builds");
+            Arc::new(provider) as Arc<dyn crate::billing::provider::PaymentProvider>
+        });
         Self(Arc::new(Inner {
             store,
             test_tasks: crate::quota::HourlyBudget::new(config.team_test_tasks_per_hour),
@@ -55,6 +67,8 @@ impl AppState {
             files,
             team_defaults: Default::default(),
             spend_states: Default::default(),
+            payments,
+            charges_due: Notify::new(),
         }))
     }
 }
@@ -68,6 +82,8 @@ pub enum Wrote {
     Callbacks,
     /// An email was queued.
     Mail,
+    /// An invoice opened with a charge due.
+    Charges,
 }
 
 impl AppState {
@@ -76,6 +92,7 @@ impl AppState {
         match wrote {
             Wrote::Callbacks => self.callbacks_queued.notify_one(),
             Wrote::Mail => self.mail_queued.notify_one(),
+            Wrote::Charges => self.charges_due.notify_one(),
         }
     }
 }

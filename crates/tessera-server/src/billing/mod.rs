@@ -4,8 +4,10 @@
 //! immutable invoice.
 
 pub mod api;
+mod card;
 pub mod jobs;
 pub mod pages;
+pub mod provider;
 pub(crate) mod render;
 pub mod service;
 
@@ -22,8 +24,20 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/billing", get(pages::show))
         .route("/billing/spend-limit", post(pages::set_spend_limit))
+        .route("/billing/card", get(card::show).post(card::save))
         .route("/billing/invoices/{id}", get(pages::show_invoice))
         .route("/billing/invoices/{id}/csv", get(pages::invoice_csv))
+}
+
+/// Largest webhook body accepted (Stripe's events are a few KiB).
+const MAX_WEBHOOK_BYTES: usize = 256 * 1024;
+
+/// The payment provider's webhook: outside the dashboard (no session, no CSRF token; the
+/// signature is its authentication).
+pub fn webhook_router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/stripe", post(card::stripe_webhook))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
 
 /// The v1 billing routes, with their OpenAPI descriptions.

@@ -13,10 +13,11 @@ use tessera_core::{
     AuditAction, Invalid, Scope,
 };
 use tessera_store::{
-    BillingAccount, CloseOutcome, CreditEntry, Invoice, NewAuditEvent, NewPrice, Price, SpendState,
-    Store, StoreError, UsageGroup, UsageRow, UsageTotals,
+    BillingAccount, CardSummary, CloseOutcome, CreditEntry, Invoice, NewAuditEvent, NewPrice,
+    Price, SpendState, Store, StoreError, UsageGroup, UsageRow, UsageTotals,
 };
 
+use super::provider::{PaymentProvider, ProviderError, SetupSession};
 use crate::{state::AppState, ttl::TtlMap};
 
 /// How long task creation trusts a team's spend state: the limit may be overshot by what
@@ -199,11 +200,9 @@ pub async fn set_spend_limit(
     state.store.record_audit(scope, &event).await
 }
 
-/// Whether this installation charges cards. No payment provider is wired yet (issue 11's
-/// next step), so on-demand invoices open as "payment not configured", the development
-/// default the issue describes.
-pub fn payments_configured(_state: &AppState) -> bool {
-    false
+/// Whether this installation charges cards: a payment provider is configured.
+pub fn payments_configured(state: &AppState) -> bool {
+    state.payments.is_some()
 }
 
 /// How an on-demand invoice's payment starts on this installation.
@@ -213,6 +212,110 @@ pub fn opening_payment(state: &AppState) -> PaymentStatus {
     } else {
         PaymentStatus::NotConfigured
     }
+}
+
+/// Why a card could not be saved.
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// No payment provider on this installation, or the team is invoiced (enterprise).
+    #[error("cards are not taken here")]
+    NotTaken,
+    /// The form's SetupIntent id is not one.
+    #[error("{0}")]
+    Invalid(String),
+    /// The browser has not confirmed the card with the provider (yet).
+    #[error("the card was not confirmed with the payment provider; try again")]
+    NotConfirmed,
+    #[error("the payment provider: {0}")]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The longest provider id the card form accepts (Stripe's are well under it).
+const MAX_PROVIDER_ID: usize = 255;
+
+/// The provider and the team's billing account, when the team may save a card.
+async fn card_setup_parts<'s>(
+    state: &'s AppState,
+    scope: &Scope,
+) -> Result<(&'s dyn PaymentProvider, BillingAccount), CardError> {
+    let provider = state.payments.as_deref().ok_or(CardError::NotTaken)?;
+    let account = state.store.billing_account(scope).await?;
+    if account.plan == Plan::Enterprise {
+        return Err(CardError::NotTaken);
+    }
+    Ok((provider, account))
+}
+
+/// Starts saving a card: the team's provider customer (made the first time) and a SetupIntent
+/// the browser confirms with the card, which never passes through Tessera.
+pub async fn start_card_setup(state: &AppState, scope: &Scope) -> Result<SetupSession, CardError> {
+    let (provider, account) = card_setup_parts(state, scope).await?;
+    let customer = match account.provider_customer_id {
+        Some(customer) => customer,
+        None => {
+            let team = state.store.get_team(scope).await?;
+            let customer = provider
+                .create_customer(scope.team_id(), &team.name)
+                .await?;
+            state.store.set_provider_customer(scope, &customer).await?;
+            customer
+        }
+    };
+    Ok(provider.create_setup_intent(&customer).await?)
+}
+
+/// Saves the card a confirmed SetupIntent of this team's customer holds, audited; invoices
+/// whose charge failed are due again at once.
+pub async fn finish_card_setup(
+    state: &AppState,
+    scope: &Scope,
+    setup_intent_id: &str,
+    event: NewAuditEvent,
+) -> Result<CardSummary, CardError> {
+    let setup_intent_id = setup_intent_id.trim();
+    if setup_intent_id.is_empty()
+        || setup_intent_id.len() > MAX_PROVIDER_ID
+        || !setup_intent_id.starts_with("seti_")
+        || !setup_intent_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(CardError::Invalid(
+            "That is not a card setup from this page; add the card again.".into(),
+        ));
+    }
+    let (provider, account) = card_setup_parts(state, scope).await?;
+    let customer = account
+        .provider_customer_id
+        .ok_or(CardError::NotConfirmed)?;
+    let card = provider
+        .confirmed_card(&customer, setup_intent_id)
+        .await?
+        .ok_or(CardError::NotConfirmed)?;
+    let summary = CardSummary {
+        payment_method_id: card.payment_method_id,
+        brand: card.brand,
+        last4: card.last4,
+        exp_month: card.exp_month,
+        exp_year: card.exp_year,
+    };
+    state.store.save_card(scope, &summary).await?;
+    state
+        .store
+        .record_audit(
+            scope,
+            &NewAuditEvent {
+                action: AuditAction::PaymentMethodUpdated,
+                target: "card".into(),
+                detail: format!("{} ending in {}", summary.brand, summary.last4),
+                ..event
+            },
+        )
+        .await?;
+    state.wake(crate::state::Wrote::Charges);
+    Ok(summary)
 }
 
 /// What a staff or operator billing change needs: who, for the audit log.

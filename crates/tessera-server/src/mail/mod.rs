@@ -86,6 +86,125 @@ pub fn invitation(
     )
 }
 
+/// A message to `to` about `team_id`'s billing, framed as every Tessera mail is.
+fn team_message(
+    state: &AppState,
+    team_id: &str,
+    to: &Email,
+    subject: String,
+    text: String,
+    body: &str,
+) -> NewMail {
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">{body}</body></html>"
+    );
+    sealed(state, Some(team_id), to, subject, &MailBody { text, html })
+}
+
+/// What a failed charge mail says: which invoice, how much, why, and what happens next.
+pub struct PaymentFailure<'a> {
+    pub team_id: &'a str,
+    pub team_name: &'a str,
+    pub invoice_number: &'a str,
+    pub invoice_id: &'a str,
+    /// The amount, formatted with its currency.
+    pub amount: &'a str,
+    pub reason: &'a str,
+    /// When the card is tried again; `None`: no more tries.
+    pub retry_at: Option<i64>,
+}
+
+/// To the team's Admin: charging the card for an invoice failed.
+pub fn payment_failed(state: &AppState, to: &Email, failure: &PaymentFailure<'_>) -> NewMail {
+    let link = state
+        .config
+        .link(&format!("/billing/invoices/{}", failure.invoice_id));
+    let card = state.config.link("/billing/card");
+    let next = match failure.retry_at {
+        Some(at) => format!("We will try the card again on {}.", format_time(at)),
+        None => "We will not try the card again: add a new card to pay the invoice.".into(),
+    };
+    let text = format!(
+        "Hello,\n\nWe could not charge the card of the team \"{team}\" for invoice {number} ({amount}): {reason}\n\n\
+         {next} Adding or replacing the card charges the invoice at once:\n{card}\n\n\
+         The invoice:\n{link}\n\n-- Tessera\n",
+        team = failure.team_name,
+        number = failure.invoice_number,
+        amount = failure.amount,
+        reason = failure.reason,
+    );
+    let html = format!(
+        "<p>Hello,</p><p>We could not charge the card of the team <strong>{team}</strong> for invoice \
+         <strong>{number}</strong> ({amount}): {reason}</p><p>{next} Adding or replacing the card charges the invoice at once.</p>\
+         <p><a href=\"{card}\">Update the card</a> · <a href=\"{link}\">See the invoice</a></p>",
+        team = escape(failure.team_name),
+        number = escape(failure.invoice_number),
+        amount = escape(failure.amount),
+        reason = escape(failure.reason),
+        next = escape(&next),
+        card = escape(&card),
+        link = escape(&link),
+    );
+    team_message(
+        state,
+        failure.team_id,
+        to,
+        format!("Payment failed for {} on Tessera", failure.invoice_number),
+        text,
+        &html,
+    )
+}
+
+/// What a spend-limit alert says.
+pub struct SpendAlert<'a> {
+    pub team_id: &'a str,
+    pub team_name: &'a str,
+    /// 80 or 100 (percent of the limit).
+    pub level: i64,
+    /// Formatted with the currency.
+    pub accrued: &'a str,
+    pub limit: &'a str,
+}
+
+/// To the team's Managers and Admin: this month's accrued amount reached 80% or 100% of the
+/// spend limit.
+pub fn spend_alert(state: &AppState, to: &Email, alert: &SpendAlert<'_>) -> NewMail {
+    let link = state.config.link("/billing");
+    let consequence = if alert.level >= 100 {
+        "New live tasks are refused (HTTP 402) until the month ends or the Admin raises the limit. Test tasks are unaffected."
+    } else {
+        "At 100% new live tasks are refused until the month ends or the Admin raises the limit."
+    };
+    let text = format!(
+        "Hello,\n\nThe team \"{team}\" has accrued {accrued} this month: {level}% of its spend limit of {limit}.\n\n\
+         {consequence}\n\nBilling:\n{link}\n\n-- Tessera\n",
+        team = alert.team_name,
+        accrued = alert.accrued,
+        level = alert.level,
+        limit = alert.limit,
+    );
+    let html = format!(
+        "<p>Hello,</p><p>The team <strong>{team}</strong> has accrued <strong>{accrued}</strong> this month: \
+         {level}% of its spend limit of {limit}.</p><p>{consequence}</p><p><a href=\"{link}\">Open Billing</a></p>",
+        team = escape(alert.team_name),
+        accrued = escape(alert.accrued),
+        level = alert.level,
+        limit = escape(alert.limit),
+        link = escape(&link),
+    );
+    team_message(
+        state,
+        alert.team_id,
+        to,
+        format!(
+            "{}: {}% of the spend limit reached",
+            alert.team_name, alert.level
+        ),
+        text,
+        &html,
+    )
+}
+
 /// To the owner of an address someone tried to sign up with: it already has an account.
 pub fn signup_attempt(state: &AppState, to: &Email) -> NewMail {
     let login = state.config.link("/login");

@@ -585,8 +585,12 @@ impl CrossTenant {
     }
 
     /// The invoice-status change a provider's webhook reports (`paid` after a charge the
-    /// payment job did not see end). Only an open invoice moves.
-    pub async fn mark_invoice_paid(&self, invoice_id: &str, at: i64) -> StoreResult<bool> {
+    /// payment job did not see end). Only an open invoice moves; then its team and number.
+    pub async fn mark_invoice_paid(
+        &self,
+        invoice_id: &str,
+        at: i64,
+    ) -> StoreResult<Option<(TeamId, String)>> {
         payments::mark_paid(&self.store.writer, invoice_id, at).await
     }
 }

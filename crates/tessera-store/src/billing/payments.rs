@@ -51,17 +51,22 @@ pub struct NewPaymentAttempt<'a> {
     pub retry_at: Option<i64>,
 }
 
-pub(crate) async fn mark_paid(pool: &AnyPool, invoice_id: &str, at: i64) -> StoreResult<bool> {
-    let done = sqlx::query(
+/// Marks an open (or uncollectible) invoice paid; its team and number when it moved.
+pub(crate) async fn mark_paid(
+    pool: &AnyPool,
+    invoice_id: &str,
+    at: i64,
+) -> StoreResult<Option<(TeamId, String)>> {
+    let moved: Option<(String, String)> = sqlx::query_as(
         "UPDATE invoices SET status = 'paid', paid_at = $1, payment_status = 'succeeded', \
          next_payment_at = NULL, payment_error = NULL, updated_at = $1 \
-         WHERE id = $2 AND status IN ('open', 'uncollectible')",
+         WHERE id = $2 AND status IN ('open', 'uncollectible') RETURNING team_id, number",
     )
     .bind(at)
     .bind(invoice_id)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(moved.map(|(team, number)| (TeamId::from_stored(team), number)))
 }
 
 impl CrossTenant {

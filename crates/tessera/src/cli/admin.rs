@@ -341,9 +341,16 @@ pub(super) async fn admin(storage: StorageArgs, command: AdminCommand) -> anyhow
                             .into(),
                     ));
                 }
-                // The CLI cannot charge: invoices it closes open as the server would without a
-                // payment provider, and the server's payment job (once configured) takes over.
-                let payment = tessera_core::billing::PaymentStatus::NotConfigured;
+                // The CLI does not charge: with the server's Stripe key in its environment the
+                // invoice opens with its charge due and the server's charge job makes it;
+                // without one it opens as "payment not configured", as the server would.
+                let payment = if std::env::var("TESSERA_STRIPE_SECRET_KEY")
+                    .is_ok_and(|key| !key.trim().is_empty())
+                {
+                    tessera_core::billing::PaymentStatus::Pending
+                } else {
+                    tessera_core::billing::PaymentStatus::NotConfigured
+                };
                 match billing::close_period(&store, &scope, end, payment, &staff_change(&operator))
                     .await?
                 {

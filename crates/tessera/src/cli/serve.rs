@@ -5,7 +5,10 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::{bail, Context};
 use clap::Args;
 use tessera_core::{client_ip::TrustedProxies, retry::RetrySchedule};
-use tessera_server::{config::Config, Application};
+use tessera_server::{
+    config::{Config, StripeConfig},
+    Application,
+};
 use url::Url;
 
 use super::{
@@ -92,6 +95,34 @@ pub(super) struct ServeArgs {
     /// X-Forwarded-For names the client; without it the header is ignored.
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_parser = parse_trusted_proxies_arg)]
     trusted_proxies: Option<TrustedProxies>,
+    /// Stripe secret key (`sk_…`): turns on charging on-demand teams' cards. Without it,
+    /// invoices open as "payment not configured" and nothing is charged.
+    #[arg(long, env = "TESSERA_STRIPE_SECRET_KEY", hide_env_values = true)]
+    stripe_secret_key: Option<String>,
+    /// Stripe publishable key (`pk_…`), for Stripe.js on the card page.
+    #[arg(long, env = "TESSERA_STRIPE_PUBLISHABLE_KEY")]
+    stripe_publishable_key: Option<String>,
+    /// Signing secret (`whsec_…`) of the webhook endpoint `/webhooks/stripe`; without it the
+    /// endpoint answers 404.
+    #[arg(long, env = "TESSERA_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    stripe_webhook_secret: Option<String>,
+    /// Where Stripe's API is (tests point it at a localstripe).
+    #[arg(
+        long,
+        env = "TESSERA_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    stripe_api_base: Url,
+    /// Where the card page loads Stripe.js from.
+    #[arg(
+        long,
+        env = "TESSERA_STRIPE_JS_URL",
+        default_value = "https://js.stripe.com/v3/"
+    )]
+    stripe_js_url: Url,
+    /// Delays between charge attempts of an invoice after failures (e.g. 1d,3d,5d, the default).
+    #[arg(long, env = "TESSERA_PAYMENT_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
+    payment_retry_schedule: Option<RetrySchedule>,
 }
 
 impl ServeArgs {
@@ -148,6 +179,34 @@ impl ServeArgs {
         config.idle_timeout = self.idle_timeout;
         config.max_connections = self.max_connections as usize;
         config.trusted_proxies = self.trusted_proxies.unwrap_or_default();
+        let nonempty = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        config.stripe = match (
+            nonempty(self.stripe_secret_key),
+            nonempty(self.stripe_publishable_key),
+        ) {
+            (None, _) => None,
+            (Some(_), None) => {
+                bail!("--stripe-secret-key needs --stripe-publishable-key (Stripe.js on the card page uses it)")
+            }
+            (Some(secret), Some(publishable)) => {
+                for (flag, url) in [
+                    ("--stripe-api-base", &self.stripe_api_base),
+                    ("--stripe-js-url", &self.stripe_js_url),
+                ] {
+                    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                        bail!("{flag} must be an http:// or https:// URL");
+                    }
+                }
+                let mut stripe = StripeConfig::new(secret, publishable);
+                stripe.webhook_secret = nonempty(self.stripe_webhook_secret);
+                stripe.api_base = self.stripe_api_base;
+                stripe.js_url = self.stripe_js_url;
+                Some(stripe)
+            }
+        };
+        if let Some(schedule) = self.payment_retry_schedule {
+            config.payment_retry = schedule;
+        }
         Ok(config)
     }
 }
@@ -185,6 +244,11 @@ fn print_banner(addr: SocketAddr, config: &Config) {
         "  Database: {backend}; data directory: {}",
         config.data_dir.display()
     );
+    let payments = match &config.stripe {
+        Some(stripe) => format!("charged through Stripe at {}", stripe.api_base),
+        None => "not configured (no --stripe-secret-key): invoices open without a charge".into(),
+    };
+    println!("  Payments: {payments}.");
     println!(
         "  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`."
     );

@@ -68,6 +68,9 @@ enum Act {
     ReleaseLabel,
     ViewBilling,
     SetSpendLimit,
+    /// The card page and its form (no provider here: the Admin is sent back to Billing).
+    OpenCardPage,
+    SaveCard,
 }
 
 impl Act {
@@ -123,7 +126,7 @@ fn allowed(who: Who, act: Act) -> bool {
             matches!(who, Who::Labeler | Who::Workforce)
         }
         ViewBilling => matches!(who, Who::Admin | Who::Manager),
-        SetSpendLimit => who == Who::Admin,
+        SetSpendLimit | OpenCardPage | SaveCard => who == Who::Admin,
     }
 }
 
@@ -464,6 +467,8 @@ async fn authorization_matrix(backend: Backend) {
     let acts = [
         Act::ViewBilling,
         Act::SetSpendLimit,
+        Act::OpenCardPage,
+        Act::SaveCard,
         Act::ViewProfile,
         Act::ViewTeam,
         Act::ViewDetails,
@@ -635,6 +640,16 @@ async fn perform(
                 }
             }
             (p.status, changed)
+        }
+        Act::OpenCardPage => {
+            let p = b.get("/billing/card").await;
+            (p.status, p.location.as_deref() == Some("/billing"))
+        }
+        Act::SaveCard => {
+            let p = b
+                .post_form("/billing/card", &[("setup_intent_id", "seti_matrix")])
+                .await;
+            (p.status, p.location.as_deref() == Some("/billing"))
         }
         Act::ViewAudit => {
             let p = b.get("/team/audit").await;

@@ -205,6 +205,8 @@ pub struct Options {
     pub https_public_url: bool,
     /// `--trusted-proxies` (e.g. `127.0.0.1/32`).
     pub trusted_proxies: Option<&'static str>,
+    /// A payment provider (a [`LocalStripe`]'s config); none by default.
+    pub stripe: Option<tessera_server::config::StripeConfig>,
 }
 
 /// A running Tessera server.
@@ -212,6 +214,8 @@ pub struct TestApp {
     pub base: String,
     pub db: TestDb,
     pub store: Store,
+    /// The server's state, to wake its jobs as its own requests would.
+    pub state: tessera_server::AppState,
     pub key: MasterKey,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -308,9 +312,11 @@ impl TestApp {
         if let Some(idle) = options.session_idle_timeout {
             config.session_idle_timeout = idle;
         }
+        config.stripe = options.stripe.clone();
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());
-        let store = app.state().store.clone();
+        let state = app.state().clone();
+        let store = state.store.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -319,6 +325,7 @@ impl TestApp {
             base,
             db,
             store,
+            state,
             key,
             stop: Some(stop),
             task: Some(task),
@@ -619,6 +626,150 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `localstripe` (Stripe's API and Stripe.js, emulated) on a free port, stopped on drop.
+pub struct LocalStripe {
+    pub port: u16,
+    dir: PathBuf,
+    _child: tokio::process::Child,
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The keys the tests give Tessera and Stripe.js (localstripe accepts any).
+pub const STRIPE_SECRET_KEY: &str = "sk_test_tessera";
+pub const STRIPE_PUBLISHABLE_KEY: &str = "pk_test_tessera";
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_tessera_test";
+
+impl LocalStripe {
+    pub async fn start() -> LocalStripe {
+        let port = free_port();
+        // localstripe keeps a pickle of its data in the temp dir: one per instance.
+        let dir = std::env::temp_dir().join(unique("localstripe-"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = tokio::process::Command::new(python())
+            .args(["-m", "localstripe", "--port", &port.to_string(), "--from-scratch"])
+            .env("TMPDIR", &dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("localstripe starts (scripts/test installs it; TESSERA_TEST_PYTHON names the Python that has it)");
+        let stripe = LocalStripe {
+            port,
+            dir,
+            _child: child,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            let up = client
+                .get(format!("{}/v1/customers", stripe.url()))
+                .bearer_auth(STRIPE_SECRET_KEY)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if up {
+                return stripe;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("localstripe did not start on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Tessera's configuration for this localstripe, webhook secret included.
+    pub fn config(&self) -> tessera_server::config::StripeConfig {
+        let mut config = tessera_server::config::StripeConfig::new(
+            STRIPE_SECRET_KEY.into(),
+            STRIPE_PUBLISHABLE_KEY.into(),
+        );
+        config.api_base = self.url().parse().unwrap();
+        config.js_url = format!("{}/js.stripe.com/v3/", self.url()).parse().unwrap();
+        config.webhook_secret = Some(STRIPE_WEBHOOK_SECRET.into());
+        config
+    }
+
+    /// What Stripe.js's `confirmCardSetup` does in the browser: confirms the SetupIntent of
+    /// `client_secret` with a card, straight to the provider with the publishable key.
+    pub async fn confirm_card_setup(&self, client_secret: &str, number: &str) -> serde_json::Value {
+        let seti = client_secret.split("_secret_").next().unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/setup_intents/{seti}/confirm", self.url()))
+            .json(&serde_json::json!({
+                "key": STRIPE_PUBLISHABLE_KEY,
+                "use_stripe_sdk": true,
+                "client_secret": client_secret,
+                "payment_method_data": {
+                    "type": "card",
+                    "card": {"number": number, "exp_month": "12", "exp_year": "2034", "cvc": "123"},
+                    "billing_details": {"address": {"postal_code": "10001"}},
+                },
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            status.is_success(),
+            "confirming the card setup: {status} {body}"
+        );
+        body
+    }
+
+    /// Has localstripe send its events, signed, to `url`.
+    pub async fn register_webhook(&self, url: &str) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/_config/webhooks/tessera", self.url()))
+            .bearer_auth(STRIPE_SECRET_KEY)
+            .form(&[("url", url), ("secret", STRIPE_WEBHOOK_SECRET)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+}
+
+/// A categorization task with the given instruction.
+pub fn categorization(instruction: &str) -> serde_json::Value {
+    serde_json::json!({
+        "attachment": "https://example.com/review.txt",
+        "attachment_type": "text",
+        "categories": ["yes", "no"],
+        "instruction": instruction,
+    })
+}
+
+/// The labeler claims the next task of its queue and answers it ("yes").
+pub async fn complete_next(app: &TestApp, labeler: &tessera_store::LabelerScope) {
+    let claim = app
+        .store
+        .claim_next_task(labeler, 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .submit_task(
+            labeler,
+            "labeler",
+            &claim.task.id,
+            &serde_json::json!({"category": "yes"}),
+        )
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 impl SmtpServer {

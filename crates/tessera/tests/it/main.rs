@@ -18,4 +18,5 @@ mod migrations;
 mod promises;
 mod sealing;
 mod server;
+mod stripe;
 mod team;
