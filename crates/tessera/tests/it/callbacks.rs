@@ -297,31 +297,7 @@ async fn login(app: &TestApp, email: &str) -> Browser {
 
 /// Invites `email` as a labeler from the dashboard and accepts the emailed link.
 async fn join_as_labeler(app: &TestApp, admin: &mut Browser, email: &str) -> Browser {
-    let page = admin
-        .submit(
-            "/team/invitations",
-            &[("emails", email), ("role", "labeler")],
-        )
-        .await;
-    assert!(page.body.contains("Invitation sent"), "{}", page.body);
-    let link = app.outbox_link(email).await;
-    let mut b = app.browser();
-    assert_eq!(b.get(&link).await.status, StatusCode::OK);
-    let done = b
-        .post_form(
-            &link,
-            &[
-                ("name", "Lee Labeler"),
-                ("company", "Acme"),
-                ("job_title", ""),
-                ("phone", ""),
-                ("password", PASSWORD),
-                ("confirm_password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    b
+    join_as(app, admin, email, "labeler").await
 }
 
 /// A categorization task's fields.

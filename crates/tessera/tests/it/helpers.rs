@@ -742,6 +742,32 @@ impl LocalStripe {
     }
 }
 
+/// Invites `email` with `role` from the dashboard and accepts the emailed link.
+pub async fn join_as(app: &TestApp, admin: &mut Browser, email: &str, role: &str) -> Browser {
+    let page = admin
+        .submit("/team/invitations", &[("emails", email), ("role", role)])
+        .await;
+    assert!(page.body.contains("Invitation sent"), "{}", page.body);
+    let link = app.outbox_link(email).await;
+    let mut b = app.browser();
+    assert_eq!(b.get(&link).await.status, StatusCode::OK);
+    let done = b
+        .post_form(
+            &link,
+            &[
+                ("name", "Pat Person"),
+                ("company", "Acme"),
+                ("job_title", ""),
+                ("phone", ""),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    b
+}
+
 /// A categorization task with the given instruction.
 pub fn categorization(instruction: &str) -> serde_json::Value {
     serde_json::json!({

@@ -18,5 +18,6 @@ mod migrations;
 mod promises;
 mod sealing;
 mod server;
+mod spend_alerts;
 mod stripe;
 mod team;
