@@ -35,6 +35,9 @@ export const TESSERA_BIN = fromRoot(process.env.TESSERA_BIN || 'target/debug/tes
 export const PYTHON = fromRoot(process.env.TESSERA_TEST_PYTHON || '.venv/bin/python');
 export const DATABASE_URL = process.env.TESSERA_E2E_DATABASE_URL || '';
 
+/** The Stripe secret key the payment tests give Tessera (localstripe accepts any). */
+export const STRIPE_SECRET_KEY = 'sk_test_e2e';
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A TCP port that was free a moment ago (the OS picks it). */
@@ -117,7 +120,7 @@ function exitedEarly(proc) {
  * a stop() that must be called in an `after` hook. `serverArgs` are added to `tessera serve`
  * (e.g. ['--allow-private-callbacks'] for a callback receiver on 127.0.0.1).
  */
-export async function startEnvironment({ label = 'run', serverArgs = [] } = {}) {
+export async function startEnvironment({ label = 'run', serverArgs = [], stripe = false } = {}) {
   for (const [what, file] of [['tessera binary (TESSERA_BIN)', TESSERA_BIN], ['python (TESSERA_TEST_PYTHON)', PYTHON], ['Chromium', CHROMIUM]]) {
     if (!fs.existsSync(file)) throw new Error(`${what} not found at ${file}`);
   }
@@ -135,6 +138,7 @@ export async function startEnvironment({ label = 'run', serverArgs = [] } = {}) 
     if (env.browser) await env.browser.close().catch(() => {});
     await stop(env.server);
     await stop(env.smtp);
+    await stop(env.stripe);
     if (process.env.TESSERA_E2E_KEEP_TMP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
   };
 
@@ -147,13 +151,33 @@ export async function startEnvironment({ label = 'run', serverArgs = [] } = {}) 
     await waitFor('the SMTP server to listen', async () => { exitedEarly(env.smtp); return canConnect(smtpPort); });
     env.smtpPort = smtpPort;
 
+    // --- localstripe: Stripe's API and Stripe.js, emulated (payment tests only) -------------
+    let stripeArgs = [];
+    if (stripe) {
+      const stripePort = await freePort();
+      const stripeTmp = path.join(tmp, 'localstripe');
+      fs.mkdirSync(stripeTmp);
+      env.stripe = start('localstripe', PYTHON, ['-m', 'localstripe', '--port', String(stripePort), '--from-scratch'],
+        path.join(runDir, 'localstripe.log'));
+      env.stripeUrl = `http://127.0.0.1:${stripePort}`;
+      await waitFor('localstripe to answer', async () => {
+        exitedEarly(env.stripe);
+        const res = await fetch(`${env.stripeUrl}/v1/customers`, { headers: { Authorization: `Bearer ${STRIPE_SECRET_KEY}` } });
+        return res.status === 200;
+      });
+      stripeArgs = ['--stripe-secret-key', STRIPE_SECRET_KEY, '--stripe-publishable-key', 'pk_test_e2e',
+        '--stripe-webhook-secret', 'whsec_e2e', '--stripe-api-base', env.stripeUrl,
+        '--stripe-js-url', `${env.stripeUrl}/js.stripe.com/v3/`];
+    }
+
     // --- Tessera ----------------------------------------------------------------------------
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
       '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--public-url', baseUrl];
     if (DATABASE_URL) args.push('--database-url', DATABASE_URL);
-    args.push(...serverArgs);
+    args.push(...stripeArgs, ...serverArgs);
+    env.serverArgs = args;
     let ready = false;
     env.server = start('tessera', TESSERA_BIN, args, path.join(runDir, 'tessera.log'),
       (out) => { if (out.includes('Tessera is running at')) ready = true; });
@@ -204,6 +228,19 @@ export async function startEnvironment({ label = 'run', serverArgs = [] } = {}) 
     },
     { timeoutMs, intervalMs: 300 },
   );
+
+  /**
+   * Runs `tessera admin ARGS` against this server's database (with the server's Stripe key in
+   * its environment, as an operator's shell would have); resolves to its stdout.
+   */
+  env.admin = async (adminArgs) => {
+    const storage = ['--data-dir', dataDir];
+    if (DATABASE_URL) storage.push('--database-url', DATABASE_URL);
+    const childEnv = { ...process.env, NO_COLOR: '1' };
+    if (stripe) childEnv.TESSERA_STRIPE_SECRET_KEY = STRIPE_SECRET_KEY;
+    const { stdout } = await execFileP(TESSERA_BIN, ['admin', ...adminArgs, ...storage], { cwd: REPO_ROOT, env: childEnv, timeout: 60_000 });
+    return stdout;
+  };
 
   /** The server log so far (for failure messages). */
   env.serverLog = () => env.server.output();

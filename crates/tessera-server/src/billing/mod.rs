@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/billing/card", get(card::show).post(card::save))
         .route("/billing/invoices/{id}", get(pages::show_invoice))
         .route("/billing/invoices/{id}/csv", get(pages::invoice_csv))
+        .route("/billing/invoices/{id}/pdf", get(pages::invoice_pdf))
 }
 
 /// Largest webhook body accepted (Stripe's events are a few KiB).

@@ -279,31 +279,87 @@ pub(super) async fn set_spend_limit(
 #[template(path = "invoice.html")]
 struct InvoicePage {
     layout: Layout,
-    detail: InvoiceDetail,
-    period: String,
-    status: String,
-    payment: String,
-    lines: Vec<LineView>,
-    attempts: Vec<AttemptView>,
-    subtotal: String,
-    credits: String,
-    total: String,
-    amount_due: String,
-    issued: String,
+    id: String,
+    v: InvoiceView,
 }
 
-struct LineView {
-    project: String,
-    task_type: String,
-    quantity: i64,
-    unit_price: String,
-    amount: String,
+/// An invoice as people read it, on its page and in its PDF.
+pub(crate) struct InvoiceView {
+    pub number: String,
+    pub team: String,
+    pub period: String,
+    pub issued: String,
+    pub status: String,
+    pub payment: String,
+    pub payment_error: Option<String>,
+    pub lines: Vec<LineView>,
+    pub attempts: Vec<AttemptView>,
+    pub subtotal: String,
+    pub credits: String,
+    pub total: String,
+    pub amount_due: String,
 }
 
-struct AttemptView {
-    when: String,
-    outcome: String,
-    amount: String,
+pub(crate) struct LineView {
+    pub project: String,
+    pub task_type: String,
+    pub quantity: i64,
+    pub unit_price: String,
+    pub amount: String,
+}
+
+pub(crate) struct AttemptView {
+    pub when: String,
+    pub outcome: String,
+    pub amount: String,
+}
+
+impl InvoiceView {
+    fn new(detail: InvoiceDetail) -> Self {
+        let invoice = detail.invoice;
+        let currency = invoice.currency;
+        Self {
+            period: format!(
+                "{} – {}",
+                format_day(invoice.period_start),
+                format_day(invoice.period_end - 1)
+            ),
+            issued: invoice.opened_at.map(format_time).unwrap_or_default(),
+            status: invoice.status.as_str().to_owned(),
+            payment: payment_label(invoice.payment_status).to_owned(),
+            payment_error: invoice.payment_error,
+            lines: detail
+                .lines
+                .into_iter()
+                .map(|l| LineView {
+                    project: l.project_name.unwrap_or_else(|| "(no project)".into()),
+                    task_type: l.task_type,
+                    quantity: l.quantity,
+                    unit_price: money(l.unit_amount, currency),
+                    amount: money(l.amount, currency),
+                })
+                .collect(),
+            attempts: detail
+                .attempts
+                .into_iter()
+                .map(|a| AttemptView {
+                    when: format_time(a.created_at),
+                    outcome: match (&a.error_code, &a.error_message) {
+                        (_, Some(message)) => format!("{}: {message}", a.status),
+                        (Some(code), None) => format!("{}: {code}", a.status),
+                        (None, None) => a.status.as_str().to_owned(),
+                    },
+                    amount: money(a.amount, currency),
+                })
+                .collect(),
+            subtotal: money(invoice.subtotal, currency),
+            credits: money(invoice.credits_applied, currency),
+            total: money(invoice.total, currency),
+            amount_due: money(invoice.amount_due, currency),
+            number: invoice.number,
+            team: invoice.team_name,
+        }
+    }
 }
 
 async fn invoice_of(state: &AppState, who: &SignedIn, id: &str) -> WebResult<InvoiceDetail> {
@@ -321,52 +377,28 @@ pub(super) async fn show_invoice(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let detail = invoice_of(&state, &who, &id).await?;
-    let invoice = &detail.invoice;
-    let currency = invoice.currency;
-    let page_ = InvoicePage {
-        layout: Layout::signed_in(format!("Invoice {}", invoice.number), &who, "/billing"),
-        period: format!(
-            "{} – {}",
-            format_day(invoice.period_start),
-            format_day(invoice.period_end - 1)
-        ),
-        status: invoice.status.as_str().to_owned(),
-        payment: payment_label(invoice.payment_status).to_owned(),
-        lines: detail
-            .lines
-            .iter()
-            .map(|l| LineView {
-                project: l
-                    .project_name
-                    .clone()
-                    .unwrap_or_else(|| "(no project)".into()),
-                task_type: l.task_type.clone(),
-                quantity: l.quantity,
-                unit_price: money(l.unit_amount, currency),
-                amount: money(l.amount, currency),
-            })
-            .collect(),
-        attempts: detail
-            .attempts
-            .iter()
-            .map(|a| AttemptView {
-                when: format_time(a.created_at),
-                outcome: match (&a.error_code, &a.error_message) {
-                    (_, Some(message)) => format!("{}: {message}", a.status),
-                    (Some(code), None) => format!("{}: {code}", a.status),
-                    (None, None) => a.status.as_str().to_owned(),
-                },
-                amount: money(a.amount, currency),
-            })
-            .collect(),
-        subtotal: money(invoice.subtotal, currency),
-        credits: money(invoice.credits_applied, currency),
-        total: money(invoice.total, currency),
-        amount_due: money(invoice.amount_due, currency),
-        issued: invoice.opened_at.map(format_time).unwrap_or_default(),
-        detail: detail.clone(),
-    };
-    Ok(page(&page_))
+    let id = detail.invoice.id.clone();
+    let v = InvoiceView::new(detail);
+    Ok(page(&InvoicePage {
+        layout: Layout::signed_in(format!("Invoice {}", v.number), &who, "/billing"),
+        id,
+        v,
+    }))
+}
+
+/// The invoice as a PDF file, written off the async runtime.
+pub(super) async fn invoice_pdf(
+    State(state): State<AppState>,
+    Authorized { caller: who, .. }: Authorized<perm::ViewBilling, SignedIn>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let detail = invoice_of(&state, &who, &id).await?;
+    let v = InvoiceView::new(detail);
+    let file_name = format!("{}.pdf", v.number);
+    let pdf = tokio::task::spawn_blocking(move || render::invoice_pdf(&v))
+        .await
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("writing the PDF: {e}")))?;
+    Ok(download("application/pdf", &file_name, pdf))
 }
 
 /// The attachment headers of a download (`number.ext`; numbers are `INV-000001`, safe in a

@@ -188,12 +188,33 @@ async fn billing_flow(backend: Backend) {
     assert_eq!(csv.status, 200);
     assert_eq!(csv.body.lines().count(), 3, "{}", csv.body);
     assert!(csv.body.contains(&ids[0]) || csv.body.contains(&ids[1]));
-    let foreign = app
-        .sign_up("nosy@billing.test", "Nosy Co")
-        .await
-        .get(&format!("/billing/invoices/{invoice_id}"))
+    // The PDF: a real PDF whose (uncompressed) text has the number and the total.
+    let pdf = admin
+        .get(&format!("/billing/invoices/{invoice_id}/pdf"))
         .await;
-    assert_eq!(foreign.status, 404, "another team's invoice page");
+    assert_eq!(pdf.status, 200);
+    assert!(
+        pdf.body.starts_with("%PDF-"),
+        "{}",
+        &pdf.body[..40.min(pdf.body.len())]
+    );
+    assert!(
+        pdf.body.contains(&format!("(Invoice {number})")),
+        "{}",
+        pdf.body
+    );
+    assert!(pdf.body.contains("(0.05 USD)"), "the total: {}", pdf.body);
+    let mut nosy = app.sign_up("nosy@billing.test", "Nosy Co").await;
+    for path in ["", "/csv", "/pdf"] {
+        let foreign = nosy
+            .get(&format!("/billing/invoices/{invoice_id}{path}"))
+            .await;
+        assert_eq!(foreign.status, 404, "another team's invoice{path}");
+    }
+    assert_eq!(
+        admin.get("/billing/invoices/inv_nope/pdf").await.status,
+        404
+    );
 
     // The schema refuses edits to an open invoice's amounts, and to prices.
     let pool = sqlx::any::AnyPoolOptions::new()

@@ -1,12 +1,14 @@
-//! Pure rendering of billing data (the billed-task CSV and the usage chart's SVG): no store,
+//! Pure rendering of billing data (the billed-task CSV, the invoice PDF and the usage chart's SVG): no store,
 //! no I/O, so every output can be unit-tested byte for byte. The caller maps store rows into
 //! the plain input types below.
 
 mod chart;
 mod csv;
+mod pdf;
 
 pub use chart::usage_chart_svg;
 pub use csv::invoice_csv;
+pub use pdf::invoice_pdf;
 
 use tessera_core::money::{Currency, Money};
 use time::{macros::format_description, OffsetDateTime};
