@@ -1,6 +1,7 @@
 //! The staff console: find users, move them between teams, change a team's Admin, read the
-//! mail outbox.
+//! mail outbox, and billing (in [`billing`]).
 
+pub mod billing;
 pub mod support;
 
 use askama::Template;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/staff/move-user", post(move_user))
         .route("/staff/set-admin", post(set_admin))
         .route("/staff/mail/{id}", get(show_mail))
+        .merge(billing::router())
 }
 
 const OUTBOX_PAGE: i64 = 50;

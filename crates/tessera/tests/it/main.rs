@@ -19,5 +19,6 @@ mod promises;
 mod sealing;
 mod server;
 mod spend_alerts;
+mod staff_billing;
 mod stripe;
 mod team;

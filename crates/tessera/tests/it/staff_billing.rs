@@ -1,0 +1,275 @@
+//! The staff console's billing pages: the price book, a team's plan, prices, credits and
+//! "close now", each audited in the team's log; bad input shows the page again with the
+//! message and changes nothing; only staff get in.
+
+use tessera_core::{billing::Plan, ids::TeamId, Email};
+use tessera_store::{LabelerScope, Queue};
+
+use crate::{backend_test, helpers::*};
+
+async fn staff_manage_billing(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut admin = app.sign_up("admin@staffbill.test", "Staff Bill Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
+    let user = app
+        .store
+        .find_user_by_email(&Email::parse("admin@staffbill.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let team_id = user.team_id.clone().unwrap();
+    let scope = team_scope(&team_id);
+    let labeler =
+        LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id.clone())));
+    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
+        .await
+        .unwrap();
+    let mut staff = app.browser();
+    staff
+        .post_form(
+            "/login",
+            &[("email", "support@tessera.test"), ("password", PASSWORD)],
+        )
+        .await;
+    let team_page = format!("/staff/billing/teams/{team_id}");
+
+    // The price book, and a new book price.
+    let book = staff.visit("/staff/billing").await;
+    assert_eq!(book.status, 200, "{}", book.body);
+    assert!(
+        book.body.contains("categorization") && book.body.contains("0.08 USD"),
+        "{}",
+        book.body
+    );
+    assert!(book.body.contains(&format!("href=\"{team_page}\"")));
+    let set = staff
+        .submit(
+            "/staff/billing/prices",
+            &[
+                ("task_type", "comparison"),
+                ("amount", "0.09"),
+                ("currency", "usd"),
+            ],
+        )
+        .await;
+    assert!(
+        set.body
+            .contains("The price book now prices comparison at 0.09 USD per task."),
+        "{}",
+        set.body
+    );
+    for (fields, says) in [
+        (
+            [
+                ("task_type", "nosuchtype"),
+                ("amount", "0.10"),
+                ("currency", "usd"),
+            ],
+            "task type",
+        ),
+        (
+            [
+                ("task_type", "comparison"),
+                ("amount", "-1"),
+                ("currency", "usd"),
+            ],
+            "amount",
+        ),
+        (
+            [
+                ("task_type", "comparison"),
+                ("amount", ""),
+                ("currency", "usd"),
+            ],
+            "Enter the price",
+        ),
+        (
+            [
+                ("task_type", "comparison"),
+                ("amount", "0.10"),
+                ("currency", "dollars"),
+            ],
+            "currency",
+        ),
+    ] {
+        let page = staff.submit("/staff/billing/prices", &fields).await;
+        assert_eq!(page.status, 400, "{fields:?}: {}", page.body);
+        assert!(
+            page.body.to_lowercase().contains(&says.to_lowercase()),
+            "{fields:?}: {}",
+            page.body
+        );
+    }
+
+    // A team price and a credit; bad ones refused.
+    let page = staff
+        .submit(
+            &format!("{team_page}/prices"),
+            &[
+                ("task_type", "categorization"),
+                ("amount", "0.05"),
+                ("currency", "usd"),
+            ],
+        )
+        .await;
+    assert!(
+        page.body
+            .contains("now pays 0.05 USD per categorization task"),
+        "{}",
+        page.body
+    );
+    let page = staff
+        .submit(
+            &format!("{team_page}/credits"),
+            &[("amount", "0.03"), ("reason", "welcome")],
+        )
+        .await;
+    assert!(page.body.contains("0.03 USD credited"), "{}", page.body);
+    for (fields, says) in [
+        ([("amount", "0.03"), ("reason", "")], "Reason"),
+        ([("amount", "abc"), ("reason", "x")], "amount"),
+        ([("amount", "-1.00"), ("reason", "too much")], "below zero"),
+    ] {
+        let page = staff.submit(&format!("{team_page}/credits"), &fields).await;
+        assert_eq!(page.status, 400, "{fields:?}: {}", page.body);
+        assert!(page.body.contains(says), "{fields:?}: {}", page.body);
+    }
+    assert_eq!(
+        app.store
+            .billing_account(&scope)
+            .await
+            .unwrap()
+            .credit_balance,
+        3
+    );
+
+    // Two tasks at the team's 5 cents; closing needs the confirmation.
+    for n in 0..2 {
+        let (status, body) = live
+            .post("/task/categorization", categorization(&format!("s{n}")))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        complete_next(&app, &labeler).await;
+    }
+    let page = staff.submit(&format!("{team_page}/close"), &[]).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Tick the box"), "{}", page.body);
+    let page = staff
+        .submit(&format!("{team_page}/close"), &[("confirm", "yes")])
+        .await;
+    assert!(
+        page.body
+            .contains("Invoice INV-000001 issued to Staff Bill Co."),
+        "{}",
+        page.body
+    );
+    let page = staff
+        .submit(&format!("{team_page}/close"), &[("confirm", "yes")])
+        .await;
+    assert!(page.body.contains("nothing to close"), "{}", page.body);
+    let (status, invoices) = live.get("/billing/invoices").await;
+    assert_eq!(status, 200);
+    let invoice = &invoices["docs"][0];
+    assert_eq!(invoice["subtotal"], 10, "{invoice}");
+    assert_eq!(invoice["credits_applied"], 3);
+    assert_eq!(invoice["total"], 7);
+
+    // The plan, and bad plans.
+    let page = staff
+        .submit(&format!("{team_page}/plan"), &[("plan", "enterprise")])
+        .await;
+    assert!(
+        page.body.contains("is on the enterprise plan now"),
+        "{}",
+        page.body
+    );
+    let page = staff
+        .submit(&format!("{team_page}/plan"), &[("plan", "free")])
+        .await;
+    assert_eq!(page.status, 400);
+    assert_eq!(
+        app.store.billing_account(&scope).await.unwrap().plan,
+        Plan::Enterprise
+    );
+    let (_, billing) = live.get("/billing").await;
+    assert_eq!(billing["plan"], "enterprise");
+
+    // Every change is in the team's audit log.
+    let audit = admin.visit("/team/audit").await;
+    for action in [
+        "price.set",
+        "credit.granted",
+        "invoice.issued",
+        "billing.plan_changed",
+    ] {
+        assert!(
+            audit.body.contains(action),
+            "{action} audited: {}",
+            audit.body
+        );
+    }
+    assert!(audit.body.contains("support@tessera.test (staff)"));
+
+    // Unknown teams are 404; people who are not staff get nothing.
+    assert_eq!(
+        staff.get("/staff/billing/teams/team_nope").await.status,
+        404
+    );
+    assert_eq!(
+        staff
+            .post_form(
+                "/staff/billing/teams/team_nope/plan",
+                &[("plan", "on_demand")]
+            )
+            .await
+            .status,
+        404
+    );
+    for path in ["/staff/billing", team_page.as_str()] {
+        let page = admin.get(path).await;
+        assert!(
+            page.status == 403 || page.status == 404,
+            "{path}: {}",
+            page.status
+        );
+    }
+    for path in [
+        "/staff/billing/prices",
+        &format!("{team_page}/plan"),
+        &format!("{team_page}/credits"),
+        &format!("{team_page}/close"),
+    ] {
+        let page = admin
+            .post_form(
+                path,
+                &[
+                    ("plan", "on_demand"),
+                    ("amount", "100"),
+                    ("reason", "me"),
+                    ("confirm", "yes"),
+                    ("task_type", "comparison"),
+                ],
+            )
+            .await;
+        assert!(
+            page.status == 403 || page.status == 404,
+            "{path}: {}",
+            page.status
+        );
+    }
+    assert_eq!(
+        app.store.billing_account(&scope).await.unwrap().plan,
+        Plan::Enterprise
+    );
+    assert_eq!(
+        app.store
+            .billing_account(&scope)
+            .await
+            .unwrap()
+            .credit_balance,
+        0
+    );
+    app.stop().await;
+}
+
+backend_test!(staff_manage_billing);
