@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+mod labeling;
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
@@ -89,6 +91,25 @@ enum BenchCommand {
         /// Give up waiting after this long.
         #[arg(long, default_value = "300s", value_parser = parse_duration_arg)]
         timeout: Duration,
+    },
+    /// The period-close benchmark: creates TEAMS teams with RECORDS completed live tasks of
+    /// priced, unbilled usage among them, then closes every team's period with CONCURRENCY
+    /// closers at once, checks that each record landed in exactly one invoice, and prints
+    /// `teams=… records=… seed_seconds=… close_seconds=… records_per_second=…`.
+    Close {
+        #[arg(long, default_value_t = 1_000)]
+        teams: i64,
+        #[arg(long, default_value_t = 1_000_000)]
+        records: i64,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Live task creation and completion through the store (see labeling.rs).
+    Labeling {
+        #[arg(long, default_value_t = 20_000)]
+        tasks: usize,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
     /// A minimal HTTP receiver for callback benchmarks: answers every request with STATUS
     /// after DELAY_MS, counting requests and body bytes (`GET /__count` prints them).
@@ -204,9 +225,103 @@ async fn bench(storage: StorageArgs, command: BenchCommand) -> anyhow::Result<()
             }
             println!();
         }
+        BenchCommand::Close {
+            teams,
+            records,
+            concurrency,
+        } => bench_close(&store, teams, records, concurrency).await?,
+        BenchCommand::Labeling { tasks, concurrency } => {
+            labeling::bench_labeling(&store, tasks, concurrency).await?
+        }
         BenchCommand::Receiver { .. } => unreachable!("handled above"),
     }
     store.close().await;
+    Ok(())
+}
+
+/// See [`BenchCommand::Close`].
+async fn bench_close(
+    store: &Store,
+    teams: i64,
+    records: i64,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    if teams < 1 || records < teams {
+        bail!("--teams must be at least 1 and --records at least --teams");
+    }
+    let seeding = std::time::Instant::now();
+    // An argon2 hash is not needed: nobody signs in to these teams.
+    let mut scopes = Vec::new();
+    let per_team = records / teams;
+    for n in 0..teams {
+        let email = tessera_core::Email::parse(&format!("close-bench-{n}@bench.test"))
+            .map_err(|e| anyhow::anyhow!(e.0))?;
+        let admin = tessera_store::NewUser {
+            email,
+            password_hash: "bench-no-login".into(),
+            profile: Default::default(),
+        };
+        let event =
+            tessera_store::NewAuditEvent::new(tessera_core::AuditAction::TeamSignedUp, "bench");
+        let (team, _) = store
+            .create_team_with_admin(
+                &format!("Close bench {n} {}", tessera_store::now_ms()),
+                &admin,
+                event,
+            )
+            .await?;
+        let scope = Scope::operator(TeamId::from_stored(team.id), tessera_core::Mode::Live);
+        let count = if n == teams - 1 {
+            records - per_team * (teams - 1)
+        } else {
+            per_team
+        };
+        store
+            .seed_unbilled_usage(&scope, count, 20 * 86_400_000)
+            .await?;
+        scopes.push(scope);
+    }
+    store.analyze_after_seeding().await?;
+    let seed_seconds = seeding.elapsed().as_secs_f64();
+    let end = tessera_store::now_ms();
+    let closing = std::time::Instant::now();
+    let queue = std::sync::Arc::new(tokio::sync::Mutex::new(scopes));
+    let mut closers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (queue, store) = (queue.clone(), store.clone());
+        closers.push(tokio::spawn(async move {
+            let mut closed = 0_i64;
+            loop {
+                let Some(scope) = queue.lock().await.pop() else {
+                    break;
+                };
+                let outcome = store
+                    .close_period(
+                        &scope,
+                        end,
+                        tessera_core::billing::PaymentStatus::NotConfigured,
+                    )
+                    .await?;
+                if matches!(outcome, tessera_store::CloseOutcome::Closed { .. }) {
+                    closed += 1;
+                }
+            }
+            Ok::<i64, tessera_store::StoreError>(closed)
+        }));
+    }
+    let mut invoices = 0;
+    for closer in closers {
+        invoices += closer.await??;
+    }
+    let close_seconds = closing.elapsed().as_secs_f64();
+    let (billed, unbilled) = store.bench_usage_billing_counts().await?;
+    if invoices != teams || billed != records || unbilled != 0 {
+        bail!("the close lost or doubled work: invoices={invoices} (want {teams}), billed={billed} unbilled={unbilled} (want {records}, 0)");
+    }
+    println!(
+        "teams={teams} records={records} concurrency={concurrency} invoices={invoices} seed_seconds={seed_seconds:.1} close_seconds={close_seconds:.2} records_per_second={:.0}",
+        records as f64 / close_seconds
+    );
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Support for the load benchmark (`bench/run`): the reference it compares task creation
-//! against (plain one-row commits through the same pools), bulk seeding of tasks, and of
-//! completed tasks with pending callback deliveries (`bench/callbacks`).
+//! against (plain one-row commits through the same pools), bulk seeding of tasks, of
+//! completed tasks with pending callback deliveries (`bench/callbacks`), and of completed live
+//! tasks with priced, unbilled usage (`bench/close`).
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,98 @@ impl Store {
             sqlx::query("ANALYZE tasks").execute(&self.writer).await?;
         }
         Ok(())
+    }
+
+    /// Inserts `count` completed live categorization tasks for a team, each with its usage
+    /// record priced at the price book's categorization price (as completion writes them),
+    /// spread over `spread_ms` before now, and opens the team's billing account. For the
+    /// period-close benchmark only.
+    pub async fn seed_unbilled_usage(
+        &self,
+        scope: &Scope,
+        count: i64,
+        spread_ms: i64,
+    ) -> StoreResult<()> {
+        let team_id = scope.team_id();
+        let run = new_id("x")[2..14].to_owned();
+        let now = now_ms();
+        let (price_id, unit_amount): (String, i64) = sqlx::query_as(
+            "SELECT id, unit_amount FROM price_book WHERE task_type = 'categorization' \
+             AND currency = 'usd' ORDER BY effective_from DESC LIMIT 1",
+        )
+        .fetch_one(&self.writer)
+        .await?;
+        let numbers = match self.dialect {
+            Dialect::Postgres => "SELECT g AS n FROM generate_series(1, $1::bigint) AS g",
+            Dialect::Sqlite => "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1) SELECT n FROM seq",
+        };
+        let hex = match self.dialect {
+            Dialect::Postgres => "lpad(to_hex(n), 12, '0')",
+            Dialect::Sqlite => "printf('%012x', n)",
+        };
+        // Completion times spread evenly over the window, all before now.
+        let at = "$3 - ($4 * n) / ($1 + 1)";
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO tasks (id, team_id, mode, type, status, params, metadata, response, extra, \
+             created_at, updated_at, completed_at) \
+             SELECT 'task_{run}' || {hex}, $2, 'live', 'categorization', 'completed', \
+             '{{\"attachment\": \"https://example.com/a.jpg\", \"categories\": [\"a\", \"b\"]}}', \
+             '{{}}', '{{\"category\": \"a\"}}', '{{}}', {at}, {at}, {at} FROM ({numbers}) AS numbers"
+        ))
+        .bind(count)
+        .bind(team_id)
+        .bind(now)
+        .bind(spread_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO usage_records (id, team_id, task_id, task_type, completed_at, unit_amount, \
+             currency, price_source, price_id) \
+             SELECT 'use_{run}' || {hex}, $2, 'task_{run}' || {hex}, 'categorization', {at}, $5, \
+             'usd', 'book', $6 FROM ({numbers}) AS numbers"
+        ))
+        .bind(count)
+        .bind(team_id)
+        .bind(now)
+        .bind(spread_ms)
+        .bind(unit_amount)
+        .bind(&price_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO task_counts (team_id, mode, shard, total) VALUES ($1, 'live', 0, $2) \
+             ON CONFLICT (team_id, mode, shard) DO UPDATE SET total = task_counts.total + $2",
+        )
+        .bind(team_id)
+        .bind(count)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        // Opens the billing account as the first completion would.
+        self.billing_account(scope).await?;
+        Ok(())
+    }
+
+    /// After bulk seeding, what autovacuum does soon after a bulk load on PostgreSQL: fresh
+    /// planner statistics and the visibility map set, so the benchmark does not pay for
+    /// first-touch hint-bit writes that a month-old table would not have (SQLite needs none).
+    pub async fn analyze_after_seeding(&self) -> StoreResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("VACUUM ANALYZE").execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
+    /// Priced usage records on an invoice, and those on none (the close benchmark's check).
+    pub async fn bench_usage_billing_counts(&self) -> StoreResult<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN invoice_id IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN invoice_id IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM usage_records WHERE unit_amount IS NOT NULL",
+        )
+        .fetch_one(&self.reader)
+        .await?)
     }
 
     /// Inserts `count` completed categorization tasks for a team and mode, each with its

@@ -184,7 +184,7 @@ pub(super) async fn save(
 }
 
 /// `POST /webhooks/stripe`: Stripe's events, signed with the endpoint's secret. A verified
-/// event is acted on (idempotently) and its id recorded; a replay is answered as a duplicate.
+/// event is acted on and its id recorded; a replay is answered as a duplicate, not acted on.
 /// Without `--stripe-webhook-secret` the endpoint does not exist.
 pub(super) async fn stripe_webhook(
     State(state): State<AppState>,
@@ -221,9 +221,14 @@ pub(super) async fn stripe_webhook(
     }
 }
 
-/// Acts on an event; whether it was the first delivery of its id.
+/// Acts on an event not seen before, then records its id; whether it was the first delivery.
+/// (Recording first would lose an event whose handling failed: Stripe's retry would look like
+/// a replay. Two deliveries racing both act, harmlessly: only an open invoice moves.)
 async fn handle_event(state: &AppState, event: &webhook::WebhookEvent) -> anyhow::Result<bool> {
     let store = state.store.cross_tenant();
+    if store.provider_event_seen("stripe", &event.id).await? {
+        return Ok(false);
+    }
     if event.event_type == "payment_intent.succeeded" {
         let invoice_id = event.data.object["metadata"]["invoice_id"].as_str();
         let intent_id = event.data.object["id"].as_str().unwrap_or_default();

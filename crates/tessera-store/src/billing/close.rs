@@ -13,6 +13,10 @@ use tessera_core::{
 };
 
 use super::{account_in, insert_credit};
+
+/// Drafts' placeholder sequence numbers start here (random above it, 61 bits), far above any
+/// real invoice number and within the schema's `sequence > 0`.
+const DRAFT_SEQUENCE_BASE: i64 = 1 << 61;
 use crate::{new_id, now_ms, CrossTenant, Scope, Store, StoreError, StoreResult};
 
 /// What a close did.
@@ -109,13 +113,12 @@ async fn close(
         .bind(team_id)
         .fetch_one(&mut *tx)
         .await?;
-    let (sequence,): (i64,) = sqlx::query_as(
-        "UPDATE invoice_numbers SET last_number = last_number + 1 WHERE id = 1 RETURNING last_number",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
     let invoice_id = new_id("inv");
-    let number = invoice_number(sequence);
+    // The draft carries a placeholder number until the end of the transaction: the counter's
+    // row lock, which every closer needs, is then held only for the last statements, so the
+    // closes of different teams stamp their usage in parallel. No one else sees a draft.
+    let draft_sequence = DRAFT_SEQUENCE_BASE + (rand::random::<i64>() >> 2).abs();
+    let draft_number = format!("DRAFT-{invoice_id}");
     let currency = account.currency;
     let inserted = sqlx::query(
         "INSERT INTO invoices (id, team_id, sequence, number, team_name, period_start, period_end, \
@@ -124,8 +127,8 @@ async fn close(
     )
     .bind(&invoice_id)
     .bind(team_id)
-    .bind(sequence)
-    .bind(&number)
+    .bind(draft_sequence)
+    .bind(&draft_number)
     .bind(&team_name)
     .bind(period_start)
     .bind(end)
@@ -154,7 +157,7 @@ async fn close(
     .await?
     .rows_affected();
     if stamped == 0 {
-        // Nothing to bill: give the number back, and start the next period at `end`.
+        // Nothing to bill: no invoice, and the next period starts at `end`.
         tx.rollback().await?;
         sqlx::query(
             "UPDATE billing_accounts SET closed_until = $1, updated_at = $2 \
@@ -212,6 +215,12 @@ async fn close(
         .await?;
     }
     let subtotal = subtotal.minor();
+    let (sequence,): (i64,) = sqlx::query_as(
+        "UPDATE invoice_numbers SET last_number = last_number + 1 WHERE id = 1 RETURNING last_number",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let number = invoice_number(sequence);
     let credits = account.credit_balance.min(subtotal);
     if credits > 0 {
         insert_credit(
@@ -234,9 +243,9 @@ async fn close(
     };
     let next_payment_at = (payment == PaymentStatus::Pending).then_some(now);
     sqlx::query(
-        "UPDATE invoices SET subtotal = $1, credits_applied = $2, total = $3, amount_due = $3, \
-         status = 'open', opened_at = $4, updated_at = $4, payment_status = $5, next_payment_at = $6 \
-         WHERE id = $7",
+        "UPDATE invoices SET sequence = $8, number = $9, subtotal = $1, credits_applied = $2, \
+         total = $3, amount_due = $3, status = 'open', opened_at = $4, updated_at = $4, \
+         payment_status = $5, next_payment_at = $6 WHERE id = $7",
     )
     .bind(subtotal)
     .bind(credits)
@@ -245,6 +254,8 @@ async fn close(
     .bind(payment.as_str())
     .bind(next_payment_at)
     .bind(&invoice_id)
+    .bind(sequence)
+    .bind(&number)
     .execute(&mut *tx)
     .await?;
     sqlx::query(

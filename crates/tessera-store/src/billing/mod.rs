@@ -345,16 +345,10 @@ impl Store {
             ));
         }
         let mut tx = self.writer.begin().await?;
-        account_in(&mut tx, scope.team_id(), self.for_update()).await?;
-        let (accrued_month, accrued_amount): (i64, i64) = sqlx::query_as(
-            "SELECT accrued_month, accrued_amount FROM billing_accounts WHERE team_id = $1",
-        )
-        .bind(scope.team_id())
-        .fetch_one(&mut *tx)
-        .await?;
+        let account = account_in(&mut tx, scope.team_id(), self.for_update()).await?;
         let now = now_ms();
-        let accrued = if accrued_month == month_start(now) {
-            accrued_amount
+        let accrued = if account.accrued_month == month_start(now) {
+            account.accrued_amount
         } else {
             0
         };

@@ -191,6 +191,18 @@ impl CrossTenant {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether a provider's webhook event was already recorded (then it is not acted on again).
+    pub async fn provider_event_seen(&self, provider: &str, event_id: &str) -> StoreResult<bool> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT event_id FROM provider_events WHERE provider = $1 AND event_id = $2",
+        )
+        .bind(provider)
+        .bind(event_id)
+        .fetch_optional(&self.store.writer)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The payment state of an invoice, whatever its team (the webhook handler's check).
     pub async fn invoice_payment_status(
         &self,

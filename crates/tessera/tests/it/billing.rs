@@ -3,20 +3,11 @@
 //! credits consumed and never negative, the close idempotent, open invoices refused edits by
 //! the schema, the spend limit's 402 for live tasks only, and billing read by a test key.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tessera_core::{billing::PaymentStatus, ids::TeamId, Email};
 use tessera_store::{CloseOutcome, LabelerScope, NewPrice, Queue};
 
 use crate::{backend_test, helpers::*};
-
-fn categorization(instruction: &str) -> Value {
-    json!({
-        "attachment": "https://example.com/review.txt",
-        "attachment_type": "text",
-        "categories": ["yes", "no"],
-        "instruction": instruction,
-    })
-}
 
 async fn billing_flow(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
@@ -47,28 +38,8 @@ async fn billing_flow(backend: Backend) {
         .await;
     assert_eq!(status, 200);
 
-    let complete = |labeler: LabelerScope| {
-        let store = app.store.clone();
-        async move {
-            let claim = store
-                .claim_next_task(&labeler, 60_000)
-                .await
-                .unwrap()
-                .unwrap();
-            store
-                .submit_task(
-                    &labeler,
-                    "labeler",
-                    &claim.task.id,
-                    &json!({"category": "yes"}),
-                )
-                .await
-                .unwrap()
-                .unwrap();
-        }
-    };
     // The book's categorization price (8 cents) freezes into the first.
-    complete(labeler.clone()).await;
+    complete_next(&app, &labeler).await;
     // A team override wins from now on; the first task keeps its price.
     app.store
         .add_team_price(
@@ -83,7 +54,7 @@ async fn billing_flow(backend: Backend) {
         )
         .await
         .unwrap();
-    complete(labeler.clone()).await;
+    complete_next(&app, &labeler).await;
     // An errored task is not billed.
     let claim = app
         .store
@@ -282,22 +253,7 @@ async fn complete_one(app: &TestApp, live: &Api, labeler: &LabelerScope) {
         .post("/task/categorization", categorization("one more"))
         .await;
     assert_eq!(status, 200);
-    let claim = app
-        .store
-        .claim_next_task(labeler, 60_000)
-        .await
-        .unwrap()
-        .unwrap();
-    app.store
-        .submit_task(
-            labeler,
-            "labeler",
-            &claim.task.id,
-            &json!({"category": "no"}),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    complete_next(app, labeler).await;
 }
 
 backend_test!(billing_flow);
@@ -399,25 +355,6 @@ async fn racing_closers(backend: Backend) {
         "gap-free: {numbers:?}"
     );
     app.stop().await;
-}
-
-async fn complete_next(app: &TestApp, labeler: &LabelerScope) {
-    let claim = app
-        .store
-        .claim_next_task(labeler, 60_000)
-        .await
-        .unwrap()
-        .unwrap();
-    app.store
-        .submit_task(
-            labeler,
-            "labeler",
-            &claim.task.id,
-            &json!({"category": "yes"}),
-        )
-        .await
-        .unwrap()
-        .unwrap();
 }
 
 backend_test!(racing_closers);

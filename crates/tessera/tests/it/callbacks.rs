@@ -300,16 +300,6 @@ async fn join_as_labeler(app: &TestApp, admin: &mut Browser, email: &str) -> Bro
     join_as(app, admin, email, "labeler").await
 }
 
-/// A categorization task's fields.
-fn categorization(instruction: &str) -> Value {
-    json!({
-        "attachment": "https://example.com/review.txt",
-        "attachment_type": "text",
-        "categories": ["yes", "no"],
-        "instruction": instruction,
-    })
-}
-
 fn with_callback(mut task: Value, url: &str) -> Value {
     task["callback_url"] = json!(url);
     task

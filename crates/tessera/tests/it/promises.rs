@@ -17,15 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{backend_test, helpers::*};
 
-fn categorization(instruction: &str) -> Value {
-    json!({
-        "attachment": "https://example.com/review.txt",
-        "attachment_type": "text",
-        "categories": ["yes", "no"],
-        "instruction": instruction,
-    })
-}
-
 /// At most 20 addresses per invite form and 50 per API call: one more is refused whole.
 async fn invitations_take_at_most_20_addresses_a_form_and_50_a_call(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
