@@ -227,20 +227,34 @@ impl CrossTenant {
         self.team_summaries(
             "WHERE t.name_key = $1 ORDER BY t.created_at, t.id",
             Some(name),
+            None,
         )
         .await
     }
 
     /// Every team by name; teams sharing a name by age.
     pub async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>> {
-        self.team_summaries("ORDER BY t.name_key, t.created_at, t.id", None)
+        self.team_summaries("ORDER BY t.name_key, t.created_at, t.id", None, None)
             .await
     }
 
+    /// Up to `limit` teams of [`Self::list_teams`]'s order from `offset`: for a page that lists
+    /// teams and must stay small however many there are (the staff billing page).
+    pub async fn list_teams_page(&self, limit: i64, offset: i64) -> StoreResult<Vec<TeamSummary>> {
+        self.team_summaries(
+            "ORDER BY t.name_key, t.created_at, t.id LIMIT $1 OFFSET $2",
+            None,
+            Some((limit, offset)),
+        )
+        .await
+    }
+
+    /// `name` binds `$1`; `page` (limit, offset) binds `$1` and `$2` (never both).
     async fn team_summaries(
         &self,
         filter_and_order: &'static str,
         name: Option<&str>,
+        page: Option<(i64, i64)>,
     ) -> StoreResult<Vec<TeamSummary>> {
         let sql = format!(
             "SELECT {TEAM_COLUMNS}, a.email AS admin_email, \
@@ -250,6 +264,9 @@ impl CrossTenant {
         let mut query = sqlx::query(&sql);
         if let Some(name) = name {
             query = query.bind(team_name_key(name));
+        }
+        if let Some((limit, offset)) = page {
+            query = query.bind(limit).bind(offset);
         }
         let rows = query.fetch_all(&self.store.reader).await?;
         rows.iter()

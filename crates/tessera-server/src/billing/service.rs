@@ -188,6 +188,24 @@ pub fn parse_amount(raw: &str, currency: Currency) -> Result<Option<i64>, Invali
         .ok_or_else(bad)
 }
 
+/// Parses a credit typed on the staff page: an amount as [`parse_amount`] reads it, where a
+/// leading `-` is a correction taking credit back (as the CLI's negative `--amount`);
+/// [`grant_credit`] then keeps the balance from going below zero. Empty and zero are refused:
+/// a credit entry of nothing would only clutter the team's ledger.
+pub fn parse_credit_amount(raw: &str, currency: Currency) -> Result<i64, Invalid> {
+    let raw = raw.trim();
+    let (sign, digits) = match raw.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, raw),
+    };
+    match parse_amount(digits, currency)? {
+        Some(amount) if amount > 0 => Ok(sign * amount),
+        _ => Err(Invalid(
+            "Enter an amount, e.g. 25.00 (or -5.00 to take credit back).".into(),
+        )),
+    }
+}
+
 /// Sets or removes the spend limit (the Admin), audited.
 pub async fn set_spend_limit(
     state: &AppState,
@@ -531,6 +549,16 @@ mod tests {
             assert!(parse_amount(bad, usd).is_err(), "{bad}");
         }
         assert!(parse_amount("5.5", jpy).is_err());
+    }
+
+    #[test]
+    fn credits_parse_with_a_sign() {
+        let usd = Currency::parse("usd").unwrap();
+        assert_eq!(parse_credit_amount("25.00", usd).unwrap(), 2500);
+        assert_eq!(parse_credit_amount(" -5 ", usd).unwrap(), -500);
+        for bad in ["", "0", "-0.00", "--1", "abc", "1.001", "9999999999999"] {
+            assert!(parse_credit_amount(bad, usd).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The staff console's billing pages: the price book, and for one team its plan, price
 //! overrides, credits and "close the period now". Every change goes through
 //! [`crate::billing::service`], the same functions the operator CLI uses, so each is audited
-//! in the team's audit log.
+//! in the team's audit log. Handlers only read forms and pick the page: the rules are the
+//! service's. Bad input shows the page again with the message (400, like the rest of the
+//! staff console) and changes nothing.
 
 use askama::Template;
 use axum::{
     extract::State,
     http::StatusCode,
-    response::Response,
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
     Router,
 };
@@ -20,16 +22,21 @@ use tessera_core::{
 };
 use tessera_store::{CloseOutcome, StoreError};
 
-use super::operator;
+use super::{
+    operator,
+    support::{self, SupportError},
+};
 use crate::{
     billing::service::{self, PriceChange, StaffChange},
     state::{AppState, Wrote},
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Form, Layout, Path, SignedIn,
-        WebError, WebResult,
+        format_time, page, redirect_with_flash, render, ClientIp, Form, Layout, Path, Query,
+        SignedIn, WebError, WebResult,
     },
 };
 
+/// The billing routes of the staff console, each authorised with [`Action::ManageBilling`]
+/// before anything is read.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/staff/billing", get(book))
@@ -46,6 +53,10 @@ pub fn router() -> Router<AppState> {
 
 /// Recent credit entries and invoices a team page shows.
 const RECENT: i64 = 20;
+
+/// Teams listed per page of the billing page: however many teams there are, the page stays
+/// small (the picker finds any team by name or id).
+const TEAMS_PAGE: i64 = 50;
 
 struct PriceRow {
     task_type: String,
@@ -65,7 +76,19 @@ struct BookPage {
     layout: Layout,
     prices: Vec<PriceRow>,
     teams: Vec<TeamLink>,
+    /// What the team picker was given, shown again with its error.
+    team_query: String,
+    prev_offset: Option<i64>,
+    next_offset: Option<i64>,
     error: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct BookQuery {
+    /// A team's name or id, from the picker: opens that team's billing page.
+    team: Option<String>,
+    /// Where the team list starts.
+    offset: Option<i64>,
 }
 
 struct CreditRow {
@@ -116,14 +139,20 @@ fn price_rows(prices: Vec<tessera_store::Price>) -> Vec<PriceRow> {
         .collect()
 }
 
-async fn book_page(state: &AppState, who: &SignedIn, error: Option<String>) -> WebResult<BookPage> {
+async fn book_page(
+    state: &AppState,
+    who: &SignedIn,
+    offset: i64,
+    team_query: String,
+    error: Option<String>,
+) -> WebResult<BookPage> {
     who.authorize_platform(Action::ManageBilling)?;
     let now = tessera_store::now_ms();
     let prices = price_rows(state.store.book_prices(now).await?);
-    let teams = state
+    let mut teams: Vec<TeamLink> = state
         .store
         .cross_tenant()
-        .list_teams()
+        .list_teams_page(TEAMS_PAGE + 1, offset)
         .await?
         .into_iter()
         .map(|t| TeamLink {
@@ -131,46 +160,93 @@ async fn book_page(state: &AppState, who: &SignedIn, error: Option<String>) -> W
             name: t.team.name,
         })
         .collect();
+    let more = teams.len() as i64 > TEAMS_PAGE;
+    teams.truncate(TEAMS_PAGE as usize);
     Ok(BookPage {
         layout: Layout::signed_in("Billing (staff)", who, "/staff"),
         prices,
         teams,
+        team_query,
+        prev_offset: (offset > 0).then(|| (offset - TEAMS_PAGE).max(0)),
+        next_offset: more.then_some(offset + TEAMS_PAGE),
         error,
     })
 }
 
-async fn book(State(state): State<AppState>, who: SignedIn) -> WebResult<Response> {
-    Ok(page(&book_page(&state, &who, None).await?))
+/// The price book and the team list; with `team`, the picker: that team's page, or this one
+/// again with why not (no such team, or a name several teams share).
+async fn book(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<BookQuery>,
+) -> WebResult<Response> {
+    who.authorize_platform(Action::ManageBilling)?;
+    let offset = q.offset.unwrap_or(0).clamp(0, 1_000_000);
+    let wanted: String = q
+        .team
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(200)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(page(&book_page(&state, &who, offset, wanted, None).await?));
+    }
+    match support::find_team(&state.store, &wanted).await {
+        Ok(team) => Ok(Redirect::to(&format!("/staff/billing/teams/{}", team.id)).into_response()),
+        Err(SupportError::Invalid(message)) => Ok(render(
+            StatusCode::BAD_REQUEST,
+            &book_page(&state, &who, offset, wanted, Some(message)).await?,
+        )),
+        Err(SupportError::Internal(err)) => Err(WebError::Internal(err)),
+    }
 }
 
-/// The team's scope (live: billing belongs to the team), or 404 for an unknown id.
-async fn team_scope(state: &AppState, team_id: &str) -> WebResult<(Scope, String)> {
+/// The team's scope (live: billing belongs to the team) and name; `None` for an unknown id.
+async fn find_team(state: &AppState, team_id: &str) -> WebResult<Option<(Scope, String)>> {
     match state.store.cross_tenant().get_team(team_id).await {
-        Ok(team) => Ok((
+        Ok(team) => Ok(Some((
             Scope::operator(TeamId::from_stored(team.id), Mode::Live),
             team.name,
-        )),
-        Err(StoreError::NotFound) => Err(WebError::NotFound),
+        ))),
+        Err(StoreError::NotFound) => Ok(None),
         Err(err) => Err(err.into()),
     }
+}
+
+/// A team id no team has (a stale link, a typed address): the billing page with the team
+/// picker, 404, saying so; nothing changed.
+async fn unknown_team(state: &AppState, who: &SignedIn, team_id: &str) -> WebResult<Response> {
+    let shown: String = team_id.chars().take(60).collect();
+    Ok(render(
+        StatusCode::NOT_FOUND,
+        &book_page(
+            state,
+            who,
+            0,
+            String::new(),
+            Some(format!("No team has the id {shown}.")),
+        )
+        .await?,
+    ))
 }
 
 async fn team_page(
     state: &AppState,
     who: &SignedIn,
-    team_id: &str,
+    scope: &Scope,
+    team_name: String,
     error: Option<String>,
 ) -> WebResult<TeamPage> {
     who.authorize_platform(Action::ManageBilling)?;
-    let (scope, team_name) = team_scope(state, team_id).await?;
     let now = tessera_store::now_ms();
-    let overview = service::overview(&state.store, &scope, now).await?;
+    let overview = service::overview(&state.store, scope, now).await?;
     let account = overview.account;
     let currency = account.currency;
     let money = |amount: i64| Money::new(amount, currency).to_string();
     let credits = state
         .store
-        .credit_entries(&scope, RECENT)
+        .credit_entries(scope, RECENT)
         .await?
         .into_iter()
         .map(|c| CreditRow {
@@ -183,7 +259,7 @@ async fn team_page(
         .collect();
     let invoices = state
         .store
-        .list_invoices(&scope, RECENT, None)
+        .list_invoices(scope, RECENT, None)
         .await?
         .into_iter()
         .map(|i| InvoiceRow {
@@ -218,7 +294,7 @@ async fn team_page(
             .card
             .map(|c| format!("{} ending in {}", c.brand, c.last4))
             .unwrap_or_else(|| "none".into()),
-        prices: price_rows(state.store.team_prices(&scope, now).await?),
+        prices: price_rows(state.store.team_prices(scope, now).await?),
         credits,
         invoices,
         error,
@@ -230,19 +306,23 @@ async fn team(
     who: SignedIn,
     Path(team_id): Path<String>,
 ) -> WebResult<Response> {
-    Ok(page(&team_page(&state, &who, &team_id, None).await?))
+    who.authorize_platform(Action::ManageBilling)?;
+    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+        return unknown_team(&state, &who, &team_id).await;
+    };
+    Ok(page(&team_page(&state, &who, &scope, name, None).await?))
 }
 
 /// The team page again with the problem, nothing changed.
 async fn team_refused(
     state: &AppState,
     who: &SignedIn,
-    team_id: &str,
+    (scope, name): (&Scope, &str),
     Invalid(message): Invalid,
 ) -> WebResult<Response> {
     Ok(render(
         StatusCode::BAD_REQUEST,
-        &team_page(state, who, team_id, Some(message)).await?,
+        &team_page(state, who, scope, name.to_owned(), Some(message)).await?,
     ))
 }
 
@@ -288,7 +368,7 @@ async fn add_book_price(
     let refused = |state: AppState, who: SignedIn, message: String| async move {
         Ok(render(
             StatusCode::BAD_REQUEST,
-            &book_page(&state, &who, Some(message)).await?,
+            &book_page(&state, &who, 0, String::new(), Some(message)).await?,
         ))
     };
     let (amount, currency) = match price_change(&input) {
@@ -327,12 +407,14 @@ async fn set_plan(
     Form(input): Form<PlanInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let (scope, name) = team_scope(&state, &team_id).await?;
+    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+        return unknown_team(&state, &who, &team_id).await;
+    };
     let plan = match input.plan.parse::<Plan>() {
         Ok(plan) => plan,
         Err(_) => {
             let invalid = Invalid("Choose a plan: on_demand or enterprise.".into());
-            return team_refused(&state, &who, &team_id, invalid).await;
+            return team_refused(&state, &who, (&scope, &name), invalid).await;
         }
     };
     service::set_plan(&state.store, &scope, plan, &staff_change(&who, &ip)).await?;
@@ -350,10 +432,12 @@ async fn add_team_price(
     Form(input): Form<PriceInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let (scope, name) = team_scope(&state, &team_id).await?;
+    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+        return unknown_team(&state, &who, &team_id).await;
+    };
     let (amount, currency) = match price_change(&input) {
         Ok(checked) => checked,
-        Err(invalid) => return team_refused(&state, &who, &team_id, invalid).await,
+        Err(invalid) => return team_refused(&state, &who, (&scope, &name), invalid).await,
     };
     let change = PriceChange {
         task_type: input.task_type.trim(),
@@ -376,7 +460,7 @@ async fn add_team_price(
                 price.task_type
             ),
         )),
-        Err(invalid) => team_refused(&state, &who, &team_id, invalid).await,
+        Err(invalid) => team_refused(&state, &who, (&scope, &name), invalid).await,
     }
 }
 
@@ -396,22 +480,13 @@ async fn grant_credit(
     Form(input): Form<CreditInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let (scope, name) = team_scope(&state, &team_id).await?;
-    let currency = state.store.billing_account(&scope).await?.currency;
-    // A leading minus is a correction (taking credit back), never below zero.
-    let raw = input.amount.trim();
-    let (sign, digits) = match raw.strip_prefix('-') {
-        Some(rest) => (-1, rest),
-        None => (1, raw),
+    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+        return unknown_team(&state, &who, &team_id).await;
     };
-    let amount = match service::parse_amount(digits, currency) {
-        Ok(Some(amount)) if amount > 0 => sign * amount,
-        Ok(_) => {
-            let invalid =
-                Invalid("Enter an amount, e.g. 25.00 (or -5.00 to take credit back).".into());
-            return team_refused(&state, &who, &team_id, invalid).await;
-        }
-        Err(invalid) => return team_refused(&state, &who, &team_id, invalid).await,
+    let currency = state.store.billing_account(&scope).await?.currency;
+    let amount = match service::parse_credit_amount(&input.amount, currency) {
+        Ok(amount) => amount,
+        Err(invalid) => return team_refused(&state, &who, (&scope, &name), invalid).await,
     };
     match service::grant_credit(
         &state.store,
@@ -422,15 +497,22 @@ async fn grant_credit(
     )
     .await?
     {
-        Ok(entry) => Ok(redirect_with_flash(
-            &team_path(&scope),
-            &format!(
-                "{} credited to {name}; its credit balance is {}.",
-                Money::new(amount, currency),
-                Money::new(entry.balance_after, currency)
-            ),
-        )),
-        Err(invalid) => team_refused(&state, &who, &team_id, invalid).await,
+        Ok(entry) => {
+            let balance = Money::new(entry.balance_after, currency);
+            let message = if amount < 0 {
+                format!(
+                    "{} of {name}'s credit taken back; its credit balance is {balance}.",
+                    Money::new(-amount, currency)
+                )
+            } else {
+                format!(
+                    "{} credited to {name}; its credit balance is {balance}.",
+                    Money::new(amount, currency)
+                )
+            };
+            Ok(redirect_with_flash(&team_path(&scope), &message))
+        }
+        Err(invalid) => team_refused(&state, &who, (&scope, &name), invalid).await,
     }
 }
 
@@ -448,13 +530,15 @@ async fn close_now(
     Form(input): Form<CloseInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let (scope, name) = team_scope(&state, &team_id).await?;
+    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+        return unknown_team(&state, &who, &team_id).await;
+    };
     if input.confirm != "yes" {
         let invalid = Invalid(
             "Tick the box to confirm: closing invoices every unbilled task now and cannot be undone."
                 .into(),
         );
-        return team_refused(&state, &who, &team_id, invalid).await;
+        return team_refused(&state, &who, (&scope, &name), invalid).await;
     }
     let payment = service::opening_payment(&state);
     let end = tessera_store::now_ms();

@@ -43,6 +43,15 @@ enum Act {
     StaffMoveUser,
     StaffSetAdmin,
     StaffReadMail,
+    /// The staff billing page (price book, team list) and one team's billing page.
+    StaffBilling,
+    StaffBillingTeam,
+    /// Staff billing changes: a book price, a team's plan, price and credit, its close now.
+    StaffBookPrice,
+    StaffSetPlan,
+    StaffTeamPrice,
+    StaffGrantCredit,
+    StaffClosePeriod,
     ViewKeys,
     CreateKey,
     RevealKey,
@@ -113,7 +122,9 @@ fn allowed(who: Who, act: Act) -> bool {
         | ConfirmRemove | Remove => {
             matches!(who, Who::Admin | Who::Manager)
         }
-        StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail => who == Who::Staff,
+        StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail | StaffBilling
+        | StaffBillingTeam | StaffBookPrice | StaffSetPlan | StaffTeamPrice | StaffGrantCredit
+        | StaffClosePeriod => who == Who::Staff,
         ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey
         | RevealSigningSecret | RotateSigningSecret => {
             matches!(who, Who::Admin | Who::Manager)
@@ -484,6 +495,13 @@ async fn authorization_matrix(backend: Backend) {
         Act::StaffMoveUser,
         Act::StaffSetAdmin,
         Act::StaffReadMail,
+        Act::StaffBilling,
+        Act::StaffBillingTeam,
+        Act::StaffBookPrice,
+        Act::StaffSetPlan,
+        Act::StaffTeamPrice,
+        Act::StaffGrantCredit,
+        Act::StaffClosePeriod,
         Act::ViewKeys,
         Act::CreateKey,
         Act::RevealKey,
@@ -782,6 +800,103 @@ async fn perform(
                     .unwrap()
                     .admin_user_id
                     == id,
+            )
+        }
+        Act::StaffBilling => {
+            let p = b.get("/staff/billing").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Price book"),
+            )
+        }
+        Act::StaffBillingTeam => {
+            let p = b.get(&format!("/staff/billing/teams/{}", ctx.a.id)).await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Close the period now"),
+            )
+        }
+        Act::StaffBookPrice => {
+            let cents = unique_cents();
+            let p = b
+                .post_form(
+                    "/staff/billing/prices",
+                    &[("task_type", "comparison"), ("amount", &major(cents))],
+                )
+                .await;
+            let prices = store.book_prices(tessera_store::now_ms()).await.unwrap();
+            (
+                p.status,
+                prices
+                    .iter()
+                    .any(|p| p.task_type == "comparison" && p.unit_amount == cents),
+            )
+        }
+        Act::StaffSetPlan => {
+            let scope = live_scope(&ctx.a);
+            let before = store.billing_account(&scope).await.unwrap().plan;
+            let other = match before {
+                tessera_core::billing::Plan::OnDemand => "enterprise",
+                tessera_core::billing::Plan::Enterprise => "on_demand",
+            };
+            let p = b
+                .post_form(
+                    &format!("/staff/billing/teams/{}/plan", ctx.a.id),
+                    &[("plan", other)],
+                )
+                .await;
+            (
+                p.status,
+                store.billing_account(&scope).await.unwrap().plan != before,
+            )
+        }
+        Act::StaffTeamPrice => {
+            let cents = unique_cents();
+            let p = b
+                .post_form(
+                    &format!("/staff/billing/teams/{}/prices", ctx.a.id),
+                    &[("task_type", "comparison"), ("amount", &major(cents))],
+                )
+                .await;
+            let prices = store
+                .team_prices(&live_scope(&ctx.a), tessera_store::now_ms())
+                .await
+                .unwrap();
+            (
+                p.status,
+                prices
+                    .iter()
+                    .any(|p| p.task_type == "comparison" && p.unit_amount == cents),
+            )
+        }
+        Act::StaffGrantCredit => {
+            let scope = live_scope(&ctx.a);
+            let before = store.billing_account(&scope).await.unwrap().credit_balance;
+            let p = b
+                .post_form(
+                    &format!("/staff/billing/teams/{}/credits", ctx.a.id),
+                    &[("amount", "0.01"), ("reason", "matrix")],
+                )
+                .await;
+            (
+                p.status,
+                store.billing_account(&scope).await.unwrap().credit_balance == before + 1,
+            )
+        }
+        Act::StaffClosePeriod => {
+            // Closing with or without usage moves the team's period start up to now.
+            let scope = live_scope(&ctx.a);
+            let before = store.billing_account(&scope).await.unwrap().period_start;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let p = b
+                .post_form(
+                    &format!("/staff/billing/teams/{}/close", ctx.a.id),
+                    &[("confirm", "yes")],
+                )
+                .await;
+            (
+                p.status,
+                store.billing_account(&scope).await.unwrap().period_start > before,
             )
         }
         Act::ViewKeys => {
@@ -1109,6 +1224,17 @@ async fn perform(
             )
         }
     }
+}
+
+/// A price in minor units no other act has used, so a price act's effect is its own.
+fn unique_cents() -> i64 {
+    static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1_01);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `cents` as the staff form takes it, in major units ("1.01").
+fn major(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 /// The page a successful reveal redirects to (the secret is shown there once), or nothing.
