@@ -14,7 +14,7 @@ use axum::{
     Json,
 };
 use serde::Deserialize;
-use tessera_core::{AuditAction, Mode, Scope};
+use tessera_core::{AuditAction, Scope};
 use tessera_store::NewAuditEvent;
 
 use super::{
@@ -238,10 +238,7 @@ async fn handle_event(state: &AppState, event: &webhook::WebhookEvent) -> anyhow
                 let mut entry = NewAuditEvent::new(AuditAction::InvoicePaid, "Stripe webhook");
                 entry.target = number;
                 entry.detail = format!("payment {intent_id} succeeded (event {})", event.id);
-                state
-                    .store
-                    .record_audit(&Scope::operator(team, Mode::Live), &entry)
-                    .await?;
+                store.record_billing_audit(&team, &entry).await?;
             }
         }
     }

@@ -9,7 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 use tessera_core::billing::{month_start, next_month_start, AttemptStatus};
-use tessera_core::{ids::TeamId, money::Money, AuditAction, Email, Mode, Role, Scope};
+use tessera_core::{ids::TeamId, money::Money, AuditAction, Email, Role};
 use tessera_store::{ChargeDue, CloseOutcome, CrossTenant, NewAuditEvent, NewPaymentAttempt};
 
 use super::provider::{ChargeOutcome, ChargeRequest, PaymentProvider, ProviderErrorKind};
@@ -106,15 +106,14 @@ impl Charges {
                 retry_at,
             })
             .await?;
-        let scope = Scope::operator(due.team_id.clone(), Mode::Live);
         let mut event = NewAuditEvent::new(AuditAction::InvoicePaymentFailed, "payment job");
         event.target = due.number.clone();
         event.detail = format!("attempt {}: {code}: {message}", due.attempt);
-        self.state.store.record_audit(&scope, &event).await?;
-        let team = self.state.store.get_team(&scope).await?;
+        store.record_billing_audit(&due.team_id, &event).await?;
+        let team = store.get_team(due.team_id.as_str()).await?;
         let amount = Money::new(due.amount_due, due.currency).to_string();
         let failure = PaymentFailure {
-            team_id: scope.team_id(),
+            team_id: due.team_id.as_str(),
             team_name: &team.name,
             invoice_number: &due.number,
             invoice_id: &due.invoice_id,
@@ -122,29 +121,27 @@ impl Charges {
             reason: message,
             retry_at,
         };
-        for admin in recipients(&self.state, &scope, |role| role == Role::Admin).await? {
+        for admin in recipients(&store, &due.team_id, &[Role::Admin]).await? {
             let mail = crate::mail::payment_failed(&self.state, &admin, &failure);
             self.state.store.enqueue_mail(&mail).await?;
         }
         self.state.wake(Wrote::Mail);
-        tracing::warn!(team = scope.team_id(), invoice = %due.number, attempt = due.attempt, code, "charge failed");
+        tracing::warn!(team = due.team_id.as_str(), invoice = %due.number, attempt = due.attempt, code, "charge failed");
         Ok(())
     }
 }
 
-/// The addresses of the team's people whose role `wanted` accepts.
+/// The addresses of the team's people with one of `roles`.
 async fn recipients(
-    state: &AppState,
-    scope: &Scope,
-    wanted: impl Fn(Role) -> bool,
+    store: &CrossTenant,
+    team: &TeamId,
+    roles: &[Role],
 ) -> anyhow::Result<Vec<Email>> {
-    Ok(state
-        .store
-        .list_members(scope)
+    Ok(store
+        .team_emails(team, roles)
         .await?
-        .into_iter()
-        .filter(|user| user.role.is_some_and(&wanted))
-        .filter_map(|user| Email::parse(&user.email).ok())
+        .iter()
+        .filter_map(|email| Email::parse(email).ok())
         .collect())
 }
 
@@ -203,15 +200,18 @@ impl BatchWork for Charges {
                         retry_at: None,
                     })
                     .await?;
-                let scope = Scope::operator(due.team_id.clone(), Mode::Live);
                 let mut event = NewAuditEvent::new(AuditAction::InvoicePaid, "payment job");
                 event.target = due.number.clone();
                 event.detail = format!(
                     "charged {} to the card ({intent_id})",
                     Money::new(due.amount_due, due.currency)
                 );
-                self.state.store.record_audit(&scope, &event).await?;
-                tracing::info!(team = scope.team_id(), invoice = %due.number, "invoice paid");
+                self.state
+                    .store
+                    .cross_tenant()
+                    .record_billing_audit(&due.team_id, &event)
+                    .await?;
+                tracing::info!(team = due.team_id.as_str(), invoice = %due.number, "invoice paid");
                 Ok(())
             }
             Ok(ChargeOutcome::Declined {
@@ -286,12 +286,11 @@ impl BatchWork for SpendAlerts {
         if !store.take_spend_alert(team, *level, *month).await? {
             return Ok(());
         }
-        let scope = Scope::operator(team.clone(), Mode::Live);
-        let account = self.state.store.billing_account(&scope).await?;
+        let account = store.billing_account_of(team).await?;
         let Some(limit) = account.spend_limit else {
             return Ok(());
         };
-        let team_row = self.state.store.get_team(&scope).await?;
+        let team_row = store.get_team(team.as_str()).await?;
         let accrued = if account.accrued_month == *month {
             account.accrued_amount
         } else {
@@ -300,17 +299,13 @@ impl BatchWork for SpendAlerts {
         let accrued = Money::new(accrued, account.currency).to_string();
         let limit = Money::new(limit, account.currency).to_string();
         let alert = SpendAlert {
-            team_id: scope.team_id(),
+            team_id: team.as_str(),
             team_name: &team_row.name,
             level: *level,
             accrued: &accrued,
             limit: &limit,
         };
-        for to in recipients(&self.state, &scope, |role| {
-            matches!(role, Role::Admin | Role::Manager)
-        })
-        .await?
-        {
+        for to in recipients(&store, team, &[Role::Admin, Role::Manager]).await? {
             let mail = crate::mail::spend_alert(&self.state, &to, &alert);
             self.state.store.enqueue_mail(&mail).await?;
         }

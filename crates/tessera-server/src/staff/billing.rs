@@ -16,9 +16,8 @@ use axum::{
 use serde::Deserialize;
 use tessera_core::{
     billing::{PaymentStatus, Plan},
-    ids::TeamId,
     money::{Currency, Money},
-    Action, Invalid, Mode, Scope,
+    Action, Invalid, Scope,
 };
 use tessera_store::{CloseOutcome, StoreError};
 
@@ -202,11 +201,16 @@ async fn book(
     }
 }
 
-/// The team's scope (live: billing belongs to the team) and name; `None` for an unknown id.
-async fn find_team(state: &AppState, team_id: &str) -> WebResult<Option<(Scope, String)>> {
+/// The team's scope (live: billing belongs to the team), as the policy grants it to staff,
+/// and its name; `None` for an unknown id.
+async fn find_team(
+    state: &AppState,
+    who: &SignedIn,
+    team_id: &str,
+) -> WebResult<Option<(Scope, String)>> {
     match state.store.cross_tenant().get_team(team_id).await {
         Ok(team) => Ok(Some((
-            Scope::operator(TeamId::from_stored(team.id), Mode::Live),
+            who.authorize_team(Action::ManageBilling, &team.id)?,
             team.name,
         ))),
         Err(StoreError::NotFound) => Ok(None),
@@ -307,7 +311,7 @@ async fn team(
     Path(team_id): Path<String>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+    let Some((scope, name)) = find_team(&state, &who, &team_id).await? else {
         return unknown_team(&state, &who, &team_id).await;
     };
     Ok(page(&team_page(&state, &who, &scope, name, None).await?))
@@ -407,7 +411,7 @@ async fn set_plan(
     Form(input): Form<PlanInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+    let Some((scope, name)) = find_team(&state, &who, &team_id).await? else {
         return unknown_team(&state, &who, &team_id).await;
     };
     let plan = match input.plan.parse::<Plan>() {
@@ -432,7 +436,7 @@ async fn add_team_price(
     Form(input): Form<PriceInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+    let Some((scope, name)) = find_team(&state, &who, &team_id).await? else {
         return unknown_team(&state, &who, &team_id).await;
     };
     let (amount, currency) = match price_change(&input) {
@@ -480,7 +484,7 @@ async fn grant_credit(
     Form(input): Form<CreditInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+    let Some((scope, name)) = find_team(&state, &who, &team_id).await? else {
         return unknown_team(&state, &who, &team_id).await;
     };
     let currency = state.store.billing_account(&scope).await?.currency;
@@ -530,7 +534,7 @@ async fn close_now(
     Form(input): Form<CloseInput>,
 ) -> WebResult<Response> {
     who.authorize_platform(Action::ManageBilling)?;
-    let Some((scope, name)) = find_team(&state, &team_id).await? else {
+    let Some((scope, name)) = find_team(&state, &who, &team_id).await? else {
         return unknown_team(&state, &who, &team_id).await;
     };
     if input.confirm != "yes" {

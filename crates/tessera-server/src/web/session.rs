@@ -58,6 +58,13 @@ impl SignedIn {
         }
     }
 
+    /// The live scope of `team_id` for a platform action on it (staff billing), as the policy
+    /// grants it: staff act on any team, nobody else does.
+    pub fn authorize_team(&self, action: Action, team_id: &str) -> WebResult<Scope> {
+        Scope::authorized(&self.actor, action, team_id, tessera_core::Mode::Live)
+            .ok_or(WebError::StaffOnly)
+    }
+
     /// Asks the policy about a platform (staff) action.
     pub fn authorize_platform(&self, action: Action) -> WebResult<()> {
         if can(&self.actor, action, None) {

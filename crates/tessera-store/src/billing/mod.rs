@@ -578,6 +578,44 @@ impl CrossTenant {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A team's billing account, for the billing jobs (which act for no one's request).
+    pub async fn billing_account_of(&self, team: &TeamId) -> StoreResult<BillingAccount> {
+        let mut conn = self.store.writer.acquire().await?;
+        account_in(&mut conn, team.as_str(), "").await
+    }
+
+    /// An audit entry in a team's log from a billing job or the provider's webhook.
+    pub async fn record_billing_audit(
+        &self,
+        team: &TeamId,
+        event: &crate::NewAuditEvent,
+    ) -> StoreResult<()> {
+        let mut conn = self.store.writer.acquire().await?;
+        crate::audit::insert(&mut conn, Some(team.as_str()), event).await
+    }
+
+    /// The addresses of a team's people with one of `roles` (whom billing mail goes to).
+    pub async fn team_emails(
+        &self,
+        team: &TeamId,
+        roles: &[tessera_core::Role],
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT email, role FROM users WHERE team_id = $1 ORDER BY email")
+                .bind(team.as_str())
+                .fetch_all(&self.store.reader)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, role)| {
+                role.as_deref()
+                    .and_then(|r| r.parse::<tessera_core::Role>().ok())
+                    .is_some_and(|r| roles.contains(&r))
+            })
+            .map(|(email, _)| email)
+            .collect())
+    }
+
     /// The invoice-status change a provider's webhook reports (`paid` after a charge the
     /// payment job did not see end). Only an open invoice moves; then its team and number.
     pub async fn mark_invoice_paid(
