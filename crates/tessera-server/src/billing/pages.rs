@@ -69,6 +69,9 @@ struct BillingPage {
     limit_error: Option<String>,
     by_type: Vec<UsageLine>,
     by_project: Vec<UsageLine>,
+    /// Tasks of this month that an earlier close this month already invoiced: the breakdown
+    /// covers the month, the count and accrued balance what the next close invoices.
+    invoiced_this_month: i64,
     chart: String,
     chart_days: i64,
     invoices: Vec<InvoiceRow>,
@@ -175,7 +178,9 @@ async fn billing_page(
             .map(|l| Money::new(l, currency).amount_string())
             .unwrap_or_default()
     });
+    let month_tasks: i64 = by_type.iter().map(|u| u.completed_tasks).sum();
     Ok(BillingPage {
+        invoiced_this_month: (month_tasks - overview.totals.completed_tasks).max(0),
         layout: Layout::signed_in("Billing", who, "/billing"),
         enterprise: overview.account.plan == Plan::Enterprise,
         plan: plan_label(overview.account.plan).to_owned(),

@@ -303,6 +303,21 @@ async fn staff_manage_billing(backend: Backend) {
         .submit(&format!("{team_page}/close"), &[("confirm", "yes")])
         .await;
     assert!(page.body.contains("nothing to close"), "{}", page.body);
+    // The team's Billing page: nothing unbilled, and the month's breakdown says why it still
+    // shows the two tasks.
+    let billing = admin.visit("/billing").await;
+    assert!(
+        billing.body.contains("<dd id=\"completed-tasks\">0</dd>"),
+        "{}",
+        billing.body
+    );
+    assert!(
+        billing
+            .body
+            .contains("they include 2 tasks already invoiced this month"),
+        "{}",
+        billing.body
+    );
     let (status, invoices) = live.get("/billing/invoices").await;
     assert_eq!(status, 200);
     let invoice = &invoices["docs"][0];
