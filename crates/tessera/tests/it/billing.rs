@@ -4,8 +4,8 @@
 //! the schema, the spend limit's 402 for live tasks only, and billing read by a test key.
 
 use serde_json::json;
-use tessera_core::{billing::PaymentStatus, ids::TeamId, Email};
-use tessera_store::{CloseOutcome, LabelerScope, NewPrice, Queue};
+use tessera_core::billing::PaymentStatus;
+use tessera_store::{CloseOutcome, LabelerScope, NewPrice};
 
 use crate::{backend_test, helpers::*};
 
@@ -14,16 +14,7 @@ async fn billing_flow(backend: Backend) {
     let mut admin = app.sign_up("owner@billing.test", "Billing Co").await;
     let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
     let test = Api::new(&app, &create_key(&mut admin, "test", "ci").await);
-    let user = app
-        .store
-        .find_user_by_email(&Email::parse("owner@billing.test").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let team_id = user.team_id.clone().unwrap();
-    let scope = team_scope(&team_id);
-    let labeler =
-        LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id.clone())));
+    let (_, scope, labeler) = team_of(&app, "owner@billing.test").await;
 
     let mut ids = Vec::new();
     for n in 0..3 {
@@ -264,16 +255,7 @@ async fn racing_closers(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("race@billing.test", "Race Co").await;
     let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
-    let user = app
-        .store
-        .find_user_by_email(&Email::parse("race@billing.test").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let team_id = user.team_id.clone().unwrap();
-    let scope = team_scope(&team_id);
-    let labeler =
-        LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id.clone())));
+    let (_, scope, labeler) = team_of(&app, "race@billing.test").await;
     for n in 0..30 {
         let (status, _) = live
             .post("/task/categorization", categorization(&format!("r{n}")))

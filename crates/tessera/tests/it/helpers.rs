@@ -768,6 +768,41 @@ pub async fn join_as(app: &TestApp, admin: &mut Browser, email: &str, role: &str
     b
 }
 
+/// The team of the user signed up as `email`: its id, its scope, and that user as a labeler
+/// of the team's own queue (the billing tests complete tasks this way).
+pub async fn team_of(
+    app: &TestApp,
+    email: &str,
+) -> (String, tessera_store::Scope, tessera_store::LabelerScope) {
+    let user = app
+        .store
+        .find_user_by_email(&tessera_core::Email::parse(email).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let team_id = user.team_id.clone().unwrap();
+    let labeler = tessera_store::LabelerScope::operator(
+        &user.id,
+        tessera_store::Queue::Team(tessera_core::ids::TeamId::from_stored(team_id.clone())),
+    );
+    (team_id.clone(), team_scope(&team_id), labeler)
+}
+
+/// A staff user `support@tessera.test`, created and signed in.
+pub async fn staff_browser(app: &TestApp) -> Browser {
+    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
+        .await
+        .unwrap();
+    let mut staff = app.browser();
+    staff
+        .post_form(
+            "/login",
+            &[("email", "support@tessera.test"), ("password", PASSWORD)],
+        )
+        .await;
+    staff
+}
+
 /// A categorization task with the given instruction.
 pub fn categorization(instruction: &str) -> serde_json::Value {
     serde_json::json!({

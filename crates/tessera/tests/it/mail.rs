@@ -128,16 +128,7 @@ async fn without_smtp_mail_is_held_for_the_staff_console(backend: Backend) {
     })
     .await;
 
-    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
-        .await
-        .unwrap();
-    let mut staff = app.browser();
-    staff
-        .post_form(
-            "/login",
-            &[("email", "support@tessera.test"), ("password", PASSWORD)],
-        )
-        .await;
+    let mut staff = staff_browser(&app).await;
     let console = staff.visit("/").await;
     assert!(console.body.contains("Staff console"));
     assert!(console.body.contains("No SMTP server is configured"));
@@ -231,16 +222,7 @@ async fn staff_console_tells_teams_with_one_name_apart(backend: Backend) {
         .unwrap()
         .id;
 
-    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
-        .await
-        .unwrap();
-    let mut staff = app.browser();
-    staff
-        .post_form(
-            "/login",
-            &[("email", "support@tessera.test"), ("password", PASSWORD)],
-        )
-        .await;
+    let mut staff = staff_browser(&app).await;
     let console = staff.visit("/staff").await;
     assert!(
         console.body.contains(&anvils_id) && console.body.contains(&rockets_id),

@@ -1,9 +1,6 @@
 //! The spend limit's emails: at 80 % and at 100 % of the monthly limit the team's Managers and
 //! Admin are mailed once per level (Members are not), and at 100 % live creation is refused.
 
-use tessera_core::{ids::TeamId, Email};
-use tessera_store::{LabelerScope, Queue};
-
 use crate::{backend_test, helpers::*};
 
 /// Messages to `to` whose text contains `needle`.
@@ -28,16 +25,7 @@ async fn spend_alerts_reach_managers_and_admin(backend: Backend) {
     join_as(&app, &mut admin, "manager@alerts.test", "manager").await;
     join_as(&app, &mut admin, "member@alerts.test", "member").await;
     let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
-    let user = app
-        .store
-        .find_user_by_email(&Email::parse("admin@alerts.test").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let labeler = LabelerScope::operator(
-        &user.id,
-        Queue::Team(TeamId::from_stored(user.team_id.clone().unwrap())),
-    );
+    let (_, _, labeler) = team_of(&app, "admin@alerts.test").await;
     // 10 cents a month; a categorization costs 8.
     let page = admin
         .submit("/billing/spend-limit", &[("spend_limit", "0.10")])

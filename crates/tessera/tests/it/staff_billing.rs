@@ -2,8 +2,8 @@
 //! credits and "close now", each audited in the team's log; bad input shows the page again
 //! with the message and changes nothing; only staff get in.
 
-use tessera_core::{billing::Plan, ids::TeamId, Email};
-use tessera_store::{now_ms, LabelerScope, Queue};
+use tessera_core::billing::Plan;
+use tessera_store::now_ms;
 
 use crate::{backend_test, helpers::*};
 
@@ -11,26 +11,8 @@ async fn staff_manage_billing(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("admin@staffbill.test", "Staff Bill Co").await;
     let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
-    let user = app
-        .store
-        .find_user_by_email(&Email::parse("admin@staffbill.test").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let team_id = user.team_id.clone().unwrap();
-    let scope = team_scope(&team_id);
-    let labeler =
-        LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id.clone())));
-    tessera_server::staff::support::create_staff(&app.store, "support@tessera.test", PASSWORD)
-        .await
-        .unwrap();
-    let mut staff = app.browser();
-    staff
-        .post_form(
-            "/login",
-            &[("email", "support@tessera.test"), ("password", PASSWORD)],
-        )
-        .await;
+    let (team_id, scope, labeler) = team_of(&app, "admin@staffbill.test").await;
+    let mut staff = staff_browser(&app).await;
     let team_page = format!("/staff/billing/teams/{team_id}");
     let book_price = |prices: Vec<tessera_store::Price>, task_type: &str| {
         prices

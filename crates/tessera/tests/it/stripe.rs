@@ -5,9 +5,9 @@
 //! event once.
 
 use serde_json::json;
-use tessera_core::{billing::PaymentStatus, ids::TeamId, Email};
+use tessera_core::{billing::PaymentStatus, Email};
 use tessera_server::{billing::provider::webhook, state::Wrote};
-use tessera_store::{CloseOutcome, LabelerScope, Queue};
+use tessera_store::CloseOutcome;
 
 use crate::{backend_test, helpers::*};
 
@@ -93,15 +93,7 @@ async fn cards_and_charges(backend: Backend) {
         .await;
     let mut admin = app.sign_up("admin@pay.test", "Pay Co").await;
     let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
-    let user = app
-        .store
-        .find_user_by_email(&Email::parse("admin@pay.test").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let team_id = user.team_id.clone().unwrap();
-    let scope = team_scope(&team_id);
-    let labeler = LabelerScope::operator(&user.id, Queue::Team(TeamId::from_stored(team_id)));
+    let (_, scope, labeler) = team_of(&app, "admin@pay.test").await;
 
     let billing = admin.visit("/billing").await;
     assert!(
