@@ -2,9 +2,9 @@
 //! usage record that freezes the price in effect when its task completes.
 
 use sqlx::{any::AnyRow, Row};
-use tessera_core::billing::{alert_level, month_start, PriceSource, ANY_TASK_TYPE};
+use tessera_core::billing::{alert_level, month_start, ANY_TASK_TYPE};
 
-use super::{account_in, word};
+use super::account_in;
 use crate::{new_id, now_ms, Scope, Store, StoreResult};
 
 /// A price row of the book (`team_id` `None`) or of one team.
@@ -46,51 +46,26 @@ fn price_from_row(row: &AnyRow, team: bool) -> StoreResult<Price> {
     })
 }
 
-/// The price frozen into a usage record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Frozen {
-    price_id: String,
-    unit_amount: i64,
-    source: PriceSource,
-}
-
-/// The price in effect for `team_id`'s `task_type` at `at` in `currency`: the team's own
-/// price, else the book's for the type, else the book's `*` row.
-async fn price_at(
-    conn: &mut sqlx::AnyConnection,
-    team_id: &str,
-    task_type: &str,
-    currency: &str,
-    at: i64,
-) -> StoreResult<Option<Frozen>> {
-    let row: Option<(String, i64, String)> = sqlx::query_as(
-        "SELECT id, unit_amount, source FROM (\
-           SELECT id, unit_amount, 'team' AS source, 0 AS rank, effective_from FROM team_prices \
-             WHERE team_id = $1 AND task_type = $2 AND currency = $3 AND effective_from <= $4 \
-           UNION ALL \
-           SELECT id, unit_amount, 'book' AS source, 1 AS rank, effective_from FROM price_book \
-             WHERE task_type = $2 AND currency = $3 AND effective_from <= $4 \
-           UNION ALL \
-           SELECT id, unit_amount, 'book' AS source, 2 AS rank, effective_from FROM price_book \
-             WHERE task_type = $5 AND currency = $3 AND effective_from <= $4\
-         ) AS candidates ORDER BY rank, effective_from DESC LIMIT 1",
-    )
-    .bind(team_id)
-    .bind(task_type)
-    .bind(currency)
-    .bind(at)
-    .bind(ANY_TASK_TYPE)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(|(price_id, unit_amount, source)| {
-        Ok(Frozen {
-            price_id,
-            unit_amount,
-            source: word(&source)?,
-        })
-    })
-    .transpose()
-}
+/// The usage record of a completed live task, with the price in effect at `$7` frozen into
+/// it: the team's own price for the type, else the book's, else the book's `*` row, each in the
+/// account's currency. One statement, so completion pays one round trip for the price and the
+/// record; no row comes back when the team has no billing account yet.
+const INSERT_PRICED_USAGE: &str = "INSERT INTO usage_records (id, team_id, task_id, project_id, \
+     task_type, labeled_by, completed_at, unit_amount, currency, price_source, price_id) \
+     SELECT $1, a.team_id, $3, $4, $5, $6, $7, c.unit_amount, \
+       CASE WHEN c.id IS NULL THEN NULL ELSE a.currency END, c.source, c.id \
+     FROM billing_accounts a LEFT JOIN (\
+       SELECT id, unit_amount, currency, 'team' AS source, 0 AS rank, effective_from \
+         FROM team_prices WHERE team_id = $2 AND task_type = $5 AND effective_from <= $7 \
+       UNION ALL \
+       SELECT id, unit_amount, currency, 'book' AS source, 1 AS rank, effective_from \
+         FROM price_book WHERE task_type = $5 AND effective_from <= $7 \
+       UNION ALL \
+       SELECT id, unit_amount, currency, 'book' AS source, 2 AS rank, effective_from \
+         FROM price_book WHERE task_type = $8 AND effective_from <= $7\
+     ) AS c ON c.currency = a.currency \
+     WHERE a.team_id = $2 ORDER BY c.rank, c.effective_from DESC LIMIT 1 \
+     RETURNING unit_amount";
 
 /// What a completed live task bills, written in the transaction that completes it: the usage
 /// record with the price in effect now, and this month's accrued amount (for the spend limit;
@@ -105,28 +80,27 @@ pub(crate) async fn record_usage(
     labeled_by: &str,
     now: i64,
 ) -> StoreResult<()> {
-    let account = account_in(&mut *conn, team_id, "").await?;
-    let currency = account.currency.as_str();
-    let price = price_at(&mut *conn, team_id, task_type, currency, now).await?;
-    sqlx::query(
-        "INSERT INTO usage_records (id, team_id, task_id, project_id, task_type, labeled_by, \
-         completed_at, unit_amount, currency, price_source, price_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(new_id("use"))
-    .bind(team_id)
-    .bind(task_id)
-    .bind(project_id)
-    .bind(task_type)
-    .bind(labeled_by)
-    .bind(now)
-    .bind(price.as_ref().map(|p| p.unit_amount))
-    .bind(price.as_ref().map(|_| currency))
-    .bind(price.as_ref().map(|p| p.source.as_str()))
-    .bind(price.as_ref().map(|p| p.price_id.as_str()))
-    .execute(&mut *conn)
-    .await?;
-    let Some(price) = price else {
+    let mut recorded: Option<(Option<i64>,)> = None;
+    for attempt in 0..2 {
+        if attempt == 1 {
+            account_in(&mut *conn, team_id, "").await?;
+        }
+        recorded = sqlx::query_as(INSERT_PRICED_USAGE)
+            .bind(new_id("use"))
+            .bind(team_id)
+            .bind(task_id)
+            .bind(project_id)
+            .bind(task_type)
+            .bind(labeled_by)
+            .bind(now)
+            .bind(ANY_TASK_TYPE)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if recorded.is_some() {
+            break;
+        }
+    }
+    let Some((Some(unit_amount),)) = recorded else {
         return Ok(());
     };
     let month = month_start(now);
@@ -139,7 +113,7 @@ pub(crate) async fn record_usage(
          WHERE team_id = $3 RETURNING accrued_amount, spend_limit, alert_level",
     )
     .bind(month)
-    .bind(price.unit_amount)
+    .bind(unit_amount)
     .bind(team_id)
     .fetch_one(&mut *conn)
     .await?;
