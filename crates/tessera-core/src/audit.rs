@@ -40,6 +40,11 @@ word_enum!(
         InvoicePaymentFailed = "invoice.payment_failed",
         SpendLimitChanged = "spend_limit.changed",
         PaymentMethodUpdated = "payment_method.updated",
+        IntegrationAdded = "integration.added",
+        IntegrationVerified = "integration.verified",
+        IntegrationRemoved = "integration.removed",
+        AttachmentProxyChanged = "attachment_proxy.changed",
+        AttachmentReported = "attachment.reported",
     }
 );
 

@@ -164,6 +164,10 @@ id_type!(
     /// An email address a team registered as a callback target.
     CallbackEmailId = "cbe"
 );
+id_type!(
+    /// A cloud storage integration (a team's delegated access to its buckets).
+    IntegrationId = "stor"
+);
 
 #[cfg(test)]
 mod tests {

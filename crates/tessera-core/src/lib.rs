@@ -10,6 +10,7 @@ pub mod billing;
 pub mod client_ip;
 pub mod email;
 pub mod ids;
+pub mod integrations;
 pub mod mode;
 pub mod money;
 pub mod policy;

@@ -190,6 +190,7 @@ impl Action {
                 | EditTeamDetails
                 | ViewAuditLog
                 | ManageApiKeys
+                | ManageIntegrations
         )
     }
 }

@@ -61,6 +61,40 @@ pub struct Config {
     /// Delays between charge attempts of an invoice after a failure (default 1, 3 and 5 days);
     /// when used up the invoice's payment is `failed` until the Admin saves a new card.
     pub payment_retry: RetrySchedule,
+    /// The platform's own AWS identity, which assumes customers' IAM roles (with each team's
+    /// external ID); `None`: role integrations cannot be verified or used, access keys can.
+    pub aws: Option<PlatformAws>,
+}
+
+/// The operator's AWS credentials (never a team's, never the machine's ambient identity).
+#[derive(Clone)]
+pub struct PlatformAws {
+    pub access_key_id: String,
+    /// Never logged.
+    pub secret_access_key: String,
+    pub region: String,
+    /// STS endpoint; `None`: `https://sts.{region}.amazonaws.com` (tests point it at moto).
+    pub sts_endpoint: Option<Url>,
+}
+
+impl PlatformAws {
+    /// The STS endpoint requests go to.
+    pub fn sts_url(&self) -> String {
+        match &self.sts_endpoint {
+            Some(url) => url.as_str().to_owned(),
+            None => format!("https://sts.{}.amazonaws.com/", self.region),
+        }
+    }
+}
+
+impl std::fmt::Debug for PlatformAws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformAws")
+            .field("access_key_id", &self.access_key_id)
+            .field("region", &self.region)
+            .field("sts_endpoint", &self.sts_endpoint.as_ref().map(Url::as_str))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Stripe's keys and where its API and Stripe.js live.
@@ -141,6 +175,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             stripe: None,
             payment_retry: default_payment_retry(),
+            aws: None,
         }
     }
 

@@ -81,6 +81,12 @@ impl Purpose {
         Self::new("team_secret", &[team_id, kind.as_str(), mode.as_str()])
     }
 
+    /// A storage integration's secret (`storage_integrations.secret_sealed`), bound to its
+    /// team and row, so a ciphertext copied to another team's row does not open.
+    pub fn integration_secret(team_id: &str, integration_id: &str) -> Self {
+        Self::new("integration_secret", &[team_id, integration_id])
+    }
+
     /// A mail body in the outbox (`mail_outbox.body_sealed`), bound to its recipient.
     pub fn mail_body(to: &str) -> Self {
         Self::new("mail_body", &[to])

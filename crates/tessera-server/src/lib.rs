@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod files;
 pub mod health;
 pub mod housekeeping;
+pub mod integrations;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(labeling::router())
         .merge(audit::router())
         .merge(billing::router())
+        .merge(integrations::router())
         .merge(staff::router())
         // Unknown pages get the 404 page, in the signed-in frame for people signed in.
         .fallback(health::not_found)

@@ -37,6 +37,8 @@ pub struct Inner {
     pub payments: Option<Arc<dyn crate::billing::provider::PaymentProvider>>,
     /// Wakes the charge job as soon as this process opened an invoice to charge.
     pub charges_due: Notify,
+    /// Clients of teams' cloud storage buckets (built from their integrations only).
+    pub storage: crate::integrations::clients::StorageClients,
 }
 
 impl AppState {
@@ -55,8 +57,19 @@ impl AppState {
             .expect("the HTTP client builds");
             Arc::new(provider) as Arc<dyn crate::billing::provider::PaymentProvider>
         });
+        let sts = config.aws.clone().map(|aws| {
+            // The operator's own endpoint: not a customer URL, so private addresses are fine.
+            let http = outbound::client(true, std::time::Duration::from_secs(15));
+            crate::integrations::sts::Sts::new(aws, http)
+        });
+        let storage = crate::integrations::clients::StorageClients::new(
+            config.master_key.clone(),
+            sts,
+            config.allow_private_callbacks,
+        );
         Self(Arc::new(Inner {
             store,
+            storage,
             test_tasks: crate::quota::HourlyBudget::new(config.team_test_tasks_per_hour),
             config,
             csrf_key,

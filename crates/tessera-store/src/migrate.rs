@@ -35,6 +35,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     8 "key_nonces_attempt_requests" "0008_key_nonces_attempt_requests.sql",
     9 "task_counts_sharded" "0009_task_counts_sharded.sql",
     10 "billing" "0010_billing.sql",
+    11 "integrations" "0011_integrations.sql",
 };
 
 /// Checksums a released migration once had besides its current one, accepted when found in
@@ -214,6 +215,10 @@ mod tests {
             (
                 10,
                 "243377ff07af2299c205d9fee282c058e3d2703eeb92f813dcea8ff032215de0",
+            ),
+            (
+                11,
+                "ba9fa86ccefc65b190be1ca5d4ec21b9024ab2e7af21dd86a4b092263cb0600e",
             ),
         ];
         let actual: Vec<(i64, String)> = MIGRATIONS

@@ -29,6 +29,12 @@ pub enum SealedValue {
         previous: bool,
         sealed: String,
     },
+    /// `storage_integrations.secret_sealed`.
+    IntegrationSecret {
+        id: String,
+        team_id: TeamId,
+        sealed: String,
+    },
     /// `mail_outbox.body_sealed`.
     MailBody {
         id: String,
@@ -43,6 +49,7 @@ impl SealedValue {
         match self {
             SealedValue::ApiKey { sealed, .. }
             | SealedValue::TeamSecret { sealed, .. }
+            | SealedValue::IntegrationSecret { sealed, .. }
             | SealedValue::MailBody { sealed, .. } => sealed,
         }
     }
@@ -63,6 +70,9 @@ impl SealedValue {
                 kind.as_str(),
                 mode.as_str()
             ),
+            SealedValue::IntegrationSecret { id, team_id, .. } => {
+                format!("storage integration {id} of team {team_id}")
+            }
             SealedValue::MailBody { id, .. } => format!("mail {id}"),
         }
     }
@@ -94,6 +104,7 @@ impl CrossTenant {
         let mut tx = self.store.writer.begin().await.map_err(StoreError::from)?;
         reseal_api_keys(&mut tx, &mut reseal, &mut counts).await?;
         reseal_team_secrets(&mut tx, &mut reseal, &mut counts).await?;
+        reseal_integration_secrets(&mut tx, &mut reseal, &mut counts).await?;
         reseal_mail_bodies(&mut tx, &mut reseal, &mut counts).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(counts)
@@ -215,6 +226,55 @@ where
                     .map_err(StoreError::from)?;
                 counts.add(done.rows_affected());
             }
+        }
+    }
+    Ok(())
+}
+
+/// Re-seals the storage integrations' secrets (a role has none).
+async fn reseal_integration_secrets<E, F>(
+    conn: &mut AnyConnection,
+    reseal: &mut F,
+    counts: &mut ResealCounts,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    F: FnMut(&SealedValue) -> Result<Option<String>, E>,
+{
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, team_id, secret_sealed FROM storage_integrations \
+             WHERE id > $1 AND secret_sealed IS NOT NULL ORDER BY id LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id").map_err(StoreError::from)?;
+        for row in &rows {
+            let value = SealedValue::IntegrationSecret {
+                id: row.try_get("id").map_err(StoreError::from)?,
+                team_id: TeamId::from_stored(row.try_get("team_id").map_err(StoreError::from)?),
+                sealed: row.try_get("secret_sealed").map_err(StoreError::from)?,
+            };
+            counts.examined += 1;
+            let Some(new) = reseal(&value)? else { continue };
+            let done = sqlx::query(
+                "UPDATE storage_integrations SET secret_sealed = $1 WHERE id = $2 AND secret_sealed = $3",
+            )
+            .bind(&new)
+            .bind(match &value {
+                SealedValue::IntegrationSecret { id, .. } => id.as_str(),
+                _ => unreachable!("built above"),
+            })
+            .bind(value.sealed())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            counts.add(done.rows_affected());
         }
     }
     Ok(())

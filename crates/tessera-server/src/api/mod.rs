@@ -36,6 +36,7 @@ pub struct ErrorBody {
         (name = "batches", description = "Batches of tasks"),
         (name = "files", description = "Uploaded and imported attachments"),
         (name = "teams", description = "Teammates and invitations"),
+        (name = "integrations", description = "Cloud storage integrations: private S3, GCS and Azure buckets for attachments"),
     )
 )]
 struct ApiDoc;
@@ -66,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::files::api_router())
         .merge(crate::team::api_router())
         .merge(crate::billing::api_router())
+        .merge(crate::integrations::api_router())
         .merge(crate::invitations::api_router())
         .split_for_parts();
     let document = openapi.to_json().unwrap_or_else(|_| "{}".into());

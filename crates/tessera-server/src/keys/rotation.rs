@@ -15,6 +15,9 @@ pub fn purpose_of(value: &SealedValue) -> Purpose {
             mode,
             ..
         } => Purpose::team_secret(team_id.as_str(), *kind, *mode),
+        SealedValue::IntegrationSecret { id, team_id, .. } => {
+            Purpose::integration_secret(team_id.as_str(), id)
+        }
         SealedValue::MailBody { to, .. } => Purpose::mail_body(to),
     }
 }

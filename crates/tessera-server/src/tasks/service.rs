@@ -195,6 +195,8 @@ pub async fn create_task(
         ),
         Mode::Live => (TaskStatus::Pending, None),
     };
+    let params = Value::Object(req.params);
+    crate::integrations::service::check_attachments(store, scope, &params).await??;
     let callback_url = match req.callback_url {
         Some(url) => Some(url),
         None => defaults.callback_url(store, scope).await?,
@@ -213,7 +215,7 @@ pub async fn create_task(
         unique_id: req.unique_id,
         callback_url,
         instruction: req.instruction,
-        params: Value::Object(req.params),
+        params,
         metadata: req.metadata,
         tags: req.tags,
         response,

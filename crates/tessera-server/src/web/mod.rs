@@ -116,6 +116,9 @@ impl Layout {
         if allowed(Action::ViewBilling) {
             add("/billing", "Billing");
         }
+        if allowed(Action::ManageIntegrations) {
+            add("/integrations", "Integrations");
+        }
         if matches!(who.actor, Actor::Staff { .. }) {
             add("/staff", "Staff console");
         }

@@ -123,6 +123,20 @@ pub(super) struct ServeArgs {
     /// Delays between charge attempts of an invoice after failures (e.g. 1d,3d,5d, the default).
     #[arg(long, env = "TESSERA_PAYMENT_RETRY_SCHEDULE", value_parser = parse_schedule_arg)]
     payment_retry_schedule: Option<RetrySchedule>,
+    /// Access key ID of the platform's own AWS identity, which assumes customers' IAM roles
+    /// (each with the team's external ID). Tessera never uses the machine's ambient AWS
+    /// credentials (AWS_* variables, instance metadata).
+    #[arg(long, env = "TESSERA_AWS_ACCESS_KEY_ID")]
+    aws_access_key_id: Option<String>,
+    /// Secret access key of the platform's AWS identity.
+    #[arg(long, env = "TESSERA_AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    aws_secret_access_key: Option<String>,
+    /// Region of the platform's STS calls.
+    #[arg(long, env = "TESSERA_AWS_REGION", default_value = "us-east-1")]
+    aws_region: String,
+    /// STS endpoint (default https://sts.REGION.amazonaws.com; tests point it at moto).
+    #[arg(long, env = "TESSERA_AWS_STS_ENDPOINT")]
+    aws_sts_endpoint: Option<Url>,
 }
 
 impl ServeArgs {
@@ -207,6 +221,32 @@ impl ServeArgs {
         if let Some(schedule) = self.payment_retry_schedule {
             config.payment_retry = schedule;
         }
+        config.aws = match (
+            nonempty(self.aws_access_key_id),
+            nonempty(self.aws_secret_access_key),
+        ) {
+            (None, None) => None,
+            (Some(access_key_id), Some(secret_access_key)) => {
+                tessera_core::integrations::validate_access_key(&access_key_id, &secret_access_key)
+                    .map_err(|e| {
+                        anyhow::anyhow!("--aws-access-key-id / --aws-secret-access-key: {e}")
+                    })?;
+                let region = tessera_core::integrations::clean_region(&self.aws_region)
+                    .map_err(|e| anyhow::anyhow!("--aws-region: {e}"))?;
+                if let Some(url) = &self.aws_sts_endpoint {
+                    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                        bail!("--aws-sts-endpoint must be an http:// or https:// URL");
+                    }
+                }
+                Some(tessera_server::config::PlatformAws {
+                    access_key_id,
+                    secret_access_key,
+                    region,
+                    sts_endpoint: self.aws_sts_endpoint,
+                })
+            }
+            _ => bail!("--aws-access-key-id and --aws-secret-access-key go together"),
+        };
         Ok(config)
     }
 }
@@ -249,6 +289,15 @@ fn print_banner(addr: SocketAddr, config: &Config) {
         None => "not configured (no --stripe-secret-key): invoices open without a charge".into(),
     };
     println!("  Payments: {payments}.");
+    let roles = match &config.aws {
+        Some(aws) => format!(
+            "IAM roles assumed as {} through {}",
+            aws.access_key_id,
+            aws.sts_url()
+        ),
+        None => "access keys only (no --aws-access-key-id: IAM roles cannot be assumed)".into(),
+    };
+    println!("  Cloud storage: {roles}.");
     println!(
         "  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`."
     );

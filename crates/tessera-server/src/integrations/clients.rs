@@ -1,0 +1,455 @@
+//! Clients for a team's buckets, built from its integration only: explicit credentials every
+//! time (never the machine's environment, instance metadata or default credentials — the
+//! platform's access must not leak to a team that has none), every request through the
+//! outbound guard, and kept warm per integration and bucket.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use object_store::{
+    aws::{AmazonS3, AmazonS3Builder},
+    azure::{MicrosoftAzure, MicrosoftAzureBuilder},
+    client::{HttpClient, HttpConnector},
+    gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder},
+    path::Path,
+    signer::Signer,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt,
+    RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+use tessera_core::integrations::{AccessProblem, CredentialKind, Provider};
+use tessera_store::StorageIntegration;
+
+use super::sts::{AssumedRole, Sts, StsError};
+use crate::{
+    crypto::{MasterKey, Purpose},
+    outbound,
+};
+
+/// Time allowed for one storage request (a 50 MiB attachment streams well within it).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Warm clients kept; beyond it the cache starts again (clients are cheap to rebuild).
+const MAX_CACHED: usize = 1024;
+
+/// An integration's settings that are not secret (stored as JSON, shown on the page).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IntegrationSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A custom endpoint (S3-compatible stores, emulators); checked by the outbound guard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_email: Option<String>,
+}
+
+impl IntegrationSettings {
+    pub fn of(integration: &StorageIntegration) -> Self {
+        serde_json::from_value(integration.settings.clone()).unwrap_or_default()
+    }
+}
+
+/// Requests to a team's storage go through the outbound guard: its DNS check drops private
+/// answers (unless allowed), and it ignores proxy variables.
+#[derive(Debug, Clone, Copy)]
+struct GuardedConnector {
+    allow_private: bool,
+}
+
+impl HttpConnector for GuardedConnector {
+    fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        Ok(HttpClient::new(outbound::client(
+            self.allow_private,
+            REQUEST_TIMEOUT,
+        )))
+    }
+}
+
+/// One bucket of one integration, ready to read and sign.
+#[derive(Debug, Clone)]
+pub enum BucketClient {
+    S3(Arc<AmazonS3>, Option<Arc<AssumedRole>>),
+    Gcs(Arc<GoogleCloudStorage>),
+    Azure(Arc<MicrosoftAzure>),
+}
+
+impl BucketClient {
+    fn store(&self) -> &dyn ObjectStore {
+        match self {
+            BucketClient::S3(s, _) => s.as_ref(),
+            BucketClient::Gcs(s) => s.as_ref(),
+            BucketClient::Azure(s) => s.as_ref(),
+        }
+    }
+
+    /// A URL that reads `key` for `expires_in` without credentials.
+    pub async fn signed_url(
+        &self,
+        key: &str,
+        expires_in: Duration,
+    ) -> object_store::Result<url::Url> {
+        let path = Path::from(key);
+        let method = axum::http::Method::GET;
+        match self {
+            BucketClient::S3(s, _) => s.signed_url(method, &path, expires_in).await,
+            BucketClient::Gcs(s) => s.signed_url(method, &path, expires_in).await,
+            BucketClient::Azure(s) => s.signed_url(method, &path, expires_in).await,
+        }
+    }
+
+    /// Reads `key` (the whole object, streamed by the caller).
+    pub async fn get(&self, key: &str) -> object_store::Result<GetResult> {
+        self.store().get(&Path::from(key)).await
+    }
+
+    /// Reads the first byte of `key`: proves read access without downloading the object.
+    pub async fn probe(&self, key: &str) -> object_store::Result<()> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(0..1)),
+            ..Default::default()
+        };
+        match self.store().get_opts(&Path::from(key), options).await {
+            Ok(result) => result.bytes().await.map(|_| ()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The first object in the bucket (`None`: it is empty): proves list access.
+    pub async fn first_object(&self) -> object_store::Result<Option<String>> {
+        use futures_util::StreamExt;
+        let mut listing = self.store().list(None);
+        match listing.next().await {
+            Some(Ok(meta)) => Ok(Some(meta.location.to_string())),
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Makes and keeps the clients of every team's buckets.
+pub struct StorageClients {
+    master: MasterKey,
+    sts: Option<Sts>,
+    allow_private: bool,
+    cache: Mutex<HashMap<String, BucketClient>>,
+}
+
+impl std::fmt::Debug for StorageClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageClients")
+            .field("sts", &self.sts)
+            .field("allow_private", &self.allow_private)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageClients {
+    pub fn new(master: MasterKey, sts: Option<Sts>, allow_private: bool) -> Self {
+        Self {
+            master,
+            sts,
+            allow_private,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The platform's STS client (`None`: no platform AWS credentials configured).
+    pub fn sts(&self) -> Option<&Sts> {
+        self.sts.as_ref()
+    }
+
+    /// The client of `bucket` (as stored: `account/container` on Azure) through
+    /// `integration`, whose team's external ID is `external_id`.
+    pub fn client(
+        &self,
+        integration: &StorageIntegration,
+        bucket: &str,
+        external_id: &str,
+    ) -> Result<BucketClient, AccessProblem> {
+        let key = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            integration.id,
+            bucket,
+            integration.secret_fingerprint.as_deref().unwrap_or(""),
+            integration.settings
+        );
+        if let Some(client) = self.cache.lock().expect("cache lock").get(&key) {
+            return Ok(client.clone());
+        }
+        let client = self.build(integration, bucket, external_id)?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Drops the warm clients of an integration (after it is removed).
+    pub fn forget(&self, integration_id: &str) {
+        let prefix = format!("{integration_id}\u{0}");
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .retain(|k, _| !k.starts_with(&prefix));
+    }
+
+    fn secret(&self, integration: &StorageIntegration) -> Result<String, AccessProblem> {
+        let sealed = integration
+            .secret_sealed
+            .as_deref()
+            .ok_or(AccessProblem::BadCredentials)?;
+        let purpose = Purpose::integration_secret(&integration.team_id, integration.id.as_str());
+        let plain = self.master.open(&purpose, sealed).map_err(|_| AccessProblem::Other {
+            detail: "the stored credential cannot be opened with this installation's master key; remove the integration and add it again".into(),
+        })?;
+        String::from_utf8(plain).map_err(|_| AccessProblem::BadCredentials)
+    }
+
+    fn build(
+        &self,
+        integration: &StorageIntegration,
+        bucket: &str,
+        external_id: &str,
+    ) -> Result<BucketClient, AccessProblem> {
+        let settings = IntegrationSettings::of(integration);
+        let connector = GuardedConnector {
+            allow_private: self.allow_private,
+        };
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(20),
+        };
+        let build_error = |e: object_store::Error| AccessProblem::Other {
+            detail: e.to_string(),
+        };
+        let endpoint = settings.endpoint.clone();
+        let allow_http = endpoint
+            .as_deref()
+            .is_some_and(|e| e.starts_with("http://"));
+        match integration.kind {
+            CredentialKind::AwsRole | CredentialKind::AwsAccessKey => {
+                let region = settings
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| "us-east-1".into());
+                let path_style = settings
+                    .path_style
+                    .unwrap_or(endpoint.is_some() || bucket.contains('.'));
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(&region)
+                    .with_http_connector(connector)
+                    .with_retry(retry)
+                    .with_allow_http(allow_http)
+                    .with_virtual_hosted_style_request(!path_style);
+                if let Some(endpoint) = &endpoint {
+                    let endpoint = if path_style {
+                        endpoint.clone()
+                    } else {
+                        virtual_host_endpoint(endpoint, bucket)
+                    };
+                    builder = builder.with_endpoint(endpoint);
+                }
+                let (builder, role) = if integration.kind == CredentialKind::AwsRole {
+                    let sts = self.sts.clone().ok_or(AccessProblem::PlatformAwsMissing)?;
+                    let role_arn = settings.role_arn.clone().unwrap_or_default();
+                    let role = Arc::new(AssumedRole::new(
+                        sts,
+                        role_arn,
+                        external_id.to_owned(),
+                        format!("tessera-{}", integration.team_id),
+                    ));
+                    (builder.with_credentials(role.clone()), Some(role))
+                } else {
+                    let secret = self.secret(integration)?;
+                    let builder = builder
+                        .with_access_key_id(settings.access_key_id.clone().unwrap_or_default())
+                        .with_secret_access_key(secret);
+                    (builder, None)
+                };
+                Ok(BucketClient::S3(
+                    Arc::new(builder.build().map_err(build_error)?),
+                    role,
+                ))
+            }
+            CredentialKind::GcsServiceAccount => {
+                let key = self.secret(integration)?;
+                let mut builder = GoogleCloudStorageBuilder::new()
+                    .with_bucket_name(bucket)
+                    .with_service_account_key(key)
+                    .with_http_connector(connector)
+                    .with_retry(retry);
+                if let Some(endpoint) = &endpoint {
+                    builder = builder.with_base_url(endpoint.trim_end_matches('/'));
+                }
+                Ok(BucketClient::Gcs(Arc::new(
+                    builder.build().map_err(build_error)?,
+                )))
+            }
+            CredentialKind::AzureAccountKey | CredentialKind::AzureServicePrincipal => {
+                let (account, container) = bucket.split_once('/').unwrap_or(("", bucket));
+                let secret = self.secret(integration)?;
+                let mut builder = MicrosoftAzureBuilder::new()
+                    .with_account(account)
+                    .with_container_name(container)
+                    .with_http_connector(connector)
+                    .with_retry(retry)
+                    .with_allow_http(allow_http);
+                builder = if integration.kind == CredentialKind::AzureAccountKey {
+                    builder.with_access_key(secret)
+                } else {
+                    builder
+                        .with_tenant_id(settings.tenant_id.clone().unwrap_or_default())
+                        .with_client_id(settings.client_id.clone().unwrap_or_default())
+                        .with_client_secret(secret)
+                };
+                if let Some(endpoint) = &endpoint {
+                    builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_owned());
+                }
+                Ok(BucketClient::Azure(Arc::new(
+                    builder.build().map_err(build_error)?,
+                )))
+            }
+        }
+    }
+}
+
+/// `https://host` → `https://bucket.host` (a virtual-hosted custom endpoint).
+fn virtual_host_endpoint(endpoint: &str, bucket: &str) -> String {
+    match endpoint.split_once("://") {
+        Some((scheme, host)) => format!("{scheme}://{bucket}.{host}"),
+        None => endpoint.to_owned(),
+    }
+}
+
+/// What an object_store error means for the customer.
+pub fn diagnose(
+    provider: Provider,
+    bucket: &str,
+    key: Option<&str>,
+    error: &object_store::Error,
+) -> AccessProblem {
+    let mut text = error.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(sts) = e.downcast_ref::<StsError>() {
+            return sts_problem(sts, None);
+        }
+        text.push_str(" | ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    let bucket = bucket_label(provider, bucket);
+    if has(&["STS refused"]) {
+        return AccessProblem::RoleNotAssumable {
+            role_arn: String::new(),
+        };
+    }
+    if has(&[
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AuthenticationFailed",
+        "InvalidClientTokenId",
+        "invalid_grant",
+        "ExpiredToken",
+        "InvalidAuthenticationInfo",
+        "401 Unauthorized",
+    ]) {
+        return AccessProblem::BadCredentials;
+    }
+    if has(&[
+        "NoSuchBucket",
+        "ContainerNotFound",
+        "The specified bucket does not exist",
+        "bucket does not exist",
+    ]) {
+        return AccessProblem::BucketMissing { bucket };
+    }
+    if has(&[
+        "PermanentRedirect",
+        "AuthorizationHeaderMalformed",
+        "IllegalLocationConstraint",
+        "incorrectly configured region",
+        "301 Moved Permanently",
+    ]) {
+        return AccessProblem::WrongRegionOrEndpoint { bucket };
+    }
+    if has(&[
+        "AccessDenied",
+        "AuthorizationPermissionMismatch",
+        "AuthorizationFailure",
+        "403 Forbidden",
+    ]) {
+        return AccessProblem::AccessDenied { bucket };
+    }
+    if let (Some(key), object_store::Error::NotFound { .. }) = (key, error) {
+        return AccessProblem::ObjectMissing {
+            key: key.to_owned(),
+        };
+    }
+    if matches!(error, object_store::Error::NotFound { .. }) {
+        return AccessProblem::BucketMissing { bucket };
+    }
+    if has(&[
+        "error sending request",
+        "non-public",
+        "dns error",
+        "Connection refused",
+        "timed out",
+        "connect",
+    ]) {
+        return AccessProblem::Unreachable {
+            detail: short(&text),
+        };
+    }
+    AccessProblem::Other {
+        detail: short(&text),
+    }
+}
+
+/// What an STS refusal means (`role_arn`: the role, when known).
+pub fn sts_problem(error: &StsError, role_arn: Option<&str>) -> AccessProblem {
+    match error {
+        StsError::Refused { .. } => AccessProblem::RoleNotAssumable {
+            role_arn: role_arn.unwrap_or("(the integration's role)").to_owned(),
+        },
+        StsError::Unavailable(detail) => AccessProblem::Unreachable {
+            detail: short(detail),
+        },
+    }
+}
+
+fn bucket_label(provider: Provider, bucket: &str) -> String {
+    match provider {
+        Provider::AzureBlob => bucket.split_once('/').map_or(bucket, |(_, c)| c).to_owned(),
+        _ => bucket.to_owned(),
+    }
+}
+
+/// An error's text cut to a length a page can show.
+fn short(text: &str) -> String {
+    let cut: String = text.chars().take(300).collect();
+    if cut.len() < text.len() {
+        format!("{cut}…")
+    } else {
+        cut
+    }
+}
