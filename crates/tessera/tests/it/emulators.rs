@@ -142,7 +142,8 @@ impl AwsUser {
 /// policy's `StringEquals sts:ExternalId` condition (AWS refuses it); `AssumeRole` of a role that
 /// does not exist succeeds; a trust policy's principal must be the caller's exact ARN (an
 /// account or `…:root` principal matches nobody); presigned URLs (query-string auth) get a 500
-/// with enforcement on, and are neither signature- nor expiry-checked with it off.
+/// with enforcement on, and are neither signature- nor expiry-checked with it off; assumed-role
+/// credentials are accepted past their `Expiration` (moto never checks it).
 pub struct Moto {
     pub port: u16,
     /// Allowed everything; what [`Moto::setup`] signs with.
