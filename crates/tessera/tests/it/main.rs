@@ -11,6 +11,7 @@ mod callbacks;
 mod cli;
 mod client_ip;
 mod durability;
+mod emulators;
 mod files;
 mod invariants;
 mod mail;
