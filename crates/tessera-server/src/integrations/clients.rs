@@ -147,6 +147,8 @@ pub struct StorageClients {
     sts: Option<Sts>,
     allow_private: bool,
     cache: Mutex<HashMap<String, BucketClient>>,
+    /// The platform's AWS account id, asked of STS once.
+    platform_account: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for StorageClients {
@@ -165,7 +167,19 @@ impl StorageClients {
             sts,
             allow_private,
             cache: Mutex::new(HashMap::new()),
+            platform_account: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The platform's AWS account id (`None`: no platform credentials); STS is asked once.
+    pub async fn platform_account(&self) -> Option<Result<String, StsError>> {
+        let sts = self.sts.as_ref()?;
+        Some(
+            self.platform_account
+                .get_or_try_init(|| sts.caller_account())
+                .await
+                .cloned(),
+        )
     }
 
     /// The platform's STS client (`None`: no platform AWS credentials configured).

@@ -82,8 +82,7 @@ fn new_external_id() -> String {
 /// The platform's AWS account id customers' roles must trust (`None`: no platform
 /// credentials, or STS did not answer — the page says so).
 pub async fn platform_account(state: &AppState) -> Option<String> {
-    let sts = state.storage.sts()?;
-    match sts.caller_account().await {
+    match state.storage.platform_account().await? {
         Ok(account) => Some(account),
         Err(e) => {
             tracing::warn!(error = %e, "could not read the platform's AWS account");

@@ -169,24 +169,57 @@ fn changed(result: Result<Task, StoreError>) -> ApiResult<Json<Value>> {
 /// Get one task.
 #[utoipa::path(
     get, path = "/v1/task/{task}", tag = "tasks",
-    params(("task" = String, Path, description = "The task id")),
+    params(
+        ("task" = String, Path, description = "The task id"),
+        ("include_attachment_url" = Option<bool>, Query, description = "Add `attachment_url`: for an attachment in a connected bucket a signed URL valid 15 minutes, for a public URL the URL itself"),
+    ),
     responses((status = 200, body = TaskWire), (status = 404, body = ErrorBody)),
 )]
 pub async fn get_task(
     State(state): State<AppState>,
     Authorized { scope, .. }: Authorized<perm::ViewTasks>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     check_id(&id)?;
+    let with_url = match raw.as_deref() {
+        None => false,
+        Some(raw) => QueryPairs::parse(Some(raw))
+            .flag("include_attachment_url")?
+            .unwrap_or(false),
+    };
     let task = state
         .store
         .cached_task(&scope, &id)
         .await?
         .ok_or_else(task_not_found)?;
-    Ok(json_response(&TaskWire {
-        task: &task,
-        limited: false,
-    }))
+    if !with_url {
+        return Ok(json_response(&TaskWire {
+            task: &task,
+            limited: false,
+        }));
+    }
+    let mut body = super::wire::task_json(&task, false);
+    let attachment = task.params.get("attachment").and_then(Value::as_str);
+    if let (Some(url), Value::Object(map)) = (attachment, &mut body) {
+        match crate::integrations::service::signed_url(&state, &scope, url).await {
+            Ok(Some(signed)) => {
+                map.insert("attachment_url".into(), Value::String(signed));
+            }
+            Ok(None) if url.starts_with("https://") || url.starts_with("http://") => {
+                map.insert("attachment_url".into(), Value::String(url.to_owned()));
+            }
+            Ok(None) => {}
+            Err(problem) => {
+                map.insert("attachment_url".into(), Value::Null);
+                map.insert(
+                    "attachment_error".into(),
+                    Value::String(problem.to_string()),
+                );
+            }
+        }
+    }
+    Ok(json_response(&body))
 }
 
 /// List tasks, newest first, 1–100 a page (`limit`), with `next_token` paging and `total`

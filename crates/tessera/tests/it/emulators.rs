@@ -240,16 +240,52 @@ impl Moto {
     /// also checks that moto enforces what the tests rely on (the right external id works, a
     /// wrong one and the untrusting role are refused, `no_s3` is denied the object).
     pub async fn setup(&self, external_id: &str) -> MotoWorld {
+        self.setup_with(external_id, None).await
+    }
+
+    /// Tessera's operator credentials alone (may assume roles and ask who it is): a server
+    /// starts with them before its teams' external IDs exist.
+    pub async fn platform(&self) -> AwsUser {
+        let user = python_json(
+            &[MOTO_WORLD, "platform", &self.endpoint()],
+            &[
+                ("AWS_ACCESS_KEY_ID", &self.admin.access_key_id),
+                ("AWS_SECRET_ACCESS_KEY", &self.admin.secret_access_key),
+            ],
+            "moto_world.py platform",
+        )
+        .await;
+        AwsUser::from_json(&user)
+    }
+
+    /// A customer account whose role trusts `platform` (from [`Moto::platform`]).
+    pub async fn setup_for(&self, external_id: &str, platform: &AwsUser) -> MotoWorld {
+        self.setup_with(external_id, Some(platform)).await
+    }
+
+    async fn setup_with(&self, external_id: &str, platform: Option<&AwsUser>) -> MotoWorld {
+        let platform_json = platform.map(|p| {
+            serde_json::json!({
+                "name": p.name, "arn": p.arn,
+                "access_key_id": p.access_key_id, "secret_access_key": p.secret_access_key,
+            })
+            .to_string()
+        });
         let object_file = self.dir.join(unique("object-"));
         std::fs::write(&object_file, CAT_PNG).unwrap();
+        let endpoint = self.endpoint();
+        let mut args = vec![
+            MOTO_WORLD,
+            "world",
+            &endpoint,
+            external_id,
+            object_file.to_str().unwrap(),
+        ];
+        if let Some(json) = &platform_json {
+            args.push(json);
+        }
         let world = python_json(
-            &[
-                MOTO_WORLD,
-                "world",
-                &self.endpoint(),
-                external_id,
-                object_file.to_str().unwrap(),
-            ],
+            &args,
             &[
                 ("AWS_ACCESS_KEY_ID", &self.admin.access_key_id),
                 ("AWS_SECRET_ACCESS_KEY", &self.admin.secret_access_key),

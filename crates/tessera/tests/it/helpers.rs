@@ -207,6 +207,8 @@ pub struct Options {
     pub trusted_proxies: Option<&'static str>,
     /// A payment provider (a [`LocalStripe`]'s config); none by default.
     pub stripe: Option<tessera_server::config::StripeConfig>,
+    /// The platform's AWS identity (a [`crate::emulators::MotoWorld`]'s platform user).
+    pub aws: Option<tessera_server::config::PlatformAws>,
 }
 
 /// A running Tessera server.
@@ -313,6 +315,7 @@ impl TestApp {
             config.session_idle_timeout = idle;
         }
         config.stripe = options.stripe.clone();
+        config.aws = options.aws.clone();
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();

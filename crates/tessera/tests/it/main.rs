@@ -13,6 +13,7 @@ mod client_ip;
 mod durability;
 mod emulators;
 mod files;
+mod integrations;
 mod invariants;
 mod mail;
 mod migrations;
