@@ -192,3 +192,18 @@ for (const button of document.querySelectorAll("button[data-enable-after-ms]")) 
     button.removeAttribute("title");
   }, wait);
 }
+
+// An attachment image that fails to load (a missing object, an expired signed link) says so
+// and fills in the reason for reporting the task, instead of leaving a broken image.
+(() => {
+  const image = document.getElementById("annotator-image");
+  const notice = document.getElementById("attachment-load-failed");
+  if (!image || !notice) return;
+  const failed = () => {
+    notice.hidden = false;
+    const reason = document.getElementById("error-reason");
+    if (reason && !reason.value) reason.value = "The attachment could not be read (it did not load).";
+  };
+  if (image.complete && image.naturalWidth === 0) failed();
+  image.addEventListener("error", failed);
+})();

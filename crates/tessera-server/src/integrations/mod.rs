@@ -5,6 +5,7 @@
 //! page and `/v1/integrations` share [`service`].
 
 pub mod api;
+pub mod attachments;
 pub mod clients;
 mod pages;
 pub mod service;

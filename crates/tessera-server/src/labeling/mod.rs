@@ -32,4 +32,5 @@ pub fn router() -> Router<AppState> {
         )
         .route("/label/{id}/release", post(pages::release))
         .route("/label/{id}/error", post(pages::report_error))
+        .route("/label/{id}/attachment", get(pages::attachment))
 }

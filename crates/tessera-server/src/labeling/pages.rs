@@ -89,7 +89,11 @@ struct TaskPage {
     task_type: String,
     instruction: String,
     attachment: Option<String>,
-    attachment_is_link: bool,
+    /// Where the browser loads the attachment from: the URL itself, a signed URL of the
+    /// team's bucket, or Tessera's proxy route.
+    attachment_src: Option<String>,
+    /// Why a storage attachment cannot be shown (the labeler can report the task with it).
+    attachment_problem: Option<String>,
     params: String,
     response: String,
     /// The lease, when this labeler holds the task.
@@ -137,14 +141,10 @@ fn problem_message(problem: &ClaimProblem) -> String {
     }
 }
 
-/// The box annotator's labels: an imageannotation task that asks for boxes on an http(s)
-/// image, with at least one label.
-fn box_labels(
-    task: &Task,
-    params: &Map<String, Value>,
-    attachment_is_link: bool,
-) -> Option<Vec<String>> {
-    if task.task_type != TaskType::ImageAnnotation || !attachment_is_link {
+/// The box annotator's labels: an imageannotation task that asks for boxes on an image the
+/// browser can load (a public URL, a signed URL, the proxy), with at least one label.
+fn box_labels(task: &Task, params: &Map<String, Value>, image_loads: bool) -> Option<Vec<String>> {
+    if task.task_type != TaskType::ImageAnnotation || !image_loads {
         return None;
     }
     let labels = params
@@ -196,7 +196,7 @@ fn lease_and_note(
 }
 
 /// The task page: `response` is what the labeler typed (the template when `None`).
-fn task_page(
+async fn task_page(
     state: &AppState,
     who: &SignedIn,
     labeling: &Labeling,
@@ -209,10 +209,11 @@ fn task_page(
         .get("attachment")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let attachment_is_link = attachment
-        .as_deref()
-        .is_some_and(|a| a.starts_with("https://") || a.starts_with("http://"));
-    let box_labels = box_labels(task, &params, attachment_is_link);
+    let (attachment_src, attachment_problem) = match attachment.as_deref() {
+        Some(url) => service::attachment_source(state, who, task, url).await,
+        None => (None, None),
+    };
+    let box_labels = box_labels(task, &params, attachment_src.is_some());
     let workable = labeling.problem().is_none();
     let (lease, hold_note) = lease_and_note(state, workable, labeling.holding);
     TaskPage {
@@ -220,8 +221,9 @@ fn task_page(
         id: task.id.to_string(),
         task_type: task.task_type.as_str().to_owned(),
         instruction: task.instruction.clone().unwrap_or_default(),
-        attachment_is_link,
         attachment,
+        attachment_src,
+        attachment_problem,
         nothing: if box_labels.is_some() {
             "boxes"
         } else {
@@ -255,7 +257,7 @@ async fn refused(
     problem: &ClaimProblem,
 ) -> WebResult<Response> {
     let labeling = service::load(state, who, id).await?;
-    let page = task_page(state, who, &labeling, typed, Some(problem_message(problem)));
+    let page = task_page(state, who, &labeling, typed, Some(problem_message(problem))).await;
     Ok(show(StatusCode::CONFLICT, &page))
 }
 
@@ -286,7 +288,7 @@ pub(super) async fn task(
     match (labeling.problem(), labeling.holding) {
         (None, Holding::Mine(_)) => Ok(show(
             StatusCode::OK,
-            &task_page(&state, &who, &labeling, None, None),
+            &task_page(&state, &who, &labeling, None, None).await,
         )),
         (Some(problem), _) => dropped(&state, &who, problem).await,
         (None, _) => dropped(&state, &who, ClaimProblem::NotYours).await,
@@ -328,7 +330,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Submitted<T> {
 
 /// The page for a form too large to read: the editor (with the template: the typed text
 /// never arrived) and how large a response may be.
-fn too_large(state: &AppState, who: &SignedIn, labeling: &Labeling, limit: usize) -> Response {
+async fn too_large(
+    state: &AppState,
+    who: &SignedIn,
+    labeling: &Labeling,
+    limit: usize,
+) -> Response {
     let message = format!(
         "Your response was not received: the form was larger than {} MiB, so it could not be kept either. A response may be at most {} KiB of JSON; shorten it (fewer or simpler annotations) and submit again.",
         limit / (1024 * 1024),
@@ -336,7 +343,7 @@ fn too_large(state: &AppState, who: &SignedIn, labeling: &Labeling, limit: usize
     );
     show(
         StatusCode::PAYLOAD_TOO_LARGE,
-        &task_page(state, who, labeling, None, Some(message)),
+        &task_page(state, who, labeling, None, Some(message)).await,
     )
 }
 
@@ -358,7 +365,7 @@ pub(super) async fn submit(
     let labeling = service::load(&state, &who, &id).await?;
     let input = match form {
         Submitted::Form(input) => input,
-        Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit)),
+        Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit).await),
     };
     let typed = Some(input.response.clone());
     if let Some(problem) = labeling.problem() {
@@ -368,14 +375,15 @@ pub(super) async fn submit(
             &labeling,
             typed,
             Some(problem_message(&problem)),
-        );
+        )
+        .await;
         return Ok(show(StatusCode::CONFLICT, &page));
     }
     let confirmed = input.confirm_empty.is_some();
     let response = match service::check_submission(&labeling.task, &input.response, confirmed) {
         Ok(response) => response,
         Err(refusal) => {
-            let mut page = task_page(&state, &who, &labeling, typed, None);
+            let mut page = task_page(&state, &who, &labeling, typed, None).await;
             match refusal {
                 Refusal::Invalid(message) => page.error = Some(message),
                 Refusal::ConfirmEmpty => {
@@ -418,12 +426,12 @@ pub(super) async fn extend(
     let labeling = service::load(&state, &who, &id).await?;
     let typed = match form {
         Submitted::Form(input) => input.response,
-        Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit)),
+        Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit).await),
     };
     match service::extend(&state, &who, &id).await? {
         Ok(claim) => {
             let lease_until = claim.lease_until;
-            let mut page = task_page(&state, &who, &Labeling::claimed(claim), typed, None);
+            let mut page = task_page(&state, &who, &Labeling::claimed(claim), typed, None).await;
             page.notice = Some(format!(
                 "Reserved for you for another {}, until {}.",
                 humanize_ms(service::lease_ms(&state)),
@@ -457,13 +465,14 @@ pub(super) async fn report_error(
             &labeling,
             None,
             Some(problem_message(&problem)),
-        );
+        )
+        .await;
         return Ok(show(StatusCode::CONFLICT, &page));
     }
     let reason = match tessera_core::clean_text("The reason", &input.reason, 1000, true) {
         Ok(r) => r,
         Err(e) => {
-            let page = task_page(&state, &who, &labeling, None, Some(e.0));
+            let page = task_page(&state, &who, &labeling, None, Some(e.0)).await;
             return Ok(show(StatusCode::BAD_REQUEST, &page));
         }
     };
@@ -474,6 +483,32 @@ pub(super) async fn report_error(
         )),
         Err(problem) => refused(&state, &who, &id, None, &problem).await,
     }
+}
+
+/// Proxy mode: the attachment of a task the labeler holds, streamed from the team's bucket.
+pub(super) async fn attachment(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let labeling = service::load(&state, &who, &id).await?;
+    if labeling.problem().is_some() || !matches!(labeling.holding, Holding::Mine(_)) {
+        return Err(WebError::NotFound);
+    }
+    let task = &labeling.task;
+    let url = task
+        .params
+        .get("attachment")
+        .and_then(Value::as_str)
+        .ok_or(WebError::NotFound)?;
+    let scope = tessera_core::Scope::authorized(
+        &who.actor,
+        tessera_core::Action::LabelTasks,
+        task.team_id.as_str(),
+        tessera_core::Mode::Live,
+    )
+    .ok_or(WebError::NotFound)?;
+    Ok(crate::integrations::attachments::stream(&state, &scope, url).await)
 }
 
 pub(super) async fn release(

@@ -12,6 +12,41 @@ use crate::{
     web::{humanize_ms, SignedIn, WebError, WebResult},
 };
 
+/// Where the labeler's browser loads a task's attachment from, or why it cannot: a public URL
+/// as it is; a storage URL through the team's integration — Tessera's proxy route in proxy
+/// mode, else a URL the cloud signed for 15 minutes; anything else (a `scaledata://` file) is
+/// shown as text.
+pub(super) async fn attachment_source(
+    state: &AppState,
+    who: &SignedIn,
+    task: &Task,
+    url: &str,
+) -> (Option<String>, Option<String>) {
+    if tessera_core::integrations::parse_location(url).is_none() {
+        let link = url.starts_with("https://") || url.starts_with("http://");
+        return (link.then(|| url.to_owned()), None);
+    }
+    let Some(scope) = tessera_core::Scope::authorized(
+        &who.actor,
+        tessera_core::Action::LabelTasks,
+        task.team_id.as_str(),
+        tessera_core::Mode::Live,
+    ) else {
+        return (None, None);
+    };
+    let integrations = crate::integrations::service::settings(state, &scope).await;
+    if integrations.is_ok_and(|s| s.proxy_attachments) {
+        return match crate::integrations::service::resolve(state, &scope, url).await {
+            Ok(_) => (Some(format!("/label/{}/attachment", task.id)), None),
+            Err(problem) => (None, Some(problem.to_string())),
+        };
+    }
+    match crate::integrations::service::signed_url(state, &scope, url).await {
+        Ok(signed) => (signed, None),
+        Err(problem) => (None, Some(problem.to_string())),
+    }
+}
+
 /// A live task of the labeler's queue as they see it, and who holds it.
 pub(super) struct Labeling {
     pub task: Task,

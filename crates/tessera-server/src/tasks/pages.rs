@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/tasks", get(tasks))
         .route("/tasks/{id}", get(task_detail))
         .route("/tasks/{id}/audit", post(audit))
+        .route("/tasks/{id}/attachment", get(attachment))
 }
 
 const TASKS_PAGE: i64 = 50;
@@ -296,6 +297,11 @@ struct TaskPage {
     tags: String,
     review: &'static str,
     params: String,
+    /// The attachment as the task names it, and where the browser can open it (a signed URL,
+    /// the proxy route, or the public URL itself), or why it cannot be read.
+    attachment: Option<String>,
+    attachment_src: Option<String>,
+    attachment_problem: Option<String>,
     response: Option<String>,
     metadata: String,
     history: Vec<HistoryRow>,
@@ -358,8 +364,20 @@ async fn task_page(
     } else {
         Vec::new()
     };
+    let attachment = task
+        .params
+        .get("attachment")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let (attachment_src, attachment_problem) = match attachment.as_deref() {
+        Some(url) => attachment_source(state, scope, &task.id, url).await,
+        None => (None, None),
+    };
     Ok(TaskPage {
         layout: Layout::signed_in(format!("Task {}", task.id), who, "/tasks"),
+        attachment,
+        attachment_src,
+        attachment_problem,
         callbacks,
         can_audit: who.may(Action::AuditTasks) && task.status == TaskStatus::Completed,
         id: task.id.clone(),
@@ -378,6 +396,55 @@ async fn task_page(
         history,
         error,
     })
+}
+
+/// Where the task page opens the attachment: see [`TaskPage::attachment_src`].
+async fn attachment_source(
+    state: &AppState,
+    scope: &Scope,
+    task_id: &str,
+    url: &str,
+) -> (Option<String>, Option<String>) {
+    use crate::integrations::service;
+    if tessera_core::integrations::parse_location(url).is_none() {
+        let link = url.starts_with("https://") || url.starts_with("http://");
+        return (link.then(|| url.to_owned()), None);
+    }
+    if service::settings(state, scope)
+        .await
+        .is_ok_and(|s| s.proxy_attachments)
+    {
+        return match service::resolve(state, scope, url).await {
+            Ok(_) => (Some(format!("/tasks/{task_id}/attachment")), None),
+            Err(problem) => (None, Some(problem.to_string())),
+        };
+    }
+    match service::signed_url(state, scope, url).await {
+        Ok(signed) => (signed, None),
+        Err(problem) => (None, Some(problem.to_string())),
+    }
+}
+
+/// Proxy mode: the task's attachment streamed from the team's bucket.
+async fn attachment(
+    State(state): State<AppState>,
+    Authorized { scope, .. }: Authorized<perm::ViewTasks, SignedIn>,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    if id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let task = state
+        .store
+        .get_task(&scope, &id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let url = task
+        .params
+        .get("attachment")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(WebError::NotFound)?;
+    Ok(crate::integrations::attachments::stream(&state, &scope, url).await)
 }
 
 async fn task_detail(

@@ -80,6 +80,14 @@ enum Act {
     /// The card page and its form (no provider here: the Admin is sent back to Billing).
     OpenCardPage,
     SaveCard,
+    /// The Integrations page, connecting storage, Verify, the removal page and removal, and
+    /// the proxy-mode switch.
+    ViewIntegrations,
+    AddIntegration,
+    VerifyIntegration,
+    ConfirmRemoveIntegration,
+    RemoveIntegration,
+    SetAttachmentProxy,
 }
 
 impl Act {
@@ -98,6 +106,9 @@ impl Act {
                 | Act::ViewLabelTask
                 | Act::SubmitLabel
                 | Act::ReleaseLabel
+                | Act::VerifyIntegration
+                | Act::ConfirmRemoveIntegration
+                | Act::RemoveIntegration
         )
     }
 
@@ -138,6 +149,12 @@ fn allowed(who: Who, act: Act) -> bool {
         }
         ViewBilling => matches!(who, Who::Admin | Who::Manager),
         SetSpendLimit | OpenCardPage | SaveCard => who == Who::Admin,
+        ViewIntegrations
+        | AddIntegration
+        | VerifyIntegration
+        | ConfirmRemoveIntegration
+        | RemoveIntegration
+        | SetAttachmentProxy => matches!(who, Who::Admin | Who::Manager),
     }
 }
 
@@ -177,6 +194,35 @@ impl Ctx {
                 .key
                 .seal(&Purpose::mail_body(to), br#"{"text":"t","html":"h"}"#),
         }
+    }
+
+    /// An access-key S3 integration of `team` (its endpoint a closed local port: Verify
+    /// records a failure without leaving the machine).
+    async fn integration(&self, team: &TeamCtx) -> tessera_core::ids::IntegrationId {
+        let id = tessera_core::ids::IntegrationId::generate();
+        let sealed = self.app.key.seal(
+            &Purpose::integration_secret(&team.id, id.as_str()),
+            b"matrix-secret",
+        );
+        let new = tessera_store::NewIntegration {
+            id: id.clone(),
+            kind: tessera_core::integrations::CredentialKind::AwsAccessKey,
+            name: unique("Matrix "),
+            settings: serde_json::json!({"access_key_id": "AKIAMATRIXMATRIX0000", "region": "us-east-1",
+                "endpoint": format!("http://127.0.0.1:{}", free_port())}),
+            secret_sealed: Some(sealed),
+            secret_fingerprint: Some("sha256:matrix".into()),
+            created_by: "test".into(),
+            buckets: vec![unique("matrix-").to_lowercase().replace('_', "-")],
+            event: NewAuditEvent::new(AuditAction::IntegrationAdded, "test"),
+        };
+        self.app
+            .store
+            .add_integration(&team_scope(&team.id), &new, 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        id
     }
 
     async fn invitation(&self, team: &TeamCtx, email: &str, role: Role) -> (String, String) {
@@ -476,6 +522,12 @@ async fn authorization_matrix(backend: Backend) {
     ));
 
     let acts = [
+        Act::ViewIntegrations,
+        Act::AddIntegration,
+        Act::VerifyIntegration,
+        Act::ConfirmRemoveIntegration,
+        Act::RemoveIntegration,
+        Act::SetAttachmentProxy,
         Act::ViewBilling,
         Act::SetSpendLimit,
         Act::OpenCardPage,
@@ -638,6 +690,97 @@ async fn perform(
             }
             (p.status, changed)
         }
+        Act::ViewIntegrations => {
+            let p = b.get("/integrations").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Connected storage"),
+            )
+        }
+        Act::AddIntegration => {
+            let name = unique("Added ");
+            let bucket = unique("added-").to_lowercase().replace('_', "-");
+            let p = b
+                .post_form(
+                    "/integrations",
+                    &[
+                        ("provider", "aws_s3"),
+                        ("name", &name),
+                        ("buckets", &bucket),
+                        ("access_key_id", "AKIAMATRIXMATRIX0000"),
+                        ("secret_access_key", "matrix-secret"),
+                    ],
+                )
+                .await;
+            let mut added = false;
+            for t in [&ctx.a, &ctx.b] {
+                let scope = team_scope(&t.id);
+                for i in store.integrations(&scope).await.unwrap() {
+                    if i.name == name {
+                        added = true;
+                        let event = NewAuditEvent::new(AuditAction::IntegrationRemoved, "test");
+                        store
+                            .remove_integration(&scope, &i.id, &event)
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            (p.status, added)
+        }
+        Act::VerifyIntegration => {
+            let id = ctx.integration(team).await;
+            let p = b
+                .post_form(&format!("/integrations/{id}/verify"), &[])
+                .await;
+            let scope = team_scope(&team.id);
+            let verified = store
+                .integration(&scope, &id)
+                .await
+                .unwrap()
+                .is_some_and(|i| i.verified_at.is_some());
+            (p.status, verified)
+        }
+        Act::ConfirmRemoveIntegration => {
+            let id = ctx.integration(team).await;
+            let p = b.get(&format!("/integrations/{id}/remove")).await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("Remove integration"),
+            )
+        }
+        Act::RemoveIntegration => {
+            let id = ctx.integration(team).await;
+            let p = b
+                .post_form(&format!("/integrations/{id}/remove"), &[])
+                .await;
+            let gone = store
+                .integration(&team_scope(&team.id), &id)
+                .await
+                .unwrap()
+                .is_none();
+            (p.status, gone)
+        }
+        Act::SetAttachmentProxy => {
+            let p = b.post_form("/integrations/proxy", &[("proxy", "on")]).await;
+            let mut changed = false;
+            for t in [&ctx.a, &ctx.b] {
+                let scope = team_scope(&t.id);
+                let settings = store
+                    .storage_settings(&scope, || unique("external-id-matrix-0000000000000"))
+                    .await
+                    .unwrap();
+                if settings.proxy_attachments {
+                    changed = true;
+                    let event = NewAuditEvent::new(AuditAction::AttachmentProxyChanged, "test");
+                    store
+                        .set_proxy_attachments(&scope, false, &event)
+                        .await
+                        .unwrap();
+                }
+            }
+            (p.status, changed)
+        }
         Act::ViewBilling => {
             let p = b.get("/billing").await;
             (
@@ -671,9 +814,12 @@ async fn perform(
         }
         Act::ViewAudit => {
             let p = b.get("/team/audit").await;
+            // The newest entries of the team's log: its sign-up, or (after the integration
+            // acts filled the first page) their entries.
             (
                 p.status,
-                p.status == StatusCode::OK && p.body.contains("team.signed_up"),
+                p.status == StatusCode::OK
+                    && (p.body.contains("team.signed_up") || p.body.contains("integration.")),
             )
         }
         Act::Invite => {

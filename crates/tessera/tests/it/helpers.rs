@@ -524,6 +524,19 @@ impl Browser {
         page
     }
 
+    /// GET of a download (an attachment, a PDF): the status, the headers and the raw bytes.
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, header::HeaderMap, Vec<u8>) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    }
+
     /// GET, following redirects like a browser.
     pub async fn visit(&mut self, path: &str) -> Page {
         let mut path = path.to_owned();

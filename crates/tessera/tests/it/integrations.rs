@@ -597,3 +597,140 @@ async fn gcs_and_azure_integrations(backend: Backend) {
     );
 }
 backend_test!(gcs_and_azure_integrations);
+
+/// The labeling page and the task page show a storage attachment: through a URL the cloud
+/// signed (at most 15 minutes), or — in proxy mode — streamed by Tessera to the labeler holding
+/// the task only; once the integration is gone the page says why, and the labeler's report
+/// ends the task as `error`, unbilled.
+async fn attachments_for_labelers(backend: Backend) {
+    let moto = Moto::start().await;
+    let platform = moto.platform().await;
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            aws: Some(platform_aws(&moto, &platform)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("admin@label-s3.test", "Label S3 Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
+    let (_, aws) = live.get("/integrations/aws").await;
+    let world = moto
+        .setup_for(aws["external_id"].as_str().unwrap(), &platform)
+        .await;
+    let (status, role) = live
+        .post(
+            "/integrations",
+            json!({"provider": "aws_s3", "name": "Street images", "buckets": [world.bucket],
+                   "role_arn": world.role_arn, "endpoint": world.endpoint}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{role}");
+    let attachment = format!("s3://{}/{}", world.bucket, CAT_KEY);
+    let (_, task) = live
+        .post("/task/imageannotation", image_task(&attachment))
+        .await;
+    let task_id = task["task_id"].as_str().unwrap().to_owned();
+
+    let mut labeler = join_as(&app, &mut admin, "lab@label-s3.test", "labeler").await;
+    let next = labeler.post_form("/label/next", &[]).await;
+    assert_eq!(
+        next.location.as_deref(),
+        Some(format!("/label/{task_id}").as_str())
+    );
+    let page = labeler.get(&format!("/label/{task_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let src = extract_between(&page.body, "id=\"annotator-image\" src=\"", "\"")
+        .expect("the box annotator shows the image")
+        .replace("&amp;", "&")
+        .replace("&#x2F;", "/")
+        .replace("&#x3D;", "=");
+    assert!(
+        src.contains("X-Amz-Signature=") && src.contains("X-Amz-Expires=900"),
+        "{src}"
+    );
+    assert!(src.contains(&world.bucket), "{src}");
+    let dashboard = admin.get(&format!("/tasks/{task_id}")).await;
+    assert!(
+        dashboard.body.contains("X-Amz-Signature"),
+        "the task page links a signed URL"
+    );
+
+    // Proxy mode: Tessera streams the object to the labeler who holds the task, nobody else.
+    let on = admin
+        .submit("/integrations/proxy", &[("proxy", "on")])
+        .await;
+    assert!(on.body.contains("Proxy mode is on"), "{}", on.body);
+    let page = labeler.get(&format!("/label/{task_id}")).await;
+    let proxied = format!("/label/{task_id}/attachment");
+    assert!(
+        page.body.contains(&format!("src=\"{proxied}\"")),
+        "{}",
+        page.body
+    );
+    let (status, headers, body) = labeler.get_bytes(&proxied).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, CAT_PNG);
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    let other = join_as(&app, &mut admin, "lab2@label-s3.test", "labeler").await;
+    let (status, _, _) = other.get_bytes(&proxied).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "only the labeler holding the task"
+    );
+    let stranger = app.sign_up("admin@label-other.test", "Other Co").await;
+    let (status, _, _) = stranger
+        .get_bytes(&format!("/tasks/{task_id}/attachment"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another team");
+    let (status, _, body) = admin
+        .get_bytes(&format!("/tasks/{task_id}/attachment"))
+        .await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, CAT_PNG));
+
+    // The integration removed: the page says why and the report ends the task unbilled.
+    let role_id = role["id"].as_str().unwrap();
+    let removed = admin
+        .submit(&format!("/integrations/{role_id}/remove"), &[])
+        .await;
+    assert!(
+        removed.body.contains("Integration removed"),
+        "{}",
+        removed.body
+    );
+    let page = labeler.get(&format!("/label/{task_id}")).await;
+    assert!(
+        page.body.contains("id=\"attachment-problem\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("no longer connected"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("value=\"The attachment could not be read"),
+        "reason filled in"
+    );
+    let reported = labeler
+        .post_form(
+            &format!("/label/{task_id}/error"),
+            &[("reason", "The attachment could not be read: gone")],
+        )
+        .await;
+    assert_eq!(reported.status, StatusCode::SEE_OTHER, "{}", reported.body);
+    let (_, ended) = live.get(&format!("/task/{task_id}")).await;
+    assert_eq!(ended["status"], "error", "{ended}");
+    let (_, scope, _) = team_of(&app, "admin@label-s3.test").await;
+    assert_eq!(
+        app.store.usage_record_count(&scope).await.unwrap(),
+        0,
+        "not billed"
+    );
+}
+backend_test!(attachments_for_labelers);
