@@ -120,7 +120,12 @@ function exitedEarly(proc) {
  * a stop() that must be called in an `after` hook. `serverArgs` are added to `tessera serve`
  * (e.g. ['--allow-private-callbacks'] for a callback receiver on 127.0.0.1).
  */
-export async function startEnvironment({ label = 'run', serverArgs = [], stripe = false } = {}) {
+/** The platform AWS identity the integration tests give Tessera (moto, run without IAM
+ * enforcement so the browser can load presigned URLs: moto answers 500 to them when it
+ * enforces IAM; the Rust tests cover enforcement). */
+export const AWS_ACCESS_KEY_ID = 'AKIAE2EPLATFORM00000';
+
+export async function startEnvironment({ label = 'run', serverArgs = [], stripe = false, moto = false } = {}) {
   for (const [what, file] of [['tessera binary (TESSERA_BIN)', TESSERA_BIN], ['python (TESSERA_TEST_PYTHON)', PYTHON], ['Chromium', CHROMIUM]]) {
     if (!fs.existsSync(file)) throw new Error(`${what} not found at ${file}`);
   }
@@ -139,6 +144,7 @@ export async function startEnvironment({ label = 'run', serverArgs = [], stripe 
     await stop(env.server);
     await stop(env.smtp);
     await stop(env.stripe);
+    await stop(env.moto);
     if (process.env.TESSERA_E2E_KEEP_TMP !== '1') fs.rmSync(tmp, { recursive: true, force: true });
   };
 
@@ -170,13 +176,29 @@ export async function startEnvironment({ label = 'run', serverArgs = [], stripe 
         '--stripe-js-url', `${env.stripeUrl}/js.stripe.com/v3/`];
     }
 
+    // --- moto: S3 and STS, emulated (cloud storage tests only) -------------------------------
+    let awsArgs = [];
+    if (moto) {
+      const motoPort = await freePort();
+      env.moto = start('moto', PYTHON, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(motoPort)],
+        path.join(runDir, 'moto.log'));
+      env.motoUrl = `http://127.0.0.1:${motoPort}`;
+      await waitFor('moto to answer', async () => {
+        exitedEarly(env.moto);
+        const res = await fetch(`${env.motoUrl}/moto-api/`).catch(() => null);
+        return res !== null && res.status === 200;
+      });
+      awsArgs = ['--aws-access-key-id', AWS_ACCESS_KEY_ID, '--aws-secret-access-key', 'e2e-platform-secret',
+        '--aws-sts-endpoint', env.motoUrl];
+    }
+
     // --- Tessera ----------------------------------------------------------------------------
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
     const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir,
       '--smtp-url', `smtp://127.0.0.1:${smtpPort}`, '--public-url', baseUrl];
     if (DATABASE_URL) args.push('--database-url', DATABASE_URL);
-    args.push(...stripeArgs, ...serverArgs);
+    args.push(...stripeArgs, ...awsArgs, ...serverArgs);
     env.serverArgs = args;
     let ready = false;
     env.server = start('tessera', TESSERA_BIN, args, path.join(runDir, 'tessera.log'),
@@ -240,6 +262,23 @@ export async function startEnvironment({ label = 'run', serverArgs = [], stripe 
     if (stripe) childEnv.TESSERA_STRIPE_SECRET_KEY = STRIPE_SECRET_KEY;
     const { stdout } = await execFileP(TESSERA_BIN, ['admin', ...adminArgs, ...storage], { cwd: REPO_ROOT, env: childEnv, timeout: 60_000 });
     return stdout;
+  };
+
+  /** Puts `body` at s3://bucket/key in moto (making the bucket), as the customer would. */
+  env.putObject = async (bucket, key, body, contentType) => {
+    const script = [
+      'import sys, boto3',
+      's3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="AKIACUSTOMER00000000", aws_secret_access_key="x")',
+      'try:\n    s3.create_bucket(Bucket=sys.argv[2])\nexcept s3.exceptions.BucketAlreadyOwnedByYou:\n    pass',
+      's3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.stdin.buffer.read(), ContentType=sys.argv[4])',
+    ].join('\n');
+    await new Promise((resolve, reject) => {
+      const child = spawn(PYTHON, ['-c', script, env.motoUrl, bucket, key, contentType], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d) => { err += d; });
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`put_object failed: ${err}`))));
+      child.stdin.end(body);
+    });
   };
 
   /** The server log so far (for failure messages). */
