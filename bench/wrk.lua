@@ -2,6 +2,7 @@
 --   BENCH_METHOD  GET (default) or POST
 --   BENCH_BODY    request body (POST), sent as application/json
 --   BENCH_AUTH    value of the Authorization header (optional)
+--   BENCH_COOKIE  value of the Cookie header (optional: a dashboard session)
 --   BENCH_OUT     file to write the machine-readable summary to
 -- The summary is one line of "key=value" pairs (latencies in microseconds).
 
@@ -14,6 +15,10 @@ end
 local auth = os.getenv("BENCH_AUTH")
 if auth and auth ~= "" then
   wrk.headers["Authorization"] = auth
+end
+local cookie = os.getenv("BENCH_COOKIE")
+if cookie and cookie ~= "" then
+  wrk.headers["Cookie"] = cookie
 end
 
 function done(summary, latency, requests)

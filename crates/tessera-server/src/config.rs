@@ -64,6 +64,68 @@ pub struct Config {
     /// The platform's own AWS identity, which assumes customers' IAM roles (with each team's
     /// external ID); `None`: role integrations cannot be verified or used, access keys can.
     pub aws: Option<PlatformAws>,
+    /// Where uploaded and imported files are stored (`--file-store`).
+    pub file_store: FileStore,
+}
+
+/// Where the platform's own files (`/v1/files…`) live.
+#[derive(Clone, Default)]
+pub enum FileStore {
+    /// `DATA_DIR/files` (the default).
+    #[default]
+    DataDir,
+    /// Another local directory.
+    Local(std::path::PathBuf),
+    /// A bucket (`s3://`, `gs://`, `az://`), with the operator's credentials from the
+    /// environment and these object_store options over them (tests set endpoints and keys).
+    Remote {
+        url: String,
+        options: Vec<(String, String)>,
+    },
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileStore::DataDir => f.write_str("DataDir"),
+            FileStore::Local(path) => write!(f, "Local({})", path.display()),
+            FileStore::Remote { url, options } => {
+                let keys: Vec<&str> = options.iter().map(|(k, _)| k.as_str()).collect();
+                write!(f, "Remote({url}, options {keys:?})")
+            }
+        }
+    }
+}
+
+impl FileStore {
+    /// `--file-store`'s value: a URL of a supported scheme, else a directory.
+    pub fn parse(raw: &str) -> Self {
+        let raw = raw.trim();
+        if ["s3://", "gs://", "az://"]
+            .iter()
+            .any(|scheme| raw.starts_with(scheme))
+        {
+            FileStore::Remote {
+                url: raw.to_owned(),
+                options: Vec::new(),
+            }
+        } else {
+            FileStore::Local(raw.into())
+        }
+    }
+
+    /// The storage this names (partial files under the data directory's `files`, or the
+    /// directory given).
+    pub fn open(&self, data_dir: &std::path::Path) -> Result<tessera_store::FileStorage, String> {
+        let local = data_dir.join("files");
+        match self {
+            FileStore::DataDir => Ok(tessera_store::FileStorage::new(local)),
+            FileStore::Local(dir) => Ok(tessera_store::FileStorage::new(dir.clone())),
+            FileStore::Remote { url, options } => {
+                tessera_store::FileStorage::remote(local, url, options)
+            }
+        }
+    }
 }
 
 /// The operator's AWS credentials (never a team's, never the machine's ambient identity).
@@ -176,6 +238,7 @@ impl Config {
             stripe: None,
             payment_retry: default_payment_retry(),
             aws: None,
+            file_store: FileStore::DataDir,
         }
     }
 

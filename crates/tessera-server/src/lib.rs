@@ -150,12 +150,16 @@ impl Application {
             .await
             .context("connecting to the database")?;
         store.migrate().await.context("migrating the database")?;
+        let files = config
+            .file_store
+            .open(&config.data_dir)
+            .map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         Ok(Self {
             listener,
-            state: AppState::new(store, config),
+            state: AppState::new(store, config, files),
         })
     }
 

@@ -42,13 +42,13 @@ pub struct Inner {
 }
 
 impl AppState {
-    pub fn new(store: Store, config: Config) -> Self {
+    /// `files`: the storage [`Config::file_store`] names, opened by the caller (it can fail).
+    pub fn new(store: Store, config: Config, files: FileStorage) -> Self {
         let csrf_key = config.master_key.derive("csrf");
         let outbound = outbound::client(
             config.allow_private_callbacks,
             std::time::Duration::from_secs(30),
         );
-        let files = FileStorage::new(config.data_dir.join("files"));
         let payments = config.stripe.as_ref().map(|stripe| {
             let provider = crate::billing::provider::StripeProvider::new(
                 stripe.api_base.clone(),

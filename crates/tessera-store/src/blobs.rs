@@ -1,26 +1,52 @@
-//! File bytes on disk: `ROOT/<team>/<mode>/<file id>`, written through a [`PartialFile`] in
-//! `ROOT/.partial/` so that a file appears under its final name only once it is complete, and
-//! the bytes stream to disk chunk by chunk instead of being held in memory.
+//! File bytes: `<team>/<mode>/<file id>` under the data directory, or under a bucket prefix
+//! when the operator gives `--file-store s3://…` (or `gs://`, `az://`) so that replicas on
+//! several hosts share them. Either way a file is first written through a [`PartialFile`] in
+//! `ROOT/.partial/`, so that it appears under its final name only once it is complete, and
+//! the bytes stream chunk by chunk instead of being held in memory.
 
 use std::{
     io,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
+use object_store::{path::Path as ObjectPath, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::new_id;
 
 /// Where a partial file lives while it is written; never a team id (those start `team_`).
 const PARTIAL_DIR: &str = ".partial";
 
-/// The directory that holds stored files.
-#[derive(Debug, Clone)]
+/// Where stored files go: the local directory, or a bucket (its partial files still go
+/// to the local directory first).
+#[derive(Clone)]
 pub struct FileStorage {
     root: PathBuf,
+    remote: Option<RemoteFiles>,
 }
+
+/// The operator's bucket for files.
+#[derive(Clone)]
+struct RemoteFiles {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+}
+
+impl std::fmt::Debug for FileStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStorage")
+            .field("root", &self.root)
+            .field("remote", &self.remote.as_ref().map(|r| r.url.as_str()))
+            .finish()
+    }
+}
+
+/// Size of the parts a file is uploaded in (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// A file that stopped receiving bytes because it passed its byte cap.
 #[derive(Debug, thiserror::Error)]
@@ -45,20 +71,138 @@ pub struct PartialFile {
 /// A complete file under its final name.
 #[derive(Debug, Clone)]
 pub struct StoredBlob {
-    pub path: PathBuf,
+    pub location: BlobLocation,
     pub size: u64,
     /// Hex SHA-256 of the content.
     pub sha256: String,
 }
 
+/// Where a stored file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    Local(PathBuf),
+    /// The object's path in the file store's bucket.
+    Remote(String),
+}
+
 impl FileStorage {
+    /// Files in the local directory `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            remote: None,
+        }
     }
 
-    /// The path of a stored file.
+    /// Files in the bucket at `url` (`s3://bucket/prefix`, `gs://…`, `az://container/prefix`),
+    /// with the operator's credentials from the environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`:
+    /// the operator's identity, not a team's) and `options` over them (object_store's
+    /// configuration keys, e.g. `aws_endpoint`); partial files stay under `root`. Nothing is
+    /// contacted yet.
+    pub fn remote(
+        root: impl Into<PathBuf>,
+        url: &str,
+        options: &[(String, String)],
+    ) -> Result<Self, String> {
+        use object_store::{
+            aws::AmazonS3Builder, azure::MicrosoftAzureBuilder, gcp::GoogleCloudStorageBuilder,
+        };
+        let parsed = url::Url::parse(url)
+            .map_err(|_| format!("--file-store: \"{url}\" is neither a directory nor a URL"))?;
+        let bad = |e: object_store::Error| format!("--file-store {url}: {e}");
+        let bucket_url = format!(
+            "{}://{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default()
+        );
+        let store: Arc<dyn ObjectStore> = match parsed.scheme() {
+            "s3" => {
+                let mut b = AmazonS3Builder::from_env().with_url(&bucket_url);
+                for (k, v) in options {
+                    b = b.with_config(k.parse().map_err(bad)?, v);
+                }
+                Arc::new(b.build().map_err(bad)?)
+            }
+            "gs" => {
+                let mut b = GoogleCloudStorageBuilder::from_env().with_url(&bucket_url);
+                for (k, v) in options {
+                    b = b.with_config(k.parse().map_err(bad)?, v);
+                }
+                Arc::new(b.build().map_err(bad)?)
+            }
+            "az" => {
+                let mut b = MicrosoftAzureBuilder::from_env().with_url(&bucket_url);
+                for (k, v) in options {
+                    b = b.with_config(k.parse().map_err(bad)?, v);
+                }
+                Arc::new(b.build().map_err(bad)?)
+            }
+            other => {
+                return Err(format!(
+                    "--file-store: \"{other}://\" is not supported; use a directory, s3://, gs:// or az://"
+                ))
+            }
+        };
+        Ok(Self {
+            root: root.into(),
+            remote: Some(RemoteFiles {
+                store,
+                prefix: parsed.path().trim_matches('/').to_owned(),
+                url: url.to_owned(),
+            }),
+        })
+    }
+
+    /// Where files go, for the startup banner.
+    pub fn describe(&self) -> String {
+        match &self.remote {
+            Some(remote) => remote.url.clone(),
+            None => self.root.display().to_string(),
+        }
+    }
+
+    /// The local path of a stored file (local storage).
     pub fn path(&self, storage_key: &str) -> PathBuf {
         self.root.join(storage_key)
+    }
+
+    fn object_path(remote: &RemoteFiles, storage_key: &str) -> ObjectPath {
+        if remote.prefix.is_empty() {
+            ObjectPath::from(storage_key)
+        } else {
+            ObjectPath::from(format!("{}/{storage_key}", remote.prefix))
+        }
+    }
+
+    /// The bytes of a stored file (tests, and the day files are served).
+    pub async fn read(&self, location: &BlobLocation) -> io::Result<Vec<u8>> {
+        match (location, &self.remote) {
+            (BlobLocation::Local(path), _) => tokio::fs::read(path).await,
+            (BlobLocation::Remote(key), Some(remote)) => {
+                let got = remote
+                    .store
+                    .get(&ObjectPath::from(key.as_str()))
+                    .await
+                    .map_err(io::Error::other)?;
+                Ok(got.bytes().await.map_err(io::Error::other)?.to_vec())
+            }
+            (BlobLocation::Remote(_), None) => Err(io::Error::other(
+                "a file in a bucket, but no --file-store bucket is configured",
+            )),
+        }
+    }
+
+    /// Removes a stored file whose database row could not be written.
+    pub async fn remove(&self, location: &BlobLocation) {
+        match (location, &self.remote) {
+            (BlobLocation::Local(path), _) => remove_blob(path).await,
+            (BlobLocation::Remote(key), Some(remote)) => {
+                if let Err(err) = remote.store.delete(&ObjectPath::from(key.as_str())).await {
+                    tracing::warn!(error = %err, key = %key, "removing an unrecorded file failed");
+                }
+            }
+            (BlobLocation::Remote(_), None) => {}
+        }
     }
 
     /// Starts a file that accepts at most `cap` bytes.
@@ -147,6 +291,17 @@ impl PartialFile {
         file.flush().await?;
         file.sync_all().await?;
         drop(file);
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if let Some(remote) = &storage.remote {
+            let key = FileStorage::object_path(remote, storage_key);
+            upload(remote, &key, &self.path).await?;
+            // Uploaded: `Drop` removes the local partial file.
+            return Ok(StoredBlob {
+                location: BlobLocation::Remote(key.to_string()),
+                size: self.size,
+                sha256,
+            });
+        }
         let path = storage.path(storage_key);
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
@@ -155,9 +310,9 @@ impl PartialFile {
         // Renamed: nothing left for `Drop` to remove.
         self.path = PathBuf::new();
         Ok(StoredBlob {
-            path,
+            location: BlobLocation::Local(path),
             size: self.size,
-            sha256: hex::encode(std::mem::take(&mut self.hasher).finalize()),
+            sha256,
         })
     }
 
@@ -182,6 +337,31 @@ impl Drop for PartialFile {
         self.file.take();
         remove_soon(std::mem::take(&mut self.path));
     }
+}
+
+/// Streams the local file at `from` to `key` in the bucket, a part at a time.
+async fn upload(remote: &RemoteFiles, key: &ObjectPath, from: &Path) -> io::Result<()> {
+    let upload = remote
+        .store
+        .put_multipart(key)
+        .await
+        .map_err(io::Error::other)?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+    let mut file = tokio::fs::File::open(from).await?;
+    let mut buffer = vec![0u8; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        writer
+            .wait_for_capacity(4)
+            .await
+            .map_err(io::Error::other)?;
+        writer.write(&buffer[..n]);
+    }
+    writer.finish().await.map_err(io::Error::other)?;
+    Ok(())
 }
 
 /// Removes `path` off the async threads when a runtime is there, else at once.

@@ -47,7 +47,7 @@ pub use billing::{
     InvoiceDetail, InvoiceLine, NewPaymentAttempt, NewPrice, PaymentAttempt, Price, SpendState,
     UsageGroup, UsageRow, UsageTotals,
 };
-pub use blobs::{remove_blob, FileStorage, PartialFile, StoredBlob, WriteError};
+pub use blobs::{remove_blob, BlobLocation, FileStorage, PartialFile, StoredBlob, WriteError};
 pub use callback_emails::{CallbackEmail, NewCallbackEmail};
 pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,

@@ -9,7 +9,7 @@ use tessera_core::{
     storage::{QuotaExceeded, StorageQuota, StorageUsage, MAX_FILE_BYTES},
     Scope,
 };
-use tessera_store::{remove_blob, FileRecord, NewFile, PartialFile, WriteError};
+use tessera_store::{FileRecord, NewFile, PartialFile, WriteError};
 
 use crate::api::wire::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -153,11 +153,11 @@ pub async fn store_received(
     match inserted {
         Ok(Ok(record)) => Ok(record),
         Ok(Err(exceeded)) => {
-            remove_blob(&blob.path).await;
+            state.files.remove(&blob.location).await;
             Err(over_quota(&exceeded))
         }
         Err(err) => {
-            remove_blob(&blob.path).await;
+            state.files.remove(&blob.location).await;
             Err(err.into())
         }
     }

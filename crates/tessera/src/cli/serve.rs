@@ -137,6 +137,12 @@ pub(super) struct ServeArgs {
     /// STS endpoint (default https://sts.REGION.amazonaws.com; tests point it at moto).
     #[arg(long, env = "TESSERA_AWS_STS_ENDPOINT")]
     aws_sts_endpoint: Option<Url>,
+    /// Where uploaded and imported files are stored: a directory (default DATA_DIR/files) or
+    /// s3://bucket/prefix, gs://bucket/prefix or az://container/prefix, reached with the
+    /// operator's credentials from the environment (AWS_*, GOOGLE_*, AZURE_*), so replicas on
+    /// several hosts share files.
+    #[arg(long, env = "TESSERA_FILE_STORE")]
+    file_store: Option<String>,
 }
 
 impl ServeArgs {
@@ -247,6 +253,14 @@ impl ServeArgs {
             }
             _ => bail!("--aws-access-key-id and --aws-secret-access-key go together"),
         };
+        if let Some(raw) = nonempty(self.file_store) {
+            config.file_store = tessera_server::config::FileStore::parse(&raw);
+            // Refused now, with the reason, rather than at the first upload.
+            config
+                .file_store
+                .open(&config.data_dir)
+                .map_err(anyhow::Error::msg)?;
+        }
         Ok(config)
     }
 }
@@ -298,6 +312,9 @@ fn print_banner(addr: SocketAddr, config: &Config) {
         None => "access keys only (no --aws-access-key-id: IAM roles cannot be assumed)".into(),
     };
     println!("  Cloud storage: {roles}.");
+    if let Ok(files) = config.file_store.open(&config.data_dir) {
+        println!("  Files: stored in {}.", files.describe());
+    }
     println!(
         "  Mail: {mail}. Staff console: create a staff user with `tessera admin create-staff`."
     );

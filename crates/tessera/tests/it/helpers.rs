@@ -209,6 +209,8 @@ pub struct Options {
     pub stripe: Option<tessera_server::config::StripeConfig>,
     /// The platform's AWS identity (a [`crate::emulators::MotoWorld`]'s platform user).
     pub aws: Option<tessera_server::config::PlatformAws>,
+    /// `--file-store` (default: the data directory).
+    pub file_store: Option<tessera_server::config::FileStore>,
 }
 
 /// A running Tessera server.
@@ -316,6 +318,9 @@ impl TestApp {
         }
         config.stripe = options.stripe.clone();
         config.aws = options.aws.clone();
+        if let Some(store) = &options.file_store {
+            config.file_store = store.clone();
+        }
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();

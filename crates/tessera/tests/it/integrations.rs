@@ -734,3 +734,69 @@ async fn attachments_for_labelers(backend: Backend) {
     );
 }
 backend_test!(attachments_for_labelers);
+
+/// `--file-store s3://…`: uploads go to the operator's bucket (in parts), not to the data
+/// directory, and the partial file is gone afterwards.
+async fn files_in_the_operators_bucket(backend: Backend) {
+    let moto = Moto::start().await;
+    let world = moto.setup("file-store-unused").await;
+    let file_store = tessera_server::config::FileStore::Remote {
+        url: format!("s3://{}/uploads", world.bucket),
+        options: [
+            ("aws_access_key_id", moto.admin.access_key_id.as_str()),
+            (
+                "aws_secret_access_key",
+                moto.admin.secret_access_key.as_str(),
+            ),
+            ("aws_endpoint", world.endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_region", "us-east-1"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+    };
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            file_store: Some(file_store),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("admin@files-s3.test", "Files S3 Co").await;
+    let key = create_key(&mut admin, "live", "ci").await;
+    let bytes: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes.clone()).file_name("frames.bin"),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/files/upload", app.base))
+        .basic_auth(&key, Some(""))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let file: Value = response.json().await.unwrap();
+    let id = file["id"].as_str().unwrap();
+    let (team_id, _, _) = team_of(&app, "admin@files-s3.test").await;
+    let object = format!("uploads/{team_id}/live/{id}");
+    let stored = app
+        .state
+        .files
+        .read(&tessera_store::BlobLocation::Remote(object.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{object} is not in the bucket: {e}"));
+    assert!(stored == bytes, "the bucket holds the uploaded bytes");
+    let local = app.db.dir.join("files").join(team_id.as_str());
+    assert!(!local.exists(), "nothing under {}", local.display());
+    let partials = app.db.dir.join("files/.partial");
+    let left = TestApp::eventually(5, || async {
+        let n = std::fs::read_dir(&partials).map(|d| d.count()).unwrap_or(0);
+        (n == 0).then_some(n)
+    })
+    .await;
+    assert_eq!(left, 0, "the partial file was removed");
+}
+backend_test!(files_in_the_operators_bucket);
