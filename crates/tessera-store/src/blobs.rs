@@ -417,7 +417,11 @@ mod tests {
             blob.sha256,
             "ce06092fb948d9ffac7d1a376e404b26b7575bcc11ee05a4615fef4fec3a308b"
         );
-        assert_eq!(std::fs::read(&blob.path).unwrap(), b"hello!");
+        assert_eq!(
+            blob.location,
+            BlobLocation::Local(root.join("team_x/test/file_1"))
+        );
+        assert_eq!(storage.read(&blob.location).await.unwrap(), b"hello!");
         assert_eq!(partials(&root), 0);
         std::fs::remove_dir_all(&root).unwrap();
     }
