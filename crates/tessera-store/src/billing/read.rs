@@ -185,12 +185,21 @@ impl Store {
         scope: &Scope,
         invoice_id: &str,
     ) -> StoreResult<Option<InvoiceDetail>> {
+        // One snapshot: the invoice, its lines and its attempts as of one moment (a charge
+        // records its attempt and moves the invoice in one transaction; separate reads could
+        // show the attempt beside the invoice as it was before).
+        let mut tx = self.reader.begin().await?;
+        if self.dialect == crate::Dialect::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let Some(row) = sqlx::query(&format!(
             "SELECT {INVOICE_COLUMNS} FROM invoices WHERE id = $1 AND team_id = $2"
         ))
         .bind(invoice_id)
         .bind(scope.team_id())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut *tx)
         .await?
         else {
             return Ok(None);
@@ -201,7 +210,7 @@ impl Store {
              FROM invoice_lines WHERE invoice_id = $1 ORDER BY position",
         )
         .bind(&invoice.id)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| {
@@ -221,7 +230,7 @@ impl Store {
              FROM payment_attempts WHERE invoice_id = $1 ORDER BY attempt",
         )
         .bind(&invoice.id)
-        .fetch_all(&self.reader)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| {
@@ -237,6 +246,7 @@ impl Store {
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
+        tx.commit().await?;
         Ok(Some(InvoiceDetail {
             invoice,
             lines,
