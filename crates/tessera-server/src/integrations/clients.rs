@@ -6,7 +6,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use object_store::{
@@ -21,7 +21,7 @@ use object_store::{
 };
 use serde::{Deserialize, Serialize};
 use tessera_core::integrations::{AccessProblem, CredentialKind, Provider};
-use tessera_store::StorageIntegration;
+use tessera_store::{StorageIntegration, StorageSettings};
 
 use super::sts::{AssumedRole, Sts, StsError};
 use crate::{
@@ -31,6 +31,9 @@ use crate::{
 
 /// Time allowed for one storage request (a 50 MiB attachment streams well within it).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long this replica trusts a bucket → integration lookup and a team's storage settings
+/// (as API keys: changes made here evict at once; other replicas see them within this).
+const LOOKUP_TTL: Duration = Duration::from_secs(5);
 /// Warm clients kept; beyond it the cache starts again (clients are cheap to rebuild).
 const MAX_CACHED: usize = 1024;
 
@@ -149,6 +152,10 @@ pub struct StorageClients {
     cache: Mutex<HashMap<String, BucketClient>>,
     /// The platform's AWS account id, asked of STS once.
     platform_account: tokio::sync::OnceCell<String>,
+    /// (team, provider, bucket) → the integration serving it, as read at that instant.
+    integrations: Mutex<HashMap<(String, Provider, String), (Instant, Arc<StorageIntegration>)>>,
+    /// team → its storage settings, as read at that instant.
+    settings: Mutex<HashMap<String, (Instant, StorageSettings)>>,
 }
 
 impl std::fmt::Debug for StorageClients {
@@ -168,7 +175,54 @@ impl StorageClients {
             allow_private,
             cache: Mutex::new(HashMap::new()),
             platform_account: tokio::sync::OnceCell::new(),
+            integrations: Mutex::new(HashMap::new()),
+            settings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The integration serving `bucket`, if this replica read it less than [`LOOKUP_TTL`] ago.
+    pub fn recent_integration(
+        &self,
+        team: &str,
+        provider: Provider,
+        bucket: &str,
+    ) -> Option<Arc<StorageIntegration>> {
+        let cache = self.integrations.lock().expect("cache lock");
+        let (at, found) = cache.get(&(team.to_owned(), provider, bucket.to_owned()))?;
+        (at.elapsed() < LOOKUP_TTL).then(|| found.clone())
+    }
+
+    pub fn remember_integration(&self, bucket: &str, integration: Arc<StorageIntegration>) {
+        let mut cache = self.integrations.lock().expect("cache lock");
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        let key = (
+            integration.team_id.clone(),
+            integration.provider,
+            bucket.to_owned(),
+        );
+        cache.insert(key, (Instant::now(), integration));
+    }
+
+    /// The team's storage settings, if this replica read them less than [`LOOKUP_TTL`] ago.
+    pub fn recent_settings(&self, team: &str) -> Option<StorageSettings> {
+        let cache = self.settings.lock().expect("cache lock");
+        let (at, settings) = cache.get(team)?;
+        (at.elapsed() < LOOKUP_TTL).then(|| settings.clone())
+    }
+
+    pub fn remember_settings(&self, team: &str, settings: StorageSettings) {
+        let mut cache = self.settings.lock().expect("cache lock");
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(team.to_owned(), (Instant::now(), settings));
+    }
+
+    /// Drops a team's remembered settings (after this replica changed them).
+    pub fn forget_settings(&self, team: &str) {
+        self.settings.lock().expect("cache lock").remove(team);
     }
 
     /// The platform's AWS account id (`None`: no platform credentials); STS is asked once.
@@ -195,13 +249,9 @@ impl StorageClients {
         bucket: &str,
         external_id: &str,
     ) -> Result<BucketClient, AccessProblem> {
-        let key = format!(
-            "{}\u{0}{}\u{0}{}\u{0}{}",
-            integration.id,
-            bucket,
-            integration.secret_fingerprint.as_deref().unwrap_or(""),
-            integration.settings
-        );
+        // An integration is never edited (only added and removed), so its id names its
+        // settings and secret.
+        let key = format!("{}\u{0}{bucket}", integration.id);
         if let Some(client) = self.cache.lock().expect("cache lock").get(&key) {
             return Ok(client.clone());
         }
@@ -214,13 +264,17 @@ impl StorageClients {
         Ok(client)
     }
 
-    /// Drops the warm clients of an integration (after it is removed).
+    /// Drops the warm clients and lookups of an integration (after it is removed).
     pub fn forget(&self, integration_id: &str) {
         let prefix = format!("{integration_id}\u{0}");
         self.cache
             .lock()
             .expect("cache lock")
             .retain(|k, _| !k.starts_with(&prefix));
+        self.integrations
+            .lock()
+            .expect("cache lock")
+            .retain(|_, (_, i)| i.id.as_str() != integration_id);
     }
 
     fn secret(&self, integration: &StorageIntegration) -> Result<String, AccessProblem> {

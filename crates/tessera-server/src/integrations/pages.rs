@@ -407,7 +407,6 @@ pub(super) async fn set_proxy(
     Form(form): Form<ProxyForm>,
 ) -> WebResult<Response> {
     let on = form.proxy.as_deref() == Some("on");
-    service::settings(&state, &scope).await?;
     let detail = if on { "on" } else { "off" }.to_owned();
     let event = audit::event(
         &who,
@@ -416,10 +415,7 @@ pub(super) async fn set_proxy(
         "integrations",
         detail,
     );
-    state
-        .store
-        .set_proxy_attachments(&scope, on, &event)
-        .await?;
+    service::set_proxy(&state, &scope, on, &event).await?;
     Ok(redirect_with_flash(
         "/integrations",
         if on {

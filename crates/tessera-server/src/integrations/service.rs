@@ -67,9 +67,54 @@ impl From<Invalid> for ConnectError {
     }
 }
 
-/// The team's storage settings (its external ID made on first read).
+/// The team's storage settings (its external ID made on first read), remembered a moment.
 pub async fn settings(state: &AppState, scope: &Scope) -> Result<StorageSettings, StoreError> {
-    state.store.storage_settings(scope, new_external_id).await
+    if let Some(settings) = state.storage.recent_settings(scope.team_id()) {
+        return Ok(settings);
+    }
+    let settings = state.store.storage_settings(scope, new_external_id).await?;
+    state
+        .storage
+        .remember_settings(scope.team_id(), settings.clone());
+    Ok(settings)
+}
+
+/// Turns proxy mode on or off, with its audit entry.
+pub async fn set_proxy(
+    state: &AppState,
+    scope: &Scope,
+    on: bool,
+    event: &NewAuditEvent,
+) -> Result<(), StoreError> {
+    settings(state, scope).await?;
+    state.store.set_proxy_attachments(scope, on, event).await?;
+    state.storage.forget_settings(scope.team_id());
+    Ok(())
+}
+
+/// The team's integration serving `bucket`, remembered a moment (removal here evicts it).
+async fn integration_for(
+    state: &AppState,
+    scope: &Scope,
+    provider: Provider,
+    bucket: &str,
+) -> Result<Option<std::sync::Arc<StorageIntegration>>, StoreError> {
+    if let Some(found) = state
+        .storage
+        .recent_integration(scope.team_id(), provider, bucket)
+    {
+        return Ok(Some(found));
+    }
+    let Some(found) = state
+        .store
+        .integration_for_bucket(scope, provider, bucket)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let found = std::sync::Arc::new(found);
+    state.storage.remember_integration(bucket, found.clone());
+    Ok(Some(found))
 }
 
 /// 128 random bits, hex: unguessable, and the schema keeps it unique.
@@ -420,9 +465,7 @@ pub async fn resolve(
     let store_error = |e: StoreError| AccessProblem::Other {
         detail: format!("Tessera could not read the integration: {e}"),
     };
-    let integration = state
-        .store
-        .integration_for_bucket(scope, location.provider, &location.bucket)
+    let integration = integration_for(state, scope, location.provider, &location.bucket)
         .await
         .map_err(store_error)?
         .ok_or_else(|| AccessProblem::Other {

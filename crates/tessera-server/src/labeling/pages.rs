@@ -492,6 +492,7 @@ pub(super) async fn attachment(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let labeling = service::load(&state, &who, &id).await?;
+    // Only under the labeler's own lease (after it ran out, Extend takes it again).
     if labeling.problem().is_some() || !matches!(labeling.holding, Holding::Mine(_)) {
         return Err(WebError::NotFound);
     }

@@ -557,6 +557,27 @@ async fn gcs_and_azure_integrations(backend: Backend) {
         reqwest::get(&tampered).await.unwrap().status(),
         StatusCode::FORBIDDEN
     );
+    // The same signer with a one-second lifetime: Azurite refuses the URL once it expired.
+    let (_, scope, _) = team_of(&app, "admin@clouds.test").await;
+    let resolved = tessera_server::integrations::service::resolve(&app.state, &scope, &blob_url)
+        .await
+        .unwrap()
+        .unwrap();
+    let short = resolved
+        .client
+        .signed_url(&resolved.location.key, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        reqwest::get(short.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        reqwest::get(short).await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "expired"
+    );
 
     // A container the team did not connect.
     let (status, refused) = live
