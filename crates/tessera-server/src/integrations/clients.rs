@@ -144,6 +144,9 @@ impl BucketClient {
     }
 }
 
+/// A team's bucket: (team id, provider, bucket as stored).
+type BucketKey = (String, Provider, String);
+
 /// Makes and keeps the clients of every team's buckets.
 pub struct StorageClients {
     master: MasterKey,
@@ -153,7 +156,7 @@ pub struct StorageClients {
     /// The platform's AWS account id, asked of STS once.
     platform_account: tokio::sync::OnceCell<String>,
     /// (team, provider, bucket) → the integration serving it, as read at that instant.
-    integrations: Mutex<HashMap<(String, Provider, String), (Instant, Arc<StorageIntegration>)>>,
+    integrations: Mutex<HashMap<BucketKey, (Instant, Arc<StorageIntegration>)>>,
     /// team → its storage settings, as read at that instant.
     settings: Mutex<HashMap<String, (Instant, StorageSettings)>>,
 }
