@@ -87,7 +87,7 @@ impl HttpConnector for GuardedConnector {
 #[derive(Debug, Clone)]
 pub enum BucketClient {
     S3(Arc<AmazonS3>, Option<Arc<AssumedRole>>),
-    Gcs(Arc<GoogleCloudStorage>),
+    Gcs(Arc<GoogleCloudStorage>, Arc<GcsListing>),
     Azure(Arc<MicrosoftAzure>),
 }
 
@@ -95,7 +95,7 @@ impl BucketClient {
     fn store(&self) -> &dyn ObjectStore {
         match self {
             BucketClient::S3(s, _) => s.as_ref(),
-            BucketClient::Gcs(s) => s.as_ref(),
+            BucketClient::Gcs(s, _) => s.as_ref(),
             BucketClient::Azure(s) => s.as_ref(),
         }
     }
@@ -110,7 +110,7 @@ impl BucketClient {
         let method = axum::http::Method::GET;
         match self {
             BucketClient::S3(s, _) => s.signed_url(method, &path, expires_in).await,
-            BucketClient::Gcs(s) => s.signed_url(method, &path, expires_in).await,
+            BucketClient::Gcs(s, _) => s.signed_url(method, &path, expires_in).await,
             BucketClient::Azure(s) => s.signed_url(method, &path, expires_in).await,
         }
     }
@@ -122,6 +122,9 @@ impl BucketClient {
 
     /// Reads the first byte of `key`: proves read access without downloading the object.
     pub async fn probe(&self, key: &str) -> object_store::Result<()> {
+        if let BucketClient::Gcs(store, listing) = self {
+            return listing.probe(store, key).await;
+        }
         let options = GetOptions {
             range: Some(GetRange::Bounded(0..1)),
             ..Default::default()
@@ -135,6 +138,9 @@ impl BucketClient {
     /// The first object in the bucket (`None`: it is empty): proves list access.
     pub async fn first_object(&self) -> object_store::Result<Option<String>> {
         use futures_util::StreamExt;
+        if let BucketClient::Gcs(store, listing) = self {
+            return listing.first_object(store).await;
+        }
         let mut listing = self.store().list(None);
         match listing.next().await {
             Some(Ok(meta)) => Ok(Some(meta.location.to_string())),
@@ -146,6 +152,99 @@ impl BucketClient {
 
 /// A team's bucket: (team id, provider, bucket as stored).
 type BucketKey = (String, Provider, String);
+
+/// Lists a GCS bucket through the JSON API (`/storage/v1/b/{bucket}/o`), which every GCS
+/// endpoint serves, emulators included; object_store lists through the XML API.
+#[derive(Debug)]
+pub struct GcsListing {
+    base: String,
+    bucket: String,
+    http: reqwest::Client,
+}
+
+impl GcsListing {
+    /// A JSON-API GET with the integration's token: its body, or an error worded for
+    /// [`diagnose`] (`range`: the first byte only).
+    async fn call(
+        &self,
+        store: &GoogleCloudStorage,
+        url: &str,
+        range: bool,
+    ) -> object_store::Result<String> {
+        let generic = |message: String| object_store::Error::Generic {
+            store: "GCS",
+            source: message.into(),
+        };
+        let token = store.credentials().get_credential().await?;
+        let mut request = self.http.get(url).bearer_auth(&token.bearer);
+        if range {
+            request = request.header(reqwest::header::RANGE, "bytes=0-0");
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| generic(format!("error sending request: {e}")))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        match status.as_u16() {
+            200 | 206 => Ok(body),
+            404 => Err(object_store::Error::NotFound {
+                path: url.to_owned(),
+                source: "404 Not Found".into(),
+            }),
+            401 => Err(generic("401 Unauthorized".into())),
+            403 => Err(generic("403 Forbidden AccessDenied".into())),
+            _ => {
+                let cut: String = body.chars().take(200).collect();
+                Err(generic(format!("answered {status}: {cut}")))
+            }
+        }
+    }
+
+    /// Reads the first byte of `key` (the JSON API's media download).
+    async fn probe(&self, store: &GoogleCloudStorage, key: &str) -> object_store::Result<()> {
+        let name: String = key
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{name}?alt=media",
+            self.base, self.bucket
+        );
+        self.call(store, &url, true).await.map(|_| ())
+    }
+
+    /// The first object's name (`None`: the bucket is empty).
+    async fn first_object(
+        &self,
+        store: &GoogleCloudStorage,
+    ) -> object_store::Result<Option<String>> {
+        let url = format!(
+            "{}/storage/v1/b/{}/o?maxResults=1&fields=items(name)",
+            self.base, self.bucket
+        );
+        let body = match self.call(store, &url, false).await {
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(object_store::Error::Generic {
+                    store: "GCS",
+                    source: "NoSuchBucket: the specified bucket does not exist".into(),
+                })
+            }
+            other => other?,
+        };
+        let listing: serde_json::Value =
+            serde_json::from_str(&body).map_err(|_| object_store::Error::Generic {
+                store: "GCS",
+                source: "the listing is not JSON".into(),
+            })?;
+        Ok(listing["items"][0]["name"].as_str().map(str::to_owned))
+    }
+}
 
 /// Makes and keeps the clients of every team's buckets.
 pub struct StorageClients {
@@ -370,9 +469,19 @@ impl StorageClients {
                 if let Some(endpoint) = &endpoint {
                     builder = builder.with_base_url(endpoint.trim_end_matches('/'));
                 }
-                Ok(BucketClient::Gcs(Arc::new(
-                    builder.build().map_err(build_error)?,
-                )))
+                let listing = GcsListing {
+                    base: endpoint
+                        .as_deref()
+                        .unwrap_or("https://storage.googleapis.com")
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    bucket: bucket.to_owned(),
+                    http: outbound::client(self.allow_private, REQUEST_TIMEOUT),
+                };
+                Ok(BucketClient::Gcs(
+                    Arc::new(builder.build().map_err(build_error)?),
+                    Arc::new(listing),
+                ))
             }
             CredentialKind::AzureAccountKey | CredentialKind::AzureServicePrincipal => {
                 let (account, container) = bucket.split_once('/').unwrap_or(("", bucket));

@@ -485,9 +485,28 @@ async fn gcs_and_azure_integrations(backend: Backend) {
             json!({}),
         )
         .await;
-    // gcp-storage-emulator has no XML-API listing (object_store lists through it; Google
-    // serves it): Verify reaches the emulator and records its answer, but cannot pass here.
-    assert!(verified["checked_at"].is_string(), "{verified}");
+    assert_eq!(verified["ok"], true, "{verified}");
+    let (_, missing) = live
+        .post(
+            "/integrations",
+            json!({"provider": "gcs", "name": "Missing", "buckets": ["gcs-missing"],
+                   "service_account_key": key, "endpoint": gcs.endpoint()}),
+        )
+        .await;
+    let (_, verified) = live
+        .post(
+            &format!("/integrations/{}/verify", missing["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(verified["ok"], false, "{verified}");
+    assert!(
+        verified["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{verified}"
+    );
     let (status, task) = live
         .post(
             "/task/imageannotation",
