@@ -116,6 +116,32 @@ async fn s3_integrations(backend: Backend) {
     assert!(error.contains("external ID"), "{error}");
     assert!(error.contains(&other.untrusting_role_arn), "{error}");
 
+    // A role whose trust policy requires another external ID (another team's, say): refused.
+    let elsewhere = moto
+        .setup_for("tessera-someone-elses-external-id-0000", &platform)
+        .await;
+    let (_, foreign) = live
+        .post(
+            "/integrations",
+            json!({"provider": "aws_s3", "name": "Foreign id", "buckets": [elsewhere.bucket],
+                   "role_arn": elsewhere.role_arn, "endpoint": elsewhere.endpoint}),
+        )
+        .await;
+    let (_, verified) = live
+        .post(
+            &format!("/integrations/{}/verify", foreign["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(verified["ok"], false, "{verified}");
+    assert!(
+        verified["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not assume the role"),
+        "{verified}"
+    );
+
     // (b) Access keys: a reader works; a key without S3 permission is denied the bucket.
     let keyed = moto.setup_for(&external_id, &platform).await;
     let (status, by_key) = live
@@ -840,3 +866,42 @@ async fn files_in_the_operators_bucket(backend: Backend) {
     assert_eq!(left, 0, "the partial file was removed");
 }
 backend_test!(files_in_the_operators_bucket);
+
+/// Custom endpoints go through the outbound guard: with private targets refused (production's
+/// default), a loopback or metadata-service endpoint is refused when connecting, and plain
+/// http is refused for a public one.
+async fn private_endpoints_are_refused(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            refuse_private_callbacks: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut admin = app.sign_up("admin@guard.test", "Guard Co").await;
+    let live = Api::new(&app, &create_key(&mut admin, "live", "ci").await);
+    for (endpoint, needle) in [
+        ("http://127.0.0.1:9000", "not a public address"),
+        ("http://169.254.169.254", "not a public address"),
+        ("http://[::1]:9000", "not a public address"),
+        ("http://storage.example.com", "https://"),
+    ] {
+        let (status, answer) = live
+            .post(
+                "/integrations",
+                json!({"provider": "aws_s3", "name": "Guarded", "buckets": ["guarded-bucket"],
+                       "access_key_id": "AKIAGUARDGUARDGUARD0", "secret_access_key": "s",
+                       "endpoint": endpoint}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{endpoint}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{endpoint}: {answer}"
+        );
+    }
+    let (_, list) = live.get("/integrations").await;
+    assert_eq!(list["docs"], json!([]), "nothing was stored");
+}
+backend_test!(private_endpoints_are_refused);
