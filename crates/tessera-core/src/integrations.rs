@@ -182,7 +182,8 @@ pub fn parse_location(raw: &str) -> Option<Result<Location, Invalid>> {
 }
 
 fn strip_prefix_ci<'a>(raw: &'a str, prefix: &str) -> Option<&'a str> {
-    (raw.len() >= prefix.len() && raw[..prefix.len()].eq_ignore_ascii_case(prefix))
+    raw.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
         .then(|| &raw[prefix.len()..])
 }
 
@@ -461,17 +462,35 @@ pub fn validate_access_key(id: &str, secret: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// The parts of a Google service-account key file Tessera uses.
-#[derive(Debug, Clone, Deserialize)]
+/// The parts of a Google service-account key file Tessera uses (and keeps: anything else in
+/// the file, such as a `gcs_base_url` that would redirect requests, is dropped).
+#[derive(Clone, Deserialize, serde::Serialize)]
 pub struct ServiceAccountKey {
     #[serde(rename = "type")]
     pub kind: String,
     pub client_email: String,
     pub private_key: String,
+    /// Required (checked after the type, so a wrong kind of file is named as such).
     #[serde(default)]
     pub private_key_id: String,
     #[serde(default)]
     pub project_id: String,
+}
+
+impl ServiceAccountKey {
+    /// The key as Tessera stores it: only the fields above.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for ServiceAccountKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceAccountKey")
+            .field("client_email", &self.client_email)
+            .field("private_key_id", &self.private_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads a service-account key file as pasted or uploaded.
@@ -489,7 +508,7 @@ pub fn parse_service_account_key(raw: &str) -> Result<ServiceAccountKey, Invalid
         )));
     }
     let key: ServiceAccountKey = serde_json::from_str(raw).map_err(|_| {
-        Invalid("That is not a service-account key file: it must be the JSON Google gives you, with client_email and private_key.".into())
+        Invalid("That is not a service-account key file: it must be the JSON Google gives you, with client_email, private_key_id and private_key.".into())
     })?;
     if key.kind != "service_account" {
         return Err(Invalid(format!(
@@ -497,7 +516,10 @@ pub fn parse_service_account_key(raw: &str) -> Result<ServiceAccountKey, Invalid
             truncate(&key.kind, 40)
         )));
     }
-    if !key.client_email.contains('@') || !key.private_key.contains("PRIVATE KEY") {
+    if !key.client_email.contains('@')
+        || !key.private_key.contains("PRIVATE KEY")
+        || key.private_key_id.is_empty()
+    {
         return Err(Invalid(
             "That key has no client_email or private_key: download a new JSON key for the service account.".into(),
         ));
@@ -630,6 +652,11 @@ mod tests {
             (s3.provider, s3.bucket.as_str(), s3.key.as_str()),
             (Provider::AwsS3, "my-bucket", "images/cat.png")
         );
+        assert!(
+            parse_location("日本語.png").is_none(),
+            "no panic on a multi-byte start"
+        );
+        assert!(parse_location("s3:/é").is_none());
         let gs = parse_location("gs://b.example_1/a b.jpg").unwrap().unwrap();
         assert_eq!((gs.provider, gs.key.as_str()), (Provider::Gcs, "a b.jpg"));
         let az = parse_location("https://acct1.blob.core.windows.net/photos/dir/a%20b.png")
@@ -729,13 +756,24 @@ mod tests {
 
     #[test]
     fn service_account_keys_are_read() {
-        let good = json!({"type": "service_account", "client_email": "sa@p.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n", "project_id": "p"});
-        assert_eq!(
-            parse_service_account_key(&good.to_string())
-                .unwrap()
-                .client_email,
-            "sa@p.iam.gserviceaccount.com"
+        let good = json!({"type": "service_account", "client_email": "sa@p.iam.gserviceaccount.com",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n",
+            "private_key_id": "k1", "project_id": "p",
+            "gcs_base_url": "http://169.254.169.254", "disable_oauth": true});
+        let key = parse_service_account_key(&good.to_string()).unwrap();
+        assert_eq!(key.client_email, "sa@p.iam.gserviceaccount.com");
+        let kept = key.to_json();
+        assert!(
+            !kept.contains("gcs_base_url") && !kept.contains("disable_oauth"),
+            "{kept}"
         );
+        assert!(
+            !format!("{key:?}").contains("PRIVATE KEY"),
+            "Debug hides the key"
+        );
+        let mut no_id = good.clone();
+        no_id.as_object_mut().unwrap().remove("private_key_id");
+        assert!(parse_service_account_key(&no_id.to_string()).is_err());
         assert!(parse_service_account_key("").is_err());
         assert!(parse_service_account_key("{not json").is_err());
         let user =

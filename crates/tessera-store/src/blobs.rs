@@ -347,21 +347,32 @@ async fn upload(remote: &RemoteFiles, key: &ObjectPath, from: &Path) -> io::Resu
         .await
         .map_err(io::Error::other)?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-    let mut file = tokio::fs::File::open(from).await?;
-    let mut buffer = vec![0u8; 1024 * 1024];
-    loop {
-        let n = file.read(&mut buffer).await?;
-        if n == 0 {
-            break;
+    let sent: io::Result<()> = async {
+        let mut file = tokio::fs::File::open(from).await?;
+        let mut buffer = vec![0u8; 1024 * 1024];
+        loop {
+            let n = file.read(&mut buffer).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(io::Error::other)?;
+            writer.write(&buffer[..n]);
         }
-        writer
-            .wait_for_capacity(4)
-            .await
-            .map_err(io::Error::other)?;
-        writer.write(&buffer[..n]);
     }
-    writer.finish().await.map_err(io::Error::other)?;
-    Ok(())
+    .await;
+    match sent {
+        Ok(()) => writer.finish().await.map(|_| ()).map_err(io::Error::other),
+        Err(err) => {
+            // An unfinished multipart upload is stored (and billed) until aborted.
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, "aborting an unfinished upload failed");
+            }
+            Err(err)
+        }
+    }
 }
 
 /// Removes `path` off the async threads when a runtime is there, else at once.

@@ -14,20 +14,33 @@ use tessera_store::Scope;
 use super::{clients::diagnose, service};
 use crate::state::AppState;
 
-/// Media types a browser may show inline from Tessera's origin (no HTML, no SVG: they could
-/// carry script).
-fn shown_inline(content_type: &str) -> bool {
-    let base = content_type
-        .split(';')
+/// Media types a browser may show inline from Tessera's origin (images but SVG, video, audio:
+/// no HTML, no SVG, which could carry script; PDFs download, Chrome will not show them
+/// sandboxed).
+fn shown_inline(base: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c))
+    };
+    let Some((kind, sub)) = base.split_once('/') else {
+        return false;
+    };
+    if !token(kind) || !token(sub) {
+        return false;
+    }
+    (kind == "image" && sub != "svg+xml") || kind == "video" || kind == "audio"
+}
+
+/// `image/png; charset=x` → `image/png`, lower case.
+fn base_type(content_type: &str) -> String {
+    content_type
+        .split([';', ','])
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    (base.starts_with("image/") && base != "image/svg+xml")
-        || base.starts_with("video/")
-        || base.starts_with("audio/")
-        || base == "application/pdf"
-        || base == "text/plain"
+        .to_ascii_lowercase()
 }
 
 /// A type from the object's name, for objects stored without one.
@@ -45,7 +58,7 @@ fn guess_type(key: &str) -> &'static str {
         "mp3" => "audio/mpeg",
         "wav" => "audio/wav",
         "pdf" => "application/pdf",
-        "txt" => "text/plain; charset=utf-8",
+        "txt" => "text/plain",
         _ => "application/octet-stream",
     }
 }
@@ -83,9 +96,12 @@ async fn try_stream(state: &AppState, scope: &Scope, url: &str) -> Result<Respon
         .map(|v| v.to_string())
         .filter(|t| !t.is_empty() && t != "binary/octet-stream");
     let content_type = stored_type.unwrap_or_else(|| guess_type(&location.key).to_owned());
-    let inline = shown_inline(&content_type);
+    // Only the normalised base type is sent (no parameters or lists a browser might read
+    // its own way), and only media is shown inline.
+    let base = base_type(&content_type);
+    let inline = shown_inline(&base);
     let content_type = if inline {
-        content_type
+        base
     } else {
         "application/octet-stream".to_owned()
     };
@@ -123,10 +139,20 @@ mod tests {
     #[test]
     fn only_media_is_shown_inline() {
         assert!(shown_inline("image/png"));
-        assert!(shown_inline("video/mp4; codecs=avc1"));
+        assert_eq!(base_type("Video/MP4; codecs=avc1"), "video/mp4");
+        assert!(shown_inline(&base_type("video/mp4; codecs=avc1")));
+        assert_eq!(
+            base_type("image/png,text/html"),
+            "image/png",
+            "only the first type is sent"
+        );
         assert!(!shown_inline("text/html"));
         assert!(!shown_inline("image/svg+xml"));
         assert!(!shown_inline("application/javascript"));
+        assert!(
+            !shown_inline("application/pdf"),
+            "Chrome shows no sandboxed PDF: download"
+        );
         assert_eq!(guess_type("a/b/cat.PNG"), "image/png");
         assert_eq!(guess_type("page.html"), "application/octet-stream");
     }

@@ -12,7 +12,9 @@ use std::{
 use object_store::{
     aws::{AmazonS3, AmazonS3Builder},
     azure::{MicrosoftAzure, MicrosoftAzureBuilder},
-    client::{HttpClient, HttpConnector},
+    client::{
+        HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpService,
+    },
     gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder},
     path::Path,
     signer::Signer,
@@ -67,8 +69,9 @@ impl IntegrationSettings {
     }
 }
 
-/// Requests to a team's storage go through the outbound guard: its DNS check drops private
-/// answers (unless allowed), and it ignores proxy variables.
+/// Requests to a team's storage go through the outbound guard: every request's URL is
+/// checked (https, and no literal non-public address unless private targets are allowed),
+/// and the client's DNS check drops private answers; proxy variables are ignored.
 #[derive(Debug, Clone, Copy)]
 struct GuardedConnector {
     allow_private: bool,
@@ -76,10 +79,35 @@ struct GuardedConnector {
 
 impl HttpConnector for GuardedConnector {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
-        Ok(HttpClient::new(outbound::client(
-            self.allow_private,
-            REQUEST_TIMEOUT,
-        )))
+        Ok(HttpClient::new(GuardedService {
+            client: outbound::client(self.allow_private, REQUEST_TIMEOUT),
+            allow_private: self.allow_private,
+        }))
+    }
+}
+
+/// The guard in front of every storage request (object_store builds URLs from the bucket,
+/// region and account, and a service-account key may name its own base URL).
+#[derive(Debug)]
+struct GuardedService {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+#[async_trait::async_trait]
+impl HttpService for GuardedService {
+    async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let uri = request.uri().to_string();
+        let refused =
+            |why: String| HttpError::new(HttpErrorKind::Request, std::io::Error::other(why));
+        let url = outbound::check_url(&uri, self.allow_private).map_err(refused)?;
+        if url.scheme() != "https" && !self.allow_private {
+            return Err(refused(format!(
+                "refused: {} is not https",
+                url.host_str().unwrap_or("")
+            )));
+        }
+        HttpService::call(&self.client, request).await
     }
 }
 
@@ -141,14 +169,21 @@ impl BucketClient {
         if let BucketClient::Gcs(store, listing) = self {
             return listing.first_object(store).await;
         }
-        let mut listing = self.store().list(None);
-        match listing.next().await {
-            Some(Ok(meta)) => Ok(Some(meta.location.to_string())),
-            Some(Err(e)) => Err(e),
-            None => Ok(None),
+        // The first object with bytes among the first few: folder markers (`dir/`) and empty
+        // objects prove nothing and cannot be read a byte of.
+        let mut listing = self.store().list(None).take(PROBE_CANDIDATES);
+        while let Some(entry) = listing.next().await {
+            let meta = entry?;
+            if meta.size > 0 {
+                return Ok(Some(meta.location.to_string()));
+            }
         }
+        Ok(None)
     }
 }
+
+/// Objects Verify looks through for one with bytes to read.
+const PROBE_CANDIDATES: usize = 100;
 
 /// A team's bucket: (team id, provider, bucket as stored).
 type BucketKey = (String, Provider, String);
@@ -225,7 +260,7 @@ impl GcsListing {
         store: &GoogleCloudStorage,
     ) -> object_store::Result<Option<String>> {
         let url = format!(
-            "{}/storage/v1/b/{}/o?maxResults=1&fields=items(name)",
+            "{}/storage/v1/b/{}/o?maxResults={PROBE_CANDIDATES}&fields=items(name,size)",
             self.base, self.bucket
         );
         let body = match self.call(store, &url, false).await {
@@ -242,7 +277,17 @@ impl GcsListing {
                 store: "GCS",
                 source: "the listing is not JSON".into(),
             })?;
-        Ok(listing["items"][0]["name"].as_str().map(str::to_owned))
+        let items = listing["items"].as_array().cloned().unwrap_or_default();
+        Ok(items.iter().find_map(|item| {
+            let name = item["name"].as_str()?;
+            // The JSON API gives sizes as strings.
+            let size = item["size"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .or_else(|| item["size"].as_u64())
+                .unwrap_or(0);
+            (size > 0 && !name.ends_with('/')).then(|| name.to_owned())
+        }))
     }
 }
 
@@ -258,6 +303,8 @@ pub struct StorageClients {
     integrations: Mutex<HashMap<BucketKey, (Instant, Arc<StorageIntegration>)>>,
     /// team → its storage settings, as read at that instant.
     settings: Mutex<HashMap<String, (Instant, StorageSettings)>>,
+    /// Integrations this replica removed (never remembered again).
+    removed: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for StorageClients {
@@ -279,6 +326,7 @@ impl StorageClients {
             platform_account: tokio::sync::OnceCell::new(),
             integrations: Mutex::new(HashMap::new()),
             settings: Mutex::new(HashMap::new()),
+            removed: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -295,6 +343,16 @@ impl StorageClients {
     }
 
     pub fn remember_integration(&self, bucket: &str, integration: Arc<StorageIntegration>) {
+        // A lookup that read the row just before this replica removed it must not bring it
+        // back (ids are never reused).
+        if self
+            .removed
+            .lock()
+            .expect("cache lock")
+            .contains(integration.id.as_str())
+        {
+            return;
+        }
         let mut cache = self.integrations.lock().expect("cache lock");
         if cache.len() >= MAX_CACHED {
             cache.clear();
@@ -368,6 +426,13 @@ impl StorageClients {
 
     /// Drops the warm clients and lookups of an integration (after it is removed).
     pub fn forget(&self, integration_id: &str) {
+        {
+            let mut removed = self.removed.lock().expect("cache lock");
+            if removed.len() >= 100_000 {
+                removed.clear();
+            }
+            removed.insert(integration_id.to_owned());
+        }
         let prefix = format!("{integration_id}\u{0}");
         self.cache
             .lock()
@@ -466,9 +531,13 @@ impl StorageClients {
                     .with_service_account_key(key)
                     .with_http_connector(connector)
                     .with_retry(retry);
-                if let Some(endpoint) = &endpoint {
-                    builder = builder.with_base_url(endpoint.trim_end_matches('/'));
-                }
+                // Always set: it wins over a base URL the key file might name.
+                builder = builder.with_base_url(
+                    endpoint
+                        .as_deref()
+                        .unwrap_or("https://storage.googleapis.com")
+                        .trim_end_matches('/'),
+                );
                 let listing = GcsListing {
                     base: endpoint
                         .as_deref()

@@ -25,8 +25,8 @@ use super::clients::{diagnose, sts_problem, BucketClient, IntegrationSettings};
 use crate::{crypto::Purpose, outbound, state::AppState};
 
 /// What a customer typed to connect storage (page form or API body); fields another provider
-/// uses are ignored.
-#[derive(Debug, Default, Clone)]
+/// uses are ignored. Its `Debug` leaves the secrets out.
+#[derive(Default, Clone)]
 pub struct Connect {
     pub provider: String,
     pub name: String,
@@ -43,6 +43,20 @@ pub struct Connect {
     pub tenant_id: String,
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("buckets", &self.buckets)
+            .field("role_arn", &self.role_arn)
+            .field("access_key_id", &self.access_key_id)
+            .field("endpoint", &self.endpoint)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why connecting failed.
@@ -164,7 +178,11 @@ fn clean_endpoint(state: &AppState, raw: &str) -> Result<Option<String>, Invalid
             "The endpoint must be an https:// URL (credentials must not travel in clear text).",
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(Invalid::new(
             "The endpoint is a base URL such as https://storage.example.com, without a query or credentials.",
         ));
@@ -224,11 +242,9 @@ fn understand(
         Provider::Gcs => {
             let key = integrations::parse_service_account_key(&input.service_account_key)?;
             settings.client_email = Some(key.client_email.clone());
-            (
-                CredentialKind::GcsServiceAccount,
-                Some(input.service_account_key.trim().to_owned()),
-                None,
-            )
+            // Only the fields Tessera uses are stored (no `gcs_base_url` or `disable_oauth`
+            // riding along in the file).
+            (CredentialKind::GcsServiceAccount, Some(key.to_json()), None)
         }
         Provider::AzureBlob => {
             let account = trimmed(&input.account);
@@ -310,11 +326,19 @@ pub async fn connect(
         buckets,
         event,
     };
-    match state
+    let added = match state
         .store
         .add_integration(scope, &new, MAX_INTEGRATIONS)
-        .await?
+        .await
     {
+        // Another add of one of these buckets won a race the check before it lost.
+        Err(StoreError::Unique(_)) => return Err(ConnectError::Conflict(
+            "One of these buckets was connected by another integration just now; reload the page."
+                .into(),
+        )),
+        other => other?,
+    };
+    match added {
         Ok(added) => Ok(added),
         Err(AddRefused::BucketTaken {
             bucket,
@@ -426,12 +450,24 @@ pub async fn check_attachments(
     scope: &Scope,
     params: &Value,
 ) -> Result<Result<(), Invalid>, StoreError> {
+    let mut checked: Vec<(Provider, String)> = Vec::new();
     for url in integrations::attachment_urls(params) {
         let location = match integrations::parse_location(url) {
             None => continue,
             Some(Err(e)) => return Ok(Err(e)),
             Some(Ok(location)) => location,
         };
+        let bucket = (location.provider, location.bucket.clone());
+        if checked.contains(&bucket) {
+            continue;
+        }
+        if checked.len() >= integrations::MAX_BUCKETS {
+            return Ok(Err(Invalid(format!(
+                "A task's attachments may name at most {} different buckets.",
+                integrations::MAX_BUCKETS
+            ))));
+        }
+        checked.push(bucket);
         let known = store
             .integration_for_bucket(scope, location.provider, &location.bucket)
             .await?;
@@ -462,6 +498,13 @@ pub async fn resolve(
         Some(Err(e)) => return Err(AccessProblem::Other { detail: e.0 }),
         Some(Ok(location)) => location,
     };
+    // Integrations are the live world's (a test key cannot manage them), so a test task's
+    // attachment is never read or signed: a test key must not mint URLs into live buckets.
+    if scope.mode() == tessera_core::Mode::Test {
+        return Err(AccessProblem::Other {
+            detail: "attachments of test-mode tasks are not read from connected buckets (test tasks complete at once; use a live task)".into(),
+        });
+    }
     let store_error = |e: StoreError| AccessProblem::Other {
         detail: format!("Tessera could not read the integration: {e}"),
     };

@@ -209,9 +209,14 @@ async fn task_page(
         .get("attachment")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // A link to the customer's bucket only for the labeler holding the pending task (a
+    // refusal page for a task someone else holds, or that ended, shows the URL as text).
+    let holder = labeling.problem().is_none() && matches!(labeling.holding, Holding::Mine(_));
     let (attachment_src, attachment_problem) = match attachment.as_deref() {
-        Some(url) => service::attachment_source(state, who, task, url).await,
-        None => (None, None),
+        Some(url) if holder || tessera_core::integrations::parse_location(url).is_none() => {
+            service::attachment_source(state, who, task, url).await
+        }
+        _ => (None, None),
     };
     let box_labels = box_labels(task, &params, attachment_src.is_some());
     let workable = labeling.problem().is_none();

@@ -38,13 +38,22 @@ pub(super) async fn attachment_source(
     if integrations.is_ok_and(|s| s.proxy_attachments) {
         return match crate::integrations::service::resolve(state, &scope, url).await {
             Ok(_) => (Some(format!("/label/{}/attachment", task.id)), None),
-            Err(problem) => (None, Some(problem.to_string())),
+            Err(problem) => (None, Some(fits_report(problem.to_string()))),
         };
     }
     match crate::integrations::service::signed_url(state, &scope, url).await {
         Ok(signed) => (signed, None),
-        Err(problem) => (None, Some(problem.to_string())),
+        Err(problem) => (None, Some(fits_report(problem.to_string()))),
     }
+}
+
+/// A problem short enough for the error report's 1000-character reason (with its prefix).
+fn fits_report(problem: String) -> String {
+    if problem.chars().count() <= 900 {
+        return problem;
+    }
+    let cut: String = problem.chars().take(900).collect();
+    format!("{cut}…")
 }
 
 /// A live task of the labeler's queue as they see it, and who holds it.

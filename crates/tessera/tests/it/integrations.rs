@@ -357,6 +357,25 @@ async fn s3_integrations(backend: Backend) {
     let test = Api::new(&app, &create_key(&mut admin, "test", "ci").await);
     let (status, _) = test.get("/integrations").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // …nor reach the live world's buckets through a test task.
+    let (status, test_task) = test
+        .post("/task/imageannotation", image_task(&attachment))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{test_task}");
+    let (_, read) = test
+        .get(&format!(
+            "/task/{}?include_attachment_url=true",
+            test_task["task_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(read["attachment_url"].is_null(), "{read}");
+    assert!(
+        read["attachment_error"]
+            .as_str()
+            .unwrap()
+            .contains("test-mode"),
+        "{read}"
+    );
 
     // Secrets are sealed at rest: the stored rows never hold one.
     let at_rest = stored_text(&app).await;
