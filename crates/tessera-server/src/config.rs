@@ -98,19 +98,24 @@ impl std::fmt::Debug for FileStore {
 }
 
 impl FileStore {
-    /// `--file-store`'s value: a URL of a supported scheme, else a directory.
-    pub fn parse(raw: &str) -> Self {
+    /// `--file-store`'s value: a URL of a supported scheme, or a directory; another URL is
+    /// refused rather than taken for a directory name.
+    pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
         if ["s3://", "gs://", "az://"]
             .iter()
             .any(|scheme| raw.starts_with(scheme))
         {
-            FileStore::Remote {
+            Ok(FileStore::Remote {
                 url: raw.to_owned(),
                 options: Vec::new(),
-            }
+            })
+        } else if let Some((scheme, _)) = raw.split_once("://") {
+            Err(format!(
+                "--file-store: \"{scheme}://\" is not supported; use a directory, s3://, gs:// or az://"
+            ))
         } else {
-            FileStore::Local(raw.into())
+            Ok(FileStore::Local(raw.into()))
         }
     }
 

@@ -254,7 +254,8 @@ impl ServeArgs {
             _ => bail!("--aws-access-key-id and --aws-secret-access-key go together"),
         };
         if let Some(raw) = nonempty(self.file_store) {
-            config.file_store = tessera_server::config::FileStore::parse(&raw);
+            config.file_store =
+                tessera_server::config::FileStore::parse(&raw).map_err(anyhow::Error::msg)?;
             // Refused now, with the reason, rather than at the first upload.
             config
                 .file_store

@@ -1024,3 +1024,38 @@ async fn cli_passwords_stay_off_the_command_line(backend: Backend) {
     store.close().await;
 }
 backend_test!(cli_passwords_stay_off_the_command_line);
+
+/// `serve` refuses storage flags it cannot run with, naming the flag, before it listens.
+async fn serve_refuses_bad_storage_flags(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    for (args, needle) in [
+        (
+            &["--file-store", "ftp://files.example.com/x"][..],
+            "--file-store",
+        ),
+        (&["--file-store", "s3://"][..], "--file-store"),
+        (
+            &["--aws-access-key-id", "AKIAONLYTHEKEYID0000"][..],
+            "go together",
+        ),
+        (
+            &[
+                "--aws-access-key-id",
+                "AKIAPLATFORM00000000",
+                "--aws-secret-access-key",
+                "s",
+                "--aws-region",
+                "Mars 1",
+            ][..],
+            "--aws-region",
+        ),
+    ] {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let out = tessera(&db, &all).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+backend_test!(serve_refuses_bad_storage_flags);
