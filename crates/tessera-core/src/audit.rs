@@ -13,6 +13,7 @@ word_enum!(
         TeamAdminChanged = "team.admin_changed",
         UserMoved = "user.moved",
         UserPasswordChanged = "user.password_changed",
+        UserPasswordReset = "user.password_reset",
         MemberRoleChanged = "member.role_changed",
         MemberRemoved = "member.removed",
         InvitationSent = "invitation.sent",

@@ -28,6 +28,9 @@ pub enum Limit {
     /// Confirmation links for callback email addresses, per team and per address.
     CallbackEmailConfirmationsPerTeam,
     CallbackEmailConfirmationsPerAddress,
+    /// Password-reset requests per address and per client IP.
+    PasswordResetPerEmail,
+    PasswordResetPerIp,
 }
 
 const MINUTE: i64 = 60_000;
@@ -48,6 +51,8 @@ impl Limit {
             Limit::CallbackEmailConfirmationsPerAddress => {
                 ("callback-email-confirm:email", 1, 10 * MINUTE)
             }
+            Limit::PasswordResetPerEmail => ("password-reset:email", 3, 60 * MINUTE),
+            Limit::PasswordResetPerIp => ("password-reset:ip", 20, 60 * MINUTE),
         }
     }
 

@@ -22,6 +22,7 @@ mod keys;
 mod labeling;
 mod mail;
 mod migrate;
+mod password_resets;
 mod projects;
 mod rate;
 mod sealed;
@@ -62,6 +63,7 @@ pub use invitations::{
 pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
+pub use password_resets::NewPasswordReset;
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
 pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};

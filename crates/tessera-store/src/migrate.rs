@@ -36,6 +36,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     9 "task_counts_sharded" "0009_task_counts_sharded.sql",
     10 "billing" "0010_billing.sql",
     11 "integrations" "0011_integrations.sql",
+    12 "password_resets" "0012_password_resets.sql",
 };
 
 /// Checksums a released migration once had besides its current one, accepted when found in
@@ -219,6 +220,10 @@ mod tests {
             (
                 11,
                 "ba9fa86ccefc65b190be1ca5d4ec21b9024ab2e7af21dd86a4b092263cb0600e",
+            ),
+            (
+                12,
+                "81e04fbff177dba50f5a7b518eaa1fa97775ac82f3465bfb918f9a81a24f4c47",
             ),
         ];
         let actual: Vec<(i64, String)> = MIGRATIONS

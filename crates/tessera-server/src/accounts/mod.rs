@@ -1,4 +1,6 @@
-//! Sign up, log in, log out, and the profile page.
+//! Sign up, log in, log out, the profile page, and password resets ([`reset`]).
+
+mod reset;
 
 use askama::Template;
 use axum::{
@@ -38,6 +40,14 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/profile", get(profile_form).post(update_profile))
         .route("/profile/password", post(change_password))
+        .route(
+            "/password/forgot",
+            get(reset::forgot_form).post(reset::forgot),
+        )
+        .route(
+            "/password/reset/{token}",
+            get(reset::reset_form).post(reset::reset),
+        )
 }
 
 /// Where a signed-in person lands: the page their role is for.

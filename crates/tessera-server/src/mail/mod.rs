@@ -205,6 +205,25 @@ pub fn spend_alert(state: &AppState, to: &Email, alert: &SpendAlert<'_>) -> NewM
     )
 }
 
+/// The link that sets a new password (asked for on the sign-in page).
+pub fn password_reset(state: &AppState, to: &Email, link: &str, expires_at: i64) -> NewMail {
+    let expires = format_time(expires_at);
+    let text = format!(
+        "Hello,\n\nSomeone (perhaps you) asked to reset the password of your Tessera account.\n\n\
+         Choose a new password here:\n{link}\n\n\
+         The link works once and expires at {expires}. Using it signs out every session of your account.\n\
+         If it was not you, ignore this email: your password stays as it is.\n\n-- Tessera\n"
+    );
+    let html = format!(
+        "<p>Hello,</p><p>Someone (perhaps you) asked to reset the password of your Tessera account.</p>\
+         <p><a href=\"{link}\">Choose a new password</a></p>\
+         <p style=\"color:#666\">The link works once and expires at {expires}. Using it signs out every session of your account. \
+         If it was not you, ignore this email: your password stays as it is.</p>",
+        link = escape(link),
+    );
+    message(state, to, "Reset your Tessera password".into(), text, &html)
+}
+
 /// To the owner of an address someone tried to sign up with: it already has an account.
 pub fn signup_attempt(state: &AppState, to: &Email) -> NewMail {
     let login = state.config.link("/login");
