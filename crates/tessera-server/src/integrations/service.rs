@@ -554,3 +554,40 @@ pub async fn signed_url(
         })?;
     Ok(Some(signed.to_string()))
 }
+
+/// Where a browser opens a task's attachment, or why it cannot: a public URL as it is; a
+/// storage URL through the team's integration — `proxy_path` (Tessera's route for the task) in
+/// proxy mode, else a URL the cloud signed for [`SIGNED_URL_SECONDS`]; anything else (a
+/// `scaledata://` file) neither. The reason is cut to fit a labeler's error report.
+pub async fn attachment_source(
+    state: &AppState,
+    scope: &Scope,
+    url: &str,
+    proxy_path: &str,
+) -> (Option<String>, Option<String>) {
+    if integrations::parse_location(url).is_none() {
+        let link = url.starts_with("https://") || url.starts_with("http://");
+        return (link.then(|| url.to_owned()), None);
+    }
+    let problem = |p: AccessProblem| {
+        let text = p.to_string();
+        if text.chars().count() <= 900 {
+            text
+        } else {
+            format!("{}…", text.chars().take(900).collect::<String>())
+        }
+    };
+    if settings(state, scope)
+        .await
+        .is_ok_and(|s| s.proxy_attachments)
+    {
+        return match resolve(state, scope, url).await {
+            Ok(_) => (Some(proxy_path.to_owned()), None),
+            Err(p) => (None, Some(problem(p))),
+        };
+    }
+    match signed_url(state, scope, url).await {
+        Ok(signed) => (signed, None),
+        Err(p) => (None, Some(problem(p))),
+    }
+}

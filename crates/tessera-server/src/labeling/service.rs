@@ -12,20 +12,15 @@ use crate::{
     web::{humanize_ms, SignedIn, WebError, WebResult},
 };
 
-/// Where the labeler's browser loads a task's attachment from, or why it cannot: a public URL
-/// as it is; a storage URL through the team's integration — Tessera's proxy route in proxy
-/// mode, else a URL the cloud signed for 15 minutes; anything else (a `scaledata://` file) is
-/// shown as text.
+/// Where the labeler's browser loads a task's attachment from, or why it cannot (see
+/// [`crate::integrations::service::attachment_source`]), in the task's team as the labeling
+/// policy allows it.
 pub(super) async fn attachment_source(
     state: &AppState,
     who: &SignedIn,
     task: &Task,
     url: &str,
 ) -> (Option<String>, Option<String>) {
-    if tessera_core::integrations::parse_location(url).is_none() {
-        let link = url.starts_with("https://") || url.starts_with("http://");
-        return (link.then(|| url.to_owned()), None);
-    }
     let Some(scope) = tessera_core::Scope::authorized(
         &who.actor,
         tessera_core::Action::LabelTasks,
@@ -34,26 +29,8 @@ pub(super) async fn attachment_source(
     ) else {
         return (None, None);
     };
-    let integrations = crate::integrations::service::settings(state, &scope).await;
-    if integrations.is_ok_and(|s| s.proxy_attachments) {
-        return match crate::integrations::service::resolve(state, &scope, url).await {
-            Ok(_) => (Some(format!("/label/{}/attachment", task.id)), None),
-            Err(problem) => (None, Some(fits_report(problem.to_string()))),
-        };
-    }
-    match crate::integrations::service::signed_url(state, &scope, url).await {
-        Ok(signed) => (signed, None),
-        Err(problem) => (None, Some(fits_report(problem.to_string()))),
-    }
-}
-
-/// A problem short enough for the error report's 1000-character reason (with its prefix).
-fn fits_report(problem: String) -> String {
-    if problem.chars().count() <= 900 {
-        return problem;
-    }
-    let cut: String = problem.chars().take(900).collect();
-    format!("{cut}…")
+    let proxy_path = format!("/label/{}/attachment", task.id);
+    crate::integrations::service::attachment_source(state, &scope, url, &proxy_path).await
 }
 
 /// A live task of the labeler's queue as they see it, and who holds it.

@@ -370,7 +370,10 @@ async fn task_page(
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned);
     let (attachment_src, attachment_problem) = match attachment.as_deref() {
-        Some(url) => attachment_source(state, scope, &task.id, url).await,
+        Some(url) => {
+            let proxy_path = format!("/tasks/{}/attachment", task.id);
+            crate::integrations::service::attachment_source(state, scope, url, &proxy_path).await
+        }
         None => (None, None),
     };
     Ok(TaskPage {
@@ -396,33 +399,6 @@ async fn task_page(
         history,
         error,
     })
-}
-
-/// Where the task page opens the attachment: see [`TaskPage::attachment_src`].
-async fn attachment_source(
-    state: &AppState,
-    scope: &Scope,
-    task_id: &str,
-    url: &str,
-) -> (Option<String>, Option<String>) {
-    use crate::integrations::service;
-    if tessera_core::integrations::parse_location(url).is_none() {
-        let link = url.starts_with("https://") || url.starts_with("http://");
-        return (link.then(|| url.to_owned()), None);
-    }
-    if service::settings(state, scope)
-        .await
-        .is_ok_and(|s| s.proxy_attachments)
-    {
-        return match service::resolve(state, scope, url).await {
-            Ok(_) => (Some(format!("/tasks/{task_id}/attachment")), None),
-            Err(problem) => (None, Some(problem.to_string())),
-        };
-    }
-    match service::signed_url(state, scope, url).await {
-        Ok(signed) => (signed, None),
-        Err(problem) => (None, Some(problem.to_string())),
-    }
 }
 
 /// Proxy mode: the task's attachment streamed from the team's bucket.
