@@ -7,6 +7,7 @@
 pub mod api;
 pub mod attachments;
 pub mod clients;
+mod diagnose;
 mod pages;
 pub mod service;
 pub mod sts;
