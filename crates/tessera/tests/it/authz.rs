@@ -1176,12 +1176,7 @@ async fn perform(
             let p = b
                 .post_form("/mode", &[("mode", "live"), ("back", "/tasks")])
                 .await;
-            (
-                p.status,
-                p.set_cookies
-                    .iter()
-                    .any(|c| c.starts_with("tessera_mode=live")),
-            )
+            (p.status, p.location.as_deref() == Some("/tasks"))
         }
         Act::RevealSigningSecret => {
             let p = b.post_form("/keys/signing/test/reveal", &[]).await;

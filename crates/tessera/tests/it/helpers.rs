@@ -376,6 +376,11 @@ impl TestApp {
             "sign-up failed: {}",
             r.body
         );
+        // A new team's Admin starts in test mode; most tests work with live data.
+        let live = b
+            .post_form("/mode", &[("mode", "live"), ("back", "/tasks")])
+            .await;
+        assert_eq!(live.location.as_deref(), Some("/tasks"), "{}", live.body);
         b
     }
 

@@ -17,6 +17,7 @@ mod integrations;
 mod invariants;
 mod mail;
 mod migrations;
+mod onboarding;
 mod password_reset;
 mod promises;
 mod sealing;
