@@ -16,6 +16,7 @@ mod callback_emails;
 mod callbacks;
 mod error;
 mod files;
+mod handovers;
 mod integrations;
 mod invitations;
 mod keys;
@@ -56,6 +57,7 @@ pub use callbacks::{
 };
 pub use error::{Constraint, StoreError, StoreResult};
 pub use files::{FileRecord, NewFile};
+pub use handovers::{AdminHandover, NewHandover};
 pub use integrations::{AddRefused, NewIntegration, StorageIntegration, StorageSettings};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,

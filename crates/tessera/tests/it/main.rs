@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod admin_handover;
 mod api;
 mod authz;
 mod billing;
