@@ -11,6 +11,7 @@ pub mod client_ip;
 pub mod email;
 pub mod ids;
 pub mod integrations;
+pub mod keys;
 pub mod mode;
 pub mod money;
 pub mod policy;

@@ -285,6 +285,7 @@ impl Ctx {
             tessera_server::keys::service::KeyRequest {
                 label: "matrix",
                 created_by: None,
+                expiry: tessera_core::keys::KeyExpiry::Never,
                 form_nonce: None,
                 event: NewAuditEvent::new(AuditAction::ApiKeyCreated, "test"),
             },
