@@ -576,22 +576,18 @@ fn roll_page(
     }
 }
 
-/// A key that can be rolled, or where to send the Manager instead (deleted: to the list;
-/// rolled already: to the list, told so).
+/// A key of the team that can be rolled, or where to send the Manager instead (rolled
+/// already: to the list, told so). A deleted key, or another team's, is not found.
 async fn rollable(
     state: &AppState,
     scope: &Scope,
     id: &str,
 ) -> WebResult<Result<ApiKey, Response>> {
-    match state.store.get_api_key(scope, id).await {
-        Ok(key) if key.rolled.is_some() => Ok(Err(already_rolled(&key))),
-        Ok(key) => Ok(Ok(key)),
-        Err(StoreError::NotFound) => Ok(Err(redirect_with_flash(
-            "/keys",
-            "That key was deleted; there is nothing to roll.",
-        ))),
-        Err(err) => Err(err.into()),
+    let key = state.store.get_api_key(scope, id).await?;
+    if key.rolled.is_some() {
+        return Ok(Err(already_rolled(&key)));
     }
+    Ok(Ok(key))
 }
 
 fn already_rolled(key: &ApiKey) -> Response {
