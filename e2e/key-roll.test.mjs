@@ -117,7 +117,7 @@ describe('Tessera API key roll in a real browser', { timeout: 10 * STEP_TIMEOUT 
     assert.match(oldKey, /^test_[0-9a-f]{64}$/);
     assert.equal((await page.locator('#revealed-curl').textContent()).trim(), `curl -u "${oldKey}:" ${env.baseUrl}/v1/projects`);
     assert.match(await page.locator('#revealed-python').textContent(), new RegExp(`api_instance_url="${env.baseUrl}/v1"`));
-    assert.match(squash(await keyRow(oldKey).locator('.key-lifetime').textContent()), /^expires .* UTC \(in 89 days\)$/);
+    assert.match(squash(await keyRow(oldKey).locator('.key-lifetime').textContent()), /^expires .* UTC \(in 90 days\)$/);
     // The snippet beside the key, behind "Use this key".
     const use = page.locator('#mode-test tr.key-use details').first();
     await use.locator('summary').click();
@@ -145,7 +145,7 @@ describe('Tessera API key roll in a real browser', { timeout: 10 * STEP_TIMEOUT 
     assert.match(rolled, new RegExp(`^Rolled: keeps working for 59 minutes more \\(until .* UTC\\), replaced by ${newKey.slice(0, 12)}…$`));
     assert.equal(await keyRow(oldKey).getByRole('link', { name: 'Roll…' }).count(), 0, 'rolled once');
     assert.equal(squash(await keyRow(newKey).locator('.key-replaces').textContent()), `Replaces ${oldKey.slice(0, 12)}…`);
-    assert.match(squash(await keyRow(newKey).locator('.key-lifetime').textContent()), /\(in 89 days\)$/);
+    assert.match(squash(await keyRow(newKey).locator('.key-lifetime').textContent()), /\(in 90 days\)$/);
     assert.equal((await api(oldKey)).status, 200, 'the old key works during its grace');
     assert.equal((await api(newKey)).status, 200, 'the new key works');
     assert.ok((await overflow(page)) <= 0, `no sideways scrolling at 1280 px (${await overflow(page)} px)`);

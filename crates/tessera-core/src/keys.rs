@@ -172,15 +172,16 @@ pub fn key_refusal(
     }
 }
 
-/// A short phrase for the time until something ends ("59 minutes", "23 hours", "6 days"),
-/// rounded down so it never promises more than is left.
+/// A short phrase for the time until something ends ("59 minutes", "23 hours", "30 days"):
+/// minutes rounded down (a grace period about to end never looks longer than it is), hours and
+/// days to the nearest (a 30-day key made a moment ago reads "30 days", not "29").
 pub fn time_left(ms: i64) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match ms.max(0) {
         ms if ms < 60_000 => "less than a minute".into(),
         ms if ms < 2 * HOUR_MS => plural(ms / 60_000, "minute"),
-        ms if ms < 2 * DAY_MS => plural(ms / HOUR_MS, "hour"),
-        ms => plural(ms / DAY_MS, "day"),
+        ms if ms < 2 * DAY_MS => plural((ms + HOUR_MS / 2) / HOUR_MS, "hour"),
+        ms => plural((ms + DAY_MS / 2) / DAY_MS, "day"),
     }
 }
 
@@ -243,13 +244,16 @@ mod tests {
     }
 
     #[test]
-    fn time_left_rounds_down() {
+    fn time_left_rounds_minutes_down_and_days_to_the_nearest() {
         assert_eq!(time_left(-5), "less than a minute");
         assert_eq!(time_left(59_999), "less than a minute");
         assert_eq!(time_left(HOUR_MS - 1), "59 minutes");
         assert_eq!(time_left(HOUR_MS), "60 minutes");
-        assert_eq!(time_left(24 * HOUR_MS - 1), "23 hours");
+        assert_eq!(time_left(2 * HOUR_MS), "2 hours");
+        assert_eq!(time_left(24 * HOUR_MS - 1), "24 hours");
+        assert_eq!(time_left(23 * HOUR_MS + 20 * 60_000), "23 hours");
         assert_eq!(time_left(7 * DAY_MS), "7 days");
+        assert_eq!(time_left(30 * DAY_MS - 5), "30 days");
         assert_eq!(time_left(2 * DAY_MS), "2 days");
         assert_eq!(time_left(60_000), "1 minute");
     }

@@ -127,11 +127,12 @@ fn grace_choices(selected: RollGrace) -> Vec<Choice> {
         .collect()
 }
 
-/// What a refused Add key form had typed, shown again in its section.
+/// What a refused Add key form had typed, shown again in its section with the reason.
 struct CreateDraft {
     mode: Mode,
     label: String,
     expiry: Option<KeyExpiry>,
+    error: String,
 }
 
 struct ModeSection {
@@ -143,6 +144,8 @@ struct ModeSection {
     /// The Add key form's label and expiry (empty and never, or what a refused form sent).
     draft_label: String,
     expiry_choices: Vec<Choice>,
+    /// Why this section's Add key form was refused.
+    form_error: Option<String>,
     callback_created: String,
     signing_created: String,
     signing_previous_until: Option<String>,
@@ -285,6 +288,7 @@ async fn mode_section(
     let draft = draft.filter(|d| d.mode == mode);
     Ok(ModeSection {
         draft_label: draft.map(|d| d.label.clone()).unwrap_or_default(),
+        form_error: draft.map(|d| d.error.clone()),
         expiry_choices: expiry_choices(draft.and_then(|d| d.expiry).unwrap_or(KeyExpiry::Never)),
         signing_created: format_time(signing.created_at),
         signing_previous_until: signing
@@ -433,15 +437,18 @@ async fn create(
     let (mode, label, expiry, form_nonce) = match parsed {
         Ok(v) => v,
         Err(Invalid(message)) => {
-            // The form again in its section, with what was typed (a label cut to the
-            // field's length, so an overlong one is shown as the form would take it).
+            // The form again in its section, with the reason and what was typed (a label
+            // cut to the field's length, as the form would take it). Without a known mode
+            // there is no section: the reason goes on top of the page.
             let draft = input.mode.parse::<Mode>().ok().map(|mode| CreateDraft {
                 mode,
                 label: input.label.chars().take(MAX_LABEL).collect(),
                 expiry: expiry.ok().flatten(),
+                error: message.clone(),
             });
+            let top_error = draft.is_none().then_some(message);
             let mut page = keys_page(&state, &who, &scope, None, draft).await?;
-            page.error = Some(message);
+            page.error = top_error;
             return Ok(render(StatusCode::BAD_REQUEST, &page));
         }
     };
@@ -553,7 +560,9 @@ struct RollPage {
     mode_label: &'static str,
     grace_choices: Vec<Choice>,
     expiry_choices: Vec<Choice>,
-    error: Option<String>,
+    /// Why the grace or the expiry chosen was refused, shown beside its field.
+    grace_error: Option<String>,
+    expiry_error: Option<String>,
 }
 
 /// The Roll form of `key`, with the choices made (or the defaults: one hour of grace, and
@@ -563,7 +572,7 @@ fn roll_page(
     key: &ApiKey,
     grace: RollGrace,
     expiry: KeyExpiry,
-    error: Option<String>,
+    (grace_error, expiry_error): (Option<String>, Option<String>),
 ) -> RollPage {
     let now = tessera_store::now_ms();
     RollPage {
@@ -572,7 +581,8 @@ fn roll_page(
         mode_label: key.mode.label(),
         grace_choices: grace_choices(grace),
         expiry_choices: expiry_choices(expiry),
-        error,
+        grace_error,
+        expiry_error,
     }
 }
 
@@ -612,13 +622,8 @@ async fn roll_form(
         Err(elsewhere) => return Ok(elsewhere),
     };
     let expiry = KeyExpiry::of_key(key.created_at, key.expires_at);
-    Ok(page(&roll_page(
-        &who,
-        &key,
-        RollGrace::OneHour,
-        expiry,
-        None,
-    )))
+    let form = roll_page(&who, &key, RollGrace::OneHour, expiry, (None, None));
+    Ok(page(&form))
 }
 
 #[derive(Deserialize)]
@@ -649,16 +654,15 @@ async fn roll_key(
     let (grace, expiry) = match (grace, expiry) {
         (Ok(grace), Ok(expiry)) => (grace, expiry),
         (grace, expiry) => {
-            let message = [grace.as_ref().err(), expiry.as_ref().err()]
-                .into_iter()
-                .flatten()
-                .map(|Invalid(m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            // Every mistake at once, each beside its field; the valid choice is kept.
+            let errors = (
+                grace.as_ref().err().map(|Invalid(m)| m.clone()),
+                expiry.as_ref().err().map(|Invalid(m)| m.clone()),
+            );
             let kept_grace = grace.unwrap_or(RollGrace::OneHour);
             let kept_expiry =
                 expiry.unwrap_or_else(|_| KeyExpiry::of_key(old.created_at, old.expires_at));
-            let form = roll_page(&who, &old, kept_grace, kept_expiry, Some(message));
+            let form = roll_page(&who, &old, kept_grace, kept_expiry, errors);
             return Ok(render(StatusCode::BAD_REQUEST, &form));
         }
     };

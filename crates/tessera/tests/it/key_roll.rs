@@ -121,7 +121,7 @@ async fn keys_expire_and_roll(backend: Backend) {
     let page = admin.get("/keys").await;
     assert!(!page.body.contains("copy it now"), "{}", page.body);
     let row = row_of(&page.body, &monthly);
-    assert!(row.contains("(in 29 days)"), "{row}");
+    assert!(row.contains("(in 30 days)"), "{row}");
     let (_, scope, _) = team_of(&app, "owner@roll.test").await;
     let stored = app
         .store
@@ -260,6 +260,11 @@ async fn bad_key_choices_are_shown_on_the_form(backend: Backend) {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("Unknown expiry"), "{}", bad.body);
+    assert!(bad.body.contains("id=\"add-test-error\""), "{}", bad.body);
+    assert!(
+        bad.body.contains("aria-describedby=\"add-test-error\""),
+        "the reason points at the field"
+    );
     assert!(bad.body.contains("value=\"nightly job\""), "label kept");
     assert!(app.store.list_api_keys(&scope).await.unwrap().is_empty());
 
@@ -273,10 +278,10 @@ async fn bad_key_choices_are_shown_on_the_form(backend: Backend) {
         "the old key's lifetime is proposed: {}",
         form.body
     );
-    for (grace, expires, message) in [
-        ("2h", "30", "Unknown grace period"),
-        ("1h", "forever", "Unknown expiry"),
-        ("", "", "Unknown grace period"),
+    for (grace, expires, errors) in [
+        ("2h", "30", &["grace-error"][..]),
+        ("1h", "forever", &["expiry-error"][..]),
+        ("", "", &["grace-error", "expiry-error"][..]),
     ] {
         let bad = admin
             .post_form(
@@ -285,8 +290,23 @@ async fn bad_key_choices_are_shown_on_the_form(backend: Backend) {
             )
             .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{grace} {expires}");
-        assert!(bad.body.contains(message), "{}", bad.body);
-        assert!(bad.body.contains("id=\"roll-error\""), "{}", bad.body);
+        for (field, message) in [
+            ("grace-error", "Unknown grace period"),
+            ("expiry-error", "Unknown expiry"),
+        ] {
+            let shown = errors.contains(&field);
+            assert_eq!(
+                bad.body.contains(&format!("id=\"{field}\"")),
+                shown,
+                "{}",
+                bad.body
+            );
+            assert_eq!(bad.body.contains(message), shown, "{}", bad.body);
+            assert_eq!(
+                bad.body.contains(&format!("aria-describedby=\"{field}\"")),
+                shown
+            );
+        }
     }
     let kept = admin
         .post_form(
