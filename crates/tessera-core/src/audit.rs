@@ -27,6 +27,7 @@ word_enum!(
         ApiKeyCreated = "api_key.created",
         ApiKeyRevealed = "api_key.revealed",
         ApiKeyDeleted = "api_key.deleted",
+        ApiKeyRolled = "api_key.rolled",
         CallbackAuthKeyRevealed = "callback_auth_key.revealed",
         CallbackAuthKeyRotated = "callback_auth_key.rotated",
         CallbackSigningSecretRevealed = "callback_signing_secret.revealed",

@@ -12,6 +12,7 @@ pub mod email;
 pub mod handover;
 pub mod ids;
 pub mod integrations;
+pub mod keys;
 pub mod mode;
 pub mod money;
 pub mod policy;

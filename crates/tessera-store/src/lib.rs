@@ -62,7 +62,7 @@ pub use integrations::{AddRefused, NewIntegration, StorageIntegration, StorageSe
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
-pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
+pub use keys::{ApiKey, KeyIdentity, NewApiKey, Rolled, TeamSecret};
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;

@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     10 "billing" "0010_billing.sql",
     11 "integrations" "0011_integrations.sql",
     12 "password_resets" "0012_password_resets.sql",
+    15 "key_expiry" "0015_key_expiry.sql",
     16 "admin_handover" "0016_admin_handover.sql",
     17 "dashboard_mode" "0017_dashboard_mode.sql",
 };
@@ -226,6 +227,10 @@ mod tests {
             (
                 12,
                 "81e04fbff177dba50f5a7b518eaa1fa97775ac82f3465bfb918f9a81a24f4c47",
+            ),
+            (
+                15,
+                "7ae81a584bce1adba0d042b2be58b527b3aecb9d967253ba5ddf5996e4bf9fd1",
             ),
             (
                 16,

@@ -112,6 +112,19 @@ fn test_scope(who: &SignedIn, action: Action) -> Option<Scope> {
     Scope::authorized(&who.actor, action, team, Mode::Test)
 }
 
+/// The newest test key that still works (not expired, not rolled): the one the snippets use.
+async fn newest_test_key(state: &AppState, scope: &Scope) -> WebResult<Option<ApiKey>> {
+    let now = tessera_store::now_ms();
+    Ok(state
+        .store
+        .list_api_keys(scope)
+        .await?
+        .into_iter()
+        .filter(|k| k.mode == Mode::Test && k.rolled.is_none())
+        .filter(|k| tessera_core::keys::key_refusal(now, k.expires_at, None).is_none())
+        .max_by_key(|k| k.created_at))
+}
+
 /// Errors the forms on the page show next to their step.
 #[derive(Default)]
 struct Problems {
@@ -128,13 +141,7 @@ async fn get_started_page(
     let view = test_scope(who, Action::ViewTasks).ok_or(WebError::Forbidden)?;
     let manage_keys = test_scope(who, Action::ManageApiKeys);
     let test_key = match &manage_keys {
-        Some(scope) => state
-            .store
-            .list_api_keys(scope)
-            .await?
-            .into_iter()
-            .filter(|k| k.mode == Mode::Test)
-            .max_by_key(|k| k.created_at),
+        Some(scope) => newest_test_key(state, scope).await?,
         None => None,
     };
     let last_task = state
@@ -278,6 +285,7 @@ async fn create_key(
     let request = KeyRequest {
         label: KEY_LABEL,
         created_by: Some(&who.user.id),
+        expiry: tessera_core::keys::KeyExpiry::Never,
         form_nonce,
         event,
     };
@@ -305,14 +313,7 @@ async fn reveal_key(
     ip: ClientIp,
 ) -> WebResult<Response> {
     let scope = test_scope(&who, Action::ManageApiKeys).ok_or(WebError::Forbidden)?;
-    let Some(key) = state
-        .store
-        .list_api_keys(&scope)
-        .await?
-        .into_iter()
-        .filter(|k| k.mode == Mode::Test)
-        .max_by_key(|k| k.created_at)
-    else {
+    let Some(key) = newest_test_key(&state, &scope).await? else {
         return Ok(redirect_with_flash("/", "Create a test key first."));
     };
     let value = keys::reveal_api_key(&state.config.master_key, &key).map_err(WebError::Internal)?;

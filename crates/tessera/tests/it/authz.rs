@@ -63,6 +63,9 @@ enum Act {
     CreateKey,
     RevealKey,
     DeleteKey,
+    /// The Roll form of a key, and rolling it (another team's key is not found).
+    RollKeyForm,
+    RollKey,
     RevealCallbackKey,
     RotateCallbackKey,
     ViewProjects,
@@ -104,6 +107,8 @@ impl Act {
         matches!(
             self,
             Act::Resend
+                | Act::RollKeyForm
+                | Act::RollKey
                 | Act::Revoke
                 | Act::ChangeRole
                 | Act::ChangeInvitationRole
@@ -147,8 +152,8 @@ fn allowed(who: Who, act: Act) -> bool {
         StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail | StaffBilling
         | StaffBillingTeam | StaffBookPrice | StaffSetPlan | StaffTeamPrice | StaffGrantCredit
         | StaffClosePeriod => who == Who::Staff,
-        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey
-        | RevealSigningSecret | RotateSigningSecret => {
+        ViewKeys | CreateKey | RevealKey | DeleteKey | RollKeyForm | RollKey
+        | RevealCallbackKey | RotateCallbackKey | RevealSigningSecret | RotateSigningSecret => {
             matches!(who, Who::Admin | Who::Manager)
         }
         ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode
@@ -341,6 +346,7 @@ impl Ctx {
             tessera_server::keys::service::KeyRequest {
                 label: "matrix",
                 created_by: None,
+                expiry: tessera_core::keys::KeyExpiry::Never,
                 form_nonce: None,
                 event: NewAuditEvent::new(AuditAction::ApiKeyCreated, "test"),
             },
@@ -622,6 +628,8 @@ async fn authorization_matrix(backend: Backend) {
         Act::CreateKey,
         Act::RevealKey,
         Act::DeleteKey,
+        Act::RollKeyForm,
+        Act::RollKey,
         Act::RevealCallbackKey,
         Act::RotateCallbackKey,
         Act::ViewProjects,
@@ -1209,6 +1217,28 @@ async fn perform(
                 p.status,
                 store.get_api_key(&team_scope(&team.id), &id).await.is_err(),
             )
+        }
+        Act::RollKeyForm => {
+            let (id, _) = ctx.key(team).await;
+            let p = b.get(&format!("/keys/{id}/roll")).await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("name=\"grace\""),
+            )
+        }
+        Act::RollKey => {
+            let (id, _) = ctx.key(team).await;
+            let p = b
+                .post_form(
+                    &format!("/keys/{id}/roll"),
+                    &[("grace", "1h"), ("expires", "never")],
+                )
+                .await;
+            let rolled = store
+                .get_api_key(&team_scope(&team.id), &id)
+                .await
+                .is_ok_and(|key| key.rolled.is_some());
+            (p.status, rolled)
         }
         Act::RevealCallbackKey => {
             let p = b.post_form("/keys/callback/test/reveal", &[]).await;

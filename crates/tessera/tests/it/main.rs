@@ -16,6 +16,7 @@ mod emulators;
 mod files;
 mod integrations;
 mod invariants;
+mod key_roll;
 mod mail;
 mod migrations;
 mod onboarding;
