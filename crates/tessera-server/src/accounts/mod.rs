@@ -15,7 +15,8 @@ use tessera_core::AuditAction;
 use crate::web::{Form, Query};
 use serde::Deserialize;
 use tessera_core::{
-    profile::{check_new_password, Profile},
+    clean_text,
+    profile::{check_new_password, Profile, MAX_NAME},
     team::parse_team_name,
     Email, Invalid,
 };
@@ -28,7 +29,7 @@ use crate::{
     state::AppState,
     web::{
         format_time, notice, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
-        Layout, SignedIn, Viewer, WebError, WebResult,
+        FieldErrors, Layout, SignedIn, Viewer, WebError, WebResult,
     },
 };
 
@@ -94,20 +95,51 @@ struct SignupInput {
 struct SignupPage {
     layout: Layout,
     error: Option<String>,
+    errors: FieldErrors,
     email: String,
     name: String,
     company: String,
     team_name: String,
 }
 
-fn signup_page(csrf: &CsrfToken, input: &SignupInput, error: Option<String>) -> SignupPage {
+fn signup_page(
+    csrf: &CsrfToken,
+    input: &SignupInput,
+    error: Option<String>,
+    errors: FieldErrors,
+) -> SignupPage {
     SignupPage {
         layout: Layout::anonymous("Sign up", csrf, None),
         error,
-        email: input.email.clone(),
-        name: input.name.clone(),
-        company: input.company.clone(),
-        team_name: input.team_name.clone(),
+        errors,
+        email: input.email.chars().take(254).collect(),
+        name: input.name.chars().take(MAX_NAME).collect(),
+        company: input.company.chars().take(MAX_NAME).collect(),
+        team_name: input.team_name.chars().take(200).collect(),
+    }
+}
+
+/// A sign-up's fields, each checked on its own so the form shows every problem at once.
+fn parse_signup(input: &SignupInput) -> Result<(Email, Profile, String), FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let email = errors.check("email", Email::parse(&input.email));
+    errors.check("password", check_new_password(&input.password, None));
+    let name = errors.check("name", clean_text("Name", &input.name, MAX_NAME, true));
+    let company = errors.check(
+        "company",
+        clean_text("Company", &input.company, MAX_NAME, false),
+    );
+    let team_name = errors.check("team_name", parse_team_name(&input.team_name));
+    match (email, name, company, team_name) {
+        (Some(email), Some(name), Some(company), Some(team_name)) if errors.is_empty() => {
+            let profile = Profile::parse(&name, &company, "", "").map_err(|problem| {
+                let mut errors = FieldErrors::default();
+                errors.check::<()>("name", Err(problem));
+                errors
+            })?;
+            Ok((email, profile, team_name))
+        }
+        _ => Err(errors),
     }
 }
 
@@ -115,7 +147,12 @@ async fn signup_form(Viewer(viewer): Viewer, csrf: CsrfToken) -> Response {
     if let Some(who) = viewer {
         return Redirect::to(home_path(&who)).into_response();
     }
-    page(&signup_page(&csrf, &SignupInput::default(), None))
+    page(&signup_page(
+        &csrf,
+        &SignupInput::default(),
+        None,
+        FieldErrors::default(),
+    ))
 }
 
 async fn signup(
@@ -125,8 +162,12 @@ async fn signup(
     headers: HeaderMap,
     Form(input): Form<SignupInput>,
 ) -> WebResult<Response> {
-    let again =
-        |status, message: String| render(status, &signup_page(&csrf, &input, Some(message)));
+    let again = |status, message: String| {
+        render(
+            status,
+            &signup_page(&csrf, &input, Some(message), FieldErrors::default()),
+        )
+    };
     // Every attempt counts (not just successful ones), before any work is done for it.
     if let Err(wait) = ratelimit::take(&state, Limit::SignupPerIp, &ip.0).await? {
         return Ok(again(
@@ -134,16 +175,14 @@ async fn signup(
             format!("Too many sign-ups from your network. Try again in {wait}."),
         ));
     }
-    let parsed = (|| -> Result<_, Invalid> {
-        let email = Email::parse(&input.email)?;
-        let profile = Profile::parse(&input.name, &input.company, "", "")?;
-        let team_name = parse_team_name(&input.team_name)?;
-        check_new_password(&input.password, None)?;
-        Ok((email, profile, team_name))
-    })();
-    let (email, profile, team_name) = match parsed {
+    let (email, profile, team_name) = match parse_signup(&input) {
         Ok(v) => v,
-        Err(Invalid(message)) => return Ok(again(StatusCode::BAD_REQUEST, message)),
+        Err(errors) => {
+            return Ok(render(
+                StatusCode::BAD_REQUEST,
+                &signup_page(&csrf, &input, Some(errors.summary()), errors),
+            ))
+        }
     };
     // An address that has an account is told so by email only, and before any password is
     // hashed: the page does not confirm that the address exists.
