@@ -117,6 +117,9 @@ actions! {
     /// Add or replace the card, set the spend limit.
     EditPaymentInfo,
     ManageIntegrations,
+    /// Require two-factor sign-in of every member (the Admin's setting: it can lock out
+    /// every teammate who has not set it up).
+    RequireTwoFactor,
     /// Work the team's labeling queue.
     LabelTasks,
     /// Platform support actions (staff console).
@@ -152,7 +155,7 @@ impl Action {
             InviteMember | ResendInvitation | RevokeInvitation | RemoveMember
             | ChangeMemberRole | EditTeamDetails | ViewAuditLog | ManageApiKeys | ViewBilling
             | ManageIntegrations => role.manages_team(),
-            EditPaymentInfo => role == Role::Admin,
+            EditPaymentInfo | RequireTwoFactor => role == Role::Admin,
             StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox | ManageBilling => false,
         }
     }
@@ -191,6 +194,7 @@ impl Action {
                 | ViewAuditLog
                 | ManageApiKeys
                 | ManageIntegrations
+                | RequireTwoFactor
         )
     }
 }
@@ -279,7 +283,8 @@ mod tests {
                 ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks
             ),
             Role::Manager => {
-                !matches!(action, LabelTasks | EditPaymentInfo) && !action.is_platform()
+                !matches!(action, LabelTasks | EditPaymentInfo | RequireTwoFactor)
+                    && !action.is_platform()
             }
             Role::Admin => !matches!(action, LabelTasks) && !action.is_platform(),
         }

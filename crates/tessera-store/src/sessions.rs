@@ -69,7 +69,8 @@ impl Store {
 }
 
 impl CrossTenant {
-    /// Housekeeping: drops expired and idle sessions and old rate-limit events.
+    /// Housekeeping: drops expired and idle sessions, expired half-done sign-ins (waiting for
+    /// a second factor) and old rate-limit events.
     pub async fn prune_expired(
         &self,
         rate_window_ms: i64,
@@ -83,11 +84,16 @@ impl CrossTenant {
                 .execute(&self.store.writer)
                 .await?
                 .rows_affected();
+        let challenges = sqlx::query("DELETE FROM sign_in_challenges WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.store.writer)
+            .await?
+            .rows_affected();
         let events = sqlx::query("DELETE FROM rate_events WHERE at < $1")
             .bind(now - rate_window_ms)
             .execute(&self.store.writer)
             .await?
             .rows_affected();
-        Ok(sessions + events)
+        Ok(sessions + challenges + events)
     }
 }

@@ -91,6 +91,8 @@ impl Layout {
                 active: href == active,
             })
         };
+        // Until a required second factor is set up, no page but the set-up opens.
+        let allowed = |action| allowed(action) && !who.must_set_up_two_factor;
         if allowed(Action::ViewTasks) {
             add("/projects", "Projects");
             add("/tasks", "Tasks");
@@ -98,7 +100,7 @@ impl Layout {
         if allowed(Action::ViewCallbacks) {
             add("/callbacks", "Callbacks");
         }
-        if who.labeler_scope().is_some() {
+        if who.labeler_scope().is_some() && !who.must_set_up_two_factor {
             add("/label", "Labeling");
         }
         if allowed(Action::ViewTeam) {
@@ -122,7 +124,9 @@ impl Layout {
         if matches!(who.actor, Actor::Staff { .. }) {
             add("/staff", "Staff console");
         }
-        add("/profile", "Profile");
+        if !who.must_set_up_two_factor {
+            add("/profile", "Profile");
+        }
         Self {
             title: title.into(),
             nav,

@@ -28,6 +28,9 @@ pub struct SignedIn {
     pub flash: Option<super::Flash>,
     /// Which world the dashboard shows: live or test (the mode switch, a cookie).
     pub mode: Mode,
+    /// Their team requires two-factor sign-in and they have not set it up: the dashboard
+    /// offers nothing but the set-up (and signing out) until they do.
+    pub must_set_up_two_factor: bool,
 }
 
 impl SignedIn {
@@ -105,11 +108,16 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
     let Some(user) = state.store.session_user(&session_hash, idle_ms).await? else {
         return Ok(None);
     };
-    let team_name = match user.team_id.as_deref() {
-        // Before any authorisation: the signed-in user's own team, named in the layout.
-        Some(team_id) => Some(state.store.cross_tenant().get_team(team_id).await?.name),
+    // Before any authorisation: the signed-in user's own team, named in the layout, and
+    // whether it requires a second factor they have not set up.
+    let team = match user.team_id.as_deref() {
+        Some(team_id) => Some(state.store.cross_tenant().get_team(team_id).await?),
         None => None,
     };
+    let must_set_up_two_factor = team
+        .as_ref()
+        .is_some_and(|t| t.require_two_factor && !user.two_factor_enabled);
+    let team_name = team.map(|t| t.name);
     let csrf = CsrfToken::from_request_parts(parts, state).await?;
     Ok(Some(SignedIn {
         actor: actor_for(&user),
@@ -122,8 +130,13 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
             .get(MODE_COOKIE)
             .and_then(|c| c.value().parse().ok())
             .unwrap_or(Mode::Live),
+        must_set_up_two_factor,
     }))
 }
+
+/// Where a member whose team requires two-factor sign-in sets it up; the only dashboard
+/// page open to them until they have.
+pub const TWO_FACTOR_SETUP_PATH: &str = "/profile/two-factor";
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
@@ -133,6 +146,15 @@ impl FromRequestParts<AppState> for SignedIn {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match load(parts, state).await {
+            Ok(Some(signed_in))
+                if signed_in.must_set_up_two_factor
+                    && !parts.uri.path().starts_with(TWO_FACTOR_SETUP_PATH) =>
+            {
+                Err(super::redirect_with_warning(
+                    TWO_FACTOR_SETUP_PATH,
+                    "Your team requires two-factor authentication: set it up to continue.",
+                ))
+            }
             Ok(Some(signed_in)) => Ok(signed_in),
             Ok(None) => {
                 let next = parts.uri.path();

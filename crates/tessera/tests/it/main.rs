@@ -25,3 +25,4 @@ mod spend_alerts;
 mod staff_billing;
 mod stripe;
 mod team;
+mod two_factor;
