@@ -67,6 +67,7 @@ pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
+pub use sessions::SessionUser;
 pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
 pub use two_factor::{SignInChallenge, TwoFactor};

@@ -6,6 +6,17 @@ use crate::{
     CrossTenant, Store, StoreResult, User,
 };
 
+/// The person behind a live session, with what every dashboard request needs to know about
+/// their second factor (read in the same query, so it costs no extra round trip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionUser {
+    pub user: User,
+    /// Two-factor sign-in is on for them.
+    pub two_factor_enabled: bool,
+    /// Their team requires two-factor sign-in of every member.
+    pub team_requires_two_factor: bool,
+}
+
 impl Store {
     /// Records a session under the SHA-256 digest of its cookie token.
     pub async fn create_session(
@@ -34,10 +45,19 @@ impl Store {
     /// The user behind a live session, if any: not past its expiry, and used within the last
     /// `idle_ms`. A use marks the session seen again, writing at most once per `idle_ms / 8`
     /// (and at least once a minute), not on every request.
-    pub async fn session_user(&self, token_hash: &str, idle_ms: i64) -> StoreResult<Option<User>> {
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+        idle_ms: i64,
+    ) -> StoreResult<Option<SessionUser>> {
         let now = now_ms();
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT {USER_COLUMNS}, s.last_seen_at, \
+             (SELECT COUNT(*) FROM user_two_factor f \
+              WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL) AS two_factor_on, \
+             (SELECT COUNT(*) FROM teams t \
+              WHERE t.id = u.team_id AND t.require_two_factor = 1) AS team_requires_two_factor \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
         ))
         .bind(token_hash)
@@ -56,7 +76,13 @@ impl Store {
                 .execute(&self.writer)
                 .await?;
         }
-        user_from_row(&row).map(Some)
+        let two_factor_on: i64 = sqlx::Row::try_get(&row, "two_factor_on")?;
+        let team_requires: i64 = sqlx::Row::try_get(&row, "team_requires_two_factor")?;
+        Ok(Some(SessionUser {
+            user: user_from_row(&row)?,
+            two_factor_enabled: two_factor_on > 0,
+            team_requires_two_factor: team_requires > 0,
+        }))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {

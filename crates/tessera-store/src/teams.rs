@@ -16,8 +16,6 @@ pub struct Team {
     pub default_callback_url: Option<String>,
     pub admin_user_id: String,
     pub created_at: i64,
-    /// Every member must sign in with a second factor (the Admin's setting).
-    pub require_two_factor: bool,
 }
 
 /// A row of the operator's team list.
@@ -28,8 +26,7 @@ pub struct TeamSummary {
     pub members: i64,
 }
 
-const TEAM_COLUMNS: &str =
-    "t.id, t.name, t.default_callback_url, t.admin_user_id, t.created_at, t.require_two_factor";
+const TEAM_COLUMNS: &str = "t.id, t.name, t.default_callback_url, t.admin_user_id, t.created_at";
 
 fn team_from_row(row: &AnyRow) -> StoreResult<Team> {
     Ok(Team {
@@ -38,7 +35,6 @@ fn team_from_row(row: &AnyRow) -> StoreResult<Team> {
         default_callback_url: row.try_get("default_callback_url")?,
         admin_user_id: row.try_get("admin_user_id")?,
         created_at: row.try_get("created_at")?,
-        require_two_factor: crate::flag(row.try_get("require_two_factor")?),
     })
 }
 

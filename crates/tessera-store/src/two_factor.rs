@@ -55,6 +55,26 @@ impl Store {
         .transpose()
     }
 
+    /// Whether two-factor sign-in is on for the user.
+    pub async fn has_two_factor(&self, user_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .two_factor(user_id)
+            .await?
+            .is_some_and(|row| row.is_enabled()))
+    }
+
+    /// The members of the scope's team who have two-factor sign-in on (the team page).
+    pub async fn two_factor_members(&self, scope: &Scope) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT f.user_id FROM user_two_factor f JOIN users u ON u.id = f.user_id \
+             WHERE u.team_id = $1 AND f.enabled_at IS NOT NULL",
+        )
+        .bind(scope.team_id())
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Starts (or restarts) a set-up with a new sealed secret. `false`: two-factor sign-in is
     /// already on, and nothing changed (turning it off comes first).
     pub async fn begin_two_factor_setup(

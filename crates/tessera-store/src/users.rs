@@ -23,8 +23,6 @@ pub struct User {
     pub is_workforce: bool,
     pub created_at: i64,
     pub joined_team_at: Option<i64>,
-    /// Two-factor sign-in is on (set up and confirmed with a code).
-    pub two_factor_enabled: bool,
 }
 
 /// What it takes to create an account; the password is already hashed by the caller.
@@ -36,9 +34,7 @@ pub struct NewUser {
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.name, u.company, u.job_title, u.phone, \
-    u.team_id, u.role, u.is_staff, u.is_workforce, u.created_at, u.joined_team_at, \
-    (SELECT COUNT(*) FROM user_two_factor f WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL) \
-    AS two_factor_on";
+    u.team_id, u.role, u.is_staff, u.is_workforce, u.created_at, u.joined_team_at";
 
 pub(crate) fn user_from_row(row: &AnyRow) -> StoreResult<User> {
     let role: Option<String> = row.try_get("role")?;
@@ -59,7 +55,6 @@ pub(crate) fn user_from_row(row: &AnyRow) -> StoreResult<User> {
         is_workforce: flag(row.try_get("is_workforce")?),
         created_at: row.try_get("created_at")?,
         joined_team_at: row.try_get("joined_team_at")?,
-        two_factor_enabled: flag(row.try_get("two_factor_on")?),
     })
 }
 

@@ -351,7 +351,7 @@ async fn login(
         ));
     };
     ip_slot.release(&state).await?;
-    if user.two_factor_enabled {
+    if state.store.has_two_factor(&user.id).await? {
         // The password was right, so this attempt does not count; earlier failures still do
         // until the second factor is right too (a known password buys no extra code guesses).
         account_slot.release(&state).await?;
@@ -512,7 +512,7 @@ fn profile_page(
         phone: input.phone,
         profile_error,
         password_error,
-        two_factor_enabled: who.user.two_factor_enabled,
+        two_factor_enabled: who.two_factor_enabled,
     }
 }
 

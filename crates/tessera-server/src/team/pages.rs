@@ -96,6 +96,7 @@ pub async fn team_page(
     let team = state.store.get_team(&scope).await?;
     let now = tessera_store::now_ms();
     let roster = service::roster(&state.store, &scope).await?;
+    let with_two_factor = state.store.two_factor_members(&scope).await?;
     let members = roster
         .members
         .into_iter()
@@ -107,7 +108,7 @@ pub async fn team_page(
                 role: role.as_str().to_owned(),
                 role_label: role.label().to_owned(),
                 joined: m.joined_team_at.map(format_time).unwrap_or_default(),
-                two_factor: m.two_factor_enabled,
+                two_factor: with_two_factor.contains(&m.id),
                 name: m.name,
                 email: m.email,
                 id: m.id,
@@ -140,9 +141,9 @@ pub async fn team_page(
         invite_error,
         invite_emails,
         invite_role,
-        require_two_factor: team.require_two_factor,
+        require_two_factor: state.store.team_requires_two_factor(&scope).await?,
         can_require_two_factor: who.may(Action::RequireTwoFactor),
-        viewer_has_two_factor: who.user.two_factor_enabled,
+        viewer_has_two_factor: who.two_factor_enabled,
         two_factor_error: None,
     })
 }
@@ -280,20 +281,15 @@ pub(super) async fn set_two_factor_requirement(
     if required == state.store.team_requires_two_factor(&scope).await? {
         return Ok(redirect_with_flash("/team", "Nothing changed."));
     }
-    if required && !who.user.two_factor_enabled {
+    if required && !who.two_factor_enabled {
         let mut page = team_page(&state, &who, None, String::new(), "member".into()).await?;
         page.two_factor_error = Some(
             "Set up two-factor authentication for yourself first (Profile → Two-factor authentication): the requirement applies to you too.".into(),
         );
         return Ok(render(StatusCode::BAD_REQUEST, &page));
     }
-    let without = state
-        .store
-        .list_members(&scope)
-        .await?
-        .iter()
-        .filter(|m| !m.two_factor_enabled)
-        .count();
+    let without = state.store.list_members(&scope).await?.len()
+        - state.store.two_factor_members(&scope).await?.len();
     let (detail, flash) = if required {
         (
             format!("two-factor authentication required of every member ({without} without it yet)"),

@@ -28,6 +28,8 @@ pub struct SignedIn {
     pub flash: Option<super::Flash>,
     /// Which world the dashboard shows: live or test (the mode switch, a cookie).
     pub mode: Mode,
+    /// Two-factor sign-in is on for them.
+    pub two_factor_enabled: bool,
     /// Their team requires two-factor sign-in and they have not set it up: the dashboard
     /// offers nothing but the set-up (and signing out) until they do.
     pub must_set_up_two_factor: bool,
@@ -105,19 +107,19 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
     };
     let session_hash = token_digest(&token);
     let idle_ms = i64::try_from(state.config.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
-    let Some(user) = state.store.session_user(&session_hash, idle_ms).await? else {
+    let Some(tessera_store::SessionUser {
+        user,
+        two_factor_enabled,
+        team_requires_two_factor,
+    }) = state.store.session_user(&session_hash, idle_ms).await?
+    else {
         return Ok(None);
     };
-    // Before any authorisation: the signed-in user's own team, named in the layout, and
-    // whether it requires a second factor they have not set up.
-    let team = match user.team_id.as_deref() {
-        Some(team_id) => Some(state.store.cross_tenant().get_team(team_id).await?),
+    let team_name = match user.team_id.as_deref() {
+        // Before any authorisation: the signed-in user's own team, named in the layout.
+        Some(team_id) => Some(state.store.cross_tenant().get_team(team_id).await?.name),
         None => None,
     };
-    let must_set_up_two_factor = team
-        .as_ref()
-        .is_some_and(|t| t.require_two_factor && !user.two_factor_enabled);
-    let team_name = team.map(|t| t.name);
     let csrf = CsrfToken::from_request_parts(parts, state).await?;
     Ok(Some(SignedIn {
         actor: actor_for(&user),
@@ -130,7 +132,8 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
             .get(MODE_COOKIE)
             .and_then(|c| c.value().parse().ok())
             .unwrap_or(Mode::Live),
-        must_set_up_two_factor,
+        two_factor_enabled,
+        must_set_up_two_factor: team_requires_two_factor && !two_factor_enabled,
     }))
 }
 

@@ -3,8 +3,8 @@
 
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
-use tessera_core::Mode;
-use tessera_store::{Store, TaskFilter};
+use tessera_core::{profile::Profile, Email, Mode};
+use tessera_store::{AuditAction, NewAuditEvent, NewUser, Store, TaskFilter};
 
 use crate::{backend_test, helpers::*};
 
@@ -12,35 +12,21 @@ use crate::{backend_test, helpers::*};
 /// recorded this text's checksum.
 const EDITED_0002: &str = include_str!("fixtures/0002_api_as_edited_by_057769c.sql");
 
-/// A team and its Admin as a database at an earlier schema holds them, written in that
-/// schema's SQL: the store's own methods read the current schema's columns.
-async fn team(url: &str, name: &str) -> String {
-    let team_id = format!("team_{name}");
-    let user_id = format!("usr_{name}");
-    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO teams (id, name, name_key, admin_user_id, created_at) VALUES ($1, $2, $2, $3, 0)",
-    )
-    .bind(&team_id)
-    .bind(name)
-    .bind(&user_id)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO users (id, email, email_key, password_hash, name, team_id, role, created_at) \
-         VALUES ($1, $2, $2, 'x', 'Test', $3, 'admin', 0)",
-    )
-    .bind(&user_id)
-    .bind(format!("admin@{name}.test"))
-    .bind(&team_id)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    conn.close().await.ok();
-    team_id
+async fn team(store: &Store, name: &str) -> String {
+    let admin = NewUser {
+        email: Email::parse(&format!("admin@{name}.test")).unwrap(),
+        password_hash:
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+                .into(),
+        profile: Profile::parse("Test", "", "", "").unwrap(),
+    };
+    let event = NewAuditEvent::new(AuditAction::TeamSignedUp, "test");
+    store
+        .create_team_with_admin(name, &admin, event)
+        .await
+        .unwrap()
+        .0
+        .id
 }
 
 async fn total(store: &Store, team_id: &str, mode: Mode) -> i64 {
@@ -78,8 +64,8 @@ async fn released_task_counts_become_sharded(backend: Backend) {
     let db = TestDb::new(&backend).await;
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate_to(8).await.unwrap();
-    let acme = team(&db.url, "acme").await;
-    let rockets = team(&db.url, "rockets").await;
+    let acme = team(&store, "acme").await;
+    let rockets = team(&store, "rockets").await;
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
     for (team_id, mode, n) in [
         (&acme, "live", 5),
@@ -129,7 +115,7 @@ async fn edited_0002_is_accepted_and_migrates(backend: Backend) {
     .await
     .unwrap();
     store.migrate_to(8).await.unwrap();
-    let acme = team(&db.url, "acme").await;
+    let acme = team(&store, "acme").await;
     for (mode, shard, n) in [
         ("live", 0, 3),
         ("live", 4, 4),

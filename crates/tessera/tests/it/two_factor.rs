@@ -166,13 +166,7 @@ async fn enroll_and_sign_in(backend: Backend) {
         )
         .await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
-    assert!(
-        !app.store
-            .get_user(&user.id)
-            .await
-            .unwrap()
-            .two_factor_enabled
-    );
+    assert!(!app.store.has_two_factor(&user.id).await.unwrap());
     // "Start over" replaces the pending secret.
     owner.post_form("/profile/two-factor/restart", &[]).await;
     let restarted = owner.visit("/profile/two-factor").await;
@@ -182,13 +176,7 @@ async fn enroll_and_sign_in(backend: Backend) {
     );
 
     let Enrolled { secret, codes } = enroll(&mut owner).await;
-    assert!(
-        app.store
-            .get_user(&user.id)
-            .await
-            .unwrap()
-            .two_factor_enabled
-    );
+    assert!(app.store.has_two_factor(&user.id).await.unwrap());
     assert!(owner
         .visit("/profile")
         .await
@@ -341,13 +329,7 @@ async fn enroll_and_sign_in(backend: Backend) {
         )
         .await;
     assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.body);
-    assert!(
-        !app.store
-            .get_user(&user.id)
-            .await
-            .unwrap()
-            .two_factor_enabled
-    );
+    assert!(!app.store.has_two_factor(&user.id).await.unwrap());
     assert_eq!(app.store.recovery_codes_left(&user.id).await.unwrap(), 0);
     let mut plain = app.browser();
     let direct = password_step(&mut plain, email, PASSWORD, "/team").await;

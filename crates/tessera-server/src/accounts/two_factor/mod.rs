@@ -398,7 +398,7 @@ pub(super) async fn regenerate_codes(
     ip: ClientIp,
     Form(input): Form<ConfirmInput>,
 ) -> WebResult<Response> {
-    if !who.user.two_factor_enabled {
+    if !who.two_factor_enabled {
         return Ok(redirect_with_flash(
             "/profile/two-factor",
             "Two-factor authentication is off: set it up first.",
@@ -437,7 +437,7 @@ pub(super) async fn disable(
     ip: ClientIp,
     Form(input): Form<ConfirmInput>,
 ) -> WebResult<Response> {
-    if !who.user.two_factor_enabled {
+    if !who.two_factor_enabled {
         return Ok(redirect_with_flash(
             "/profile/two-factor",
             "Two-factor authentication is off already.",
