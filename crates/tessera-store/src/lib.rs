@@ -33,6 +33,7 @@ mod task_cache;
 mod task_insert;
 mod tasks;
 mod teams;
+mod two_factor;
 mod users;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -71,6 +72,7 @@ pub use sealed::{ResealCounts, SealedValue};
 pub use sessions::SessionUser;
 pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
+pub use two_factor::{SignInChallenge, TwoFactor};
 pub use users::{NewUser, User};
 
 /// Which SQL database a [`Store`] talks to.

@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     10 "billing" "0010_billing.sql",
     11 "integrations" "0011_integrations.sql",
     12 "password_resets" "0012_password_resets.sql",
+    14 "two_factor" "0014_two_factor.sql",
     15 "key_expiry" "0015_key_expiry.sql",
     16 "admin_handover" "0016_admin_handover.sql",
     17 "dashboard_mode" "0017_dashboard_mode.sql",
@@ -227,6 +228,10 @@ mod tests {
             (
                 12,
                 "81e04fbff177dba50f5a7b518eaa1fa97775ac82f3465bfb918f9a81a24f4c47",
+            ),
+            (
+                14,
+                "0ecf14432a0b27f46c5ead4064508718959b87b5c0fe71dd19083c22092efd57",
             ),
             (
                 15,

@@ -1,6 +1,8 @@
-//! Sign up, log in, log out, the profile page, and password resets ([`reset`]).
+//! Sign up, log in, log out, the profile page, password resets ([`reset`]) and two-factor
+//! sign-in ([`two_factor`]).
 
 mod reset;
+pub mod two_factor;
 
 use askama::Template;
 use axum::{
@@ -40,6 +42,18 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/profile", get(profile_form).post(update_profile))
         .route("/profile/password", post(change_password))
+        .route("/profile/two-factor", get(two_factor::show))
+        .route("/profile/two-factor/restart", post(two_factor::restart))
+        .route("/profile/two-factor/enable", post(two_factor::enable))
+        .route(
+            "/profile/two-factor/recovery-codes",
+            post(two_factor::regenerate_codes),
+        )
+        .route("/profile/two-factor/disable", post(two_factor::disable))
+        .route(
+            "/login/two-factor",
+            get(two_factor::sign_in::form).post(two_factor::sign_in::submit),
+        )
         .route(
             "/password/forgot",
             get(reset::forgot_form).post(reset::forgot),
@@ -373,6 +387,12 @@ async fn login(
         ));
     };
     ip_slot.release(&state).await?;
+    if state.store.has_two_factor(&user.id).await? {
+        // The password was right, so this attempt does not count; earlier failures still do
+        // until the second factor is right too (a known password buys no extra code guesses).
+        account_slot.release(&state).await?;
+        return two_factor::sign_in::begin(&state, &user, next, &ip).await;
+    }
     ratelimit::clear(&state, Limit::LoginPerAccount, &account_key).await?;
     let cookies = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
     let target = next.unwrap_or_else(|| "/".to_owned());
@@ -497,6 +517,7 @@ struct ProfilePage {
     phone: String,
     profile_error: Option<String>,
     password_error: Option<String>,
+    two_factor_enabled: bool,
 }
 
 fn profile_page(
@@ -527,6 +548,7 @@ fn profile_page(
         phone: input.phone,
         profile_error,
         password_error,
+        two_factor_enabled: who.two_factor_enabled,
     }
 }
 

@@ -96,6 +96,8 @@ impl Layout {
         };
         let mut nav = Vec::new();
         let mut menu = Vec::new();
+        // Until a required second factor is set up, no page but the set-up opens.
+        let allowed = |action| allowed(action) && !who.must_set_up_two_factor;
         if allowed(Action::ViewTasks) {
             nav.push(link("/", "Get started"));
             nav.push(link("/projects", "Projects"));
@@ -104,7 +106,7 @@ impl Layout {
         if allowed(Action::ViewCallbacks) {
             nav.push(link("/callbacks", "Callbacks"));
         }
-        if who.labeler_scope().is_some() {
+        if who.labeler_scope().is_some() && !who.must_set_up_two_factor {
             nav.push(link("/label", "Labeling"));
         }
         if matches!(who.actor, Actor::Staff { .. }) {
@@ -128,7 +130,9 @@ impl Layout {
         if allowed(Action::ViewAuditLog) {
             menu.push(link("/team/audit", "Audit log"));
         }
-        menu.push(link("/profile", "Profile"));
+        if !who.must_set_up_two_factor {
+            menu.push(link("/profile", "Profile"));
+        }
         Self {
             title: title.into(),
             nav,

@@ -98,6 +98,8 @@ enum Act {
     ConfirmRemoveIntegration,
     RemoveIntegration,
     SetAttachmentProxy,
+    /// The team setting "Require two-factor authentication for every member".
+    RequireTwoFactor,
 }
 
 impl Act {
@@ -164,7 +166,7 @@ fn allowed(who: Who, act: Act) -> bool {
             matches!(who, Who::Labeler | Who::Workforce)
         }
         ViewBilling => matches!(who, Who::Admin | Who::Manager),
-        SetSpendLimit | OpenCardPage | SaveCard => who == Who::Admin,
+        SetSpendLimit | OpenCardPage | SaveCard | RequireTwoFactor => who == Who::Admin,
         ViewIntegrations
         | AddIntegration
         | VerifyIntegration
@@ -532,6 +534,40 @@ async fn authorization_matrix(backend: Backend) {
     // One per person and team for Redeliver, one more for viewing.
     ctx.finished_deliveries(2 * 8).await;
 
+    // The Admin has two-factor sign-in on (their session predates it): requiring it of
+    // the team needs that.
+    let secret = [7u8; 20];
+    ctx.app
+        .store
+        .begin_two_factor_setup(
+            &ctx.a.admin_id,
+            &ctx.app
+                .key
+                .seal(&Purpose::two_factor_secret(&ctx.a.admin_id), &secret),
+            tessera_store::now_ms(),
+        )
+        .await
+        .unwrap();
+    let pending = ctx
+        .app
+        .store
+        .two_factor(&ctx.a.admin_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ctx
+        .app
+        .store
+        .enable_two_factor(
+            &ctx.a.admin_id,
+            &pending.secret_sealed,
+            1,
+            &[],
+            &NewAuditEvent::new(AuditAction::UserTwoFactorEnabled, "test"),
+        )
+        .await
+        .unwrap());
+
     let mut people: Vec<(Who, Option<Browser>, Option<String>)> =
         vec![(Who::Anonymous, None, None)];
     admin_a.visit("/team").await;
@@ -594,6 +630,7 @@ async fn authorization_matrix(backend: Backend) {
         Act::ConfirmRemoveIntegration,
         Act::RemoveIntegration,
         Act::SetAttachmentProxy,
+        Act::RequireTwoFactor,
         Act::ViewBilling,
         Act::SetSpendLimit,
         Act::OpenCardPage,
@@ -847,6 +884,23 @@ async fn perform(
                     let event = NewAuditEvent::new(AuditAction::AttachmentProxyChanged, "test");
                     store
                         .set_proxy_attachments(&scope, false, &event)
+                        .await
+                        .unwrap();
+                }
+            }
+            (p.status, changed)
+        }
+        Act::RequireTwoFactor => {
+            let p = b.post_form("/team/two-factor", &[("required", "1")]).await;
+            let mut changed = false;
+            for t in [&ctx.a, &ctx.b] {
+                let scope = team_scope(&t.id);
+                if store.team_requires_two_factor(&scope).await.unwrap() {
+                    changed = true;
+                    let event =
+                        NewAuditEvent::new(AuditAction::TeamTwoFactorRequirementChanged, "test");
+                    store
+                        .set_team_two_factor_requirement(&scope, false, &event)
                         .await
                         .unwrap();
                 }

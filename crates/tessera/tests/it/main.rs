@@ -28,3 +28,4 @@ mod spend_alerts;
 mod staff_billing;
 mod stripe;
 mod team;
+mod two_factor;
