@@ -19,6 +19,7 @@ mod files;
 mod integrations;
 mod invitations;
 mod keys;
+mod labeled;
 mod labeling;
 mod mail;
 mod migrate;
@@ -61,6 +62,7 @@ pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
 pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
+pub use labeled::LabeledPage;
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;

@@ -1,5 +1,5 @@
 //! The labeling pages and their forms: thin handlers over `service`, and the task page's
-//! view (lease countdown, response editor, box annotator).
+//! view (lease countdown, response editor, box annotator, choice buttons, Submit & next).
 
 use askama::Template;
 use axum::{
@@ -10,7 +10,9 @@ use axum::{
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{Map, Value};
 use tessera_core::status::TaskStatus;
-use tessera_core::tasks::{response_template, TaskType, MAX_RESPONSE_BYTES};
+use tessera_core::tasks::{
+    choice_questions, response_template, AnswerSlot, ChoiceQuestion, TaskType, MAX_RESPONSE_BYTES,
+};
 use tessera_store::{ClaimProblem, Holding, Queue, Task};
 
 use super::service::{self, Labeling, Refusal};
@@ -114,6 +116,97 @@ struct TaskPage {
     /// Labels for the box annotator (imageannotation tasks that ask for boxes on an http(s)
     /// image); `None` shows the JSON editor alone.
     box_labels: Option<Vec<String>>,
+    /// The pick-from-a-list questions (categories, taxonomies, a comparison's choices), shown
+    /// as radio buttons or check boxes.
+    questions: Vec<QuestionView>,
+    /// The attachment shown inline on a task answered with buttons, when it is an image the
+    /// browser can load.
+    inline_image: Option<String>,
+}
+
+/// A choice question as the page shows it.
+pub(super) struct QuestionView {
+    /// The form field its buttons are sent as.
+    field: String,
+    /// The taxonomy's name; `None` for the task's one question.
+    title: Option<String>,
+    multiple: bool,
+    options: Vec<OptionView>,
+}
+
+pub(super) struct OptionView {
+    /// The input's element id (for its label).
+    id: String,
+    value: String,
+    /// Picked in what the labeler sent last (never on a fresh page: the template picks
+    /// nothing).
+    checked: bool,
+}
+
+/// What a question's answer is in `response` (the editor's JSON), as a list of options.
+fn answered(question: &ChoiceQuestion, response: &Value) -> Vec<String> {
+    let answer = match &question.slot {
+        AnswerSlot::Category => response.get("category"),
+        AnswerSlot::Choice => response.get("choice"),
+        AnswerSlot::Taxonomy(name) => response.get("taxonomies").and_then(|t| t.get(name)),
+    };
+    match answer {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The task's choice questions with what is picked: the labeler's picks on the form when
+/// they sent any for a question, else the answer in the editor's text.
+fn question_views(
+    task: &Task,
+    params: &Map<String, Value>,
+    response: &str,
+    picks: &[(String, String)],
+) -> Vec<QuestionView> {
+    let typed: Value = serde_json::from_str(response).unwrap_or(Value::Null);
+    choice_questions(task.task_type, params)
+        .into_iter()
+        .enumerate()
+        .map(|(q, question)| {
+            let field = question.field();
+            let sent: Vec<String> = picks
+                .iter()
+                .filter(|(name, _)| *name == field)
+                .map(|(_, value)| value.clone())
+                .collect();
+            let chosen = if sent.is_empty() {
+                answered(&question, &typed)
+            } else {
+                sent
+            };
+            QuestionView {
+                options: question
+                    .options
+                    .iter()
+                    .enumerate()
+                    .map(|(o, value)| OptionView {
+                        id: format!("choice-{q}-{o}"),
+                        value: value.clone(),
+                        checked: chosen.contains(value),
+                    })
+                    .collect(),
+                field,
+                title: question.title,
+                multiple: question.multiple,
+            }
+        })
+        .collect()
+}
+
+/// Whether the attachment is an image to show inline beside the choice buttons.
+fn shows_image(params: &Map<String, Value>) -> bool {
+    params.get("attachment_type").and_then(Value::as_str) == Some("image")
 }
 
 /// Formats epoch milliseconds as `HH:MM:SS UTC`: a lease is minutes long, so its end needs
@@ -219,6 +312,11 @@ async fn task_page(
         _ => (None, None),
     };
     let box_labels = box_labels(task, &params, attachment_src.is_some());
+    let response = response.unwrap_or_else(|| response_skeleton(task, &params));
+    let questions = question_views(task, &params, &response, &[]);
+    let inline_image = attachment_src
+        .clone()
+        .filter(|_| !questions.is_empty() && shows_image(&params));
     let workable = labeling.problem().is_none();
     let (lease, hold_note) = lease_and_note(state, workable, labeling.holding);
     TaskPage {
@@ -236,7 +334,9 @@ async fn task_page(
         },
         box_labels,
         params: serde_json::to_string_pretty(&task.params).unwrap_or_default(),
-        response: response.unwrap_or_else(|| response_skeleton(task, &params)),
+        questions,
+        inline_image,
+        response,
         lease,
         hold_note,
         workable,
@@ -302,7 +402,7 @@ pub(super) async fn task(
 
 /// The labeling page shows the customer's attachment, which lives on the customer's host: its
 /// policy lets images load from http(s) sources (everything else stays as strict as elsewhere).
-fn with_attachment_images(mut response: Response) -> Response {
+pub(super) fn with_attachment_images(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -352,29 +452,63 @@ async fn too_large(
     )
 }
 
-#[derive(Deserialize)]
-pub(super) struct SubmitInput {
-    #[serde(default)]
-    response: String,
+/// The response form as sent: the editor's text, the choice buttons picked, and which
+/// submit button was pressed. Read as name/value pairs because check boxes repeat a name.
+pub(super) struct ResponseForm {
+    response: Option<String>,
+    /// `(field, option)` for every choice button picked.
+    picks: Vec<(String, String)>,
     /// "Submit with no boxes": the labeler confirms an empty annotation list.
-    #[serde(default)]
-    confirm_empty: Option<String>,
+    confirm_empty: bool,
+    /// "Submit & next": take the next task of the queue once this one is in.
+    and_next: bool,
+}
+
+/// Field names of the form that are not choice buttons.
+const FORM_FIELDS: [&str; 4] = ["csrf_token", "response", "confirm_empty", "next"];
+
+impl From<Vec<(String, String)>> for ResponseForm {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        let mut form = ResponseForm {
+            response: None,
+            picks: Vec::new(),
+            confirm_empty: false,
+            and_next: false,
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                "response" => form.response = Some(value),
+                "confirm_empty" => form.confirm_empty = true,
+                "next" => form.and_next = true,
+                _ if FORM_FIELDS.contains(&name.as_str()) => {}
+                _ => form.picks.push((name, value)),
+            }
+        }
+        form
+    }
+}
+
+/// Shows what the labeler picked on the choice buttons again (the editor shows their text).
+fn keep_picks(page: &mut TaskPage, task: &Task, picks: &[(String, String)]) {
+    let params = task.params.as_object().cloned().unwrap_or_default();
+    page.questions = question_views(task, &params, &page.response, picks);
 }
 
 pub(super) async fn submit(
     State(state): State<AppState>,
     who: SignedIn,
     Path(id): Path<String>,
-    form: Submitted<SubmitInput>,
+    form: Submitted<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let labeling = service::load(&state, &who, &id).await?;
     let input = match form {
-        Submitted::Form(input) => input,
+        Submitted::Form(pairs) => ResponseForm::from(pairs),
         Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit).await),
     };
-    let typed = Some(input.response.clone());
+    let typed_text = input.response.clone().unwrap_or_default();
+    let typed = Some(typed_text.clone());
     if let Some(problem) = labeling.problem() {
-        let page = task_page(
+        let mut page = task_page(
             &state,
             &who,
             &labeling,
@@ -382,13 +516,20 @@ pub(super) async fn submit(
             Some(problem_message(&problem)),
         )
         .await;
+        keep_picks(&mut page, &labeling.task, &input.picks);
         return Ok(show(StatusCode::CONFLICT, &page));
     }
-    let confirmed = input.confirm_empty.is_some();
-    let response = match service::check_submission(&labeling.task, &input.response, confirmed) {
+    let checked = service::check_submission(
+        &labeling.task,
+        &typed_text,
+        &input.picks,
+        input.confirm_empty,
+    );
+    let response = match checked {
         Ok(response) => response,
         Err(refusal) => {
             let mut page = task_page(&state, &who, &labeling, typed, None).await;
+            keep_picks(&mut page, &labeling.task, &input.picks);
             match refusal {
                 Refusal::Invalid(message) => page.error = Some(message),
                 Refusal::ConfirmEmpty => {
@@ -403,6 +544,7 @@ pub(super) async fn submit(
         }
     };
     match service::submit(&state, &who, &id, &response).await? {
+        Ok(task) if input.and_next => next_after(&state, &who, &task.id).await,
         Ok(task) => Ok(redirect_with_flash(
             "/label",
             &format!("Task {} submitted. Thank you!", task.id),
@@ -412,31 +554,43 @@ pub(super) async fn submit(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct ExtendInput {
-    /// The editor's text, sent along (Extend is a button of the response form) so it is
-    /// shown again.
-    response: Option<String>,
+/// Submit & next: the labeler's next task (claimed as Next task does), or the queue when
+/// nothing is waiting; either way the page says the task was submitted.
+async fn next_after(state: &AppState, who: &SignedIn, submitted: &str) -> WebResult<Response> {
+    Ok(match service::next(state, who).await? {
+        Some(claim) => redirect_with_flash(
+            &format!("/label/{}", claim.task.id),
+            &format!("Task {submitted} submitted. This is your next task."),
+        ),
+        None => redirect_with_flash(
+            "/label",
+            &format!("Task {submitted} submitted. Thank you! No more tasks are waiting."),
+        ),
+    })
 }
 
 /// Extend: the labeler keeps the task for another lease from now (also re-claiming it when
 /// the lease ran out and nobody took it), recorded in the task's history; the page comes back
-/// with what they typed.
+/// with what they typed and picked (Extend is a button of the response form, so both are
+/// sent along).
 pub(super) async fn extend(
     State(state): State<AppState>,
     who: SignedIn,
     Path(id): Path<String>,
-    form: Submitted<ExtendInput>,
+    form: Submitted<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let labeling = service::load(&state, &who, &id).await?;
-    let typed = match form {
-        Submitted::Form(input) => input.response,
+    let input = match form {
+        Submitted::Form(pairs) => ResponseForm::from(pairs),
         Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit).await),
     };
+    let typed = input.response;
     match service::extend(&state, &who, &id).await? {
         Ok(claim) => {
             let lease_until = claim.lease_until;
-            let mut page = task_page(&state, &who, &Labeling::claimed(claim), typed, None).await;
+            let labeling = Labeling::claimed(claim);
+            let mut page = task_page(&state, &who, &labeling, typed, None).await;
+            keep_picks(&mut page, &labeling.task, &input.picks);
             page.notice = Some(format!(
                 "Reserved for you for another {}, until {}.",
                 humanize_ms(service::lease_ms(&state)),
