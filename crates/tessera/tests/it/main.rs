@@ -15,6 +15,7 @@ mod emulators;
 mod files;
 mod integrations;
 mod invariants;
+mod labeling;
 mod mail;
 mod migrations;
 mod password_reset;
