@@ -7,6 +7,7 @@
 //! history of completed tasks opens each one read-only (`history`). The rules are in
 //! `service`, the pages in `pages`.
 
+mod choices;
 mod history;
 mod pages;
 mod service;

@@ -10,11 +10,10 @@ use axum::{
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{Map, Value};
 use tessera_core::status::TaskStatus;
-use tessera_core::tasks::{
-    choice_questions, response_template, AnswerSlot, ChoiceQuestion, TaskType, MAX_RESPONSE_BYTES,
-};
+use tessera_core::tasks::{response_template, TaskType, MAX_RESPONSE_BYTES};
 use tessera_store::{ClaimProblem, Holding, Queue, Task};
 
+use super::choices::{question_views, shows_image, QuestionView, ResponseForm};
 use super::service::{self, Labeling, Refusal};
 use crate::{
     state::AppState,
@@ -122,91 +121,6 @@ struct TaskPage {
     /// The attachment shown inline on a task answered with buttons, when it is an image the
     /// browser can load.
     inline_image: Option<String>,
-}
-
-/// A choice question as the page shows it.
-pub(super) struct QuestionView {
-    /// The form field its buttons are sent as.
-    field: String,
-    /// The taxonomy's name; `None` for the task's one question.
-    title: Option<String>,
-    multiple: bool,
-    options: Vec<OptionView>,
-}
-
-pub(super) struct OptionView {
-    /// The input's element id (for its label).
-    id: String,
-    value: String,
-    /// Picked in what the labeler sent last (never on a fresh page: the template picks
-    /// nothing).
-    checked: bool,
-}
-
-/// What a question's answer is in `response` (the editor's JSON), as a list of options.
-fn answered(question: &ChoiceQuestion, response: &Value) -> Vec<String> {
-    let answer = match &question.slot {
-        AnswerSlot::Category => response.get("category"),
-        AnswerSlot::Choice => response.get("choice"),
-        AnswerSlot::Taxonomy(name) => response.get("taxonomies").and_then(|t| t.get(name)),
-    };
-    match answer {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The task's choice questions with what is picked: the labeler's picks on the form when
-/// they sent any for a question, else the answer in the editor's text.
-fn question_views(
-    task: &Task,
-    params: &Map<String, Value>,
-    response: &str,
-    picks: &[(String, String)],
-) -> Vec<QuestionView> {
-    let typed: Value = serde_json::from_str(response).unwrap_or(Value::Null);
-    choice_questions(task.task_type, params)
-        .into_iter()
-        .enumerate()
-        .map(|(q, question)| {
-            let field = question.field();
-            let sent: Vec<String> = picks
-                .iter()
-                .filter(|(name, _)| *name == field)
-                .map(|(_, value)| value.clone())
-                .collect();
-            let chosen = if sent.is_empty() {
-                answered(&question, &typed)
-            } else {
-                sent
-            };
-            QuestionView {
-                options: question
-                    .options
-                    .iter()
-                    .enumerate()
-                    .map(|(o, value)| OptionView {
-                        id: format!("choice-{q}-{o}"),
-                        value: value.clone(),
-                        checked: chosen.contains(value),
-                    })
-                    .collect(),
-                field,
-                title: question.title,
-                multiple: question.multiple,
-            }
-        })
-        .collect()
-}
-
-/// Whether the attachment is an image to show inline beside the choice buttons.
-fn shows_image(params: &Map<String, Value>) -> bool {
-    params.get("attachment_type").and_then(Value::as_str) == Some("image")
 }
 
 /// Formats epoch milliseconds as `HH:MM:SS UTC`: a lease is minutes long, so its end needs
@@ -450,42 +364,6 @@ async fn too_large(
         StatusCode::PAYLOAD_TOO_LARGE,
         &task_page(state, who, labeling, None, Some(message)).await,
     )
-}
-
-/// The response form as sent: the editor's text, the choice buttons picked, and which
-/// submit button was pressed. Read as name/value pairs because check boxes repeat a name.
-pub(super) struct ResponseForm {
-    response: Option<String>,
-    /// `(field, option)` for every choice button picked.
-    picks: Vec<(String, String)>,
-    /// "Submit with no boxes": the labeler confirms an empty annotation list.
-    confirm_empty: bool,
-    /// "Submit & next": take the next task of the queue once this one is in.
-    and_next: bool,
-}
-
-/// Field names of the form that are not choice buttons.
-const FORM_FIELDS: [&str; 4] = ["csrf_token", "response", "confirm_empty", "next"];
-
-impl From<Vec<(String, String)>> for ResponseForm {
-    fn from(pairs: Vec<(String, String)>) -> Self {
-        let mut form = ResponseForm {
-            response: None,
-            picks: Vec::new(),
-            confirm_empty: false,
-            and_next: false,
-        };
-        for (name, value) in pairs {
-            match name.as_str() {
-                "response" => form.response = Some(value),
-                "confirm_empty" => form.confirm_empty = true,
-                "next" => form.and_next = true,
-                _ if FORM_FIELDS.contains(&name.as_str()) => {}
-                _ => form.picks.push((name, value)),
-            }
-        }
-        form
-    }
 }
 
 /// Shows what the labeler picked on the choice buttons again (the editor shows their text).
