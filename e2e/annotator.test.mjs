@@ -309,7 +309,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     await adminPage.getByLabel('Company').fill(admin.company);
     await adminPage.getByLabel('Team name').fill(admin.team);
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(pathOf(adminPage), '/team');
+    assert.equal(pathOf(adminPage), '/', 'a new team starts on Get started');
     assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
 
     await adminPage.goto('/keys');

@@ -165,7 +165,7 @@ describe('Tessera labeling queue and callbacks in a real browser', { timeout: 15
     await adminPage.getByLabel('Company').fill(admin.company);
     await adminPage.getByLabel('Team name').fill(admin.team);
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(pathOf(adminPage), '/team');
+    assert.equal(pathOf(adminPage), '/', 'a new team starts on Get started');
     assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
 
     await adminPage.goto('/keys');
@@ -345,6 +345,9 @@ print(json.dumps(scaleapi.ScaleClient(key, api_instance_url=url).get_task(task_i
   });
 
   step('the admin finds the delivery "succeeded" on Callbacks, with a 200 attempt', async () => {
+    // The delivery is live, and a new team starts in test mode: switch to live first.
+    await adminPage.goto('/callbacks');
+    await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Switch to live' }).click());
     const nav = adminPage.getByRole('navigation', { name: 'Main' });
     await navigateBy(adminPage, () => nav.getByRole('link', { name: 'Callbacks', exact: true }).click());
     assert.equal(pathOf(adminPage), '/callbacks');

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod billing;
 pub mod client_ip;
 pub mod email;
+pub mod handover;
 pub mod ids;
 pub mod integrations;
 pub mod mode;

@@ -31,6 +31,9 @@ pub enum Limit {
     /// Password-reset requests per address and per client IP.
     PasswordResetPerEmail,
     PasswordResetPerIp,
+    /// Offers of the Admin role per team (each mails a Manager; cancel and offer again must
+    /// not become a way to flood someone's inbox).
+    AdminHandoverOffersPerTeam,
 }
 
 const MINUTE: i64 = 60_000;
@@ -53,6 +56,7 @@ impl Limit {
             }
             Limit::PasswordResetPerEmail => ("password-reset:email", 3, 60 * MINUTE),
             Limit::PasswordResetPerIp => ("password-reset:ip", 20, 60 * MINUTE),
+            Limit::AdminHandoverOffersPerTeam => ("admin-handover:team", 5, 60 * MINUTE),
         }
     }
 

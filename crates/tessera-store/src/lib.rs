@@ -16,6 +16,7 @@ mod callback_emails;
 mod callbacks;
 mod error;
 mod files;
+mod handovers;
 mod integrations;
 mod invitations;
 mod keys;
@@ -57,6 +58,7 @@ pub use callbacks::{
 };
 pub use error::{Constraint, StoreError, StoreResult};
 pub use files::{FileRecord, NewFile};
+pub use handovers::{AdminHandover, NewHandover};
 pub use integrations::{AddRefused, NewIntegration, StorageIntegration, StorageSettings};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
@@ -68,6 +70,7 @@ pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
+pub use sessions::SessionUser;
 pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
 pub use users::{NewUser, User};

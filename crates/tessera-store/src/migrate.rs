@@ -37,6 +37,8 @@ const MIGRATIONS: &[Migration] = migrations! {
     10 "billing" "0010_billing.sql",
     11 "integrations" "0011_integrations.sql",
     12 "password_resets" "0012_password_resets.sql",
+    16 "admin_handover" "0016_admin_handover.sql",
+    17 "dashboard_mode" "0017_dashboard_mode.sql",
 };
 
 /// Checksums a released migration once had besides its current one, accepted when found in
@@ -224,6 +226,14 @@ mod tests {
             (
                 12,
                 "81e04fbff177dba50f5a7b518eaa1fa97775ac82f3465bfb918f9a81a24f4c47",
+            ),
+            (
+                16,
+                "f4ef21d97c10de7a9fa1e641430dff8cc8a0d2a55f141ec9acb3c253654dca35",
+            ),
+            (
+                17,
+                "56cc741c4e24bb75a52128b61c99f4a1aa435a07bbad498a144d50567ebb1afe",
             ),
         ];
         let actual: Vec<(i64, String)> = MIGRATIONS

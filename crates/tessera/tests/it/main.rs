@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod admin_handover;
 mod api;
 mod authz;
 mod billing;
@@ -18,6 +19,7 @@ mod invariants;
 mod labeling;
 mod mail;
 mod migrations;
+mod onboarding;
 mod password_reset;
 mod promises;
 mod sealing;
