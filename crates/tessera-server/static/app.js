@@ -100,88 +100,6 @@ document.addEventListener("click", (event) => {
   }
 });
 
-// The box annotator on a labeler's imageannotation task: drag on the image to draw a box with
-// the chosen label; the boxes live in the response JSON (the textarea stays the source of
-// truth, so editing it by hand still works and redraws the boxes).
-(() => {
-  const root = document.getElementById("annotator");
-  if (!root) return;
-  const image = document.getElementById("annotator-image");
-  const canvas = document.getElementById("annotator-canvas");
-  const select = document.getElementById("annotator-label");
-  const editor = document.querySelector("textarea[name=response]");
-  const context = canvas.getContext("2d");
-  let start = null;
-
-  const read = () => {
-    try {
-      const value = JSON.parse(editor.value);
-      if (value && Array.isArray(value.annotations)) return value;
-    } catch (_) { /* fall through to a fresh response */ }
-    return { annotations: [], global_attributes: {} };
-  };
-  const scale = () => (image.naturalWidth || image.width) / (image.clientWidth || 1);
-  // Where the pointer is on the canvas, kept inside it (a drag may end past the image's edge).
-  const position = (event) => {
-    const rect = canvas.getBoundingClientRect();
-    const clamp = (v, max) => Math.min(Math.max(v, 0), max);
-    return { x: clamp(event.clientX - rect.left, rect.width), y: clamp(event.clientY - rect.top, rect.height) };
-  };
-  const draw = (preview) => {
-    canvas.width = image.clientWidth;
-    canvas.height = image.clientHeight;
-    context.clearRect(0, 0, canvas.width, canvas.height);
-    context.lineWidth = 2;
-    context.font = "12px sans-serif";
-    const s = scale();
-    for (const box of read().annotations.filter((a) => a.type === "box")) {
-      context.strokeStyle = "#3b5bdb";
-      context.strokeRect(box.left / s, box.top / s, box.width / s, box.height / s);
-      context.fillStyle = "#3b5bdb";
-      context.fillText(box.label || "", box.left / s + 3, box.top / s + 13);
-    }
-    if (preview) {
-      context.strokeStyle = "#e8590c";
-      context.strokeRect(preview.x, preview.y, preview.w, preview.h);
-    }
-  };
-  const rectangle = (a, b) => ({
-    x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y),
-  });
-
-  canvas.addEventListener("mousedown", (event) => { start = position(event); });
-  canvas.addEventListener("mousemove", (event) => {
-    if (start) draw(rectangle(start, position(event)));
-  });
-  window.addEventListener("mouseup", (event) => {
-    if (!start) return;
-    const box = rectangle(start, position(event));
-    start = null;
-    if (box.w < 3 || box.h < 3) { draw(); return; }
-    const s = scale();
-    // The box's edges in the image's pixels, never past its size.
-    const edge = (v, max) => Math.min(Math.round(v * s), max || Infinity);
-    const [w, h] = [image.naturalWidth, image.naturalHeight];
-    const [left, top] = [edge(box.x, w), edge(box.y, h)];
-    const [right, bottom] = [edge(box.x + box.w, w), edge(box.y + box.h, h)];
-    const response = read();
-    response.annotations.push({
-      type: "box", label: select.value, left, top, width: right - left, height: bottom - top,
-    });
-    editor.value = JSON.stringify(response, null, 2);
-    draw();
-  });
-  document.getElementById("annotator-clear").addEventListener("click", () => {
-    const response = read();
-    response.annotations = response.annotations.filter((a) => a.type !== "box");
-    editor.value = JSON.stringify(response, null, 2);
-    draw();
-  });
-  editor.addEventListener("input", () => draw());
-  window.addEventListener("resize", () => draw());
-  if (image.complete) draw(); else image.addEventListener("load", () => draw());
-})();
-
 // Buttons shown disabled for a while (Resend while its interval runs) work again once it has
 // run out, without reloading the page.
 for (const button of document.querySelectorAll("button[data-enable-after-ms]")) {
@@ -192,21 +110,6 @@ for (const button of document.querySelectorAll("button[data-enable-after-ms]")) 
     button.removeAttribute("title");
   }, wait);
 }
-
-// An attachment image that fails to load (a missing object, an expired signed link) says so
-// and fills in the reason for reporting the task, instead of leaving a broken image.
-(() => {
-  const image = document.getElementById("annotator-image");
-  const notice = document.getElementById("attachment-load-failed");
-  if (!image || !notice) return;
-  const failed = () => {
-    notice.hidden = false;
-    const reason = document.getElementById("error-reason");
-    if (reason && !reason.value) reason.value = "The attachment could not be read (it did not load).";
-  };
-  if (image.complete && image.naturalWidth === 0) failed();
-  image.addEventListener("error", failed);
-})();
 
 // The profile menu is a <details>: it opens without JavaScript; with it, Escape and a click
 // elsewhere close it, as a menu should.

@@ -20,6 +20,7 @@ mod handovers;
 mod integrations;
 mod invitations;
 mod keys;
+mod labeled;
 mod labeling;
 mod mail;
 mod migrate;
@@ -64,6 +65,7 @@ pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
 pub use keys::{ApiKey, KeyIdentity, NewApiKey, Rolled, TeamSecret};
+pub use labeled::LabeledPage;
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;

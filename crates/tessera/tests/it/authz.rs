@@ -85,6 +85,9 @@ enum Act {
     ViewLabelTask,
     SubmitLabel,
     ReleaseLabel,
+    /// The labeler's history of completed tasks, and one of them read-only.
+    ViewLabelHistory,
+    ViewLabeledTask,
     ViewBilling,
     SetSpendLimit,
     /// The card page and its form (no provider here: the Admin is sent back to Billing).
@@ -122,6 +125,7 @@ impl Act {
                 | Act::ViewLabelTask
                 | Act::SubmitLabel
                 | Act::ReleaseLabel
+                | Act::ViewLabeledTask
                 | Act::VerifyIntegration
                 | Act::ConfirmRemoveIntegration
                 | Act::RemoveIntegration
@@ -134,7 +138,7 @@ impl Act {
     fn is_labeling(self) -> bool {
         matches!(
             self,
-            Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel
+            Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel | Act::ViewLabeledTask
         )
     }
 }
@@ -162,7 +166,8 @@ fn allowed(who: Who, act: Act) -> bool {
         | ViewCallbacks | ViewCallback | Redeliver | SendTestCallback => {
             matches!(who, Who::Admin | Who::Manager | Who::Member)
         }
-        ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel => {
+        ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel
+        | ViewLabelHistory | ViewLabeledTask => {
             matches!(who, Who::Labeler | Who::Workforce)
         }
         ViewBilling => matches!(who, Who::Admin | Who::Manager),
@@ -686,6 +691,8 @@ async fn authorization_matrix(backend: Backend) {
         Act::ViewLabelTask,
         Act::SubmitLabel,
         Act::ReleaseLabel,
+        Act::ViewLabelHistory,
+        Act::ViewLabeledTask,
     ];
     let mut checked = 0;
     for (who, browser, user_id) in people.iter_mut() {
@@ -1503,6 +1510,40 @@ async fn perform(
             let sent_there = p.location.as_deref() == Some(format!("/label/{id}").as_str());
             ctx.dequeue(&ctx.a, &id).await;
             (p.status, claimed && sent_there)
+        }
+        Act::ViewLabelHistory => {
+            let p = b.get("/label/history").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("id=\"label-history\""),
+            )
+        }
+        Act::ViewLabeledTask => {
+            // Own: a task of team A the person completed (straight through the store, so even
+            // people the policy does not let label have one); other: one of team B that team
+            // B's labeler completed.
+            let labeler = match (own, user_id) {
+                (true, Some(user)) => user,
+                _ => ctx.labeler_b.as_str(),
+            };
+            let (id, marker) = ctx.queued_task(team, Some(labeler)).await;
+            let scope = tessera_store::LabelerScope::operator(
+                labeler,
+                Queue::Team(tessera_core::ids::TeamId::from_stored(team.id.clone())),
+            );
+            store
+                .submit_task(&scope, "matrix", &id, &serde_json::json!({"category": "x"}))
+                .await
+                .unwrap()
+                .expect("completed");
+            let p = b.get(&format!("/label/history/{id}")).await;
+            let shown = p.body.contains(&marker);
+            assert!(
+                p.status == StatusCode::OK || !shown,
+                "the task was shown with {}",
+                p.status
+            );
+            (p.status, p.status == StatusCode::OK && shown)
         }
         Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel => {
             // Own: a task of team A the person holds; other: one team B's labeler holds.

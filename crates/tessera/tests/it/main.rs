@@ -17,6 +17,7 @@ mod files;
 mod integrations;
 mod invariants;
 mod key_roll;
+mod labeling;
 mod mail;
 mod migrations;
 mod onboarding;
