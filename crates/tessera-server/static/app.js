@@ -63,17 +63,28 @@ document.addEventListener("submit", (event) => {
   timer = setInterval(tick, 500);
 })();
 
-// Forms marked data-submit-once (Add key) disable their buttons once sent, so a double click
-// sends one request (the server also answers a repeated form with the first one's result).
-// Registered after the data-confirm handler, so a cancelled confirmation leaves them enabled.
+// Every form that posts disables its buttons while its request is pending, so a double click
+// sends one request (forms marked data-submit-once, like Add key, are also answered by the
+// server with the first request's result). The pressed button's name and value still go with
+// the form. Registered after the data-confirm handler, so a cancelled confirmation leaves the
+// buttons enabled.
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-submit-once")) return;
+  if (event.defaultPrevented || !form.getAttribute || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
   if (form.dataset.pending === "1") {
     event.preventDefault();
     return;
   }
   form.dataset.pending = "1";
+  const pressed = event.submitter;
+  if (pressed && pressed.name) {
+    const carry = document.createElement("input");
+    carry.type = "hidden";
+    carry.name = pressed.name;
+    carry.value = pressed.value;
+    carry.dataset.carried = "1";
+    form.appendChild(carry);
+  }
   for (const button of form.querySelectorAll("button")) {
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
@@ -81,14 +92,72 @@ document.addEventListener("submit", (event) => {
 });
 // Back to a page from the browser's cache: its forms can be sent again.
 window.addEventListener("pageshow", () => {
-  for (const form of document.querySelectorAll("form[data-submit-once]")) {
+  for (const form of document.querySelectorAll("form[data-pending]")) {
     delete form.dataset.pending;
+    for (const carried of form.querySelectorAll("input[data-carried]")) carried.remove();
     for (const button of form.querySelectorAll("button")) {
       button.disabled = false;
       button.removeAttribute("aria-busy");
     }
   }
 });
+
+// A draft survives the end of a session: what a signed-in form was sending is kept in this
+// tab (never passwords, never hidden fields such as CSRF tokens). When that request ends on the
+// sign-in page (the session had ended), signing in returns to the form's page and fills the
+// form in again; any other outcome drops the draft.
+(() => {
+  const KEY = "tessera-draft";
+  const signedIn = document.querySelector("details.profile-menu") !== null;
+  const read = () => {
+    try { return JSON.parse(sessionStorage.getItem(KEY) || "null"); } catch { return null; }
+  };
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!signedIn || event.defaultPrevented || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
+    const fields = [];
+    for (const el of form.elements) {
+      if (!el.name || el.disabled || ["password", "hidden", "file", "submit", "button"].includes(el.type)) continue;
+      if ((el.type === "checkbox" || el.type === "radio") && !el.checked) continue;
+      fields.push([el.name, el.value, el.type]);
+    }
+    if (fields.length === 0) return;
+    const draft = { page: location.pathname + location.search, action: form.getAttribute("action"), fields, state: "sent" };
+    try { sessionStorage.setItem(KEY, JSON.stringify(draft)); } catch { /* storage full or off */ }
+  }, true);
+  const draft = read();
+  if (!draft) return;
+  const login = document.querySelector('form[action="/login"]');
+  if (login && !signedIn) {
+    // The request was turned away for want of a session: sign in, then back to the form.
+    const next = login.querySelector('input[name="next"]');
+    if (next) next.value = draft.page;
+    draft.state = "bounced";
+    sessionStorage.setItem(KEY, JSON.stringify(draft));
+    const note = document.createElement("p");
+    note.className = "warning";
+    note.id = "draft-note";
+    note.textContent = "Your session ended. Sign in again: what you were sending is kept, and you return to it.";
+    login.parentNode.insertBefore(note, login);
+    return;
+  }
+  sessionStorage.removeItem(KEY);
+  if (draft.state !== "bounced" || location.pathname + location.search !== draft.page) return;
+  const form = [...document.querySelectorAll("form")].find((f) => f.getAttribute("action") === draft.action);
+  if (!form) return;
+  for (const [name, value, type] of draft.fields) {
+    const matches = [...form.elements].filter((el) => el.name === name);
+    for (const el of matches) {
+      if (type === "checkbox" || type === "radio") el.checked = el.value === value;
+      else el.value = value;
+    }
+  }
+  const note = document.createElement("p");
+  note.className = "warning";
+  note.id = "draft-restored";
+  note.textContent = "Your draft is back. Check it and send it again.";
+  form.parentNode.insertBefore(note, form);
+})();
 
 // Buttons marked data-copy copy the text of the element with that id.
 document.addEventListener("click", (event) => {
