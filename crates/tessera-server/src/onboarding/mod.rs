@@ -250,6 +250,9 @@ async fn home(State(state): State<AppState>, Viewer(who): Viewer) -> WebResult<R
     let Some(who) = who else {
         return Ok(Redirect::to("/login").into_response());
     };
+    if who.must_set_up_two_factor {
+        return Ok(Redirect::to(crate::web::session::TWO_FACTOR_SETUP_PATH).into_response());
+    }
     if test_scope(&who, Action::ViewTasks).is_none() {
         return Ok(Redirect::to(crate::accounts::home_path(&who)).into_response());
     }
