@@ -8,7 +8,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnvironment, inviteLink, waitFor } from './lib/harness.mjs';
+import { startEnvironment, inviteLink, waitFor, goByMenu } from './lib/harness.mjs';
 
 const STEP_TIMEOUT = 120_000;
 const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -98,6 +98,8 @@ describe('Tessera Admin hand-over in a real browser', { timeout: 10 * STEP_TIMEO
     await ownerPage.getByLabel('Company').fill('Tessellate Ltd');
     await ownerPage.getByLabel('Team name').fill(owner.team);
     await navigateBy(ownerPage, () => ownerPage.getByRole('button', { name: 'Sign up' }).click());
+    assert.equal(new URL(ownerPage.url()).pathname, '/', 'a new sign-up lands on Get started');
+    await goByMenu(ownerPage, 'Your Team');
     assert.equal(new URL(ownerPage.url()).pathname, '/team');
 
     const help = (await ownerPage.locator('#role-help').textContent()).replace(/\s+/g, ' ');

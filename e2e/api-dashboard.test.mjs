@@ -1,7 +1,7 @@
 // End-to-end: the API dashboard. Sign up, add a test API key on the API Keys page and reveal it
 // (and the test callback auth key), use the key from Node against the v1 API to create a
 // project, a batch and three tasks, find them on the Tasks page only after switching to test
-// mode, filter them, open one and accept it, look at the project and its batch, create a
+// mode (a new team starts in it; the test leaves it first), filter them, open one and accept it, look at the project and its batch, create a
 // project from the dashboard, delete the key (the API then refuses it with a JSON 401) and read
 // the audit log.
 //
@@ -10,7 +10,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnvironment } from './lib/harness.mjs';
+import { startEnvironment, goByMenu, openMenu, leaveTestMode } from './lib/harness.mjs';
 
 const STEP_TIMEOUT = 120_000;
 const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -97,7 +97,8 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
   };
 
   const nav = () => page.getByRole('navigation', { name: 'Main' });
-  const goByNav = (label) => navigateBy(page, () => nav().getByRole('link', { name: label, exact: true }).click());
+  const account = () => page.getByRole('navigation', { name: 'Account' });
+  const goByNav = (label) => goByMenu(page, label);
   const modeSwitch = () => page.locator('form.mode-switch');
   const testSection = () => page.locator('#mode-test');
   const keyRow = (prefix) => page.locator(`#mode-test tr[data-key="${prefix}"]`);
@@ -117,7 +118,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     if (env) await env.stop();
   });
 
-  step('sign up: the nav offers API Keys, Projects and Tasks, and the live mode badge', async () => {
+  step('sign up: Get started in test mode; the nav offers Projects and Tasks, the profile menu API Keys; live mode badge', async () => {
     const res = await page.goto('/signup');
     assert.equal(res.status(), 200);
     await page.getByLabel('Work email').fill(admin.email);
@@ -126,12 +127,19 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     await page.getByLabel('Company').fill(admin.company);
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(pathOf(page), '/team');
+    assert.equal(pathOf(page), '/', 'a new sign-up lands on Get started');
     assert.match(await flashText(page), /is ready, and you are its Admin/);
+    assert.equal(squash(await modeSwitch().locator('.mode-label').textContent()), 'Test mode', 'a new team starts in test mode');
 
-    for (const label of ['API Keys', 'Projects', 'Tasks', 'Audit log']) {
+    for (const label of ['Projects', 'Tasks']) {
       assert.equal(await nav().getByRole('link', { name: label, exact: true }).count(), 1, `nav offers "${label}"`);
     }
+    await openMenu(page);
+    for (const label of ['API Keys', 'Audit log']) {
+      assert.equal(await account().getByRole('link', { name: label, exact: true }).count(), 1, `profile menu offers "${label}"`);
+      assert.ok(await account().getByRole('link', { name: label, exact: true }).isVisible(), `"${label}" visible in the open menu`);
+    }
+    await leaveTestMode(page);
     await modeSwitch().waitFor();
     assert.equal(squash(await modeSwitch().locator('.mode-label').textContent()), 'Live mode');
     assert.equal(await modeSwitch().getByRole('button', { name: 'Switch to test', exact: true }).count(), 1);
@@ -243,8 +251,9 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
 
   step('"Switch to test" lists the three tasks', async () => {
     await navigateBy(page, () => modeSwitch().getByRole('button', { name: 'Switch to test', exact: true }).click());
-    assert.equal(pathOf(page), '/tasks', 'the switch returns to the same page');
+    assert.equal(pathOf(page), '/test/tasks', 'the switch returns to the same page, in test mode');
     assert.equal(squash(await modeSwitch().locator('.mode-label').textContent()), 'Test mode');
+    assert.match(await page.locator('.test-banner').textContent(), /Test data/);
     assert.equal(await modeSwitch().getByRole('button', { name: 'Switch to live', exact: true }).count(), 1);
     await taskTable().waitFor();
     assert.equal(squash(await page.getByRole('heading', { level: 1 }).textContent()), 'Tasks · 3');
@@ -285,10 +294,10 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
   });
 
   step('a task shows its labels and instruction, and can be accepted with a comment', async () => {
-    await page.goto(`/tasks?status=completed&batch=${batchName}`);
+    await page.goto(`/test/tasks?status=completed&batch=${batchName}`);
     const id = taskIds[0];
     await navigateBy(page, () => taskTable().getByRole('link', { name: id, exact: true }).click());
-    assert.equal(pathOf(page), `/tasks/${id}`);
+    assert.equal(pathOf(page), `/test/tasks/${id}`);
     assert.match(squash(await page.getByRole('heading', { level: 1 }).textContent()), new RegExp(`Task ${id}`));
     const facts = await factsOf(page);
     assert.equal(facts.Type, 'imageannotation');
@@ -309,7 +318,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     const auditForm = page.locator('#audit');
     await auditForm.getByLabel('Comments').fill(auditComment);
     await navigateBy(page, () => auditForm.getByRole('button', { name: 'Accept', exact: true }).click());
-    assert.equal(pathOf(page), `/tasks/${id}`);
+    assert.equal(pathOf(page), `/test/tasks/${id}`);
     assert.equal(await flashText(page), 'Task accepted.');
     assert.equal((await factsOf(page)).Review, 'accepted');
     const after = await tableRows(page.locator('#history'));
@@ -327,7 +336,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
 
   step('the Projects page lists the project, whose page shows the batch', async () => {
     await goByNav('Projects');
-    assert.equal(pathOf(page), '/projects');
+    assert.equal(pathOf(page), '/test/projects');
     const projects = page.locator('#projects');
     await projects.waitFor();
     const display = `${admin.team} / ${projectName}`;
@@ -336,7 +345,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     await env.screenshot(page, 'projects');
 
     await navigateBy(page, () => projects.getByRole('link', { name: display, exact: true }).click());
-    assert.equal(pathOf(page), '/projects/view');
+    assert.equal(pathOf(page), '/test/projects/view');
     assert.equal(new URL(page.url()).searchParams.get('name'), projectName);
     assert.equal(squash(await page.getByRole('heading', { level: 1 }).textContent()), `${display} · imageannotation`);
     assert.match(await page.locator('main').textContent(), new RegExp(escapeRe(instruction)));
@@ -349,19 +358,19 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
 
     // The batch links to its tasks.
     await navigateBy(page, () => batches.getByRole('link', { name: batchName, exact: true }).click());
-    assert.equal(pathOf(page), '/tasks');
+    assert.equal(pathOf(page), '/test/tasks');
     assert.equal(new URL(page.url()).searchParams.get('batch'), batchName);
     assert.equal(await taskTable().locator('tbody tr').count(), 3);
   });
 
   step('a project created from the dashboard form is listed', async () => {
     await goByNav('Projects');
-    const form = page.locator('form[action="/projects"]');
+    const form = page.locator('form[action="/test/projects"]');
     await form.getByLabel('Name', { exact: true }).fill(dashboardProject.name);
     await form.getByLabel('Task type').selectOption(dashboardProject.type);
     await env.screenshot(page, 'new-project-filled');
     await navigateBy(page, () => form.getByRole('button', { name: 'Create project' }).click());
-    assert.equal(pathOf(page), '/projects/view');
+    assert.equal(pathOf(page), '/test/projects/view');
     assert.equal(new URL(page.url()).searchParams.get('name'), dashboardProject.name);
     assert.equal(await flashText(page), `Project "${dashboardProject.name}" created in test mode.`);
     assert.equal(squash(await page.getByRole('heading', { level: 1 }).textContent()),

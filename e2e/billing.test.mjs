@@ -15,7 +15,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startEnvironment, inviteLink, waitFor, PYTHON } from './lib/harness.mjs';
+import { startEnvironment, inviteLink, waitFor, PYTHON, goByMenu, menuLinks, leaveTestMode } from './lib/harness.mjs';
 
 const execFileP = promisify(execFile);
 const STEP_TIMEOUT = 120_000;
@@ -127,7 +127,9 @@ describe('Tessera billing with a card, in a real browser', { timeout: 20 * STEP_
     await page.getByLabel('Company').fill(admin.company);
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(pathOf(page), '/team');
+    assert.equal(pathOf(page), '/', 'a new sign-up lands on Get started');
+    // A new team starts in test mode; this team works with live data.
+    await leaveTestMode(page);
 
     await page.goto('/keys');
     const live = page.locator('#mode-live');
@@ -136,7 +138,7 @@ describe('Tessera billing with a card, in a real browser', { timeout: 20 * STEP_
     liveKey = (await page.locator('#secret-value').textContent()).trim();
     assert.match(liveKey, /^live_\S{16,}$/);
 
-    await navigateBy(page, () => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Billing' }).click());
+    await goByMenu(page, 'Billing');
     assert.equal(pathOf(page), '/billing');
     assert.equal(await text(page, '#card-summary'), 'No card on file.');
     assert.equal(await text(page, '#completed-tasks'), '0');
@@ -262,6 +264,9 @@ describe('Tessera billing with a card, in a real browser', { timeout: 20 * STEP_
     assert.equal((await page.goto('/billing')).status(), 403);
     const links = (await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).map(squash);
     assert.ok(!links.includes('Billing'), `a Member's nav has no Billing: ${links}`);
+    const menu = (await menuLinks(page)).map(squash);
+    assert.ok(menu.includes('Your Team'), `the Member's profile menu is there: ${menu}`);
+    assert.ok(!menu.includes('Billing'), `a Member's profile menu has no Billing: ${menu}`);
   });
 
   step('no page errors and no server errors along the way', async () => {

@@ -8,7 +8,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnvironment, inviteLink } from './lib/harness.mjs';
+import { startEnvironment, inviteLink, goByMenu, openMenu } from './lib/harness.mjs';
 
 const STEP_TIMEOUT = 120_000;
 const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -83,7 +83,7 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
     if (env) await env.stop();
   });
 
-  step('an admin signs up and lands on "Your Team"', async () => {
+  step('an admin signs up, lands on Get started, and finds "Your Team" in the profile menu', async () => {
     const res = await adminPage.goto('/signup');
     assert.equal(res.status(), 200);
     await adminPage.getByLabel('Work email').fill(admin.email);
@@ -94,17 +94,20 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
     await env.screenshot(adminPage, 'signup-filled');
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
 
-    assert.equal(new URL(adminPage.url()).pathname, '/team');
+    assert.equal(new URL(adminPage.url()).pathname, '/', 'a new sign-up lands on Get started');
     assert.match(await flashText(adminPage), /Your team "Mosaic .*" is ready, and you are its Admin/);
+    const account = adminPage.getByRole('navigation', { name: 'Account' });
+    await openMenu(adminPage);
+    for (const label of ['Your Team', 'Team details', 'Audit log', 'Profile']) {
+      assert.equal(await account.getByRole('link', { name: label, exact: true }).count(), 1, `admin's profile menu offers "${label}"`);
+    }
+    await goByMenu(adminPage, 'Your Team');
+    assert.equal(new URL(adminPage.url()).pathname, '/team');
     assert.match(await adminPage.getByRole('heading', { level: 1 }).textContent(), new RegExp(`Your Team.*${admin.team}`));
     const me = memberRow(adminPage, admin.email);
     await me.waitFor();
     assert.match(await me.textContent(), /Admin/);
     assert.match(await me.textContent(), /you/);
-    const nav = adminPage.getByRole('navigation', { name: 'Main' });
-    for (const label of ['Your Team', 'Team details', 'Audit log', 'Profile']) {
-      assert.equal(await nav.getByRole('link', { name: label, exact: true }).count(), 1, `admin nav offers "${label}"`);
-    }
     await env.screenshot(adminPage, 'team-after-signup');
   });
 
@@ -255,10 +258,14 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
     assert.equal(await adaPage.locator('#members select').count(), 0, 'no role pickers');
     assert.equal(await adaPage.getByRole('button', { name: 'Remove' }).count(), 0, 'no "Remove" buttons');
     assert.equal(await adaPage.getByRole('link', { name: 'Remove' }).count(), 0, 'no "Remove" links');
-    const nav = adaPage.getByRole('navigation', { name: 'Main' });
+    await openMenu(adaPage);
+    const nav = adaPage.getByRole('navigation', { name: 'Account' });
     assert.equal(await nav.getByRole('link', { name: 'Your Team', exact: true }).count(), 1);
-    assert.equal(await nav.getByRole('link', { name: 'Team details' }).count(), 0, 'nav has no "Team details"');
-    assert.equal(await nav.getByRole('link', { name: 'Audit log' }).count(), 0, 'nav has no "Audit log"');
+    assert.equal(await nav.getByRole('link', { name: 'Team details' }).count(), 0, 'menu has no "Team details"');
+    assert.equal(await nav.getByRole('link', { name: 'Audit log' }).count(), 0, 'menu has no "Audit log"');
+    for (const label of ['Team details', 'Audit log']) {
+      assert.equal(await adaPage.getByRole('link', { name: label, exact: true }).count(), 0, `no "${label}" link anywhere`);
+    }
     await env.screenshot(adaPage, 'member-view');
 
     // Count invitations as the admin sees them, then try to invite as the Member directly.
@@ -286,8 +293,7 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
   });
 
   step('the audit log lists the invitation lifecycle', async () => {
-    const nav = adminPage.getByRole('navigation', { name: 'Main' });
-    await navigateBy(adminPage, () => nav.getByRole('link', { name: 'Audit log' }).click());
+    await goByMenu(adminPage, 'Audit log');
     assert.equal(new URL(adminPage.url()).pathname, '/team/audit');
     const rows = await adminPage.locator('#audit tbody tr').evaluateAll((trs) => trs.map((tr) =>
       Array.from(tr.querySelectorAll('td')).map((td) => td.textContent.trim())));

@@ -17,7 +17,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
-import { startEnvironment, inviteLink, waitFor, PYTHON, REPO_ROOT } from './lib/harness.mjs';
+import { startEnvironment, inviteLink, waitFor, PYTHON, REPO_ROOT, menuLinks, closeMenu } from './lib/harness.mjs';
 
 const execFileP = promisify(execFile);
 const STEP_TIMEOUT = 120_000;
@@ -244,6 +244,13 @@ print(json.dumps(task.as_dict()))`,
     for (const label of ['Your Team', 'Tasks', 'Callbacks', 'API Keys', 'Projects']) {
       assert.ok(!links.includes(label), `a Labeler's nav has no "${label}": ${links}`);
     }
+    // Nor in the profile menu, where the account pages are.
+    const menu = (await menuLinks(labelerPage)).map(squash);
+    assert.ok(menu.includes('Profile'), `a Labeler's profile menu has Profile: ${menu}`);
+    for (const label of ['Your Team', 'API Keys', 'Billing', 'Integrations', 'Team details', 'Audit log']) {
+      assert.ok(!menu.includes(label), `a Labeler's profile menu has no "${label}": ${menu}`);
+    }
+    await closeMenu(labelerPage);
     await env.screenshot(labelerPage, 'labeler-queue');
   });
 

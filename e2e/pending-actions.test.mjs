@@ -8,7 +8,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnvironment } from './lib/harness.mjs';
+import { startEnvironment, goByMenu } from './lib/harness.mjs';
 
 const STEP_TIMEOUT = 120_000;
 const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -76,6 +76,8 @@ describe('Tessera pending actions in a real browser', { timeout: 6 * STEP_TIMEOU
     await page.getByLabel('Company').fill(admin.company);
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
+    assert.equal(new URL(page.url()).pathname, '/', 'a new sign-up lands on Get started');
+    await goByMenu(page, 'Your Team');
     assert.equal(new URL(page.url()).pathname, '/team');
   });
 

@@ -293,3 +293,73 @@ export function inviteLink(mail) {
   if (!match) throw new Error(`no invitation link in the email's text part:\n${mail.text}`);
   return match[1];
 }
+
+// --- The dashboard's top bar ------------------------------------------------------------------
+// The work pages (Get started, Projects, Tasks, Callbacks, Labeling, …) are in the "Main"
+// navigation; the account pages (Your Team, API Keys, Billing, Integrations, Team details,
+// Audit log, Profile) and "Log out" are in the profile menu at the top right
+// (<details class="profile-menu">), which also repeats the work pages ("Work") for phone
+// widths, where the Main navigation is hidden.
+
+/** Runs `action` (a click or a submit) and waits until the navigation it causes has loaded. */
+export async function navigateBy(page, action) {
+  const navigation = page.waitForNavigation({ waitUntil: 'load' });
+  await action();
+  return navigation;
+}
+
+/** Opens the profile menu (a no-op when it is open already); resolves to its panel. */
+export async function openMenu(page) {
+  const menu = page.locator('details.profile-menu');
+  if (!(await menu.evaluate((d) => d.open))) await menu.locator('summary').click();
+  const panel = menu.locator('.menu-panel');
+  await panel.waitFor({ state: 'visible' });
+  return panel;
+}
+
+/** Closes the profile menu if it is open (its panel covers the top of the page). */
+export async function closeMenu(page) {
+  const menu = page.locator('details.profile-menu');
+  if (await menu.count() === 0 || !(await menu.evaluate((d) => d.open))) return;
+  await menu.locator('summary').click();
+  await menu.locator('.menu-panel').waitFor({ state: 'hidden' });
+}
+
+/**
+ * Follows the top bar's link `label` and waits for the page: in the Main navigation when it is
+ * there and visible, otherwise in the profile menu (opened first). Fails when neither has it.
+ */
+export async function goByMenu(page, label) {
+  const main = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true });
+  if (await main.count() === 1 && await main.isVisible()) return navigateBy(page, () => main.click());
+  const panel = await openMenu(page);
+  const link = panel.getByRole('link', { name: label, exact: true });
+  const found = await link.count();
+  if (found === 0) throw new Error(`neither the Main navigation nor the profile menu offers "${label}"`);
+  return navigateBy(page, () => link.first().click());
+}
+
+/** The links (their labels) of the profile menu's Account navigation, opening the menu. */
+export async function menuLinks(page) {
+  await openMenu(page);
+  return page.getByRole('navigation', { name: 'Account' }).getByRole('link')
+    .evaluateAll((links) => links.map((a) => a.textContent.trim()));
+}
+
+/** Signs out through the profile menu's "Log out" button and waits for the page. */
+export async function logOut(page) {
+  await openMenu(page);
+  return navigateBy(page, () => page.locator('details.profile-menu').getByRole('button', { name: 'Log out' }).click());
+}
+
+/**
+ * Leaves test mode (new teams start in it) by the test banner's "View live data" and waits for
+ * the page; then the banner is gone and the mode switch says "Live mode".
+ */
+export async function leaveTestMode(page) {
+  await closeMenu(page);
+  const banner = page.locator('.test-banner');
+  await banner.waitFor({ state: 'visible' });
+  await navigateBy(page, () => banner.getByRole('button', { name: 'View live data' }).click());
+  if (await page.locator('.test-banner').count() !== 0) throw new Error(`still in test mode after "View live data" (${page.url()})`);
+}
