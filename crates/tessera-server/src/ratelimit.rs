@@ -31,6 +31,8 @@ pub enum Limit {
     /// Password-reset requests per address and per client IP.
     PasswordResetPerEmail,
     PasswordResetPerIp,
+    /// "Resend the link" clicks of an unverified account, per user.
+    VerificationResendPerUser,
 }
 
 const MINUTE: i64 = 60_000;
@@ -53,6 +55,7 @@ impl Limit {
             }
             Limit::PasswordResetPerEmail => ("password-reset:email", 3, 60 * MINUTE),
             Limit::PasswordResetPerIp => ("password-reset:ip", 20, 60 * MINUTE),
+            Limit::VerificationResendPerUser => ("verify-resend:user", 3, 60 * MINUTE),
         }
     }
 
