@@ -128,6 +128,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
     assert.equal(pathOf(page), '/team');
     assert.match(await flashText(page), /is ready, and you are its Admin/);
+    await env.verifyEmail(page, admin.email);
 
     for (const label of ['API Keys', 'Projects', 'Tasks', 'Audit log']) {
       assert.equal(await nav().getByRole('link', { name: label, exact: true }).count(), 1, `nav offers "${label}"`);

@@ -128,6 +128,7 @@ describe('Tessera billing with a card, in a real browser', { timeout: 20 * STEP_
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
     assert.equal(pathOf(page), '/team');
+    await env.verifyEmail(page, admin.email);
 
     await page.goto('/keys');
     const live = page.locator('#mode-live');

@@ -106,6 +106,7 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
       assert.equal(await nav.getByRole('link', { name: label, exact: true }).count(), 1, `admin nav offers "${label}"`);
     }
     await env.screenshot(adminPage, 'team-after-signup');
+    await env.verifyEmail(adminPage, admin.email);
   });
 
   step('the admin invites two people, who appear as "Invited"', async () => {

@@ -77,6 +77,7 @@ describe('Tessera pending actions in a real browser', { timeout: 6 * STEP_TIMEOU
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
     assert.equal(new URL(page.url()).pathname, '/team');
+    await env.verifyEmail(page, admin.email);
   });
 
   step('right after inviting, Resend is disabled with the time left', async () => {
