@@ -396,3 +396,63 @@ async fn a_verified_address_is_not_taken_over(backend: Backend) {
     app.stop().await;
 }
 backend_test!(a_verified_address_is_not_taken_over);
+
+/// Support moved someone into an unverified sign-up's team: closing it would strand them, so
+/// the invitation is refused as "belongs to another team" and nothing changes.
+async fn an_unverified_team_with_other_members_keeps_its_address(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let mut squatter = app.sign_up_unverified("shared@crowd.test", "Crowded").await;
+    let (crowded, _, _) = team_of(&app, "shared@crowd.test").await;
+    let mut helper_admin = app.sign_up("admin@helpers.test", "Helpers").await;
+    join_as(&app, &mut helper_admin, "moved@helpers.test", "member").await;
+    let moved = app
+        .store
+        .find_user_by_email(&tessera_core::Email::parse("moved@helpers.test").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    app.store
+        .cross_tenant()
+        .move_user(
+            &moved.id,
+            &crowded,
+            tessera_core::Role::Member,
+            tessera_store::NewAuditEvent::new(tessera_core::AuditAction::UserMoved, "support"),
+        )
+        .await
+        .unwrap();
+
+    let mut boss = app.sign_up("boss@inviters.test", "Inviters").await;
+    boss.submit(
+        "/team/invitations",
+        &[("emails", "shared@crowd.test"), ("role", "member")],
+    )
+    .await;
+    let link = app.outbox_link("shared@crowd.test").await;
+    let mut invitee = app.browser();
+    invitee.get(&link).await;
+    let refused = invitee
+        .post_form(
+            &link,
+            &[
+                ("name", "Sha Red"),
+                ("company", ""),
+                ("password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert!(refused.body.contains("belongs to another team"));
+    assert_eq!(
+        squatter.get("/team").await.status,
+        StatusCode::OK,
+        "untouched"
+    );
+    assert!(
+        app.browser().get(&link).await.status == StatusCode::OK,
+        "the link still works"
+    );
+    app.stop().await;
+}
+backend_test!(an_unverified_team_with_other_members_keeps_its_address);

@@ -1031,6 +1031,17 @@ impl SmtpServer {
         .await
     }
 
+    /// Waits for a message to `to` whose decoded text contains `needle` (an address that
+    /// signed up also gets the verification mail) and returns it.
+    pub async fn wait_for_containing(&self, to: &str, needle: &str, secs: u64) -> String {
+        TestApp::eventually(secs, || async {
+            self.messages().into_iter().find(|m| {
+                m.contains(&format!("To: {to}")) && decode_quoted_printable(m).contains(needle)
+            })
+        })
+        .await
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
