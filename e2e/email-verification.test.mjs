@@ -74,7 +74,7 @@ describe('Tessera email verification in a real browser', { timeout: 6 * STEP_TIM
     await page.getByLabel('Company').fill(admin.company);
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(new URL(page.url()).pathname, '/team');
+    assert.equal(new URL(page.url()).pathname, '/', 'sign-up lands on Get started');
     for (const path of ['/team', '/keys', '/profile']) {
       await page.goto(path);
       const banner = page.getByRole('region', { name: 'Email verification' });

@@ -25,6 +25,14 @@ impl Mode {
         }
     }
 
+    /// The mode a switch leads to.
+    pub fn other(self) -> Mode {
+        match self {
+            Mode::Live => Mode::Test,
+            Mode::Test => Mode::Live,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Mode::Live => "Live",

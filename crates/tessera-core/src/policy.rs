@@ -117,6 +117,10 @@ actions! {
     /// Add or replace the card, set the spend limit.
     EditPaymentInfo,
     ManageIntegrations,
+    /// Offer the Admin role to a Manager of the team, or withdraw the offer (the Admin only).
+    HandOverAdmin,
+    /// Accept the Admin role offered by the Admin (a Manager, by the mailed link).
+    AcceptAdminHandover,
     /// Work the team's labeling queue.
     LabelTasks,
     /// Platform support actions (staff console).
@@ -152,18 +156,23 @@ impl Action {
             InviteMember | ResendInvitation | RevokeInvitation | RemoveMember
             | ChangeMemberRole | EditTeamDetails | ViewAuditLog | ManageApiKeys | ViewBilling
             | ManageIntegrations => role.manages_team(),
-            EditPaymentInfo => role == Role::Admin,
+            EditPaymentInfo | HandOverAdmin => role == Role::Admin,
+            AcceptAdminHandover => role == Role::Manager,
             StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox | ManageBilling => false,
         }
     }
 
     /// What an API key of `mode` may do: a live key what a Manager may, except creating
-    /// keys; a test key only the work on projects, tasks and callbacks a Member does, and
-    /// reading the team's billing.
+    /// keys and becoming Admin (a person accepts that role, a key holds no role); a test key
+    /// only the work on projects, tasks and callbacks a Member does, and reading the team's
+    /// billing.
     fn allowed_for_key(self, mode: Mode) -> bool {
         use Action::*;
         match mode {
-            Mode::Live => self.allowed_for(Role::Manager) && self != ManageApiKeys,
+            Mode::Live => {
+                self.allowed_for(Role::Manager)
+                    && !matches!(self, ManageApiKeys | AcceptAdminHandover)
+            }
             Mode::Test => matches!(
                 self,
                 ViewTeam
@@ -191,8 +200,71 @@ impl Action {
                 | ViewAuditLog
                 | ManageApiKeys
                 | ManageIntegrations
+                | HandOverAdmin
         )
     }
+}
+
+/// What the invite form tells an inviter each role may do: one phrase per group of actions.
+/// The phrases are written here, but which roles get them is the policy's answer (a role gets
+/// a phrase when [`can`] allows it every action of the group), so the description cannot
+/// contradict what the product enforces; a test makes every team action belong to a group.
+const ABILITIES: &[(&str, &[Action])] = {
+    use Action::*;
+    &[
+        (
+            "see the team and every project, batch and task; accept or reject tasks",
+            &[ViewTeam, ViewTasks, AuditTasks],
+        ),
+        ("create and edit projects and batches", &[EditProjects]),
+        (
+            "see callback deliveries, redeliver them and send test callbacks",
+            &[ViewCallbacks, SendCallbacks],
+        ),
+        (
+            "invite, remove and change the roles of teammates",
+            &[
+                InviteMember,
+                ResendInvitation,
+                RevokeInvitation,
+                RemoveMember,
+                ChangeMemberRole,
+            ],
+        ),
+        ("create, reveal and delete API keys", &[ManageApiKeys]),
+        (
+            "edit the team's details and cloud storage integrations",
+            &[EditTeamDetails, ManageIntegrations],
+        ),
+        (
+            "see billing and the audit log",
+            &[ViewBilling, ViewAuditLog],
+        ),
+        (
+            "accept the Admin role when the Admin hands it over",
+            &[AcceptAdminHandover],
+        ),
+        ("change payment information", &[EditPaymentInfo]),
+        ("hand the Admin role to a Manager", &[HandOverAdmin]),
+        (
+            "work the team's labeling queue, and nothing else",
+            &[LabelTasks],
+        ),
+    ]
+};
+
+/// What `role` may do in its team, in words, as the policy decides it (see [`ABILITIES`]).
+pub fn abilities(role: Role) -> Vec<&'static str> {
+    let actor = Actor::TeamUser {
+        user_id: String::new(),
+        team_id: "team".into(),
+        role,
+    };
+    ABILITIES
+        .iter()
+        .filter(|(_, actions)| actions.iter().all(|a| can(&actor, *a, Some("team"))))
+        .map(|(phrase, _)| *phrase)
+        .collect()
 }
 
 /// Decides whether `actor` may perform `action` on a resource owned by `resource_team`
@@ -257,6 +329,21 @@ pub fn check_removal(actor_id: &str, target: MemberRef<'_>) -> Result<(), Invali
     Ok(())
 }
 
+/// Rules for offering the Admin role from the team page: only to a Manager (promote a
+/// Member first, so a hand-over never skips the role that already manages the team), never
+/// to oneself.
+pub fn check_handover_offer(actor_id: &str, target: MemberRef<'_>) -> Result<(), Invalid> {
+    if target.user_id == actor_id {
+        return Err(Invalid::new("You are the Admin already."));
+    }
+    if target.role != Role::Manager {
+        return Err(Invalid::new(
+            "The Admin role can be handed only to a Manager; make them a Manager first.",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,9 +366,12 @@ mod tests {
                 ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks
             ),
             Role::Manager => {
-                !matches!(action, LabelTasks | EditPaymentInfo) && !action.is_platform()
+                !matches!(action, LabelTasks | EditPaymentInfo | HandOverAdmin)
+                    && !action.is_platform()
             }
-            Role::Admin => !matches!(action, LabelTasks) && !action.is_platform(),
+            Role::Admin => {
+                !matches!(action, LabelTasks | AcceptAdminHandover) && !action.is_platform()
+            }
         }
     }
 
@@ -356,7 +446,10 @@ mod tests {
             };
             for action in Action::ALL {
                 let expected = match mode {
-                    Mode::Live => expected(Role::Manager, action) && action != ManageApiKeys,
+                    Mode::Live => {
+                        expected(Role::Manager, action)
+                            && !matches!(action, ManageApiKeys | AcceptAdminHandover)
+                    }
                     // Billing belongs to the team: a test key reads it too.
                     Mode::Test => expected(Role::Member, action) || action == ViewBilling,
                 };
@@ -398,5 +491,36 @@ mod tests {
         assert!(check_removal("usr_1", member).is_ok());
         assert!(check_removal("usr_1", admin).is_err());
         assert!(check_removal("usr_2", member).is_err());
+        let manager = MemberRef {
+            user_id: "usr_4",
+            role: Role::Manager,
+        };
+        assert!(check_handover_offer("usr_1", manager).is_ok());
+        assert!(check_handover_offer("usr_1", member).is_err());
+        assert!(check_handover_offer("usr_4", manager).is_err());
+    }
+
+    #[test]
+    fn every_team_action_is_described_and_descriptions_follow_the_policy() {
+        for action in Action::ALL {
+            if action.is_platform() {
+                continue;
+            }
+            assert!(
+                ABILITIES.iter().any(|(_, group)| group.contains(&action)),
+                "{action:?} has no phrase in ABILITIES"
+            );
+        }
+        let member = abilities(Role::Member);
+        assert!(member.contains(&"create and edit projects and batches"));
+        assert!(!member.iter().any(|p| p.contains("teammates")));
+        let manager = abilities(Role::Manager);
+        assert!(manager.iter().any(|p| p.contains("teammates")));
+        assert!(!manager.contains(&"change payment information"));
+        assert!(abilities(Role::Admin).contains(&"change payment information"));
+        assert_eq!(
+            abilities(Role::Labeler),
+            ["work the team's labeling queue, and nothing else"]
+        );
     }
 }

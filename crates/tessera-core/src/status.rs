@@ -129,6 +129,21 @@ word_enum!(
 );
 
 word_enum!(
+    /// An offer of a team's Admin role to one of its Managers (the Admin hand-over).
+    HandoverStatus {
+        /// Waiting for the Manager to accept by the mailed link.
+        Pending = "pending",
+        /// Accepted: the roles were swapped.
+        Accepted = "accepted",
+        /// Withdrawn by the Admin.
+        Cancelled = "cancelled",
+        /// Closed because it could no longer be accepted (expired, the Manager no longer a
+        /// Manager, or the Admin changed) when a new offer was made.
+        Lapsed = "lapsed",
+    }
+);
+
+word_enum!(
     /// A message in the mail outbox.
     MailStatus {
         /// Waiting for (another) delivery attempt.
@@ -160,10 +175,11 @@ mod tests {
     /// so an enum that drifts from the schema fails here instead of at the database.
     #[test]
     fn words_match_the_schema() {
-        const MIGRATIONS: [&str; 3] = [
+        const MIGRATIONS: [&str; 4] = [
             include_str!("../../tessera-store/migrations/0001_foundation.sql"),
             include_str!("../../tessera-store/migrations/0002_api.sql"),
             include_str!("../../tessera-store/migrations/0003_callbacks_labeling.sql"),
+            include_str!("../../tessera-store/migrations/0016_admin_handover.sql"),
         ];
         fn check<T: Copy>(column: &str, all: &[T], word: fn(T) -> &'static str) {
             let list: Vec<String> = all.iter().map(|v| format!("'{}'", word(*v))).collect();
@@ -184,6 +200,7 @@ mod tests {
         check("kind", DeliveryKind::ALL, DeliveryKind::as_str);
         check("status", InvitationStatus::ALL, InvitationStatus::as_str);
         check("status", MailStatus::ALL, MailStatus::as_str);
+        check("status", HandoverStatus::ALL, HandoverStatus::as_str);
         check("kind", SecretKind::ALL, SecretKind::as_str);
     }
 

@@ -66,6 +66,9 @@ pub struct Config {
     pub aws: Option<PlatformAws>,
     /// Where uploaded and imported files are stored (`--file-store`).
     pub file_store: FileStore,
+    /// The operator's support address (`--support-email`), named where only support can
+    /// help: an invitation to an address that belongs to another team.
+    pub support_email: Option<tessera_core::Email>,
 }
 
 /// Where the platform's own files (`/v1/files…`) live.
@@ -244,6 +247,7 @@ impl Config {
             payment_retry: default_payment_retry(),
             aws: None,
             file_store: FileStore::DataDir,
+            support_email: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod keys;
 pub mod labeling;
 pub mod mail;
+pub mod onboarding;
 pub mod outbound;
 pub mod paging;
 pub mod projects;
@@ -61,15 +62,25 @@ pub const MAX_BODY_BYTES: usize = files::MAX_FILE_BYTES as usize + 64 * 1024;
 
 /// Every route, with the middleware that applies to it.
 pub fn router(state: AppState) -> Router {
+    // The pages that show one mode's data, also under `/test/…` (`web::session::MODE_SCOPED`).
+    let mode_scoped = || {
+        Router::new()
+            .merge(projects::router())
+            .merge(batches::router())
+            .merge(tasks::router())
+            .merge(callbacks::router())
+    };
     let dashboard = Router::new()
         .merge(accounts::router())
+        .merge(onboarding::router())
         .merge(team::router())
         .merge(invitations::router())
         .merge(keys::router())
-        .merge(projects::router())
-        .merge(batches::router())
-        .merge(tasks::router())
-        .merge(callbacks::router())
+        .merge(mode_scoped())
+        .nest(
+            "/test",
+            mode_scoped().layer(axum::Extension(web::session::TestUrl)),
+        )
         .merge(labeling::router())
         .merge(audit::router())
         .merge(billing::router())

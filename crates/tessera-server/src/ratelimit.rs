@@ -33,6 +33,9 @@ pub enum Limit {
     PasswordResetPerIp,
     /// "Resend the link" clicks of an unverified account, per user.
     VerificationResendPerUser,
+    /// Offers of the Admin role per team (each mails a Manager; cancel and offer again must
+    /// not become a way to flood someone's inbox).
+    AdminHandoverOffersPerTeam,
 }
 
 const MINUTE: i64 = 60_000;
@@ -56,6 +59,7 @@ impl Limit {
             Limit::PasswordResetPerEmail => ("password-reset:email", 3, 60 * MINUTE),
             Limit::PasswordResetPerIp => ("password-reset:ip", 20, 60 * MINUTE),
             Limit::VerificationResendPerUser => ("verify-resend:user", 3, 60 * MINUTE),
+            Limit::AdminHandoverOffersPerTeam => ("admin-handover:team", 5, 60 * MINUTE),
         }
     }
 

@@ -207,3 +207,29 @@ for (const button of document.querySelectorAll("button[data-enable-after-ms]")) 
   if (image.complete && image.naturalWidth === 0) failed();
   image.addEventListener("error", failed);
 })();
+
+// The profile menu is a <details>: it opens without JavaScript; with it, Escape and a click
+// elsewhere close it, as a menu should.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  for (const menu of document.querySelectorAll("details.profile-menu[open]")) {
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  }
+});
+document.addEventListener("click", (event) => {
+  for (const menu of document.querySelectorAll("details.profile-menu[open]")) {
+    if (!menu.contains(event.target)) menu.open = false;
+  }
+});
+
+// On a phone, tables stack as cards (style.css); each cell is then labelled with its column's
+// name, taken from the table's header.
+for (const table of document.querySelectorAll("table.list")) {
+  const names = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll("tbody tr")) {
+    [...row.children].forEach((cell, i) => {
+      if (names[i] && !cell.hasAttribute("data-label")) cell.setAttribute("data-label", names[i]);
+    });
+  }
+}

@@ -45,6 +45,8 @@ pub enum Constraint {
     InvitationPending,
     /// `api_keys_form_nonce_uq`: one key per submitted form.
     ApiKeyFormNonce,
+    /// `admin_handovers_one_pending_uq`: one pending Admin hand-over per team.
+    HandoverPending,
     /// Another unique index: its name (PostgreSQL) or the database's message (SQLite).
     Other(String),
 }
@@ -52,7 +54,7 @@ pub enum Constraint {
 impl Constraint {
     /// The named constraints: index name (PostgreSQL reports it) and the columns SQLite's
     /// message lists instead ("UNIQUE constraint failed: {columns}").
-    const NAMED: [(Constraint, &'static str, &'static str); 6] = [
+    const NAMED: [(Constraint, &'static str, &'static str); 7] = [
         (
             Constraint::TaskUniqueId,
             "tasks_unique_id_uq",
@@ -82,6 +84,11 @@ impl Constraint {
             Constraint::ApiKeyFormNonce,
             "api_keys_form_nonce_uq",
             "api_keys.team_id, api_keys.form_nonce",
+        ),
+        (
+            Constraint::HandoverPending,
+            "admin_handovers_one_pending_uq",
+            "admin_handovers.team_id",
         ),
     ];
 

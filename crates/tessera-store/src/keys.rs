@@ -8,6 +8,7 @@
 
 use sqlx::{any::AnyRow, AnyPool, Row};
 use tessera_core::ids::{ApiKeyId, TeamId};
+use tessera_core::keys::KeyExpiry;
 use tessera_core::status::SecretKind;
 use tessera_core::Mode;
 
@@ -25,6 +26,19 @@ pub struct ApiKey {
     pub created_by_label: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// When the key stops working, if it was made with an expiry.
+    pub expires_at: Option<i64>,
+    /// Set once the key was rolled (replaced by another key).
+    pub rolled: Option<Rolled>,
+}
+
+/// The roll of an old key: when it happened, until when the old key keeps working and which
+/// key replaced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rolled {
+    pub at: i64,
+    pub until: i64,
+    pub replaced_by: ApiKeyId,
 }
 
 /// A key to store in a scope (its team and mode): its digest for lookup and its sealed value
@@ -37,18 +51,26 @@ pub struct NewApiKey {
     pub sealed: String,
     pub created_by: Option<String>,
     pub created_by_label: String,
+    /// How long the key works from its creation (the store sets `expires_at` from it).
+    pub expiry: KeyExpiry,
     /// The one-time nonce of the dashboard form that asks for the key: a second key with the
     /// same nonce in the team is refused (`Unique(ApiKeyFormNonce)`).
     pub form_nonce: Option<String>,
     pub event: NewAuditEvent,
 }
 
-/// Who an API key acts for.
+/// Who an API key acts for, and until when: the key cache keeps this for a few seconds and
+/// checks both times on every request, so a cached key never outlives either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyIdentity {
     pub key_id: ApiKeyId,
     pub team_id: TeamId,
     pub mode: Mode,
+    pub expires_at: Option<i64>,
+    /// Until when a rolled key keeps working.
+    pub rolled_until: Option<i64>,
+    /// The prefix of the key that replaced a rolled one, to name it in the refusal.
+    pub replacement_prefix: Option<String>,
 }
 
 /// A team secret of one kind and mode; rotation keeps the previous value for a while.
@@ -76,37 +98,81 @@ fn key_from_row(row: &AnyRow) -> StoreResult<ApiKey> {
         created_by_label: row.try_get("created_by_label")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        rolled: rolled_from_row(row)?,
+    })
+}
+
+/// The roll columns, set together or not at all (a CHECK in migration 0015).
+fn rolled_from_row(row: &AnyRow) -> StoreResult<Option<Rolled>> {
+    let at: Option<i64> = row.try_get("rolled_at")?;
+    let until: Option<i64> = row.try_get("rolled_until")?;
+    let replaced_by: Option<String> = row.try_get("replaced_by")?;
+    Ok(match (at, until, replaced_by) {
+        (Some(at), Some(until), Some(id)) => Some(Rolled {
+            at,
+            until,
+            replaced_by: ApiKeyId::from_stored(id),
+        }),
+        _ => None,
     })
 }
 
 const KEY_COLUMNS: &str =
-    "id, team_id, mode, label, prefix, sealed, created_by_label, created_at, last_used_at";
+    "id, team_id, mode, label, prefix, sealed, created_by_label, created_at, last_used_at, \
+     expires_at, rolled_at, rolled_until, replaced_by";
 
 impl Store {
     /// Stores a key in `scope`'s team and mode, with its audit entry.
     pub async fn create_api_key(&self, scope: &Scope, key: &NewApiKey) -> StoreResult<ApiKey> {
-        let id = ApiKeyId::generate();
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, team_id, mode, label, prefix, digest, sealed, created_by, created_by_label, created_at, form_nonce) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(id.as_str())
-        .bind(scope.team_id())
-        .bind(scope.mode().as_str())
-        .bind(&key.label)
-        .bind(&key.prefix)
-        .bind(&key.digest)
-        .bind(&key.sealed)
-        .bind(key.created_by.as_deref())
-        .bind(&key.created_by_label)
-        .bind(now_ms())
-        .bind(key.form_nonce.as_deref())
-        .execute(&mut *tx)
-        .await?;
+        let id = insert_key(&mut tx, scope, key, now_ms()).await?;
         audit::insert(&mut tx, Some(scope.team_id()), &key.event).await?;
         tx.commit().await?;
         self.get_api_key(scope, id.as_str()).await
+    }
+
+    /// Rolls the key `old_id` of the scope's team and mode: stores `new` (its replacement)
+    /// and lets the old key work for `grace_ms` more, in one transaction with `new`'s audit
+    /// entry. A key is rolled once: a rolled key is [`StoreError::InvalidState`], a deleted
+    /// or unknown one [`StoreError::NotFound`]. Returns the new key and the old one as rolled.
+    pub async fn roll_api_key(
+        &self,
+        scope: &Scope,
+        old_id: &str,
+        new: &NewApiKey,
+        grace_ms: i64,
+    ) -> StoreResult<(ApiKey, ApiKey)> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let new_id = insert_key(&mut tx, scope, new, now).await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET rolled_at = $1, rolled_until = $2, replaced_by = $3 \
+             WHERE id = $4 AND team_id = $5 AND mode = $6 AND deleted_at IS NULL AND rolled_at IS NULL",
+        )
+        .bind(now)
+        .bind(now + grace_ms)
+        .bind(new_id.as_str())
+        .bind(old_id)
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            let old = self.get_api_key(scope, old_id).await?;
+            return Err(if old.mode != scope.mode() {
+                StoreError::NotFound
+            } else {
+                StoreError::InvalidState("this key was already rolled".into())
+            });
+        }
+        audit::insert(&mut tx, Some(scope.team_id()), &new.event).await?;
+        tx.commit().await?;
+        Ok((
+            self.get_api_key(scope, new_id.as_str()).await?,
+            self.get_api_key(scope, old_id).await?,
+        ))
     }
 
     /// The key a dashboard form with this nonce created in the scope's team (whatever its
@@ -237,13 +303,45 @@ impl Store {
     }
 }
 
+/// Inserts a key made at `now` in the scope's team and mode; returns its id.
+async fn insert_key(
+    conn: &mut sqlx::AnyConnection,
+    scope: &Scope,
+    key: &NewApiKey,
+    now: i64,
+) -> StoreResult<ApiKeyId> {
+    let id = ApiKeyId::generate();
+    sqlx::query(
+        "INSERT INTO api_keys (id, team_id, mode, label, prefix, digest, sealed, created_by, created_by_label, created_at, form_nonce, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(id.as_str())
+    .bind(scope.team_id())
+    .bind(scope.mode().as_str())
+    .bind(&key.label)
+    .bind(&key.prefix)
+    .bind(&key.digest)
+    .bind(&key.sealed)
+    .bind(key.created_by.as_deref())
+    .bind(&key.created_by_label)
+    .bind(now)
+    .bind(key.form_nonce.as_deref())
+    .bind(key.expiry.expires_at(now))
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
 impl CrossTenant {
-    /// The team and mode a key digest belongs to, if the key exists and is not deleted.
+    /// Who a key digest acts for and until when, if the key exists and is not deleted
+    /// (expired and rolled keys too: the caller tells them apart from unknown keys).
     /// Cross-tenant because this is how a request's team becomes known at all: the API's
     /// authentication.
     pub async fn key_identity(&self, digest: &str) -> StoreResult<Option<KeyIdentity>> {
         let row = sqlx::query(
-            "SELECT id, team_id, mode FROM api_keys WHERE digest = $1 AND deleted_at IS NULL",
+            "SELECT k.id, k.team_id, k.mode, k.expires_at, k.rolled_until, r.prefix AS replacement_prefix \
+             FROM api_keys k LEFT JOIN api_keys r ON r.id = k.replaced_by \
+             WHERE k.digest = $1 AND k.deleted_at IS NULL",
         )
         .bind(digest)
         .fetch_optional(&self.store.reader)
@@ -254,6 +352,9 @@ impl CrossTenant {
                 key_id: ApiKeyId::from_stored(row.try_get("id")?),
                 team_id: TeamId::from_stored(row.try_get("team_id")?),
                 mode: parse_mode(row.try_get("mode")?)?,
+                expires_at: row.try_get("expires_at")?,
+                rolled_until: row.try_get("rolled_until")?,
+                replacement_prefix: row.try_get("replacement_prefix")?,
             })),
         }
     }

@@ -17,6 +17,7 @@ mod callbacks;
 mod email_verifications;
 mod error;
 mod files;
+mod handovers;
 mod integrations;
 mod invitations;
 mod keys;
@@ -60,16 +61,18 @@ pub use email_verifications::{
 };
 pub use error::{Constraint, StoreError, StoreResult};
 pub use files::{FileRecord, NewFile};
+pub use handovers::{AdminHandover, NewHandover};
 pub use integrations::{AddRefused, NewIntegration, StorageIntegration, StorageSettings};
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
-pub use keys::{ApiKey, KeyIdentity, NewApiKey, TeamSecret};
+pub use keys::{ApiKey, KeyIdentity, NewApiKey, Rolled, TeamSecret};
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
+pub use sessions::SessionUser;
 pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
 pub use users::{NewUser, User};

@@ -38,6 +38,9 @@ const MIGRATIONS: &[Migration] = migrations! {
     11 "integrations" "0011_integrations.sql",
     12 "password_resets" "0012_password_resets.sql",
     13 "email_verification" "0013_email_verification.sql",
+    15 "key_expiry" "0015_key_expiry.sql",
+    16 "admin_handover" "0016_admin_handover.sql",
+    17 "dashboard_mode" "0017_dashboard_mode.sql",
 };
 
 /// Checksums a released migration once had besides its current one, accepted when found in
@@ -229,6 +232,18 @@ mod tests {
             (
                 13,
                 "289e9fa96341e7f5e3e7894c0ffc4c39e21b34ef4636891363e6b881da1109da",
+            ),
+            (
+                15,
+                "7ae81a584bce1adba0d042b2be58b527b3aecb9d967253ba5ddf5996e4bf9fd1",
+            ),
+            (
+                16,
+                "f4ef21d97c10de7a9fa1e641430dff8cc8a0d2a55f141ec9acb3c253654dca35",
+            ),
+            (
+                17,
+                "56cc741c4e24bb75a52128b61c99f4a1aa435a07bbad498a144d50567ebb1afe",
             ),
         ];
         let actual: Vec<(i64, String)> = MIGRATIONS

@@ -1,10 +1,20 @@
 //! Dashboard sessions, stored in the database so any replica can serve any request.
 
+use tessera_core::Mode;
+
 use crate::{
     now_ms,
     users::{user_from_row, USER_COLUMNS},
-    CrossTenant, Store, StoreResult, User,
+    CrossTenant, Store, StoreError, StoreResult, User,
 };
+
+/// The person behind a session, with what only the dashboard needs of them.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub user: User,
+    /// The dashboard mode this person opened last: their next page opens in it, in any browser.
+    pub dashboard_mode: Mode,
+}
 
 impl Store {
     /// Records a session under the SHA-256 digest of its cookie token.
@@ -34,10 +44,15 @@ impl Store {
     /// The user behind a live session, if any: not past its expiry, and used within the last
     /// `idle_ms`. A use marks the session seen again, writing at most once per `idle_ms / 8`
     /// (and at least once a minute), not on every request.
-    pub async fn session_user(&self, token_hash: &str, idle_ms: i64) -> StoreResult<Option<User>> {
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+        idle_ms: i64,
+    ) -> StoreResult<Option<SessionUser>> {
         let now = now_ms();
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, s.last_seen_at FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT {USER_COLUMNS}, u.dashboard_mode, s.last_seen_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
         ))
         .bind(token_hash)
@@ -56,7 +71,15 @@ impl Store {
                 .execute(&self.writer)
                 .await?;
         }
-        user_from_row(&row).map(Some)
+        let dashboard_mode = sqlx::Row::try_get::<String, _>(&row, "dashboard_mode")?
+            .parse()
+            .map_err(|e: tessera_core::Invalid| {
+                StoreError::Config(format!("bad dashboard mode in database: {e}"))
+            })?;
+        Ok(Some(SessionUser {
+            user: user_from_row(&row)?,
+            dashboard_mode,
+        }))
     }
 
     pub async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {

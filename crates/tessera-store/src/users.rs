@@ -1,7 +1,7 @@
 //! People: team members, platform staff, and their credentials.
 
 use sqlx::{any::AnyRow, Row};
-use tessera_core::{profile::Profile, Email, Role};
+use tessera_core::{profile::Profile, Email, Mode, Role};
 
 use crate::{
     audit, flag, new_id, now_ms, CrossTenant, NewAuditEvent, Store, StoreError, StoreResult,
@@ -159,6 +159,17 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
         Ok(row.try_get("password_hash")?)
+    }
+
+    /// Remembers the dashboard mode `user_id` opened last (only when it changed: the caller
+    /// compares with the mode its session loaded).
+    pub async fn set_dashboard_mode(&self, user_id: &str, mode: Mode) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET dashboard_mode = $1 WHERE id = $2")
+            .bind(mode.as_str())
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     pub async fn update_profile(&self, user_id: &str, profile: &Profile) -> StoreResult<()> {

@@ -36,7 +36,6 @@ use crate::{
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(home))
         .route("/signup", get(signup_form).post(signup))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
@@ -65,13 +64,6 @@ pub fn home_path(who: &SignedIn) -> &'static str {
         _ if who.labeler_scope().is_some() => "/label",
         _ if who.may(Action::ViewTeam) => "/team",
         _ => "/profile",
-    }
-}
-
-async fn home(Viewer(viewer): Viewer) -> Redirect {
-    match viewer {
-        Some(who) => Redirect::to(home_path(&who)),
-        None => Redirect::to("/login"),
     }
 }
 
@@ -219,11 +211,16 @@ async fn welcome(
         ))
     })?;
     crate::keys::service::provision_team(&state.store, &state.config.master_key, &scope).await?;
+    // A new team starts in test mode: its first keys, tasks and callbacks are test data.
+    state
+        .store
+        .set_dashboard_mode(&user.id, tessera_core::Mode::Test)
+        .await?;
     let cookies = session::start(state, &user.id, &ip.0, &user_agent(headers)).await?;
     let mut response = redirect_with_flash(
-        "/team",
+        "/",
         &format!(
-            "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin. We emailed a link to {} to verify the address.",
+            "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin. Follow the steps below to send your first test task; to go live, open the link we emailed to {} to verify the address.",
             team.name, user.email
         ),
     );

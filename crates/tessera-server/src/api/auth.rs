@@ -8,8 +8,11 @@ use axum::{
 use base64::{engine::general_purpose::STANDARD, Engine};
 use tessera_core::{Action, Actor, Mode, Scope};
 
+use tessera_core::keys::KeyRefusal;
+use tessera_store::KeyIdentity;
+
 use super::wire::ApiError;
-use crate::{crypto::token_digest, state::AppState};
+use crate::{crypto::token_digest, keys::cache::KeyLookup, state::AppState, web::format_time};
 
 /// Who is calling the API: a team, in one mode, through one key. Keys act with the Admin's
 /// authority inside their mode.
@@ -51,6 +54,29 @@ impl ApiCaller {
     }
 }
 
+/// Why a key that exists is refused, for the caller to fix it: distinct from an unknown key,
+/// with the moment it stopped working and, for a rolled key, the prefix of its replacement
+/// (as the API Keys page lists it).
+fn refusal_message(identity: &KeyIdentity, refusal: &KeyRefusal) -> String {
+    match refusal {
+        KeyRefusal::Expired { at } => format!(
+            "This API key expired at {}. Add a new key on the API Keys page.",
+            format_time(*at)
+        ),
+        KeyRefusal::Rolled { until } => {
+            let replacement = identity
+                .replacement_prefix
+                .as_deref()
+                .map(|prefix| format!(" It was replaced by the key {prefix}…; use that one."))
+                .unwrap_or_default();
+            format!(
+                "This API key was rolled and stopped working at {}.{replacement}",
+                format_time(*until)
+            )
+        }
+    }
+}
+
 /// Extracts the key from `Authorization: Basic base64(key:)` or `Bearer key`.
 fn key_from_header(value: &str) -> Option<String> {
     let (scheme, rest) = value.trim().split_once(' ')?;
@@ -80,11 +106,17 @@ impl FromRequestParts<AppState> for ApiCaller {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| ApiError::unauthorized("Please provide your API key with HTTP Basic auth (key as the user name, empty password)."))?;
         let key = key_from_header(header).ok_or_else(|| ApiError::unauthorized("The Authorization header is malformed; use HTTP Basic with your API key as the user name, or Bearer."))?;
-        let identity = state
+        let identity = match state
             .api_keys
             .lookup(&state.store, &token_digest(&key))
             .await?
-            .ok_or_else(|| ApiError::unauthorized("Invalid API key."))?;
+        {
+            KeyLookup::Valid(identity) => identity,
+            KeyLookup::Refused(identity, refusal) => {
+                return Err(ApiError::unauthorized(refusal_message(&identity, &refusal)))
+            }
+            KeyLookup::Unknown => return Err(ApiError::unauthorized("Invalid API key.")),
+        };
         state.api_keys.note_use(&identity.key_id);
         Ok(ApiCaller {
             team_id: identity.team_id.into_string(),

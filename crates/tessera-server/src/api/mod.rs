@@ -24,7 +24,7 @@ pub struct ErrorBody {
 #[openapi(
     info(
         title = "Tessera v1 API",
-        description = "Scale-compatible task API. Authenticate with HTTP Basic (API key as the user name, empty password) or `Authorization: Bearer <key>`. Keys starting `test_` act in test mode, `live_` in live mode; the two modes never see each other's objects.",
+        description = "Scale-compatible task API. Authenticate with HTTP Basic (API key as the user name, empty password) or `Authorization: Bearer <key>`. Keys starting `test_` act in test mode, `live_` in live mode; the two modes never see each other's objects. An unknown key, an expired key and a rolled key past its grace period each get a 401 saying which.",
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),

@@ -224,11 +224,18 @@ async fn detail(
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    let delivery = state
-        .store
-        .get_delivery(&scope, &id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let Some(delivery) = state.store.get_delivery(&scope, &id).await? else {
+        if let Some(other) = caller.other_mode_scope(Action::ViewCallbacks) {
+            if state.store.get_delivery(&other, &id).await?.is_some() {
+                return Ok(crate::web::other_mode_offer(
+                    &caller,
+                    "callback",
+                    &format!("/callbacks/{id}"),
+                ));
+            }
+        }
+        return Err(WebError::NotFound);
+    };
     let attempts = state
         .store
         .delivery_attempts(&scope, &delivery.id)

@@ -86,11 +86,19 @@ pub async fn invite_teammates(
         match answer {
             // Emailed moments ago: the role is changed (and audited), nothing is sent.
             Answer::AlreadyMember
-            | Answer::Invited(
-                Ok(_)
-                | Err(StoreError::TooSoon { .. } | StoreError::Unique(_) | StoreError::Conflict(_)),
-            ) => {}
-            Answer::Invited(Err(err)) => return Err(err.into()),
+            | Answer::Invited {
+                outcome:
+                    Ok(_)
+                    | Err(
+                        StoreError::TooSoon { .. }
+                        | StoreError::Unique(_)
+                        | StoreError::Conflict(_),
+                    ),
+                ..
+            } => {}
+            Answer::Invited {
+                outcome: Err(err), ..
+            } => return Err(err.into()),
         }
     }
     for unused in slots {

@@ -1,6 +1,6 @@
-//! Invitations: inviting teammates from the dashboard (invite, resend, revoke) and through
-//! `/v1/teams/invite`, over the rules in [`service`], and accepting an invitation from the
-//! link in its email ([`accept`]).
+//! Invitations: inviting teammates from the dashboard (invite, resend, revoke, change the
+//! role a pending invitation grants) and through `/v1/teams/invite`, over the rules in
+//! [`service`], and accepting an invitation from the link in its email ([`accept`]).
 
 pub mod accept;
 pub mod api;
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/team/invitations", post(pages::invite))
         .route("/team/invitations/{id}/resend", post(pages::resend))
         .route("/team/invitations/{id}/revoke", post(pages::revoke))
+        .route("/team/invitations/{id}/role", post(pages::change_role))
         .route(
             "/invite/{token}",
             get(accept::accept_form).post(accept::accept),

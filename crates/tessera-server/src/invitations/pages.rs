@@ -8,13 +8,15 @@ use tessera_core::{
 };
 use tessera_store::{Constraint, Invitation, InviteOutcome, NewLink, StoreError};
 
-use super::service::{fresh_link, invite_one, resend_interval_ms, Answer, Inviter};
+use super::service::{
+    fresh_link, held_elsewhere_warning, invite_one, resend_interval_ms, Answer, Inviter,
+};
 use crate::{
     audit,
     authz::{perm, Authorized},
     ratelimit::{self, Limit},
     state::AppState,
-    team::pages::team_page,
+    team::{pages::team_page, service::role_change},
     web::{
         humanize_ms, redirect_with_flash, redirect_with_warning, render, ClientIp, Form, Path,
         SignedIn, WebError, WebResult,
@@ -118,14 +120,23 @@ pub(super) async fn invite(
         }
         match answer {
             Answer::AlreadyMember => tally.already.push(email.to_string()),
-            Answer::Invited(outcome) => tally.record(&email, role, outcome)?,
+            Answer::Invited {
+                outcome,
+                held_elsewhere,
+            } => {
+                let invited = outcome.is_ok();
+                tally.record(&email, role, outcome)?;
+                if held_elsewhere && invited {
+                    tally.elsewhere.push(email.to_string());
+                }
+            }
         }
     }
     for unused in slots {
         unused.release(&state).await?;
     }
     state.wake(crate::state::Wrote::Mail);
-    Ok(tally.summary())
+    Ok(tally.summary(&state))
 }
 
 /// What one invitation form did, address by address, for the message shown after it.
@@ -136,6 +147,8 @@ struct InviteTally {
     too_soon: Vec<String>,
     /// Pending invitations asked again with another role: "… invited again as Manager (was Member)".
     role_changed: Vec<String>,
+    /// Invited addresses that belong to another team's account (see `address_holder`).
+    elsewhere: Vec<String>,
 }
 
 impl InviteTally {
@@ -189,8 +202,8 @@ impl InviteTally {
     }
 
     /// Back to the team page with what was done; a warning when nothing was sent and no role
-    /// changed (what was asked was not done).
-    fn summary(self) -> Response {
+    /// changed (what was asked was not done), or when an invitee cannot accept yet.
+    fn summary(self, state: &AppState) -> Response {
         let mut message = String::new();
         if !self.sent.is_empty() {
             message.push_str(&format!("Invitation sent to {}.", self.sent.join(", ")));
@@ -211,7 +224,11 @@ impl InviteTally {
                 self.too_soon.join(", ")
             ));
         }
-        if self.sent.is_empty() && self.role_changed.is_empty() {
+        if !self.elsewhere.is_empty() {
+            message.push(' ');
+            message.push_str(&held_elsewhere_warning(state, &self.elsewhere));
+        }
+        if (self.sent.is_empty() && self.role_changed.is_empty()) || !self.elsewhere.is_empty() {
             return redirect_with_warning("/team", message.trim());
         }
         redirect_with_flash("/team", message.trim())
@@ -317,4 +334,72 @@ pub(super) async fn revoke(
         "/team",
         &format!("The invitation to {} was removed.", invitation.email),
     ))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RoleInput {
+    #[serde(default)]
+    role: String,
+}
+
+/// Changes the role a pending invitation grants (the link stays the same; it now grants the
+/// new role). Audited like a member's role change.
+pub(super) async fn change_role(
+    State(state): State<AppState>,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::ChangeMemberRole, SignedIn>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    Form(input): Form<RoleInput>,
+) -> WebResult<Response> {
+    let id = invitation_id(&id)?;
+    let invitation = state.store.get_invitation(&scope, &id).await?;
+    if let Some(page) = no_longer_pending(&invitation) {
+        return Ok(page);
+    }
+    let role = input
+        .role
+        .parse::<InvitableRole>()
+        .map_err(|Invalid(m)| WebError::BadRequest(m))?
+        .role();
+    if role == invitation.role {
+        return Ok(redirect_with_flash(
+            "/team",
+            &format!(
+                "The invitation to {} is already for a {}.",
+                invitation.email,
+                role.label()
+            ),
+        ));
+    }
+    let event = audit::event(
+        &who,
+        &ip,
+        AuditAction::InvitationRoleChanged,
+        &invitation.email,
+        role_change(invitation.role.label(), role),
+    );
+    match state
+        .store
+        .set_invitation_role(&scope, &id, role, &event)
+        .await
+    {
+        Ok(()) => Ok(redirect_with_flash(
+            "/team",
+            &format!(
+                "The invitation to {} now grants {}; its link stays the same (Resend to email one that names the new role).",
+                invitation.email,
+                role.label()
+            ),
+        )),
+        Err(StoreError::NotFound) => Ok(redirect_with_warning(
+            "/team",
+            &format!(
+                "The invitation to {} is no longer pending.",
+                invitation.email
+            ),
+        )),
+        Err(err) => Err(err.into()),
+    }
 }

@@ -55,8 +55,14 @@ pub struct Inviter<'a> {
 pub enum Answer {
     /// The address belongs to a member of the team already: nothing was written.
     AlreadyMember,
-    /// The store's answer (a refusal such as `TooSoon` included).
-    Invited(StoreResult<InviteOutcome>),
+    /// The store's answer (a refusal such as `TooSoon` included), and whether the address
+    /// belongs to another team's account (see [`address_holder`]): the invitation is sent,
+    /// but it can be accepted only once that account has left its team or support moved it,
+    /// so the inviter is warned now rather than the invitee refused later.
+    Invited {
+        outcome: StoreResult<InviteOutcome>,
+        held_elsewhere: bool,
+    },
 }
 
 impl Answer {
@@ -64,11 +70,60 @@ impl Answer {
     pub fn sent_mail(&self) -> bool {
         matches!(
             self,
-            Answer::Invited(Ok(
-                InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }
-            ))
+            Answer::Invited {
+                outcome: Ok(InviteOutcome::Created(_) | InviteOutcome::Refreshed { .. }),
+                ..
+            }
         )
     }
+}
+
+/// Whose an address is, as inviting sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressHolder {
+    /// No account uses it, one in no team, or an unverified sign-up (it can accept an
+    /// invitation; an unverified sign-up gives the address up when it does).
+    Free,
+    /// A member of the inviting team.
+    ThisTeam,
+    /// An account that cannot join: a member of another team, platform staff or a workforce
+    /// labeler (only support moves such an account).
+    Elsewhere,
+}
+
+/// The one place that decides whether `email` "belongs to another team" when inviting it
+/// into the scope's team. An unverified sign-up's address does not count
+/// ([`tessera_store::User::owns_address`]).
+pub async fn address_holder(
+    state: &AppState,
+    scope: &Scope,
+    email: &Email,
+) -> StoreResult<AddressHolder> {
+    let Some(existing) = state.store.find_user_by_email(email).await? else {
+        return Ok(AddressHolder::Free);
+    };
+    Ok(match existing.team_id.as_deref() {
+        Some(team) if team == scope.team_id() => AddressHolder::ThisTeam,
+        // An unverified sign-up does not own its address: accepting the invitation takes it.
+        Some(_) if !existing.owns_address() => AddressHolder::Free,
+        Some(_) => AddressHolder::Elsewhere,
+        None if existing.is_staff || existing.is_workforce => AddressHolder::Elsewhere,
+        None => AddressHolder::Free,
+    })
+}
+
+/// What the inviter is told about invitees whose addresses belong to another team: they must
+/// leave it, or ask the operator's support (`--support-email`) to move their account.
+pub fn held_elsewhere_warning(state: &AppState, emails: &[String]) -> String {
+    let support = match &state.config.support_email {
+        Some(address) => format!("contact support at {address}"),
+        None => "contact the support of this Tessera installation".to_owned(),
+    };
+    format!(
+        "{} already belong{} to another team: the invitation was sent, but to accept it they must first leave their other team (its Admin or a Manager removes them) or {support} to move their account.",
+        emails.join(", "),
+        if emails.len() == 1 { "s" } else { "" }
+    )
 }
 
 /// Invites `email` into the scope's team (`team_name`) with `role`, unless they are in it
@@ -82,10 +137,9 @@ pub async fn invite_one(
     role: Role,
     event: NewAuditEvent,
 ) -> StoreResult<Answer> {
-    if let Some(existing) = state.store.find_user_by_email(email).await? {
-        if existing.team_id.as_deref() == Some(scope.team_id()) {
-            return Ok(Answer::AlreadyMember);
-        }
+    let holder = address_holder(state, scope, email).await?;
+    if holder == AddressHolder::ThisTeam {
+        return Ok(Answer::AlreadyMember);
     }
     let link = fresh_link(state, team_name, inviter.name, email, role);
     let new = NewInvitation {
@@ -98,5 +152,8 @@ pub async fn invite_one(
         mail: link.mail,
         event,
     };
-    Ok(Answer::Invited(state.store.invite(scope, &new).await))
+    Ok(Answer::Invited {
+        outcome: state.store.invite(scope, &new).await,
+        held_elsewhere: holder == AddressHolder::Elsewhere,
+    })
 }

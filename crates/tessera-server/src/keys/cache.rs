@@ -1,6 +1,8 @@
 //! The in-memory cache of API-key lookups, part of the shared state: keys are looked up by
-//! SHA-256 digest without a database round trip on every request. Deleting a key evicts it at
-//! once on this replica, and other replicas notice within [`KEY_CACHE_TTL`].
+//! SHA-256 digest without a database round trip on every request. Deleting or rolling a key
+//! evicts it at once on this replica, and other replicas notice within [`KEY_CACHE_TTL`].
+//! A key's expiry and a rolled key's grace end are part of what is cached and are compared
+//! with the clock on every lookup, so a cached key never outlives either, to the millisecond.
 
 use std::{
     collections::HashMap,
@@ -9,6 +11,7 @@ use std::{
 };
 
 use tessera_core::ids::ApiKeyId;
+use tessera_core::keys::{key_refusal, KeyRefusal};
 use tessera_store::{KeyIdentity, Store, StoreError};
 
 /// How long a cached key lookup is trusted. A key deleted on another replica stops working
@@ -20,6 +23,17 @@ const KEY_CACHE_MAX: usize = 50_000;
 /// fills only this map (cleared when full) and never evicts a customer's valid key.
 const MISS_CACHE_MAX: usize = 10_000;
 
+/// What a key digest is worth right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// A key that may authenticate.
+    Valid(KeyIdentity),
+    /// A key that exists but no longer works: expired, or rolled and past its grace.
+    Refused(KeyIdentity, KeyRefusal),
+    /// No such key (or a deleted one).
+    Unknown,
+}
+
 /// Remembers key lookups for a few seconds — found keys and misses in separate maps — and
 /// when keys were used.
 #[derive(Default)]
@@ -30,8 +44,24 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
+    /// What `digest` is worth at this moment: the identity behind it (from the cache when
+    /// fresh, else from the store), judged against its expiry and grace end now.
+    pub async fn lookup(&self, store: &Store, digest: &str) -> Result<KeyLookup, StoreError> {
+        let identity = self.identity(store, digest).await?;
+        Ok(match identity {
+            None => KeyLookup::Unknown,
+            Some(identity) => {
+                let now = tessera_store::now_ms();
+                match key_refusal(now, identity.expires_at, identity.rolled_until) {
+                    None => KeyLookup::Valid(identity),
+                    Some(refusal) => KeyLookup::Refused(identity, refusal),
+                }
+            }
+        })
+    }
+
     /// The identity behind `digest`, from the cache when fresh, else from the store.
-    pub async fn lookup(
+    async fn identity(
         &self,
         store: &Store,
         digest: &str,
@@ -75,7 +105,7 @@ impl KeyCache {
         )
     }
 
-    /// Forgets a deleted key immediately.
+    /// Forgets a deleted or rolled key immediately.
     pub fn evict_key(&self, key_id: &ApiKeyId) {
         self.entries
             .write()

@@ -1,7 +1,8 @@
-//! API keys and team secrets: the API Keys page (Managers and the Admin: live and test keys,
-//! and each mode's callback auth key and signing secret; every reveal is audited) in
-//! `pages`, the rules shared with the CLI in `service`, the API-key lookup cache in `cache`
-//! and master-key rotation in `rotation`.
+//! API keys and team secrets: the API Keys page (Managers and the Admin: test and live keys,
+//! added with an expiry and rolled with a grace period, and each mode's callback auth key and
+//! signing secret, rotated; every reveal is audited) in `pages`, the rules shared with the CLI
+//! in `service`, the API-key lookup cache in `cache` and master-key rotation (re-sealing) in
+//! `rotation`.
 
 pub mod cache;
 mod pages;

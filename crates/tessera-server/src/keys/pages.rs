@@ -1,6 +1,11 @@
 //! The API Keys page and its forms. Every route manages the team's keys, so every handler
-//! takes `Authorized<perm::ManageApiKeys, SignedIn>`; the page shows both modes, so the
-//! scope's mode is replaced by the one each form names.
+//! takes `Authorized<perm::ManageApiKeys, SignedIn>`; the page shows both modes (test first:
+//! a new team starts by testing), so the scope's mode is replaced by the one each form names.
+//!
+//! Words: an API key is *rolled* (a new key replaces it; the old one keeps working for the
+//! grace period the Manager picks), a callback secret is *rotated* (the auth key at once, the
+//! signing secret with a 24-hour overlap); re-sealing everything under a new master key is the
+//! operator's master-key rotation ([`super::rotation`]), which changes no key's value.
 
 use askama::Template;
 use axum::{
@@ -11,7 +16,10 @@ use axum::{
     Router,
 };
 use serde::Deserialize;
-use tessera_core::{AuditAction, Invalid, Mode, Scope};
+use tessera_core::{
+    keys::{time_left, KeyExpiry, RollGrace},
+    AuditAction, Invalid, Mode, Scope,
+};
 use tessera_store::{ApiKey, StoreError};
 
 use super::service::{self, Created, KeyRequest, SecretSpec, AUTH_KEY, SIGNING_SECRET};
@@ -35,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/keys", get(show).post(create))
         .route("/keys/{id}/reveal", post(reveal_key))
         .route("/keys/{id}/delete", post(delete_key))
+        .route("/keys/{id}/roll", get(roll_form).post(roll_key))
         .route(
             "/keys/callback/{mode}/reveal",
             post(reveal_secret::<AuthKey>),
@@ -69,6 +78,61 @@ struct KeyRow {
     created_by: String,
     created: String,
     last_used: String,
+    /// Its lifetime now: "never expires", "expires … (in 29 days)", "expired …".
+    lifetime: String,
+    /// Whether it no longer works (expired, or rolled and past its grace).
+    refused: bool,
+    /// For a rolled key in its grace period: how long it keeps working and what replaced it.
+    rolled: Option<String>,
+    /// For a key that replaced a rolled one still in its grace period: which one.
+    replaces: Option<String>,
+    /// Whether it may be rolled (not rolled already).
+    can_roll: bool,
+}
+
+/// One option of a `<select>`.
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+fn expiry_choices(selected: KeyExpiry) -> Vec<Choice> {
+    KeyExpiry::ALL
+        .into_iter()
+        .map(|choice| Choice {
+            value: choice.value(),
+            label: match choice {
+                KeyExpiry::Never => "Never".into(),
+                KeyExpiry::Days(days) => format!("After {days} days"),
+            },
+            selected: choice == selected,
+        })
+        .collect()
+}
+
+fn grace_choices(selected: RollGrace) -> Vec<Choice> {
+    RollGrace::ALL
+        .into_iter()
+        .map(|choice| Choice {
+            value: choice.value().into(),
+            label: match choice {
+                RollGrace::Now => "Now: refuse the old key at once".into(),
+                RollGrace::OneHour => "In 1 hour".into(),
+                RollGrace::OneDay => "In 24 hours".into(),
+                RollGrace::SevenDays => "In 7 days".into(),
+            },
+            selected: choice == selected,
+        })
+        .collect()
+}
+
+/// What a refused Add key form had typed, shown again in its section with the reason.
+struct CreateDraft {
+    mode: Mode,
+    label: String,
+    expiry: Option<KeyExpiry>,
+    error: String,
 }
 
 struct ModeSection {
@@ -77,6 +141,11 @@ struct ModeSection {
     /// The one-time nonce of this section's Add key form (see [`create`]).
     form_nonce: String,
     keys: Vec<KeyRow>,
+    /// The Add key form's label and expiry (empty and never, or what a refused form sent).
+    draft_label: String,
+    expiry_choices: Vec<Choice>,
+    /// Why this section's Add key form was refused.
+    form_error: Option<String>,
     callback_created: String,
     signing_created: String,
     signing_previous_until: Option<String>,
@@ -87,6 +156,9 @@ struct ModeSection {
 struct Revealed {
     what: String,
     value: String,
+    /// An API key (not a callback secret): shown with a request to try it.
+    #[serde(default)]
+    api_key: bool,
 }
 
 /// Carries a just-created or revealed secret across the redirect after the POST (so a reload
@@ -137,19 +209,87 @@ fn key_name(key: &ApiKey) -> String {
 #[template(path = "keys.html")]
 struct KeysPage {
     layout: Layout,
+    /// This server's v1 API address, for the SDK's `api_instance_url` and curl.
+    api_base: String,
     sections: Vec<ModeSection>,
     revealed: Option<Revealed>,
     error: Option<String>,
 }
 
-/// One mode's section of the page: its keys (from the team's `keys`) and its secrets.
-async fn mode_section(state: &AppState, scope: &Scope, keys: &[ApiKey]) -> WebResult<ModeSection> {
+/// This server's v1 API address (`https://tessera.example/v1`), from its public URL.
+fn api_base(state: &AppState) -> String {
+    state.config.link("/v1")
+}
+
+/// How a key's lifetime reads at `now`.
+fn lifetime(key: &ApiKey, now: i64) -> String {
+    match key.expires_at {
+        None => "never expires".into(),
+        Some(at) if at <= now => format!("expired {}", format_time(at)),
+        Some(at) => format!("expires {} (in {})", format_time(at), time_left(at - now)),
+    }
+}
+
+/// The keys page's row for `key`, among the team's `keys` (to name replacements), at `now`.
+fn key_row(key: &ApiKey, keys: &[ApiKey], now: i64) -> KeyRow {
+    let prefix_of = |id: &tessera_core::ids::ApiKeyId| {
+        keys.iter()
+            .find(|k| k.id == *id)
+            .map_or_else(|| "a deleted key".to_owned(), |k| format!("{}…", k.prefix))
+    };
+    let rolled = key.rolled.as_ref().filter(|r| r.until > now).map(|r| {
+        format!(
+            "Rolled: keeps working for {} more (until {}), replaced by {}",
+            time_left(r.until - now),
+            format_time(r.until),
+            prefix_of(&r.replaced_by)
+        )
+    });
+    let replaces = keys
+        .iter()
+        .find(|old| {
+            old.rolled
+                .as_ref()
+                .is_some_and(|r| r.replaced_by == key.id && r.until > now)
+        })
+        .map(|old| format!("Replaces {}…", old.prefix));
+    KeyRow {
+        id: key.id.to_string(),
+        label: key.label.clone(),
+        prefix: key.prefix.clone(),
+        created_by: key.created_by_label.clone(),
+        created: format_time(key.created_at),
+        last_used: key
+            .last_used_at
+            .map(format_time)
+            .unwrap_or_else(|| "never".into()),
+        lifetime: lifetime(key, now),
+        refused: key.expires_at.is_some_and(|at| at <= now),
+        rolled,
+        replaces,
+        can_roll: key.rolled.is_none(),
+    }
+}
+
+/// One mode's section of the page: its keys (from the team's `keys`; rolled keys whose grace
+/// ended are left out — they are refused for good and their replacement is listed) and its
+/// secrets.
+async fn mode_section(
+    state: &AppState,
+    scope: &Scope,
+    keys: &[ApiKey],
+    draft: Option<&CreateDraft>,
+) -> WebResult<ModeSection> {
     let master = &state.config.master_key;
     let mode = scope.mode();
     let secret = service::team_secret(&state.store, master, scope, AUTH_KEY.kind).await?;
     let signing = service::team_secret(&state.store, master, scope, SIGNING_SECRET.kind).await?;
     let now = tessera_store::now_ms();
+    let draft = draft.filter(|d| d.mode == mode);
     Ok(ModeSection {
+        draft_label: draft.map(|d| d.label.clone()).unwrap_or_default(),
+        form_error: draft.map(|d| d.error.clone()),
+        expiry_choices: expiry_choices(draft.and_then(|d| d.expiry).unwrap_or(KeyExpiry::Never)),
         signing_created: format_time(signing.created_at),
         signing_previous_until: signing
             .previous_until
@@ -161,17 +301,8 @@ async fn mode_section(state: &AppState, scope: &Scope, keys: &[ApiKey]) -> WebRe
         keys: keys
             .iter()
             .filter(|k| k.mode == mode)
-            .map(|k| KeyRow {
-                id: k.id.to_string(),
-                label: k.label.clone(),
-                prefix: k.prefix.clone(),
-                created_by: k.created_by_label.clone(),
-                created: format_time(k.created_at),
-                last_used: k
-                    .last_used_at
-                    .map(format_time)
-                    .unwrap_or_else(|| "never".into()),
-            })
+            .filter(|k| k.rolled.as_ref().is_none_or(|r| r.until > now))
+            .map(|k| key_row(k, keys, now))
             .collect(),
         callback_created: format_time(secret.created_at),
     })
@@ -182,19 +313,20 @@ async fn keys_page(
     who: &SignedIn,
     scope: &Scope,
     revealed: Option<Revealed>,
-    error: Option<String>,
+    draft: Option<CreateDraft>,
 ) -> WebResult<KeysPage> {
     let keys = state.store.list_api_keys(scope).await?;
     let mut sections = Vec::new();
-    for mode in [Mode::Live, Mode::Test] {
+    for mode in [Mode::Test, Mode::Live] {
         let in_mode = scope.with_mode(mode).ok_or(WebError::Forbidden)?;
-        sections.push(mode_section(state, &in_mode, &keys).await?);
+        sections.push(mode_section(state, &in_mode, &keys, draft.as_ref()).await?);
     }
     Ok(KeysPage {
         layout: Layout::signed_in("API Keys", who, "/keys"),
+        api_base: api_base(state),
         sections,
         revealed,
-        error,
+        error: None,
     })
 }
 
@@ -228,6 +360,9 @@ struct CreateInput {
     mode: String,
     #[serde(default)]
     label: String,
+    /// `never` or a number of days (see [`KeyExpiry::parse`]); absent means never.
+    #[serde(default)]
+    expires: Option<String>,
     /// The form's one-time nonce; absent from forms not rendered by the keys page.
     #[serde(default)]
     form_nonce: String,
@@ -272,7 +407,12 @@ async fn already_created(
         key.mode.label().to_lowercase(),
         key_name(&key)
     );
-    Ok(show_once(state, who, &Revealed { what, value }))
+    let revealed = Revealed {
+        what,
+        value,
+        api_key: true,
+    };
+    Ok(show_once(state, who, &revealed))
 }
 
 /// Adds a key and shows it at once; the same form sent twice makes one key
@@ -285,20 +425,31 @@ async fn create(
     ip: ClientIp,
     Form(input): Form<CreateInput>,
 ) -> WebResult<Response> {
+    let expiry = input.expires.as_deref().map(KeyExpiry::parse).transpose();
     let parsed = input.mode.parse::<Mode>().and_then(|m| {
         Ok((
             m,
             tessera_core::clean_text("Label", &input.label, MAX_LABEL, false)?,
+            expiry.clone()?.unwrap_or(KeyExpiry::Never),
             service::parse_form_nonce(&input.form_nonce)?,
         ))
     });
-    let (mode, label, form_nonce) = match parsed {
+    let (mode, label, expiry, form_nonce) = match parsed {
         Ok(v) => v,
         Err(Invalid(message)) => {
-            return Ok(render(
-                StatusCode::BAD_REQUEST,
-                &keys_page(&state, &who, &scope, None, Some(message)).await?,
-            ))
+            // The form again in its section, with the reason and what was typed (a label
+            // cut to the field's length, as the form would take it). Without a known mode
+            // there is no section: the reason goes on top of the page.
+            let draft = input.mode.parse::<Mode>().ok().map(|mode| CreateDraft {
+                mode,
+                label: input.label.chars().take(MAX_LABEL).collect(),
+                expiry: expiry.ok().flatten(),
+                error: message.clone(),
+            });
+            let top_error = draft.is_none().then_some(message);
+            let mut page = keys_page(&state, &who, &scope, None, draft).await?;
+            page.error = top_error;
+            return Ok(render(StatusCode::BAD_REQUEST, &page));
         }
     };
     let event = audit::event(
@@ -306,11 +457,12 @@ async fn create(
         &ip,
         AuditAction::ApiKeyCreated,
         &label,
-        format!("{} key", mode.label()),
+        format!("{} key, {}", mode.label(), expiry.label()),
     );
     let request = KeyRequest {
         label: &label,
         created_by: Some(&who.user.id),
+        expiry,
         form_nonce,
         event,
     };
@@ -328,7 +480,12 @@ async fn create(
         mode.label().to_lowercase(),
         key_name(&record)
     );
-    Ok(show_once(&state, &who, &Revealed { what, value: key }))
+    let revealed = Revealed {
+        what,
+        value: key,
+        api_key: true,
+    };
+    Ok(show_once(&state, &who, &revealed))
 }
 
 async fn reveal_key(
@@ -351,7 +508,12 @@ async fn reveal_key(
     );
     state.store.record_audit(&scope, &event).await?;
     let what = format!("{} key {}", key.mode.label(), key_name(&key));
-    Ok(show_once(&state, &who, &Revealed { what, value }))
+    let revealed = Revealed {
+        what,
+        value,
+        api_key: true,
+    };
+    Ok(show_once(&state, &who, &revealed))
 }
 
 async fn delete_key(
@@ -390,6 +552,184 @@ async fn delete_key(
     ))
 }
 
+#[derive(Template)]
+#[template(path = "key_roll.html")]
+struct RollPage {
+    layout: Layout,
+    key: KeyRow,
+    mode_label: &'static str,
+    grace_choices: Vec<Choice>,
+    expiry_choices: Vec<Choice>,
+    /// Why the grace or the expiry chosen was refused, shown beside its field.
+    grace_error: Option<String>,
+    expiry_error: Option<String>,
+}
+
+/// The Roll form of `key`, with the choices made (or the defaults: one hour of grace, and
+/// the old key's lifetime for the new one).
+fn roll_page(
+    who: &SignedIn,
+    key: &ApiKey,
+    grace: RollGrace,
+    expiry: KeyExpiry,
+    (grace_error, expiry_error): (Option<String>, Option<String>),
+) -> RollPage {
+    let now = tessera_store::now_ms();
+    RollPage {
+        layout: Layout::signed_in("Roll API key", who, "/keys"),
+        key: key_row(key, std::slice::from_ref(key), now),
+        mode_label: key.mode.label(),
+        grace_choices: grace_choices(grace),
+        expiry_choices: expiry_choices(expiry),
+        grace_error,
+        expiry_error,
+    }
+}
+
+/// A key of the team that can be rolled, or where to send the Manager instead (rolled
+/// already: to the list, told so). A deleted key, or another team's, is not found.
+async fn rollable(
+    state: &AppState,
+    scope: &Scope,
+    id: &str,
+) -> WebResult<Result<ApiKey, Response>> {
+    let key = state.store.get_api_key(scope, id).await?;
+    if key.rolled.is_some() {
+        return Ok(Err(already_rolled(&key)));
+    }
+    Ok(Ok(key))
+}
+
+fn already_rolled(key: &ApiKey) -> Response {
+    redirect_with_warning(
+        "/keys",
+        &format!(
+            "The key {}… was already rolled; nothing was changed. Its replacement is listed beside it.",
+            key.prefix
+        ),
+    )
+}
+
+async fn roll_form(
+    State(state): State<AppState>,
+    Authorized {
+        caller: who, scope, ..
+    }: Manager,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let key = match rollable(&state, &scope, &id).await? {
+        Ok(key) => key,
+        Err(elsewhere) => return Ok(elsewhere),
+    };
+    let expiry = KeyExpiry::of_key(key.created_at, key.expires_at);
+    let form = roll_page(&who, &key, RollGrace::OneHour, expiry, (None, None));
+    Ok(page(&form))
+}
+
+#[derive(Deserialize)]
+struct RollInput {
+    #[serde(default)]
+    grace: String,
+    #[serde(default)]
+    expires: String,
+}
+
+/// Rolls a key: its replacement is shown once (as a new key is), the old one keeps working
+/// for the grace period chosen; audited as `api_key.rolled` with the grace.
+async fn roll_key(
+    State(state): State<AppState>,
+    Authorized {
+        caller: who, scope, ..
+    }: Manager,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    Form(input): Form<RollInput>,
+) -> WebResult<Response> {
+    let old = match rollable(&state, &scope, &id).await? {
+        Ok(key) => key,
+        Err(elsewhere) => return Ok(elsewhere),
+    };
+    let grace = RollGrace::parse(&input.grace);
+    let expiry = KeyExpiry::parse(&input.expires);
+    let (grace, expiry) = match (grace, expiry) {
+        (Ok(grace), Ok(expiry)) => (grace, expiry),
+        (grace, expiry) => {
+            // Every mistake at once, each beside its field; the valid choice is kept.
+            let errors = (
+                grace.as_ref().err().map(|Invalid(m)| m.clone()),
+                expiry.as_ref().err().map(|Invalid(m)| m.clone()),
+            );
+            let kept_grace = grace.unwrap_or(RollGrace::OneHour);
+            let kept_expiry =
+                expiry.unwrap_or_else(|_| KeyExpiry::of_key(old.created_at, old.expires_at));
+            let form = roll_page(&who, &old, kept_grace, kept_expiry, errors);
+            return Ok(render(StatusCode::BAD_REQUEST, &form));
+        }
+    };
+    let scope = scope.with_mode(old.mode).ok_or(WebError::Forbidden)?;
+    let event = audit::event(
+        &who,
+        &ip,
+        AuditAction::ApiKeyRolled,
+        &old.prefix,
+        format!(
+            "{} key {}: the old key {}; the new key {}",
+            old.mode.label(),
+            old.label,
+            grace.label(),
+            expiry.label()
+        ),
+    );
+    let request = KeyRequest {
+        label: &old.label,
+        created_by: Some(&who.user.id),
+        expiry,
+        form_nonce: None,
+        event,
+    };
+    let master = &state.config.master_key;
+    let rolled = match service::roll_api_key(
+        &state.store,
+        master,
+        &state.api_keys,
+        &scope,
+        &old,
+        grace,
+        request,
+    )
+    .await
+    {
+        Ok(rolled) => rolled,
+        // Another request rolled or deleted it first.
+        Err(StoreError::InvalidState(_)) => return Ok(already_rolled(&old)),
+        Err(StoreError::NotFound) => {
+            return Ok(redirect_with_flash(
+                "/keys",
+                "That key was deleted; there is nothing to roll.",
+            ))
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let until = rolled.old.rolled.as_ref().map_or(0, |r| r.until);
+    let old_fate = if grace == RollGrace::Now {
+        "is refused from now on".to_owned()
+    } else {
+        format!("keeps working until {}", format_time(until))
+    };
+    let what = format!(
+        "New {} key {} — it replaces {}…, which {old_fate}",
+        rolled.new.mode.label().to_lowercase(),
+        key_name(&rolled.new),
+        rolled.old.prefix
+    );
+    let revealed = Revealed {
+        what,
+        value: rolled.value,
+        api_key: true,
+    };
+    Ok(show_once(&state, &who, &revealed))
+}
+
 /// The scope in the mode a secret's route names.
 fn in_mode(scope: &Scope, raw: &str) -> WebResult<Scope> {
     let mode: Mode = raw.parse().map_err(|Invalid(m)| WebError::BadRequest(m))?;
@@ -415,7 +755,12 @@ async fn reveal_secret<S: Secret>(
     let event = audit::event(&who, &ip, spec.revealed, mode.as_str(), String::new());
     state.store.record_audit(&scope, &event).await?;
     let what = format!("{} {}", mode.label(), spec.label);
-    Ok(show_once(&state, &who, &Revealed { what, value }))
+    let revealed = Revealed {
+        what,
+        value,
+        api_key: false,
+    };
+    Ok(show_once(&state, &who, &revealed))
 }
 
 /// Replaces a callback secret (the signing secret keeps the previous one signing a while).

@@ -1,4 +1,6 @@
-//! Re-sealing every stored secret under a new master key (`tessera admin rotate-master-key`).
+//! Re-sealing every stored secret under a new master key (`tessera admin rotate-master-key`):
+//! the operator's master-key rotation, which changes no secret's value — not to be confused with
+//! a Manager rolling an API key or rotating a callback secret on the API Keys page.
 
 use anyhow::Context;
 use tessera_store::{ResealCounts, SealedValue, Store};

@@ -2,7 +2,11 @@
 //! Every function that touches a team's rows takes its [`Scope`]; the callback worker, which
 //! signs every team's deliveries, reads secrets through [`worker_team_secret`].
 
-use tessera_core::{status::SecretKind, Action, AuditAction, Invalid, Mode, Scope};
+use tessera_core::{
+    keys::{KeyExpiry, RollGrace},
+    status::SecretKind,
+    Action, AuditAction, Invalid, Mode, Scope,
+};
 use tessera_store::{
     ApiKey, Constraint, CrossTenant, NewApiKey, NewAuditEvent, Store, StoreError, StoreResult,
     TeamSecret, User,
@@ -35,10 +39,35 @@ const PREFIX_LEN: usize = 12;
 pub struct KeyRequest<'a> {
     pub label: &'a str,
     pub created_by: Option<&'a str>,
+    /// How long the key works (the dashboard's choice; the CLI's keys never expire).
+    pub expiry: KeyExpiry,
     /// A second key with the same nonce is refused by the schema
     /// (`Unique(ApiKeyFormNonce)`).
     pub form_nonce: Option<&'a str>,
     pub event: NewAuditEvent,
+}
+
+/// A fresh key for the scope's mode, and the record that stores it (digest and sealed value).
+fn new_key(master: &MasterKey, scope: &Scope, request: KeyRequest<'_>) -> (NewApiKey, String) {
+    let mode = scope.mode();
+    // 256 random bits in hex: easy to copy, no punctuation to trip shells or URLs.
+    let key = format!(
+        "{}{}",
+        mode.key_prefix(),
+        hex::encode(rand::random::<[u8; 32]>())
+    );
+    let record = NewApiKey {
+        label: request.label.to_owned(),
+        prefix: key.chars().take(PREFIX_LEN).collect(),
+        digest: token_digest(&key),
+        sealed: master.seal(&Purpose::api_key(scope.team_id(), mode), key.as_bytes()),
+        created_by: request.created_by.map(str::to_owned),
+        created_by_label: request.event.actor.clone(),
+        expiry: request.expiry,
+        form_nonce: request.form_nonce.map(str::to_owned),
+        event: request.event,
+    };
+    (record, key)
 }
 
 /// Makes a new API key in the scope's team and mode; returns its record and the key itself
@@ -49,29 +78,42 @@ pub async fn create_api_key(
     scope: &Scope,
     request: KeyRequest<'_>,
 ) -> StoreResult<(ApiKey, String)> {
-    let mode = scope.mode();
-    // 256 random bits in hex: easy to copy, no punctuation to trip shells or URLs.
-    let key = format!(
-        "{}{}",
-        mode.key_prefix(),
-        hex::encode(rand::random::<[u8; 32]>())
-    );
-    let record = store
-        .create_api_key(
-            scope,
-            &NewApiKey {
-                label: request.label.to_owned(),
-                prefix: key.chars().take(PREFIX_LEN).collect(),
-                digest: token_digest(&key),
-                sealed: master.seal(&Purpose::api_key(scope.team_id(), mode), key.as_bytes()),
-                created_by: request.created_by.map(str::to_owned),
-                created_by_label: request.event.actor.clone(),
-                form_nonce: request.form_nonce.map(str::to_owned),
-                event: request.event,
-            },
-        )
+    let (record, key) = new_key(master, scope, request);
+    Ok((store.create_api_key(scope, &record).await?, key))
+}
+
+/// What rolling a key made: its replacement (with the key itself, to show once) and the old
+/// key as rolled.
+pub struct RolledKey {
+    pub new: ApiKey,
+    pub value: String,
+    pub old: ApiKey,
+}
+
+/// Rolls `old` (a key of the scope's team, in the scope's mode): a new key with the same
+/// label replaces it, and the old one keeps working for `grace`, so the systems that use it
+/// can switch without downtime. `request.event` is the `api_key.rolled` entry. The old key
+/// is dropped from this replica's key cache at once, so a roll with no grace refuses it from
+/// the next request here (within the cache's 5 seconds on other replicas, as for deletion).
+pub async fn roll_api_key(
+    store: &Store,
+    master: &MasterKey,
+    cache: &super::cache::KeyCache,
+    scope: &Scope,
+    old: &ApiKey,
+    grace: RollGrace,
+    request: KeyRequest<'_>,
+) -> StoreResult<RolledKey> {
+    let (mut record, value) = new_key(master, scope, request);
+    record
+        .event
+        .detail
+        .push_str(&format!("; replaced by {}…", record.prefix));
+    let (new, old) = store
+        .roll_api_key(scope, old.id.as_str(), &record, grace.as_ms())
         .await?;
-    Ok((record, key))
+    cache.evict_key(&old.id);
+    Ok(RolledKey { new, value, old })
 }
 
 /// Decrypts a stored API key.

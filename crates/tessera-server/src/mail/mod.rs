@@ -224,6 +224,42 @@ pub fn password_reset(state: &AppState, to: &Email, link: &str, expires_at: i64)
     message(state, to, "Reset your Tessera password".into(), text, &html)
 }
 
+/// To a Manager offered the Admin role: who offers it, what changes on accepting, the link.
+pub fn admin_handover(
+    state: &AppState,
+    to: &Email,
+    team_name: &str,
+    from: &str,
+    link: &str,
+    expires_at: i64,
+) -> NewMail {
+    let expires = format_time(expires_at);
+    let text = format!(
+        "Hello,\n\n{from} offers you the Admin role of the team {team_name} on Tessera.\n\n\
+         As the Admin you can do everything in the team, including changing its payment information; \
+         {from} becomes a Manager.\n\n\
+         Sign in as {to} and accept here:\n{link}\n\n\
+         The link works once and expires at {expires}. If you do not want the role, ignore this email.\n\n-- Tessera\n"
+    );
+    let html = format!(
+        "<p>Hello,</p><p>{from} offers you the Admin role of the team <strong>{team}</strong> on Tessera.</p>\
+         <p>As the Admin you can do everything in the team, including changing its payment information; {from} becomes a Manager.</p>\
+         <p><a href=\"{link}\">Review and accept the Admin role</a> (sign in as {to})</p>\
+         <p style=\"color:#666\">The link works once and expires at {expires}. If you do not want the role, ignore this email.</p>",
+        from = escape(from),
+        team = escape(team_name),
+        link = escape(link),
+        to = escape(to.as_str()),
+    );
+    message(
+        state,
+        to,
+        format!("{from} offers you the Admin role of {team_name}"),
+        text,
+        &html,
+    )
+}
+
 /// The link that verifies the address a team was signed up with (sent at sign-up and by
 /// "Resend the link"). It says what verifying unlocks, and warns whoever did not sign up not
 /// to open it: verifying hands the address to the account that typed it.

@@ -267,7 +267,19 @@ pub(super) async fn project_detail(
     }: Authorized<perm::ViewTasks, SignedIn>,
     Query(q): Query<NameQuery>,
 ) -> WebResult<Response> {
-    Ok(page(
-        &project_page(&state, &who, &scope, &q.name, None).await?,
-    ))
+    match project_page(&state, &who, &scope, &q.name, None).await {
+        Err(WebError::NotFound) => {
+            if let Some(other) = who.other_mode_scope(tessera_core::Action::ViewTasks) {
+                if state.store.find_project(&other, &q.name).await?.is_some() {
+                    let path = format!(
+                        "/projects/view?name={}",
+                        url::form_urlencoded::byte_serialize(q.name.as_bytes()).collect::<String>()
+                    );
+                    return Ok(crate::web::other_mode_offer(&who, "project", &path));
+                }
+            }
+            Err(WebError::NotFound)
+        }
+        shown => Ok(page(&shown?)),
+    }
 }

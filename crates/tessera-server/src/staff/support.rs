@@ -301,6 +301,7 @@ pub async fn create_api_key(
     let request = crate::keys::service::KeyRequest {
         label: &label,
         created_by: who.user_id.as_deref(),
+        expiry: tessera_core::keys::KeyExpiry::Never,
         form_nonce: None,
         event,
     };

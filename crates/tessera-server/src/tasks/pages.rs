@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::{
     extract::State,
-    http::{header, HeaderValue, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
     Router,
@@ -23,8 +23,8 @@ use crate::{
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, session::MODE_COOKIE, Layout, SignedIn,
-        WebError, WebResult,
+        format_time, other_mode_offer, page, redirect_with_flash, render, session::in_mode, Layout,
+        SignedIn, WebError, WebResult,
     },
 };
 
@@ -70,11 +70,16 @@ struct ModeInput {
     mode: String,
     #[serde(default)]
     back: String,
+    /// Set by the "this task is in the other mode" page: return to that very object.
+    #[serde(default)]
+    stay: Option<String>,
 }
 
-/// The live/test switch: remembered in a cookie, every task page follows it.
+/// The live/test switch: remembered with the person's account (every browser they use opens
+/// in it), and the page returned to carries the mode in its address.
 async fn switch_mode(
-    _: Authorized<perm::ViewTasks, SignedIn>,
+    State(state): State<AppState>,
+    Authorized { caller: who, .. }: Authorized<perm::ViewTasks, SignedIn>,
     Form(input): Form<ModeInput>,
 ) -> WebResult<Response> {
     let mode: Mode = input
@@ -82,23 +87,22 @@ async fn switch_mode(
         .parse()
         .map_err(|e: tessera_core::Invalid| WebError::BadRequest(e.0))?;
     let back = crate::web::local_path(&input.back).unwrap_or_else(|| "/tasks".into());
-    // Detail pages belong to one mode; go to the list instead.
-    let back = if back.starts_with("/tasks/") {
-        "/tasks".to_owned()
-    } else if back.starts_with("/projects/") {
-        "/projects".to_owned()
-    } else {
-        back
+    let back = in_mode(&back, Mode::Live);
+    // Detail pages belong to one mode; go to the list instead (unless asked to stay: the
+    // object is known to be in the mode switched to).
+    let back = match back.split('/').nth(1) {
+        _ if input.stay.is_some() => back,
+        Some(list @ ("tasks" | "projects" | "batches" | "callbacks"))
+            if back.len() > list.len() + 1 =>
+        {
+            format!("/{list}")
+        }
+        _ => back,
     };
-    let mut response = Redirect::to(&back).into_response();
-    let cookie = format!(
-        "{MODE_COOKIE}={}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax",
-        mode.as_str()
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
+    if who.stored_mode != mode {
+        state.store.set_dashboard_mode(&who.user.id, mode).await?;
     }
-    Ok(response)
+    Ok(Redirect::to(&in_mode(&back, mode)).into_response())
 }
 
 pub(crate) fn pretty(value: &Value) -> String {
@@ -430,7 +434,17 @@ async fn task_detail(
     }: Authorized<perm::ViewTasks, SignedIn>,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    Ok(page(&task_page(&state, (&who, &scope), &id, None).await?))
+    match task_page(&state, (&who, &scope), &id, None).await {
+        Err(WebError::NotFound) if id.len() <= 64 => {
+            if let Some(other) = who.other_mode_scope(Action::ViewTasks) {
+                if state.store.get_task(&other, &id).await?.is_some() {
+                    return Ok(other_mode_offer(&who, "task", &format!("/tasks/{id}")));
+                }
+            }
+            Err(WebError::NotFound)
+        }
+        shown => Ok(page(&shown?)),
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,8 +1,10 @@
-//! The team: the v1 teammates API (`/v1/teams`, `/v1/teams/set_role`) and the dashboard's
-//! "Your Team" and team details pages, over the rules in [`service`].
+//! The team: the v1 teammates API (`/v1/teams`, `/v1/teams/set_role`), the dashboard's
+//! "Your Team" and team details pages, over the rules in [`service`], and the Admin
+//! hand-over ([`handover`]).
 
 pub mod api;
 pub mod defaults;
+pub mod handover;
 pub mod pages;
 pub mod service;
 
@@ -26,6 +28,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/team/details",
             get(pages::details_form).post(pages::update_details),
+        )
+        .route(
+            "/team/handover",
+            get(handover::confirm_offer).post(handover::offer),
+        )
+        .route("/team/handover/cancel", post(handover::cancel))
+        .route(
+            "/admin-handover/{token}",
+            get(handover::accept_form).post(handover::accept),
         )
 }
 

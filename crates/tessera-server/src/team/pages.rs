@@ -36,6 +36,8 @@ pub struct MemberRow {
 pub struct InvitationRow {
     pub id: String,
     pub email: String,
+    /// The role's word, for the role picker of a pending invitation.
+    pub role: String,
     pub role_label: String,
     pub expires: String,
     pub expired: bool,
@@ -49,6 +51,22 @@ pub struct InvitationRow {
 pub struct RoleOption {
     pub value: &'static str,
     pub label: &'static str,
+}
+
+/// What a role may do, in words, for the invite form (derived from the policy).
+pub struct RoleHelp {
+    pub label: &'static str,
+    pub abilities: Vec<&'static str>,
+}
+
+fn role_help() -> Vec<RoleHelp> {
+    InvitableRole::ALL
+        .iter()
+        .map(|r| RoleHelp {
+            label: r.label(),
+            abilities: tessera_core::policy::abilities(*r),
+        })
+        .collect()
 }
 
 pub fn role_options() -> Vec<RoleOption> {
@@ -73,6 +91,9 @@ pub struct TeamPage {
     pub invite_error: Option<String>,
     pub invite_emails: String,
     pub invite_role: String,
+    pub role_help: Vec<RoleHelp>,
+    /// The Admin hand-over section (the Admin only; see [`super::handover`]).
+    pub handover: Option<super::handover::HandoverSection>,
 }
 
 /// Builds the team page; the invite form's state is passed in so a failed invite shows the
@@ -88,6 +109,11 @@ pub async fn team_page(
     let team = state.store.get_team(&scope).await?;
     let now = tessera_store::now_ms();
     let roster = service::roster(&state.store, &scope).await?;
+    let handover = if who.may(Action::HandOverAdmin) {
+        Some(super::handover::section(state, &scope, &roster.members, now).await?)
+    } else {
+        None
+    };
     let members = roster
         .members
         .into_iter()
@@ -115,6 +141,7 @@ pub async fn team_page(
                 .map(|wait| (humanize_ms(wait), wait)),
             expired: i.expires_at <= now,
             expires: format_time(i.expires_at),
+            role: i.role.as_str().to_owned(),
             role_label: i.role.label().to_owned(),
             sent_count: i.send_count,
             email: i.email,
@@ -131,6 +158,8 @@ pub async fn team_page(
         invite_error,
         invite_emails,
         invite_role,
+        role_help: role_help(),
+        handover,
     })
 }
 

@@ -40,9 +40,9 @@ impl std::fmt::Display for Flash {
 const FLASH_INFO: &str = "i:";
 const FLASH_WARNING: &str = "w:";
 
-/// One link in the top navigation.
+/// One link in the top navigation or the profile menu.
 pub struct NavLink {
-    pub href: &'static str,
+    pub href: String,
     pub label: &'static str,
     pub active: bool,
 }
@@ -51,7 +51,11 @@ pub struct NavLink {
 /// the forms on the page, and the one-shot flash message.
 pub struct Layout {
     pub title: String,
+    /// The work pages (Projects, Tasks, Callbacks, Labeling): the main navigation.
     pub nav: Vec<NavLink>,
+    /// The account pages (Your Team, API Keys, Billing, …, Profile): the profile menu at the
+    /// top right, as the product our customers know puts them.
+    pub menu: Vec<NavLink>,
     pub user_label: Option<String>,
     pub team_name: Option<String>,
     pub csrf: String,
@@ -72,6 +76,7 @@ impl Layout {
         Self {
             title: title.into(),
             nav: Vec::new(),
+            menu: Vec::new(),
             user_label: None,
             team_name: None,
             csrf: csrf.0.clone(),
@@ -84,52 +89,54 @@ impl Layout {
     }
 
     /// Layout for a signed-in person: the navigation offers only what the policy allows.
+    /// `active` is the page's own path (without the `/test` prefix).
     pub fn signed_in(title: impl Into<String>, who: &SignedIn, active: &str) -> Self {
         let team = who.user.team_id.as_deref();
         let allowed = |action| can(&who.actor, action, team);
-        let mut nav = Vec::new();
-        let mut add = |href: &'static str, label: &'static str| {
-            nav.push(NavLink {
-                href,
-                label,
-                active: href == active,
-            })
+        let link = |href: &'static str, label: &'static str| NavLink {
+            href: session::in_mode(href, who.mode),
+            label,
+            active: href == active,
         };
+        let mut nav = Vec::new();
+        let mut menu = Vec::new();
         if allowed(Action::ViewTasks) {
-            add("/projects", "Projects");
-            add("/tasks", "Tasks");
+            nav.push(link("/", "Get started"));
+            nav.push(link("/projects", "Projects"));
+            nav.push(link("/tasks", "Tasks"));
         }
         if allowed(Action::ViewCallbacks) {
-            add("/callbacks", "Callbacks");
+            nav.push(link("/callbacks", "Callbacks"));
         }
         if who.labeler_scope().is_some() {
-            add("/label", "Labeling");
-        }
-        if allowed(Action::ViewTeam) {
-            add("/team", "Your Team");
-        }
-        if allowed(Action::ManageApiKeys) {
-            add("/keys", "API Keys");
-        }
-        if allowed(Action::EditTeamDetails) {
-            add("/team/details", "Team details");
-        }
-        if allowed(Action::ViewAuditLog) {
-            add("/team/audit", "Audit log");
-        }
-        if allowed(Action::ViewBilling) {
-            add("/billing", "Billing");
-        }
-        if allowed(Action::ManageIntegrations) {
-            add("/integrations", "Integrations");
+            nav.push(link("/label", "Labeling"));
         }
         if matches!(who.actor, Actor::Staff { .. }) {
-            add("/staff", "Staff console");
+            nav.push(link("/staff", "Staff console"));
         }
-        add("/profile", "Profile");
+        if allowed(Action::ViewTeam) {
+            menu.push(link("/team", "Your Team"));
+        }
+        if allowed(Action::ManageApiKeys) {
+            menu.push(link("/keys", "API Keys"));
+        }
+        if allowed(Action::ViewBilling) {
+            menu.push(link("/billing", "Billing"));
+        }
+        if allowed(Action::ManageIntegrations) {
+            menu.push(link("/integrations", "Integrations"));
+        }
+        if allowed(Action::EditTeamDetails) {
+            menu.push(link("/team/details", "Team details"));
+        }
+        if allowed(Action::ViewAuditLog) {
+            menu.push(link("/team/audit", "Audit log"));
+        }
+        menu.push(link("/profile", "Profile"));
         Self {
             title: title.into(),
             nav,
+            menu,
             user_label: Some(if who.user.name.is_empty() {
                 who.user.email.clone()
             } else {
@@ -143,6 +150,21 @@ impl Layout {
             path: active.to_owned(),
             unverified_email: (!who.user.owns_address()).then(|| who.user.email.clone()),
         }
+    }
+
+    /// The prefix of the mode's pages: `/test` in test mode, so a page's links and forms stay
+    /// in the mode it shows.
+    pub fn base(&self) -> &'static str {
+        if self.test_mode && self.mode.is_some() {
+            "/test"
+        } else {
+            ""
+        }
+    }
+
+    /// Whether the page sits in the profile menu (the menu's button is then marked current).
+    pub fn menu_active(&self) -> bool {
+        self.menu.iter().any(|link| link.active)
     }
 }
 
@@ -163,6 +185,34 @@ pub fn notice(csrf: &CsrfToken, status: StatusCode, heading: &str, message: Stri
             layout: Layout::anonymous(heading, csrf, None),
             heading: heading.to_owned(),
             message,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "other_mode.html")]
+struct OtherModePage {
+    layout: Layout,
+    what: String,
+    /// The mode the object is in.
+    mode: &'static str,
+    mode_label: &'static str,
+    /// The object's page, without the mode prefix.
+    path: String,
+}
+
+/// The answer to opening a `what` (e.g. "task") that is not in the mode shown but is in the
+/// other one: an offer to switch to that mode and open it, instead of "Not found".
+pub fn other_mode_offer(who: &SignedIn, what: &str, path: &str) -> Response {
+    let mode = who.mode.other();
+    render(
+        StatusCode::NOT_FOUND,
+        &OtherModePage {
+            layout: Layout::signed_in(format!("This {what} is in {mode} mode"), who, ""),
+            what: what.to_owned(),
+            mode: mode.as_str(),
+            mode_label: mode.label(),
+            path: path.to_owned(),
         },
     )
 }

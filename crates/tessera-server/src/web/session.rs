@@ -15,8 +15,35 @@ use crate::{
 };
 
 pub const SESSION_COOKIE: &str = "tessera_session";
-/// Remembers the dashboard's live/test switch.
-pub const MODE_COOKIE: &str = "tessera_mode";
+
+/// Marks a request that came in under the `/test/…` prefix: the page is a test-mode page.
+#[derive(Debug, Clone, Copy)]
+pub struct TestUrl;
+
+/// The dashboard pages that show one mode's data. Test-mode pages live under `/test/…` (as in
+/// Stripe's dashboard), so a link or a bookmark says which mode it shows.
+pub const MODE_SCOPED: [&str; 4] = ["/projects", "/batches", "/tasks", "/callbacks"];
+
+/// Whether `path` is one of the [`MODE_SCOPED`] pages.
+pub fn is_mode_scoped(path: &str) -> bool {
+    MODE_SCOPED.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// `path` as a page of `mode`: test-mode pages carry the `/test` prefix.
+pub fn in_mode(path: &str, mode: Mode) -> String {
+    let bare = path
+        .strip_prefix("/test")
+        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+        .unwrap_or(path);
+    match mode {
+        Mode::Test if is_mode_scoped(bare) => format!("/test{bare}"),
+        _ if bare.is_empty() => "/".to_owned(),
+        _ => bare.to_owned(),
+    }
+}
 
 /// The signed-in person making this request, with what the pages around them need.
 pub struct SignedIn {
@@ -26,8 +53,11 @@ pub struct SignedIn {
     pub session_hash: String,
     pub csrf: CsrfToken,
     pub flash: Option<super::Flash>,
-    /// Which world the dashboard shows: live or test (the mode switch, a cookie).
+    /// Which world the dashboard shows: test under `/test/…`, otherwise the mode this person
+    /// opened last (kept with their account, so it follows them across browsers).
     pub mode: Mode,
+    /// The mode remembered with the account (what a switch changes).
+    pub stored_mode: Mode,
 }
 
 impl SignedIn {
@@ -36,6 +66,13 @@ impl SignedIn {
     pub fn authorize(&self, action: Action) -> WebResult<Scope> {
         let team = self.user.team_id.as_deref().ok_or(WebError::Forbidden)?;
         Scope::authorized(&self.actor, action, team, self.mode).ok_or(WebError::Forbidden)
+    }
+
+    /// The scope of `action` in the mode the dashboard does not show: where an object that is
+    /// "not found" here may be (the page then offers to switch instead of a dead end).
+    pub fn other_mode_scope(&self, action: Action) -> Option<Scope> {
+        let team = self.user.team_id.as_deref()?;
+        Scope::authorized(&self.actor, action, team, self.mode.other())
     }
 
     /// Whether this person may perform `action` in their own team (what a page offers).
@@ -96,13 +133,16 @@ pub fn actor_for(user: &User) -> Actor {
 }
 
 pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Option<SignedIn>> {
-    let jar = axum_extra::extract::CookieJar::from_headers(&parts.headers);
     let Some(token) = session_token(parts, state) else {
         return Ok(None);
     };
     let session_hash = token_digest(&token);
     let idle_ms = i64::try_from(state.config.session_idle_timeout.as_millis()).unwrap_or(i64::MAX);
-    let Some(user) = state.store.session_user(&session_hash, idle_ms).await? else {
+    let Some(tessera_store::SessionUser {
+        user,
+        dashboard_mode,
+    }) = state.store.session_user(&session_hash, idle_ms).await?
+    else {
         return Ok(None);
     };
     let team_name = match user.team_id.as_deref() {
@@ -111,6 +151,12 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
         None => None,
     };
     let csrf = CsrfToken::from_request_parts(parts, state).await?;
+    let test_url = parts.extensions.get::<TestUrl>().is_some();
+    let mode = if test_url { Mode::Test } else { dashboard_mode };
+    if test_url && dashboard_mode != Mode::Test {
+        // Opening a test page is opening test mode: the person's next page follows it.
+        state.store.set_dashboard_mode(&user.id, Mode::Test).await?;
+    }
     Ok(Some(SignedIn {
         actor: actor_for(&user),
         user,
@@ -118,10 +164,8 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
         session_hash,
         csrf,
         flash: read_flash(parts),
-        mode: jar
-            .get(MODE_COOKIE)
-            .and_then(|c| c.value().parse().ok())
-            .unwrap_or(Mode::Live),
+        mode,
+        stored_mode: if test_url { Mode::Test } else { dashboard_mode },
     }))
 }
 
@@ -133,9 +177,29 @@ impl FromRequestParts<AppState> for SignedIn {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match load(parts, state).await {
-            Ok(Some(signed_in)) => Ok(signed_in),
+            Ok(Some(signed_in)) => {
+                // A live address of a page whose person is in test mode: show it as a test page,
+                // at its `/test/…` address.
+                let test_url = parts.extensions.get::<TestUrl>().is_some();
+                if parts.method == axum::http::Method::GET
+                    && !test_url
+                    && signed_in.mode == Mode::Test
+                    && is_mode_scoped(parts.uri.path())
+                {
+                    let target = match parts.uri.query() {
+                        Some(query) => format!("/test{}?{query}", parts.uri.path()),
+                        None => format!("/test{}", parts.uri.path()),
+                    };
+                    return Err(Redirect::to(&target).into_response());
+                }
+                Ok(signed_in)
+            }
             Ok(None) => {
-                let next = parts.uri.path();
+                // Under `/test/…` the router sees the path without its prefix.
+                let next = parts
+                    .extensions
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| parts.uri.path(), |original| original.0.path());
                 let target: String =
                     url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
                 Err(Redirect::to(&format!("/login?next={target}")).into_response())

@@ -143,6 +143,10 @@ pub(super) struct ServeArgs {
     /// several hosts share files.
     #[arg(long, env = "TESSERA_FILE_STORE")]
     file_store: Option<String>,
+    /// The address of this installation's support, shown to an inviter whose invitee's
+    /// address belongs to another team (only support can move an account between teams).
+    #[arg(long, env = "TESSERA_SUPPORT_EMAIL")]
+    support_email: Option<String>,
 }
 
 impl ServeArgs {
@@ -253,6 +257,10 @@ impl ServeArgs {
             }
             _ => bail!("--aws-access-key-id and --aws-secret-access-key go together"),
         };
+        config.support_email = nonempty(self.support_email)
+            .map(|raw| tessera_core::Email::parse(&raw))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--support-email: {e}"))?;
         if let Some(raw) = nonempty(self.file_store) {
             config.file_store =
                 tessera_server::config::FileStore::parse(&raw).map_err(anyhow::Error::msg)?;

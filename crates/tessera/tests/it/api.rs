@@ -991,12 +991,19 @@ async fn random_key_floods_never_evict_valid_keys(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let mut admin = app.sign_up("flood@keys.test", "Flood").await;
     let key = create_key(&mut admin, "test", "").await;
-    let cache = tessera_server::keys::cache::KeyCache::default();
+    use tessera_server::keys::cache::{KeyCache, KeyLookup};
+    let cache = KeyCache::default();
     let digest = tessera_server::crypto::token_digest(&key);
-    assert!(cache.lookup(&app.store, &digest).await.unwrap().is_some());
+    assert!(matches!(
+        cache.lookup(&app.store, &digest).await.unwrap(),
+        KeyLookup::Valid(_)
+    ));
     for n in 0..10_050 {
         let random = tessera_server::crypto::token_digest(&format!("test_random{n}"));
-        assert!(cache.lookup(&app.store, &random).await.unwrap().is_none());
+        assert_eq!(
+            cache.lookup(&app.store, &random).await.unwrap(),
+            KeyLookup::Unknown
+        );
     }
     let (valid, misses) = cache.sizes();
     assert_eq!(valid, 1, "the valid key was evicted");

@@ -37,8 +37,15 @@ enum Act {
     Resend,
     Revoke,
     ChangeRole,
+    /// Change the role a pending invitation grants.
+    ChangeInvitationRole,
     ConfirmRemove,
     Remove,
+    /// Offer the Admin role to a Manager, withdraw the offer, accept an offer made to the
+    /// team's Manager (only that Manager may).
+    OfferHandover,
+    CancelHandover,
+    AcceptHandover,
     StaffConsole,
     StaffMoveUser,
     StaffSetAdmin,
@@ -56,6 +63,9 @@ enum Act {
     CreateKey,
     RevealKey,
     DeleteKey,
+    /// The Roll form of a key, and rolling it (another team's key is not found).
+    RollKeyForm,
+    RollKey,
     RevealCallbackKey,
     RotateCallbackKey,
     ViewProjects,
@@ -97,8 +107,12 @@ impl Act {
         matches!(
             self,
             Act::Resend
+                | Act::RollKeyForm
+                | Act::RollKey
                 | Act::Revoke
                 | Act::ChangeRole
+                | Act::ChangeInvitationRole
+                | Act::OfferHandover
                 | Act::ConfirmRemove
                 | Act::Remove
                 | Act::ViewCallback
@@ -130,14 +144,16 @@ fn allowed(who: Who, act: Act) -> bool {
         ViewProfile => who != Who::Anonymous,
         ViewTeam => matches!(who, Who::Admin | Who::Manager | Who::Member),
         ViewDetails | EditDetails | ViewAudit | Invite | Resend | Revoke | ChangeRole
-        | ConfirmRemove | Remove => {
+        | ChangeInvitationRole | ConfirmRemove | Remove => {
             matches!(who, Who::Admin | Who::Manager)
         }
+        OfferHandover | CancelHandover => who == Who::Admin,
+        AcceptHandover => who == Who::Manager,
         StaffConsole | StaffMoveUser | StaffSetAdmin | StaffReadMail | StaffBilling
         | StaffBillingTeam | StaffBookPrice | StaffSetPlan | StaffTeamPrice | StaffGrantCredit
         | StaffClosePeriod => who == Who::Staff,
-        ViewKeys | CreateKey | RevealKey | DeleteKey | RevealCallbackKey | RotateCallbackKey
-        | RevealSigningSecret | RotateSigningSecret => {
+        ViewKeys | CreateKey | RevealKey | DeleteKey | RollKeyForm | RollKey
+        | RevealCallbackKey | RotateCallbackKey | RevealSigningSecret | RotateSigningSecret => {
             matches!(who, Who::Admin | Who::Manager)
         }
         ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode
@@ -179,6 +195,8 @@ struct Ctx {
     b: TeamCtx,
     /// A labeler of team B, who holds the other team's tasks in the labeling acts.
     labeler_b: String,
+    /// Team A's Manager in the matrix (the one person an offer in AcceptHandover is for).
+    manager_a: String,
     /// Finished callback deliveries (live mode) per team, each redelivered at most once.
     deliveries: Mutex<HashMap<String, Vec<String>>>,
 }
@@ -275,6 +293,49 @@ impl Ctx {
         (user.id, email)
     }
 
+    /// An offer of `team`'s Admin role to `to_user_id`, made straight in the store; its link.
+    async fn handover(&self, team: &TeamCtx, to_user_id: &str) -> String {
+        let token = unique("handover");
+        let to = self.app.store.get_user(to_user_id).await.unwrap().email;
+        let now = tessera_store::now_ms();
+        self.app
+            .store
+            .offer_admin_handover(
+                &team_scope(&team.id),
+                &tessera_store::NewHandover {
+                    from_user_id: &team.admin_id,
+                    to_user_id,
+                    token_hash: &token_digest(&token),
+                    expires_at: now + 3_600_000,
+                    mail: &self.mail(&to),
+                    event: &NewAuditEvent::new(AuditAction::TeamAdminHandoverOffered, "test"),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        format!("/admin-handover/{token}")
+    }
+
+    /// Withdraws `team`'s pending offer, if there is one; whether there was.
+    async fn close_handover(&self, team: &TeamCtx) -> bool {
+        let scope = team_scope(&team.id);
+        let Some(pending) = self.app.store.pending_admin_handover(&scope).await.unwrap() else {
+            return false;
+        };
+        self.app
+            .store
+            .cancel_admin_handover(
+                &scope,
+                &pending.id,
+                tessera_store::now_ms(),
+                &NewAuditEvent::new(AuditAction::TeamAdminHandoverCancelled, "test"),
+            )
+            .await
+            .unwrap();
+        true
+    }
+
     async fn key(&self, team: &TeamCtx) -> (String, String) {
         let (record, key) = tessera_server::keys::service::create_api_key(
             &self.app.store,
@@ -285,6 +346,7 @@ impl Ctx {
             tessera_server::keys::service::KeyRequest {
                 label: "matrix",
                 created_by: None,
+                expiry: tessera_core::keys::KeyExpiry::Never,
                 form_nonce: None,
                 event: NewAuditEvent::new(AuditAction::ApiKeyCreated, "test"),
             },
@@ -463,6 +525,7 @@ async fn authorization_matrix(backend: Backend) {
         app,
         hash,
         labeler_b: String::new(),
+        manager_a: String::new(),
         deliveries: Mutex::new(HashMap::new()),
     };
     ctx.labeler_b = ctx.member(&ctx.b, Role::Labeler).await.0;
@@ -479,6 +542,9 @@ async fn authorization_matrix(backend: Backend) {
         (Who::Labeler, Role::Labeler),
     ] {
         let (id, email) = ctx.member(&ctx.a, role).await;
+        if who == Who::Manager {
+            ctx.manager_a = id.clone();
+        }
         people.push((who, Some(ctx.login(&email).await), Some(id)));
     }
     let (teamless_id, teamless_email) = ctx.member(&ctx.a, Role::Member).await;
@@ -541,8 +607,12 @@ async fn authorization_matrix(backend: Backend) {
         Act::Resend,
         Act::Revoke,
         Act::ChangeRole,
+        Act::ChangeInvitationRole,
         Act::ConfirmRemove,
         Act::Remove,
+        Act::OfferHandover,
+        Act::CancelHandover,
+        Act::AcceptHandover,
         Act::StaffConsole,
         Act::StaffMoveUser,
         Act::StaffSetAdmin,
@@ -558,6 +628,8 @@ async fn authorization_matrix(backend: Backend) {
         Act::CreateKey,
         Act::RevealKey,
         Act::DeleteKey,
+        Act::RollKeyForm,
+        Act::RollKey,
         Act::RevealCallbackKey,
         Act::RotateCallbackKey,
         Act::ViewProjects,
@@ -899,6 +971,70 @@ async fn perform(
                 p.status == StatusCode::OK && p.body.contains("Remove from team"),
             )
         }
+        Act::ChangeInvitationRole => {
+            let (id, _) = ctx
+                .invitation(team, &format!("{}@r.test", unique("r")), Role::Member)
+                .await;
+            let p = b
+                .post_form(
+                    &format!("/team/invitations/{id}/role"),
+                    &[("role", "manager")],
+                )
+                .await;
+            (
+                p.status,
+                store
+                    .get_invitation(
+                        &team_scope(&team.id),
+                        &tessera_core::ids::InvitationId::from_stored(id.clone()),
+                    )
+                    .await
+                    .unwrap()
+                    .role
+                    == Role::Manager,
+            )
+        }
+        Act::OfferHandover => {
+            let (id, _) = ctx.member(team, Role::Manager).await;
+            let p = b.post_form("/team/handover", &[("to", &id)]).await;
+            let offered_a = ctx.close_handover(&ctx.a).await;
+            let offered_b = ctx.close_handover(&ctx.b).await;
+            (p.status, offered_a || offered_b)
+        }
+        Act::CancelHandover => {
+            ctx.handover(&ctx.a, &ctx.manager_a).await;
+            let scope = team_scope(&ctx.a.id);
+            let id = store
+                .pending_admin_handover(&scope)
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+            let p = b.post_form("/team/handover/cancel", &[("id", &id)]).await;
+            let withdrawn = !ctx.close_handover(&ctx.a).await;
+            // Cancelling says so on the team page; a refusal is a 403 (or the login page).
+            let done = withdrawn && p.location.as_deref() == Some("/team");
+            (p.status, done)
+        }
+        Act::AcceptHandover => {
+            let link = ctx.handover(&ctx.a, &ctx.manager_a).await;
+            let p = b.post_form(&link, &[]).await;
+            let accepted = store.get_user(&ctx.manager_a).await.unwrap().role == Some(Role::Admin);
+            if accepted {
+                store
+                    .cross_tenant()
+                    .set_admin(
+                        &ctx.a.id,
+                        &ctx.a.admin_id,
+                        NewAuditEvent::new(AuditAction::TeamAdminChanged, "test"),
+                    )
+                    .await
+                    .unwrap();
+            } else {
+                ctx.close_handover(&ctx.a).await;
+            }
+            (p.status, accepted)
+        }
         Act::Remove => {
             let (id, _) = ctx.member(team, Role::Member).await;
             let p = b
@@ -1082,6 +1218,28 @@ async fn perform(
                 store.get_api_key(&team_scope(&team.id), &id).await.is_err(),
             )
         }
+        Act::RollKeyForm => {
+            let (id, _) = ctx.key(team).await;
+            let p = b.get(&format!("/keys/{id}/roll")).await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("name=\"grace\""),
+            )
+        }
+        Act::RollKey => {
+            let (id, _) = ctx.key(team).await;
+            let p = b
+                .post_form(
+                    &format!("/keys/{id}/roll"),
+                    &[("grace", "1h"), ("expires", "never")],
+                )
+                .await;
+            let rolled = store
+                .get_api_key(&team_scope(&team.id), &id)
+                .await
+                .is_ok_and(|key| key.rolled.is_some());
+            (p.status, rolled)
+        }
         Act::RevealCallbackKey => {
             let p = b.post_form("/keys/callback/test/reveal", &[]).await;
             let shown = shown_after_redirect(b, &p).await;
@@ -1176,12 +1334,7 @@ async fn perform(
             let p = b
                 .post_form("/mode", &[("mode", "live"), ("back", "/tasks")])
                 .await;
-            (
-                p.status,
-                p.set_cookies
-                    .iter()
-                    .any(|c| c.starts_with("tessera_mode=live")),
-            )
+            (p.status, p.location.as_deref() == Some("/tasks"))
         }
         Act::RevealSigningSecret => {
             let p = b.post_form("/keys/signing/test/reveal", &[]).await;

@@ -1049,6 +1049,10 @@ async fn serve_refuses_bad_storage_flags(backend: Backend) {
             ][..],
             "--aws-region",
         ),
+        (
+            &["--support-email", "not an address"][..],
+            "--support-email",
+        ),
     ] {
         let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);

@@ -288,6 +288,11 @@ async fn invitation_wins_over_an_unverified_signup(backend: Backend) {
         )
         .await;
     assert!(sent.body.contains("Invitation sent"), "{}", sent.body);
+    assert!(
+        !sent.body.contains("to another team"),
+        "no invite-time warning for an unverified address: {}",
+        sent.body
+    );
     let link = app.outbox_link("colleague@acme.test").await;
     let mut colleague = app.browser();
     let form = colleague.get(&link).await;
@@ -384,6 +389,11 @@ async fn a_verified_address_is_not_taken_over(backend: Backend) {
         )
         .await;
     assert!(sent.body.contains("Invitation sent"), "{}", sent.body);
+    assert!(
+        sent.body.contains("already belong"),
+        "a verified account's address is warned about: {}",
+        sent.body
+    );
     let link = app.outbox_link("owner@taken.test").await;
     let page = app.browser().get(&link).await;
     assert_eq!(page.status, StatusCode::CONFLICT);

@@ -211,6 +211,8 @@ pub struct Options {
     pub aws: Option<tessera_server::config::PlatformAws>,
     /// `--file-store` (default: the data directory).
     pub file_store: Option<tessera_server::config::FileStore>,
+    /// `--support-email` (default: none).
+    pub support_email: Option<&'static str>,
 }
 
 /// A running Tessera server.
@@ -321,6 +323,9 @@ impl TestApp {
         if let Some(store) = &options.file_store {
             config.file_store = store.clone();
         }
+        config.support_email = options
+            .support_email
+            .map(|address| tessera_core::Email::parse(address).unwrap());
         let app = Application::build(config).await.expect("server starts");
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();
@@ -401,6 +406,11 @@ impl TestApp {
             "sign-up failed: {}",
             r.body
         );
+        // A new team's Admin starts in test mode; most tests work with live data.
+        let live = b
+            .post_form("/mode", &[("mode", "live"), ("back", "/tasks")])
+            .await;
+        assert_eq!(live.location.as_deref(), Some("/tasks"), "{}", live.body);
         b
     }
 
@@ -629,7 +639,7 @@ pub fn extract_between(haystack: &str, start: &str, end: &str) -> Option<String>
 /// The id of the invitation row for `email` on the team page (from its resend form).
 pub fn invitation_id(team_page: &str, email: &str) -> Option<String> {
     let row = &team_page[team_page.find(&format!("class=\"invited\" data-email=\"{email}\""))?..];
-    extract_between(row, "/team/invitations/", "/resend")
+    extract_between(row, "/team/invitations/", "/")
 }
 
 /// The user id of the member row for `email` on the team page (from its remove link).

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod admin_handover;
 mod api;
 mod authz;
 mod billing;
@@ -16,8 +17,10 @@ mod emulators;
 mod files;
 mod integrations;
 mod invariants;
+mod key_roll;
 mod mail;
 mod migrations;
+mod onboarding;
 mod password_reset;
 mod promises;
 mod sealing;
