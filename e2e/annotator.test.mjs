@@ -1,14 +1,23 @@
-// End-to-end: the box annotator on a labeler's imageannotation task. A small image server on
-// 127.0.0.1 serves a 400×300 SVG; an Admin signs up, adds a live API key and creates (through
-// the v1 API, with that key) a live imageannotation task whose attachment is the image, whose
-// geometries ask for boxes labeled "car" or "bus", and whose callback_url points at a receiver
-// started here. A teammate invited as Labeler takes it with "Next task": the page shows the
-// image (loaded, at its natural size) under a drawing canvas, with the labels to pick from.
-// Dragging with the mouse writes boxes into the response JSON in the image's pixels (and draws
-// them); "Clear boxes" removes them; with a narrow window (the image shown scaled down) a box
-// is still written in the image's own pixels. The submitted box reaches the receiver in the
-// callback and the API returns the task completed with it. No page logs a JavaScript error or a
-// Content Security Policy violation (the labeling page must let the customer's image load).
+// End-to-end: the labeling tool on a labeler's tasks. A small image server on 127.0.0.1 serves
+// a 400×300 SVG; an Admin signs up, adds a live API key and creates (through the v1 API, with
+// that key) a live imageannotation task whose attachment is the image, whose geometries ask for
+// boxes labeled "car" or "bus", and whose callback_url points at a receiver started here. A
+// teammate invited as Labeler takes it with "Next task": the page shows the image (loaded, at
+// its natural size) under a drawing canvas near the top, beside the legend of labels (a colour
+// and number key each), Undo and the box list; at 1280×800 the image and the tools are all in
+// view. Dragging (pointer events: mouse, and a touch drag) writes boxes into the response JSON
+// in the image's pixels (and draws them); each box can be deleted from the list, Undo brings it
+// back, "Clear boxes" removes all; with a narrow window (the image shown scaled down) a box is
+// still written in the image's own pixels. Submit & next lands on the next task: a
+// categorization of the same image, shown inline with its categories as radio buttons, none
+// picked, kept in step with the JSON; then another box task done with the keyboard alone (label
+// keys, a new box, arrows to move and resize, relabel, select, Delete, undo, and Tab to Submit
+// & next, which with nothing left goes back to the queue). The labeler's history lists the
+// completed tasks newest first and opens one read-only with its boxes drawn. Every labeling page
+// fits 390 px without sideways scrolling (screenshots at 1280 and 390). The submitted box
+// reaches the receiver in the callback and the API returns the task completed with it. No page
+// logs a JavaScript error or a Content Security Policy violation (the labeling page must let the
+// customer's image load).
 //
 // Run: `node --test e2e/` from the repository root after `cargo build` (see scripts/test).
 // Environment: TESSERA_BIN, TESSERA_TEST_PYTHON, TESSERA_E2E_DATABASE_URL (see lib/harness.mjs).
@@ -85,6 +94,9 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
   let imageUrl = '';
   let callbackPath = '';
   let submitted = null; // the response JSON as submitted
+  let categorizationId = '';
+  let keyboardId = '';
+  let denseId = '';
 
   /** A sequential step: skipped once an earlier one failed; screenshots the pages on failure. */
   const step = (name, fn) => it(name, { timeout: STEP_TIMEOUT }, async (t) => {
@@ -153,6 +165,25 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
   const responseJson = async () => JSON.parse(await editor().inputValue());
   const boxes = async () => (await responseJson()).annotations.filter((a) => a.type === 'box');
   const canvas = () => labelerPage.locator('#annotator-canvas');
+  const chooseLabel = (label) => labelerPage.locator(`input[name="annotator-label"][value="${label}"]`).check();
+  const boxList = () => labelerPage.locator('#annotator-boxes li').evaluateAll((items) => items.map((li) => li.textContent.replace(/\s+/g, ' ').trim()));
+  /** The page is no wider than the window (no sideways scrolling). */
+  const fitsWidth = (page) => page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    width: document.documentElement.clientWidth,
+  }));
+  const assertFits = async (page, what) => {
+    const { scroll, width } = await fitsWidth(page);
+    assert.ok(scroll <= width, `${what}: ${scroll}px wide in a ${width}px window`);
+  };
+  /** Presses Tab until the element with `id` has the focus (a keyboard user's way there). */
+  const tabTo = async (id, limit = 60) => {
+    for (let i = 0; i < limit; i += 1) {
+      if (await labelerPage.evaluate(() => document.activeElement && document.activeElement.id) === id) return;
+      await labelerPage.keyboard.press('Tab');
+    }
+    assert.fail(`Tab never reached #${id}`);
+  };
 
   /** What the image and canvas look like on the page right now. */
   const stage = () => labelerPage.evaluate(() => {
@@ -278,7 +309,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     await adminPage.getByLabel('Company').fill(admin.company);
     await adminPage.getByLabel('Team name').fill(admin.team);
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(pathOf(adminPage), '/team');
+    assert.equal(pathOf(adminPage), '/', 'a new team starts on Get started');
     assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
     await env.verifyEmail(adminPage, admin.email);
 
@@ -345,10 +376,18 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
 
     const annotator = labelerPage.locator('#annotator');
     await annotator.waitFor({ state: 'visible' });
-    const options = await labelerPage.locator('#annotator-label option').evaluateAll((os) => os.map((o) => [o.value, o.textContent.trim()]));
-    assert.deepEqual(options, labels.map((l) => [l, l]));
+    // The legend: each label with its number key and its own colour; the first is the label
+    // for new boxes.
+    const legend = await labelerPage.locator('input[name="annotator-label"]').evaluateAll((inputs) => inputs.map((i) => {
+      const item = i.closest('label');
+      return [i.value, i.checked, item.querySelector('kbd').textContent, getComputedStyle(item.querySelector('.swatch')).backgroundColor];
+    }));
+    assert.deepEqual(legend.map(([l, checked, key]) => [l, checked, key]), [['car', true, '1'], ['bus', false, '2']]);
+    assert.notEqual(legend[0][3], legend[1][3], 'a colour per label');
     assert.equal(await labelerPage.locator('#annotator-image').getAttribute('src'), imageUrl);
     assert.equal(await annotator.getByRole('button', { name: 'Clear boxes' }).count(), 1);
+    assert.ok(await annotator.getByRole('button', { name: 'Undo' }).isDisabled(), 'nothing to undo yet');
+    assert.match(squash(await labelerPage.locator('#annotator-keys').textContent()), /Delete\s*delete the selected box/);
 
     // The image came from the customer's host, and loaded (the page's policy lets it).
     const loaded = await waitFor('the attachment image to load', async () => {
@@ -370,6 +409,17 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     assert.deepEqual(await responseJson(), { annotations: [], global_attributes: {} });
     assert.ok(await canvasBlank(), 'nothing drawn yet');
     await env.screenshot(labelerPage, 'annotator-empty');
+
+    // On a laptop screen the image, the labels and Submit & next are in view without scrolling.
+    await labelerPage.setViewportSize({ width: 1280, height: 800 });
+    await labelerPage.evaluate(() => window.scrollTo(0, 0));
+    for (const selector of ['#annotator-image', '#annotator-legend', '#annotator-undo', '#submit-next']) {
+      const box = await labelerPage.locator(selector).boundingBox();
+      assert.ok(box && box.y >= 0 && box.y + box.height <= 800 && box.x + box.width <= 1280, `${selector} in view at 1280×800: ${JSON.stringify(box)}`);
+    }
+    await assertFits(labelerPage, 'the task page at 1280');
+    await env.screenshot(labelerPage, 'annotator-1280');
+    await labelerPage.setViewportSize({ width: 1200, height: 900 });
   });
 
   step('submitting no boxes asks for confirmation, keeping the page', async () => {
@@ -390,7 +440,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
   });
 
   step('dragging with "bus" selected writes one bus box in image pixels and draws it', async () => {
-    await labelerPage.locator('#annotator-label').selectOption('bus');
+    await chooseLabel('bus');
     const dragged = await drag(50, 40, 250, 190);
     const got = await boxes();
     assert.equal(got.length, 1, `one box: ${JSON.stringify(got)}`);
@@ -406,7 +456,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
   });
 
   step('a second drag with "car" adds a car box; "Clear boxes" removes both', async () => {
-    await labelerPage.locator('#annotator-label').selectOption('car');
+    await chooseLabel('car');
     // Dragged from bottom right to top left: still a box with a positive size.
     const dragged = await drag(380, 280, 300, 210);
     const got = await boxes();
@@ -418,11 +468,57 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     await drag(100, 250, 101, 251);
     assert.equal(await editor().inputValue(), before, 'a click is not a box');
     await env.screenshot(labelerPage, 'annotator-bus-car');
+    const both = await boxes();
+    const list = await boxList();
+    assert.equal(list.length, 2, `the list shows both: ${JSON.stringify(list)}`);
+    assert.match(list[0], /^1\. bus · /);
+    assert.match(list[1], /^2\. car · /);
+
+    // One box deleted from the list; Undo brings it back where it was.
+    await labelerPage.getByRole('button', { name: 'Delete box 1 (bus)' }).click();
+    assert.deepEqual(await boxes(), [both[1]], 'only the car is left');
+    assert.equal((await boxList()).length, 1);
+    assert.match(await labelerPage.locator('#annotator-status').textContent(), /Box 1 \(bus\) deleted/);
+    await labelerPage.getByRole('button', { name: 'Undo' }).click();
+    assert.deepEqual(await boxes(), both, 'undone: both boxes, in their order');
+    assert.ok(await inkNear(50, 115), 'the bus is drawn again');
 
     await labelerPage.locator('#annotator-clear').click();
     assert.deepEqual(await responseJson(), { annotations: [], global_attributes: {} });
     assert.ok(await canvasBlank(), 'the boxes are no longer drawn');
     await env.screenshot(labelerPage, 'annotator-cleared');
+    // Clear is undone like the rest.
+    await labelerPage.getByRole('button', { name: 'Undo' }).click();
+    assert.deepEqual(await boxes(), both);
+    await labelerPage.locator('#annotator-clear').click();
+    assert.deepEqual(await boxes(), []);
+  });
+
+  step('a touch drag draws a box (pointer events, not mouse-only handlers)', async () => {
+    const types = [];
+    await labelerPage.exposeFunction('__tesseraPointerType', (t) => types.push(t));
+    await canvas().evaluate((el) => {
+      el.addEventListener('pointerdown', (e) => window.__tesseraPointerType(e.pointerType));
+      el.scrollIntoView({ block: 'center' });
+    });
+    const box = await canvas().boundingBox();
+    const cdp = await labelerContext.newCDPSession(labelerPage);
+    const at = (x, y) => [{ x: box.x + x, y: box.y + y, id: 1 }];
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: at(220, 110) });
+    for (const [x, y] of [[260, 140], [320, 180], [370, 210]]) {
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: at(x, y) });
+    }
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    await cdp.detach();
+    const got = await waitFor('the touch box', async () => {
+      const b = await boxes();
+      return b.length === 1 ? b : null;
+    }, { timeoutMs: 5_000 });
+    assert.deepEqual(types, ['touch'], 'a touch pointer drew it');
+    assertBoxMatches(got[0], 'car', { left: 220, top: 110, width: 150, height: 100 }, 1);
+    assert.equal(await canvas().evaluate((el) => getComputedStyle(el).touchAction), 'none', 'the page does not scroll under the finger');
+    await labelerPage.locator('#annotator-clear').click();
+    assert.deepEqual(await boxes(), []);
   });
 
   step('a drag that overshoots the image is cut at its edges', async () => {
@@ -465,7 +561,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     assert.ok(await inkNear(220, 160), 'the kept boxes are drawn');
     await env.screenshot(labelerPage, 'annotator-refused');
 
-    await labelerPage.locator('#annotator-label').selectOption('car');
+    await chooseLabel('car');
     await labelerPage.locator('#annotator-clear').click();
     assert.deepEqual(await responseJson(), { annotations: [], global_attributes: {} });
   });
@@ -483,7 +579,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
       return now.complete && now.naturalWidth > 0 ? now : null;
     }, { timeoutMs: 10_000 });
     assert.equal(s.naturalWidth, IMAGE.width);
-    await labelerPage.locator('#annotator-label').selectOption('car');
+    await chooseLabel('car');
   });
 
   step('with the image shown scaled down, a box is still written in the image\'s own pixels', async () => {
@@ -511,11 +607,27 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     submitted = await responseJson();
   });
 
-  step('the labeler submits the drawn box and is thanked', async () => {
-    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
-    assert.equal(pathOf(labelerPage), '/label');
-    assert.equal(await flashText(labelerPage), `Task ${taskId} submitted. Thank you!`);
-    assert.equal((await labelerPage.locator('#queue-length').textContent()).trim(), '0');
+  step('Submit & next sends the box and lands on the next task of the queue', async () => {
+    // Two more tasks wait: a categorization of the same image, then another box task.
+    const cat = await api('POST', '/v1/task/categorization', {
+      instruction: `What is the biggest vehicle? (${stamp})`,
+      attachment: imageUrl,
+      attachment_type: 'image',
+      categories: ['car', 'bus', 'empty road'],
+    });
+    assert.equal(cat.status, 200, cat.text);
+    categorizationId = cat.json.task_id;
+    const more = await api('POST', '/v1/task/imageannotation', {
+      instruction: `Box the car, with the keyboard (${stamp}).`,
+      attachment: imageUrl,
+      geometries: { box: { objects_to_annotate: labels } },
+    });
+    assert.equal(more.status, 200, more.text);
+    keyboardId = more.json.task_id;
+
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit & next' }).click());
+    assert.equal(pathOf(labelerPage), `/label/${categorizationId}`);
+    assert.equal(await flashText(labelerPage), `Task ${taskId} submitted. This is your next task.`);
   });
 
   step('the callback carries the box, and the API returns the task completed with it', async () => {
@@ -540,6 +652,111 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     assert.deepEqual(task.response, submitted);
   });
 
+  step('a categorization shows the image inline and its categories as radio buttons, none picked', async () => {
+    const radios = labelerPage.locator('input[type="radio"][name="category"]');
+    assert.deepEqual(await radios.evaluateAll((rs) => rs.map((r) => [r.value, r.checked])),
+      [['car', false], ['bus', false], ['empty road', false]], 'nothing is picked for the labeler');
+    assert.equal(await labelerPage.locator('input[type="checkbox"]').count(), 0);
+    const image = await waitFor('the inline image to load', () => labelerPage.locator('#attachment-image').evaluate((img) => (
+      img.complete && img.naturalWidth ? { w: img.naturalWidth, src: img.getAttribute('src'), top: img.getBoundingClientRect().top } : null)), { timeoutMs: 10_000 });
+    assert.equal(image.src, imageUrl);
+    assert.equal(image.w, IMAGE.width);
+    assert.deepEqual(await responseJson(), { category: null });
+
+    // A pick is written into the JSON; a hand edit of the JSON picks its button.
+    await labelerPage.getByLabel('bus', { exact: true }).check();
+    assert.deepEqual(await responseJson(), { category: 'bus' });
+    await editor().fill('{"category": "car"}');
+    assert.deepEqual(await radios.evaluateAll((rs) => rs.filter((r) => r.checked).map((r) => r.value)), ['car']);
+    await labelerPage.getByLabel('empty road').check();
+    assert.deepEqual(await responseJson(), { category: 'empty road' });
+    await labelerPage.getByLabel('bus', { exact: true }).check();
+
+    await labelerPage.setViewportSize({ width: 1280, height: 800 });
+    await labelerPage.evaluate(() => window.scrollTo(0, 0));
+    for (const selector of ['#attachment-image', '#choices fieldset', '#submit-next']) {
+      const box = await labelerPage.locator(selector).boundingBox();
+      assert.ok(box && box.y + box.height <= 800, `${selector} in view at 1280×800: ${JSON.stringify(box)}`);
+    }
+    await env.screenshot(labelerPage, 'categorize-1280');
+    await labelerPage.setViewportSize({ width: 390, height: 844 });
+    await assertFits(labelerPage, 'the categorization page at 390');
+    await env.screenshot(labelerPage, 'categorize-390');
+    await labelerPage.setViewportSize({ width: 1200, height: 900 });
+
+    await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit & next' }).click());
+    assert.equal(pathOf(labelerPage), `/label/${keyboardId}`);
+    const done = await api('GET', `/v1/task/${categorizationId}`);
+    assert.equal(done.json.status, 'completed');
+    assert.deepEqual(done.json.response, { category: 'bus' });
+  });
+
+  step('the keyboard alone: label keys, a new box, arrows move and resize, relabel, select, delete, undo, Submit & next', async () => {
+    await waitFor('the attachment image to load', async () => {
+      const now = await stage();
+      return now.complete && now.naturalWidth > 0 && now.canvas.pixelWidth === now.clientWidth ? now : null;
+    }, { timeoutMs: 10_000 });
+    await labelerPage.evaluate(() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); });
+    await tabTo('annotator-canvas');
+    const key = (k) => labelerPage.keyboard.press(k);
+    const checkedLabel = () => labelerPage.locator('input[name="annotator-label"]:checked').getAttribute('value');
+
+    await key('2');
+    assert.equal(await checkedLabel(), 'bus');
+    await key('n');
+    // A quarter of the image, in its middle.
+    assert.deepEqual(await boxes(), [{ type: 'box', label: 'bus', left: 150, top: 113, width: 100, height: 75 }]);
+    for (let i = 0; i < 3; i += 1) await key('ArrowRight');
+    await key('Shift+ArrowDown');
+    await key('ArrowUp');
+    assert.deepEqual(await boxes(), [{ type: 'box', label: 'bus', left: 153, top: 122, width: 100, height: 75 }]);
+    await key('r');
+    assert.equal((await labelerPage.locator('#annotator-arrow-mode').textContent()).trim(), 'resize');
+    await key('Shift+ArrowRight');
+    await key('ArrowUp');
+    await key('r');
+    await key('1');
+    await key('l');
+    const first = { type: 'box', label: 'car', left: 153, top: 122, width: 110, height: 74 };
+    assert.deepEqual(await boxes(), [first]);
+    assert.ok(await inkNear(153, 160), 'drawn where it is');
+
+    // A second box, then the first selected with [ and deleted; undo brings it back.
+    await key('n');
+    assert.equal((await boxes()).length, 2);
+    await key('[');
+    assert.match(await labelerPage.locator('#annotator-boxes li.selected').textContent(), /^1\. car/);
+    await key('Delete');
+    const second = { type: 'box', label: 'car', left: 150, top: 113, width: 100, height: 75 };
+    assert.deepEqual(await boxes(), [second]);
+    await key('u');
+    assert.deepEqual(await boxes(), [first, second]);
+    await key('Control+z');
+    assert.deepEqual(await boxes(), [first], 'the second box\'s addition undone');
+    await key('Escape');
+    assert.equal(await labelerPage.locator('#annotator-boxes li.selected').count(), 0);
+    assert.equal(await labelerPage.evaluate(() => window.scrollY), 0, 'the arrows did not scroll the page');
+
+    // At 390 px the page fits and the canvas follows the scaled image.
+    await labelerPage.setViewportSize({ width: 390, height: 844 });
+    const s = await waitFor('the image to scale down', async () => {
+      const now = await stage();
+      return now.clientWidth < IMAGE.width && now.canvas.pixelWidth === now.clientWidth ? now : null;
+    }, { timeoutMs: 5_000 });
+    assert.ok(s.canvas.width <= 390);
+    await assertFits(labelerPage, 'the box task page at 390');
+    await env.screenshot(labelerPage, 'annotator-390');
+    await labelerPage.setViewportSize({ width: 1200, height: 900 });
+
+    // Tab to Submit & next and press Enter: nothing is left, so back to the queue.
+    await tabTo('submit-next');
+    await navigateBy(labelerPage, () => key('Enter'));
+    assert.equal(pathOf(labelerPage), '/label');
+    assert.equal(await flashText(labelerPage), `Task ${keyboardId} submitted. Thank you! No more tasks are waiting.`);
+    const done = await api('GET', `/v1/task/${keyboardId}`);
+    assert.deepEqual(done.json.response, { annotations: [first], global_attributes: {} });
+  });
+
   step('a dense task: 400 boxes are submitted from the page and reach the API', async () => {
     const res = await api('POST', '/v1/task/imageannotation', {
       instruction: `Box every car in the car park (${stamp}).`,
@@ -547,7 +764,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
       geometries: { box: { objects_to_annotate: labels } },
     });
     assert.equal(res.status, 200, res.text);
-    const denseId = res.json.task_id;
+    denseId = res.json.task_id;
     await labelerPage.goto('/label');
     await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Next task' }).click());
     assert.equal(pathOf(labelerPage), `/label/${denseId}`);
@@ -571,6 +788,42 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     assert.equal(done.json.status, 'completed');
     assert.equal(done.json.response.annotations.length, 400);
     assert.deepEqual(done.json.response.annotations[399], annotations[399]);
+  });
+
+  step('the labeler\'s history lists the completed tasks, newest first, each opening read-only', async () => {
+    await labelerPage.goto('/label');
+    await navigateBy(labelerPage, () => labelerPage.getByRole('link', { name: 'Your completed tasks' }).click());
+    assert.equal(pathOf(labelerPage), '/label/history');
+    const rows = await labelerPage.locator('table.history tbody tr').evaluateAll((trs) => trs.map((tr) => tr.querySelector('td[data-label="Task"]').textContent.trim()));
+    assert.deepEqual(rows, [denseId, keyboardId, categorizationId, taskId]);
+    await env.screenshot(labelerPage, 'history-1280');
+    await labelerPage.setViewportSize({ width: 390, height: 844 });
+    await assertFits(labelerPage, 'the history at 390');
+    await env.screenshot(labelerPage, 'history-390');
+    await labelerPage.setViewportSize({ width: 1200, height: 900 });
+
+    await navigateBy(labelerPage, () => labelerPage.getByRole('link', { name: taskId }).click());
+    assert.equal(pathOf(labelerPage), `/label/history/${taskId}`);
+    assert.match(squash(await labelerPage.locator('main').textContent()), /read-only: this task is done/);
+    assert.deepEqual(JSON.parse(await labelerPage.locator('#done-response').textContent()), submitted);
+    assert.equal(await labelerPage.locator('#response-form, textarea').count(), 0, 'nothing to edit or send');
+    await waitFor('the sent box drawn on the image', async () => {
+      const drawn = await labelerPage.evaluate(() => {
+        const cnv = document.getElementById('done-canvas');
+        if (!cnv || !cnv.width) return false;
+        const data = cnv.getContext('2d').getImageData(0, 0, cnv.width, cnv.height).data;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) return true;
+        return false;
+      });
+      return drawn || null;
+    }, { timeoutMs: 5_000 });
+    await env.screenshot(labelerPage, 'history-task-1280');
+    await labelerPage.setViewportSize({ width: 390, height: 844 });
+    await assertFits(labelerPage, 'a completed task at 390');
+    await env.screenshot(labelerPage, 'history-task-390');
+    await labelerPage.goto('/label');
+    await assertFits(labelerPage, 'the queue at 390');
+    await labelerPage.setViewportSize({ width: 1200, height: 900 });
   });
 
   step('no page raised a JavaScript error, logged a console error or violated the CSP', async () => {

@@ -222,6 +222,48 @@ describe('Get started: from sign-up to a received test callback', { timeout: 12 
     await noJs.close();
   });
 
+  step('a draft survives the end of the session: signing in returns to the form, filled in', async () => {
+    await page.goto('/');
+    const field = page.getByLabel('Default callback URL');
+    const draft = `https://drafts.example/${stamp}`;
+    await field.fill(draft);
+    // Meanwhile the session ends: a password change elsewhere signs out every other session.
+    const elsewhere = await env.newContext();
+    const other = await elsewhere.newPage();
+    await other.goto('/login');
+    await other.getByLabel('Email').fill(admin.email);
+    await other.getByLabel('Password').fill(admin.password);
+    await navigateBy(other, () => other.getByRole('button', { name: 'Log in' }).click());
+    await other.goto('/profile');
+    const newPassword = `${admin.password} again`;
+    await other.getByLabel('Current password').fill(admin.password);
+    await other.getByLabel('New password', { exact: true }).fill(newPassword);
+    await other.getByLabel('Repeat new password').fill(newPassword);
+    await navigateBy(other, () => other.getByRole('button', { name: /Change password/ }).click());
+    assert.match(await other.locator('.flash').textContent(), /Other sessions were signed out/);
+    await elsewhere.close();
+    admin.password = newPassword;
+
+    const save = page.locator('#step-callback-url').getByRole('button', { name: 'Save' });
+    await navigateBy(page, () => save.click());
+    assert.equal(new URL(page.url()).pathname, '/login', 'the ended session leads to sign-in');
+    assert.match(await page.locator('#draft-note').textContent(), /what you were sending is kept/);
+    await page.getByLabel('Email').fill(admin.email);
+    await page.getByLabel('Password').fill(admin.password);
+    await navigateBy(page, () => page.getByRole('button', { name: 'Log in' }).click());
+    assert.equal(new URL(page.url()).pathname, '/', 'back on the form\'s page');
+    assert.equal(await page.getByLabel('Default callback URL').inputValue(), draft, 'the draft is filled in again');
+    assert.ok(await page.locator('#draft-restored').isVisible());
+    // Sent now, it is saved; the buttons of a form are disabled while it is pending.
+    await page.evaluate(() => document.addEventListener('submit', () => queueMicrotask(() => {
+      sessionStorage.setItem('save-disabled', String(document.querySelector('#step-callback-url button').disabled));
+    })));
+    await navigateBy(page, () => save.click());
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('save-disabled')), 'true', 'Save is disabled while the request is pending');
+    assert.match(await page.locator('.flash').textContent(), /Default callback URL saved/);
+    assert.equal(await page.locator('#draft-restored').count(), 0, 'the draft is used up');
+  });
+
   step('at 390 px every page fits without sideways scrolling and the navigation collapses', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     for (const path of ['/', '/test/tasks', `/test/tasks/${taskId}`, '/test/callbacks', '/test/projects', '/team', '/keys', '/profile']) {

@@ -165,7 +165,7 @@ describe('Tessera labeling queue and callbacks in a real browser', { timeout: 15
     await adminPage.getByLabel('Company').fill(admin.company);
     await adminPage.getByLabel('Team name').fill(admin.team);
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
-    assert.equal(pathOf(adminPage), '/team');
+    assert.equal(pathOf(adminPage), '/', 'a new team starts on Get started');
     assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
     await env.verifyEmail(adminPage, admin.email);
 
@@ -258,11 +258,21 @@ print(json.dumps(task.as_dict()))`,
     assert.equal(await link.getAttribute('href'), attachment);
     const template = JSON.parse(await labelerPage.getByLabel('Response JSON').inputValue());
     assert.deepEqual(template, { category: null }, 'nothing is chosen yet');
+    // The categories are radio buttons, none picked; a website is linked, not shown inline.
+    const radios = await labelerPage.locator('input[type="radio"][name="category"]').evaluateAll((rs) => rs.map((r) => [r.value, r.checked]));
+    assert.deepEqual(radios, categories.map((c) => [c, false]));
+    assert.equal(await labelerPage.locator('#attachment-image').count(), 0);
+    assert.equal(await labelerPage.getByRole('button', { name: 'Submit & next' }).count(), 1);
     // The lease, to the second, with a countdown and Extend.
     assert.match(await labelerPage.locator('#lease-until').textContent(), /^\d\d:\d\d:\d\d UTC$/);
     await waitFor('the lease countdown', async () => /\(\d+:\d\d left\)/.test(await labelerPage.locator('#lease-countdown').textContent()));
     assert.equal(await labelerPage.getByRole('button', { name: 'Extend' }).count(), 1);
     await env.screenshot(labelerPage, 'label-task');
+    await labelerPage.setViewportSize({ width: 390, height: 844 });
+    const { scroll, width } = await labelerPage.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: document.documentElement.clientWidth }));
+    assert.ok(scroll <= width, `the task page fits 390 px: ${scroll} in ${width}`);
+    await env.screenshot(labelerPage, 'label-task-390');
+    await labelerPage.setViewportSize({ width: 1200, height: 900 });
   });
 
   step('pressing Submit without choosing is refused: the template is not an answer', async () => {
@@ -293,8 +303,10 @@ print(json.dumps(task.as_dict()))`,
     await env.screenshot(labelerPage, 'label-invalid-json');
   });
 
-  step('a valid response is submitted and thanked for', async () => {
-    await labelerPage.getByLabel('Response JSON').fill(JSON.stringify(answer, null, 2));
+  step('a valid response, picked with its radio button, is submitted and thanked for', async () => {
+    await labelerPage.getByLabel('Response JSON').fill('{"category": null}');
+    await labelerPage.getByLabel(answer.category, { exact: true }).check();
+    assert.deepEqual(JSON.parse(await labelerPage.getByLabel('Response JSON').inputValue()), answer, 'the pick is written into the response');
     await navigateBy(labelerPage, () => labelerPage.getByRole('button', { name: 'Submit', exact: true }).click());
     assert.equal(pathOf(labelerPage), '/label');
     assert.equal(await flashText(labelerPage), `Task ${taskId} submitted. Thank you!`);
@@ -334,6 +346,9 @@ print(json.dumps(scaleapi.ScaleClient(key, api_instance_url=url).get_task(task_i
   });
 
   step('the admin finds the delivery "succeeded" on Callbacks, with a 200 attempt', async () => {
+    // The delivery is live, and a new team starts in test mode: switch to live first.
+    await adminPage.goto('/callbacks');
+    await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Switch to live' }).click());
     const nav = adminPage.getByRole('navigation', { name: 'Main' });
     await navigateBy(adminPage, () => nav.getByRole('link', { name: 'Callbacks', exact: true }).click());
     assert.equal(pathOf(adminPage), '/callbacks');

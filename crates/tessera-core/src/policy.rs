@@ -121,6 +121,9 @@ actions! {
     HandOverAdmin,
     /// Accept the Admin role offered by the Admin (a Manager, by the mailed link).
     AcceptAdminHandover,
+    /// Require two-factor sign-in of every member (the Admin's setting: it can lock out
+    /// every teammate who has not set it up).
+    RequireTwoFactor,
     /// Work the team's labeling queue.
     LabelTasks,
     /// Platform support actions (staff console).
@@ -156,7 +159,7 @@ impl Action {
             InviteMember | ResendInvitation | RevokeInvitation | RemoveMember
             | ChangeMemberRole | EditTeamDetails | ViewAuditLog | ManageApiKeys | ViewBilling
             | ManageIntegrations => role.manages_team(),
-            EditPaymentInfo | HandOverAdmin => role == Role::Admin,
+            EditPaymentInfo | HandOverAdmin | RequireTwoFactor => role == Role::Admin,
             AcceptAdminHandover => role == Role::Manager,
             StaffConsole | MoveUser | SetTeamAdmin | ReadMailOutbox | ManageBilling => false,
         }
@@ -201,6 +204,7 @@ impl Action {
                 | ManageApiKeys
                 | ManageIntegrations
                 | HandOverAdmin
+                | RequireTwoFactor
         )
     }
 }
@@ -246,6 +250,10 @@ const ABILITIES: &[(&str, &[Action])] = {
         ),
         ("change payment information", &[EditPaymentInfo]),
         ("hand the Admin role to a Manager", &[HandOverAdmin]),
+        (
+            "require two-factor sign-in of every member",
+            &[RequireTwoFactor],
+        ),
         (
             "work the team's labeling queue, and nothing else",
             &[LabelTasks],
@@ -366,8 +374,10 @@ mod tests {
                 ViewTeam | ViewTasks | AuditTasks | EditProjects | ViewCallbacks | SendCallbacks
             ),
             Role::Manager => {
-                !matches!(action, LabelTasks | EditPaymentInfo | HandOverAdmin)
-                    && !action.is_platform()
+                !matches!(
+                    action,
+                    LabelTasks | EditPaymentInfo | HandOverAdmin | RequireTwoFactor
+                ) && !action.is_platform()
             }
             Role::Admin => {
                 !matches!(action, LabelTasks | AcceptAdminHandover) && !action.is_platform()

@@ -92,6 +92,12 @@ impl Purpose {
         Self::new("mail_body", &[to])
     }
 
+    /// A user's TOTP secret (`user_two_factor.secret_sealed`), bound to that user: copied to
+    /// another account's row, it does not open.
+    pub fn two_factor_secret(user_id: &str) -> Self {
+        Self::new("two_factor_secret", &[user_id])
+    }
+
     /// The API Keys page's show-once cookie, bound to the session it was set for.
     pub fn reveal_cookie(session_hash: &str) -> Self {
         Self::new("reveal_cookie", &[session_hash])

@@ -37,12 +37,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
 const CARD_SCRIPT: &str = include_str!("../static/billing-card.js");
+const LABEL_SCRIPT: &str = include_str!("../static/label.js");
+const LABEL_STYLE: &str = include_str!("../static/label.css");
 
 async fn static_file(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "billing-card.js" => (CARD_SCRIPT, "text/javascript; charset=utf-8"),
+        "label.js" => (LABEL_SCRIPT, "text/javascript; charset=utf-8"),
+        "label.css" => (LABEL_STYLE, "text/css; charset=utf-8"),
         _ => return WebError::NotFound.into_response(),
     };
     (

@@ -63,17 +63,28 @@ document.addEventListener("submit", (event) => {
   timer = setInterval(tick, 500);
 })();
 
-// Forms marked data-submit-once (Add key) disable their buttons once sent, so a double click
-// sends one request (the server also answers a repeated form with the first one's result).
-// Registered after the data-confirm handler, so a cancelled confirmation leaves them enabled.
+// Every form that posts disables its buttons while its request is pending, so a double click
+// sends one request (forms marked data-submit-once, like Add key, are also answered by the
+// server with the first request's result). The pressed button's name and value still go with
+// the form. Registered after the data-confirm handler, so a cancelled confirmation leaves the
+// buttons enabled.
 document.addEventListener("submit", (event) => {
   const form = event.target;
-  if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-submit-once")) return;
+  if (event.defaultPrevented || !form.getAttribute || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
   if (form.dataset.pending === "1") {
     event.preventDefault();
     return;
   }
   form.dataset.pending = "1";
+  const pressed = event.submitter;
+  if (pressed && pressed.name) {
+    const carry = document.createElement("input");
+    carry.type = "hidden";
+    carry.name = pressed.name;
+    carry.value = pressed.value;
+    carry.dataset.carried = "1";
+    form.appendChild(carry);
+  }
   for (const button of form.querySelectorAll("button")) {
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
@@ -81,14 +92,72 @@ document.addEventListener("submit", (event) => {
 });
 // Back to a page from the browser's cache: its forms can be sent again.
 window.addEventListener("pageshow", () => {
-  for (const form of document.querySelectorAll("form[data-submit-once]")) {
+  for (const form of document.querySelectorAll("form[data-pending]")) {
     delete form.dataset.pending;
+    for (const carried of form.querySelectorAll("input[data-carried]")) carried.remove();
     for (const button of form.querySelectorAll("button")) {
       button.disabled = false;
       button.removeAttribute("aria-busy");
     }
   }
 });
+
+// A draft survives the end of a session: what a signed-in form was sending is kept in this
+// tab (never passwords, never hidden fields such as CSRF tokens). When that request ends on the
+// sign-in page (the session had ended), signing in returns to the form's page and fills the
+// form in again; any other outcome drops the draft.
+(() => {
+  const KEY = "tessera-draft";
+  const signedIn = document.querySelector("details.profile-menu") !== null;
+  const read = () => {
+    try { return JSON.parse(sessionStorage.getItem(KEY) || "null"); } catch { return null; }
+  };
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!signedIn || event.defaultPrevented || (form.getAttribute("method") || "").toLowerCase() !== "post") return;
+    const fields = [];
+    for (const el of form.elements) {
+      if (!el.name || el.disabled || ["password", "hidden", "file", "submit", "button"].includes(el.type)) continue;
+      if ((el.type === "checkbox" || el.type === "radio") && !el.checked) continue;
+      fields.push([el.name, el.value, el.type]);
+    }
+    if (fields.length === 0) return;
+    const draft = { page: location.pathname + location.search, action: form.getAttribute("action"), fields, state: "sent" };
+    try { sessionStorage.setItem(KEY, JSON.stringify(draft)); } catch { /* storage full or off */ }
+  }, true);
+  const draft = read();
+  if (!draft) return;
+  const login = document.querySelector('form[action="/login"]');
+  if (login && !signedIn) {
+    // The request was turned away for want of a session: sign in, then back to the form.
+    const next = login.querySelector('input[name="next"]');
+    if (next) next.value = draft.page;
+    draft.state = "bounced";
+    sessionStorage.setItem(KEY, JSON.stringify(draft));
+    const note = document.createElement("p");
+    note.className = "warning";
+    note.id = "draft-note";
+    note.textContent = "Your session ended. Sign in again: what you were sending is kept, and you return to it.";
+    login.parentNode.insertBefore(note, login);
+    return;
+  }
+  sessionStorage.removeItem(KEY);
+  if (draft.state !== "bounced" || location.pathname + location.search !== draft.page) return;
+  const form = [...document.querySelectorAll("form")].find((f) => f.getAttribute("action") === draft.action);
+  if (!form) return;
+  for (const [name, value, type] of draft.fields) {
+    const matches = [...form.elements].filter((el) => el.name === name);
+    for (const el of matches) {
+      if (type === "checkbox" || type === "radio") el.checked = el.value === value;
+      else el.value = value;
+    }
+  }
+  const note = document.createElement("p");
+  note.className = "warning";
+  note.id = "draft-restored";
+  note.textContent = "Your draft is back. Check it and send it again.";
+  form.parentNode.insertBefore(note, form);
+})();
 
 // Buttons marked data-copy copy the text of the element with that id.
 document.addEventListener("click", (event) => {
@@ -100,88 +169,6 @@ document.addEventListener("click", (event) => {
   }
 });
 
-// The box annotator on a labeler's imageannotation task: drag on the image to draw a box with
-// the chosen label; the boxes live in the response JSON (the textarea stays the source of
-// truth, so editing it by hand still works and redraws the boxes).
-(() => {
-  const root = document.getElementById("annotator");
-  if (!root) return;
-  const image = document.getElementById("annotator-image");
-  const canvas = document.getElementById("annotator-canvas");
-  const select = document.getElementById("annotator-label");
-  const editor = document.querySelector("textarea[name=response]");
-  const context = canvas.getContext("2d");
-  let start = null;
-
-  const read = () => {
-    try {
-      const value = JSON.parse(editor.value);
-      if (value && Array.isArray(value.annotations)) return value;
-    } catch (_) { /* fall through to a fresh response */ }
-    return { annotations: [], global_attributes: {} };
-  };
-  const scale = () => (image.naturalWidth || image.width) / (image.clientWidth || 1);
-  // Where the pointer is on the canvas, kept inside it (a drag may end past the image's edge).
-  const position = (event) => {
-    const rect = canvas.getBoundingClientRect();
-    const clamp = (v, max) => Math.min(Math.max(v, 0), max);
-    return { x: clamp(event.clientX - rect.left, rect.width), y: clamp(event.clientY - rect.top, rect.height) };
-  };
-  const draw = (preview) => {
-    canvas.width = image.clientWidth;
-    canvas.height = image.clientHeight;
-    context.clearRect(0, 0, canvas.width, canvas.height);
-    context.lineWidth = 2;
-    context.font = "12px sans-serif";
-    const s = scale();
-    for (const box of read().annotations.filter((a) => a.type === "box")) {
-      context.strokeStyle = "#3b5bdb";
-      context.strokeRect(box.left / s, box.top / s, box.width / s, box.height / s);
-      context.fillStyle = "#3b5bdb";
-      context.fillText(box.label || "", box.left / s + 3, box.top / s + 13);
-    }
-    if (preview) {
-      context.strokeStyle = "#e8590c";
-      context.strokeRect(preview.x, preview.y, preview.w, preview.h);
-    }
-  };
-  const rectangle = (a, b) => ({
-    x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y),
-  });
-
-  canvas.addEventListener("mousedown", (event) => { start = position(event); });
-  canvas.addEventListener("mousemove", (event) => {
-    if (start) draw(rectangle(start, position(event)));
-  });
-  window.addEventListener("mouseup", (event) => {
-    if (!start) return;
-    const box = rectangle(start, position(event));
-    start = null;
-    if (box.w < 3 || box.h < 3) { draw(); return; }
-    const s = scale();
-    // The box's edges in the image's pixels, never past its size.
-    const edge = (v, max) => Math.min(Math.round(v * s), max || Infinity);
-    const [w, h] = [image.naturalWidth, image.naturalHeight];
-    const [left, top] = [edge(box.x, w), edge(box.y, h)];
-    const [right, bottom] = [edge(box.x + box.w, w), edge(box.y + box.h, h)];
-    const response = read();
-    response.annotations.push({
-      type: "box", label: select.value, left, top, width: right - left, height: bottom - top,
-    });
-    editor.value = JSON.stringify(response, null, 2);
-    draw();
-  });
-  document.getElementById("annotator-clear").addEventListener("click", () => {
-    const response = read();
-    response.annotations = response.annotations.filter((a) => a.type !== "box");
-    editor.value = JSON.stringify(response, null, 2);
-    draw();
-  });
-  editor.addEventListener("input", () => draw());
-  window.addEventListener("resize", () => draw());
-  if (image.complete) draw(); else image.addEventListener("load", () => draw());
-})();
-
 // Buttons shown disabled for a while (Resend while its interval runs) work again once it has
 // run out, without reloading the page.
 for (const button of document.querySelectorAll("button[data-enable-after-ms]")) {
@@ -192,21 +179,6 @@ for (const button of document.querySelectorAll("button[data-enable-after-ms]")) 
     button.removeAttribute("title");
   }, wait);
 }
-
-// An attachment image that fails to load (a missing object, an expired signed link) says so
-// and fills in the reason for reporting the task, instead of leaving a broken image.
-(() => {
-  const image = document.getElementById("annotator-image");
-  const notice = document.getElementById("attachment-load-failed");
-  if (!image || !notice) return;
-  const failed = () => {
-    notice.hidden = false;
-    const reason = document.getElementById("error-reason");
-    if (reason && !reason.value) reason.value = "The attachment could not be read (it did not load).";
-  };
-  if (image.complete && image.naturalWidth === 0) failed();
-  image.addEventListener("error", failed);
-})();
 
 // The profile menu is a <details>: it opens without JavaScript; with it, Escape and a click
 // elsewhere close it, as a menu should.

@@ -21,6 +21,7 @@ mod handovers;
 mod integrations;
 mod invitations;
 mod keys;
+mod labeled;
 mod labeling;
 mod mail;
 mod migrate;
@@ -34,6 +35,7 @@ mod task_cache;
 mod task_insert;
 mod tasks;
 mod teams;
+mod two_factor;
 mod users;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -67,6 +69,7 @@ pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
 pub use keys::{ApiKey, KeyIdentity, NewApiKey, Rolled, TeamSecret};
+pub use labeled::LabeledPage;
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
 pub use password_resets::NewPasswordReset;
@@ -75,6 +78,7 @@ pub use sealed::{ResealCounts, SealedValue};
 pub use sessions::SessionUser;
 pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
 pub use teams::{Team, TeamSummary};
+pub use two_factor::{SignInChallenge, TwoFactor};
 pub use users::{NewUser, User};
 
 /// Which SQL database a [`Store`] talks to.

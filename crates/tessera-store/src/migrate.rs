@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     11 "integrations" "0011_integrations.sql",
     12 "password_resets" "0012_password_resets.sql",
     13 "email_verification" "0013_email_verification.sql",
+    14 "two_factor" "0014_two_factor.sql",
     15 "key_expiry" "0015_key_expiry.sql",
     16 "admin_handover" "0016_admin_handover.sql",
     17 "dashboard_mode" "0017_dashboard_mode.sql",
@@ -232,6 +233,10 @@ mod tests {
             (
                 13,
                 "289e9fa96341e7f5e3e7894c0ffc4c39e21b34ef4636891363e6b881da1109da",
+            ),
+            (
+                14,
+                "0ecf14432a0b27f46c5ead4064508718959b87b5c0fe71dd19083c22092efd57",
             ),
             (
                 15,

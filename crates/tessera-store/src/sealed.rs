@@ -41,6 +41,8 @@ pub enum SealedValue {
         to: String,
         sealed: String,
     },
+    /// `user_two_factor.secret_sealed` (a set-up not yet confirmed too).
+    TwoFactorSecret { user_id: String, sealed: String },
 }
 
 impl SealedValue {
@@ -50,7 +52,8 @@ impl SealedValue {
             SealedValue::ApiKey { sealed, .. }
             | SealedValue::TeamSecret { sealed, .. }
             | SealedValue::IntegrationSecret { sealed, .. }
-            | SealedValue::MailBody { sealed, .. } => sealed,
+            | SealedValue::MailBody { sealed, .. }
+            | SealedValue::TwoFactorSecret { sealed, .. } => sealed,
         }
     }
 
@@ -74,6 +77,9 @@ impl SealedValue {
                 format!("storage integration {id} of team {team_id}")
             }
             SealedValue::MailBody { id, .. } => format!("mail {id}"),
+            SealedValue::TwoFactorSecret { user_id, .. } => {
+                format!("two-factor secret of user {user_id}")
+            }
         }
     }
 }
@@ -106,6 +112,7 @@ impl CrossTenant {
         reseal_team_secrets(&mut tx, &mut reseal, &mut counts).await?;
         reseal_integration_secrets(&mut tx, &mut reseal, &mut counts).await?;
         reseal_mail_bodies(&mut tx, &mut reseal, &mut counts).await?;
+        reseal_two_factor_secrets(&mut tx, &mut reseal, &mut counts).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(counts)
     }
@@ -319,6 +326,53 @@ where
             .bind(&new)
             .bind(id)
             .bind(sealed)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            counts.add(done.rows_affected());
+        }
+    }
+    Ok(())
+}
+
+/// Re-seals the users' two-factor secrets.
+async fn reseal_two_factor_secrets<E, F>(
+    conn: &mut AnyConnection,
+    reseal: &mut F,
+    counts: &mut ResealCounts,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    F: FnMut(&SealedValue) -> Result<Option<String>, E>,
+{
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT user_id, secret_sealed FROM user_two_factor WHERE user_id > $1 \
+             ORDER BY user_id LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("user_id").map_err(StoreError::from)?;
+        for row in &rows {
+            let user_id: String = row.try_get("user_id").map_err(StoreError::from)?;
+            let sealed: String = row.try_get("secret_sealed").map_err(StoreError::from)?;
+            let value = SealedValue::TwoFactorSecret {
+                user_id: user_id.clone(),
+                sealed: sealed.clone(),
+            };
+            counts.examined += 1;
+            let Some(new) = reseal(&value)? else { continue };
+            let done = sqlx::query(
+                "UPDATE user_two_factor SET secret_sealed = $1 WHERE user_id = $2 AND secret_sealed = $3",
+            )
+            .bind(&new)
+            .bind(&user_id)
+            .bind(&sealed)
             .execute(&mut *conn)
             .await
             .map_err(StoreError::from)?;

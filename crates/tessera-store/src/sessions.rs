@@ -8,12 +8,18 @@ use crate::{
     CrossTenant, Store, StoreError, StoreResult, User,
 };
 
-/// The person behind a session, with what only the dashboard needs of them.
-#[derive(Debug, Clone)]
+/// The person behind a live session, with what every dashboard request needs to know about
+/// them beyond their record: their dashboard mode and their second factor (read in the same
+/// query, so it costs no extra round trip).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
     pub user: User,
     /// The dashboard mode this person opened last: their next page opens in it, in any browser.
     pub dashboard_mode: Mode,
+    /// Two-factor sign-in is on for them.
+    pub two_factor_enabled: bool,
+    /// Their team requires two-factor sign-in of every member.
+    pub team_requires_two_factor: bool,
 }
 
 impl Store {
@@ -51,8 +57,12 @@ impl Store {
     ) -> StoreResult<Option<SessionUser>> {
         let now = now_ms();
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, u.dashboard_mode, s.last_seen_at FROM sessions s \
-             JOIN users u ON u.id = s.user_id \
+            "SELECT {USER_COLUMNS}, u.dashboard_mode, s.last_seen_at, \
+             (SELECT COUNT(*) FROM user_two_factor f \
+              WHERE f.user_id = u.id AND f.enabled_at IS NOT NULL) AS two_factor_on, \
+             (SELECT COUNT(*) FROM teams t \
+              WHERE t.id = u.team_id AND t.require_two_factor = 1) AS team_requires_two_factor \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3"
         ))
         .bind(token_hash)
@@ -76,9 +86,13 @@ impl Store {
             .map_err(|e: tessera_core::Invalid| {
                 StoreError::Config(format!("bad dashboard mode in database: {e}"))
             })?;
+        let two_factor_on: i64 = sqlx::Row::try_get(&row, "two_factor_on")?;
+        let team_requires: i64 = sqlx::Row::try_get(&row, "team_requires_two_factor")?;
         Ok(Some(SessionUser {
             user: user_from_row(&row)?,
             dashboard_mode,
+            two_factor_enabled: two_factor_on > 0,
+            team_requires_two_factor: team_requires > 0,
         }))
     }
 
@@ -92,7 +106,8 @@ impl Store {
 }
 
 impl CrossTenant {
-    /// Housekeeping: drops expired and idle sessions and old rate-limit events.
+    /// Housekeeping: drops expired and idle sessions, expired half-done sign-ins (waiting for
+    /// a second factor) and old rate-limit events.
     pub async fn prune_expired(
         &self,
         rate_window_ms: i64,
@@ -106,11 +121,16 @@ impl CrossTenant {
                 .execute(&self.store.writer)
                 .await?
                 .rows_affected();
+        let challenges = sqlx::query("DELETE FROM sign_in_challenges WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.store.writer)
+            .await?
+            .rows_affected();
         let events = sqlx::query("DELETE FROM rate_events WHERE at < $1")
             .bind(now - rate_window_ms)
             .execute(&self.store.writer)
             .await?
             .rows_affected();
-        Ok(sessions + events)
+        Ok(sessions + challenges + events)
     }
 }

@@ -274,9 +274,11 @@ fn field_ids(params: &Map<String, Value>) -> Vec<String> {
     }
 }
 
+mod choices;
 mod response;
 mod synthetic;
 
+pub use choices::{apply_choices, choice_questions, AnswerSlot, ChoiceQuestion};
 pub use response::{annotates_nothing, check_response, response_template, MAX_RESPONSE_BYTES};
 pub use synthetic::synthetic_response;
 

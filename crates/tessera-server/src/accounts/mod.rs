@@ -1,7 +1,8 @@
-//! Sign up, log in, log out, the profile page, password resets ([`reset`]) and email
-//! verification ([`verify`]).
+//! Sign up, log in, log out, the profile page, password resets ([`reset`]), two-factor
+//! sign-in ([`two_factor`]) and email verification ([`verify`]).
 
 mod reset;
+pub mod two_factor;
 pub mod verify;
 
 use askama::Template;
@@ -17,7 +18,8 @@ use tessera_core::AuditAction;
 use crate::web::{Form, Query};
 use serde::Deserialize;
 use tessera_core::{
-    profile::{check_new_password, Profile},
+    clean_text,
+    profile::{check_new_password, Profile, MAX_NAME},
     team::parse_team_name,
     Email, Invalid,
 };
@@ -30,7 +32,7 @@ use crate::{
     state::AppState,
     web::{
         format_time, notice, page, redirect_with_flash, render, session, ClientIp, CsrfToken,
-        Layout, SignedIn, Viewer, WebError, WebResult,
+        FieldErrors, Layout, SignedIn, Viewer, WebError, WebResult,
     },
 };
 
@@ -41,6 +43,18 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/profile", get(profile_form).post(update_profile))
         .route("/profile/password", post(change_password))
+        .route("/profile/two-factor", get(two_factor::show))
+        .route("/profile/two-factor/restart", post(two_factor::restart))
+        .route("/profile/two-factor/enable", post(two_factor::enable))
+        .route(
+            "/profile/two-factor/recovery-codes",
+            post(two_factor::regenerate_codes),
+        )
+        .route("/profile/two-factor/disable", post(two_factor::disable))
+        .route(
+            "/login/two-factor",
+            get(two_factor::sign_in::form).post(two_factor::sign_in::submit),
+        )
         .route(
             "/password/forgot",
             get(reset::forgot_form).post(reset::forgot),
@@ -101,20 +115,51 @@ struct SignupInput {
 struct SignupPage {
     layout: Layout,
     error: Option<String>,
+    errors: FieldErrors,
     email: String,
     name: String,
     company: String,
     team_name: String,
 }
 
-fn signup_page(csrf: &CsrfToken, input: &SignupInput, error: Option<String>) -> SignupPage {
+fn signup_page(
+    csrf: &CsrfToken,
+    input: &SignupInput,
+    error: Option<String>,
+    errors: FieldErrors,
+) -> SignupPage {
     SignupPage {
         layout: Layout::anonymous("Sign up", csrf, None),
         error,
-        email: input.email.clone(),
-        name: input.name.clone(),
-        company: input.company.clone(),
-        team_name: input.team_name.clone(),
+        errors,
+        email: input.email.chars().take(254).collect(),
+        name: input.name.chars().take(MAX_NAME).collect(),
+        company: input.company.chars().take(MAX_NAME).collect(),
+        team_name: input.team_name.chars().take(200).collect(),
+    }
+}
+
+/// A sign-up's fields, each checked on its own so the form shows every problem at once.
+fn parse_signup(input: &SignupInput) -> Result<(Email, Profile, String), FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let email = errors.check("email", Email::parse(&input.email));
+    errors.check("password", check_new_password(&input.password, None));
+    let name = errors.check("name", clean_text("Name", &input.name, MAX_NAME, true));
+    let company = errors.check(
+        "company",
+        clean_text("Company", &input.company, MAX_NAME, false),
+    );
+    let team_name = errors.check("team_name", parse_team_name(&input.team_name));
+    match (email, name, company, team_name) {
+        (Some(email), Some(name), Some(company), Some(team_name)) if errors.is_empty() => {
+            let profile = Profile::parse(&name, &company, "", "").map_err(|problem| {
+                let mut errors = FieldErrors::default();
+                errors.check::<()>("name", Err(problem));
+                errors
+            })?;
+            Ok((email, profile, team_name))
+        }
+        _ => Err(errors),
     }
 }
 
@@ -122,7 +167,12 @@ async fn signup_form(Viewer(viewer): Viewer, csrf: CsrfToken) -> Response {
     if let Some(who) = viewer {
         return Redirect::to(home_path(&who)).into_response();
     }
-    page(&signup_page(&csrf, &SignupInput::default(), None))
+    page(&signup_page(
+        &csrf,
+        &SignupInput::default(),
+        None,
+        FieldErrors::default(),
+    ))
 }
 
 async fn signup(
@@ -132,8 +182,12 @@ async fn signup(
     headers: HeaderMap,
     Form(input): Form<SignupInput>,
 ) -> WebResult<Response> {
-    let again =
-        |status, message: String| render(status, &signup_page(&csrf, &input, Some(message)));
+    let again = |status, message: String| {
+        render(
+            status,
+            &signup_page(&csrf, &input, Some(message), FieldErrors::default()),
+        )
+    };
     // Every attempt counts (not just successful ones), before any work is done for it.
     if let Err(wait) = ratelimit::take(&state, Limit::SignupPerIp, &ip.0).await? {
         return Ok(again(
@@ -141,16 +195,14 @@ async fn signup(
             format!("Too many sign-ups from your network. Try again in {wait}."),
         ));
     }
-    let parsed = (|| -> Result<_, Invalid> {
-        let email = Email::parse(&input.email)?;
-        let profile = Profile::parse(&input.name, &input.company, "", "")?;
-        let team_name = parse_team_name(&input.team_name)?;
-        check_new_password(&input.password, None)?;
-        Ok((email, profile, team_name))
-    })();
-    let (email, profile, team_name) = match parsed {
+    let (email, profile, team_name) = match parse_signup(&input) {
         Ok(v) => v,
-        Err(Invalid(message)) => return Ok(again(StatusCode::BAD_REQUEST, message)),
+        Err(errors) => {
+            return Ok(render(
+                StatusCode::BAD_REQUEST,
+                &signup_page(&csrf, &input, Some(errors.summary()), errors),
+            ))
+        }
     };
     // An address that has an account is told so by email only, and before any password is
     // hashed: the page does not confirm that the address exists.
@@ -372,6 +424,12 @@ async fn login(
         ));
     };
     ip_slot.release(&state).await?;
+    if state.store.has_two_factor(&user.id).await? {
+        // The password was right, so this attempt does not count; earlier failures still do
+        // until the second factor is right too (a known password buys no extra code guesses).
+        account_slot.release(&state).await?;
+        return two_factor::sign_in::begin(&state, &user, next, &ip).await;
+    }
     ratelimit::clear(&state, Limit::LoginPerAccount, &account_key).await?;
     let cookies = session::start(&state, &user.id, &ip.0, &user_agent(&headers)).await?;
     let target = next.unwrap_or_else(|| "/".to_owned());
@@ -496,6 +554,7 @@ struct ProfilePage {
     phone: String,
     profile_error: Option<String>,
     password_error: Option<String>,
+    two_factor_enabled: bool,
 }
 
 fn profile_page(
@@ -526,6 +585,7 @@ fn profile_page(
         phone: input.phone,
         profile_error,
         password_error,
+        two_factor_enabled: who.two_factor_enabled,
     }
 }
 

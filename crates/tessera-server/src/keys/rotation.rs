@@ -21,6 +21,7 @@ pub fn purpose_of(value: &SealedValue) -> Purpose {
             Purpose::integration_secret(team_id.as_str(), id)
         }
         SealedValue::MailBody { to, .. } => Purpose::mail_body(to),
+        SealedValue::TwoFactorSecret { user_id, .. } => Purpose::two_factor_secret(user_id),
     }
 }
 

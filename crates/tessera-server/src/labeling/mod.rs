@@ -3,8 +3,12 @@
 //! Extend, and a response editor checked against the task type, Submit (completes the task,
 //! its callback and usage record in one transaction; also after the lease ran out, while
 //! nobody else took the task) and Release. Every refusal shows the task page again with the
-//! labeler's typed response. The rules are in `service`, the pages in `pages`.
+//! labeler's typed response. Submit & next takes the next task at once. The labeler's own
+//! history of completed tasks opens each one read-only (`history`). The rules are in
+//! `service`, the pages in `pages`.
 
+mod choices;
+mod history;
 mod pages;
 mod service;
 
@@ -22,6 +26,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/label", get(pages::queue))
         .route("/label/next", post(pages::next))
+        .route("/label/history", get(history::history))
+        .route("/label/history/{id}", get(history::done))
         .route(
             "/label/{id}",
             get(pages::task).post(pages::submit).layer(response_limit),

@@ -1,5 +1,5 @@
 //! The labeling pages and their forms: thin handlers over `service`, and the task page's
-//! view (lease countdown, response editor, box annotator).
+//! view (lease countdown, response editor, box annotator, choice buttons, Submit & next).
 
 use askama::Template;
 use axum::{
@@ -13,6 +13,7 @@ use tessera_core::status::TaskStatus;
 use tessera_core::tasks::{response_template, TaskType, MAX_RESPONSE_BYTES};
 use tessera_store::{ClaimProblem, Holding, Queue, Task};
 
+use super::choices::{question_views, shows_image, QuestionView, ResponseForm};
 use super::service::{self, Labeling, Refusal};
 use crate::{
     state::AppState,
@@ -114,6 +115,12 @@ struct TaskPage {
     /// Labels for the box annotator (imageannotation tasks that ask for boxes on an http(s)
     /// image); `None` shows the JSON editor alone.
     box_labels: Option<Vec<String>>,
+    /// The pick-from-a-list questions (categories, taxonomies, a comparison's choices), shown
+    /// as radio buttons or check boxes.
+    questions: Vec<QuestionView>,
+    /// The attachment shown inline on a task answered with buttons, when it is an image the
+    /// browser can load.
+    inline_image: Option<String>,
 }
 
 /// Formats epoch milliseconds as `HH:MM:SS UTC`: a lease is minutes long, so its end needs
@@ -219,6 +226,11 @@ async fn task_page(
         _ => (None, None),
     };
     let box_labels = box_labels(task, &params, attachment_src.is_some());
+    let response = response.unwrap_or_else(|| response_skeleton(task, &params));
+    let questions = question_views(task, &params, &response, &[]);
+    let inline_image = attachment_src
+        .clone()
+        .filter(|_| !questions.is_empty() && shows_image(&params));
     let workable = labeling.problem().is_none();
     let (lease, hold_note) = lease_and_note(state, workable, labeling.holding);
     TaskPage {
@@ -236,7 +248,9 @@ async fn task_page(
         },
         box_labels,
         params: serde_json::to_string_pretty(&task.params).unwrap_or_default(),
-        response: response.unwrap_or_else(|| response_skeleton(task, &params)),
+        questions,
+        inline_image,
+        response,
         lease,
         hold_note,
         workable,
@@ -302,7 +316,7 @@ pub(super) async fn task(
 
 /// The labeling page shows the customer's attachment, which lives on the customer's host: its
 /// policy lets images load from http(s) sources (everything else stays as strict as elsewhere).
-fn with_attachment_images(mut response: Response) -> Response {
+pub(super) fn with_attachment_images(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -352,29 +366,27 @@ async fn too_large(
     )
 }
 
-#[derive(Deserialize)]
-pub(super) struct SubmitInput {
-    #[serde(default)]
-    response: String,
-    /// "Submit with no boxes": the labeler confirms an empty annotation list.
-    #[serde(default)]
-    confirm_empty: Option<String>,
+/// Shows what the labeler picked on the choice buttons again (the editor shows their text).
+fn keep_picks(page: &mut TaskPage, task: &Task, picks: &[(String, String)]) {
+    let params = task.params.as_object().cloned().unwrap_or_default();
+    page.questions = question_views(task, &params, &page.response, picks);
 }
 
 pub(super) async fn submit(
     State(state): State<AppState>,
     who: SignedIn,
     Path(id): Path<String>,
-    form: Submitted<SubmitInput>,
+    form: Submitted<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let labeling = service::load(&state, &who, &id).await?;
     let input = match form {
-        Submitted::Form(input) => input,
+        Submitted::Form(pairs) => ResponseForm::from(pairs),
         Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit).await),
     };
-    let typed = Some(input.response.clone());
+    let typed_text = input.response.clone().unwrap_or_default();
+    let typed = Some(typed_text.clone());
     if let Some(problem) = labeling.problem() {
-        let page = task_page(
+        let mut page = task_page(
             &state,
             &who,
             &labeling,
@@ -382,13 +394,20 @@ pub(super) async fn submit(
             Some(problem_message(&problem)),
         )
         .await;
+        keep_picks(&mut page, &labeling.task, &input.picks);
         return Ok(show(StatusCode::CONFLICT, &page));
     }
-    let confirmed = input.confirm_empty.is_some();
-    let response = match service::check_submission(&labeling.task, &input.response, confirmed) {
+    let checked = service::check_submission(
+        &labeling.task,
+        &typed_text,
+        &input.picks,
+        input.confirm_empty,
+    );
+    let response = match checked {
         Ok(response) => response,
         Err(refusal) => {
             let mut page = task_page(&state, &who, &labeling, typed, None).await;
+            keep_picks(&mut page, &labeling.task, &input.picks);
             match refusal {
                 Refusal::Invalid(message) => page.error = Some(message),
                 Refusal::ConfirmEmpty => {
@@ -403,6 +422,7 @@ pub(super) async fn submit(
         }
     };
     match service::submit(&state, &who, &id, &response).await? {
+        Ok(task) if input.and_next => next_after(&state, &who, &task.id).await,
         Ok(task) => Ok(redirect_with_flash(
             "/label",
             &format!("Task {} submitted. Thank you!", task.id),
@@ -412,31 +432,43 @@ pub(super) async fn submit(
     }
 }
 
-#[derive(Deserialize)]
-pub(super) struct ExtendInput {
-    /// The editor's text, sent along (Extend is a button of the response form) so it is
-    /// shown again.
-    response: Option<String>,
+/// Submit & next: the labeler's next task (claimed as Next task does), or the queue when
+/// nothing is waiting; either way the page says the task was submitted.
+async fn next_after(state: &AppState, who: &SignedIn, submitted: &str) -> WebResult<Response> {
+    Ok(match service::next(state, who).await? {
+        Some(claim) => redirect_with_flash(
+            &format!("/label/{}", claim.task.id),
+            &format!("Task {submitted} submitted. This is your next task."),
+        ),
+        None => redirect_with_flash(
+            "/label",
+            &format!("Task {submitted} submitted. Thank you! No more tasks are waiting."),
+        ),
+    })
 }
 
 /// Extend: the labeler keeps the task for another lease from now (also re-claiming it when
 /// the lease ran out and nobody took it), recorded in the task's history; the page comes back
-/// with what they typed.
+/// with what they typed and picked (Extend is a button of the response form, so both are
+/// sent along).
 pub(super) async fn extend(
     State(state): State<AppState>,
     who: SignedIn,
     Path(id): Path<String>,
-    form: Submitted<ExtendInput>,
+    form: Submitted<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let labeling = service::load(&state, &who, &id).await?;
-    let typed = match form {
-        Submitted::Form(input) => input.response,
+    let input = match form {
+        Submitted::Form(pairs) => ResponseForm::from(pairs),
         Submitted::TooLarge(limit) => return Ok(too_large(&state, &who, &labeling, limit).await),
     };
+    let typed = input.response;
     match service::extend(&state, &who, &id).await? {
         Ok(claim) => {
             let lease_until = claim.lease_until;
-            let mut page = task_page(&state, &who, &Labeling::claimed(claim), typed, None).await;
+            let labeling = Labeling::claimed(claim);
+            let mut page = task_page(&state, &who, &labeling, typed, None).await;
+            keep_picks(&mut page, &labeling.task, &input.picks);
             page.notice = Some(format!(
                 "Reserved for you for another {}, until {}.",
                 humanize_ms(service::lease_ms(&state)),

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 use tessera_core::status::TaskStatus;
-use tessera_core::tasks::{annotates_nothing, check_response, MAX_RESPONSE_BYTES};
+use tessera_core::tasks::{
+    annotates_nothing, apply_choices, check_response, choice_questions, MAX_RESPONSE_BYTES,
+};
 use tessera_store::{Claim, ClaimProblem, Holding, LabelerScope, StoreError, Task};
 
 use crate::{
@@ -107,11 +109,13 @@ pub(super) enum Refusal {
     ConfirmEmpty,
 }
 
-/// The response a labeler typed, checked against the task: size, JSON, the task type's shape,
-/// and (when it annotates nothing) the labeler's confirmation.
+/// The response a labeler typed, with the options they picked on the page's buttons written
+/// in (see [`tessera_core::tasks::apply_choices`]), checked against the task: size, JSON, the
+/// task type's shape, and (when it annotates nothing) the labeler's confirmation.
 pub(super) fn check_submission(
     task: &Task,
     typed: &str,
+    picks: &[(String, String)],
     confirmed_empty: bool,
 ) -> Result<Value, Refusal> {
     if typed.len() > MAX_RESPONSE_BYTES {
@@ -121,10 +125,11 @@ pub(super) fn check_submission(
             MAX_RESPONSE_BYTES / 1024
         )));
     }
-    let response: Value = serde_json::from_str(typed)
+    let mut response: Value = serde_json::from_str(typed)
         .map_err(|e| Refusal::Invalid(format!("The response is not valid JSON: {e}.")))?;
     let task_type = task.task_type;
     let params = task.params.as_object().cloned().unwrap_or_default();
+    apply_choices(&choice_questions(task_type, &params), picks, &mut response);
     check_response(task_type, &params, &response).map_err(|e| Refusal::Invalid(e.0))?;
     if annotates_nothing(task_type, &response) && !confirmed_empty {
         return Err(Refusal::ConfirmEmpty);

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
             "/team/members/{user_id}/remove",
             get(pages::confirm_remove).post(pages::remove),
         )
+        .route("/team/two-factor", post(pages::set_two_factor_requirement))
         .route(
             "/team/details",
             get(pages::details_form).post(pages::update_details),

@@ -31,6 +31,7 @@ pub struct MemberRow {
     pub joined: String,
     pub is_admin: bool,
     pub is_self: bool,
+    pub two_factor: bool,
 }
 
 pub struct InvitationRow {
@@ -94,6 +95,13 @@ pub struct TeamPage {
     pub role_help: Vec<RoleHelp>,
     /// The Admin hand-over section (the Admin only; see [`super::handover`]).
     pub handover: Option<super::handover::HandoverSection>,
+    /// Every member must sign in with a second factor.
+    pub require_two_factor: bool,
+    /// The viewer may change that (the Admin).
+    pub can_require_two_factor: bool,
+    /// The viewer has two-factor sign-in on (required before requiring it of others).
+    pub viewer_has_two_factor: bool,
+    pub two_factor_error: Option<String>,
 }
 
 /// Builds the team page; the invite form's state is passed in so a failed invite shows the
@@ -114,6 +122,7 @@ pub async fn team_page(
     } else {
         None
     };
+    let with_two_factor = state.store.two_factor_members(&scope).await?;
     let members = roster
         .members
         .into_iter()
@@ -125,6 +134,7 @@ pub async fn team_page(
                 role: role.as_str().to_owned(),
                 role_label: role.label().to_owned(),
                 joined: m.joined_team_at.map(format_time).unwrap_or_default(),
+                two_factor: with_two_factor.contains(&m.id),
                 name: m.name,
                 email: m.email,
                 id: m.id,
@@ -160,6 +170,10 @@ pub async fn team_page(
         invite_role,
         role_help: role_help(),
         handover,
+        require_two_factor: state.store.team_requires_two_factor(&scope).await?,
+        can_require_two_factor: who.may(Action::RequireTwoFactor),
+        viewer_has_two_factor: who.two_factor_enabled,
+        two_factor_error: None,
     })
 }
 
@@ -272,6 +286,65 @@ pub(super) async fn remove(
         "/team",
         &format!("{} has been removed from the team.", target.email),
     ))
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct TwoFactorRequirementInput {
+    /// The checkbox: present ("1") when checked.
+    #[serde(default)]
+    required: Option<String>,
+}
+
+/// The Admin's "Require two-factor authentication for every member". Turning it on needs the
+/// Admin's own two-factor sign-in first, so the one person who can turn it off again is never
+/// the first one locked out.
+pub(super) async fn set_two_factor_requirement(
+    State(state): State<AppState>,
+    Authorized {
+        caller: who, scope, ..
+    }: Authorized<perm::RequireTwoFactor, SignedIn>,
+    ip: ClientIp,
+    Form(input): Form<TwoFactorRequirementInput>,
+) -> WebResult<Response> {
+    let required = input.required.is_some_and(|v| !v.is_empty() && v != "0");
+    if required == state.store.team_requires_two_factor(&scope).await? {
+        return Ok(redirect_with_flash("/team", "Nothing changed."));
+    }
+    if required && !who.two_factor_enabled {
+        let mut page = team_page(&state, &who, None, String::new(), "member".into()).await?;
+        page.two_factor_error = Some(
+            "Set up two-factor authentication for yourself first (Profile → Two-factor authentication): the requirement applies to you too.".into(),
+        );
+        return Ok(render(StatusCode::BAD_REQUEST, &page));
+    }
+    let without = state.store.list_members(&scope).await?.len()
+        - state.store.two_factor_members(&scope).await?.len();
+    let (detail, flash) = if required {
+        (
+            format!("two-factor authentication required of every member ({without} without it yet)"),
+            format!(
+                "Two-factor authentication is now required. Members without it ({without}) are asked to set it up before anything else."
+            ),
+        )
+    } else {
+        (
+            "two-factor authentication no longer required".to_owned(),
+            "Two-factor authentication is no longer required of every member.".to_owned(),
+        )
+    };
+    let team = state.store.get_team(&scope).await?;
+    let event = audit::event(
+        &who,
+        &ip,
+        AuditAction::TeamTwoFactorRequirementChanged,
+        &team.name,
+        detail,
+    );
+    state
+        .store
+        .set_team_two_factor_requirement(&scope, required, &event)
+        .await?;
+    Ok(redirect_with_flash("/team", &flash))
 }
 
 // ----- team details --------------------------------------------------------------------------

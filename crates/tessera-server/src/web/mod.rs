@@ -10,7 +10,7 @@ use axum::{
     http::{header, request::Parts, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
-use tessera_core::{can, Action, Actor};
+use tessera_core::{can, Action, Actor, Invalid};
 
 use crate::state::AppState;
 
@@ -100,6 +100,8 @@ impl Layout {
         };
         let mut nav = Vec::new();
         let mut menu = Vec::new();
+        // Until a required second factor is set up, no page but the set-up opens.
+        let allowed = |action| allowed(action) && !who.must_set_up_two_factor;
         if allowed(Action::ViewTasks) {
             nav.push(link("/", "Get started"));
             nav.push(link("/projects", "Projects"));
@@ -108,7 +110,7 @@ impl Layout {
         if allowed(Action::ViewCallbacks) {
             nav.push(link("/callbacks", "Callbacks"));
         }
-        if who.labeler_scope().is_some() {
+        if who.labeler_scope().is_some() && !who.must_set_up_two_factor {
             nav.push(link("/label", "Labeling"));
         }
         if matches!(who.actor, Actor::Staff { .. }) {
@@ -132,7 +134,9 @@ impl Layout {
         if allowed(Action::ViewAuditLog) {
             menu.push(link("/team/audit", "Audit log"));
         }
-        menu.push(link("/profile", "Profile"));
+        if !who.must_set_up_two_factor {
+            menu.push(link("/profile", "Profile"));
+        }
         Self {
             title: title.into(),
             nav,
@@ -165,6 +169,44 @@ impl Layout {
     /// Whether the page sits in the profile menu (the menu's button is then marked current).
     pub fn menu_active(&self) -> bool {
         self.menu.iter().any(|link| link.active)
+    }
+}
+
+/// What is wrong with a form's fields, every field at once: each message is shown next to its
+/// field (`aria-invalid`, `aria-describedby` pointing at it), not one at a time at the top.
+#[derive(Debug, Clone, Default)]
+pub struct FieldErrors(Vec<(&'static str, String)>);
+
+impl FieldErrors {
+    /// Keeps `result`'s value, or its message for `field`.
+    pub fn check<T>(&mut self, field: &'static str, result: Result<T, Invalid>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(Invalid(message)) => {
+                self.0.push((field, message));
+                None
+            }
+        }
+    }
+
+    /// The message for `field`, if it has one (for the templates).
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, message)| message.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The line above the form: how many fields need attention.
+    pub fn summary(&self) -> String {
+        match self.0.len() {
+            1 => "One field needs your attention.".to_owned(),
+            n => format!("{n} fields need your attention."),
+        }
     }
 }
 

@@ -58,6 +58,11 @@ pub struct SignedIn {
     pub mode: Mode,
     /// The mode remembered with the account (what a switch changes).
     pub stored_mode: Mode,
+    /// Two-factor sign-in is on for them.
+    pub two_factor_enabled: bool,
+    /// Their team requires two-factor sign-in and they have not set it up: the dashboard
+    /// offers nothing but the set-up (and signing out) until they do.
+    pub must_set_up_two_factor: bool,
 }
 
 impl SignedIn {
@@ -141,6 +146,8 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
     let Some(tessera_store::SessionUser {
         user,
         dashboard_mode,
+        two_factor_enabled,
+        team_requires_two_factor,
     }) = state.store.session_user(&session_hash, idle_ms).await?
     else {
         return Ok(None);
@@ -166,8 +173,14 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
         flash: read_flash(parts),
         mode,
         stored_mode: if test_url { Mode::Test } else { dashboard_mode },
+        two_factor_enabled,
+        must_set_up_two_factor: team_requires_two_factor && !two_factor_enabled,
     }))
 }
+
+/// Where a member whose team requires two-factor sign-in sets it up; the only dashboard
+/// page open to them until they have.
+pub const TWO_FACTOR_SETUP_PATH: &str = "/profile/two-factor";
 
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
@@ -177,6 +190,15 @@ impl FromRequestParts<AppState> for SignedIn {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match load(parts, state).await {
+            Ok(Some(signed_in))
+                if signed_in.must_set_up_two_factor
+                    && !parts.uri.path().starts_with(TWO_FACTOR_SETUP_PATH) =>
+            {
+                Err(super::redirect_with_warning(
+                    TWO_FACTOR_SETUP_PATH,
+                    "Your team requires two-factor authentication: set it up to continue.",
+                ))
+            }
             Ok(Some(signed_in)) => {
                 // A live address of a page whose person is in test mode: show it as a test page,
                 // at its `/test/…` address.

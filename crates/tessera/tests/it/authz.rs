@@ -85,6 +85,9 @@ enum Act {
     ViewLabelTask,
     SubmitLabel,
     ReleaseLabel,
+    /// The labeler's history of completed tasks, and one of them read-only.
+    ViewLabelHistory,
+    ViewLabeledTask,
     ViewBilling,
     SetSpendLimit,
     /// The card page and its form (no provider here: the Admin is sent back to Billing).
@@ -98,6 +101,8 @@ enum Act {
     ConfirmRemoveIntegration,
     RemoveIntegration,
     SetAttachmentProxy,
+    /// The team setting "Require two-factor authentication for every member".
+    RequireTwoFactor,
 }
 
 impl Act {
@@ -120,6 +125,7 @@ impl Act {
                 | Act::ViewLabelTask
                 | Act::SubmitLabel
                 | Act::ReleaseLabel
+                | Act::ViewLabeledTask
                 | Act::VerifyIntegration
                 | Act::ConfirmRemoveIntegration
                 | Act::RemoveIntegration
@@ -132,7 +138,7 @@ impl Act {
     fn is_labeling(self) -> bool {
         matches!(
             self,
-            Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel
+            Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel | Act::ViewLabeledTask
         )
     }
 }
@@ -160,11 +166,12 @@ fn allowed(who: Who, act: Act) -> bool {
         | ViewCallbacks | ViewCallback | Redeliver | SendTestCallback => {
             matches!(who, Who::Admin | Who::Manager | Who::Member)
         }
-        ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel => {
+        ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel
+        | ViewLabelHistory | ViewLabeledTask => {
             matches!(who, Who::Labeler | Who::Workforce)
         }
         ViewBilling => matches!(who, Who::Admin | Who::Manager),
-        SetSpendLimit | OpenCardPage | SaveCard => who == Who::Admin,
+        SetSpendLimit | OpenCardPage | SaveCard | RequireTwoFactor => who == Who::Admin,
         ViewIntegrations
         | AddIntegration
         | VerifyIntegration
@@ -532,6 +539,40 @@ async fn authorization_matrix(backend: Backend) {
     // One per person and team for Redeliver, one more for viewing.
     ctx.finished_deliveries(2 * 8).await;
 
+    // The Admin has two-factor sign-in on (their session predates it): requiring it of
+    // the team needs that.
+    let secret = [7u8; 20];
+    ctx.app
+        .store
+        .begin_two_factor_setup(
+            &ctx.a.admin_id,
+            &ctx.app
+                .key
+                .seal(&Purpose::two_factor_secret(&ctx.a.admin_id), &secret),
+            tessera_store::now_ms(),
+        )
+        .await
+        .unwrap();
+    let pending = ctx
+        .app
+        .store
+        .two_factor(&ctx.a.admin_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ctx
+        .app
+        .store
+        .enable_two_factor(
+            &ctx.a.admin_id,
+            &pending.secret_sealed,
+            1,
+            &[],
+            &NewAuditEvent::new(AuditAction::UserTwoFactorEnabled, "test"),
+        )
+        .await
+        .unwrap());
+
     let mut people: Vec<(Who, Option<Browser>, Option<String>)> =
         vec![(Who::Anonymous, None, None)];
     admin_a.visit("/team").await;
@@ -594,6 +635,7 @@ async fn authorization_matrix(backend: Backend) {
         Act::ConfirmRemoveIntegration,
         Act::RemoveIntegration,
         Act::SetAttachmentProxy,
+        Act::RequireTwoFactor,
         Act::ViewBilling,
         Act::SetSpendLimit,
         Act::OpenCardPage,
@@ -649,6 +691,8 @@ async fn authorization_matrix(backend: Backend) {
         Act::ViewLabelTask,
         Act::SubmitLabel,
         Act::ReleaseLabel,
+        Act::ViewLabelHistory,
+        Act::ViewLabeledTask,
     ];
     let mut checked = 0;
     for (who, browser, user_id) in people.iter_mut() {
@@ -847,6 +891,23 @@ async fn perform(
                     let event = NewAuditEvent::new(AuditAction::AttachmentProxyChanged, "test");
                     store
                         .set_proxy_attachments(&scope, false, &event)
+                        .await
+                        .unwrap();
+                }
+            }
+            (p.status, changed)
+        }
+        Act::RequireTwoFactor => {
+            let p = b.post_form("/team/two-factor", &[("required", "1")]).await;
+            let mut changed = false;
+            for t in [&ctx.a, &ctx.b] {
+                let scope = team_scope(&t.id);
+                if store.team_requires_two_factor(&scope).await.unwrap() {
+                    changed = true;
+                    let event =
+                        NewAuditEvent::new(AuditAction::TeamTwoFactorRequirementChanged, "test");
+                    store
+                        .set_team_two_factor_requirement(&scope, false, &event)
                         .await
                         .unwrap();
                 }
@@ -1449,6 +1510,40 @@ async fn perform(
             let sent_there = p.location.as_deref() == Some(format!("/label/{id}").as_str());
             ctx.dequeue(&ctx.a, &id).await;
             (p.status, claimed && sent_there)
+        }
+        Act::ViewLabelHistory => {
+            let p = b.get("/label/history").await;
+            (
+                p.status,
+                p.status == StatusCode::OK && p.body.contains("id=\"label-history\""),
+            )
+        }
+        Act::ViewLabeledTask => {
+            // Own: a task of team A the person completed (straight through the store, so even
+            // people the policy does not let label have one); other: one of team B that team
+            // B's labeler completed.
+            let labeler = match (own, user_id) {
+                (true, Some(user)) => user,
+                _ => ctx.labeler_b.as_str(),
+            };
+            let (id, marker) = ctx.queued_task(team, Some(labeler)).await;
+            let scope = tessera_store::LabelerScope::operator(
+                labeler,
+                Queue::Team(tessera_core::ids::TeamId::from_stored(team.id.clone())),
+            );
+            store
+                .submit_task(&scope, "matrix", &id, &serde_json::json!({"category": "x"}))
+                .await
+                .unwrap()
+                .expect("completed");
+            let p = b.get(&format!("/label/history/{id}")).await;
+            let shown = p.body.contains(&marker);
+            assert!(
+                p.status == StatusCode::OK || !shown,
+                "the task was shown with {}",
+                p.status
+            );
+            (p.status, p.status == StatusCode::OK && shown)
         }
         Act::ViewLabelTask | Act::SubmitLabel | Act::ReleaseLabel => {
             // Own: a task of team A the person holds; other: one team B's labeler holds.

@@ -223,7 +223,7 @@ fn assert_signed(hit: &Hit, secret: &str, auth: &str) {
 // ---------------------------------------------------------------------------------------
 // Dashboard and API helpers
 
-fn html_unescape(raw: &str) -> String {
+pub(crate) fn html_unescape(raw: &str) -> String {
     let mut out = String::new();
     let mut rest = raw;
     while let Some(at) = rest.find('&') {
