@@ -101,6 +101,8 @@ describe('Tessera Admin hand-over in a real browser', { timeout: 10 * STEP_TIMEO
     assert.equal(new URL(ownerPage.url()).pathname, '/', 'a new sign-up lands on Get started');
     await goByMenu(ownerPage, 'Your Team');
     assert.equal(new URL(ownerPage.url()).pathname, '/team');
+    await env.verifyEmail(ownerPage, owner.email);
+    await ownerPage.goto('/team');
 
     const help = (await ownerPage.locator('#role-help').textContent()).replace(/\s+/g, ' ');
     for (const text of ['Member', 'Manager', 'Labeler', 'invite, remove and change the roles of teammates', 'labeling queue, and nothing else']) {

@@ -311,6 +311,7 @@ describe('Tessera box annotator on an imageannotation task in a real browser', {
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
     assert.equal(pathOf(adminPage), '/', 'a new team starts on Get started');
     assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
+    await env.verifyEmail(adminPage, admin.email);
 
     await adminPage.goto('/keys');
     const live = adminPage.locator('#mode-live');

@@ -130,6 +130,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     assert.equal(pathOf(page), '/', 'a new sign-up lands on Get started');
     assert.match(await flashText(page), /is ready, and you are its Admin/);
     assert.equal(squash(await modeSwitch().locator('.mode-label').textContent()), 'Test mode', 'a new team starts in test mode');
+    await env.verifyEmail(page, admin.email);
 
     for (const label of ['Projects', 'Tasks']) {
       assert.equal(await nav().getByRole('link', { name: label, exact: true }).count(), 1, `nav offers "${label}"`);

@@ -128,6 +128,7 @@ describe('Tessera billing with a card, in a real browser', { timeout: 20 * STEP_
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
     assert.equal(pathOf(page), '/', 'a new sign-up lands on Get started');
+    await env.verifyEmail(page, admin.email);
     // A new team starts in test mode; this team works with live data.
     await leaveTestMode(page);
 

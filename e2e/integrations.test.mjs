@@ -249,6 +249,7 @@ describe('Tessera cloud storage integration, labeled from in a real browser', { 
     await page.getByLabel('Company').fill(admin.company);
     await page.getByLabel('Team name').fill(admin.team);
     await navigateBy(page, () => page.getByRole('button', { name: 'Sign up' }).click());
+    await env.verifyEmail(page, admin.email);
     await page.goto('/keys');
     const live = page.locator('#mode-live');
     await live.getByLabel('Label (optional)').fill('storage e2e');

@@ -109,6 +109,7 @@ describe('Tessera team invitations in a real browser', { timeout: 10 * STEP_TIME
     assert.match(await me.textContent(), /Admin/);
     assert.match(await me.textContent(), /you/);
     await env.screenshot(adminPage, 'team-after-signup');
+    await env.verifyEmail(adminPage, admin.email);
   });
 
   step('the admin invites two people, who appear as "Invited"', async () => {

@@ -167,6 +167,7 @@ describe('Tessera labeling queue and callbacks in a real browser', { timeout: 15
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
     assert.equal(pathOf(adminPage), '/', 'a new team starts on Get started');
     assert.match(await flashText(adminPage), /is ready, and you are its Admin/);
+    await env.verifyEmail(adminPage, admin.email);
 
     await adminPage.goto('/keys');
     const live = adminPage.locator('#mode-live');
@@ -483,6 +484,7 @@ describe('Tessera labeling leases in a real browser', { timeout: 15 * STEP_TIMEO
     await adminPage.getByLabel('Company').fill(lease.admin.company);
     await adminPage.getByLabel('Team name').fill(lease.admin.team);
     await navigateBy(adminPage, () => adminPage.getByRole('button', { name: 'Sign up' }).click());
+    await env.verifyEmail(adminPage, lease.admin.email);
     await adminPage.goto('/keys');
     const live = adminPage.locator('#mode-live');
     await navigateBy(adminPage, () => live.getByRole('button', { name: 'Add live key' }).click());

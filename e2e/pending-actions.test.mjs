@@ -79,6 +79,7 @@ describe('Tessera pending actions in a real browser', { timeout: 6 * STEP_TIMEOU
     assert.equal(new URL(page.url()).pathname, '/', 'a new sign-up lands on Get started');
     await goByMenu(page, 'Your Team');
     assert.equal(new URL(page.url()).pathname, '/team');
+    await env.verifyEmail(page, admin.email);
   });
 
   step('right after inviting, Resend is disabled with the time left', async () => {

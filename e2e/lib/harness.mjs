@@ -281,6 +281,22 @@ export async function startEnvironment({ label = 'run', serverArgs = [], stripe 
     });
   };
 
+  /**
+   * Opens the verification link mailed to `address` at sign-up in `page` and confirms it, as
+   * a new Admin does: until then the team may not invite or create live tasks.
+   */
+  env.verifyEmail = async (page, address) => {
+    const mails = await env.mailsTo(address);
+    const mail = mails.find((m) => /\/verify-email\//.test(m.text));
+    if (!mail) throw new Error(`no verification email to ${address}`);
+    const link = /(https?:\/\/[^\s"<>]+\/verify-email\/[A-Za-z0-9_-]+)/.exec(mail.text)[1];
+    await page.goto(link);
+    await Promise.all([page.waitForNavigation(), page.locator('#verify-confirm').click()]);
+    if ((await page.locator('#verify-banner').count()) !== 0) {
+      throw new Error(`${address} is still unverified after opening ${link}`);
+    }
+  };
+
   /** The server log so far (for failure messages). */
   env.serverLog = () => env.server.output();
 

@@ -24,6 +24,7 @@ pub mod status;
 pub mod storage;
 pub mod tasks;
 pub mod team;
+pub mod verification;
 
 pub use audit::AuditAction;
 pub use email::Email;

@@ -31,6 +31,8 @@ pub enum Limit {
     /// Password-reset requests per address and per client IP.
     PasswordResetPerEmail,
     PasswordResetPerIp,
+    /// "Resend the link" clicks of an unverified account, per user.
+    VerificationResendPerUser,
     /// Offers of the Admin role per team (each mails a Manager; cancel and offer again must
     /// not become a way to flood someone's inbox).
     AdminHandoverOffersPerTeam,
@@ -56,6 +58,7 @@ impl Limit {
             }
             Limit::PasswordResetPerEmail => ("password-reset:email", 3, 60 * MINUTE),
             Limit::PasswordResetPerIp => ("password-reset:ip", 20, 60 * MINUTE),
+            Limit::VerificationResendPerUser => ("verify-resend:user", 3, 60 * MINUTE),
             Limit::AdminHandoverOffersPerTeam => ("admin-handover:team", 5, 60 * MINUTE),
         }
     }

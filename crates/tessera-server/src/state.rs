@@ -33,6 +33,9 @@ pub struct Inner {
     /// Teams' spend limits and accrued amounts, remembered for a moment (live task creation
     /// checks them).
     pub spend_states: crate::billing::service::SpendStates,
+    /// Whether teams' Admins verified their addresses, remembered for a moment (live task
+    /// creation checks it).
+    pub verified_teams: crate::accounts::verify::VerifiedTeams,
     /// The payment provider, when one is configured (`--stripe-secret-key`).
     pub payments: Option<Arc<dyn crate::billing::provider::PaymentProvider>>,
     /// Wakes the charge job as soon as this process opened an invoice to charge.
@@ -80,6 +83,7 @@ impl AppState {
             files,
             team_defaults: Default::default(),
             spend_states: Default::default(),
+            verified_teams: Default::default(),
             payments,
             charges_due: Notify::new(),
         }))

@@ -8,8 +8,10 @@ use tessera_core::{
 };
 
 use crate::{
-    audit, mail, new_id, now_ms,
-    users::{insert_user, NewUser},
+    audit,
+    email_verifications::{close_unverified_signup, ClosedSignup, SupersededSignup},
+    mail, new_id, now_ms,
+    users::{insert_user, Address, NewUser},
     Constraint, CrossTenant, NewAuditEvent, NewMail, Store, StoreError, StoreResult, User,
 };
 
@@ -477,6 +479,38 @@ impl CrossTenant {
         existing_user_id: Option<&str>,
         event: NewAuditEvent,
     ) -> StoreResult<User> {
+        self.accept(token_hash, new_user, existing_user_id, None, event)
+            .await
+            .map(|(user, _)| user)
+    }
+
+    /// Uses a link whose address an unverified sign-up holds: the link proves the address,
+    /// so in the same transaction the sign-up is closed (see `close_unverified_signup`: its
+    /// team closed, keys revoked, sessions ended, audited in both teams) and the invitee's
+    /// new account gets the address. `Unique(UserEmail)` when that account turns out to own
+    /// the address (verified meanwhile, or not alone in its team): nothing changed.
+    pub async fn accept_invitation_superseding(
+        &self,
+        token_hash: &str,
+        new_user: &NewUser,
+        superseded: &SupersededSignup,
+        event: NewAuditEvent,
+    ) -> StoreResult<(User, ClosedSignup)> {
+        let (user, closed) = self
+            .accept(token_hash, Some(new_user), None, Some(superseded), event)
+            .await?;
+        let closed = closed.ok_or_else(|| StoreError::Config("nothing was superseded".into()))?;
+        Ok((user, closed))
+    }
+
+    async fn accept(
+        &self,
+        token_hash: &str,
+        new_user: Option<&NewUser>,
+        existing_user_id: Option<&str>,
+        superseded: Option<&SupersededSignup>,
+        event: NewAuditEvent,
+    ) -> StoreResult<(User, Option<ClosedSignup>)> {
         let mut tx = self.store.writer.begin().await?;
         // Read the clock once the write transaction is ours, so "now" is ordered with commits.
         let now = now_ms();
@@ -492,22 +526,34 @@ impl CrossTenant {
             return Err(StoreError::NotFound);
         }
         let row = sqlx::query(&format!(
-            "SELECT {INVITATION_COLUMNS} FROM invitations i \
+            "SELECT {INVITATION_COLUMNS}, i.email_key FROM invitations i \
              JOIN invitation_tokens k ON k.invitation_id = i.id WHERE k.token_hash = $1"
         ))
         .bind(token_hash)
         .fetch_one(&mut *tx)
         .await?;
         let invitation = invitation_from_row(&row)?;
+        let closed = match superseded {
+            Some(superseded) => {
+                let email_key: String = row.try_get("email_key")?;
+                Some(
+                    close_unverified_signup(&mut tx, &self.store, superseded, &email_key, now)
+                        .await?,
+                )
+            }
+            None => None,
+        };
         let user_id = match (new_user, existing_user_id) {
             (Some(new_user), _) => {
                 let id = new_id("usr");
+                // The link was mailed to the address: opening it proves it.
                 insert_user(
                     &mut tx,
                     &id,
                     new_user,
                     Some((invitation.team_id.as_str(), invitation.role)),
                     false,
+                    Address::Verified,
                     now,
                 )
                 .await?;
@@ -515,7 +561,8 @@ impl CrossTenant {
             }
             (None, Some(existing)) => {
                 let done = sqlx::query(
-                    "UPDATE users SET team_id = $1, role = $2, joined_team_at = $3 \
+                    "UPDATE users SET team_id = $1, role = $2, joined_team_at = $3, \
+                     email_verified_at = COALESCE(email_verified_at, $3) \
                      WHERE id = $4 AND team_id IS NULL AND is_staff = 0 AND is_workforce = 0",
                 )
                 .bind(invitation.team_id.as_str())
@@ -546,7 +593,15 @@ impl CrossTenant {
         let mut event = event;
         event.actor_user_id.get_or_insert_with(|| user_id.clone());
         audit::insert(&mut tx, Some(invitation.team_id.as_str()), &event).await?;
+        if let Some(superseded) = superseded {
+            audit::insert(
+                &mut tx,
+                Some(invitation.team_id.as_str()),
+                &superseded.inviting_team_event,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        self.store.get_user(&user_id).await
+        Ok((self.store.get_user(&user_id).await?, closed))
     }
 }

@@ -14,6 +14,7 @@ mod billing;
 mod blobs;
 mod callback_emails;
 mod callbacks;
+mod email_verifications;
 mod error;
 mod files;
 mod handovers;
@@ -56,6 +57,9 @@ pub use callback_emails::{CallbackEmail, NewCallbackEmail};
 pub use callbacks::{
     new_delivery_id, ClaimedDelivery, Delivery, DeliveryAttempt, DeliveryCounts, DeliveryKind,
     DeliveryOutcome, DeliveryPage, NewDelivery, NextStep, SentRequest,
+};
+pub use email_verifications::{
+    ClosedSignup, NewVerificationLink, PendingVerification, SupersededSignup,
 };
 pub use error::{Constraint, StoreError, StoreResult};
 pub use files::{FileRecord, NewFile};

@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     10 "billing" "0010_billing.sql",
     11 "integrations" "0011_integrations.sql",
     12 "password_resets" "0012_password_resets.sql",
+    13 "email_verification" "0013_email_verification.sql",
     14 "two_factor" "0014_two_factor.sql",
     15 "key_expiry" "0015_key_expiry.sql",
     16 "admin_handover" "0016_admin_handover.sql",
@@ -228,6 +229,10 @@ mod tests {
             (
                 12,
                 "81e04fbff177dba50f5a7b518eaa1fa97775ac82f3465bfb918f9a81a24f4c47",
+            ),
+            (
+                13,
+                "289e9fa96341e7f5e3e7894c0ffc4c39e21b34ef4636891363e6b881da1109da",
             ),
             (
                 14,

@@ -5,7 +5,7 @@ use tessera_core::{team::team_name_key, Role, Scope};
 
 use crate::{
     audit, new_id, now_ms,
-    users::{insert_user, user_from_row, USER_COLUMNS},
+    users::{insert_user, user_from_row, Address, USER_COLUMNS},
     CrossTenant, NewAuditEvent, NewUser, Store, StoreError, StoreResult, User,
 };
 
@@ -38,41 +38,56 @@ fn team_from_row(row: &AnyRow) -> StoreResult<Team> {
     })
 }
 
+/// Inserts a team and its Admin inside an open transaction; returns their ids.
+pub(crate) async fn insert_team_with_admin(
+    conn: &mut sqlx::AnyConnection,
+    team_name: &str,
+    admin: &NewUser,
+    address: Address,
+    mut event: NewAuditEvent,
+) -> StoreResult<(String, String)> {
+    let team_id = new_id("team");
+    let user_id = new_id("usr");
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO teams (id, name, name_key, admin_user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&team_id)
+    .bind(team_name)
+    .bind(team_name_key(team_name))
+    .bind(&user_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    insert_user(
+        conn,
+        &user_id,
+        admin,
+        Some((&team_id, Role::Admin)),
+        false,
+        address,
+        now,
+    )
+    .await?;
+    event.actor_user_id.get_or_insert_with(|| user_id.clone());
+    audit::insert(conn, Some(&team_id), &event).await?;
+    Ok((team_id, user_id))
+}
+
 impl Store {
-    /// Creates a team and its Admin together (sign-up, or the operator CLI). The audit event's
+    /// Creates a team and its Admin together for the operator (CLI, staff console, tools):
+    /// the Admin's address counts as verified, the operator vouches for it. The audit event's
     /// actor defaults to the new Admin. Takes no [`Scope`]: the team does not exist until this
     /// commits, and it touches no other team's rows.
     pub async fn create_team_with_admin(
         &self,
         team_name: &str,
         admin: &NewUser,
-        mut event: NewAuditEvent,
+        event: NewAuditEvent,
     ) -> StoreResult<(Team, User)> {
-        let team_id = new_id("team");
-        let user_id = new_id("usr");
-        let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO teams (id, name, name_key, admin_user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&team_id)
-        .bind(team_name)
-        .bind(team_name_key(team_name))
-        .bind(&user_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        insert_user(
-            &mut tx,
-            &user_id,
-            admin,
-            Some((&team_id, Role::Admin)),
-            false,
-            now,
-        )
-        .await?;
-        event.actor_user_id.get_or_insert_with(|| user_id.clone());
-        audit::insert(&mut tx, Some(&team_id), &event).await?;
+        let (team_id, user_id) =
+            insert_team_with_admin(&mut tx, team_name, admin, Address::Verified, event).await?;
         tx.commit().await?;
         Ok((
             self.read_team(&team_id).await?,
@@ -85,7 +100,7 @@ impl Store {
         self.read_team(scope.team_id()).await
     }
 
-    async fn read_team(&self, team_id: &str) -> StoreResult<Team> {
+    pub(crate) async fn read_team(&self, team_id: &str) -> StoreResult<Team> {
         let row = sqlx::query(&format!(
             "SELECT {TEAM_COLUMNS} FROM teams t WHERE t.id = $1"
         ))
@@ -311,6 +326,16 @@ impl CrossTenant {
         if user.role == Some(Role::Admin) {
             return Err(StoreError::Conflict(
                 "users_one_admin_per_team: user is their team's Admin".into(),
+            ));
+        }
+        let closed: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT closed_at FROM teams WHERE id = $1")
+                .bind(team_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((Some(_),)) = closed {
+            return Err(StoreError::Conflict(
+                "the team was closed (its unverified sign-up lost its address)".into(),
             ));
         }
         let now = now_ms();

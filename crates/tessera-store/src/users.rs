@@ -23,6 +23,19 @@ pub struct User {
     pub is_workforce: bool,
     pub created_at: i64,
     pub joined_team_at: Option<i64>,
+    /// When the account proved it receives mail at its address; `None` for a sign-up whose
+    /// link was not opened yet (such an account does not own its address, see
+    /// [`User::owns_address`]).
+    pub email_verified_at: Option<i64>,
+}
+
+impl User {
+    /// Whether the address is this account's for good: verified. An unverified sign-up's
+    /// address is given to whoever accepts an invitation to it (the link proves it), so an
+    /// address typed by someone who does not own it never "belongs to another team".
+    pub fn owns_address(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
 
 /// What it takes to create an account; the password is already hashed by the caller.
@@ -34,7 +47,8 @@ pub struct NewUser {
 }
 
 pub(crate) const USER_COLUMNS: &str = "u.id, u.email, u.name, u.company, u.job_title, u.phone, \
-    u.team_id, u.role, u.is_staff, u.is_workforce, u.created_at, u.joined_team_at";
+    u.team_id, u.role, u.is_staff, u.is_workforce, u.created_at, u.joined_team_at, \
+    u.email_verified_at";
 
 pub(crate) fn user_from_row(row: &AnyRow) -> StoreResult<User> {
     let role: Option<String> = row.try_get("role")?;
@@ -55,7 +69,17 @@ pub(crate) fn user_from_row(row: &AnyRow) -> StoreResult<User> {
         is_workforce: flag(row.try_get("is_workforce")?),
         created_at: row.try_get("created_at")?,
         joined_team_at: row.try_get("joined_team_at")?,
+        email_verified_at: row.try_get("email_verified_at")?,
     })
+}
+
+/// Whether a new account's address counts as proven when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Address {
+    /// Proven (an invitation link was opened) or vouched for (made by the operator).
+    Verified,
+    /// Typed at sign-up: proven only once the mailed link is opened.
+    Unverified,
 }
 
 /// Inserts a user row inside an open transaction.
@@ -65,12 +89,13 @@ pub(crate) async fn insert_user(
     user: &NewUser,
     team: Option<(&str, Role)>,
     is_staff: bool,
+    address: Address,
     now: i64,
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO users (id, email, email_key, password_hash, name, company, job_title, phone, \
-         team_id, role, is_staff, created_at, joined_team_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         team_id, role, is_staff, created_at, joined_team_at, email_verified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(id)
     .bind(user.email.as_str())
@@ -85,6 +110,7 @@ pub(crate) async fn insert_user(
     .bind(i64::from(is_staff))
     .bind(now)
     .bind(team.map(|_| now))
+    .bind((address == Address::Verified).then_some(now))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -199,7 +225,7 @@ impl Store {
     pub async fn create_staff(&self, user: &NewUser) -> StoreResult<User> {
         let id = new_id("usr");
         let mut tx = self.writer.begin().await?;
-        insert_user(&mut tx, &id, user, None, true, now_ms()).await?;
+        insert_user(&mut tx, &id, user, None, true, Address::Verified, now_ms()).await?;
         tx.commit().await?;
         self.get_user(&id).await
     }
@@ -208,7 +234,7 @@ impl Store {
     pub async fn create_workforce_labeler(&self, user: &NewUser) -> StoreResult<User> {
         let id = new_id("usr");
         let mut tx = self.writer.begin().await?;
-        insert_user(&mut tx, &id, user, None, false, now_ms()).await?;
+        insert_user(&mut tx, &id, user, None, false, Address::Verified, now_ms()).await?;
         sqlx::query("UPDATE users SET is_workforce = 1 WHERE id = $1")
             .bind(&id)
             .execute(&mut *tx)

@@ -1,8 +1,9 @@
-//! Sign up, log in, log out, the profile page, password resets ([`reset`]) and two-factor
-//! sign-in ([`two_factor`]).
+//! Sign up, log in, log out, the profile page, password resets ([`reset`]), two-factor
+//! sign-in ([`two_factor`]) and email verification ([`verify`]).
 
 mod reset;
 pub mod two_factor;
+pub mod verify;
 
 use askama::Template;
 use axum::{
@@ -62,6 +63,11 @@ pub fn router() -> Router<AppState> {
             "/password/reset/{token}",
             get(reset::reset_form).post(reset::reset),
         )
+        .route("/verify-email", post(verify::resend))
+        .route(
+            "/verify-email/{token}",
+            get(verify::confirm_form).post(verify::confirm),
+        )
 }
 
 /// Where a signed-in person lands: the page their role is for.
@@ -70,6 +76,8 @@ pub fn home_path(who: &SignedIn) -> &'static str {
     match &who.actor {
         Actor::Staff { .. } => "/staff",
         _ if who.labeler_scope().is_some() => "/label",
+        // Get started: the home of everyone who works with tasks.
+        _ if who.may(Action::ViewTasks) => "/",
         _ if who.may(Action::ViewTeam) => "/team",
         _ => "/profile",
     }
@@ -203,7 +211,7 @@ async fn signup(
     if let Some(owner) = state.store.find_user_by_email(&email).await? {
         // Mail goes to the address as the account has it, the page repeats what was typed.
         let to = Email::parse(&owner.email).unwrap_or_else(|_| email.clone());
-        return existing_account(&state, &csrf, &email, &to).await;
+        return existing_account(&state, &csrf, &email, &to, &owner).await;
     }
     let password_hash = hash_password(input.password.clone()).await?;
     let event = NewAuditEvent {
@@ -219,15 +227,24 @@ async fn signup(
         password_hash,
         profile,
     };
+    let link = verify::fresh_link(&state);
+    let mail =
+        crate::mail::email_verification(&state, &email, &team_name, &link.url, link.expires_at);
     match state
         .store
-        .create_team_with_admin(&team_name, &new_user, event)
+        .sign_up_team(&team_name, &new_user, event, &link.with_mail(&mail))
         .await
     {
-        Ok((team, user)) => welcome(&state, &team, &user, &ip, &headers).await,
+        Ok((team, user)) => {
+            state.wake(crate::state::Wrote::Mail);
+            welcome(&state, &team, &user, &ip, &headers).await
+        }
         // Signed up at the same moment by another request.
         Err(err) if err.is_unique(&Constraint::UserEmail) => {
-            existing_account(&state, &csrf, &email, &email).await
+            match state.store.find_user_by_email(&email).await? {
+                Some(owner) => existing_account(&state, &csrf, &email, &email, &owner).await,
+                None => Err(err.into()),
+            }
         }
         Err(err) => Err(err.into()),
     }
@@ -257,8 +274,8 @@ async fn welcome(
     let mut response = redirect_with_flash(
         "/",
         &format!(
-            "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin. Follow the steps below to send your first test task.",
-            team.name
+            "Welcome to Tessera! Your team \"{}\" is ready, and you are its Admin. Follow the steps below to send your first test task; to go live, open the link we emailed to {} to verify the address.",
+            team.name, user.email
         ),
     );
     for cookie in cookies {
@@ -269,21 +286,43 @@ async fn welcome(
 
 /// The answer to a sign-up with an address that already has an account: the owner gets an
 /// email (at most one an hour, so this is no way to flood an inbox), the page says only
-/// that the next step is in the inbox.
+/// that the next step is in the inbox. When the account never verified the address, the
+/// email carries a fresh verification link instead (the person may have forgotten they
+/// signed up); the page is the same either way.
 async fn existing_account(
     state: &AppState,
     csrf: &CsrfToken,
     email: &Email,
-    owner: &Email,
+    to: &Email,
+    account: &User,
 ) -> WebResult<Response> {
-    if ratelimit::take(state, Limit::SignupNoticePerEmail, owner.normalized())
+    if ratelimit::take(state, Limit::SignupNoticePerEmail, to.normalized())
         .await?
         .is_ok()
     {
-        state
-            .store
-            .enqueue_mail(&crate::mail::signup_attempt(state, owner))
-            .await?;
+        if account.owns_address() {
+            state
+                .store
+                .enqueue_mail(&crate::mail::signup_attempt(state, to))
+                .await?;
+        } else {
+            let team_name = match &account.team_id {
+                Some(team_id) => state.store.cross_tenant().get_team(team_id).await?.name,
+                None => String::new(),
+            };
+            let link = verify::fresh_link(state);
+            let mail = crate::mail::signup_attempt_unverified(
+                state,
+                to,
+                &team_name,
+                &link.url,
+                link.expires_at,
+            );
+            state
+                .store
+                .resend_verification(&account.id, &link.with_mail(&mail))
+                .await?;
+        }
         state.wake(crate::state::Wrote::Mail);
     }
     Ok(notice(

@@ -14,7 +14,7 @@ use tessera_core::{
     AuditAction, Email, Invalid,
 };
 use tessera_store::{
-    AcceptOutcome, Constraint, InvitationLink, NewAuditEvent, NewUser, StoreError,
+    AcceptOutcome, Constraint, InvitationLink, NewAuditEvent, NewUser, StoreError, SupersededSignup,
 };
 
 use crate::{
@@ -56,6 +56,9 @@ enum Invitee {
     New,
     /// An account in no team: joins after confirming its password.
     Teamless(String),
+    /// An unverified sign-up holds the address: the link proves the address is the
+    /// invitee's, so the accept form creates their account and the sign-up is closed.
+    Supersedes(tessera_store::User),
 }
 
 /// Decides who the invitee is, or returns the page explaining why they cannot accept.
@@ -69,7 +72,11 @@ async fn invitee(
     let Some(existing) = state.store.find_user_by_email(&email).await? else {
         return Ok(Ok(Invitee::New));
     };
-    let page = if existing.team_id.as_deref() == Some(link.invitation.team_id.as_str()) {
+    let same_team = existing.team_id.as_deref() == Some(link.invitation.team_id.as_str());
+    if !same_team && !existing.owns_address() {
+        return Ok(Ok(Invitee::Supersedes(existing)));
+    }
+    let page = if same_team {
         notice(
             csrf,
             StatusCode::CONFLICT,
@@ -267,16 +274,7 @@ pub(super) async fn accept(
         detail: format!("joined as {}", link.invitation.role.label()),
         ip: ip.0.clone(),
     };
-    let result = match join(
-        &state,
-        invitee,
-        &input,
-        &token,
-        &link.invitation.email,
-        event,
-    )
-    .await?
-    {
+    let result = match join(&state, invitee, &input, &token, &link, event, &ip).await? {
         Ok(result) => result,
         Err(message) => return Ok(again(message)),
     };
@@ -316,33 +314,44 @@ async fn join(
     invitee: Invitee,
     input: &AcceptInput,
     token: &str,
-    email: &str,
+    link: &InvitationLink,
     event: NewAuditEvent,
+    ip: &ClientIp,
 ) -> WebResult<Result<Result<tessera_store::User, StoreError>, String>> {
     let digest = token_digest(token);
+    let email = link.invitation.email.as_str();
     match invitee {
         Invitee::New => {
-            let parsed =
-                Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
-                    .and_then(|p| {
-                        check_new_password(&input.password, Some(&input.confirm_password))
-                            .map(|()| p)
-                    });
-            let profile = match parsed {
-                Ok(p) => p,
-                Err(Invalid(message)) => return Ok(Err(message)),
-            };
-            let new_user = NewUser {
-                email: Email::parse(email)
-                    .map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?,
-                password_hash: hash_password(input.password.clone()).await?,
-                profile,
+            let new_user = match new_account(input, email).await? {
+                Ok(new_user) => new_user,
+                Err(message) => return Ok(Err(message)),
             };
             Ok(Ok(state
                 .store
                 .cross_tenant()
                 .accept_invitation(&digest, Some(&new_user), None, event)
                 .await))
+        }
+        Invitee::Supersedes(signup) => {
+            let new_user = match new_account(input, email).await? {
+                Ok(new_user) => new_user,
+                Err(message) => return Ok(Err(message)),
+            };
+            let superseded = superseded_signup(state, &signup, link, ip).await?;
+            let accepted = state
+                .store
+                .cross_tenant()
+                .accept_invitation_superseding(&digest, &new_user, &superseded, event)
+                .await;
+            Ok(Ok(accepted.map(|(user, closed)| {
+                state.verified_teams.forget(&closed.team_id);
+                for key_id in closed.revoked_key_ids {
+                    state
+                        .api_keys
+                        .evict_key(&tessera_core::ids::ApiKeyId::from_stored(key_id));
+                }
+                user
+            })))
         }
         Invitee::Teamless(user_id) => {
             let wrong = || Ok(Err("That password is not correct for this account.".into()));
@@ -360,6 +369,71 @@ async fn join(
                 .await))
         }
     }
+}
+
+/// The invitee's new account from the accept form, or the message to show with the form.
+async fn new_account(input: &AcceptInput, email: &str) -> WebResult<Result<NewUser, String>> {
+    let parsed = Profile::parse(&input.name, &input.company, &input.job_title, &input.phone)
+        .and_then(|p| {
+            check_new_password(&input.password, Some(&input.confirm_password)).map(|()| p)
+        });
+    let profile = match parsed {
+        Ok(p) => p,
+        Err(Invalid(message)) => return Ok(Err(message)),
+    };
+    Ok(Ok(NewUser {
+        email: Email::parse(email).map_err(|Invalid(m)| WebError::Internal(anyhow::anyhow!(m)))?,
+        password_hash: hash_password(input.password.clone()).await?,
+        profile,
+    }))
+}
+
+/// What closing the unverified sign-up `signup` records, in its team's log and the inviting
+/// team's.
+async fn superseded_signup(
+    state: &AppState,
+    signup: &tessera_store::User,
+    link: &InvitationLink,
+    ip: &ClientIp,
+) -> WebResult<SupersededSignup> {
+    let email = &link.invitation.email;
+    let closed_team = match &signup.team_id {
+        Some(team_id) => state.store.cross_tenant().get_team(team_id).await?.name,
+        None => String::new(),
+    };
+    let event = |action, target: &str, detail: String| NewAuditEvent {
+        actor_user_id: None,
+        actor: email.clone(),
+        action,
+        target: target.to_owned(),
+        detail,
+        ip: ip.0.clone(),
+    };
+    Ok(SupersededSignup {
+        user_id: signup.id.clone(),
+        closed_team_events: vec![
+            event(
+                AuditAction::UserSignupSuperseded,
+                email,
+                format!(
+                    "{email} was never verified and an invitation to it from {} was accepted: the address now belongs to that account; this account was closed, its sessions ended",
+                    link.team_name
+                ),
+            ),
+            event(
+                AuditAction::TeamClosed,
+                &closed_team,
+                "closed with its only account, whose address was proven to be someone else's; its API keys were revoked and pending callbacks dropped".into(),
+            ),
+        ],
+        inviting_team_event: event(
+            AuditAction::UserSignupSuperseded,
+            email,
+            format!(
+                "{email} had an unverified sign-up (team \"{closed_team}\"); accepting this invitation proved the address, and that sign-up was closed"
+            ),
+        ),
+    })
 }
 
 /// The page for an acceptance the store refused: the link changed meanwhile, or the address

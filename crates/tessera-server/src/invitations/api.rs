@@ -2,7 +2,7 @@
 //! API key acts for its team with the Admin's authority, so the invitation is from the Admin.
 
 use axum::{extract::State, Json};
-use tessera_core::AuditAction;
+use tessera_core::{verification::Gated, AuditAction};
 use tessera_store::StoreError;
 
 use super::service::{invite_one, Answer, Inviter};
@@ -22,7 +22,7 @@ use crate::{
 /// Invite people by email with a role (member, manager or labeler; never admin).
 #[utoipa::path(
     post, path = "/v1/teams/invite", tag = "teams", request_body = serde_json::Value,
-    responses((status = 200, description = "All teammates", body = Vec<Teammate>), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)),
+    responses((status = 200, description = "All teammates", body = Vec<Teammate>), (status = 400, body = ErrorBody), (status = 403, description = "The team's Admin has not verified their email address", body = ErrorBody), (status = 429, body = ErrorBody)),
 )]
 pub async fn invite_teammates(
     State(state): State<AppState>,
@@ -31,6 +31,16 @@ pub async fn invite_teammates(
     body: JsonBody,
 ) -> ApiResult<Json<Vec<Teammate>>> {
     let (emails, role) = parse_request(body)?;
+    if let Err(refusal) = state
+        .verified_teams
+        .check(&state.store, &scope, Gated::Invitations)
+        .await?
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            refusal.to_string(),
+        ));
+    }
     // One unit per address, taken together before anything is sent; units of addresses
     // that get no mail are given back.
     let mut slots =

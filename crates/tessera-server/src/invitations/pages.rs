@@ -3,8 +3,8 @@
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
 use tessera_core::{
-    email::parse_list, ids::InvitationId, status::InvitationStatus, AuditAction, Email, Invalid,
-    InvitableRole,
+    email::parse_list, ids::InvitationId, status::InvitationStatus, verification::Gated,
+    AuditAction, Email, Invalid, InvitableRole,
 };
 use tessera_store::{Constraint, Invitation, InviteOutcome, NewLink, StoreError};
 
@@ -67,6 +67,21 @@ pub(super) async fn invite(
         .await?;
         Ok::<_, WebError>(render(StatusCode::BAD_REQUEST, &page))
     };
+    if let Err(refusal) = state
+        .verified_teams
+        .check(&state.store, &scope, Gated::Invitations)
+        .await?
+    {
+        let page = team_page(
+            &state,
+            &who,
+            Some(refusal.to_string()),
+            input.emails.clone(),
+            input.role.clone(),
+        )
+        .await?;
+        return Ok(render(StatusCode::FORBIDDEN, &page));
+    }
     let parsed = parse_list(&input.emails, MAX_INVITES_PER_REQUEST)
         .and_then(|emails| Ok((emails, input.role.parse::<InvitableRole>()?)));
     let (emails, role) = match parsed {

@@ -81,7 +81,8 @@ impl Answer {
 /// Whose an address is, as inviting sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressHolder {
-    /// No account uses it, or one in no team (it can accept an invitation).
+    /// No account uses it, one in no team, or an unverified sign-up (it can accept an
+    /// invitation; an unverified sign-up gives the address up when it does).
     Free,
     /// A member of the inviting team.
     ThisTeam,
@@ -91,8 +92,8 @@ pub enum AddressHolder {
 }
 
 /// The one place that decides whether `email` "belongs to another team" when inviting it
-/// into the scope's team (email verification will make an unverified account's address not
-/// count: change it here).
+/// into the scope's team. An unverified sign-up's address does not count
+/// ([`tessera_store::User::owns_address`]).
 pub async fn address_holder(
     state: &AppState,
     scope: &Scope,
@@ -103,6 +104,8 @@ pub async fn address_holder(
     };
     Ok(match existing.team_id.as_deref() {
         Some(team) if team == scope.team_id() => AddressHolder::ThisTeam,
+        // An unverified sign-up does not own its address: accepting the invitation takes it.
+        Some(_) if !existing.owns_address() => AddressHolder::Free,
         Some(_) => AddressHolder::Elsewhere,
         None if existing.is_staff || existing.is_workforce => AddressHolder::Elsewhere,
         None => AddressHolder::Free,

@@ -260,6 +260,82 @@ pub fn admin_handover(
     )
 }
 
+/// The link that verifies the address a team was signed up with (sent at sign-up and by
+/// "Resend the link"). It says what verifying unlocks, and warns whoever did not sign up not
+/// to open it: verifying hands the address to the account that typed it.
+pub fn email_verification(
+    state: &AppState,
+    to: &Email,
+    team_name: &str,
+    link: &str,
+    expires_at: i64,
+) -> NewMail {
+    let expires = format_time(expires_at);
+    let text = format!(
+        "Hello,\n\nThis address was used to sign up the team \"{team_name}\" on Tessera.\n\n\
+         Verify the address here:\n{link}\n\n\
+         Until it is verified, the team works in test mode only: it cannot create live tasks or invite people.\n\
+         The link works once and expires at {expires}.\n\
+         If you did not sign up, do not open the link; ignore this email.\n\n-- Tessera\n"
+    );
+    let html = format!(
+        "<p>Hello,</p><p>This address was used to sign up the team <strong>{team}</strong> on Tessera.</p>\
+         <p><a href=\"{link}\">Verify the address</a></p>\
+         <p>Until it is verified, the team works in test mode only: it cannot create live tasks or invite people.</p>\
+         <p style=\"color:#666\">The link works once and expires at {expires}. \
+         If you did not sign up, do not open the link; ignore this email.</p>",
+        team = escape(team_name),
+        link = escape(link),
+    );
+    message(
+        state,
+        to,
+        "Verify your email address for Tessera".into(),
+        text,
+        &html,
+    )
+}
+
+/// To an address someone tried to sign up with while an unverified account holds it: the
+/// account's own verification link (a fresh one), for the person who forgot they signed up.
+pub fn signup_attempt_unverified(
+    state: &AppState,
+    to: &Email,
+    team_name: &str,
+    link: &str,
+    expires_at: i64,
+) -> NewMail {
+    let expires = format_time(expires_at);
+    let login = state.config.link("/login");
+    let text = format!(
+        "Hello,\n\nSomeone (perhaps you) tried to create a new Tessera team with this address. \
+         An account of the team \"{team_name}\" signed up with it already, but the address was never verified.\n\n\
+         If that account is yours, verify the address here:\n{link}\n\
+         and sign in at {login}\n\n\
+         The link works once and expires at {expires}.\n\
+         If you did not sign up, do not open the link; ignore this email. An unverified account cannot invite people or create live tasks, \
+         and an invitation to this address takes the address back from it.\n\n-- Tessera\n"
+    );
+    let html = format!(
+        "<p>Hello,</p><p>Someone (perhaps you) tried to create a new Tessera team with this address. \
+         An account of the team <strong>{team}</strong> signed up with it already, but the address was never verified.</p>\
+         <p>If that account is yours: <a href=\"{link}\">verify the address</a>, then <a href=\"{login}\">sign in</a>.</p>\
+         <p style=\"color:#666\">The link works once and expires at {expires}. \
+         If you did not sign up, do not open the link; ignore this email. An unverified account cannot invite people or create live tasks, \
+         and an invitation to this address takes the address back from it.</p>",
+        team = escape(team_name),
+        link = escape(link),
+        login = escape(&login),
+    );
+    message(
+        state,
+        to,
+        "Your Tessera sign-up is waiting for verification".into(),
+        text,
+        &html,
+    )
+}
+
 /// To the owner of an address someone tried to sign up with: it already has an account.
 pub fn signup_attempt(state: &AppState, to: &Email) -> NewMail {
     let login = state.config.link("/login");

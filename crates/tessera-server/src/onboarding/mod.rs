@@ -254,7 +254,12 @@ async fn home(State(state): State<AppState>, Viewer(who): Viewer) -> WebResult<R
         return Ok(Redirect::to(crate::web::session::TWO_FACTOR_SETUP_PATH).into_response());
     }
     if test_scope(&who, Action::ViewTasks).is_none() {
-        return Ok(Redirect::to(crate::accounts::home_path(&who)).into_response());
+        // Never back here: `home_path` picks `/` only for people who see tasks.
+        let home = match crate::accounts::home_path(&who) {
+            "/" => "/profile",
+            other => other,
+        };
+        return Ok(Redirect::to(home).into_response());
     }
     Ok(page(
         &get_started_page(&state, &who, None, Problems::default()).await?,

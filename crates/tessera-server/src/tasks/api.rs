@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use tessera_core::{
     status::{ReviewStatus, TaskStatus},
     tasks::{TaskType, TypeProblem},
+    verification::Gated,
     Mode, Scope,
 };
 use tessera_store::{PageCursor, StoreError, Task, TaskFilter};
@@ -44,6 +45,7 @@ fn task_not_found() -> ApiError {
         (status = 200, description = "The task", body = TaskWire),
         (status = 400, description = "A required field is missing or invalid", body = ErrorBody),
         (status = 402, description = "Task type not enabled", body = ErrorBody),
+        (status = 403, description = "Live key of a team whose Admin has not verified their email address", body = ErrorBody),
         (status = 409, description = "unique_id already used", body = ErrorBody),
     ),
 )]
@@ -61,6 +63,18 @@ pub async fn create_task(
                     state.test_tasks.max()
                 ),
                 secs,
+            ));
+        }
+    }
+    if scope.mode() == Mode::Live {
+        if let Err(refusal) = state
+            .verified_teams
+            .check(&state.store, &scope, Gated::LiveTasks)
+            .await?
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                refusal.to_string(),
             ));
         }
     }

@@ -65,6 +65,9 @@ pub struct Layout {
     pub test_mode: bool,
     /// Where the switch returns to.
     pub path: String,
+    /// The signed-in person's address while it is unverified: every page carries the banner
+    /// saying what that blocks, with "Resend the link".
+    pub unverified_email: Option<String>,
 }
 
 impl Layout {
@@ -81,6 +84,7 @@ impl Layout {
             mode: None,
             test_mode: false,
             path: String::new(),
+            unverified_email: None,
         }
     }
 
@@ -148,6 +152,7 @@ impl Layout {
             mode: allowed(Action::ViewTasks).then(|| who.mode.as_str()),
             test_mode: who.mode == tessera_core::Mode::Test,
             path: active.to_owned(),
+            unverified_email: (!who.user.owns_address()).then(|| who.user.email.clone()),
         }
     }
 

@@ -18,7 +18,9 @@ use axum::{body::Bytes, extract::State, http::StatusCode, Router};
 use tessera_store::Store;
 use tokio::{process::Child, sync::watch, task::JoinSet};
 
-use crate::helpers::{invite_path, Backend, Browser, TestDb, PASSWORD};
+use crate::helpers::{
+    confirm_verification, invite_path, verification_path_in, Backend, Browser, TestDb, PASSWORD,
+};
 
 /// Time per request at the receiver, so that deliveries are in flight for a while.
 const RECEIVER_DELAY: Duration = Duration::from_millis(20);
@@ -626,14 +628,18 @@ async fn invitation_tokens_stay_out_of_the_log(backend: Backend) {
         "{}",
         signed_up.body
     );
+    let store = cluster.db.store().await;
+    let key = tessera_server::crypto::MasterKey::from_hex(&cluster.master_key).unwrap();
+    let verify = verification_path_in(&store, &key, "logs@acme.test")
+        .await
+        .expect("a verification link");
+    confirm_verification(&server.base, &verify).await;
     admin
         .submit(
             "/team/invitations",
             &[("emails", "new@acme.test"), ("role", "member")],
         )
         .await;
-    let store = cluster.db.store().await;
-    let key = tessera_server::crypto::MasterKey::from_hex(&cluster.master_key).unwrap();
     let mail = loop {
         let all = store.cross_tenant().list_mail(10, 0).await.unwrap();
         if let Some(m) = all

@@ -360,8 +360,33 @@ impl TestApp {
         Browser::with_headers(&self.base, headers)
     }
 
-    /// Signs up a new team through the dashboard; returns the Admin's browser.
+    /// Signs up a new team through the dashboard and verifies the Admin's address through
+    /// the link mailed at sign-up (the real routes); returns the Admin's browser.
     pub async fn sign_up(&self, email: &str, team: &str) -> Browser {
+        let b = self.sign_up_unverified(email, team).await;
+        self.verify_email(email).await;
+        b
+    }
+
+    /// The newest email-verification link path mailed to `to`, read from the outbox.
+    pub async fn verification_path(&self, to: &str) -> Option<String> {
+        verification_path_in(&self.store, &self.key, to).await
+    }
+
+    /// Opens the newest verification link mailed to `to` and confirms it, in a browser of its
+    /// own (as from a phone's mail app): the signed-in browser's flash and state stay as the
+    /// sign-up left them.
+    pub async fn verify_email(&self, to: &str) {
+        let link = self
+            .verification_path(to)
+            .await
+            .unwrap_or_else(|| panic!("no verification mail to {to}"));
+        confirm_verification(&self.base, &link).await;
+    }
+
+    /// Signs up a new team through the dashboard, leaving the Admin's address unverified;
+    /// returns the Admin's browser.
+    pub async fn sign_up_unverified(&self, email: &str, team: &str) -> Browser {
         let mut b = self.browser();
         let r = b
             .post_form(
@@ -773,6 +798,91 @@ impl LocalStripe {
     }
 }
 
+/// The newest email-verification link path mailed to `to` in `store`'s outbox (sealed under
+/// `key`).
+pub async fn verification_path_in(store: &Store, key: &MasterKey, to: &str) -> Option<String> {
+    let mail = store.cross_tenant().list_mail(500, 0).await.unwrap();
+    mail.iter()
+        .filter(|m| m.to.eq_ignore_ascii_case(to))
+        .find_map(|m| {
+            let body = String::from_utf8(
+                key.open(&Purpose::mail_body(&m.to), &m.body_sealed)
+                    .unwrap(),
+            )
+            .unwrap();
+            let start = body.find("/verify-email/")? + "/verify-email/".len();
+            let token: String = body[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            Some(format!("/verify-email/{token}"))
+        })
+}
+
+/// Opens a verification link on the server at `base` in a browser of its own and confirms it.
+pub async fn confirm_verification(base: &str, link: &str) {
+    let mut b = Browser::new(base);
+    let form = b.get(link).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let done = b.post_form(link, &[]).await;
+    assert_eq!(
+        done.status,
+        StatusCode::OK,
+        "verification failed: {}",
+        done.body
+    );
+    assert!(done.body.contains("id=\"verify-done\""), "{}", done.body);
+}
+
+/// Writes a team and its Admin with plain SQL, as any released schema has them (the store's
+/// own writes follow the current schema): for tests that fill a database under an earlier
+/// migration. Returns (team id, admin id); `Err` when the database refuses the rows.
+pub async fn old_schema_team(
+    url: &str,
+    name: &str,
+    admin_email: &str,
+) -> Result<(String, String), sqlx::Error> {
+    use sqlx::Connection;
+    let team_id = unique("team_");
+    let user_id = unique("usr_");
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query(
+        "INSERT INTO teams (id, name, name_key, admin_user_id, created_at) VALUES ($1, $2, $3, $4, 1)",
+    )
+    .bind(&team_id)
+    .bind(name)
+    .bind(name.to_lowercase())
+    .bind(&user_id)
+    .execute(&mut *tx)
+    .await?;
+    old_schema_user(&mut tx, &user_id, admin_email, Some((&team_id, "admin"))).await?;
+    tx.commit().await?;
+    conn.close().await.ok();
+    Ok((team_id, user_id))
+}
+
+/// Writes an account with plain SQL (see [`old_schema_team`]), in a team with a role or not.
+pub async fn old_schema_user(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    email: &str,
+    team: Option<(&str, &str)>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, email, email_key, password_hash, name, team_id, role, created_at, joined_team_at) \
+         VALUES ($1, $2, $3, 'x', 'Test', $4, $5, 1, 1)",
+    )
+    .bind(user_id)
+    .bind(email)
+    .bind(email.to_lowercase())
+    .bind(team.map(|(t, _)| t.to_owned()))
+    .bind(team.map(|(_, r)| r.to_owned()))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Invites `email` with `role` from the dashboard and accepts the emailed link.
 pub async fn join_as(app: &TestApp, admin: &mut Browser, email: &str, role: &str) -> Browser {
     let page = admin
@@ -927,6 +1037,17 @@ impl SmtpServer {
             self.messages()
                 .into_iter()
                 .find(|m| m.contains(&format!("To: {to}")))
+        })
+        .await
+    }
+
+    /// Waits for a message to `to` whose decoded text contains `needle` (an address that
+    /// signed up also gets the verification mail) and returns it.
+    pub async fn wait_for_containing(&self, to: &str, needle: &str, secs: u64) -> String {
+        TestApp::eventually(secs, || async {
+            self.messages().into_iter().find(|m| {
+                m.contains(&format!("To: {to}")) && decode_quoted_printable(m).contains(needle)
+            })
         })
         .await
     }

@@ -357,21 +357,33 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
     let db = TestDb::new(&backend).await;
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate_to(6).await.unwrap();
-    let (team, admin) = store
-        .create_team_with_admin("Acme", &new_user("admin@acme.test"), event())
+    // Rows as migration 6 has them (today's store writes later migrations' columns).
+    let (team_id, admin_id) = old_schema_team(&db.url, "Acme", "admin@acme.test")
         .await
         .unwrap();
-    let member = add_member(&store, &team.id, &admin.id, "bob@acme.test").await;
-    store
-        .invite(
-            &team_scope(&team.id),
-            &invitation(&admin.id, "cat@acme.test", "pending-token"),
+    let team = store.cross_tenant().get_team(&team_id).await.unwrap();
+    let member = unique("usr_");
+    {
+        let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+        old_schema_user(
+            &mut conn,
+            &member,
+            "bob@acme.test",
+            Some((&team.id, "member")),
         )
         .await
         .unwrap();
-    let refused = store
-        .create_team_with_admin("ACME", &new_user("other@rockets.test"), event())
-        .await;
+        conn.close().await.ok();
+    }
+    let admin_id = admin_id.as_str();
+    store
+        .invite(
+            &team_scope(&team.id),
+            &invitation(admin_id, "cat@acme.test", "pending-token"),
+        )
+        .await
+        .unwrap();
+    let refused = old_schema_team(&db.url, "ACME", "other@rockets.test").await;
     assert!(
         refused.is_err(),
         "under migration 6 the name is unique platform-wide"
@@ -391,7 +403,7 @@ async fn team_names_stop_being_unique_and_data_is_kept(backend: Backend) {
         Some(team.id.clone())
     );
     assert_eq!(
-        store.get_user(&admin.id).await.unwrap().role,
+        store.get_user(admin_id).await.unwrap().role,
         Some(Role::Admin)
     );
     assert_eq!(

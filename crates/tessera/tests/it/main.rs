@@ -12,6 +12,7 @@ mod callbacks;
 mod cli;
 mod client_ip;
 mod durability;
+mod email_verification;
 mod emulators;
 mod files;
 mod integrations;

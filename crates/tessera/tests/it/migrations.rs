@@ -3,8 +3,8 @@
 
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
-use tessera_core::{profile::Profile, Email, Mode};
-use tessera_store::{AuditAction, NewAuditEvent, NewUser, Store, TaskFilter};
+use tessera_core::Mode;
+use tessera_store::{Store, TaskFilter};
 
 use crate::{backend_test, helpers::*};
 
@@ -12,21 +12,12 @@ use crate::{backend_test, helpers::*};
 /// recorded this text's checksum.
 const EDITED_0002: &str = include_str!("fixtures/0002_api_as_edited_by_057769c.sql");
 
-async fn team(store: &Store, name: &str) -> String {
-    let admin = NewUser {
-        email: Email::parse(&format!("admin@{name}.test")).unwrap(),
-        password_hash:
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
-                .into(),
-        profile: Profile::parse("Test", "", "", "").unwrap(),
-    };
-    let event = NewAuditEvent::new(AuditAction::TeamSignedUp, "test");
-    store
-        .create_team_with_admin(name, &admin, event)
+/// A team written as the schema before 0013 has it (today's store writes 0013's columns).
+async fn team(url: &str, name: &str) -> String {
+    old_schema_team(url, name, &format!("admin@{name}.test"))
         .await
         .unwrap()
         .0
-        .id
 }
 
 async fn total(store: &Store, team_id: &str, mode: Mode) -> i64 {
@@ -64,8 +55,8 @@ async fn released_task_counts_become_sharded(backend: Backend) {
     let db = TestDb::new(&backend).await;
     let store = Store::connect(&db.url).await.unwrap();
     store.migrate_to(8).await.unwrap();
-    let acme = team(&store, "acme").await;
-    let rockets = team(&store, "rockets").await;
+    let acme = team(&db.url, "acme").await;
+    let rockets = team(&db.url, "rockets").await;
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
     for (team_id, mode, n) in [
         (&acme, "live", 5),
@@ -115,7 +106,7 @@ async fn edited_0002_is_accepted_and_migrates(backend: Backend) {
     .await
     .unwrap();
     store.migrate_to(8).await.unwrap();
-    let acme = team(&store, "acme").await;
+    let acme = team(&db.url, "acme").await;
     for (mode, shard, n) in [
         ("live", 0, 3),
         ("live", 4, 4),
@@ -163,3 +154,73 @@ async fn edited_0002_is_accepted_and_migrates(backend: Backend) {
     store.close().await;
 }
 backend_test!(edited_0002_is_accepted_and_migrates);
+
+/// 0013 over a database filled under 0012: every existing account counts as verified (since
+/// its creation), staff included; from then on the schema refuses an unverified staff
+/// account, a verification before the account existed, and closing an account that is
+/// verified or keeps its address.
+async fn existing_accounts_count_as_verified(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate_to(12).await.unwrap();
+    let (team_id, admin_id) = old_schema_team(&db.url, "acme", "admin@acme.test")
+        .await
+        .unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    old_schema_user(&mut conn, "usr_staff", "staff@tessera.test", None)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE users SET is_staff = 1 WHERE id = 'usr_staff'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    for id in [admin_id.as_str(), "usr_staff"] {
+        let user = store.get_user(id).await.unwrap();
+        assert_eq!(user.email_verified_at, Some(user.created_at), "{id}");
+        assert!(user.owns_address());
+    }
+    assert!(store
+        .team_admin_verified(&team_scope(&team_id))
+        .await
+        .unwrap());
+
+    for (what, sql) in [
+        (
+            "an unverified staff account",
+            "UPDATE users SET email_verified_at = NULL WHERE id = 'usr_staff'",
+        ),
+        (
+            "verified before it existed",
+            "UPDATE users SET email_verified_at = 0 WHERE id = 'usr_staff'",
+        ),
+    ] {
+        assert!(sqlx::query(sql).execute(&mut conn).await.is_err(), "{what}");
+    }
+    for (what, sql) in [
+        (
+            "a verified account closed",
+            "UPDATE users SET closed_at = 5, email_key = 'closed:' || id WHERE id = $1",
+        ),
+        (
+            "a closed account keeping its address",
+            "UPDATE users SET email_verified_at = NULL, closed_at = 5 WHERE id = $1",
+        ),
+    ] {
+        let refused = sqlx::query(sql).bind(&admin_id).execute(&mut conn).await;
+        assert!(refused.is_err(), "{what}");
+    }
+    let closed = sqlx::query(
+        "UPDATE users SET email_verified_at = NULL, closed_at = 5, email_key = 'closed:' || id WHERE id = $1",
+    )
+    .bind(&admin_id)
+    .execute(&mut conn)
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an unverified account closed without its address: {closed:?}"
+    );
+    conn.close().await.ok();
+    store.close().await;
+}
+backend_test!(existing_accounts_count_as_verified);

@@ -28,6 +28,8 @@ async fn new_customer(app: &TestApp, email: &str) -> Browser {
         Some("/"),
         "sign-up lands on Get started"
     );
+    // The address verified from the mailed link (another browser): the steps include inviting.
+    app.verify_email(email).await;
     b
 }
 

@@ -261,7 +261,9 @@ async fn cards_and_charges(backend: Backend) {
         (23 * 3_600_000..=24 * 3_600_000).contains(&retry_in),
         "{retry_in}"
     );
-    let mail = smtp.wait_for("admin@pay.test", 20).await;
+    let mail = smtp
+        .wait_for_containing("admin@pay.test", "Payment failed", 20)
+        .await;
     let mail = decode_quoted_printable(&mail);
     assert!(
         mail.contains(&format!("Payment failed for {declined_number}")),
