@@ -37,12 +37,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 const STYLE: &str = include_str!("../static/style.css");
 const SCRIPT: &str = include_str!("../static/app.js");
 const CARD_SCRIPT: &str = include_str!("../static/billing-card.js");
+const TASK_VIEW_SCRIPT: &str = include_str!("../static/task-view.js");
 
 async fn static_file(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "billing-card.js" => (CARD_SCRIPT, "text/javascript; charset=utf-8"),
+        "task-view.js" => (TASK_VIEW_SCRIPT, "text/javascript; charset=utf-8"),
         _ => return WebError::NotFound.into_response(),
     };
     (

@@ -282,6 +282,7 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             completed_at: None,
+            created_by_key: None,
         })
     }
 

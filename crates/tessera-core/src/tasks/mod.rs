@@ -274,7 +274,9 @@ fn field_ids(params: &Map<String, Value>) -> Vec<String> {
     }
 }
 
+pub mod overlay;
 mod response;
+pub mod search;
 mod synthetic;
 
 pub use response::{annotates_nothing, check_response, response_template, MAX_RESPONSE_BYTES};

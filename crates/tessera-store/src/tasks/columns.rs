@@ -53,7 +53,7 @@ const fn column(
 use Kind::{Integer, Json, Text, Word};
 
 /// The columns of `tasks`, in schema order.
-pub(crate) const COLUMNS: [Column; 21] = [
+pub(crate) const COLUMNS: [Column; 22] = [
     column("id", Word, true, Some("id")),
     column("team_id", Word, true, Some("team_id")),
     column("mode", Word, true, Some("mode")),
@@ -75,6 +75,7 @@ pub(crate) const COLUMNS: [Column; 21] = [
     column("created_at", Integer, true, Some("at")),
     column("updated_at", Integer, true, Some("at")),
     column("completed_at", Integer, true, Some("completed_at")),
+    column("created_by_key", Word, true, Some("created_by_key")),
 ];
 
 /// The names a task shows instead of its project and batch ids: (alias, joined expression).
@@ -171,8 +172,9 @@ mod tests {
     fn reads_select_every_read_column_and_the_joined_names() {
         assert!(TASK_SELECT
             .starts_with("SELECT t.id, t.team_id, t.mode, t.type, t.status, t.unique_id"));
-        assert!(TASK_SELECT
-            .contains("t.completed_at, p.name AS project_name, b.name AS batch_name FROM tasks t"));
+        assert!(TASK_SELECT.contains(
+            "t.created_by_key, p.name AS project_name, b.name AS batch_name FROM tasks t"
+        ));
         assert!(!TASK_SELECT.contains("project_id,"));
         assert!(SQLITE_TASK_OBJECT.contains("'params', json(params)"));
         assert!(SQLITE_TASK_OBJECT.contains("'batch_name', batch_name)"));
@@ -198,9 +200,10 @@ mod tests {
             sql,
             "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, \
              callback_url, instruction, params, metadata, tags, response, extra, created_at, \
-             updated_at, completed_at) SELECT r.id, r.team_id, r.mode, r.type, r.status, \
-             r.project_id, r.batch_id, r.unique_id, r.callback_url, r.instruction, r.params, \
-             r.metadata, r.tags, r.response, r.extra, r.at, r.at, r.completed_at FROM src"
+             updated_at, completed_at, created_by_key) SELECT r.id, r.team_id, r.mode, r.type, \
+             r.status, r.project_id, r.batch_id, r.unique_id, r.callback_url, r.instruction, \
+             r.params, r.metadata, r.tags, r.response, r.extra, r.at, r.at, r.completed_at, \
+             r.created_by_key FROM src"
         );
         let names: Vec<&str> = INSERT_ROW_FIELDS.iter().map(|(n, _)| *n).collect();
         assert_eq!(names.iter().filter(|n| **n == "at").count(), 1);
