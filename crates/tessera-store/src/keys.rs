@@ -231,15 +231,23 @@ impl Store {
         key_from_row(&row)
     }
 
-    /// How a task page names the key that created the task: its label and prefix, also
-    /// after the key was deleted (tasks outlive their keys, and the customer still wants to
-    /// know which integration sent one). `None` for a key of another team.
-    pub async fn key_name(&self, scope: &Scope, key_id: &str) -> StoreResult<Option<KeyName>> {
+    /// The key that created task `task_id` of `scope`, as its page names it: label and
+    /// prefix, also after the key was deleted (tasks outlive their keys, and the customer
+    /// still wants to know which integration sent one). `None` for a task made on the
+    /// dashboard or before keys were recorded.
+    pub async fn task_creator_key(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+    ) -> StoreResult<Option<KeyName>> {
         let row = sqlx::query(
-            "SELECT label, prefix, deleted_at FROM api_keys WHERE id = $1 AND team_id = $2",
+            "SELECT k.label, k.prefix, k.deleted_at FROM tasks t \
+             JOIN api_keys k ON k.id = t.created_by_key AND k.team_id = t.team_id \
+             WHERE t.id = $1 AND t.team_id = $2 AND t.mode = $3",
         )
-        .bind(key_id)
+        .bind(task_id)
         .bind(scope.team_id())
+        .bind(scope.mode().as_str())
         .fetch_optional(&self.reader)
         .await?;
         row.map(|r| {

@@ -282,7 +282,6 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             completed_at: None,
-            created_by_key: None,
         })
     }
 

@@ -616,14 +616,11 @@ async fn task_page(
         }
         None => (None, None),
     };
-    let created_by_key = match &task.created_by_key {
-        Some(key_id) => state
-            .store
-            .key_name(scope, key_id)
-            .await?
-            .map(|k| key_text(&k)),
-        None => None,
-    };
+    let created_by_key = state
+        .store
+        .task_creator_key(scope, &task.id)
+        .await?
+        .map(|k| key_text(&k));
     let is_image = task
         .params
         .get("attachment_type")

@@ -29,7 +29,8 @@ pub(crate) struct Column {
     /// [`Task`]: super::Task
     pub name: &'static str,
     pub kind: Kind,
-    /// Read back into a task; false for the ids that reads replace by a joined name.
+    /// Read back into a task; false for the ids that reads replace by a joined name, and for
+    /// the creating key (only the task page asks for it).
     pub read: bool,
     /// The field of the queued insert row the insert writes it from; `None`: the schema's
     /// default applies to a new task.
@@ -75,7 +76,9 @@ pub(crate) const COLUMNS: [Column; 22] = [
     column("created_at", Integer, true, Some("at")),
     column("updated_at", Integer, true, Some("at")),
     column("completed_at", Integer, true, Some("completed_at")),
-    column("created_by_key", Word, true, Some("created_by_key")),
+    // Written at creation, read only by the task page (`Store::task_creator_key`): task reads
+    // and pages stay as they were.
+    column("created_by_key", Word, false, Some("created_by_key")),
 ];
 
 /// The names a task shows instead of its project and batch ids: (alias, joined expression).
@@ -172,9 +175,8 @@ mod tests {
     fn reads_select_every_read_column_and_the_joined_names() {
         assert!(TASK_SELECT
             .starts_with("SELECT t.id, t.team_id, t.mode, t.type, t.status, t.unique_id"));
-        assert!(TASK_SELECT.contains(
-            "t.created_by_key, p.name AS project_name, b.name AS batch_name FROM tasks t"
-        ));
+        assert!(TASK_SELECT
+            .contains("t.completed_at, p.name AS project_name, b.name AS batch_name FROM tasks t"));
         assert!(!TASK_SELECT.contains("project_id,"));
         assert!(SQLITE_TASK_OBJECT.contains("'params', json(params)"));
         assert!(SQLITE_TASK_OBJECT.contains("'batch_name', batch_name)"));

@@ -53,9 +53,6 @@ pub struct Task {
     pub created_at: i64,
     pub updated_at: i64,
     pub completed_at: Option<i64>,
-    /// The id of the API key that created the task; `None` for dashboard-made tasks and
-    /// those created before keys were recorded.
-    pub created_by_key: Option<String>,
 }
 
 /// The schema's 0/1 flags, as JSON numbers.
@@ -200,7 +197,6 @@ impl Store {
         new: &NewTask,
         key_id: Option<&str>,
     ) -> StoreResult<Task> {
-        let created_by_key = key_id.map(str::to_owned);
         let id = new_task_id();
         let now = now_ms();
         let completed_at = (new.status == TaskStatus::Completed).then_some(now);
@@ -223,7 +219,7 @@ impl Store {
             tag_index: new.tags.as_deref().map(distinct).unwrap_or_default(),
             at: now,
             completed_at,
-            created_by_key: created_by_key.clone(),
+            created_by_key: key_id.map(str::to_owned),
             delivery_id: new_delivery_id(),
         };
         // Through the group-commit writer when it runs (see `task_insert`), else alone.
@@ -253,7 +249,6 @@ impl Store {
             created_at: now,
             updated_at: now,
             completed_at,
-            created_by_key,
         })
     }
 }

@@ -73,7 +73,6 @@ pub(super) fn task_from_row(row: &AnyRow) -> StoreResult<Task> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         completed_at: row.try_get("completed_at")?,
-        created_by_key: row.try_get("created_by_key")?,
     })
 }
 

@@ -27,4 +27,5 @@ mod server;
 mod spend_alerts;
 mod staff_billing;
 mod stripe;
+mod task_view;
 mod team;
