@@ -39,6 +39,7 @@ const SCRIPT: &str = include_str!("../static/app.js");
 const CARD_SCRIPT: &str = include_str!("../static/billing-card.js");
 const LABEL_SCRIPT: &str = include_str!("../static/label.js");
 const LABEL_STYLE: &str = include_str!("../static/label.css");
+const TASK_VIEW_SCRIPT: &str = include_str!("../static/task-view.js");
 
 async fn static_file(Path(file): Path<String>) -> Response {
     let (body, content_type) = match file.as_str() {
@@ -47,6 +48,7 @@ async fn static_file(Path(file): Path<String>) -> Response {
         "billing-card.js" => (CARD_SCRIPT, "text/javascript; charset=utf-8"),
         "label.js" => (LABEL_SCRIPT, "text/javascript; charset=utf-8"),
         "label.css" => (LABEL_STYLE, "text/css; charset=utf-8"),
+        "task-view.js" => (TASK_VIEW_SCRIPT, "text/javascript; charset=utf-8"),
         _ => return WebError::NotFound.into_response(),
     };
     (

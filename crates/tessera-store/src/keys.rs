@@ -41,6 +41,15 @@ pub struct Rolled {
     pub replaced_by: ApiKeyId,
 }
 
+/// What a task page shows of the key that created the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyName {
+    pub label: String,
+    /// The key's first characters, as the keys page shows them.
+    pub prefix: String,
+    pub deleted: bool,
+}
+
 /// A key to store in a scope (its team and mode): its digest for lookup and its sealed value
 /// for reveal.
 #[derive(Debug, Clone)]
@@ -220,6 +229,36 @@ impl Store {
         .await?
         .ok_or(StoreError::NotFound)?;
         key_from_row(&row)
+    }
+
+    /// The key that created task `task_id` of `scope`, as its page names it: label and
+    /// prefix, also after the key was deleted (tasks outlive their keys, and the customer
+    /// still wants to know which integration sent one). `None` for a task made on the
+    /// dashboard or before keys were recorded.
+    pub async fn task_creator_key(
+        &self,
+        scope: &Scope,
+        task_id: &str,
+    ) -> StoreResult<Option<KeyName>> {
+        let row = sqlx::query(
+            "SELECT k.label, k.prefix, k.deleted_at FROM tasks t \
+             JOIN api_keys k ON k.id = t.created_by_key AND k.team_id = t.team_id \
+             WHERE t.id = $1 AND t.team_id = $2 AND t.mode = $3",
+        )
+        .bind(task_id)
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            let deleted_at: Option<i64> = r.try_get("deleted_at")?;
+            Ok(KeyName {
+                label: r.try_get("label")?,
+                prefix: r.try_get("prefix")?,
+                deleted: deleted_at.is_some(),
+            })
+        })
+        .transpose()
     }
 
     /// Deletes (revokes) a key of the scope's team; the audit entry commits with it.

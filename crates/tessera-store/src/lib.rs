@@ -68,7 +68,7 @@ pub use integrations::{AddRefused, NewIntegration, StorageIntegration, StorageSe
 pub use invitations::{
     AcceptOutcome, Invitation, InvitationLink, InviteOutcome, NewInvitation, NewLink,
 };
-pub use keys::{ApiKey, KeyIdentity, NewApiKey, Rolled, TeamSecret};
+pub use keys::{ApiKey, KeyIdentity, KeyName, NewApiKey, Rolled, TeamSecret};
 pub use labeled::LabeledPage;
 pub use labeling::{Claim, ClaimProblem, Holding, LabelerScope, Queue};
 pub use mail::{MailMessage, MailStatus, NewMail};
@@ -76,7 +76,9 @@ pub use password_resets::NewPasswordReset;
 pub use projects::{Batch, BatchCounts, BatchFilter, NewBatch, NewProject, Project};
 pub use sealed::{ResealCounts, SealedValue};
 pub use sessions::SessionUser;
-pub use tasks::{new_task_id, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage};
+pub use tasks::{
+    new_task_id, MetadataField, NewTask, PageCursor, Parent, Task, TaskEvent, TaskFilter, TaskPage,
+};
 pub use teams::{Team, TeamSummary};
 pub use two_factor::{SignInChallenge, TwoFactor};
 pub use users::{NewUser, User};

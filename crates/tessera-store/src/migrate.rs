@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = migrations! {
     15 "key_expiry" "0015_key_expiry.sql",
     16 "admin_handover" "0016_admin_handover.sql",
     17 "dashboard_mode" "0017_dashboard_mode.sql",
+    19 "task_created_by_key" "0019_task_created_by_key.sql",
 };
 
 /// Checksums a released migration once had besides its current one, accepted when found in
@@ -249,6 +250,10 @@ mod tests {
             (
                 17,
                 "56cc741c4e24bb75a52128b61c99f4a1aa435a07bbad498a144d50567ebb1afe",
+            ),
+            (
+                19,
+                "7df2f2f0e57493fe8d5ceef2392cb456cd7bed930cdede2936035d8c52d37f55",
             ),
         ];
         let actual: Vec<(i64, String)> = MIGRATIONS

@@ -81,6 +81,11 @@ impl<'a> Sql<'a> {
         }
     }
 
+    /// The database the statement is for, for the rare fragment that differs.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Appends a fragment of SQL text (never a value: those go through [`Sql::bind`]).
     pub(crate) fn push(&mut self, fragment: &'static str) -> &mut Self {
         self.text.push_str(fragment);

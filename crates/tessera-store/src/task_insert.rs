@@ -61,6 +61,8 @@ pub(crate) struct TaskRow {
     pub tag_index: Vec<String>,
     pub at: i64,
     pub completed_at: Option<i64>,
+    /// The API key that created it, if one did.
+    pub created_by_key: Option<String>,
     /// The id its callback delivery gets if it completed at creation with a callback URL.
     pub delivery_id: String,
 }
@@ -410,6 +412,7 @@ mod tests {
             tag_index: Vec::new(),
             at: 1,
             completed_at: None,
+            created_by_key: None,
             delivery_id: "d".into(),
         };
         let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&row) else {

@@ -275,7 +275,9 @@ fn field_ids(params: &Map<String, Value>) -> Vec<String> {
 }
 
 mod choices;
+pub mod overlay;
 mod response;
+pub mod search;
 mod synthetic;
 
 pub use choices::{apply_choices, choice_questions, AnswerSlot, ChoiceQuestion};

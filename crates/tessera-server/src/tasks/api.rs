@@ -51,7 +51,7 @@ fn task_not_found() -> ApiError {
 )]
 pub async fn create_task(
     State(state): State<AppState>,
-    Authorized { scope, .. }: Authorized<perm::EditProjects>,
+    Authorized { caller, scope, .. }: Authorized<perm::EditProjects>,
     Path(task_type): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
@@ -95,13 +95,19 @@ pub async fn create_task(
         ));
     }
     let request = create_request(&state, &scope, &task_type, body).await?;
-    let created = service::create_task(&state.store, &state.team_defaults, &scope, request)
-        .await
-        .map_err(|err| match err {
-            CreateError::Refused(message) => ApiError::bad_request(message),
-            CreateError::UniqueIdTaken(message) => ApiError::conflict(message),
-            CreateError::Store(err) => err.into(),
-        })?;
+    let created = service::create_task_from_key(
+        &state.store,
+        &state.team_defaults,
+        &scope,
+        request,
+        Some(&caller.key_id),
+    )
+    .await
+    .map_err(|err| match err {
+        CreateError::Refused(message) => ApiError::bad_request(message),
+        CreateError::UniqueIdTaken(message) => ApiError::conflict(message),
+        CreateError::Store(err) => err.into(),
+    })?;
     if let Some(wrote) = created.wrote {
         state.wake(wrote);
     }

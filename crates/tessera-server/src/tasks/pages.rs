@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::{
     extract::State,
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
     Router,
@@ -14,8 +14,9 @@ use axum::{
 use crate::web::{Form, Path, Query};
 use serde::Deserialize;
 use serde_json::Value;
+use tessera_core::tasks::search;
 use tessera_core::{status::TaskStatus, tasks::TaskType, Action, Mode, Scope};
-use tessera_store::{PageCursor, StoreError, Task, TaskFilter};
+use tessera_store::{MetadataField, PageCursor, StoreError, Task, TaskFilter};
 
 use super::service::{audit_entry, resolve_names};
 use crate::{
@@ -23,8 +24,8 @@ use crate::{
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
-        format_time, other_mode_offer, page, redirect_with_flash, render, session::in_mode, Layout,
-        SignedIn, WebError, WebResult,
+        format_time, other_mode_offer, page, redirect_with_flash, render, session::in_mode,
+        FieldErrors, Layout, SignedIn, WebError, WebResult,
     },
 };
 
@@ -117,6 +118,14 @@ struct TaskQuery {
     task_type: Option<String>,
     project: Option<String>,
     batch: Option<String>,
+    /// The search box: a task id or unique_id.
+    q: Option<String>,
+    /// `key=value` on a top-level string field of the metadata.
+    metadata: Option<String>,
+    /// Created on or after this day (UTC, `YYYY-MM-DD`).
+    from: Option<String>,
+    /// Created on or before this day.
+    to: Option<String>,
     cursor: Option<String>,
 }
 
@@ -140,8 +149,54 @@ struct TasksPage {
     types: Vec<Choice>,
     project: String,
     batch: String,
+    search: String,
+    metadata: String,
+    from: String,
+    to: String,
+    /// Each refused search field's message, shown next to it (the list is then empty).
+    errors: FieldErrors,
     next_link: Option<String>,
     first_link: Option<String>,
+}
+
+/// The search fields of the list as typed (kept when one is refused), each bounded so an
+/// overlong one is refused by its check rather than echoed whole.
+struct SearchInput {
+    search: Option<String>,
+    metadata: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Applies the search fields to `filter`, collecting each refused field's message.
+fn apply_search(input: &SearchInput, filter: &mut TaskFilter) -> FieldErrors {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut errors = FieldErrors::default();
+    if let Some(term) = errors.check("q", search::search_term(&text(&input.search))) {
+        filter.id_or_unique_id = term;
+    }
+    if let Some(field) = errors.check("metadata", search::metadata_search(&text(&input.metadata))) {
+        filter.metadata_field = field.map(|(key, value)| MetadataField { key, value });
+    }
+    let from = errors.check("from", search::day("The start date", &text(&input.from)));
+    let to = errors.check("to", search::day("The end date", &text(&input.to)));
+    if let (Some(from), Some(to)) = (from, to) {
+        if let Some((after, before)) = errors.check("to", search::created_range(from, to)) {
+            filter.created_after = after;
+            filter.created_before = before;
+        }
+    }
+    errors
+}
+
+/// A field as typed, cut to `max` characters for showing it again.
+fn kept(value: &Option<String>, max: usize) -> String {
+    value
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(max)
+        .collect()
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -186,6 +241,12 @@ async fn tasks(
     let (status_filter, type_filter) = check_filters(status.as_deref(), task_type.as_deref())?;
     let project = nonempty(q.project);
     let batch = nonempty(q.batch);
+    let search_input = SearchInput {
+        search: nonempty(q.q),
+        metadata: nonempty(q.metadata),
+        from: nonempty(q.from),
+        to: nonempty(q.to),
+    };
     let after = match nonempty(q.cursor) {
         Some(c) => Some(
             decode_token(&c)
@@ -204,14 +265,16 @@ async fn tasks(
         task_type: type_filter,
         ..TaskFilter::default()
     };
-    let known = resolve_names(
-        &state.store,
-        &scope,
-        project.as_deref(),
-        batch.as_deref(),
-        &mut filter,
-    )
-    .await?;
+    let errors = apply_search(&search_input, &mut filter);
+    let known = errors.is_empty()
+        && resolve_names(
+            &state.store,
+            &scope,
+            project.as_deref(),
+            batch.as_deref(),
+            &mut filter,
+        )
+        .await?;
     let page_of = if known {
         Some(
             state
@@ -222,6 +285,7 @@ async fn tasks(
     } else {
         None
     };
+    let list_path = in_mode("/tasks", who.mode);
     let link = |cursor: Option<String>| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
@@ -229,13 +293,17 @@ async fn tasks(
             ("type", &task_type),
             ("project", &project),
             ("batch", &batch),
+            ("q", &search_input.search),
+            ("metadata", &search_input.metadata),
+            ("from", &search_input.from),
+            ("to", &search_input.to),
             ("cursor", &cursor),
         ] {
             if let Some(v) = v {
                 q.append_pair(k, v);
             }
         }
-        format!("/tasks?{}", q.finish())
+        format!("{list_path}?{}", q.finish())
     };
     let (rows, total, next_link) = match page_of {
         None => (Vec::new(), 0, None),
@@ -246,7 +314,8 @@ async fn tasks(
                 .map(|n| link(Some(encode_token(n.created_at, &n.id)))),
         ),
     };
-    Ok(page(&TasksPage {
+    let refused = !errors.is_empty();
+    let shown = TasksPage {
         layout: Layout::signed_in("Tasks", &who, "/tasks"),
         rows,
         total,
@@ -254,9 +323,22 @@ async fn tasks(
         types: choices(&type_names(), task_type.as_deref().unwrap_or_default()),
         project: project.clone().unwrap_or_default(),
         batch: batch.clone().unwrap_or_default(),
+        search: kept(&search_input.search, search::MAX_SEARCH_CHARS + 1),
+        metadata: kept(
+            &search_input.metadata,
+            search::MAX_METADATA_KEY_CHARS + search::MAX_METADATA_VALUE_CHARS + 2,
+        ),
+        from: kept(&search_input.from, 10),
+        to: kept(&search_input.to, 10),
+        errors,
         first_link: after.map(|_| link(None)),
         next_link,
-    }))
+    };
+    Ok(if refused {
+        render(StatusCode::BAD_REQUEST, &shown)
+    } else {
+        page(&shown)
+    })
 }
 
 fn task_row(t: &Task) -> TaskRow {
@@ -286,6 +368,151 @@ struct HistoryRow {
     detail: String,
 }
 
+/// One annotation of the response as the overlay draws it, in the image's pixels: `shape` is
+/// the SVG element (`path`, `circle` or `ellipse`) and the attributes it uses.
+struct DrawnShape {
+    shape: &'static str,
+    kind: &'static str,
+    label: String,
+    color: &'static str,
+    /// `path`: its outline.
+    d: String,
+    /// `circle` / `ellipse`: the centre, radii and rotation (degrees).
+    cx: String,
+    cy: String,
+    rx: String,
+    ry: String,
+    rotation: String,
+    /// Where the label is written: the shape's top-left extent.
+    label_x: String,
+    label_y: String,
+}
+
+/// Colours the overlay gives labels, in order of first appearance (distinct on photos and
+/// readable as text on the page's white).
+const LABEL_COLORS: [&str; 8] = [
+    "#e8590c", "#1c7ed6", "#2f9e44", "#c2255c", "#7048e8", "#0c8599", "#a61e4d", "#5c940d",
+];
+
+fn num(n: f64) -> String {
+    // Whole pixels print without a fraction; others keep two decimals at most.
+    let rounded = (n * 100.0).round() / 100.0;
+    format!("{rounded}")
+}
+
+fn path_of(points: &[(f64, f64)], closed: bool) -> String {
+    let mut d = String::new();
+    for (i, (x, y)) in points.iter().enumerate() {
+        d.push_str(if i == 0 { "M" } else { " L" });
+        d.push_str(&format!("{} {}", num(*x), num(*y)));
+    }
+    if closed {
+        d.push_str(" Z");
+    }
+    d
+}
+
+/// The shapes of a response, each with its label's colour.
+fn drawn_shapes(task_type: TaskType, response: &Value) -> Vec<DrawnShape> {
+    use tessera_core::tasks::overlay::{annotations, Geometry};
+    let mut labels: Vec<String> = Vec::new();
+    annotations(task_type, response)
+        .into_iter()
+        .map(|a| {
+            let index = labels
+                .iter()
+                .position(|l| *l == a.label)
+                .unwrap_or_else(|| {
+                    labels.push(a.label.clone());
+                    labels.len() - 1
+                });
+            let (label_x, label_y) = a.geometry.anchor();
+            let mut drawn = DrawnShape {
+                shape: "path",
+                kind: "",
+                color: LABEL_COLORS[index % LABEL_COLORS.len()],
+                label: a.label,
+                d: String::new(),
+                cx: String::new(),
+                cy: String::new(),
+                rx: String::new(),
+                ry: String::new(),
+                rotation: String::new(),
+                label_x: num(label_x),
+                label_y: num(label_y),
+            };
+            match a.geometry {
+                Geometry::Box {
+                    left,
+                    top,
+                    width,
+                    height,
+                } => {
+                    drawn.kind = "box";
+                    drawn.d = path_of(
+                        &[
+                            (left, top),
+                            (left + width, top),
+                            (left + width, top + height),
+                            (left, top + height),
+                        ],
+                        true,
+                    );
+                }
+                Geometry::Polygon(points) => {
+                    drawn.kind = "polygon";
+                    drawn.d = path_of(&points, true);
+                }
+                Geometry::Line(points) => {
+                    drawn.kind = "line";
+                    drawn.d = path_of(&points, false);
+                }
+                Geometry::Cuboid { front, back } => {
+                    drawn.kind = "cuboid";
+                    let mut d = format!("{} {}", path_of(&front, true), path_of(&back, true));
+                    for (f, b) in front.iter().zip(&back) {
+                        d.push(' ');
+                        d.push_str(&path_of(&[*f, *b], false));
+                    }
+                    drawn.d = d;
+                }
+                Geometry::Point((x, y)) => {
+                    drawn.kind = "point";
+                    drawn.shape = "circle";
+                    drawn.cx = num(x);
+                    drawn.cy = num(y);
+                }
+                Geometry::Ellipse {
+                    center,
+                    rx,
+                    ry,
+                    rotation,
+                } => {
+                    drawn.kind = "ellipse";
+                    drawn.shape = "ellipse";
+                    drawn.cx = num(center.0);
+                    drawn.cy = num(center.1);
+                    drawn.rx = num(rx);
+                    drawn.ry = num(ry);
+                    drawn.rotation = num(rotation);
+                }
+            }
+            drawn
+        })
+        .collect()
+}
+
+/// The task's creating key as the page names it: "label (prefix…)".
+fn key_text(key: &tessera_store::KeyName) -> String {
+    let label = if key.label.is_empty() {
+        "Unnamed key"
+    } else {
+        key.label.as_str()
+    };
+    let deleted = if key.deleted { ", deleted" } else { "" };
+    format!("{label} ({}…{deleted})", key.prefix)
+}
+
 #[derive(Template)]
 #[template(path = "task.html")]
 struct TaskPage {
@@ -295,6 +522,15 @@ struct TaskPage {
     status: &'static str,
     project: String,
     batch: String,
+    /// The project's page and the batch's tasks (there is no batch page), in this mode.
+    project_link: String,
+    batch_link: String,
+    /// The API key that created the task, if one did and it is still known.
+    created_by_key: Option<String>,
+    /// The response's annotations drawn over the attachment (an image task with a response).
+    shapes: Vec<DrawnShape>,
+    /// Whether the attachment is an image the page can show.
+    show_image: bool,
     unique_id: String,
     instruction: String,
     callback_url: String,
@@ -375,13 +611,52 @@ async fn task_page(
         .map(str::to_owned);
     let (attachment_src, attachment_problem) = match attachment.as_deref() {
         Some(url) => {
-            let proxy_path = format!("/tasks/{}/attachment", task.id);
+            let proxy_path = in_mode(&format!("/tasks/{}/attachment", task.id), who.mode);
             crate::integrations::service::attachment_source(state, scope, url, &proxy_path).await
         }
         None => (None, None),
     };
+    let created_by_key = state
+        .store
+        .task_creator_key(scope, &task.id)
+        .await?
+        .map(|k| key_text(&k));
+    let is_image = task
+        .params
+        .get("attachment_type")
+        .and_then(Value::as_str)
+        .is_none_or(|t| t == "image");
+    let show_image = is_image && attachment_src.is_some();
+    let shapes = match &task.response {
+        Some(response) if show_image => drawn_shapes(task.task_type, response),
+        _ => Vec::new(),
+    };
+    let project = task.project_name.clone().unwrap_or_default();
+    let batch = task.batch_name.clone().unwrap_or_default();
+    let query = |pairs: &[(&str, &str)]| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+        q.finish()
+    };
+    let project_link = format!(
+        "{}?{}",
+        in_mode("/projects/view", who.mode),
+        query(&[("name", &project)])
+    );
+    let batch_link = format!(
+        "{}?{}",
+        in_mode("/tasks", who.mode),
+        query(&[("project", &project), ("batch", &batch)])
+    );
     Ok(TaskPage {
         layout: Layout::signed_in(format!("Task {}", task.id), who, "/tasks"),
+        project_link,
+        batch_link,
+        created_by_key,
+        shapes,
+        show_image,
         attachment,
         attachment_src,
         attachment_problem,
@@ -390,8 +665,8 @@ async fn task_page(
         id: task.id.clone(),
         task_type: task.task_type.as_str(),
         status: task.status.as_str(),
-        project: task.project_name.clone().unwrap_or_default(),
-        batch: task.batch_name.clone().unwrap_or_default(),
+        project,
+        batch,
         unique_id: task.unique_id.clone().unwrap_or_default(),
         instruction: task.instruction.clone().unwrap_or_default(),
         callback_url: task.callback_url.clone().unwrap_or_default(),
@@ -403,6 +678,19 @@ async fn task_page(
         history,
         error,
     })
+}
+
+/// The task page shows the customer's attachment, which may live on the customer's host: as on
+/// the labeling page, its policy lets images load from http(s) sources (everything else stays
+/// as strict as elsewhere).
+fn with_attachment_images(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
 }
 
 /// Proxy mode: the task's attachment streamed from the team's bucket.
@@ -443,7 +731,7 @@ async fn task_detail(
             }
             Err(WebError::NotFound)
         }
-        shown => Ok(page(&shown?)),
+        shown => Ok(with_attachment_images(page(&shown?))),
     }
 }
 
@@ -468,7 +756,10 @@ async fn audit(
     let rerender = |message: String| async {
         let view = who.authorize(Action::ViewTasks)?;
         let page = task_page(&state, (&who, &view), &id, Some(message)).await?;
-        Ok::<_, WebError>(render(StatusCode::BAD_REQUEST, &page))
+        Ok::<_, WebError>(with_attachment_images(render(
+            StatusCode::BAD_REQUEST,
+            &page,
+        )))
     };
     let accepted = match input.result.as_str() {
         "accept" => true,

@@ -157,7 +157,19 @@ pub async fn create_task(
     store: &Store,
     defaults: &TeamDefaults,
     scope: &Scope,
+    req: CreateRequest,
+) -> Result<Created, CreateError> {
+    create_task_from_key(store, defaults, scope, req, None).await
+}
+
+/// [`create_task`] for the API: `key_id`, the authenticated key, is recorded with the task so
+/// its page can name the integration that sent it.
+pub async fn create_task_from_key(
+    store: &Store,
+    defaults: &TeamDefaults,
+    scope: &Scope,
     mut req: CreateRequest,
+    key_id: Option<&str>,
 ) -> Result<Created, CreateError> {
     let batch = match &req.batch {
         Some(name) => Some(find_open_batch(store, scope, name, req.project.as_deref()).await?),
@@ -221,12 +233,17 @@ pub async fn create_task(
         response,
         extra: Value::Object(req.extra),
     };
-    insert(store, scope, new).await
+    insert(store, scope, new, key_id).await
 }
 
 /// Stores a new task; a taken unique_id is worded with the task that holds it.
-async fn insert(store: &Store, scope: &Scope, new: NewTask) -> Result<Created, CreateError> {
-    match store.insert_task(scope, &new).await {
+async fn insert(
+    store: &Store,
+    scope: &Scope,
+    new: NewTask,
+    key_id: Option<&str>,
+) -> Result<Created, CreateError> {
+    match store.insert_task_from_key(scope, &new, key_id).await {
         Ok(task) => {
             let queued = task.completed_at.is_some() && task.callback_url.is_some();
             Ok(Created {

@@ -29,7 +29,8 @@ pub(crate) struct Column {
     /// [`Task`]: super::Task
     pub name: &'static str,
     pub kind: Kind,
-    /// Read back into a task; false for the ids that reads replace by a joined name.
+    /// Read back into a task; false for the ids that reads replace by a joined name, and for
+    /// the creating key (only the task page asks for it).
     pub read: bool,
     /// The field of the queued insert row the insert writes it from; `None`: the schema's
     /// default applies to a new task.
@@ -53,7 +54,7 @@ const fn column(
 use Kind::{Integer, Json, Text, Word};
 
 /// The columns of `tasks`, in schema order.
-pub(crate) const COLUMNS: [Column; 21] = [
+pub(crate) const COLUMNS: [Column; 22] = [
     column("id", Word, true, Some("id")),
     column("team_id", Word, true, Some("team_id")),
     column("mode", Word, true, Some("mode")),
@@ -75,6 +76,9 @@ pub(crate) const COLUMNS: [Column; 21] = [
     column("created_at", Integer, true, Some("at")),
     column("updated_at", Integer, true, Some("at")),
     column("completed_at", Integer, true, Some("completed_at")),
+    // Written at creation, read only by the task page (`Store::task_creator_key`): task reads
+    // and pages stay as they were.
+    column("created_by_key", Word, false, Some("created_by_key")),
 ];
 
 /// The names a task shows instead of its project and batch ids: (alias, joined expression).
@@ -198,9 +202,10 @@ mod tests {
             sql,
             "INSERT INTO tasks (id, team_id, mode, type, status, project_id, batch_id, unique_id, \
              callback_url, instruction, params, metadata, tags, response, extra, created_at, \
-             updated_at, completed_at) SELECT r.id, r.team_id, r.mode, r.type, r.status, \
-             r.project_id, r.batch_id, r.unique_id, r.callback_url, r.instruction, r.params, \
-             r.metadata, r.tags, r.response, r.extra, r.at, r.at, r.completed_at FROM src"
+             updated_at, completed_at, created_by_key) SELECT r.id, r.team_id, r.mode, r.type, \
+             r.status, r.project_id, r.batch_id, r.unique_id, r.callback_url, r.instruction, \
+             r.params, r.metadata, r.tags, r.response, r.extra, r.at, r.at, r.completed_at, \
+             r.created_by_key FROM src"
         );
         let names: Vec<&str> = INSERT_ROW_FIELDS.iter().map(|(n, _)| *n).collect();
         assert_eq!(names.iter().filter(|n| **n == "at").count(), 1);

@@ -13,6 +13,7 @@ use crate::{sql::Sql, Dialect, Store, StoreError, StoreResult};
 
 /// The conditions of `filter` within `scope`.
 fn push_filter<'a>(q: &mut Sql<'a>, scope: &'a Scope, filter: &'a TaskFilter) {
+    let dialect = q.dialect();
     let mut c = q.conditions();
     c.eq("t.team_id", scope.team_id())
         .eq("t.mode", scope.mode().as_str());
@@ -47,6 +48,35 @@ fn push_filter<'a>(q: &mut Sql<'a>, scope: &'a Scope, filter: &'a TaskFilter) {
         filter.review_statuses.iter().map(|s| s.as_str()),
     )
     .is_in("t.unique_id", &filter.unique_ids);
+    if let Some(term) = &filter.id_or_unique_id {
+        c.and()
+            .push("(t.id = ")
+            .bind(term)
+            .push(" OR t.unique_id = ")
+            .bind(term)
+            .push(")");
+    }
+    // Strings only on both databases (SQLite's json_extract gives numbers as numbers, which
+    // never equal the text; PostgreSQL's containment compares JSON strings). Not indexed (any key may be asked for): evaluated on the rows the team+mode index
+    // yields, newest first, so a page stops at its first matches; the count reads the
+    // team's tasks of the mode. Combined with a date range it reads only those days.
+    if let Some(field) = &filter.metadata_field {
+        match dialect {
+            Dialect::Sqlite => c
+                .and()
+                .push("json_extract(t.metadata, ")
+                .bind(format!("$.\"{}\"", field.key))
+                .push(") = ")
+                .bind(&field.value),
+            Dialect::Postgres => c
+                .and()
+                .push("CAST(t.metadata AS JSONB) @> jsonb_build_object(CAST(")
+                .bind(&field.key)
+                .push(" AS TEXT), CAST(")
+                .bind(&field.value)
+                .push(" AS TEXT))"),
+        };
+    }
     if !filter.tags.is_empty() {
         c.and()
             .push("t.id IN (SELECT task_id FROM task_tags WHERE team_id = ")

@@ -102,6 +102,20 @@ pub struct TaskFilter {
     pub review_statuses: Vec<ReviewStatus>,
     pub unique_ids: Vec<String>,
     pub tags: Vec<String>,
+    /// The dashboard's search box: a task whose id or unique_id is exactly this (both
+    /// indexed lookups within the team's mode).
+    pub id_or_unique_id: Option<String>,
+    /// The dashboard's metadata search: tasks whose metadata has this top-level string field
+    /// with exactly this value.
+    pub metadata_field: Option<MetadataField>,
+}
+
+/// `key = value` on a task's metadata: the key is a top-level field of the metadata object
+/// (letters, digits, `_`, `-` and `.`, checked by the caller), the value a JSON string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataField {
+    pub key: String,
+    pub value: String,
 }
 
 impl TaskFilter {
@@ -119,6 +133,8 @@ impl TaskFilter {
             && self.review_statuses.is_empty()
             && self.unique_ids.is_empty()
             && self.tags.is_empty()
+            && self.id_or_unique_id.is_none()
+            && self.metadata_field.is_none()
     }
 }
 
@@ -170,6 +186,17 @@ impl Store {
     /// may complete its finalized batch. `Unique(TaskUniqueId)` when its `unique_id` is taken
     /// in this mode.
     pub async fn insert_task(&self, scope: &Scope, new: &NewTask) -> StoreResult<Task> {
+        self.insert_task_from_key(scope, new, None).await
+    }
+
+    /// [`Store::insert_task`] for a task an API key sends: the key is recorded with the task
+    /// (the task page names it), in the same row, so creation costs no extra statement.
+    pub async fn insert_task_from_key(
+        &self,
+        scope: &Scope,
+        new: &NewTask,
+        key_id: Option<&str>,
+    ) -> StoreResult<Task> {
         let id = new_task_id();
         let now = now_ms();
         let completed_at = (new.status == TaskStatus::Completed).then_some(now);
@@ -192,6 +219,7 @@ impl Store {
             tag_index: new.tags.as_deref().map(distinct).unwrap_or_default(),
             at: now,
             completed_at,
+            created_by_key: key_id.map(str::to_owned),
             delivery_id: new_delivery_id(),
         };
         // Through the group-commit writer when it runs (see `task_insert`), else alone.

@@ -29,5 +29,6 @@ mod server;
 mod spend_alerts;
 mod staff_billing;
 mod stripe;
+mod task_view;
 mod team;
 mod two_factor;
