@@ -271,7 +271,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
   step('the filters narrow the list by status and batch', async () => {
     const filters = page.locator('form.filters');
     await filters.getByLabel('Status').selectOption('pending');
-    await navigateBy(page, () => filters.getByRole('button', { name: 'Filter' }).click());
+    await navigateBy(page, () => filters.getByRole('button', { name: 'Search' }).click());
     assert.equal(new URL(page.url()).searchParams.get('status'), 'pending');
     assert.equal(await taskTable().count(), 0, 'no pending tasks');
     assert.match(await page.locator('main').textContent(), /No tasks match\./);
@@ -279,7 +279,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
 
     await filters.getByLabel('Status').selectOption('completed');
     await filters.getByLabel('Batch').fill(batchName);
-    await navigateBy(page, () => filters.getByRole('button', { name: 'Filter' }).click());
+    await navigateBy(page, () => filters.getByRole('button', { name: 'Search' }).click());
     const params = new URL(page.url()).searchParams;
     assert.equal(params.get('status'), 'completed');
     assert.equal(params.get('batch'), batchName);
@@ -290,7 +290,7 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     await env.screenshot(page, 'tasks-filter-completed-week-1');
 
     await filters.getByLabel('Batch').fill('no-such-batch');
-    await navigateBy(page, () => filters.getByRole('button', { name: 'Filter' }).click());
+    await navigateBy(page, () => filters.getByRole('button', { name: 'Search' }).click());
     assert.equal(await taskTable().count(), 0, 'an unknown batch matches nothing');
   });
 
@@ -304,7 +304,8 @@ describe('Tessera API keys, projects and tasks in a real browser', { timeout: 15
     assert.equal(facts.Type, 'imageannotation');
     assert.equal(facts.Status, 'completed');
     assert.equal(facts.Project, projectName);
-    assert.equal(facts.Batch, batchName);
+    assert.equal(facts.Batch, `${batchName} (its tasks)`, 'the batch links to its tasks');
+    assert.equal((await page.locator('#task-batch').textContent()).trim(), batchName);
     assert.equal(facts.Review, undefined, 'not reviewed yet');
     assert.equal((await page.locator('.instruction').textContent()).trim(), instruction);
 

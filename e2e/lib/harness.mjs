@@ -290,11 +290,14 @@ export async function startEnvironment({ label = 'run', serverArgs = [], stripe 
     const mail = mails.find((m) => /\/verify-email\//.test(m.text));
     if (!mail) throw new Error(`no verification email to ${address}`);
     const link = /(https?:\/\/[^\s"<>]+\/verify-email\/[A-Za-z0-9_-]+)/.exec(mail.text)[1];
+    // Back to where the test was afterwards, as a person returns to their tab.
+    const back = page.url();
     await page.goto(link);
     await Promise.all([page.waitForNavigation(), page.locator('#verify-confirm').click()]);
     if ((await page.locator('#verify-banner').count()) !== 0) {
       throw new Error(`${address} is still unverified after opening ${link}`);
     }
+    if (back.startsWith('http')) await page.goto(back);
   };
 
   /** The server log so far (for failure messages). */
