@@ -1,5 +1,6 @@
 //! The audit log page, and the helper every feature uses to describe what it did.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{extract::State, response::Response, routing::get, Router};
 
@@ -12,7 +13,7 @@ use crate::{
     api::auth::ApiCaller,
     authz::{perm, Authorized},
     state::AppState,
-    web::{format_time, page, ClientIp, Layout, SignedIn, WebResult},
+    web::{page, ClientIp, Layout, SignedIn, WebResult},
 };
 
 /// Whoever an audit entry names as having acted: a signed-in person or an API key.
@@ -60,7 +61,7 @@ pub fn router() -> Router<AppState> {
 pub const PAGE_SIZE: i64 = 50;
 
 struct Row {
-    when: String,
+    when: PageTime,
     actor: String,
     action: AuditAction,
     target: String,
@@ -99,7 +100,7 @@ async fn show(
         .events
         .into_iter()
         .map(|e| Row {
-            when: format_time(e.created_at),
+            when: PageTime::at(e.created_at),
             actor: e.actor,
             action: e.action,
             target: e.target,

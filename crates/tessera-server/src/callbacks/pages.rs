@@ -2,6 +2,7 @@
 //! deliveries with their attempts, a filter by state, Redeliver, and Send test callback. The
 //! rules are in [`super::service`]; these handlers read the request and render.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -20,8 +21,8 @@ use crate::{
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, redirect_with_warning, render, ClientIp, Form,
-        Layout, Path, Query, SignedIn, WebError, WebResult,
+        page, redirect_with_flash, redirect_with_warning, render, ClientIp, Form, Layout, Path,
+        Query, SignedIn, WebError, WebResult,
     },
 };
 
@@ -43,8 +44,8 @@ struct Row {
     status: &'static str,
     attempts: i64,
     last: String,
-    created: String,
-    next: String,
+    created: PageTime,
+    next: PageTime,
 }
 
 fn row(d: &Delivery) -> Row {
@@ -60,12 +61,11 @@ fn row(d: &Delivery) -> Row {
             (None, Some(err)) => err.clone(),
             (None, None) => String::new(),
         },
-        created: format_time(d.created_at),
-        next: if d.status == DeliveryStatus::Pending {
-            d.next_attempt_at.map(format_time).unwrap_or_default()
-        } else {
-            String::new()
-        },
+        created: PageTime::at(d.created_at),
+        next: PageTime::maybe(
+            d.next_attempt_at
+                .filter(|_| d.status == DeliveryStatus::Pending),
+        ),
     }
 }
 
@@ -195,7 +195,7 @@ async fn list(
 }
 
 struct AttemptRow {
-    when: String,
+    when: PageTime,
     status_code: String,
     latency_ms: i64,
     error: String,
@@ -211,7 +211,7 @@ struct DetailPage {
     delivery: Row,
     task_id: Option<String>,
     payload: Option<String>,
-    finished: String,
+    finished: PageTime,
     attempts: Vec<AttemptRow>,
     can_redeliver: bool,
 }
@@ -242,7 +242,7 @@ async fn detail(
         .await?
         .into_iter()
         .map(|a| AttemptRow {
-            when: format_time(a.at),
+            when: PageTime::at(a.at),
             status_code: a.status_code.map(|c| c.to_string()).unwrap_or_default(),
             latency_ms: a.latency_ms,
             error: a.error.unwrap_or_default(),
@@ -259,7 +259,7 @@ async fn detail(
             && delivery.status != DeliveryStatus::Pending,
         task_id: delivery.task_id.clone(),
         payload,
-        finished: delivery.finished_at.map(format_time).unwrap_or_default(),
+        finished: PageTime::maybe(delivery.finished_at),
         delivery: row(&delivery),
         attempts,
     }))
