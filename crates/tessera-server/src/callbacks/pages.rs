@@ -15,14 +15,14 @@ use serde::Deserialize;
 use tessera_core::{status::DeliveryStatus, Action, Scope};
 use tessera_store::{Delivery, DeliveryKind, NextStep};
 
-use super::service::{self, Redelivery};
+use super::service::{self, Redelivery, RetryCancel};
 use crate::{
     authz::{perm, Authorized},
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
-        page, redirect_with_flash, redirect_with_warning, render, ClientIp, Form, Layout, Path,
-        Query, SignedIn, WebError, WebResult,
+        page, redirect_with_flash, redirect_with_warning, render, session::in_mode, ClientIp, Form,
+        Layout, Path, Query, SignedIn, WebError, WebResult,
     },
 };
 
@@ -34,12 +34,15 @@ pub(super) fn router() -> Router<AppState> {
         .route("/callbacks/test", post(send_test))
         .route("/callbacks/{id}", get(detail))
         .route("/callbacks/{id}/redeliver", post(redeliver))
+        .route("/callbacks/{id}/cancel", post(cancel_retries))
 }
 
 struct Row {
     id: String,
     kind: &'static str,
     subject: String,
+    /// The task a task callback is about (the "About" column links to it).
+    task_id: Option<String>,
     target: String,
     status: &'static str,
     attempts: i64,
@@ -53,6 +56,7 @@ fn row(d: &Delivery) -> Row {
         id: d.id.as_str().to_owned(),
         kind: d.kind.as_str(),
         subject: subject(d),
+        task_id: d.task_id.clone().filter(|_| d.kind == DeliveryKind::Task),
         target: d.target.clone(),
         status: d.status.as_str(),
         attempts: d.attempts,
@@ -153,7 +157,7 @@ async fn list_page(
         if let Some(c) = &cursor {
             q.append_pair("cursor", c);
         }
-        format!("/callbacks?{}", q.finish())
+        in_mode(&format!("/callbacks?{}", q.finish()), scope.mode())
     };
     let tabs = [
         (DeliveryStatus::Pending, counts.pending),
@@ -214,6 +218,8 @@ struct DetailPage {
     finished: PageTime,
     attempts: Vec<AttemptRow>,
     can_redeliver: bool,
+    /// Pending and the person may send callbacks: Cancel retries is offered.
+    can_cancel: bool,
 }
 
 async fn detail(
@@ -257,6 +263,7 @@ async fn detail(
         layout: Layout::signed_in(format!("Callback {}", delivery.id), &caller, "/callbacks"),
         can_redeliver: caller.may(Action::SendCallbacks)
             && delivery.status != DeliveryStatus::Pending,
+        can_cancel: caller.may(Action::SendCallbacks) && delivery.status == DeliveryStatus::Pending,
         task_id: delivery.task_id.clone(),
         payload,
         finished: PageTime::maybe(delivery.finished_at),
@@ -274,7 +281,7 @@ async fn redeliver(
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    let here = format!("/callbacks/{id}");
+    let here = in_mode(&format!("/callbacks/{id}"), scope.mode());
     match service::redeliver(&state, &scope, &caller, &ip, &id).await? {
         Redelivery::Queued => Ok(redirect_with_flash(
             &here,
@@ -286,6 +293,30 @@ async fn redeliver(
             "This callback is still being delivered; redeliver it once it has succeeded or failed.",
         )),
         Redelivery::NotFound => Err(WebError::NotFound),
+    }
+}
+
+/// Cancel retries: a pending delivery stops being retried and reads failed.
+async fn cancel_retries(
+    State(state): State<AppState>,
+    Authorized { caller, scope, .. }: Authorized<perm::SendCallbacks, SignedIn>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    if id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let here = in_mode(&format!("/callbacks/{id}"), scope.mode());
+    match service::cancel_retries(&state, &scope, &caller, &ip, &id).await? {
+        RetryCancel::Canceled => Ok(redirect_with_flash(
+            &here,
+            "Retries canceled: this callback is not sent again (Redeliver sends it anew).",
+        )),
+        RetryCancel::Finished => Ok(redirect_with_warning(
+            &here,
+            "This callback has already finished; there are no retries to cancel.",
+        )),
+        RetryCancel::NotFound => Err(WebError::NotFound),
     }
 }
 

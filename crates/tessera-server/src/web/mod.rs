@@ -532,6 +532,39 @@ impl std::fmt::Display for PageTime {
 
 impl askama::filters::HtmlSafe for PageTime {}
 
+/// Text that may wrap at its punctuation (a URL, an address, an event name): rendered
+/// HTML-escaped with a `<wbr>` after each `/ . ? & = _ - @ :`, so a narrow table column wraps
+/// it between its parts instead of letter by letter, and never wider than its longest part.
+pub struct Breakable<'a>(pub &'a str);
+
+/// `text` as [`Breakable`]; templates call `crate::web::breakable(x)`.
+pub fn breakable(text: &str) -> Breakable<'_> {
+    Breakable(text)
+}
+
+impl std::fmt::Display for Breakable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '&' => f.write_str("&amp;")?,
+                '<' => f.write_str("&lt;")?,
+                '>' => f.write_str("&gt;")?,
+                '"' => f.write_str("&quot;")?,
+                '\'' => f.write_str("&#39;")?,
+                c => f.write_char(c)?,
+            }
+            if matches!(c, '/' | '.' | '?' | '&' | '=' | '_' | '-' | '@' | ':') {
+                f.write_str("<wbr>")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Escapes everything itself (above), so askama must not escape it again.
+impl askama::filters::HtmlSafe for Breakable<'_> {}
+
 /// A short human phrase for a duration in milliseconds ("3 minutes").
 pub fn humanize_ms(ms: i64) -> String {
     let secs = (ms.max(0) + 999) / 1000;
@@ -608,6 +641,10 @@ mod tests {
             r#"<time datetime="1970-01-01T00:00:01Z">1970-01-01 00:00:01 UTC</time>"#
         );
         assert_eq!(PageTime::maybe(None).to_string(), "");
+        assert_eq!(
+            breakable("https://a.b/<x>?q=1&r").to_string(),
+            "https:<wbr>/<wbr>/<wbr>a.<wbr>b/<wbr>&lt;x&gt;?<wbr>q=<wbr>1&amp;<wbr>r"
+        );
         assert_eq!(humanize_ms(1_000), "1 second");
         assert_eq!(humanize_ms(61_000), "2 minutes");
         assert_eq!(humanize_ms(7_200_000), "2 hours");

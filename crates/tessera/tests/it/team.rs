@@ -533,13 +533,19 @@ async fn audit_log_pages(backend: Backend) {
             )
             .await;
     }
+    // The entries of a page (the filter's select names every action too).
+    let table = |body: &str| {
+        extract_between(body, "id=\"audit\">", "</table>")
+            .unwrap_or_default()
+            .replace("<wbr>", "")
+    };
     let first = admin.visit("/team/audit").await;
-    assert_eq!(first.body.matches("invitation.sent").count(), 50);
+    assert_eq!(table(&first.body).matches("invitation.sent").count(), 50);
     let cursor =
         extract_between(&first.body, "/team/audit?cursor=", "\"").expect("older page link");
     let second = admin.visit(&format!("/team/audit?cursor={cursor}")).await;
-    assert_eq!(second.body.matches("invitation.sent").count(), 10);
-    assert!(second.body.contains("team.signed_up"));
+    assert_eq!(table(&second.body).matches("invitation.sent").count(), 10);
+    assert!(table(&second.body).contains("team.signed_up"));
     assert!(!second.body.contains("?cursor="), "last page");
     app.stop().await;
 }
