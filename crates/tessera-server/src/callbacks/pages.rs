@@ -39,10 +39,13 @@ pub(super) fn router() -> Router<AppState> {
 
 struct Row {
     id: String,
+    /// The id shortened for the list (the full one is in its title and on the detail page).
+    short_id: String,
     kind: &'static str,
     subject: String,
     /// The task a task callback is about (the "About" column links to it).
     task_id: Option<String>,
+    short_task_id: String,
     target: String,
     status: &'static str,
     attempts: i64,
@@ -54,9 +57,11 @@ struct Row {
 fn row(d: &Delivery) -> Row {
     Row {
         id: d.id.as_str().to_owned(),
+        short_id: shortened(d.id.as_str()),
         kind: d.kind.as_str(),
         subject: subject(d),
         task_id: d.task_id.clone().filter(|_| d.kind == DeliveryKind::Task),
+        short_task_id: shortened(d.task_id.as_deref().unwrap_or_default()),
         target: d.target.clone(),
         status: d.status.as_str(),
         attempts: d.attempts,
@@ -70,6 +75,16 @@ fn row(d: &Delivery) -> Row {
             d.next_attempt_at
                 .filter(|_| d.status == DeliveryStatus::Pending),
         ),
+    }
+}
+
+/// A long id cut to its prefix and first 8 characters after it (`msg_2266d9af…`): enough to
+/// tell rows apart, so the list keeps every column in view at desktop width.
+fn shortened(id: &str) -> String {
+    let start = id.find('_').map_or(0, |i| i + 1);
+    match id.char_indices().nth(start + 8) {
+        Some((cut, _)) if id.len() > cut + 1 => format!("{}…", &id[..cut]),
+        _ => id.to_owned(),
     }
 }
 
@@ -317,6 +332,20 @@ async fn cancel_retries(
             "This callback has already finished; there are no retries to cancel.",
         )),
         RetryCancel::NotFound => Err(WebError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_shortened_after_their_prefix() {
+        assert_eq!(
+            super::shortened("msg_2266d9afbdbcce89fe12893e"),
+            "msg_2266d9af…"
+        );
+        assert_eq!(super::shortened("d6795003ca703f2da317c55f"), "d6795003…");
+        assert_eq!(super::shortened("msg_123456789"), "msg_123456789");
+        assert_eq!(super::shortened(""), "");
     }
 }
 
