@@ -84,6 +84,8 @@ async fn audit_log_filters_and_pages(backend: Backend) {
         event.target = format!("key_{i:03}");
         app.store.record_audit(&scope, &event).await.unwrap();
     }
+    // Entries of one millisecond are ordered by id: Bob's come strictly later.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     for i in 0..5 {
         let mut event = NewAuditEvent::new(AuditAction::MemberRemoved, "Bob@acme.test");
         event.target = format!("member_{i}");
