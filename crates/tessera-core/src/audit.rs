@@ -41,6 +41,7 @@ word_enum!(
         CallbackSigningSecretRevealed = "callback_signing_secret.revealed",
         CallbackSigningSecretRotated = "callback_signing_secret.rotated",
         CallbackRedelivered = "callback.redelivered",
+        CallbackRetriesCanceled = "callback.retries_canceled",
         CallbackTestSent = "callback.test_sent",
         CallbackEmailAdded = "callback_email.added",
         CallbackEmailVerified = "callback_email.verified",

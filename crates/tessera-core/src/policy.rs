@@ -222,7 +222,7 @@ const ABILITIES: &[(&str, &[Action])] = {
         ),
         ("create and edit projects and batches", &[EditProjects]),
         (
-            "see callback deliveries, redeliver them and send test callbacks",
+            "see callback deliveries, redeliver them, cancel their retries and send test callbacks",
             &[ViewCallbacks, SendCallbacks],
         ),
         (

@@ -205,3 +205,21 @@ for (const table of document.querySelectorAll("table.list")) {
     });
   }
 }
+
+// Times: the server writes each moment as <time datetime="…Z">YYYY-MM-DD HH:MM:SS UTC</time>.
+// Here it is shown in the reader's own zone in the same format, with the zone's abbreviation
+// (or offset), and the UTC text kept on hover. Without this script the UTC text stays.
+(() => {
+  const format = new Intl.DateTimeFormat("en-US", {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hourCycle: "h23", timeZoneName: "short", numberingSystem: "latn",
+  });
+  for (const el of document.querySelectorAll("time[datetime]")) {
+    const at = new Date(el.getAttribute("datetime"));
+    if (Number.isNaN(at.getTime())) continue;
+    const part = Object.fromEntries(format.formatToParts(at).map((p) => [p.type, p.value]));
+    el.title = el.textContent.trim();
+    el.textContent = `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${part.timeZoneName}`;
+  }
+})();

@@ -5,7 +5,7 @@ use sqlx::{any::AnyRow, Row};
 pub use tessera_core::AuditAction;
 use tessera_core::{ids::AuditEventId, Scope};
 
-use crate::{new_id, now_ms, Store, StoreError, StoreResult};
+use crate::{new_id, now_ms, sql::Sql, Store, StoreError, StoreResult};
 
 /// An audit entry about to be written. `actor` is a label that survives the user (their email,
 /// or "operator (CLI)").
@@ -90,10 +90,40 @@ fn event_from_row(row: &AnyRow) -> StoreResult<AuditEvent> {
     })
 }
 
-/// Cursor format: `<created_at>.<id>` of the last event shown (keyset pagination).
-fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
+/// Cursor format: `<created_at>.<id>` of the last event shown (keyset pagination). `None` when
+/// it is not one (the page says so rather than guessing where to start).
+pub fn parse_audit_cursor(cursor: &str) -> Option<(i64, &str)> {
     let (at, id) = cursor.split_once('.')?;
+    if id.is_empty() || id.len() > 64 {
+        return None;
+    }
     Some((at.parse().ok()?, id))
+}
+
+/// Which entries of a log to show; every part is optional and they combine (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Part of the actor's label (an email, "API key …"), any case.
+    pub actor: Option<String>,
+    pub action: Option<AuditAction>,
+    /// Entries at or after this time (epoch ms).
+    pub from: Option<i64>,
+    /// Entries before this time (epoch ms).
+    pub before: Option<i64>,
+}
+
+/// `text` as a LIKE pattern matching it anywhere, its wildcards taken literally (`\` escapes).
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 impl Store {
@@ -112,19 +142,52 @@ impl Store {
         cursor: Option<&str>,
         limit: i64,
     ) -> StoreResult<AuditPage> {
-        let (before_at, before_id) = cursor.and_then(parse_cursor).unwrap_or((i64::MAX, ""));
-        let rows = sqlx::query(
-            "SELECT id, actor, action, target, detail, ip, created_at FROM audit_events \
-             WHERE team_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3) OR $3 = '') \
-             AND created_at <= $2 \
-             ORDER BY created_at DESC, id DESC LIMIT $4",
-        )
-        .bind(scope.team_id())
-        .bind(before_at)
-        .bind(before_id)
-        .bind(limit + 1)
-        .fetch_all(&self.reader)
-        .await?;
+        let after = cursor.and_then(parse_audit_cursor);
+        self.list_audit_filtered(scope, &AuditFilter::default(), after, limit)
+            .await
+    }
+
+    /// A page of the scope's team log matching `filter`, newest first, starting after the
+    /// entry `after` names (`created_at`, `id`), as the previous page's `next_cursor` gives.
+    pub async fn list_audit_filtered(
+        &self,
+        scope: &Scope,
+        filter: &AuditFilter,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> StoreResult<AuditPage> {
+        let mut q = Sql::new(self.dialect);
+        q.push("SELECT id, actor, action, target, detail, ip, created_at FROM audit_events WHERE ");
+        let mut c = q.conditions();
+        c.eq("team_id", scope.team_id());
+        if let Some(action) = filter.action {
+            c.eq("action", action.as_str());
+        }
+        if let Some(actor) = filter.actor.as_deref().filter(|a| !a.is_empty()) {
+            c.and()
+                .push("LOWER(actor) LIKE ")
+                .bind(contains_pattern(actor))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(from) = filter.from {
+            c.and().push("created_at >= ").bind(from);
+        }
+        if let Some(before) = filter.before {
+            c.and().push("created_at < ").bind(before);
+        }
+        if let Some((at, id)) = after {
+            c.and()
+                .push("(created_at < ")
+                .bind(at)
+                .push(" OR (created_at = ")
+                .bind(at)
+                .push(" AND id < ")
+                .bind(id)
+                .push("))");
+        }
+        q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .bind(limit + 1);
+        let rows = q.query().fetch_all(&self.reader).await?;
         let mut events = rows
             .iter()
             .map(event_from_row)
@@ -139,5 +202,18 @@ impl Store {
             events,
             next_cursor,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_search_takes_wildcards_literally() {
+        assert_eq!(contains_pattern("Ann_%"), "%ann\\_\\%%");
+        assert_eq!(parse_audit_cursor("12.evt_a"), Some((12, "evt_a")));
+        assert_eq!(parse_audit_cursor("x.evt_a"), None);
+        assert_eq!(parse_audit_cursor("12."), None);
     }
 }

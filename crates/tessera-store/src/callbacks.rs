@@ -363,6 +363,59 @@ impl Store {
             },
         }
     }
+
+    /// Stops retrying one of the scope's pending deliveries: it becomes `failed` now, with
+    /// `reason` as its last result (each attempt keeps its own status code), and a task's
+    /// `callback_succeeded` reads false as after the last retry. Workers claim only pending
+    /// deliveries, so it is never sent again unless redelivered; an attempt in flight when it
+    /// is canceled is recorded, but its outcome no longer changes the delivery (the finish
+    /// requires a pending delivery under the worker's lease). `InvalidState` once finished.
+    pub async fn cancel_delivery_retries(
+        &self,
+        scope: &Scope,
+        id: &str,
+        reason: &str,
+    ) -> StoreResult<Delivery> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE callback_deliveries SET status = 'failed', next_attempt_at = NULL, \
+             finished_at = $1, updated_at = $1, last_status_code = NULL, last_error = $2 \
+             WHERE id = $3 AND team_id = $4 AND mode = $5 AND status = 'pending' RETURNING {}",
+            *RETURNING_COLUMNS
+        ))
+        .bind(now)
+        .bind(reason)
+        .bind(id)
+        .bind(scope.team_id())
+        .bind(scope.mode().as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            drop(tx);
+            return match self.get_delivery(scope, id).await? {
+                Some(d) => Err(StoreError::InvalidState(d.status.as_str().to_owned())),
+                None => Err(StoreError::NotFound),
+            };
+        };
+        let delivery = delivery_from_row(&row)?;
+        let task: Vec<&str> = delivery.task_id.as_deref().into_iter().collect();
+        if let Some(task_id) = task.first() {
+            sqlx::query(
+                "UPDATE tasks SET callback_succeeded = 0 WHERE id = $1 AND team_id = $2 \
+                 AND callback_succeeded IS NULL",
+            )
+            .bind(*task_id)
+            .bind(scope.team_id())
+            .execute(&mut *tx)
+            .await?;
+            // `callback_succeeded` is part of the task: readers' caches must drop it.
+            self.announce_task_changes(&mut tx, &task).await?;
+        }
+        tx.commit().await?;
+        self.tasks_changed(task);
+        Ok(delivery)
+    }
 }
 
 impl CrossTenant {

@@ -46,7 +46,9 @@ use sqlx::{
 };
 pub use tessera_core::Scope;
 
-pub use audit::{AuditAction, AuditEvent, AuditPage, NewAuditEvent};
+pub use audit::{
+    parse_audit_cursor, AuditAction, AuditEvent, AuditFilter, AuditPage, NewAuditEvent,
+};
 pub use billing::{
     BilledTask, BillingAccount, CardSummary, ChargeDue, CloseOutcome, CreditEntry, Invoice,
     InvoiceDetail, InvoiceLine, NewPaymentAttempt, NewPrice, PaymentAttempt, Price, SpendState,

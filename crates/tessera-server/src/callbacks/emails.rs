@@ -2,6 +2,7 @@
 //! the team's email callbacks may go to, each confirmed by a link mailed to it. Adding one
 //! follows [`super::service::add_callback_email`].
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -45,7 +46,7 @@ struct Row {
     email: String,
     verified: bool,
     status: String,
-    added: String,
+    added: PageTime,
 }
 
 #[derive(Template)]
@@ -77,7 +78,7 @@ async fn list_page(
                 (None, Some(until)) => format!("link sent, works until {}", format_time(until)),
                 (None, None) => String::new(),
             },
-            added: format_time(e.created_at),
+            added: PageTime::at(e.created_at),
             id: e.id.into_string(),
             email: e.email,
         })

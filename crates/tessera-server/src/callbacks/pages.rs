@@ -2,6 +2,7 @@
 //! deliveries with their attempts, a filter by state, Redeliver, and Send test callback. The
 //! rules are in [`super::service`]; these handlers read the request and render.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -14,13 +15,13 @@ use serde::Deserialize;
 use tessera_core::{status::DeliveryStatus, Action, Scope};
 use tessera_store::{Delivery, DeliveryKind, NextStep};
 
-use super::service::{self, Redelivery};
+use super::service::{self, Redelivery, RetryCancel};
 use crate::{
     authz::{perm, Authorized},
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, redirect_with_warning, render, ClientIp, Form,
+        page, redirect_with_flash, redirect_with_warning, render, session::in_mode, ClientIp, Form,
         Layout, Path, Query, SignedIn, WebError, WebResult,
     },
 };
@@ -33,25 +34,34 @@ pub(super) fn router() -> Router<AppState> {
         .route("/callbacks/test", post(send_test))
         .route("/callbacks/{id}", get(detail))
         .route("/callbacks/{id}/redeliver", post(redeliver))
+        .route("/callbacks/{id}/cancel", post(cancel_retries))
 }
 
 struct Row {
     id: String,
+    /// The id shortened for the list (the full one is in its title and on the detail page).
+    short_id: String,
     kind: &'static str,
     subject: String,
+    /// The task a task callback is about (the "About" column links to it).
+    task_id: Option<String>,
+    short_task_id: String,
     target: String,
     status: &'static str,
     attempts: i64,
     last: String,
-    created: String,
-    next: String,
+    created: PageTime,
+    next: PageTime,
 }
 
 fn row(d: &Delivery) -> Row {
     Row {
         id: d.id.as_str().to_owned(),
+        short_id: shortened(d.id.as_str()),
         kind: d.kind.as_str(),
         subject: subject(d),
+        task_id: d.task_id.clone().filter(|_| d.kind == DeliveryKind::Task),
+        short_task_id: shortened(d.task_id.as_deref().unwrap_or_default()),
         target: d.target.clone(),
         status: d.status.as_str(),
         attempts: d.attempts,
@@ -60,12 +70,21 @@ fn row(d: &Delivery) -> Row {
             (None, Some(err)) => err.clone(),
             (None, None) => String::new(),
         },
-        created: format_time(d.created_at),
-        next: if d.status == DeliveryStatus::Pending {
-            d.next_attempt_at.map(format_time).unwrap_or_default()
-        } else {
-            String::new()
-        },
+        created: PageTime::at(d.created_at),
+        next: PageTime::maybe(
+            d.next_attempt_at
+                .filter(|_| d.status == DeliveryStatus::Pending),
+        ),
+    }
+}
+
+/// A long id cut to its prefix and first 8 characters after it (`msg_2266d9af…`): enough to
+/// tell rows apart, so the list keeps every column in view at desktop width.
+fn shortened(id: &str) -> String {
+    let start = id.find('_').map_or(0, |i| i + 1);
+    match id.char_indices().nth(start + 8) {
+        Some((cut, _)) if id.len() > cut + 1 => format!("{}…", &id[..cut]),
+        _ => id.to_owned(),
     }
 }
 
@@ -153,7 +172,7 @@ async fn list_page(
         if let Some(c) = &cursor {
             q.append_pair("cursor", c);
         }
-        format!("/callbacks?{}", q.finish())
+        in_mode(&format!("/callbacks?{}", q.finish()), scope.mode())
     };
     let tabs = [
         (DeliveryStatus::Pending, counts.pending),
@@ -195,7 +214,7 @@ async fn list(
 }
 
 struct AttemptRow {
-    when: String,
+    when: PageTime,
     status_code: String,
     latency_ms: i64,
     error: String,
@@ -211,9 +230,11 @@ struct DetailPage {
     delivery: Row,
     task_id: Option<String>,
     payload: Option<String>,
-    finished: String,
+    finished: PageTime,
     attempts: Vec<AttemptRow>,
     can_redeliver: bool,
+    /// Pending and the person may send callbacks: Cancel retries is offered.
+    can_cancel: bool,
 }
 
 async fn detail(
@@ -242,7 +263,7 @@ async fn detail(
         .await?
         .into_iter()
         .map(|a| AttemptRow {
-            when: format_time(a.at),
+            when: PageTime::at(a.at),
             status_code: a.status_code.map(|c| c.to_string()).unwrap_or_default(),
             latency_ms: a.latency_ms,
             error: a.error.unwrap_or_default(),
@@ -257,9 +278,10 @@ async fn detail(
         layout: Layout::signed_in(format!("Callback {}", delivery.id), &caller, "/callbacks"),
         can_redeliver: caller.may(Action::SendCallbacks)
             && delivery.status != DeliveryStatus::Pending,
+        can_cancel: caller.may(Action::SendCallbacks) && delivery.status == DeliveryStatus::Pending,
         task_id: delivery.task_id.clone(),
         payload,
-        finished: delivery.finished_at.map(format_time).unwrap_or_default(),
+        finished: PageTime::maybe(delivery.finished_at),
         delivery: row(&delivery),
         attempts,
     }))
@@ -274,7 +296,7 @@ async fn redeliver(
     if id.len() > 64 {
         return Err(WebError::NotFound);
     }
-    let here = format!("/callbacks/{id}");
+    let here = in_mode(&format!("/callbacks/{id}"), scope.mode());
     match service::redeliver(&state, &scope, &caller, &ip, &id).await? {
         Redelivery::Queued => Ok(redirect_with_flash(
             &here,
@@ -286,6 +308,44 @@ async fn redeliver(
             "This callback is still being delivered; redeliver it once it has succeeded or failed.",
         )),
         Redelivery::NotFound => Err(WebError::NotFound),
+    }
+}
+
+/// Cancel retries: a pending delivery stops being retried and reads failed.
+async fn cancel_retries(
+    State(state): State<AppState>,
+    Authorized { caller, scope, .. }: Authorized<perm::SendCallbacks, SignedIn>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    if id.len() > 64 {
+        return Err(WebError::NotFound);
+    }
+    let here = in_mode(&format!("/callbacks/{id}"), scope.mode());
+    match service::cancel_retries(&state, &scope, &caller, &ip, &id).await? {
+        RetryCancel::Canceled => Ok(redirect_with_flash(
+            &here,
+            "Retries canceled: this callback is not sent again (Redeliver sends it anew).",
+        )),
+        RetryCancel::Finished => Ok(redirect_with_warning(
+            &here,
+            "This callback has already finished; there are no retries to cancel.",
+        )),
+        RetryCancel::NotFound => Err(WebError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_shortened_after_their_prefix() {
+        assert_eq!(
+            super::shortened("msg_2266d9afbdbcce89fe12893e"),
+            "msg_2266d9af…"
+        );
+        assert_eq!(super::shortened("d6795003ca703f2da317c55f"), "d6795003…");
+        assert_eq!(super::shortened("msg_123456789"), "msg_123456789");
+        assert_eq!(super::shortened(""), "");
     }
 }
 

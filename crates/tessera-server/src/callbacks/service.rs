@@ -90,6 +90,54 @@ pub async fn redeliver(
     Ok(Redelivery::Queued)
 }
 
+/// How a request to stop retrying a delivery ended.
+pub enum RetryCancel {
+    /// Canceled: the delivery is failed and is not sent again.
+    Canceled,
+    /// It already succeeded or failed: nothing left to cancel.
+    Finished,
+    /// No such delivery in the scope.
+    NotFound,
+}
+
+/// Stops the retries of one of the scope's pending deliveries (a receiver that will never
+/// answer, or a callback nobody wants any more), with an audit entry. Nothing is sent, so it
+/// takes nothing from the send budget.
+pub async fn cancel_retries(
+    state: &AppState,
+    scope: &Scope,
+    who: &SignedIn,
+    ip: &ClientIp,
+    id: &str,
+) -> WebResult<RetryCancel> {
+    let reason = format!("retries canceled by {}", who.user.email);
+    let delivery = match state
+        .store
+        .cancel_delivery_retries(scope, id, &reason)
+        .await
+    {
+        Ok(delivery) => delivery,
+        Err(tessera_store::StoreError::InvalidState(_)) => return Ok(RetryCancel::Finished),
+        Err(tessera_store::StoreError::NotFound) => return Ok(RetryCancel::NotFound),
+        Err(err) => return Err(err.into()),
+    };
+    let event = audit::event(
+        who,
+        ip,
+        AuditAction::CallbackRetriesCanceled,
+        delivery.id.as_str(),
+        format!(
+            "{} mode, to {}, after {} attempt{}",
+            scope.mode(),
+            delivery.target,
+            delivery.attempts,
+            if delivery.attempts == 1 { "" } else { "s" }
+        ),
+    );
+    state.store.record_audit(scope, &event).await?;
+    Ok(RetryCancel::Canceled)
+}
+
 /// A test callback as sent: the delivery recorded for it and its one attempt.
 pub struct TestSent {
     pub delivery: Delivery,

@@ -2,6 +2,7 @@
 //! trust policy with this team's external ID filled in), a form per cloud, the connected
 //! integrations with Verify and Remove, and the proxy-mode switch.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
@@ -21,8 +22,8 @@ use crate::{
     authz::{perm, Authorized},
     state::AppState,
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Form, Layout, Path, SignedIn,
-        WebError, WebResult,
+        page, redirect_with_flash, render, ClientIp, Form, Layout, Path, SignedIn, WebError,
+        WebResult,
     },
 };
 
@@ -36,10 +37,11 @@ pub(super) struct Row {
     pub identity: String,
     pub buckets: String,
     pub fingerprint: Option<String>,
-    pub added: String,
+    pub added: PageTime,
+    pub added_by: String,
     /// `None`: never verified; `Some(None)`: worked; `Some(Some(reason))`: failed.
     pub verified: Option<Option<String>>,
-    pub verified_at: String,
+    pub verified_at: PageTime,
 }
 
 /// What a form had typed (secrets are never sent back), and its error.
@@ -117,13 +119,14 @@ fn row(i: &StorageIntegration) -> Row {
         identity,
         buckets,
         fingerprint: i.secret_fingerprint.clone(),
-        added: format!("{} by {}", format_time(i.created_at), i.created_by),
+        added: PageTime::at(i.created_at),
+        added_by: i.created_by.clone(),
         verified: i.verified_at.map(|_| {
             i.verify_error
                 .clone()
                 .filter(|_| i.verified_ok != Some(true))
         }),
-        verified_at: i.verified_at.map(format_time).unwrap_or_default(),
+        verified_at: PageTime::maybe(i.verified_at),
     }
 }
 

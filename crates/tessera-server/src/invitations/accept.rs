@@ -2,6 +2,7 @@
 //! account or a teamless one, and the pages for links that cannot be used. The link's token
 //! is all the request has, so the link is found through [`tessera_store::CrossTenant`].
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -110,7 +111,7 @@ struct AcceptPage {
     team_name: String,
     email: String,
     role_label: String,
-    expires: String,
+    expires: PageTime,
     existing_account: bool,
     error: Option<String>,
     name: String,
@@ -149,7 +150,7 @@ fn accept_page(
         team_name: link.team_name.clone(),
         email: link.invitation.email.clone(),
         role_label: link.invitation.role.label().to_owned(),
-        expires: format_time(link.link_expires_at),
+        expires: PageTime::at(link.link_expires_at),
         existing_account: existing,
         error,
         name: input.name.clone(),

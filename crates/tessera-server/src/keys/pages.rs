@@ -7,6 +7,7 @@
 //! signing secret with a 24-hour overlap); re-sealing everything under a new master key is the
 //! operator's master-key rotation ([`super::rotation`]), which changes no key's value.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -76,8 +77,8 @@ struct KeyRow {
     label: String,
     prefix: String,
     created_by: String,
-    created: String,
-    last_used: String,
+    created: PageTime,
+    last_used: PageTime,
     /// Its lifetime now: "never expires", "expires … (in 29 days)", "expired …".
     lifetime: String,
     /// Whether it no longer works (expired, or rolled and past its grace).
@@ -146,9 +147,9 @@ struct ModeSection {
     expiry_choices: Vec<Choice>,
     /// Why this section's Add key form was refused.
     form_error: Option<String>,
-    callback_created: String,
-    signing_created: String,
-    signing_previous_until: Option<String>,
+    callback_created: PageTime,
+    signing_created: PageTime,
+    signing_previous_until: Option<PageTime>,
 }
 
 /// A secret shown once on this page render.
@@ -258,11 +259,8 @@ fn key_row(key: &ApiKey, keys: &[ApiKey], now: i64) -> KeyRow {
         label: key.label.clone(),
         prefix: key.prefix.clone(),
         created_by: key.created_by_label.clone(),
-        created: format_time(key.created_at),
-        last_used: key
-            .last_used_at
-            .map(format_time)
-            .unwrap_or_else(|| "never".into()),
+        created: PageTime::at(key.created_at),
+        last_used: PageTime::maybe(key.last_used_at),
         lifetime: lifetime(key, now),
         refused: key.expires_at.is_some_and(|at| at <= now),
         rolled,
@@ -290,11 +288,11 @@ async fn mode_section(
         draft_label: draft.map(|d| d.label.clone()).unwrap_or_default(),
         form_error: draft.map(|d| d.error.clone()),
         expiry_choices: expiry_choices(draft.and_then(|d| d.expiry).unwrap_or(KeyExpiry::Never)),
-        signing_created: format_time(signing.created_at),
+        signing_created: PageTime::at(signing.created_at),
         signing_previous_until: signing
             .previous_until
             .filter(|until| *until > now && signing.previous_sealed.is_some())
-            .map(format_time),
+            .map(PageTime::at),
         mode: mode.as_str(),
         label: mode.label(),
         form_nonce: crate::crypto::random_token(),
@@ -304,7 +302,7 @@ async fn mode_section(
             .filter(|k| k.rolled.as_ref().is_none_or(|r| r.until > now))
             .map(|k| key_row(k, keys, now))
             .collect(),
-        callback_created: format_time(secret.created_at),
+        callback_created: PageTime::at(secret.created_at),
     })
 }
 

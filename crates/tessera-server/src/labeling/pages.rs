@@ -1,6 +1,7 @@
 //! The labeling pages and their forms: thin handlers over `service`, and the task page's
 //! view (lease countdown, response editor, box annotator, choice buttons, Submit & next).
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::{FromRequest, Request, State},
@@ -18,8 +19,8 @@ use super::service::{self, Labeling, Refusal};
 use crate::{
     state::AppState,
     web::{
-        csrf::OversizedForm, format_time, humanize_ms, page, redirect_with_flash, render, Form,
-        Layout, Path, SignedIn, WebError, WebResult,
+        csrf::OversizedForm, humanize_ms, page, redirect_with_flash, render, Form, Layout, Path,
+        SignedIn, WebError, WebResult,
     },
 };
 
@@ -103,7 +104,7 @@ struct TaskPage {
     hold_note: Option<String>,
     /// The task is pending and nobody else holds it: Submit and Extend are offered.
     workable: bool,
-    created: String,
+    created: PageTime,
     error: Option<String>,
     /// A confirmation (lease extended).
     notice: Option<String>,
@@ -254,7 +255,7 @@ async fn task_page(
         lease,
         hold_note,
         workable,
-        created: format_time(task.created_at),
+        created: PageTime::at(task.created_at),
         error,
         notice: None,
         confirm_empty: false,

@@ -5,6 +5,7 @@
 //! Every step runs in test mode (whatever the dashboard shows) and goes through the same
 //! services and policy as the keys, team and API pages.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -27,8 +28,8 @@ use crate::{
     state::AppState,
     tasks::service::{self as tasks, CreateError, CreateRequest},
     web::{
-        format_time, page, redirect_with_flash, render, session::in_mode, ClientIp, Form, Layout,
-        SignedIn, Viewer, WebError, WebResult,
+        page, redirect_with_flash, render, session::in_mode, ClientIp, Form, Layout, SignedIn,
+        Viewer, WebError, WebResult,
     },
 };
 
@@ -92,7 +93,7 @@ struct GetStartedPage {
 struct TaskSummary {
     id: String,
     status: &'static str,
-    created: String,
+    created: PageTime,
     href: String,
 }
 
@@ -204,7 +205,7 @@ async fn get_started_page(
             href: in_mode(&format!("/tasks/{}", t.id), Mode::Test),
             id: t.id,
             status: t.status.as_str(),
-            created: format_time(t.created_at),
+            created: PageTime::at(t.created_at),
         }),
         last_delivery: last_delivery.map(|d| DeliverySummary {
             href: in_mode(&format!("/callbacks/{}", d.id), Mode::Test),

@@ -1,6 +1,7 @@
 //! Projects on the dashboard (Members and up; Managers edit), scoped by the live/test
 //! switch: the project list and a project's detail with its params history and batches.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
@@ -13,17 +14,14 @@ use crate::{
     authz::{perm, Authorized},
     state::AppState,
     tasks::pages::{choices, pretty, type_names, Choice},
-    web::{
-        format_time, page, redirect_with_flash, render, Form, Layout, Query, SignedIn, WebError,
-        WebResult,
-    },
+    web::{page, redirect_with_flash, render, Form, Layout, Query, SignedIn, WebError, WebResult},
 };
 
 struct ProjectRow {
     name: String,
     display: String,
     task_type: String,
-    created: String,
+    created: PageTime,
 }
 
 #[derive(Template)]
@@ -58,7 +56,7 @@ async fn projects_page(
             display: format!("{team} / {}", p.name),
             name: p.name,
             task_type: p.task_type.as_str().to_owned(),
-            created: format_time(p.created_at),
+            created: PageTime::at(p.created_at),
         })
         .collect();
     Ok(ProjectsPage {
@@ -144,7 +142,7 @@ pub(crate) fn project_link(name: &str) -> String {
 struct BatchRow {
     name: String,
     status: String,
-    created: String,
+    created: PageTime,
     tasks_link: String,
 }
 
@@ -221,7 +219,7 @@ pub(crate) async fn project_page(
                 tasks_link: tasks_link(&b.name),
                 name: b.name,
                 status: b.status.as_str().to_owned(),
-                created: format_time(b.created_at),
+                created: PageTime::at(b.created_at),
             })
             .collect(),
         can_edit: who.may(Action::EditProjects),

@@ -5,6 +5,7 @@
 //! service's. Bad input shows the page again with the message (400, like the rest of the
 //! staff console) and changes nothing.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -29,8 +30,8 @@ use crate::{
     billing::service::{self, PriceChange, StaffChange},
     state::{AppState, Wrote},
     web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Form, Layout, Path, Query,
-        SignedIn, WebError, WebResult,
+        page, redirect_with_flash, render, ClientIp, Form, Layout, Path, Query, SignedIn, WebError,
+        WebResult,
     },
 };
 
@@ -60,7 +61,7 @@ const TEAMS_PAGE: i64 = 50;
 struct PriceRow {
     task_type: String,
     price: String,
-    since: String,
+    since: PageTime,
     by: String,
 }
 
@@ -91,7 +92,7 @@ struct BookQuery {
 }
 
 struct CreditRow {
-    when: String,
+    when: PageTime,
     amount: String,
     balance: String,
     reason: String,
@@ -132,7 +133,7 @@ fn price_rows(prices: Vec<tessera_store::Price>) -> Vec<PriceRow> {
                 .map(|c| Money::new(p.unit_amount, c).to_string())
                 .unwrap_or_else(|_| format!("{} {}", p.unit_amount, p.currency)),
             task_type: p.task_type,
-            since: format_time(p.effective_from),
+            since: PageTime::at(p.effective_from),
             by: p.created_by,
         })
         .collect()
@@ -254,7 +255,7 @@ async fn team_page(
         .await?
         .into_iter()
         .map(|c| CreditRow {
-            when: format_time(c.created_at),
+            when: PageTime::at(c.created_at),
             amount: money(c.amount),
             balance: money(c.balance_after),
             reason: c.reason,

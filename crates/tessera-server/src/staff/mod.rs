@@ -4,6 +4,7 @@
 pub mod billing;
 pub mod support;
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -20,10 +21,7 @@ use tessera_core::Action;
 use crate::{
     mail::MailBody,
     state::AppState,
-    web::{
-        format_time, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
-        WebResult,
-    },
+    web::{page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError, WebResult},
 };
 use support::{Operator, SupportError};
 
@@ -51,7 +49,7 @@ struct TeamRow {
     id: String,
     admin_email: String,
     members: i64,
-    created: String,
+    created: PageTime,
 }
 
 struct MailRow {
@@ -60,7 +58,7 @@ struct MailRow {
     subject: String,
     status: String,
     attempts: i64,
-    created: String,
+    created: PageTime,
     last_error: String,
 }
 
@@ -102,7 +100,7 @@ async fn outbox_page(state: &AppState, offset: i64) -> WebResult<(Vec<MailRow>, 
             subject: m.subject,
             status: m.status.as_str().to_owned(),
             attempts: m.attempts,
-            created: format_time(m.created_at),
+            created: PageTime::at(m.created_at),
             last_error: m.last_error.unwrap_or_default(),
         })
         .collect();
@@ -147,7 +145,7 @@ async fn console_page(
         .await?
         .into_iter()
         .map(|t| TeamRow {
-            created: format_time(t.team.created_at),
+            created: PageTime::at(t.team.created_at),
             id: t.team.id,
             name: t.team.name,
             admin_email: t.admin_email,
@@ -281,7 +279,7 @@ struct MailPage {
     to: String,
     subject: String,
     status: String,
-    created: String,
+    created: PageTime,
     text: String,
 }
 
@@ -311,7 +309,7 @@ async fn show_mail(
         to: mail.to,
         subject: mail.subject,
         status: mail.status.as_str().to_owned(),
-        created: format_time(mail.created_at),
+        created: PageTime::at(mail.created_at),
         text: redact_links(&body.text),
     }))
 }

@@ -2,6 +2,7 @@
 //! the task list with filters and pages, task detail with params, response, metadata,
 //! history, and accept/reject audits.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{
     extract::State,
@@ -24,8 +25,8 @@ use crate::{
     paging::{decode_token, encode_token},
     state::AppState,
     web::{
-        format_time, other_mode_offer, page, redirect_with_flash, render, session::in_mode,
-        FieldErrors, Layout, SignedIn, WebError, WebResult,
+        other_mode_offer, page, redirect_with_flash, render, session::in_mode, FieldErrors, Layout,
+        SignedIn, WebError, WebResult,
     },
 };
 
@@ -135,7 +136,7 @@ struct TaskRow {
     status: &'static str,
     project: String,
     batch: String,
-    created: String,
+    created: PageTime,
     review: &'static str,
 }
 
@@ -348,7 +349,7 @@ fn task_row(t: &Task) -> TaskRow {
         status: t.status.as_str(),
         project: t.project_name.clone().unwrap_or_default(),
         batch: t.batch_name.clone().unwrap_or_default(),
-        created: format_time(t.created_at),
+        created: PageTime::at(t.created_at),
         review: t.customer_review_status.map_or("", |r| r.as_str()),
     }
 }
@@ -358,11 +359,11 @@ struct CallbackRow {
     id: String,
     status: String,
     attempts: i64,
-    created: String,
+    created: PageTime,
 }
 
 struct HistoryRow {
-    when: String,
+    when: PageTime,
     actor: String,
     event: String,
     detail: String,
@@ -567,14 +568,14 @@ async fn task_page(
         .await?
         .ok_or(WebError::NotFound)?;
     let mut history = vec![HistoryRow {
-        when: format_time(task.created_at),
+        when: PageTime::at(task.created_at),
         actor: String::new(),
         event: "created".into(),
         detail: format!("{} mode", task.mode),
     }];
     if let (Some(at), true) = (task.completed_at, task.mode == Mode::Test) {
         history.push(HistoryRow {
-            when: format_time(at),
+            when: PageTime::at(at),
             actor: "test mode".into(),
             event: "completed".into(),
             detail: "synthetic response".into(),
@@ -582,7 +583,7 @@ async fn task_page(
     }
     for e in state.store.task_events(scope, &task.id).await? {
         history.push(HistoryRow {
-            when: format_time(e.at),
+            when: PageTime::at(e.at),
             actor: e.actor,
             event: e.event,
             detail: e.detail,
@@ -598,7 +599,7 @@ async fn task_page(
                 id: d.id.into_string(),
                 status: d.status.as_str().to_owned(),
                 attempts: d.attempts,
-                created: format_time(d.created_at),
+                created: PageTime::at(d.created_at),
             })
             .collect()
     } else {

@@ -5,6 +5,7 @@
 //! [`tessera_core::handover::problem`]; support's way (CLI `set-admin`, the staff console)
 //! stays as it was.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
@@ -37,8 +38,8 @@ pub struct PendingRow {
     pub id: String,
     pub to_name: String,
     pub to_email: String,
-    pub offered: String,
-    pub expires: String,
+    pub offered: PageTime,
+    pub expires: PageTime,
     /// Why it can no longer be accepted, if it cannot (a new offer closes it).
     pub problem: Option<String>,
 }
@@ -75,8 +76,8 @@ pub async fn section(
             id: h.id,
             to_name: h.to_name,
             to_email: h.to_email,
-            offered: format_time(h.created_at),
-            expires: format_time(h.expires_at),
+            offered: PageTime::at(h.created_at),
+            expires: PageTime::at(h.expires_at),
             problem: stale,
         }),
         managers: members
@@ -162,7 +163,7 @@ struct ConfirmOfferPage {
     to_id: String,
     to_name: String,
     to_email: String,
-    expires: String,
+    expires: PageTime,
 }
 
 /// The confirm step: what handing over the role means, and the button that sends the offer.
@@ -184,7 +185,7 @@ pub(super) async fn confirm_offer(
         to_id: target.id,
         to_name: target.name,
         to_email: target.email,
-        expires: format_time(tessera_store::now_ms() + HANDOVER_TTL_MS),
+        expires: PageTime::at(tessera_store::now_ms() + HANDOVER_TTL_MS),
     }))
 }
 

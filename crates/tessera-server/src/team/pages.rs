@@ -1,5 +1,6 @@
 //! The "Your Team" page (members, invitations, roles, removal) and team details.
 
+use crate::web::PageTime;
 use askama::Template;
 use axum::{extract::State, http::StatusCode, response::Response};
 use serde::Deserialize;
@@ -17,8 +18,8 @@ use crate::{
     authz::{perm, Authorized},
     state::AppState,
     web::{
-        format_time, humanize_ms, page, redirect_with_flash, render, ClientIp, Layout, SignedIn,
-        WebError, WebResult,
+        humanize_ms, page, redirect_with_flash, render, ClientIp, Layout, SignedIn, WebError,
+        WebResult,
     },
 };
 
@@ -28,7 +29,7 @@ pub struct MemberRow {
     pub email: String,
     pub role: String,
     pub role_label: String,
-    pub joined: String,
+    pub joined: PageTime,
     pub is_admin: bool,
     pub is_self: bool,
     pub two_factor: bool,
@@ -40,7 +41,7 @@ pub struct InvitationRow {
     /// The role's word, for the role picker of a pending invitation.
     pub role: String,
     pub role_label: String,
-    pub expires: String,
+    pub expires: PageTime,
     pub expired: bool,
     pub sent_count: i64,
     /// While the resend interval since the last email runs: how long until Resend works
@@ -133,7 +134,7 @@ pub async fn team_page(
                 is_admin: role == Role::Admin,
                 role: role.as_str().to_owned(),
                 role_label: role.label().to_owned(),
-                joined: m.joined_team_at.map(format_time).unwrap_or_default(),
+                joined: PageTime::maybe(m.joined_team_at),
                 two_factor: with_two_factor.contains(&m.id),
                 name: m.name,
                 email: m.email,
@@ -150,7 +151,7 @@ pub async fn team_page(
                 .filter(|wait| *wait > 0)
                 .map(|wait| (humanize_ms(wait), wait)),
             expired: i.expires_at <= now,
-            expires: format_time(i.expires_at),
+            expires: PageTime::at(i.expires_at),
             role: i.role.as_str().to_owned(),
             role_label: i.role.label().to_owned(),
             sent_count: i.send_count,

@@ -516,14 +516,101 @@ pub fn local_path(raw: &str) -> Option<String> {
     Some(path)
 }
 
-/// Formats epoch milliseconds for pages: `2026-11-22 19:13 UTC`.
+/// Formats epoch milliseconds as text: `2026-11-22 19:13:05 UTC`. The one format for a moment
+/// in words (mails, messages, API errors); pages show a moment as a [`PageTime`], which carries
+/// the same text.
 pub fn format_time(ms: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    utc(ms)
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
 }
+
+/// ISO 8601 in UTC (`2026-11-22T19:13:05Z`), for machines: the `datetime` of a `<time>`.
+pub fn iso_time(ms: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    utc(ms)
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+fn utc(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// A moment on a page (or none: renders as nothing). It renders as
+/// `<time datetime="2026-11-22T19:13:05Z">2026-11-22 19:13:05 UTC</time>`, so without script
+/// the reader sees UTC, and app.js rewrites it into the reader's own zone with the UTC text on
+/// hover. One type, so every page shows times the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageTime(Option<i64>);
+
+impl PageTime {
+    /// The moment `ms` (epoch milliseconds).
+    pub fn at(ms: i64) -> Self {
+        Self(Some(ms))
+    }
+
+    /// A moment that may not have happened (yet): `None` renders as nothing.
+    pub fn maybe(ms: Option<i64>) -> Self {
+        Self(ms)
+    }
+
+    /// Whether there is no moment to show.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl std::fmt::Display for PageTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(ms) = self.0 else { return Ok(()) };
+        // Both texts are digits and fixed punctuation only, so the markup needs no escaping.
+        write!(
+            f,
+            r#"<time datetime="{}">{}</time>"#,
+            iso_time(ms),
+            format_time(ms)
+        )
+    }
+}
+
+impl askama::filters::HtmlSafe for PageTime {}
+
+/// Text that may wrap at its punctuation (a URL, an address, an event name): rendered
+/// HTML-escaped with a `<wbr>` after each `/ . ? & = _ - @ :`, so a narrow table column wraps
+/// it between its parts instead of letter by letter, and never wider than its longest part.
+pub struct Breakable<'a>(pub &'a str);
+
+/// `text` as [`Breakable`]; templates call `crate::web::breakable(x)`.
+pub fn breakable(text: &str) -> Breakable<'_> {
+    Breakable(text)
+}
+
+impl std::fmt::Display for Breakable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '&' => f.write_str("&amp;")?,
+                '<' => f.write_str("&lt;")?,
+                '>' => f.write_str("&gt;")?,
+                '"' => f.write_str("&quot;")?,
+                '\'' => f.write_str("&#39;")?,
+                c => f.write_char(c)?,
+            }
+            if matches!(c, '/' | '.' | '?' | '&' | '=' | '_' | '-' | '@' | ':') {
+                f.write_str("<wbr>")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Escapes everything itself (above), so askama must not escape it again.
+impl askama::filters::HtmlSafe for Breakable<'_> {}
 
 /// A short human phrase for a duration in milliseconds ("3 minutes").
 pub fn humanize_ms(ms: i64) -> String {
@@ -595,7 +682,16 @@ mod tests {
 
     #[test]
     fn formats_times() {
-        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(
+            PageTime::at(1_500).to_string(),
+            r#"<time datetime="1970-01-01T00:00:01Z">1970-01-01 00:00:01 UTC</time>"#
+        );
+        assert_eq!(PageTime::maybe(None).to_string(), "");
+        assert_eq!(
+            breakable("https://a.b/<x>?q=1&r").to_string(),
+            "https:<wbr>/<wbr>/<wbr>a.<wbr>b/<wbr>&lt;x&gt;?<wbr>q=<wbr>1&amp;<wbr>r"
+        );
         assert_eq!(humanize_ms(1_000), "1 second");
         assert_eq!(humanize_ms(61_000), "2 minutes");
         assert_eq!(humanize_ms(7_200_000), "2 hours");

@@ -120,7 +120,7 @@ async fn keys_modes_and_reveal(backend: Backend) {
         .await
         .body
         .contains("id=\"secret-value\""));
-    let log = admin.visit("/team/audit").await;
+    let log = admin.visit("/team/audit").await.without_wbr();
     assert!(
         log.body.contains("api_key.created")
             && log.body.contains("api_key.revealed")
@@ -1043,7 +1043,7 @@ async fn api_reinvite_with_another_role_changes_the_role(backend: Backend) {
         .filter(|m| m.to == "gus@reinvite.test")
         .count();
     assert_eq!(to_gus, 1, "within the resend interval: no second email");
-    let audit = admin.visit("/team/audit").await;
+    let audit = admin.visit("/team/audit").await.without_wbr();
     assert!(
         audit.body.contains("invitation.role_changed"),
         "{}",

@@ -79,6 +79,8 @@ enum Act {
     ViewCallbacks,
     ViewCallback,
     Redeliver,
+    /// Cancel retries of a pending delivery.
+    CancelRetries,
     SendTestCallback,
     ViewLabelQueue,
     LabelNext,
@@ -122,6 +124,7 @@ impl Act {
                 | Act::Remove
                 | Act::ViewCallback
                 | Act::Redeliver
+                | Act::CancelRetries
                 | Act::ViewLabelTask
                 | Act::SubmitLabel
                 | Act::ReleaseLabel
@@ -163,7 +166,7 @@ fn allowed(who: Who, act: Act) -> bool {
             matches!(who, Who::Admin | Who::Manager)
         }
         ViewProjects | CreateProject | ViewTasks | ViewTask | AuditTask | SwitchMode
-        | ViewCallbacks | ViewCallback | Redeliver | SendTestCallback => {
+        | ViewCallbacks | ViewCallback | Redeliver | CancelRetries | SendTestCallback => {
             matches!(who, Who::Admin | Who::Manager | Who::Member)
         }
         ViewLabelQueue | LabelNext | ViewLabelTask | SubmitLabel | ReleaseLabel
@@ -206,6 +209,9 @@ struct Ctx {
     manager_a: String,
     /// Finished callback deliveries (live mode) per team, each redelivered at most once.
     deliveries: Mutex<HashMap<String, Vec<String>>>,
+    /// Pending callback deliveries (live mode) per team, held under a long lease so no worker
+    /// finishes them: each is canceled at most once.
+    pending: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Ctx {
@@ -431,6 +437,43 @@ impl Ctx {
         .await;
     }
 
+    /// Queues `n` pending deliveries in each team that no worker takes (held under an hour's
+    /// lease, as a test send in progress is).
+    async fn pending_deliveries(&self, n: usize) {
+        for team in [&self.a, &self.b] {
+            let mut ids = Vec::new();
+            for _ in 0..n {
+                let delivery = self
+                    .app
+                    .store
+                    .start_delivery_now(
+                        &live_scope(team),
+                        &NewDelivery {
+                            kind: DeliveryKind::Test,
+                            batch_id: None,
+                            target: "https://pending.matrix.test/".into(),
+                            payload: "{}".into(),
+                        },
+                        3_600_000,
+                    )
+                    .await
+                    .unwrap();
+                ids.push(delivery.id.into_string());
+            }
+            self.pending.lock().unwrap().insert(team.id.clone(), ids);
+        }
+    }
+
+    fn pending_delivery(&self, team: &TeamCtx) -> String {
+        self.pending
+            .lock()
+            .unwrap()
+            .get_mut(&team.id)
+            .unwrap()
+            .pop()
+            .expect("enough pending deliveries prepared")
+    }
+
     fn delivery(&self, team: &TeamCtx) -> String {
         self.deliveries
             .lock()
@@ -534,10 +577,12 @@ async fn authorization_matrix(backend: Backend) {
         labeler_b: String::new(),
         manager_a: String::new(),
         deliveries: Mutex::new(HashMap::new()),
+        pending: Mutex::new(HashMap::new()),
     };
     ctx.labeler_b = ctx.member(&ctx.b, Role::Labeler).await.0;
     // One per person and team for Redeliver, one more for viewing.
     ctx.finished_deliveries(2 * 8).await;
+    ctx.pending_deliveries(2 * 8).await;
 
     // The Admin has two-factor sign-in on (their session predates it): requiring it of
     // the team needs that.
@@ -685,6 +730,7 @@ async fn authorization_matrix(backend: Backend) {
         Act::ViewCallbacks,
         Act::ViewCallback,
         Act::Redeliver,
+        Act::CancelRetries,
         Act::SendTestCallback,
         Act::ViewLabelQueue,
         Act::LabelNext,
@@ -1460,6 +1506,20 @@ async fn perform(
                 .post_form(&format!("/callbacks/{id}/redeliver"), &[])
                 .await;
             (p.status, read().await > before)
+        }
+        Act::CancelRetries => {
+            let id = ctx.pending_delivery(team);
+            let p = b.post_form(&format!("/callbacks/{id}/cancel"), &[]).await;
+            let status = store
+                .get_delivery(&live_scope(team), &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status;
+            (
+                p.status,
+                status == tessera_core::status::DeliveryStatus::Failed,
+            )
         }
         Act::SendTestCallback => {
             let target = format!("https://probe.matrix.test/{}", unique("probe"));

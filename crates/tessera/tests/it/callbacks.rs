@@ -1161,7 +1161,8 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert_eq!(
         p.location.as_deref(),
-        Some(format!("/callbacks/{webhook_id}").as_str())
+        Some(format!("/test/callbacks/{webhook_id}").as_str()),
+        "back to the page in the mode it showed"
     );
     let again = rx.wait_for("/re", 2).await;
     assert_eq!(
@@ -2239,3 +2240,125 @@ async fn test_callbacks_answer_at_once_and_are_never_retried(backend: Backend) {
     app.stop().await;
 }
 backend_test!(test_callbacks_answer_at_once_and_are_never_retried);
+
+/// Cancel retries on a pending delivery: it is failed at once, the worker never sends it again
+/// (its retry schedule would have), the task's `callback_succeeded` reads false, the audit log
+/// says who did it, and a finished delivery has nothing left to cancel. People without
+/// SendCallbacks (Labelers) are refused; the form is only on a pending delivery's page.
+async fn cancel_retries_stops_a_pending_delivery(backend: Backend) {
+    let app = TestApp::spawn_with(
+        &backend,
+        Options {
+            callback_retry: Some("300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms"),
+            ..Options::default()
+        },
+    )
+    .await;
+    let rx = Receiver::start().await;
+    rx.plan("/never", Plan::Always(500));
+    let mut admin = app.sign_up("cancel@acme.test", "Cancel Co").await;
+    let key = create_key(&mut admin, "test", "cb").await;
+    let api = Api::new(&app, &key);
+    let id = id_of(&create_task(&api, with_callback(categorization("c"), &rx.url("/never"))).await);
+    let webhook_id = rx.wait_for("/never", 1).await[0].webhook_id();
+
+    use_mode(&mut admin, "test").await;
+    let pending = admin.visit(&format!("/test/callbacks/{webhook_id}")).await;
+    assert_eq!(pending.status, StatusCode::OK);
+    assert!(
+        pending.body.contains("id=\"cancel-retries\""),
+        "{}",
+        pending.body
+    );
+    assert!(
+        pending.body.contains(&format!(
+            "action=\"/test/callbacks/{webhook_id}/cancel\" data-confirm="
+        )),
+        "the form asks first and stays in test mode"
+    );
+
+    let mut labeler = join_as(&app, &mut admin, "labeler.cancel@acme.test", "labeler").await;
+    let refused = labeler
+        .post_form(&format!("/test/callbacks/{webhook_id}/cancel"), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    let done = admin
+        .post_form(&format!("/test/callbacks/{webhook_id}/cancel"), &[])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("/test/callbacks/{webhook_id}").as_str())
+    );
+    let scope = task_scope(&app, &id).await;
+    let delivery = app
+        .store
+        .get_delivery(&scope, &webhook_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivery.status, DeliveryStatus::Failed);
+    assert_eq!(delivery.next_attempt_at, None);
+    assert_eq!(
+        delivery.last_error.as_deref(),
+        Some("retries canceled by cancel@acme.test")
+    );
+    // An attempt may have been in flight while canceling; after it, nothing more is sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = rx.hits("/never").len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.hits("/never").len(), sent, "never sent again");
+    assert!(!callback_succeeded(&api, &id).await);
+    let still = app
+        .store
+        .get_delivery(&scope, &webhook_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        still.status,
+        DeliveryStatus::Failed,
+        "an in-flight outcome does not revive it"
+    );
+
+    let page = admin.visit(&format!("/test/callbacks/{webhook_id}")).await;
+    assert!(
+        page.body.contains("id=\"delivery-state\">failed<"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("retries canceled by cancel@acme.test"));
+    assert!(
+        !page.body.contains("id=\"cancel-retries\""),
+        "nothing left to cancel"
+    );
+    let again = admin
+        .post_form(&format!("/test/callbacks/{webhook_id}/cancel"), &[])
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    let warned = admin.visit(&format!("/test/callbacks/{webhook_id}")).await;
+    assert!(
+        warned
+            .body
+            .contains("already finished; there are no retries to cancel"),
+        "{}",
+        warned.body
+    );
+
+    let audit = admin
+        .visit("/team/audit?action=callback.retries_canceled")
+        .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let table = extract_between(&audit.body, "id=\"audit\">", "</table>").expect("audit table");
+    assert_eq!(
+        table.matches("<tr><td class=\"when\">").count(),
+        1,
+        "{table}"
+    );
+    let text = table.replace("<wbr>", "");
+    assert!(text.contains("cancel@acme.test"), "{table}");
+    assert!(text.contains(&webhook_id), "{table}");
+    app.stop().await;
+}
+backend_test!(cancel_retries_stops_a_pending_delivery);

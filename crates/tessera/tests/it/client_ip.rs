@@ -50,8 +50,10 @@ async fn sign_up_and_read_audit(browser: &mut Browser, email: &str) -> String {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let log = browser.visit("/team/audit").await;
-    assert!(log.body.contains("team.signed_up"), "{}", log.body);
-    log.body
+    // Long values wrap at their punctuation (`<wbr>`); the test reads the text.
+    let text = log.body.replace("<wbr>", "");
+    assert!(text.contains("team.signed_up"), "{text}");
+    text
 }
 
 async fn trusted_proxy_forwards_client_ips(backend: Backend) {

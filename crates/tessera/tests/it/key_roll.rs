@@ -181,7 +181,7 @@ async fn keys_expire_and_roll(backend: Backend) {
     let new_row = row_of(&page.body, &hourly_new);
     assert!(new_row.contains(&format!("Replaces {}…", &monthly[..12])));
     assert!(new_row.contains("never expires"), "{new_row}");
-    let audit = admin.get("/team/audit").await;
+    let audit = admin.get("/team/audit").await.without_wbr();
     assert!(audit.body.contains("api_key.rolled"), "{}", audit.body);
     assert!(
         audit.body.contains("keeps working for 1 hour"),

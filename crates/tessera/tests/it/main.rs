@@ -6,6 +6,7 @@ mod helpers;
 mod accounts;
 mod admin_handover;
 mod api;
+mod audit_log;
 mod authz;
 mod billing;
 mod callbacks;

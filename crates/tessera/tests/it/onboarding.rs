@@ -76,7 +76,7 @@ async fn get_started_guides_a_new_team_to_a_test_task(backend: Backend) {
         "Python carries the key and the base URL"
     );
     assert!(made.body.contains("1 of 5 done"));
-    let audit = nina.visit("/team/audit").await;
+    let audit = nina.visit("/team/audit").await.without_wbr();
     assert!(
         audit.body.contains("Test key (Get started)"),
         "the key's creation is audited"

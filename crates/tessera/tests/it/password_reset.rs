@@ -186,7 +186,7 @@ async fn password_reset(backend: Backend) {
             ],
         )
         .await;
-    let log = signed_in.visit("/team/audit").await;
+    let log = signed_in.visit("/team/audit").await.without_wbr();
     assert!(log.body.contains("user.password_reset"), "{}", log.body);
 }
 backend_test!(password_reset);

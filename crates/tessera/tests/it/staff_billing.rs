@@ -333,7 +333,7 @@ async fn staff_manage_billing(backend: Backend) {
     );
 
     // Every change is in the team's audit log.
-    let audit = admin.visit("/team/audit").await;
+    let audit = admin.visit("/team/audit").await.without_wbr();
     for action in [
         "price.set",
         "credit.granted",
