@@ -145,12 +145,11 @@ window.addEventListener("pageshow", () => {
   if (draft.state !== "bounced" || location.pathname + location.search !== draft.page) return;
   const form = [...document.querySelectorAll("form")].find((f) => f.getAttribute("action") === draft.action);
   if (!form) return;
-  for (const [name, value, type] of draft.fields) {
-    const matches = [...form.elements].filter((el) => el.name === name);
-    for (const el of matches) {
-      if (type === "checkbox" || type === "radio") el.checked = el.value === value;
-      else el.value = value;
-    }
+  for (const el of form.elements) {
+    const saved = draft.fields.filter(([name]) => name === el.name);
+    if (saved.length === 0) continue;
+    if (el.type === "checkbox" || el.type === "radio") el.checked = saved.some(([, value]) => value === el.value);
+    else el.value = saved[0][1];
   }
   const note = document.createElement("p");
   note.className = "warning";

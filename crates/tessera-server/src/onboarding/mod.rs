@@ -301,18 +301,34 @@ async fn create_key(
     let master = &state.config.master_key;
     let value = match keys::create_api_key_once(&state.store, master, &scope, request).await? {
         Created::New(_, value) => value,
-        // The same form again: its key, if it is still there.
+        // The same form again: its key, if it still works (shown again, audited as a reveal).
         Created::Again {
             key,
             deleted: false,
-        } => keys::reveal_api_key(master, &key).map_err(WebError::Internal)?,
-        Created::Again { deleted: true, .. } => {
-            return Ok(redirect_with_flash("/", "That key was deleted since."))
+        } if key.rolled.is_none()
+            && tessera_core::keys::key_refusal(tessera_store::now_ms(), key.expires_at, None)
+                .is_none() =>
+        {
+            let event = audit::event(
+                &who,
+                &ip,
+                AuditAction::ApiKeyRevealed,
+                &key.prefix,
+                format!("Test key {} (Get started, form sent again)", key.label),
+            );
+            state.store.record_audit(&scope, &event).await?;
+            keys::reveal_api_key(master, &key).map_err(WebError::Internal)?
+        }
+        Created::Again { .. } => {
+            return Ok(redirect_with_flash(
+                "/",
+                "That key was deleted, rolled or has expired since.",
+            ))
         }
     };
-    Ok(page(
+    Ok(no_store(page(
         &get_started_page(&state, &who, Some(value), Problems::default()).await?,
-    ))
+    )))
 }
 
 /// Shows the newest test key in the snippets (audited as a reveal, as on the keys page).
@@ -334,9 +350,18 @@ async fn reveal_key(
         format!("Test key {} (Get started)", key.label),
     );
     state.store.record_audit(&scope, &event).await?;
-    Ok(page(
+    Ok(no_store(page(
         &get_started_page(&state, &who, Some(value), Problems::default()).await?,
-    ))
+    )))
+}
+
+/// A page that shows a key is never kept by the browser (no Back, no reload from cache).
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// Sends the sample task in test mode, as the snippets do: it completes at once and its

@@ -514,6 +514,8 @@ pub(super) async fn accept(
             )
         });
     }
+    // Whether the team may go live follows its Admin's verified address: read it afresh.
+    state.verified_teams.forget(scope.team_id());
     Ok(redirect_with_flash(
         "/team",
         &format!(

@@ -159,7 +159,16 @@ pub(crate) async fn load(parts: &mut Parts, state: &AppState) -> WebResult<Optio
     };
     let csrf = CsrfToken::from_request_parts(parts, state).await?;
     let test_url = parts.extensions.get::<TestUrl>().is_some();
-    let mode = if test_url { Mode::Test } else { dashboard_mode };
+    // The address says the mode: `/test/…` is test; a form sent to a live address of a mode
+    // page acts live, whatever another tab opened since (GETs of such addresses are sent to
+    // their `/test/` twin below when the person is in test mode).
+    let mode = if test_url {
+        Mode::Test
+    } else if parts.method != axum::http::Method::GET && is_mode_scoped(parts.uri.path()) {
+        Mode::Live
+    } else {
+        dashboard_mode
+    };
     if test_url && dashboard_mode != Mode::Test {
         // Opening a test page is opening test mode: the person's next page follows it.
         state.store.set_dashboard_mode(&user.id, Mode::Test).await?;
@@ -215,6 +224,11 @@ impl FromRequestParts<AppState> for SignedIn {
                     return Err(Redirect::to(&target).into_response());
                 }
                 Ok(signed_in)
+            }
+            // A form sent without a session: sign-in comes back to the page, not to the form's
+            // address (which answers POST only); the page's script restores the draft.
+            Ok(None) if parts.method != axum::http::Method::GET => {
+                Err(Redirect::to("/login").into_response())
             }
             Ok(None) => {
                 // Under `/test/…` the router sees the path without its prefix.

@@ -995,7 +995,7 @@ async fn email_callback_goes_to_the_mail_outbox(backend: Backend) {
         .post_form("/mode", &[("mode", "test"), ("back", "/callbacks")])
         .await;
     let redelivered = admin
-        .post_form(&format!("/callbacks/{}/redeliver", delivery.id), &[])
+        .post_form(&format!("/test/callbacks/{}/redeliver", delivery.id), &[])
         .await;
     assert_eq!(
         redelivered.status,
@@ -1156,7 +1156,7 @@ async fn dashboard_redelivers_and_sends_test_callbacks(backend: Backend) {
     use_mode(&mut admin, "test").await;
     admin.visit(&format!("/callbacks/{webhook_id}")).await;
     let p = admin
-        .post_form(&format!("/callbacks/{webhook_id}/redeliver"), &[])
+        .post_form(&format!("/test/callbacks/{webhook_id}/redeliver"), &[])
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert_eq!(
