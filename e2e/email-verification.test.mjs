@@ -109,7 +109,7 @@ describe('Tessera email verification in a real browser', { timeout: 6 * STEP_TIM
     await navigateBy(page, () => page.getByRole('button', { name: 'Resend the link' }).click());
     assert.equal(new URL(page.url()).pathname, '/team');
     assert.match(await page.locator('.flash[role="status"]').last().textContent(),
-      new RegExp(`We sent a new verification link to ${admin.email.replace(/\./g, '\\.')} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC`));
+      new RegExp(`We sent a new verification link to ${admin.email.replace(/\./g, '\\.')} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`));
   });
 
   step('the newest link, opened in another browser, verifies on confirm; the older one is dead', async () => {
