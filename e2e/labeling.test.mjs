@@ -359,7 +359,8 @@ print(json.dumps(scaleapi.ScaleClient(key, api_instance_url=url).get_task(task_i
     const nav = adminPage.getByRole('navigation', { name: 'Main' });
     await navigateBy(adminPage, () => nav.getByRole('link', { name: 'Callbacks', exact: true }).click());
     assert.equal(pathOf(adminPage), '/callbacks');
-    const row = adminPage.locator('#callbacks tbody tr', { hasText: `task ${taskId}` });
+    // The About cell shows the task id shortened; its link's title carries the whole id.
+    const row = adminPage.locator('#callbacks tbody tr', { has: adminPage.locator(`a[title="task ${taskId}"]`) });
     await waitFor('the delivery row to read "succeeded"', async () => {
       if (await row.count() !== 1) {
         await adminPage.reload();
